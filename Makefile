@@ -1,0 +1,49 @@
+# One entry point for set-up, build, tests and the example training.
+#   make train   # set everything up, then train integer vs float32 on the default dataset
+#   make test    # set everything up, then run the test suite
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BAZEL ?= bazel
+TRAIN_ARGS ?= --compare
+
+.PHONY: setup system venv build test train bench clean
+
+setup: system venv build
+
+# Debian/Ubuntu packages: Bazel (Debian's bazel-bootstrap builds offline) and g++.
+system:
+	@if ! command -v $(BAZEL) >/dev/null 2>&1 || ! command -v g++ >/dev/null 2>&1 \
+	    || ! $(PYTHON) -c "import venv, ensurepip" >/dev/null 2>&1; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q \
+	    --no-install-recommends bazel-bootstrap g++ python3-venv; \
+	fi
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: requirements.txt constraints.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt -c constraints.txt
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e . || $(PY) -m pip install -q --no-deps -e .
+	touch $@
+
+# Configure against the venv's TensorFlow, build, and put the library where
+# the Python package (and a wheel) finds it.
+build: venv
+	$(PY) configure.py
+	$(BAZEL) build //cc:_int_ops.so
+	install -m 644 bazel-bin/cc/_int_ops.so tf_int_ops/_int_ops.so
+
+test: setup
+	$(PY) -m pytest -q tests
+
+train: setup
+	$(PY) -m keras_int.examples.train $(TRAIN_ARGS)
+
+bench: setup
+	$(PY) benchmarks/ops.py
+
+clean:
+	$(BAZEL) clean
+	rm -f tf_int_ops/_int_ops.so .bazelrc.user

@@ -1,0 +1,162 @@
+#include "cc/core/conv.h"
+
+#include <cstring>
+#include <string>
+
+#include "cc/core/gemm.h"
+
+namespace keras_int {
+
+Status ComputeWindowGeometry(int64_t in, int64_t window, int64_t stride, int64_t dilation,
+                             bool same_padding, int64_t* out, int64_t* pad_before) {
+  if (stride < 1) return Status::Error("stride must be >= 1, got " + std::to_string(stride));
+  if (dilation < 1) return Status::Error("dilation must be >= 1, got " + std::to_string(dilation));
+  if (window < 1) return Status::Error("window size must be >= 1, got " + std::to_string(window));
+  const int64_t effective = (window - 1) * dilation + 1;
+  if (same_padding) {
+    *out = (in + stride - 1) / stride;
+    const int64_t pad_total = std::max<int64_t>((*out - 1) * stride + effective - in, 0);
+    *pad_before = pad_total / 2;
+  } else {
+    if (in < effective) {
+      return Status::Error("VALID padding: input size " + std::to_string(in) +
+                           " is smaller than the (dilated) window " + std::to_string(effective));
+    }
+    *out = (in - effective) / stride + 1;
+    *pad_before = 0;
+  }
+  return Status::OK();
+}
+
+Status ComputeConv2DGeometry(bool same_padding, Conv2DGeometry* g) {
+  KERAS_INT_RETURN_IF_ERROR(ComputeWindowGeometry(g->in_h, g->k_h, g->stride_h, g->dilation_h,
+                                                  same_padding, &g->out_h, &g->pad_top));
+  KERAS_INT_RETURN_IF_ERROR(ComputeWindowGeometry(g->in_w, g->k_w, g->stride_w, g->dilation_w,
+                                                  same_padding, &g->out_w, &g->pad_left));
+  return Status::OK();
+}
+
+namespace {
+
+// A[pixel, (kh, kw, c)] = x at the tap (kh, kw) of output pixel `pixel`.
+struct PatchRows {
+  const Conv2DGeometry& g;
+  const int8_t* x;
+  void ReadRow(int64_t pixel, int64_t k0, int64_t count, int8_t* out) const {
+    const int64_t ow = pixel % g.out_w;
+    const int64_t oh = (pixel / g.out_w) % g.out_h;
+    const int64_t n = pixel / (g.out_w * g.out_h);
+    int64_t c = k0 % g.in_c;
+    int64_t tap = k0 / g.in_c;
+    while (count > 0) {
+      const int64_t kh = tap / g.k_w, kw = tap % g.k_w;
+      const int64_t ih = oh * g.stride_h - g.pad_top + kh * g.dilation_h;
+      const int64_t iw = ow * g.stride_w - g.pad_left + kw * g.dilation_w;
+      const int64_t run = std::min(count, g.in_c - c);
+      if (ih >= 0 && ih < g.in_h && iw >= 0 && iw < g.in_w) {
+        std::memcpy(out, x + ((n * g.in_h + ih) * g.in_w + iw) * g.in_c + c, run);
+      } else {
+        std::memset(out, 0, run);
+      }
+      out += run;
+      count -= run;
+      c = 0;
+      ++tap;
+    }
+  }
+};
+
+// A[(n, h, w), (kh, kw, o)] = dy at the output pixel that tap (kh, kw) of
+// input pixel (h, w) feeds, or 0 where no output pixel does (strides, borders).
+struct ScatterRows {
+  const Conv2DGeometry& g;
+  const int8_t* dy;
+  void ReadRow(int64_t pixel, int64_t k0, int64_t count, int8_t* out) const {
+    const int64_t w = pixel % g.in_w;
+    const int64_t h = (pixel / g.in_w) % g.in_h;
+    const int64_t n = pixel / (g.in_w * g.in_h);
+    int64_t o = k0 % g.out_c;
+    int64_t tap = k0 / g.out_c;
+    while (count > 0) {
+      const int64_t kh = tap / g.k_w, kw = tap % g.k_w;
+      const int64_t th = h + g.pad_top - kh * g.dilation_h;
+      const int64_t tw = w + g.pad_left - kw * g.dilation_w;
+      const int64_t run = std::min(count, g.out_c - o);
+      const int64_t oh = th / g.stride_h, ow = tw / g.stride_w;
+      if (th >= 0 && tw >= 0 && th % g.stride_h == 0 && tw % g.stride_w == 0 && oh < g.out_h &&
+          ow < g.out_w) {
+        std::memcpy(out, dy + ((n * g.out_h + oh) * g.out_w + ow) * g.out_c + o, run);
+      } else {
+        std::memset(out, 0, run);
+      }
+      out += run;
+      count -= run;
+      o = 0;
+      ++tap;
+    }
+  }
+};
+
+// B[(kh, kw, o), c] = w[kh, kw, c, o]: the filter with in/out channels swapped.
+struct FilterTransposedRows {
+  const Conv2DGeometry& g;
+  const int8_t* w;
+  void ReadRow(int64_t k, int64_t c0, int64_t count, int8_t* out) const {
+    const int64_t tap = k / g.out_c, o = k % g.out_c;
+    const int8_t* p = w + (tap * g.in_c + c0) * g.out_c + o;
+    for (int64_t t = 0; t < count; ++t) out[t] = p[t * g.out_c];
+  }
+};
+
+// A[(kh, kw, c), pixel] = x at tap (kh, kw), channel c, of output pixel `pixel`.
+struct PatchColumns {
+  const Conv2DGeometry& g;
+  const int8_t* x;
+  void ReadRow(int64_t row, int64_t pixel0, int64_t count, int8_t* out) const {
+    const int64_t c = row % g.in_c;
+    const int64_t tap = row / g.in_c;
+    const int64_t kh = tap / g.k_w, kw = tap % g.k_w;
+    int64_t ow = pixel0 % g.out_w;
+    int64_t oh = (pixel0 / g.out_w) % g.out_h;
+    int64_t n = pixel0 / (g.out_w * g.out_h);
+    for (int64_t t = 0; t < count; ++t) {
+      const int64_t ih = oh * g.stride_h - g.pad_top + kh * g.dilation_h;
+      const int64_t iw = ow * g.stride_w - g.pad_left + kw * g.dilation_w;
+      out[t] = (ih >= 0 && ih < g.in_h && iw >= 0 && iw < g.in_w)
+                   ? x[((n * g.in_h + ih) * g.in_w + iw) * g.in_c + c]
+                   : 0;
+      if (++ow == g.out_w) {
+        ow = 0;
+        if (++oh == g.out_h) {
+          oh = 0;
+          ++n;
+        }
+      }
+    }
+  }
+};
+
+}  // namespace
+
+Status Conv2D(const Conv2DGeometry& g, const int8_t* x, const int8_t* w, int32_t* out,
+              const ParallelFor& parallel_for) {
+  const int64_t depth = g.k_h * g.k_w * g.in_c;
+  return Gemm(g.batch * g.out_h * g.out_w, g.out_c, depth, PatchRows{g, x},
+              StridedMatrix{w, g.out_c, 1}, out, parallel_for);
+}
+
+Status Conv2DBackpropInput(const Conv2DGeometry& g, const int8_t* w, const int8_t* dy,
+                           int32_t* dx, const ParallelFor& parallel_for) {
+  const int64_t depth = g.k_h * g.k_w * g.out_c;
+  return Gemm(g.batch * g.in_h * g.in_w, g.in_c, depth, ScatterRows{g, dy},
+              FilterTransposedRows{g, w}, dx, parallel_for);
+}
+
+Status Conv2DBackpropFilter(const Conv2DGeometry& g, const int8_t* x, const int8_t* dy,
+                            int32_t* dw, const ParallelFor& parallel_for) {
+  const int64_t depth = g.batch * g.out_h * g.out_w;
+  return Gemm(g.k_h * g.k_w * g.in_c, g.out_c, depth, PatchColumns{g, x},
+              StridedMatrix{dy, g.out_c, 1}, dw, parallel_for);
+}
+
+}  // namespace keras_int

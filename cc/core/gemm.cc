@@ -1,0 +1,38 @@
+#include "cc/core/gemm.h"
+
+namespace keras_int {
+namespace gemm_internal {
+
+void MicroKernelPortable(int64_t k_pairs, const int16_t* a, const int16_t* b, int32_t* c,
+                         int64_t ldc, bool accumulate) {
+  int32_t acc[kMR][kNR] = {};
+  for (int64_t p = 0; p < k_pairs; ++p) {
+    const int16_t* ap = a + p * 2 * kMR;
+    const int16_t* bp = b + p * 2 * kNR;
+    for (int r = 0; r < kMR; ++r) {
+      for (int j = 0; j < kNR; ++j) {
+        acc[r][j] += int32_t{ap[2 * r]} * bp[2 * j] + int32_t{ap[2 * r + 1]} * bp[2 * j + 1];
+      }
+    }
+  }
+  for (int r = 0; r < kMR; ++r) {
+    for (int j = 0; j < kNR; ++j) c[r * ldc + j] = (accumulate ? c[r * ldc + j] : 0) + acc[r][j];
+  }
+}
+
+MicroKernel SelectedMicroKernel() {
+  static const MicroKernel kernel =
+      __builtin_cpu_supports("avx2") ? MicroKernelAvx2 : MicroKernelPortable;
+  return kernel;
+}
+
+}  // namespace gemm_internal
+
+Status MatMul(const int8_t* x, const int8_t* w, int64_t M, int64_t N, int64_t K, bool transpose_x,
+              bool transpose_w, int32_t* out, const ParallelFor& parallel_for) {
+  const StridedMatrix a = transpose_x ? StridedMatrix{x, 1, M} : StridedMatrix{x, K, 1};
+  const StridedMatrix b = transpose_w ? StridedMatrix{w, 1, K} : StridedMatrix{w, N, 1};
+  return Gemm(M, N, K, a, b, out, parallel_for);
+}
+
+}  // namespace keras_int

@@ -1,0 +1,217 @@
+// Exact int8 x int8 -> int32 matrix multiplication.
+//
+// Operands are read through "row readers" so that the same blocked, packed
+// driver serves plain matrices (any strides, so transposes are free) and
+// convolutions (implicit im2col: no patch matrix is ever materialised).
+//
+//   A reader: void ReadRow(int64_t i, int64_t k0, int64_t kc, int8_t* out)
+//             out[t] = A[i, k0 + t]                      (A is M x K)
+//   B reader: void ReadRow(int64_t k, int64_t j0, int64_t nj, int8_t* out)
+//             out[t] = B[k, j0 + t]                      (B is K x N)
+//
+// Packed panels hold int8 values widened to int16 in (k, k+1) pairs, the
+// layout of AVX2's vpmaddwd, which multiplies int16 pairs and adds them into
+// int32 without saturation: exact for every int8 input. (vpmaddubsw, the
+// usual int8 instruction, saturates to int16 and is not.)
+#ifndef KERAS_INT_CC_CORE_GEMM_H_
+#define KERAS_INT_CC_CORE_GEMM_H_
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "cc/core/parallel.h"
+#include "cc/core/status.h"
+
+namespace keras_int {
+
+// |int8 * int8| <= 2**14, so a dot product of length K is exact in int32
+// while K * 2**14 < 2**31.
+constexpr int64_t kMaxExactDepth = 131071;
+
+namespace gemm_internal {
+
+constexpr int kMR = 6;    // rows of a micro-tile
+constexpr int kNR = 16;   // columns of a micro-tile (two AVX2 registers of int32)
+constexpr int kKC = 256;  // depth of a packed block (even)
+
+// C[0:MR, 0:NR] (row stride ldc) = (accumulate ? C : 0) + Apanel * Bpanel,
+// k_pairs pairs of depth.
+using MicroKernel = void (*)(int64_t k_pairs, const int16_t* a, const int16_t* b, int32_t* c,
+                             int64_t ldc, bool accumulate);
+
+void MicroKernelPortable(int64_t k_pairs, const int16_t* a, const int16_t* b, int32_t* c,
+                         int64_t ldc, bool accumulate);
+void MicroKernelAvx2(int64_t k_pairs, const int16_t* a, const int16_t* b, int32_t* c, int64_t ldc,
+                     bool accumulate);
+
+// The AVX2 kernel where the CPU has AVX2, the portable one elsewhere.
+MicroKernel SelectedMicroKernel();
+
+template <typename ReaderA>
+void PackA(const ReaderA& a, int64_t i0, int64_t rows, int64_t k0, int64_t kc, int16_t* dst) {
+  const int64_t k_pairs = (kc + 1) / 2;
+  int8_t row[kKC];
+  for (int r = 0; r < kMR; ++r) {
+    if (r < rows) {
+      a.ReadRow(i0 + r, k0, kc, row);
+    } else {
+      std::memset(row, 0, kc);
+    }
+    for (int64_t t = 0; t < kc; ++t) dst[(t >> 1) * 2 * kMR + 2 * r + (t & 1)] = row[t];
+    if (kc & 1) dst[(k_pairs - 1) * 2 * kMR + 2 * r + 1] = 0;
+  }
+}
+
+template <typename ReaderB>
+void PackB(const ReaderB& b, int64_t j0, int64_t cols, int64_t k0, int64_t kc, int16_t* dst) {
+  const int64_t k_pairs = (kc + 1) / 2;
+  int8_t row[kNR];
+  for (int64_t t = 0; t < kc; ++t) {
+    b.ReadRow(k0 + t, j0, cols, row);
+    int16_t* d = dst + (t >> 1) * 2 * kNR + (t & 1);
+    for (int j = 0; j < kNR; ++j) d[2 * j] = j < cols ? row[j] : 0;
+  }
+  if (kc & 1) {
+    int16_t* d = dst + (k_pairs - 1) * 2 * kNR + 1;
+    for (int j = 0; j < kNR; ++j) d[2 * j] = 0;
+  }
+}
+
+// C (M x N, row stride ldc) = A * B for K <= kMaxExactDepth.
+template <typename ReaderA, typename ReaderB>
+void GemmExact(int64_t M, int64_t N, int64_t K, const ReaderA& a, const ReaderB& b, int32_t* c,
+               int64_t ldc, const ParallelFor& parallel_for) {
+  if (M == 0 || N == 0) return;
+  if (K == 0) {
+    for (int64_t i = 0; i < M; ++i) std::fill(c + i * ldc, c + i * ldc + N, 0);
+    return;
+  }
+  const MicroKernel kernel = SelectedMicroKernel();
+  const int64_t n_panels = (N + kNR - 1) / kNR;
+  // Row blocks: at most 96 rows, and at least 4 blocks when M allows, so that
+  // both cores get work even for short, deep products (weight gradients).
+  int64_t mc = std::min<int64_t>(96, (M + 3) / 4);
+  mc = std::max<int64_t>(kMR, (mc + kMR - 1) / kMR * kMR);
+  const int64_t m_blocks = (M + mc - 1) / mc;
+  std::vector<int16_t> b_packed(n_panels * kNR * kKC);
+
+  for (int64_t k0 = 0; k0 < K; k0 += kKC) {
+    const int64_t kc = std::min<int64_t>(kKC, K - k0);
+    const int64_t k_pairs = (kc + 1) / 2;
+    const bool accumulate = k0 > 0;
+    parallel_for(n_panels, kNR * kc * 4, [&](int64_t begin, int64_t end) {
+      for (int64_t p = begin; p < end; ++p) {
+        PackB(b, p * kNR, std::min<int64_t>(kNR, N - p * kNR), k0, kc, &b_packed[p * kNR * kKC]);
+      }
+    });
+    parallel_for(m_blocks, mc * N * kc, [&](int64_t begin, int64_t end) {
+      std::vector<int16_t> a_packed(mc * kKC);
+      int32_t tile[kMR * kNR];
+      for (int64_t block = begin; block < end; ++block) {
+        const int64_t i_begin = block * mc;
+        const int64_t i_end = std::min(M, i_begin + mc);
+        for (int64_t i = i_begin; i < i_end; i += kMR) {
+          PackA(a, i, std::min<int64_t>(kMR, i_end - i), k0, kc, &a_packed[(i - i_begin) * kKC]);
+        }
+        for (int64_t p = 0; p < n_panels; ++p) {
+          const int64_t j = p * kNR;
+          const int64_t cols = std::min<int64_t>(kNR, N - j);
+          for (int64_t i = i_begin; i < i_end; i += kMR) {
+            const int64_t rows = std::min<int64_t>(kMR, i_end - i);
+            const int16_t* ap = &a_packed[(i - i_begin) * kKC];
+            const int16_t* bp = &b_packed[p * kNR * kKC];
+            int32_t* cp = c + i * ldc + j;
+            if (rows == kMR && cols == kNR) {
+              kernel(k_pairs, ap, bp, cp, ldc, accumulate);
+            } else {
+              // Edge tile: compute into a scratch tile, copy the valid part.
+              kernel(k_pairs, ap, bp, tile, kNR, false);
+              for (int64_t r = 0; r < rows; ++r) {
+                for (int64_t s = 0; s < cols; ++s) {
+                  cp[r * ldc + s] = (accumulate ? cp[r * ldc + s] : 0) + tile[r * kNR + s];
+                }
+              }
+            }
+          }
+        }
+      }
+    });
+  }
+}
+
+template <typename ReaderA>
+struct DepthOffsetA {
+  const ReaderA& a;
+  int64_t offset;
+  void ReadRow(int64_t i, int64_t k0, int64_t kc, int8_t* out) const {
+    a.ReadRow(i, k0 + offset, kc, out);
+  }
+};
+
+template <typename ReaderB>
+struct DepthOffsetB {
+  const ReaderB& b;
+  int64_t offset;
+  void ReadRow(int64_t k, int64_t j0, int64_t nj, int8_t* out) const {
+    b.ReadRow(k + offset, j0, nj, out);
+  }
+};
+
+}  // namespace gemm_internal
+
+// C (M x N, row-major) = A (M x K) * B (K x N), exact. Depths beyond
+// kMaxExactDepth are summed as exact int32 partial products in int64; a
+// result that does not fit int32 is an error, never a wrapped value.
+template <typename ReaderA, typename ReaderB>
+Status Gemm(int64_t M, int64_t N, int64_t K, const ReaderA& a, const ReaderB& b, int32_t* c,
+            const ParallelFor& parallel_for) {
+  using namespace gemm_internal;
+  if (K <= kMaxExactDepth) {
+    GemmExact(M, N, K, a, b, c, N, parallel_for);
+    return Status::OK();
+  }
+  std::vector<int64_t> total(M * N, 0);
+  std::vector<int32_t> part(M * N);
+  for (int64_t k0 = 0; k0 < K; k0 += kMaxExactDepth) {
+    const int64_t kc = std::min(kMaxExactDepth, K - k0);
+    GemmExact(M, N, kc, DepthOffsetA<ReaderA>{a, k0}, DepthOffsetB<ReaderB>{b, k0}, part.data(), N,
+              parallel_for);
+    for (int64_t i = 0; i < M * N; ++i) total[i] += part[i];
+  }
+  for (int64_t i = 0; i < M * N; ++i) {
+    if (total[i] > INT32_MAX || total[i] < INT32_MIN) {
+      return Status::Error("int32 overflow: a dot product of depth " + std::to_string(K) +
+                           " sums to " + std::to_string(total[i]) +
+                           ", outside the int32 range of the accumulator");
+    }
+    c[i] = static_cast<int32_t>(total[i]);
+  }
+  return Status::OK();
+}
+
+// A row reader over a strided int8 matrix: element (r, k) at data[r*rs + k*cs].
+struct StridedMatrix {
+  const int8_t* data;
+  int64_t row_stride;
+  int64_t col_stride;
+  void ReadRow(int64_t r, int64_t k0, int64_t count, int8_t* out) const {
+    const int8_t* p = data + r * row_stride + k0 * col_stride;
+    if (col_stride == 1) {
+      std::memcpy(out, p, count);
+    } else {
+      for (int64_t t = 0; t < count; ++t) out[t] = p[t * col_stride];
+    }
+  }
+};
+
+// Plain matrix product with optional transposes: x is M x K (K x M if
+// transpose_x), w is K x N (N x K if transpose_w).
+Status MatMul(const int8_t* x, const int8_t* w, int64_t M, int64_t N, int64_t K, bool transpose_x,
+              bool transpose_w, int32_t* out, const ParallelFor& parallel_for);
+
+}  // namespace keras_int
+
+#endif  // KERAS_INT_CC_CORE_GEMM_H_

@@ -1,0 +1,109 @@
+#include "cc/core/pool.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "cc/core/conv.h"
+
+namespace keras_int {
+
+Status ComputePoolGeometry(bool same_padding, PoolGeometry* g) {
+  KERAS_INT_RETURN_IF_ERROR(
+      ComputeWindowGeometry(g->in_h, g->k_h, g->stride_h, 1, same_padding, &g->out_h, &g->pad_top));
+  return ComputeWindowGeometry(g->in_w, g->k_w, g->stride_w, 1, same_padding, &g->out_w,
+                               &g->pad_left);
+}
+
+namespace {
+
+// Calls fn(input_pixel_offset) for each in-bounds tap of the window of
+// output pixel (n, oh, ow), in row-major window order.
+template <typename Fn>
+void ForEachTap(const PoolGeometry& g, int64_t n, int64_t oh, int64_t ow, Fn fn) {
+  const int64_t h0 = oh * g.stride_h - g.pad_top, w0 = ow * g.stride_w - g.pad_left;
+  for (int64_t h = std::max<int64_t>(h0, 0); h < std::min(h0 + g.k_h, g.in_h); ++h) {
+    for (int64_t w = std::max<int64_t>(w0, 0); w < std::min(w0 + g.k_w, g.in_w); ++w) {
+      fn(((n * g.in_h + h) * g.in_w + w) * g.channels);
+    }
+  }
+}
+
+int64_t TapCount(const PoolGeometry& g, int64_t oh, int64_t ow) {
+  const int64_t h0 = oh * g.stride_h - g.pad_top, w0 = ow * g.stride_w - g.pad_left;
+  const int64_t rows = std::min(h0 + g.k_h, g.in_h) - std::max<int64_t>(h0, 0);
+  const int64_t cols = std::min(w0 + g.k_w, g.in_w) - std::max<int64_t>(w0, 0);
+  return rows * cols;
+}
+
+}  // namespace
+
+void MaxPool(const PoolGeometry& g, const int8_t* x, int8_t* y) {
+  for (int64_t n = 0; n < g.batch; ++n) {
+    for (int64_t oh = 0; oh < g.out_h; ++oh) {
+      for (int64_t ow = 0; ow < g.out_w; ++ow) {
+        int8_t* out = y + ((n * g.out_h + oh) * g.out_w + ow) * g.channels;
+        std::fill(out, out + g.channels, INT8_MIN);
+        ForEachTap(g, n, oh, ow, [&](int64_t offset) {
+          for (int64_t c = 0; c < g.channels; ++c) out[c] = std::max(out[c], x[offset + c]);
+        });
+      }
+    }
+  }
+}
+
+void MaxPoolGrad(const PoolGeometry& g, const int8_t* x, const int8_t* dy, int32_t* dx) {
+  std::fill(dx, dx + g.batch * g.in_h * g.in_w * g.channels, 0);
+  std::vector<int64_t> argmax(g.channels);
+  std::vector<int8_t> best(g.channels);
+  for (int64_t n = 0; n < g.batch; ++n) {
+    for (int64_t oh = 0; oh < g.out_h; ++oh) {
+      for (int64_t ow = 0; ow < g.out_w; ++ow) {
+        std::fill(best.begin(), best.end(), INT8_MIN);
+        std::fill(argmax.begin(), argmax.end(), -1);
+        ForEachTap(g, n, oh, ow, [&](int64_t offset) {
+          for (int64_t c = 0; c < g.channels; ++c) {
+            if (argmax[c] < 0 || x[offset + c] > best[c]) {
+              best[c] = x[offset + c];
+              argmax[c] = offset + c;
+            }
+          }
+        });
+        const int8_t* grad = dy + ((n * g.out_h + oh) * g.out_w + ow) * g.channels;
+        for (int64_t c = 0; c < g.channels; ++c) dx[argmax[c]] += grad[c];
+      }
+    }
+  }
+}
+
+void AvgPool(const PoolGeometry& g, const int8_t* x, int32_t* y) {
+  for (int64_t n = 0; n < g.batch; ++n) {
+    for (int64_t oh = 0; oh < g.out_h; ++oh) {
+      for (int64_t ow = 0; ow < g.out_w; ++ow) {
+        int32_t* out = y + ((n * g.out_h + oh) * g.out_w + ow) * g.channels;
+        std::fill(out, out + g.channels, 0);
+        ForEachTap(g, n, oh, ow, [&](int64_t offset) {
+          for (int64_t c = 0; c < g.channels; ++c) out[c] += x[offset + c];
+        });
+        const int32_t multiplier = AvgPoolMultiplier(TapCount(g, oh, ow));
+        for (int64_t c = 0; c < g.channels; ++c) out[c] *= multiplier;
+      }
+    }
+  }
+}
+
+void AvgPoolGrad(const PoolGeometry& g, const int8_t* dy, int32_t* dx) {
+  std::fill(dx, dx + g.batch * g.in_h * g.in_w * g.channels, 0);
+  for (int64_t n = 0; n < g.batch; ++n) {
+    for (int64_t oh = 0; oh < g.out_h; ++oh) {
+      for (int64_t ow = 0; ow < g.out_w; ++ow) {
+        const int8_t* grad = dy + ((n * g.out_h + oh) * g.out_w + ow) * g.channels;
+        const int32_t multiplier = AvgPoolMultiplier(TapCount(g, oh, ow));
+        ForEachTap(g, n, oh, ow, [&](int64_t offset) {
+          for (int64_t c = 0; c < g.channels; ++c) dx[offset + c] += grad[c] * multiplier;
+        });
+      }
+    }
+  }
+}
+
+}  // namespace keras_int

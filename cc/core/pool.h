@@ -1,0 +1,43 @@
+// Integer pooling, NHWC: max-pool forward/backward and average pooling with
+// the divisor folded in as an integer multiply (spec section 3).
+#ifndef KERAS_INT_CC_CORE_POOL_H_
+#define KERAS_INT_CC_CORE_POOL_H_
+
+#include <cstdint>
+
+#include "cc/core/status.h"
+
+namespace keras_int {
+
+struct PoolGeometry {
+  int64_t batch, in_h, in_w, channels;
+  int64_t k_h, k_w, stride_h, stride_w;
+  int64_t out_h, out_w, pad_top, pad_left;
+};
+
+// Fills out_h/out_w/pad_* (TensorFlow's SAME/VALID rules).
+Status ComputePoolGeometry(bool same_padding, PoolGeometry* g);
+
+// Average pooling divides by the number n of window elements inside the
+// input (TensorFlow's rule for SAME borders) as a multiply by round(2**16/n)
+// at exponent -16; n a power of two is exact.
+constexpr int kAvgPoolShift = 16;
+inline int32_t AvgPoolMultiplier(int64_t n) {
+  return static_cast<int32_t>(((int64_t{1} << (kAvgPoolShift + 1)) / n + 1) / 2);
+}
+
+// y = max over each window; padding never wins.
+void MaxPool(const PoolGeometry& g, const int8_t* x, int8_t* y);
+
+// dx[i] = sum of dy over the windows whose (first) maximum is element i.
+void MaxPoolGrad(const PoolGeometry& g, const int8_t* x, const int8_t* dy, int32_t* dx);
+
+// y = sum over each window * AvgPoolMultiplier(n), at exponent offset -16.
+void AvgPool(const PoolGeometry& g, const int8_t* x, int32_t* y);
+
+// dx[i] = sum over windows containing i of dy * AvgPoolMultiplier(n), offset -16.
+void AvgPoolGrad(const PoolGeometry& g, const int8_t* dy, int32_t* dx);
+
+}  // namespace keras_int
+
+#endif  // KERAS_INT_CC_CORE_POOL_H_

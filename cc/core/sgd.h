@@ -1,0 +1,27 @@
+// NITI's integer SGD update (spec section 6).
+#ifndef KERAS_INT_CC_CORE_SGD_H_
+#define KERAS_INT_CC_CORE_SGD_H_
+
+#include <cstdint>
+
+#include "cc/core/status.h"
+
+namespace keras_int {
+
+struct SgdOptions {
+  int mu = 5;             // update bit width: the normalised step size
+  int momentum = 0;       // in sixteenths, 0..16; 0 disables the buffer
+  int weight_decay = 0;   // adds weight_decay * w * 2**(b(g) - 15) to g before the shift
+};
+
+// Updates weights w (int8, or int16 when 16-bit weights are kept) in place
+// with the int32 gradient g; `momentum_buffer` (same type as w, may be null
+// when options.momentum == 0) is updated in place too. An all-zero gradient
+// changes nothing.
+template <typename T>
+Status IntegerSgdUpdate(T* w, const int32_t* g, int64_t n, const SgdOptions& options,
+                        T* momentum_buffer);
+
+}  // namespace keras_int
+
+#endif  // KERAS_INT_CC_CORE_SGD_H_

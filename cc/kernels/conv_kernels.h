@@ -1,0 +1,74 @@
+// Attribute and shape handling shared by the convolution kernels.
+#ifndef KERAS_INT_CC_KERNELS_CONV_KERNELS_H_
+#define KERAS_INT_CC_KERNELS_CONV_KERNELS_H_
+
+#include "cc/core/conv.h"
+#include "cc/kernels/common.h"
+
+namespace keras_int {
+
+class ConvAttrs {
+ public:
+  explicit ConvAttrs(::tensorflow::OpKernelConstruction* ctx) {
+    OP_REQUIRES_OK(ctx, GetPair(ctx, "strides", &stride_h_, &stride_w_));
+    OP_REQUIRES_OK(ctx, GetPair(ctx, "dilations", &dilation_h_, &dilation_w_));
+    OP_REQUIRES_OK(ctx, GetPadding(ctx, &same_));
+  }
+
+  // Geometry of x [N, H, W, C] convolved with a filter [KH, KW, C, O].
+  ::absl::Status Geometry(const ::tensorflow::TensorShape& x,
+                                const ::tensorflow::TensorShape& filter,
+                                Conv2DGeometry* g) const {
+    if (x.dims() != 4) {
+      return ::tensorflow::errors::InvalidArgument("conv2d: input must have rank 4 (NHWC), got shape ",
+                                                   x.DebugString());
+    }
+    if (filter.dims() != 4) {
+      return ::tensorflow::errors::InvalidArgument(
+          "conv2d: filter must have rank 4 (HWIO), got shape ", filter.DebugString());
+    }
+    if (x.dim_size(3) != filter.dim_size(2)) {
+      return ::tensorflow::errors::InvalidArgument(
+          "conv2d: input channels ", x.dim_size(3), " do not match the filter's input channels ",
+          filter.dim_size(2), " (input ", x.DebugString(), ", filter ", filter.DebugString(), ")");
+    }
+    *g = Conv2DGeometry{x.dim_size(0), x.dim_size(1), x.dim_size(2), x.dim_size(3),
+                        filter.dim_size(0), filter.dim_size(1), filter.dim_size(3),
+                        stride_h_, stride_w_, dilation_h_, dilation_w_, 0, 0, 0, 0};
+    return ToTf(ComputeConv2DGeometry(same_, g));
+  }
+
+ private:
+  int64_t stride_h_, stride_w_, dilation_h_, dilation_w_;
+  bool same_;
+};
+
+// Reads a 4-element int32 sizes tensor (input_sizes / filter_sizes).
+inline ::absl::Status ShapeFromSizes(const ::tensorflow::Tensor& sizes, const char* name,
+                                           ::tensorflow::TensorShape* shape) {
+  if (sizes.dims() != 1 || sizes.NumElements() != 4) {
+    return ::tensorflow::errors::InvalidArgument(name, " must be a vector of 4 sizes, got shape ",
+                                                 sizes.shape().DebugString());
+  }
+  auto v = sizes.flat<int32_t>();
+  for (int i = 0; i < 4; ++i) {
+    if (v(i) < 0) return ::tensorflow::errors::InvalidArgument(name, " must be non-negative");
+  }
+  *shape = ::tensorflow::TensorShape({v(0), v(1), v(2), v(3)});
+  return ::absl::OkStatus();
+}
+
+inline ::absl::Status CheckOutBackprop(const Conv2DGeometry& g,
+                                             const ::tensorflow::Tensor& dy) {
+  const ::tensorflow::TensorShape expected({g.batch, g.out_h, g.out_w, g.out_c});
+  if (dy.shape() != expected) {
+    return ::tensorflow::errors::InvalidArgument("conv2d: out_backprop has shape ",
+                                                 dy.shape().DebugString(), ", expected ",
+                                                 expected.DebugString());
+  }
+  return ::absl::OkStatus();
+}
+
+}  // namespace keras_int
+
+#endif  // KERAS_INT_CC_KERNELS_CONV_KERNELS_H_

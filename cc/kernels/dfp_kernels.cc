@@ -1,0 +1,141 @@
+#include "cc/core/add.h"
+#include "cc/core/dfp.h"
+#include "cc/kernels/common.h"
+#include "tensorflow/core/framework/op_kernel.h"
+
+namespace keras_int {
+
+using ::tensorflow::DEVICE_CPU;
+using ::tensorflow::OpKernel;
+using ::tensorflow::OpKernelConstruction;
+using ::tensorflow::OpKernelContext;
+using ::tensorflow::Tensor;
+
+template <typename T>
+class QuantizeOp : public OpKernel {
+ public:
+  explicit QuantizeOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& x = ctx->input(0);
+    Tensor* q = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x.shape(), &q));
+    int exponent = 0;
+    KI_OP_REQUIRES_OK(ctx, Quantize<T>(x.flat<float>().data(), x.NumElements(),
+                                       q->flat<T>().data(), &exponent));
+    SetScalarInt32(ctx, 1, exponent);
+  }
+};
+
+template <typename T>
+class DequantizeOp : public OpKernel {
+ public:
+  explicit DequantizeOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& q = ctx->input(0);
+    int exponent;
+    OP_REQUIRES_OK(ctx, GetExponent(ctx, 1, "dequantize: exponent", kMinExponent, kMaxExponent,
+                                    &exponent));
+    Tensor* x = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, q.shape(), &x));
+    KI_OP_REQUIRES_OK(ctx, Dequantize<T>(q.flat<T>().data(), q.NumElements(), exponent,
+                                         x->flat<float>().data()));
+  }
+};
+
+template <typename T>
+class RequantizeOp : public OpKernel {
+ public:
+  explicit RequantizeOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, GetRounding(ctx, &rounding_));
+  }
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& acc = ctx->input(0);
+    int exponent;
+    OP_REQUIRES_OK(ctx, GetExponent(ctx, 1, "requantize: exponent", kMinAccExponent,
+                                    kMaxAccExponent, &exponent));
+    RoundingSeed seed;
+    OP_REQUIRES_OK(ctx, GetSeed(ctx, 2, &seed));
+    Tensor* q = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, acc.shape(), &q));
+    int out_exponent = 0;
+    KI_OP_REQUIRES_OK(ctx, Requantize<T>(acc.flat<int32_t>().data(), acc.NumElements(), exponent,
+                                         rounding_, seed, q->flat<T>().data(), &out_exponent,
+                                         MakeParallelFor(ctx)));
+    SetScalarInt32(ctx, 1, out_exponent);
+  }
+
+ private:
+  Rounding rounding_;
+};
+
+class RoundShiftOp : public OpKernel {
+ public:
+  explicit RoundShiftOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, GetRounding(ctx, &rounding_));
+    int64_t limit;
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("limit", &limit));
+    OP_REQUIRES(ctx, limit >= 0 && limit <= INT32_MAX,
+                ::tensorflow::errors::InvalidArgument("limit must be in [0, 2**31 - 1], got ", limit));
+    limit_ = static_cast<int32_t>(limit);
+  }
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& x = ctx->input(0);
+    const Tensor& shift = ctx->input(1);
+    OP_REQUIRES(ctx, ::tensorflow::TensorShapeUtils::IsScalar(shift.shape()),
+                ::tensorflow::errors::InvalidArgument("shift must be a scalar"));
+    RoundingSeed seed;
+    OP_REQUIRES_OK(ctx, GetSeed(ctx, 2, &seed));
+    Tensor* y = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x.shape(), &y));
+    KI_OP_REQUIRES_OK(ctx, RoundShiftTensor(x.flat<int32_t>().data(), x.NumElements(),
+                                            shift.scalar<int32_t>()(), rounding_, seed, limit_,
+                                            y->flat<int32_t>().data()));
+  }
+
+ private:
+  Rounding rounding_;
+  int32_t limit_;
+};
+
+class AlignedAddOp : public OpKernel {
+ public:
+  explicit AlignedAddOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& a = ctx->input(0);
+    const Tensor& b = ctx->input(2);
+    OP_REQUIRES(ctx, a.shape() == b.shape(),
+                ::tensorflow::errors::InvalidArgument("add: a and b must have the same shape, got ",
+                                                      a.shape().DebugString(), " and ",
+                                                      b.shape().DebugString()));
+    int ea, eb;
+    OP_REQUIRES_OK(ctx, GetExponent(ctx, 1, "add: a_exponent", kMinExponent, kMaxExponent, &ea));
+    OP_REQUIRES_OK(ctx, GetExponent(ctx, 3, "add: b_exponent", kMinExponent, kMaxExponent, &eb));
+    Tensor* acc = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, a.shape(), &acc));
+    int acc_exponent;
+    AlignedAdd(a.flat<int8_t>().data(), ea, b.flat<int8_t>().data(), eb, a.NumElements(),
+               acc->flat<int32_t>().data(), &acc_exponent);
+    SetScalarInt32(ctx, 1, acc_exponent);
+  }
+};
+
+REGISTER_KERNEL_BUILDER(
+    Name("IntOps>Quantize").Device(DEVICE_CPU).TypeConstraint<int8_t>("out_type"),
+    QuantizeOp<int8_t>);
+REGISTER_KERNEL_BUILDER(
+    Name("IntOps>Quantize").Device(DEVICE_CPU).TypeConstraint<int16_t>("out_type"),
+    QuantizeOp<int16_t>);
+REGISTER_KERNEL_BUILDER(Name("IntOps>Dequantize").Device(DEVICE_CPU).TypeConstraint<int8_t>("T"),
+                        DequantizeOp<int8_t>);
+REGISTER_KERNEL_BUILDER(Name("IntOps>Dequantize").Device(DEVICE_CPU).TypeConstraint<int16_t>("T"),
+                        DequantizeOp<int16_t>);
+REGISTER_KERNEL_BUILDER(
+    Name("IntOps>Requantize").Device(DEVICE_CPU).TypeConstraint<int8_t>("out_type"),
+    RequantizeOp<int8_t>);
+REGISTER_KERNEL_BUILDER(
+    Name("IntOps>Requantize").Device(DEVICE_CPU).TypeConstraint<int16_t>("out_type"),
+    RequantizeOp<int16_t>);
+REGISTER_KERNEL_BUILDER(Name("IntOps>RoundShift").Device(DEVICE_CPU), RoundShiftOp);
+REGISTER_KERNEL_BUILDER(Name("IntOps>AlignedAdd").Device(DEVICE_CPU), AlignedAddOp);
+
+}  // namespace keras_int

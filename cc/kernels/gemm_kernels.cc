@@ -1,0 +1,42 @@
+#include "cc/core/gemm.h"
+#include "cc/kernels/common.h"
+#include "tensorflow/core/framework/op_kernel.h"
+
+namespace keras_int {
+
+using ::tensorflow::OpKernel;
+using ::tensorflow::OpKernelConstruction;
+using ::tensorflow::OpKernelContext;
+using ::tensorflow::Tensor;
+
+class MatMulOp : public OpKernel {
+ public:
+  explicit MatMulOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("transpose_x", &transpose_x_));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("transpose_w", &transpose_w_));
+  }
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& x = ctx->input(0);
+    const Tensor& w = ctx->input(1);
+    OP_REQUIRES_OK(ctx, CheckRank(x, 2, "matmul: x"));
+    OP_REQUIRES_OK(ctx, CheckRank(w, 2, "matmul: w"));
+    const int64_t M = x.dim_size(transpose_x_ ? 1 : 0), K = x.dim_size(transpose_x_ ? 0 : 1);
+    const int64_t Kw = w.dim_size(transpose_w_ ? 1 : 0), N = w.dim_size(transpose_w_ ? 0 : 1);
+    OP_REQUIRES(ctx, K == Kw,
+                ::tensorflow::errors::InvalidArgument(
+                    "matmul: inner dimensions of x ", x.shape().DebugString(), " and w ",
+                    w.shape().DebugString(), " do not match (", K, " vs ", Kw, ")"));
+    Tensor* out = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, ::tensorflow::TensorShape({M, N}), &out));
+    KI_OP_REQUIRES_OK(ctx, MatMul(x.flat<int8_t>().data(), w.flat<int8_t>().data(), M, N, K,
+                                  transpose_x_, transpose_w_, out->flat<int32_t>().data(),
+                                  MakeParallelFor(ctx)));
+  }
+
+ private:
+  bool transpose_x_, transpose_w_;
+};
+
+REGISTER_KERNEL_BUILDER(Name("IntOps>MatMul").Device(::tensorflow::DEVICE_CPU), MatMulOp);
+
+}  // namespace keras_int

@@ -1,0 +1,137 @@
+#include <vector>
+
+#include "cc/core/conv.h"
+#include "cc/core/dfp.h"
+#include "cc/core/gemm.h"
+#include "cc/kernels/common.h"
+#include "cc/kernels/conv_kernels.h"
+#include "tensorflow/core/framework/op_kernel.h"
+#include "tensorflow/core/framework/resource_mgr.h"
+#include "tensorflow/core/framework/resource_var.h"
+
+namespace keras_int {
+
+using ::tensorflow::OpKernel;
+using ::tensorflow::OpKernelConstruction;
+using ::tensorflow::OpKernelContext;
+using ::tensorflow::Tensor;
+using ::tensorflow::TensorShape;
+
+namespace {
+
+// Shared steps of the layer ops: the input carrier to int8, the int32
+// accumulator back to an output carrier.
+class LayerOpBase : public OpKernel {
+ public:
+  explicit LayerOpBase(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, GetRounding(ctx, &rounding_));
+  }
+
+ protected:
+  // Quantizes input 0 into output 2 (x_q) and 3 (x_exponent).
+  bool QuantizeInput(OpKernelContext* ctx, const Tensor** x_q, int* x_exponent) {
+    const Tensor& x = ctx->input(0);
+    Tensor* q = nullptr;
+    ::absl::Status status = ctx->allocate_output(2, x.shape(), &q);
+    if (status.ok()) {
+      status = ToTf(Quantize<int8_t>(x.flat<float>().data(), x.NumElements(),
+                                     q->flat<int8_t>().data(), x_exponent));
+    }
+    if (!status.ok()) {
+      ctx->CtxFailure(__FILE__, __LINE__, status);
+      return false;
+    }
+    SetScalarInt32(ctx, 3, *x_exponent);
+    *x_q = q;
+    return true;
+  }
+
+  // Requantizes acc (at acc_exponent) into outputs 0 (carrier) and 1 (exponent).
+  void EmitOutput(OpKernelContext* ctx, const Tensor& acc, int acc_exponent) {
+    RoundingSeed seed;
+    OP_REQUIRES_OK(ctx, GetSeed(ctx, 3, &seed));
+    std::vector<int8_t> q(acc.NumElements());
+    int exponent;
+    KI_OP_REQUIRES_OK(ctx, Requantize<int8_t>(acc.flat<int32_t>().data(), acc.NumElements(),
+                                              acc_exponent, rounding_, seed, q.data(), &exponent,
+                                              MakeParallelFor(ctx)));
+    Tensor* y = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, acc.shape(), &y));
+    KI_OP_REQUIRES_OK(ctx, Dequantize<int8_t>(q.data(), q.size(), exponent, y->flat<float>().data()));
+    SetScalarInt32(ctx, 1, exponent);
+  }
+
+  // The int8 weights behind input 1, read under the variable's lock by fn.
+  template <typename Fn>
+  void WithWeights(OpKernelContext* ctx, const char* name, int rank, Fn fn) {
+    ::tensorflow::core::RefCountPtr<::tensorflow::Var> var;
+    OP_REQUIRES_OK(ctx, ::tensorflow::LookupResource(ctx, ::tensorflow::HandleFromInput(ctx, 1), &var));
+    ::tensorflow::tf_shared_lock lock(*var->mu());
+    const Tensor& w = *var->tensor();
+    OP_REQUIRES(ctx, w.dtype() == ::tensorflow::DT_INT8,
+                ::tensorflow::errors::InvalidArgument(name, " variable must be int8, got ",
+                                                      ::tensorflow::DataTypeString(w.dtype())));
+    OP_REQUIRES_OK(ctx, CheckRank(w, rank, name));
+    fn(w);
+  }
+
+  Rounding rounding_;
+};
+
+}  // namespace
+
+class DenseLayerOp : public LayerOpBase {
+ public:
+  using LayerOpBase::LayerOpBase;
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& x = ctx->input(0);
+    OP_REQUIRES_OK(ctx, CheckRank(x, 2, "dense: x"));
+    int w_exponent;
+    OP_REQUIRES_OK(ctx, GetExponent(ctx, 2, "dense: kernel_exponent", kMinExponent, kMaxExponent,
+                                    &w_exponent));
+    WithWeights(ctx, "dense: kernel", 2, [&](const Tensor& w) {
+      const int64_t M = x.dim_size(0), K = x.dim_size(1), N = w.dim_size(1);
+      OP_REQUIRES(ctx, w.dim_size(0) == K,
+                  ::tensorflow::errors::InvalidArgument("dense: input has ", K,
+                                                        " features, the kernel expects ",
+                                                        w.dim_size(0)));
+      const Tensor* x_q;
+      int x_exponent;
+      if (!QuantizeInput(ctx, &x_q, &x_exponent)) return;
+      Tensor acc(::tensorflow::DT_INT32, TensorShape({M, N}));
+      KI_OP_REQUIRES_OK(ctx, MatMul(x_q->flat<int8_t>().data(), w.flat<int8_t>().data(), M, N, K,
+                                    false, false, acc.flat<int32_t>().data(), MakeParallelFor(ctx)));
+      EmitOutput(ctx, acc, x_exponent + w_exponent);
+    });
+  }
+};
+
+class Conv2DLayerOp : public LayerOpBase {
+ public:
+  explicit Conv2DLayerOp(OpKernelConstruction* ctx) : LayerOpBase(ctx), attrs_(ctx) {}
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& x = ctx->input(0);
+    int w_exponent;
+    OP_REQUIRES_OK(ctx, GetExponent(ctx, 2, "conv2d: filter_exponent", kMinExponent, kMaxExponent,
+                                    &w_exponent));
+    WithWeights(ctx, "conv2d: filter", 4, [&](const Tensor& w) {
+      Conv2DGeometry g;
+      OP_REQUIRES_OK(ctx, attrs_.Geometry(x.shape(), w.shape(), &g));
+      const Tensor* x_q;
+      int x_exponent;
+      if (!QuantizeInput(ctx, &x_q, &x_exponent)) return;
+      Tensor acc(::tensorflow::DT_INT32, TensorShape({g.batch, g.out_h, g.out_w, g.out_c}));
+      KI_OP_REQUIRES_OK(ctx, Conv2D(g, x_q->flat<int8_t>().data(), w.flat<int8_t>().data(),
+                                    acc.flat<int32_t>().data(), MakeParallelFor(ctx)));
+      EmitOutput(ctx, acc, x_exponent + w_exponent);
+    });
+  }
+
+ private:
+  ConvAttrs attrs_;
+};
+
+REGISTER_KERNEL_BUILDER(Name("IntOps>Dense").Device(::tensorflow::DEVICE_CPU), DenseLayerOp);
+REGISTER_KERNEL_BUILDER(Name("IntOps>Conv2DLayer").Device(::tensorflow::DEVICE_CPU), Conv2DLayerOp);
+
+}  // namespace keras_int

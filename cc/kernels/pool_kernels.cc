@@ -1,0 +1,120 @@
+#include "cc/core/pool.h"
+#include "cc/kernels/common.h"
+#include "tensorflow/core/framework/op_kernel.h"
+
+namespace keras_int {
+
+using ::tensorflow::OpKernel;
+using ::tensorflow::OpKernelConstruction;
+using ::tensorflow::OpKernelContext;
+using ::tensorflow::Tensor;
+using ::tensorflow::TensorShape;
+
+// Pooling kernels share their attributes and geometry.
+class PoolOpBase : public OpKernel {
+ public:
+  explicit PoolOpBase(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, GetPair(ctx, "ksize", &k_h_, &k_w_));
+    OP_REQUIRES_OK(ctx, GetPair(ctx, "strides", &stride_h_, &stride_w_));
+    OP_REQUIRES_OK(ctx, GetPadding(ctx, &same_));
+    OP_REQUIRES(ctx, k_h_ * k_w_ <= (int64_t{1} << kAvgPoolShift),
+                ::tensorflow::errors::InvalidArgument("ksize: a window of more than 2**16 elements"));
+  }
+
+ protected:
+  ::absl::Status Geometry(const TensorShape& x, PoolGeometry* g) const {
+    if (x.dims() != 4) {
+      return ::tensorflow::errors::InvalidArgument("pool: input must have rank 4 (NHWC), got shape ",
+                                                   x.DebugString());
+    }
+    *g = PoolGeometry{x.dim_size(0), x.dim_size(1), x.dim_size(2), x.dim_size(3),
+                      k_h_, k_w_, stride_h_, stride_w_, 0, 0, 0, 0};
+    return ToTf(ComputePoolGeometry(same_, g));
+  }
+
+  static TensorShape OutShape(const PoolGeometry& g) {
+    return TensorShape({g.batch, g.out_h, g.out_w, g.channels});
+  }
+
+  static ::absl::Status CheckDy(const PoolGeometry& g, const Tensor& dy) {
+    if (dy.shape() != OutShape(g)) {
+      return ::tensorflow::errors::InvalidArgument("pool: dy has shape ", dy.shape().DebugString(),
+                                                   ", expected ", OutShape(g).DebugString());
+    }
+    return ::absl::OkStatus();
+  }
+
+ private:
+  int64_t k_h_, k_w_, stride_h_, stride_w_;
+  bool same_;
+};
+
+class MaxPoolOp : public PoolOpBase {
+ public:
+  using PoolOpBase::PoolOpBase;
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& x = ctx->input(0);
+    PoolGeometry g;
+    OP_REQUIRES_OK(ctx, Geometry(x.shape(), &g));
+    Tensor* y = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, OutShape(g), &y));
+    MaxPool(g, x.flat<int8_t>().data(), y->flat<int8_t>().data());
+  }
+};
+
+class MaxPoolGradOp : public PoolOpBase {
+ public:
+  using PoolOpBase::PoolOpBase;
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& x = ctx->input(0);
+    const Tensor& dy = ctx->input(1);
+    PoolGeometry g;
+    OP_REQUIRES_OK(ctx, Geometry(x.shape(), &g));
+    OP_REQUIRES_OK(ctx, CheckDy(g, dy));
+    Tensor* dx = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x.shape(), &dx));
+    MaxPoolGrad(g, x.flat<int8_t>().data(), dy.flat<int8_t>().data(), dx->flat<int32_t>().data());
+  }
+};
+
+class AvgPoolOp : public PoolOpBase {
+ public:
+  using PoolOpBase::PoolOpBase;
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& x = ctx->input(0);
+    PoolGeometry g;
+    OP_REQUIRES_OK(ctx, Geometry(x.shape(), &g));
+    Tensor* y = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, OutShape(g), &y));
+    AvgPool(g, x.flat<int8_t>().data(), y->flat<int32_t>().data());
+  }
+};
+
+class AvgPoolGradOp : public PoolOpBase {
+ public:
+  using PoolOpBase::PoolOpBase;
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& sizes = ctx->input(0);
+    OP_REQUIRES(ctx, sizes.dims() == 1 && sizes.NumElements() == 4,
+                ::tensorflow::errors::InvalidArgument("avg_pool_grad: input_sizes must have 4 elements"));
+    auto v = sizes.flat<int32_t>();
+    OP_REQUIRES(ctx, v(0) >= 0 && v(1) >= 0 && v(2) >= 0 && v(3) >= 0,
+                ::tensorflow::errors::InvalidArgument("avg_pool_grad: input_sizes must be non-negative"));
+    const TensorShape x_shape({v(0), v(1), v(2), v(3)});
+    const Tensor& dy = ctx->input(1);
+    PoolGeometry g;
+    OP_REQUIRES_OK(ctx, Geometry(x_shape, &g));
+    OP_REQUIRES_OK(ctx, CheckDy(g, dy));
+    Tensor* dx = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x_shape, &dx));
+    AvgPoolGrad(g, dy.flat<int8_t>().data(), dx->flat<int32_t>().data());
+  }
+};
+
+REGISTER_KERNEL_BUILDER(Name("IntOps>MaxPool").Device(::tensorflow::DEVICE_CPU), MaxPoolOp);
+REGISTER_KERNEL_BUILDER(Name("IntOps>MaxPoolGrad").Device(::tensorflow::DEVICE_CPU), MaxPoolGradOp);
+REGISTER_KERNEL_BUILDER(Name("IntOps>AvgPool").Device(::tensorflow::DEVICE_CPU), AvgPoolOp);
+REGISTER_KERNEL_BUILDER(Name("IntOps>AvgPoolGrad").Device(::tensorflow::DEVICE_CPU).HostMemory("input_sizes"),
+                        AvgPoolGradOp);
+
+}  // namespace keras_int

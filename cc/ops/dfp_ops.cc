@@ -1,0 +1,71 @@
+// Boundary conversions and requantization of DFP tensors.
+#include "tensorflow/core/framework/common_shape_fns.h"
+#include "tensorflow/core/framework/op.h"
+#include "tensorflow/core/framework/shape_inference.h"
+
+namespace keras_int {
+
+using ::tensorflow::shape_inference::InferenceContext;
+
+namespace {
+::absl::Status SameShapeAndScalarExponent(InferenceContext* c) {
+  c->set_output(0, c->input(0));
+  c->set_output(1, c->Scalar());
+  return ::absl::OkStatus();
+}
+}  // namespace
+
+REGISTER_OP("IntOps>Quantize")
+    .Input("x: float")
+    .Output("q: out_type")
+    .Output("exponent: int32")
+    .Attr("out_type: {int8, int16}")
+    .SetShapeFn(SameShapeAndScalarExponent)
+    .Doc("Exact float32 -> DFP conversion: q * 2**exponent ~= x (ALGORITHMS.md 1).");
+
+REGISTER_OP("IntOps>Dequantize")
+    .Input("q: T")
+    .Input("exponent: int32")
+    .Output("x: float")
+    .Attr("T: {int8, int16}")
+    .SetShapeFn(::tensorflow::shape_inference::UnchangedShape)
+    .Doc("x = q * 2**exponent as float32 (exact).");
+
+REGISTER_OP("IntOps>Requantize")
+    .Input("acc: int32")
+    .Input("exponent: int32")
+    .Input("seed: int64")
+    .Output("q: out_type")
+    .Output("out_exponent: int32")
+    .Attr("out_type: {int8, int16}")
+    .Attr("rounding: string = 'nearest'")
+    .SetShapeFn(SameShapeAndScalarExponent)
+    .Doc("int32 accumulator -> int8/int16 mantissas with a shared exponent (ALGORITHMS.md 2).");
+
+REGISTER_OP("IntOps>RoundShift")
+    .Input("x: int32")
+    .Input("shift: int32")
+    .Input("seed: int64")
+    .Output("y: int32")
+    .Attr("rounding: string = 'nearest'")
+    .Attr("limit: int = 2147483647")
+    .SetShapeFn(::tensorflow::shape_inference::UnchangedShape)
+    .Doc("y = clip(round(x / 2**shift), -limit, limit) on magnitudes.");
+
+REGISTER_OP("IntOps>AlignedAdd")
+    .Input("a: int8")
+    .Input("a_exponent: int32")
+    .Input("b: int8")
+    .Input("b_exponent: int32")
+    .Output("acc: int32")
+    .Output("acc_exponent: int32")
+    .SetShapeFn([](InferenceContext* c) {
+      ::tensorflow::shape_inference::ShapeHandle shape;
+      TF_RETURN_IF_ERROR(c->Merge(c->input(0), c->input(2), &shape));
+      c->set_output(0, shape);
+      c->set_output(1, c->Scalar());
+      return ::absl::OkStatus();
+    })
+    .Doc("a * 2**a_exponent + b * 2**b_exponent, exactly, as an int32 accumulator.");
+
+}  // namespace keras_int

@@ -1,0 +1,79 @@
+// Layer ops: float32 carriers in and out (values exactly q * 2**e), weights
+// read through their resource handle so that TensorFlow's tape connects the
+// int8 variable to the loss (ARCHITECTURE.md, "How integer tensors cross
+// TensorFlow's autodiff"). Everything inside is integer. Besides the output
+// carrier they return its exponent and the int8 input mantissas, which are
+// all the gradient keeps.
+#include "tensorflow/core/framework/op.h"
+#include "tensorflow/core/framework/shape_inference.h"
+
+namespace keras_int {
+
+using ::tensorflow::shape_inference::DimensionHandle;
+using ::tensorflow::shape_inference::InferenceContext;
+using ::tensorflow::shape_inference::ShapeHandle;
+
+namespace {
+// Shape of the variable behind a resource input, when the graph knows it.
+bool VariableShape(InferenceContext* c, int index, ShapeHandle* shape) {
+  const auto* data = c->input_handle_shapes_and_types(index);
+  if (data == nullptr || data->empty()) return false;
+  *shape = (*data)[0].shape;
+  return true;
+}
+}  // namespace
+
+REGISTER_OP("IntOps>Dense")
+    .Input("x: float")
+    .Input("kernel: resource")
+    .Input("kernel_exponent: int32")
+    .Input("seed: int64")
+    .Output("y: float")
+    .Output("y_exponent: int32")
+    .Output("x_q: int8")
+    .Output("x_exponent: int32")
+    .Attr("rounding: string = 'nearest'")
+    .SetShapeFn([](InferenceContext* c) {
+      ShapeHandle x, kernel;
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 2, &x));
+      DimensionHandle units = c->UnknownDim();
+      if (VariableShape(c, 1, &kernel) && c->RankKnown(kernel) && c->Rank(kernel) == 2) {
+        units = c->Dim(kernel, 1);
+      }
+      c->set_output(0, c->Matrix(c->Dim(x, 0), units));
+      c->set_output(1, c->Scalar());
+      c->set_output(2, x);
+      c->set_output(3, c->Scalar());
+      return ::absl::OkStatus();
+    })
+    .Doc("Integer dense layer: y = requantize(quantize(x) @ kernel).");
+
+REGISTER_OP("IntOps>Conv2DLayer")
+    .Input("x: float")
+    .Input("filter: resource")
+    .Input("filter_exponent: int32")
+    .Input("seed: int64")
+    .Output("y: float")
+    .Output("y_exponent: int32")
+    .Output("x_q: int8")
+    .Output("x_exponent: int32")
+    .Attr("strides: list(int) = [1, 1]")
+    .Attr("padding: string")
+    .Attr("dilations: list(int) = [1, 1]")
+    .Attr("rounding: string = 'nearest'")
+    .SetShapeFn([](InferenceContext* c) {
+      ShapeHandle x, filter;
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 4, &x));
+      DimensionHandle channels = c->UnknownDim();
+      if (VariableShape(c, 1, &filter) && c->RankKnown(filter) && c->Rank(filter) == 4) {
+        channels = c->Dim(filter, 3);
+      }
+      c->set_output(0, c->MakeShape({c->Dim(x, 0), c->UnknownDim(), c->UnknownDim(), channels}));
+      c->set_output(1, c->Scalar());
+      c->set_output(2, x);
+      c->set_output(3, c->Scalar());
+      return ::absl::OkStatus();
+    })
+    .Doc("Integer conv layer: y = requantize(conv2d(quantize(x), filter)).");
+
+}  // namespace keras_int

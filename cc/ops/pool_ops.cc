@@ -1,0 +1,63 @@
+#include "tensorflow/core/framework/op.h"
+#include "tensorflow/core/framework/shape_inference.h"
+
+namespace keras_int {
+
+using ::tensorflow::shape_inference::InferenceContext;
+using ::tensorflow::shape_inference::ShapeHandle;
+
+namespace {
+::absl::Status PoolShape(InferenceContext* c) {
+  ShapeHandle x;
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 4, &x));
+  c->set_output(0, c->MakeShape({c->Dim(x, 0), c->UnknownDim(), c->UnknownDim(), c->Dim(x, 3)}));
+  return ::absl::OkStatus();
+}
+::absl::Status SizesShape(InferenceContext* c, int index) {
+  ShapeHandle out;
+  TF_RETURN_IF_ERROR(c->MakeShapeFromShapeTensor(index, &out));
+  TF_RETURN_IF_ERROR(c->WithRank(out, 4, &out));
+  c->set_output(0, out);
+  return ::absl::OkStatus();
+}
+}  // namespace
+
+#define KI_POOL_ATTRS               \
+  Attr("ksize: list(int)")          \
+      .Attr("strides: list(int)")   \
+      .Attr("padding: string")
+
+REGISTER_OP("IntOps>MaxPool")
+    .Input("x: int8")
+    .Output("y: int8")
+    .KI_POOL_ATTRS
+    .SetShapeFn(PoolShape)
+    .Doc("Integer max pooling, NHWC; the exponent is unchanged.");
+
+REGISTER_OP("IntOps>MaxPoolGrad")
+    .Input("x: int8")
+    .Input("dy: int8")
+    .Output("dx: int32")
+    .KI_POOL_ATTRS
+    .SetShapeFn([](InferenceContext* c) {
+      c->set_output(0, c->input(0));
+      return ::absl::OkStatus();
+    })
+    .Doc("Routes each error to the first maximum of its window; int32 sums.");
+
+REGISTER_OP("IntOps>AvgPool")
+    .Input("x: int8")
+    .Output("acc: int32")
+    .KI_POOL_ATTRS
+    .SetShapeFn(PoolShape)
+    .Doc("Window sums times round(2**16 / n): the average at exponent offset -16.");
+
+REGISTER_OP("IntOps>AvgPoolGrad")
+    .Input("input_sizes: int32")
+    .Input("dy: int8")
+    .Output("acc: int32")
+    .KI_POOL_ATTRS
+    .SetShapeFn([](InferenceContext* c) { return SizesShape(c, 0); })
+    .Doc("Gradient of IntOps>AvgPool at exponent offset -16.");
+
+}  // namespace keras_int

@@ -1,0 +1,45 @@
+// The integer loss gradient and the integer weight update.
+#include "tensorflow/core/framework/op.h"
+#include "tensorflow/core/framework/shape_inference.h"
+
+namespace keras_int {
+
+using ::tensorflow::shape_inference::InferenceContext;
+using ::tensorflow::shape_inference::ShapeHandle;
+
+REGISTER_OP("IntOps>SoftmaxCrossEntropyGrad")
+    .Input("logits: int8")
+    .Input("exponent: int32")
+    .Input("labels: Tlabels")
+    .Input("seed: int64")
+    .Output("err: int8")
+    .Output("err_exponent: int32")
+    .Attr("Tlabels: {int32, int64} = DT_INT64")
+    .Attr("rounding: {'pseudo_stochastic', 'stochastic'} = 'pseudo_stochastic'")
+    .SetShapeFn([](InferenceContext* c) {
+      ShapeHandle logits;
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 2, &logits));
+      c->set_output(0, logits);
+      c->set_output(1, c->Scalar());
+      return ::absl::OkStatus();
+    })
+    .Doc("NITI's integer softmax cross-entropy gradient (ALGORITHMS.md 4).");
+
+REGISTER_OP("IntOps>SgdUpdate")
+    .Input("w: T")
+    .Input("grad: int32")
+    .Input("momentum_buffer: T")
+    .Input("mu: int32")
+    .Output("new_w: T")
+    .Output("new_momentum_buffer: T")
+    .Attr("T: {int8, int16}")
+    .Attr("momentum: int = 0")
+    .Attr("weight_decay: int = 0")
+    .SetShapeFn([](InferenceContext* c) {
+      c->set_output(0, c->input(0));
+      c->set_output(1, c->input(2));
+      return ::absl::OkStatus();
+    })
+    .Doc("NITI's integer SGD step (ALGORITHMS.md 6).");
+
+}  // namespace keras_int

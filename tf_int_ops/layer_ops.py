@@ -1,0 +1,249 @@
+"""Differentiable ops on float32 carriers, the building blocks of keras_int.
+
+A carrier is a float32 tensor whose values are exactly ``q * 2**e`` with int8
+``q``: converting it to ``(q, e)`` (``quantize``) and back (``dequantize``)
+is exact, so integer layers can sit in an ordinary Keras graph and be mixed
+with float layers. Every function here converts its carrier inputs to
+integers, works in integers, and returns a carrier; its gradient does the
+same with the error carrier and keeps only int8 mantissas (and int32
+exponents) of the forward pass, never float carriers.
+
+Weights are int8 variables read by the op through their resource handle:
+that is what lets ``tape.gradient(loss, int8_variable)`` return the int32
+weight gradient (see ARCHITECTURE.md).
+"""
+
+import tensorflow as tf
+from tensorflow.python.eager import tape as tape_lib
+
+from tf_int_ops import _loader
+from tf_int_ops import ops
+
+
+def _resource_variable(variable, name, fn):
+    """The tf.Variable behind `variable` (a tf.Variable or a Keras variable), watched."""
+    inner = variable
+    while not isinstance(inner, tf.Variable) and hasattr(inner, "value"):
+        inner = inner.value
+    if not isinstance(inner, tf.Variable):
+        raise ValueError(f"{fn}: {name} must be a variable (read through its handle), got {type(variable).__name__}")
+    if inner.dtype != tf.int8:
+        raise ValueError(f"{fn}: {name} must be an int8 variable, got {inner.dtype.name}")
+    # The op reads the variable through its handle; telling the tape makes the
+    # variable a source of the gradient, as reading it would.
+    tape_lib.variable_accessed(inner)
+    return inner
+
+
+def _carrier(x, name, fn):
+    x = tf.convert_to_tensor(x)
+    if x.dtype != tf.float32:
+        raise ValueError(f"{fn}: {name} must be a float32 carrier, got {x.dtype.name}")
+    return x
+
+
+def dense(x, kernel, kernel_exponent, rounding="nearest", seed=None):
+    """Integer dense layer on a carrier: ``requantize(quantize(x) @ kernel)``.
+
+    Args:
+      x: float32 carrier (or raw input, quantized exactly as the spec says),
+        shape ``[..., in]``.
+      kernel: int8 variable ``[in, units]``.
+      kernel_exponent: int32 scalar, the kernel's exponent.
+    Returns:
+      ``(y, y_exponent)``: the output carrier ``[..., units]`` and its exponent.
+
+    >>> w = tf.Variable(tf.ones([3, 2], tf.int8))
+    >>> y, e = dense(tf.constant([[0.5, 0.25, 1.0]]), w, -7)
+    """
+    fn = "dense"
+    x = _carrier(x, "x", fn)
+    variable = _resource_variable(kernel, "kernel", fn)
+    rounding = ops._rounding(rounding, fn)
+    if x.shape.rank is not None and x.shape.rank < 2:
+        raise ValueError(f"{fn}: x must have rank >= 2, got shape {x.shape}")
+    flat = x if x.shape.rank == 2 else tf.reshape(x, [-1, tf.shape(x)[-1]])
+    y, y_exponent, _, _ = _loader.load().int_ops_dense(
+        flat, variable.handle, ops._exponent(kernel_exponent, fn, "kernel_exponent"),
+        ops._seed(seed, rounding, fn), rounding=rounding)
+    if x.shape.rank != 2:
+        y = tf.reshape(y, tf.concat([tf.shape(x)[:-1], tf.shape(y)[-1:]], 0))
+    return y, y_exponent
+
+
+def conv2d(x, kernel, kernel_exponent, strides=1, padding="SAME", dilations=1,
+           rounding="nearest", seed=None):
+    """Integer 2-D convolution on an NHWC carrier with an int8 HWIO kernel variable.
+
+    Returns ``(y, y_exponent)``.
+
+    >>> w = tf.Variable(tf.ones([3, 3, 1, 4], tf.int8))
+    >>> y, e = conv2d(tf.ones([1, 5, 5, 1]), w, -7, padding="SAME")
+    """
+    fn = "conv2d"
+    x = _carrier(x, "x", fn)
+    ops._rank(x, 4, "x", fn)
+    variable = _resource_variable(kernel, "kernel", fn)
+    rounding = ops._rounding(rounding, fn)
+    y, y_exponent, _, _ = _loader.load().int_ops_conv2d_layer(
+        x, variable.handle, ops._exponent(kernel_exponent, fn, "kernel_exponent"),
+        ops._seed(seed, rounding, fn), rounding=rounding,
+        **ops._conv_attrs(strides, padding, dilations, fn))
+    return y, y_exponent
+
+
+def _error_to_carrier(acc, exponent):
+    """An int32 error accumulator -> requantized (nearest) carrier."""
+    q, e = ops.requantize(acc, exponent, "nearest")
+    return ops.dequantize(q, e)
+
+
+@tf.RegisterGradient("IntOps>Dense")
+def _dense_grad(op, dy, *unused_output_grads):
+    x_q = op.outputs[2]
+    kernel = tf.raw_ops.ReadVariableOp(resource=op.inputs[1], dtype=tf.int8)
+    err, err_exponent = ops.quantize(dy)
+    dx = _error_to_carrier(ops.int_matmul(err, kernel, transpose_w=True),
+                           err_exponent + op.inputs[2])
+    dkernel = ops.int_matmul(x_q, err, transpose_x=True)
+    return [dx, dkernel, None, None]
+
+
+@tf.RegisterGradient("IntOps>Conv2DLayer")
+def _conv2d_grad(op, dy, *unused_output_grads):
+    x_q = op.outputs[2]
+    kernel = tf.raw_ops.ReadVariableOp(resource=op.inputs[1], dtype=tf.int8)
+    attrs = dict(strides=op.get_attr("strides"), padding=op.get_attr("padding").decode(),
+                 dilations=op.get_attr("dilations"))
+    err, err_exponent = ops.quantize(dy)
+    dx = _error_to_carrier(
+        ops.int_conv2d_backprop_input(tf.shape(x_q), kernel, err, **attrs),
+        err_exponent + op.inputs[2])
+    dkernel = ops.int_conv2d_backprop_filter(x_q, tf.shape(kernel), err, **attrs)
+    return [dx, dkernel, None, None]
+
+
+def relu(x):
+    """Integer ReLU on a carrier; the exponent is unchanged.
+
+    >>> relu(tf.constant([-1.0, 0.5]))  # [0.0, 0.5]
+    """
+    x = _carrier(x, "x", "relu")
+
+    @tf.custom_gradient
+    def _relu(x):
+        q, e = ops.quantize(x)
+        positive = q > 0
+        y = ops.dequantize(tf.where(positive, q, tf.zeros_like(q)), e)
+
+        def grad(dy):
+            err, err_exponent = ops.quantize(dy)
+            return ops.dequantize(tf.where(positive, err, tf.zeros_like(err)), err_exponent)
+
+        return y, grad
+
+    return _relu(x)
+
+
+def max_pool2d(x, pool_size=2, strides=None, padding="VALID"):
+    """Integer max pooling on an NHWC carrier; the backward pass is integer too."""
+    x = _carrier(x, "x", "max_pool2d")
+
+    @tf.custom_gradient
+    def _max_pool(x):
+        q, e = ops.quantize(x)
+        y = ops.dequantize(ops.int_max_pool2d(q, pool_size, strides, padding), e)
+
+        def grad(dy):
+            err, err_exponent = ops.quantize(dy)
+            return _error_to_carrier(
+                ops.int_max_pool2d_grad(q, err, pool_size, strides, padding), err_exponent)
+
+        return y, grad
+
+    return _max_pool(x)
+
+
+def avg_pool2d(x, pool_size=2, strides=None, padding="VALID", rounding="nearest", seed=None):
+    """Integer average pooling on an NHWC carrier."""
+    x = _carrier(x, "x", "avg_pool2d")
+
+    @tf.custom_gradient
+    def _avg_pool(x):
+        q, e = ops.quantize(x)
+        input_sizes = tf.shape(q)
+        y_q, y_e = ops.int_avg_pool2d(q, e, pool_size, strides, padding, rounding, seed)
+
+        def grad(dy):
+            err, err_exponent = ops.quantize(dy)
+            dx, dx_e = ops.int_avg_pool2d_grad(input_sizes, err, err_exponent, pool_size,
+                                               strides, padding)
+            return ops.dequantize(dx, dx_e)
+
+        return ops.dequantize(y_q, y_e), grad
+
+    return _avg_pool(x)
+
+
+def add(a, b, rounding="nearest", seed=None):
+    """Residual add of two carriers: exponents aligned exactly, one rounding."""
+    a = _carrier(a, "a", "add")
+    b = _carrier(b, "b", "add")
+
+    @tf.custom_gradient
+    def _add(a, b):
+        qa, ea = ops.quantize(a)
+        qb, eb = ops.quantize(b)
+        q, e = ops.int_add(qa, ea, qb, eb, rounding, seed)
+
+        def grad(dy):
+            # d(a + b)/da = d(a + b)/db = 1: the error carrier passes unchanged.
+            return tf.identity(dy), tf.identity(dy)
+
+        return ops.dequantize(q, e), grad
+
+    return _add(a, b)
+
+
+def softmax_cross_entropy(labels, logits, rounding="pseudo_stochastic", seed=None):
+    """Per-sample cross-entropy whose gradient is NITI's integer one.
+
+    The returned loss values are computed in float32 for display only; they
+    take no part in training. The gradient is
+    ``int_softmax_cross_entropy_grad`` scaled, in integers, by the upstream
+    gradient (Keras' 1/batch): each row's error is multiplied by the int8
+    mantissa of its upstream factor and requantized, which is exact when the
+    factor is a power of two.
+
+    Args:
+      labels: int class indices ``[batch]``.
+      logits: float32 carrier ``[batch, classes]``.
+    """
+    fn = "softmax_cross_entropy"
+    logits = _carrier(logits, "logits", fn)
+    labels = ops._one_of(labels, (tf.int32, tf.int64), "labels", fn)
+
+    @tf.custom_gradient
+    def _loss(logits):
+        q, e = ops.quantize(logits)
+        display_loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
+
+        def grad(upstream):
+            err, err_exponent = ops.int_softmax_cross_entropy_grad(q, e, labels, rounding, seed)
+            scale, scale_exponent = ops.quantize(upstream)
+            acc = tf.cast(err, tf.int32) * tf.cast(scale, tf.int32)[:, tf.newaxis]
+            return _error_to_carrier(acc, err_exponent + scale_exponent)
+
+        return display_loss, grad
+
+    return _loss(logits)
+
+
+for _op_name in ("Quantize", "Dequantize", "Requantize", "RoundShift", "AlignedAdd", "MatMul",
+                 "Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter", "MaxPool",
+                 "MaxPoolGrad", "AvgPool", "AvgPoolGrad", "SoftmaxCrossEntropyGrad",
+                 "SgdUpdate"):
+    # Integer ops have no gradient: integer tensors never carry one in
+    # TensorFlow's tape. The float32 carrier ops above are the differentiable
+    # surface.
+    tf.no_gradient(f"IntOps>{_op_name}")
