@@ -1,0 +1,150 @@
+"""Carrier ops and their gradients.
+
+The integer backward passes are compared bit-exactly with the reference, and
+the carrier gradients with TensorFlow's float autodiff of the same float
+function, within the quantisation error.
+"""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import reference as ref
+import tf_int_ops as ops
+from tf_int_ops import layer_ops
+
+
+def _carrier(rng, shape, exponent, low=-127, high=127):
+    q = rng.integers(low, high + 1, shape)
+    return (q * 2.0**exponent).astype(np.float32)
+
+
+@pytest.mark.parametrize("rounding", ["nearest", "pseudo_stochastic", "truncate"])
+def test_dense_forward_and_gradients(rng, rounding):
+    x = rng.random((8, 20)).astype(np.float32)           # raw input: quantized at the boundary
+    w_np = rng.integers(-127, 128, (20, 6)).astype(np.int8)
+    w, w_exp = tf.Variable(w_np), -7
+    dy = _carrier(rng, (8, 6), -9)
+    with tf.GradientTape() as tape:
+        x_t = tf.constant(x)
+        tape.watch(x_t)
+        y, y_exp = layer_ops.dense(x_t, w, w_exp, rounding=rounding)
+        loss = tf.reduce_sum(y * dy)
+    dx, dw = tape.gradient(loss, [x_t, w])
+
+    qx, ex = ref.quantize(x)
+    want_q, want_e = ref.requantize(qx @ w_np.astype(np.int64), ex + w_exp, rounding)
+    np.testing.assert_array_equal(y.numpy(), ref.dequantize(want_q, want_e))
+    assert int(y_exp) == want_e
+
+    assert dw.dtype == tf.int32
+    err, ee = ref.quantize(dy)
+    np.testing.assert_array_equal(dw.numpy(), qx.T @ err)
+    dx_q, dx_e = ref.requantize(err @ w_np.T.astype(np.int64), ee + w_exp, "nearest")
+    np.testing.assert_array_equal(dx.numpy(), ref.dequantize(dx_q, dx_e))
+
+    # Against float autodiff of y = x @ W: dx exact up to one rounding.
+    w_float = w_np.astype(np.float64) * 2.0**w_exp
+    dx_float = dy.astype(np.float64) @ w_float.T
+    assert np.abs(dx.numpy() - dx_float).max() <= 2.0 ** (dx_e - 1)
+    dw_float = x.astype(np.float64).T @ dy
+    dw_value = dw.numpy() * 2.0 ** (ex + ee)
+    assert np.abs(dw_value - dw_float).max() <= 8 * 2.0 ** (ex - 1) * np.abs(dy).max()
+
+
+def test_dense_accepts_rank_3_input(rng):
+    w = tf.Variable(rng.integers(-127, 128, (5, 3)).astype(np.int8))
+    x = _carrier(rng, (2, 4, 5), -6)
+    y, _ = layer_ops.dense(x, w, -7)
+    y2, _ = layer_ops.dense(x.reshape(8, 5), w, -7)
+    assert y.shape == (2, 4, 3)
+    np.testing.assert_array_equal(y.numpy().reshape(8, 3), y2.numpy())
+
+
+@pytest.mark.parametrize("strides,padding", [(1, "SAME"), (2, "SAME"), (2, "VALID"), (1, "VALID")])
+def test_conv2d_forward_and_gradients(rng, strides, padding):
+    x = _carrier(rng, (3, 9, 8, 2), -7, 0, 127)
+    w_np = rng.integers(-127, 128, (3, 3, 2, 4)).astype(np.int8)
+    w, w_exp = tf.Variable(w_np), -8
+    x_t = tf.constant(x)
+    y_shape = tf.nn.conv2d(x, w_np.astype(np.float32), strides, padding).shape
+    dy = _carrier(rng, y_shape, -10)
+    with tf.GradientTape() as tape:
+        tape.watch(x_t)
+        y, _ = layer_ops.conv2d(x_t, w, w_exp, strides, padding)
+        loss = tf.reduce_sum(y * dy)
+    dx, dw = tape.gradient(loss, [x_t, w])
+    s = (strides, strides)
+    qx, ex = ref.quantize(x)
+    want_q, want_e = ref.requantize(ref.conv2d(qx, w_np, s, padding), ex + w_exp)
+    np.testing.assert_array_equal(y.numpy(), ref.dequantize(want_q, want_e))
+
+    err, ee = ref.quantize(dy)
+    np.testing.assert_array_equal(dw.numpy(), ref.conv2d_backprop_filter(qx, w_np.shape, err, s, padding))
+    dx_q, dx_e = ref.requantize(ref.conv2d_backprop_input(x.shape, w_np, err, s, padding), ee + w_exp)
+    np.testing.assert_array_equal(dx.numpy(), ref.dequantize(dx_q, dx_e))
+
+    # Float autodiff of the same convolution (x is an exact carrier here).
+    w_float = tf.constant(w_np.astype(np.float32) * 2.0**w_exp)
+    with tf.GradientTape() as tape:
+        tape.watch(w_float)
+        x_f = tf.constant(x)
+        tape.watch(x_f)
+        loss = tf.reduce_sum(tf.nn.conv2d(x_f, w_float, strides, padding) * dy)
+    dx_float, dw_float = tape.gradient(loss, [x_f, w_float])
+    assert np.abs(dx.numpy() - dx_float.numpy()).max() <= 2.0 ** (dx_e - 1)
+    np.testing.assert_allclose(dw.numpy() * 2.0 ** (ex + ee), dw_float.numpy(), rtol=1e-6)
+
+
+def test_weightless_ops_against_float_autodiff(rng):
+    x = _carrier(rng, (2, 6, 6, 3), -5)
+    x_t = tf.constant(x)
+    for fn, float_fn, exact in (
+        (layer_ops.relu, tf.nn.relu, True),
+        (lambda v: layer_ops.max_pool2d(v, 2), lambda v: tf.nn.max_pool2d(v, 2, 2, "VALID"), True),
+        (lambda v: layer_ops.avg_pool2d(v, 2), lambda v: tf.nn.avg_pool2d(v, 2, 2, "VALID"), False),
+    ):
+        y_float = float_fn(x_t)
+        dy = _carrier(rng, y_float.shape, -6)
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(x_t)
+            y = fn(x_t)
+            y_ref = float_fn(x_t)
+            loss, loss_ref = tf.reduce_sum(y * dy), tf.reduce_sum(y_ref * dy)
+        dx, dx_ref = tape.gradient(loss, x_t), tape.gradient(loss_ref, x_t)
+        if exact:
+            np.testing.assert_array_equal(y.numpy(), y_ref.numpy())
+            np.testing.assert_array_equal(dx.numpy(), dx_ref.numpy())
+        else:  # average pooling divides by 4: exact while the result has room
+            np.testing.assert_allclose(y.numpy(), y_ref.numpy(), atol=2.0**-6)
+            np.testing.assert_allclose(dx.numpy(), dx_ref.numpy(), atol=2.0**-8)
+
+
+def test_add_gradient_passes_through(rng):
+    a, b = tf.constant(_carrier(rng, (4, 5), -3)), tf.constant(_carrier(rng, (4, 5), -6))
+    dy = _carrier(rng, (4, 5), -2)
+    with tf.GradientTape() as tape:
+        tape.watch([a, b])
+        y = layer_ops.add(a, b)
+        loss = tf.reduce_sum(y * dy)
+    da, db = tape.gradient(loss, [a, b])
+    np.testing.assert_array_equal(da.numpy(), dy)
+    np.testing.assert_array_equal(db.numpy(), dy)
+    assert np.abs(y.numpy() - (a.numpy() + b.numpy())).max() <= 2.0**-3
+
+
+@pytest.mark.parametrize("batch", [8, 6])
+def test_softmax_cross_entropy_gradient(rng, batch):
+    logits = tf.constant(_carrier(rng, (batch, 10), -4))
+    labels = rng.integers(0, 10, batch)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(logits)
+        loss = tf.reduce_mean(layer_ops.softmax_cross_entropy(labels, logits))
+        loss_float = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
+    grad, grad_float = tape.gradient(loss, logits), tape.gradient(loss_float, logits)
+    np.testing.assert_allclose(loss.numpy(), loss_float.numpy(), rtol=1e-6)  # display value
+    q, e = ref.quantize(logits.numpy())
+    err, err_e = ref.softmax_cross_entropy_grad(q, e, labels)
+    if batch == 8:  # 1/8 is a power of two: the scaling is exact
+        np.testing.assert_array_equal(grad.numpy(), err * 2.0 ** (err_e - 3))
+    assert np.abs(grad.numpy() - grad_float.numpy()).max() < 0.2 / batch
