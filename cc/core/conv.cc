@@ -2,6 +2,7 @@
 
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "cc/core/gemm.h"
 
@@ -108,34 +109,6 @@ struct FilterTransposedRows {
   }
 };
 
-// A[(kh, kw, c), pixel] = x at tap (kh, kw), channel c, of output pixel `pixel`.
-struct PatchColumns {
-  const Conv2DGeometry& g;
-  const int8_t* x;
-  void ReadRow(int64_t row, int64_t pixel0, int64_t count, int8_t* out) const {
-    const int64_t c = row % g.in_c;
-    const int64_t tap = row / g.in_c;
-    const int64_t kh = tap / g.k_w, kw = tap % g.k_w;
-    int64_t ow = pixel0 % g.out_w;
-    int64_t oh = (pixel0 / g.out_w) % g.out_h;
-    int64_t n = pixel0 / (g.out_w * g.out_h);
-    for (int64_t t = 0; t < count; ++t) {
-      const int64_t ih = oh * g.stride_h - g.pad_top + kh * g.dilation_h;
-      const int64_t iw = ow * g.stride_w - g.pad_left + kw * g.dilation_w;
-      out[t] = (ih >= 0 && ih < g.in_h && iw >= 0 && iw < g.in_w)
-                   ? x[((n * g.in_h + ih) * g.in_w + iw) * g.in_c + c]
-                   : 0;
-      if (++ow == g.out_w) {
-        ow = 0;
-        if (++oh == g.out_h) {
-          oh = 0;
-          ++n;
-        }
-      }
-    }
-  }
-};
-
 }  // namespace
 
 Status Conv2D(const Conv2DGeometry& g, const int8_t* x, const int8_t* w, int32_t* out,
@@ -154,9 +127,19 @@ Status Conv2DBackpropInput(const Conv2DGeometry& g, const int8_t* w, const int8_
 
 Status Conv2DBackpropFilter(const Conv2DGeometry& g, const int8_t* x, const int8_t* dy,
                             int32_t* dw, const ParallelFor& parallel_for) {
+  // dw^T [O, (kh, kw, c)] = dy^T [O, pixels] * patches [pixels, (kh, kw, c)]: the
+  // patches are then read as contiguous channel runs (as in the forward pass)
+  // instead of being gathered element by element; the small result is
+  // transposed at the end.
   const int64_t depth = g.batch * g.out_h * g.out_w;
-  return Gemm(g.k_h * g.k_w * g.in_c, g.out_c, depth, PatchColumns{g, x},
-              StridedMatrix{dy, g.out_c, 1}, dw, parallel_for);
+  const int64_t taps = g.k_h * g.k_w * g.in_c;
+  std::vector<int32_t> transposed(g.out_c * taps);
+  KERAS_INT_RETURN_IF_ERROR(Gemm(g.out_c, taps, depth, StridedMatrix{dy, 1, g.out_c},
+                                 PatchRows{g, x}, transposed.data(), parallel_for));
+  for (int64_t o = 0; o < g.out_c; ++o) {
+    for (int64_t t = 0; t < taps; ++t) dw[t * g.out_c + o] = transposed[o * taps + t];
+  }
+  return Status::OK();
 }
 
 }  // namespace keras_int

@@ -31,11 +31,26 @@ namespace keras_int {
 // while K * 2**14 < 2**31.
 constexpr int64_t kMaxExactDepth = 131071;
 
+// A row reader over a strided int8 matrix: element (r, k) at data[r*rs + k*cs].
+struct StridedMatrix {
+  const int8_t* data;
+  int64_t row_stride;
+  int64_t col_stride;
+  void ReadRow(int64_t r, int64_t k0, int64_t count, int8_t* out) const {
+    const int8_t* p = data + r * row_stride + k0 * col_stride;
+    if (col_stride == 1) {
+      std::memcpy(out, p, count);
+    } else {
+      for (int64_t t = 0; t < count; ++t) out[t] = p[t * col_stride];
+    }
+  }
+};
+
 namespace gemm_internal {
 
 constexpr int kMR = 6;    // rows of a micro-tile
 constexpr int kNR = 16;   // columns of a micro-tile (two AVX2 registers of int32)
-constexpr int kKC = 256;  // depth of a packed block (even)
+constexpr int kKC = 512;  // depth of a packed block (even)
 
 // C[0:MR, 0:NR] (row stride ldc) = (accumulate ? C : 0) + Apanel * Bpanel,
 // k_pairs pairs of depth.
@@ -50,33 +65,61 @@ void MicroKernelAvx2(int64_t k_pairs, const int16_t* a, const int16_t* b, int32_
 // The AVX2 kernel where the CPU has AVX2, the portable one elsewhere.
 MicroKernel SelectedMicroKernel();
 
+// (k, k+1) pair of int8 values as the int32 that holds them as two int16s.
+inline uint32_t PackPair(int8_t lo, int8_t hi) {
+  return static_cast<uint16_t>(int16_t{lo}) | (static_cast<uint32_t>(static_cast<uint16_t>(int16_t{hi})) << 16);
+}
+
 template <typename ReaderA>
 void PackA(const ReaderA& a, int64_t i0, int64_t rows, int64_t k0, int64_t kc, int16_t* dst) {
   const int64_t k_pairs = (kc + 1) / 2;
-  int8_t row[kKC];
+  alignas(32) int8_t row[kKC + 1];
+  uint32_t* out = reinterpret_cast<uint32_t*>(dst);
   for (int r = 0; r < kMR; ++r) {
     if (r < rows) {
       a.ReadRow(i0 + r, k0, kc, row);
+      row[kc] = 0;  // odd depth: the last pair's second half
     } else {
-      std::memset(row, 0, kc);
+      std::memset(row, 0, kc + 1);
     }
-    for (int64_t t = 0; t < kc; ++t) dst[(t >> 1) * 2 * kMR + 2 * r + (t & 1)] = row[t];
-    if (kc & 1) dst[(k_pairs - 1) * 2 * kMR + 2 * r + 1] = 0;
+    for (int64_t p = 0; p < k_pairs; ++p) out[p * kMR + r] = PackPair(row[2 * p], row[2 * p + 1]);
+  }
+}
+
+// Strided matrices whose rows are not contiguous (a transposed operand):
+// read each element once, straight into its packed place.
+inline void PackA(const StridedMatrix& a, int64_t i0, int64_t rows, int64_t k0, int64_t kc,
+                  int16_t* dst) {
+  if (a.col_stride == 1) {
+    PackA<StridedMatrix>(a, i0, rows, k0, kc, dst);
+    return;
+  }
+  const int64_t k_pairs = (kc + 1) / 2;
+  uint32_t* out = reinterpret_cast<uint32_t*>(dst);
+  for (int64_t p = 0; p < k_pairs; ++p) {
+    const int8_t* lo = a.data + i0 * a.row_stride + (k0 + 2 * p) * a.col_stride;
+    const bool has_hi = 2 * p + 1 < kc;
+    for (int r = 0; r < kMR; ++r) {
+      out[p * kMR + r] = r < rows ? PackPair(lo[r * a.row_stride],
+                                             has_hi ? lo[r * a.row_stride + a.col_stride] : 0)
+                                  : 0;
+    }
   }
 }
 
 template <typename ReaderB>
 void PackB(const ReaderB& b, int64_t j0, int64_t cols, int64_t k0, int64_t kc, int16_t* dst) {
-  const int64_t k_pairs = (kc + 1) / 2;
-  int8_t row[kNR];
-  for (int64_t t = 0; t < kc; ++t) {
-    b.ReadRow(k0 + t, j0, cols, row);
-    int16_t* d = dst + (t >> 1) * 2 * kNR + (t & 1);
-    for (int j = 0; j < kNR; ++j) d[2 * j] = j < cols ? row[j] : 0;
-  }
-  if (kc & 1) {
-    int16_t* d = dst + (k_pairs - 1) * 2 * kNR + 1;
-    for (int j = 0; j < kNR; ++j) d[2 * j] = 0;
+  alignas(32) int8_t even[kNR] = {}, odd[kNR] = {};
+  uint32_t* out = reinterpret_cast<uint32_t*>(dst);
+  for (int64_t t = 0; t < kc; t += 2) {
+    b.ReadRow(k0 + t, j0, cols, even);
+    if (t + 1 < kc) {
+      b.ReadRow(k0 + t + 1, j0, cols, odd);
+    } else {
+      std::memset(odd, 0, kNR);
+    }
+    uint32_t* d = out + (t >> 1) * kNR;
+    for (int j = 0; j < kNR; ++j) d[j] = PackPair(even[j], odd[j]);
   }
 }
 
@@ -191,21 +234,6 @@ Status Gemm(int64_t M, int64_t N, int64_t K, const ReaderA& a, const ReaderB& b,
   }
   return Status::OK();
 }
-
-// A row reader over a strided int8 matrix: element (r, k) at data[r*rs + k*cs].
-struct StridedMatrix {
-  const int8_t* data;
-  int64_t row_stride;
-  int64_t col_stride;
-  void ReadRow(int64_t r, int64_t k0, int64_t count, int8_t* out) const {
-    const int8_t* p = data + r * row_stride + k0 * col_stride;
-    if (col_stride == 1) {
-      std::memcpy(out, p, count);
-    } else {
-      for (int64_t t = 0; t < count; ++t) out[t] = p[t * col_stride];
-    }
-  }
-};
 
 // Plain matrix product with optional transposes: x is M x K (K x M if
 // transpose_x), w is K x N (N x K if transpose_w).

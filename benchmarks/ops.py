@@ -1,0 +1,91 @@
+"""Integer op throughput vs TensorFlow float32 on the same shapes, in one run.
+
+    python benchmarks/ops.py [--repeats 20]
+
+Prints, per problem, the int8 GOPS (2 * multiply-accumulates per second) and
+the ratio of integer to float32 throughput. The two are measured alternately
+in the same process, so a busy machine slows both; quote the ratios, not the
+absolute numbers.
+"""
+
+import argparse
+import os
+import statistics
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import tf_int_ops as ops  # noqa: E402
+
+
+def _time(fn, repeats):
+    fn()  # warm-up
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def _compare(name, macs, int_fn, float_fn, repeats):
+    # Alternate the two so both see the same machine state.
+    t_int, t_float = [], []
+    for _ in range(3):
+        t_int.append(_time(int_fn, repeats))
+        t_float.append(_time(float_fn, repeats))
+    t_int, t_float = min(t_int), min(t_float)
+    gops_int, gops_float = 2 * macs / t_int / 1e9, 2 * macs / t_float / 1e9
+    print(f"{name:<44} {gops_int:8.1f} {gops_float:8.1f} {gops_int / gops_float:7.2f}")
+    return gops_int / gops_float
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=10)
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+
+    def int8(shape, low=-128, high=127):
+        return tf.constant(rng.integers(low, high + 1, shape).astype(np.int8))
+
+    print(f"TensorFlow {tf.__version__}, {os.cpu_count()} CPUs; int8 ops vs float32 ops")
+    print(f"{'problem':<44} {'int GOPS':>8} {'f32 GOPS':>8} {'ratio':>7}")
+    ratios = []
+    for m, n, k in ((512, 512, 512), (1024, 1024, 1024), (25088, 64, 288), (8192, 128, 576),
+                    (288, 64, 25088)):
+        a, b = int8((m, k)), int8((k, n))
+        af, bf = tf.cast(a, tf.float32), tf.cast(b, tf.float32)
+        ratios.append(_compare(f"matmul {m}x{n}x{k}", m * n * k,
+                               lambda: ops.int_matmul(a, b).numpy(),
+                               lambda: tf.matmul(af, bf).numpy(), args.repeats))
+
+    for batch, size, cin, cout in ((32, 28, 32, 64), (64, 14, 64, 64), (32, 32, 3, 64)):
+        x = int8((batch, size, size, cin), 0, 127)
+        w = int8((3, 3, cin, cout))
+        dy = int8((batch, size, size, cout))
+        xf, wf, dyf = (tf.cast(t, tf.float32) for t in (x, w, dy))
+        macs = batch * size * size * cin * cout * 9
+        shape = f"{batch}x{size}x{size}x{cin}->{cout} 3x3"
+        ratios.append(_compare(f"conv fwd {shape}", macs,
+                               lambda: ops.int_conv2d(x, w, 1, "SAME").numpy(),
+                               lambda: tf.nn.conv2d(xf, wf, 1, "SAME").numpy(), args.repeats))
+        ratios.append(_compare(f"conv bwd-input {shape}", macs,
+                               lambda: ops.int_conv2d_backprop_input(x.shape, w, dy, 1, "SAME").numpy(),
+                               lambda: tf.raw_ops.Conv2DBackpropInput(
+                                   input_sizes=x.shape, filter=wf, out_backprop=dyf,
+                                   strides=[1, 1, 1, 1], padding="SAME").numpy(), args.repeats))
+        ratios.append(_compare(f"conv bwd-filter {shape}", macs,
+                               lambda: ops.int_conv2d_backprop_filter(x, w.shape, dy, 1, "SAME").numpy(),
+                               lambda: tf.raw_ops.Conv2DBackpropFilter(
+                                   input=xf, filter_sizes=w.shape, out_backprop=dyf,
+                                   strides=[1, 1, 1, 1], padding="SAME").numpy(), args.repeats))
+    geo = float(np.exp(np.mean(np.log(ratios))))
+    print(f"{'geometric mean ratio':<44} {'':>8} {'':>8} {geo:7.2f}")
+
+
+if __name__ == "__main__":
+    main()
