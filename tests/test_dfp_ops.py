@@ -118,3 +118,9 @@ def test_int_add_matches_reference(rng, exponents):
     if abs(ea - eb) <= 23:  # exact alignment: the sum is right to within one rounding
         value = a * 2.0**ea + b * 2.0**eb
         assert np.abs(q.numpy() * 2.0**int(e) - value).max() <= 2.0 ** (int(e) - 1)
+
+
+def test_bit_length_matches_reference(rng):
+    for x in ([0, 0], [1], [-128, 127], [-(2**31)], [2**31 - 1, 5], rng.integers(-999, 999, 50)):
+        x = np.asarray(x, np.int32)
+        assert int(ops.bit_length(x)) == ref.bit_length(x)

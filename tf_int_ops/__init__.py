@@ -14,6 +14,7 @@ from tf_int_ops.ops import (
     MAX_EXPONENT,
     MIN_EXPONENT,
     ROUNDINGS,
+    bit_length,
     dequantize,
     int8_weights,
     int_add,

@@ -205,6 +205,36 @@ def add(a, b, rounding="nearest", seed=None):
     return _add(a, b)
 
 
+def dropout(x, keep_bits, seed):
+    """Integer dropout: keeps each element with probability ``2**-keep_bits``.
+
+    The kept int8 mantissas are unchanged and the exponent grows by
+    ``keep_bits`` (the 1/keep scaling, exact). The mask comes from an integer
+    counter-based generator keyed by ``seed`` ([key, step]), so it is
+    reproducible. Returns the output carrier.
+    """
+    x = _carrier(x, "x", "dropout")
+    if not isinstance(keep_bits, int) or not 1 <= keep_bits <= 16:
+        raise ValueError(f"dropout: keep_bits must be an int in [1, 16], got {keep_bits!r}")
+    seed = ops._seed(seed, "stochastic", "dropout")
+
+    @tf.custom_gradient
+    def _dropout(x):
+        q, e = ops.quantize(x)
+        draw = tf.random.stateless_uniform(tf.shape(q), seed, minval=0, maxval=2**keep_bits,
+                                           dtype=tf.int32)
+        keep = tf.equal(draw, 0)
+        y = ops.dequantize(tf.where(keep, q, tf.zeros_like(q)), e + keep_bits)
+
+        def grad(dy):
+            err, err_exponent = ops.quantize(dy)
+            return ops.dequantize(tf.where(keep, err, tf.zeros_like(err)), err_exponent + keep_bits)
+
+        return y, grad
+
+    return _dropout(x)
+
+
 def softmax_cross_entropy(labels, logits, rounding="pseudo_stochastic", seed=None):
     """Per-sample cross-entropy whose gradient is NITI's integer one.
 
@@ -239,7 +269,7 @@ def softmax_cross_entropy(labels, logits, rounding="pseudo_stochastic", seed=Non
     return _loss(logits)
 
 
-for _op_name in ("Quantize", "Dequantize", "Requantize", "RoundShift", "AlignedAdd", "MatMul",
+for _op_name in ("BitLength", "Quantize", "Dequantize", "Requantize", "RoundShift", "AlignedAdd", "MatMul",
                  "Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter", "MaxPool",
                  "MaxPoolGrad", "AvgPool", "AvgPoolGrad", "SoftmaxCrossEntropyGrad",
                  "SgdUpdate"):

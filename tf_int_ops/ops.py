@@ -149,6 +149,14 @@ def round_shift(x, shift, rounding="nearest", limit=2**31 - 1, seed=None):
                                       rounding=rounding, limit=limit)
 
 
+def bit_length(x):
+    """``bit_length(max|x|)`` of an int32 tensor as an int32 scalar (0 if all zero).
+
+    >>> bit_length(tf.constant([5, -130]))  # 8
+    """
+    return _ops().int_ops_bit_length(_tensor(x, tf.int32, "x", "bit_length"))
+
+
 def int_matmul(x, w, transpose_x=False, transpose_w=False):
     """Exact int8 x int8 -> int32 matrix product.
 

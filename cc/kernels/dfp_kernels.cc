@@ -119,6 +119,16 @@ class AlignedAddOp : public OpKernel {
   }
 };
 
+class BitLengthOp : public OpKernel {
+ public:
+  explicit BitLengthOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& x = ctx->input(0);
+    SetScalarInt32(ctx, 0, MaxBitLength(x.flat<int32_t>().data(), x.NumElements()));
+  }
+};
+
+REGISTER_KERNEL_BUILDER(Name("IntOps>BitLength").Device(DEVICE_CPU), BitLengthOp);
 REGISTER_KERNEL_BUILDER(
     Name("IntOps>Quantize").Device(DEVICE_CPU).TypeConstraint<int8_t>("out_type"),
     QuantizeOp<int8_t>);

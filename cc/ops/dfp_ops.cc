@@ -69,3 +69,13 @@ REGISTER_OP("IntOps>AlignedAdd")
     .Doc("a * 2**a_exponent + b * 2**b_exponent, exactly, as an int32 accumulator.");
 
 }  // namespace keras_int
+
+namespace keras_int {
+
+REGISTER_OP("IntOps>BitLength")
+    .Input("x: int32")
+    .Output("bits: int32")
+    .SetShapeFn(::tensorflow::shape_inference::ScalarShape)
+    .Doc("bit_length(max |x|), 0 for an all-zero tensor (from the leading-zero count).");
+
+}  // namespace keras_int

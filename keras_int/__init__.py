@@ -1,0 +1,30 @@
+"""keras_int: train Keras models with integer-only arithmetic (NITI-style int8 DFP).
+
+>>> import keras, keras_int
+>>> model = keras.Sequential([
+...     keras.Input((28, 28, 1)),
+...     keras_int.layers.IntConv2D(32, 3, padding="same"),
+...     keras_int.layers.IntReLU(),
+...     keras_int.layers.IntMaxPool2D(2),
+...     keras_int.layers.IntFlatten(),
+...     keras_int.layers.IntDense(10),
+... ])
+>>> model.compile(optimizer=keras_int.optimizers.IntegerSGD(mu=5),
+...               loss=keras_int.losses.IntegerCrossEntropy(), metrics=["accuracy"])
+"""
+
+import keras
+
+if keras.backend.backend() != "tensorflow":
+    raise ImportError(
+        "keras_int runs on the TensorFlow backend of Keras only (its integer ops are "
+        f"TensorFlow custom ops), but the active backend is {keras.backend.backend()!r}. "
+        "Set KERAS_BACKEND=tensorflow before importing keras."
+    )
+
+from keras_int import callbacks, layers, losses, optimizers  # noqa: E402
+from keras_int.plotting import plot_exponents  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = ["callbacks", "layers", "losses", "optimizers", "plot_exponents"]

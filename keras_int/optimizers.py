@@ -1,0 +1,137 @@
+"""IntegerSGD: NITI's integer weight update inside Keras' optimizer API."""
+
+import keras
+import tensorflow as tf
+
+import tf_int_ops
+
+
+def niti_mu_schedule(total_steps, values=(5, 4, 3)):
+    """NITI's update-bit-width schedule: 5, then 4 at 50 % and 3 at 75 % of training.
+
+    >>> IntegerSGD(mu_schedule=niti_mu_schedule(total_steps=200 * 196))
+    """
+    boundaries = [int(total_steps * 0.5), int(total_steps * 0.75)]
+    return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, list(values))
+
+
+@keras.saving.register_keras_serializable(package="keras_int")
+class IntegerSGD(keras.optimizers.Optimizer):
+    """NITI's integer SGD (ALGORITHMS.md 6) for int8 variables.
+
+    The int32 gradient is shifted to ``mu`` bits (pseudo-stochastic rounding)
+    and subtracted from the int8 weights with clipping; ``mu`` plays the role
+    of the learning rate.
+
+    Args:
+      mu: update bit width (NITI: 5).
+      mu_schedule: optional ``keras.optimizers.schedules.LearningRateSchedule``
+        (of the step) returning integer bit widths, e.g. ``niti_mu_schedule``.
+      momentum: integer momentum in sixteenths (0 to 16); 0 disables it.
+      weight_decay: integer weight decay strength d: ``d * w * 2**(b(g) - 15)``
+        is added to the gradient before the shift.
+      weight_bits: 8, or 16 to keep 16-bit master weights (``w << 8``) in the
+        optimizer, update them there and derive the layers' int8 weights
+        by a pseudo-stochastic shift by 8 (NITI's 16-bit accumulation).
+      learning_rate: used only for float variables (float layers mixed into
+        an integer model), which get plain SGD: ``w -= learning_rate * g``.
+
+    >>> model.compile(optimizer=IntegerSGD(mu=5), loss=keras_int.losses.IntegerCrossEntropy())
+    """
+
+    def __init__(self, mu=5, mu_schedule=None, momentum=0, weight_decay=0, weight_bits=8,
+                 learning_rate=0.01, name="integer_sgd", **kwargs):
+        super().__init__(learning_rate=learning_rate, name=name, **kwargs)
+        if not isinstance(mu, int) or not 1 <= mu <= 30:
+            raise ValueError(f"IntegerSGD: mu must be an int in [1, 30], got {mu!r}")
+        if not isinstance(momentum, int) or not 0 <= momentum <= 16:
+            raise ValueError(f"IntegerSGD: momentum must be an int in [0, 16] (sixteenths), got {momentum!r}")
+        if not isinstance(weight_decay, int) or not 0 <= weight_decay <= 1024:
+            raise ValueError(f"IntegerSGD: weight_decay must be an int in [0, 1024], got {weight_decay!r}")
+        if weight_bits not in (8, 16):
+            raise ValueError(f"IntegerSGD: weight_bits must be 8 or 16, got {weight_bits!r}")
+        if isinstance(mu_schedule, dict):
+            mu_schedule = keras.optimizers.schedules.deserialize(mu_schedule)
+        self.mu = mu
+        self.mu_schedule = mu_schedule
+        self.momentum = momentum
+        self.integer_weight_decay = weight_decay
+        self.weight_bits = weight_bits
+
+    def build(self, variables):
+        if self.built:
+            return
+        super().build(variables)
+        self.current_mu = self.add_variable(shape=(), dtype="int32", initializer="zeros",
+                                            name="current_mu")
+        self._grad_bits, self._masters, self._momenta = [], [], []
+        for variable in variables:
+            integer = variable.dtype in ("int8", "int16")
+            self._grad_bits.append(self.add_variable(shape=(), dtype="int32", initializer="zeros",
+                                                     name=f"{variable.name}_grad_bits"))
+            master = None
+            if integer and self.weight_bits == 16:
+                # The 16-bit master copy starts at w << 8 (exact: |w| <= 127).
+                master = self.add_variable(shape=variable.shape, dtype="int16", initializer="zeros",
+                                           name=f"{variable.name}_master16")
+                master.assign(tf.cast(variable, tf.int16) * 256)
+            self._masters.append(master)
+            momentum = None
+            if self.momentum:
+                dtype = "int16" if integer and self.weight_bits == 16 else variable.dtype
+                momentum = self.add_variable(shape=variable.shape, dtype=dtype, initializer="zeros",
+                                             name=f"{variable.name}_momentum")
+            self._momenta.append(momentum)
+
+    def _mu(self):
+        if self.mu_schedule is None:
+            return tf.constant(self.mu, tf.int32)
+        return tf.cast(self.mu_schedule(self.iterations), tf.int32)
+
+    def update_step(self, gradient, variable, learning_rate):
+        index = self._get_variable_index(variable)
+        if variable.dtype in (tf.float16, tf.bfloat16, tf.float32, tf.float64):
+            # A float layer in an integer model: plain SGD, documented.
+            if self._momenta[index] is not None:
+                m = self._momenta[index]
+                m.assign(m * (self.momentum / 16.0) + gradient)
+                gradient = m
+            variable.assign_sub(tf.cast(learning_rate, variable.dtype) * gradient)
+            return
+        if variable.dtype not in (tf.int8, tf.int16) or gradient.dtype != tf.int32:
+            raise ValueError(f"IntegerSGD: variable {variable.name} ({variable.dtype.name}) got a "
+                             f"{gradient.dtype.name} gradient; integer variables need int32 gradients "
+                             "from keras_int layers")
+        mu = self._mu()
+        self.current_mu.assign(mu)
+        self._grad_bits[index].assign(tf_int_ops.bit_length(gradient))
+        master = self._masters[index]
+        momentum = self._momenta[index]
+        target = variable if master is None else master
+        new_w, new_m = tf_int_ops.integer_sgd_update(
+            tf.convert_to_tensor(target), gradient, mu, self.momentum,
+            None if momentum is None else tf.convert_to_tensor(momentum),
+            self.integer_weight_decay)
+        if momentum is not None:
+            momentum.assign(new_m)
+        if master is None:
+            variable.assign(new_w)
+        else:
+            master.assign(new_w)
+            variable.assign(tf_int_ops.int8_weights(new_w))
+
+    def grad_bits(self, variable):
+        """bit_length of the last integer gradient of `variable` (for ExponentTracker)."""
+        return self._grad_bits[self._get_variable_index(variable)]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "mu": self.mu,
+            "mu_schedule": None if self.mu_schedule is None
+            else keras.optimizers.schedules.serialize(self.mu_schedule),
+            "momentum": self.momentum,
+            "weight_decay": self.integer_weight_decay,
+            "weight_bits": self.weight_bits,
+        })
+        return config
