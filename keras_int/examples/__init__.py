@@ -1,0 +1,1 @@
+"""Example trainings: ``python -m keras_int.examples.train --help``."""

@@ -1,0 +1,193 @@
+"""Train a network with integers (and optionally its float32 twin) and compare.
+
+    python -m keras_int.examples.train --dataset digits --epochs 2 --compare
+
+Each model trains in its own process, so that its peak memory (max RSS) is
+its own. Writes report.json and report.png (accuracy curves and exponent
+traces) to --out.
+"""
+
+import argparse
+import json
+import multiprocessing
+import os
+import resource
+import sys
+import time
+
+DEFAULT_EPOCHS = {"digits": 20, "mnist": 2, "cifar10": 2}
+
+
+def _parse(argv):
+    from keras_int.examples.data import DATASETS
+    from keras_int.examples.models import MODELS
+
+    parser = argparse.ArgumentParser(prog="python -m keras_int.examples.train",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="auto", choices=DATASETS,
+                        help="auto: MNIST through TFDS if it can be loaded, else scikit-learn digits")
+    parser.add_argument("--model", default="lenet", choices=MODELS)
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="default: 20 for digits, 2 for mnist/cifar10")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--mu", type=int, default=5, help="IntegerSGD update bit width")
+    parser.add_argument("--niti-schedule", action="store_true",
+                        help="mu 5 -> 4 -> 3 at 50%% / 75%% of training (NITI)")
+    parser.add_argument("--compare", action="store_true", help="also train the float32 twin")
+    parser.add_argument("--data-dir", default=None, help="TFDS data directory")
+    parser.add_argument("--out", default="runs/latest", help="directory for report.json and report.png")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.epochs is not None and args.epochs < 1:
+        parser.error("--epochs must be >= 1")
+    if args.batch_size < 1:
+        parser.error("--batch-size must be >= 1")
+    return args
+
+
+class _EpochTimer:
+    """Wall time of each training epoch (a keras callback, built lazily)."""
+
+    def __new__(cls):
+        import keras
+
+        class Timer(keras.callbacks.Callback):
+            def __init__(self):
+                super().__init__()
+                self.times = []
+
+            def on_epoch_begin(self, epoch, logs=None):
+                self._start = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                self.times.append(time.perf_counter() - self._start)
+
+        return Timer()
+
+
+def train_one(args, integer, dataset):
+    """Trains one model in this process; returns its results."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    import keras_int
+    from keras_int.examples import data, models
+
+    keras.utils.set_random_seed(args.seed)
+    train, test, info = data.load(dataset, args.batch_size, args.data_dir, log=lambda m: None)
+    epochs = args.epochs or DEFAULT_EPOCHS[info["name"]]
+    model = models.build(args.model, info["input_shape"], info["classes"], integer=integer)
+    callbacks = [_EpochTimer()]
+    if integer:
+        schedule = None
+        if args.niti_schedule:
+            steps = epochs * -(-info["train_examples"] // args.batch_size)
+            schedule = keras_int.optimizers.niti_mu_schedule(steps)
+        optimizer = keras_int.optimizers.IntegerSGD(mu=args.mu, mu_schedule=schedule)
+        loss = keras_int.losses.IntegerCrossEntropy()
+        tracker = keras_int.callbacks.ExponentTracker()
+        callbacks.append(tracker)
+    else:
+        optimizer = keras.optimizers.SGD(learning_rate=0.01, momentum=0.9)
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
+    print(f"\n=== {model.name} on {info['name']}: {epochs} epochs, batch {args.batch_size} ===", flush=True)
+    history = model.fit(train, epochs=epochs, validation_data=test, callbacks=callbacks, verbose=1)
+    times = callbacks[0].times
+    steady = times[1:] if len(times) > 1 else times  # the first epoch includes tracing
+    test_loss, test_accuracy = model.evaluate(test, verbose=0)
+    return {
+        "model": model.name, "dataset": info["name"], "epochs": epochs,
+        "test_accuracy": float(test_accuracy),
+        "images_per_second": info["train_examples"] / (sum(steady) / len(steady)),
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
+    }
+
+
+def _train_in_child(args, integer, dataset, queue):
+    try:
+        queue.put(train_one(args, integer, dataset))
+    except BaseException as error:  # report it to the parent instead of dying silently
+        queue.put({"error": f"{type(error).__name__}: {error}"})
+        raise
+
+
+def _run_isolated(args, integer, dataset):
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    process = context.Process(target=_train_in_child, args=(args, integer, dataset, queue))
+    process.start()
+    result = queue.get()
+    process.join()
+    if "error" in result:
+        sys.exit(f"training failed: {result['error']}")
+    return result
+
+
+def _plot(results, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from keras_int.callbacks import PREFIX
+
+    integer = results[0]
+    exponents = {k: v for k, v in integer["history"].items() if k.startswith(PREFIX)
+                 and k.endswith("output_exponent") or k.endswith("error_exponent")}
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 8))
+    for result in results:
+        epochs = range(1, len(result["history"]["accuracy"]) + 1)
+        top.plot(epochs, result["history"]["val_accuracy"], marker="o", label=f"{result['model']} test")
+        top.plot(epochs, result["history"]["accuracy"], linestyle="--", label=f"{result['model']} train")
+    top.set_xlabel("epoch")
+    top.set_ylabel("accuracy")
+    top.set_title(f"{integer['dataset']}: integer vs float32")
+    top.legend()
+    top.grid(alpha=0.3)
+    for name, values in sorted(exponents.items()):
+        bottom.plot(range(1, len(values) + 1), values, marker=".", label=name[len(PREFIX):])
+    bottom.set_xlabel("epoch")
+    bottom.set_ylabel("exponent e (value = q * 2**e)")
+    bottom.set_title("DFP exponents of the integer model (ExponentTracker)")
+    bottom.legend(fontsize="x-small")
+    bottom.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv=None):
+    args = _parse(argv)
+    from keras_int.examples import data
+
+    # Resolve "auto" (and check the dataset) once, here, with a clear message.
+    try:
+        info = data.load(args.dataset, args.batch_size, args.data_dir)[2]
+    except data.DatasetError as error:
+        sys.exit(f"error: {error}")
+    dataset = info["name"]
+    os.makedirs(args.out, exist_ok=True)
+    results = [_run_isolated(args, True, dataset)]
+    if args.compare:
+        results.append(_run_isolated(args, False, dataset))
+
+    print(f"\n{'':<24}" + "".join(f"{r['model']:>18}" for r in results) + ("      ratio" if args.compare else ""))
+    for key, label, fmt in (("test_accuracy", "test accuracy", "{:18.4f}"),
+                            ("images_per_second", "train images/s", "{:18.1f}"),
+                            ("peak_rss_mib", "peak memory (MiB)", "{:18.1f}")):
+        row = f"{label:<24}" + "".join(fmt.format(r[key]) for r in results)
+        if args.compare:
+            row += f"{results[0][key] / results[1][key]:11.2f}"
+        print(row)
+    report = {"args": vars(args), "results": results}
+    with open(os.path.join(args.out, "report.json"), "w") as f:
+        json.dump(report, f, indent=2)
+    _plot(results, os.path.join(args.out, "report.png"))
+    print(f"\nwrote {os.path.join(args.out, 'report.json')} and {os.path.join(args.out, 'report.png')}")
+    return report
+
+
+if __name__ == "__main__":
+    main()
