@@ -63,7 +63,7 @@ def dense(x, kernel, kernel_exponent, rounding="nearest", seed=None):
     if x.shape.rank is not None and x.shape.rank < 2:
         raise ValueError(f"{fn}: x must have rank >= 2, got shape {x.shape}")
     flat = x if x.shape.rank == 2 else tf.reshape(x, [-1, tf.shape(x)[-1]])
-    y, y_exponent, _, _ = _loader.load().int_ops_dense(
+    y, y_exponent, _, _, _ = _loader.load().int_ops_dense(
         flat, variable.handle, ops._exponent(kernel_exponent, fn, "kernel_exponent"),
         ops._seed(seed, rounding, fn), rounding=rounding)
     if x.shape.rank != 2:
@@ -85,7 +85,7 @@ def conv2d(x, kernel, kernel_exponent, strides=1, padding="SAME", dilations=1,
     ops._rank(x, 4, "x", fn)
     variable = _resource_variable(kernel, "kernel", fn)
     rounding = ops._rounding(rounding, fn)
-    y, y_exponent, _, _ = _loader.load().int_ops_conv2d_layer(
+    y, y_exponent, _, _, _ = _loader.load().int_ops_conv2d_layer(
         x, variable.handle, ops._exponent(kernel_exponent, fn, "kernel_exponent"),
         ops._seed(seed, rounding, fn), rounding=rounding,
         **ops._conv_attrs(strides, padding, dilations, fn))
@@ -100,8 +100,9 @@ def _error_to_carrier(acc, exponent):
 
 @tf.RegisterGradient("IntOps>Dense")
 def _dense_grad(op, dy, *unused_output_grads):
-    x_q = op.outputs[2]
-    kernel = tf.raw_ops.ReadVariableOp(resource=op.inputs[1], dtype=tf.int8)
+    # The weights the forward pass used (output 4), not a fresh read of the
+    # variable, which the optimizer may already have updated.
+    x_q, kernel = op.outputs[2], op.outputs[4]
     err, err_exponent = ops.quantize(dy)
     dx = _error_to_carrier(ops.int_matmul(err, kernel, transpose_w=True),
                            err_exponent + op.inputs[2])
@@ -111,8 +112,7 @@ def _dense_grad(op, dy, *unused_output_grads):
 
 @tf.RegisterGradient("IntOps>Conv2DLayer")
 def _conv2d_grad(op, dy, *unused_output_grads):
-    x_q = op.outputs[2]
-    kernel = tf.raw_ops.ReadVariableOp(resource=op.inputs[1], dtype=tf.int8)
+    x_q, kernel = op.outputs[2], op.outputs[4]
     attrs = dict(strides=op.get_attr("strides"), padding=op.get_attr("padding").decode(),
                  dilations=op.get_attr("dilations"))
     err, err_exponent = ops.quantize(dy)

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <vector>
 
 #include "cc/core/conv.h"
@@ -61,7 +62,8 @@ class LayerOpBase : public OpKernel {
     SetScalarInt32(ctx, 1, exponent);
   }
 
-  // The int8 weights behind input 1, read under the variable's lock by fn.
+  // The int8 weights behind input 1, copied under the variable's lock into
+  // output 4; fn computes with that copy.
   template <typename Fn>
   void WithWeights(OpKernelContext* ctx, const char* name, int rank, Fn fn) {
     ::tensorflow::core::RefCountPtr<::tensorflow::Var> var;
@@ -72,7 +74,11 @@ class LayerOpBase : public OpKernel {
                 ::tensorflow::errors::InvalidArgument(name, " variable must be int8, got ",
                                                       ::tensorflow::DataTypeString(w.dtype())));
     OP_REQUIRES_OK(ctx, CheckRank(w, rank, name));
-    fn(w);
+    // A snapshot of the weights for the gradient (output 4).
+    Tensor* snapshot = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(4, w.shape(), &snapshot));
+    std::copy_n(w.flat<int8_t>().data(), w.NumElements(), snapshot->flat<int8_t>().data());
+    fn(*snapshot);
   }
 
   Rounding rounding_;

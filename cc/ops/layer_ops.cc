@@ -2,8 +2,9 @@
 // read through their resource handle so that TensorFlow's tape connects the
 // int8 variable to the loss (ARCHITECTURE.md, "How integer tensors cross
 // TensorFlow's autodiff"). Everything inside is integer. Besides the output
-// carrier they return its exponent and the int8 input mantissas, which are
-// all the gradient keeps.
+// carrier they return its exponent, the int8 input mantissas and the int8
+// weights they used: all the gradient keeps. (The gradient must not read the
+// variable again: the optimizer may already have updated it.)
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/shape_inference.h"
 
@@ -32,6 +33,7 @@ REGISTER_OP("IntOps>Dense")
     .Output("y_exponent: int32")
     .Output("x_q: int8")
     .Output("x_exponent: int32")
+    .Output("kernel_q: int8")
     .Attr("rounding: string = 'nearest'")
     .SetShapeFn([](InferenceContext* c) {
       ShapeHandle x, kernel;
@@ -39,11 +41,14 @@ REGISTER_OP("IntOps>Dense")
       DimensionHandle units = c->UnknownDim();
       if (VariableShape(c, 1, &kernel) && c->RankKnown(kernel) && c->Rank(kernel) == 2) {
         units = c->Dim(kernel, 1);
+      } else {
+        kernel = c->Matrix(c->Dim(x, 1), units);
       }
       c->set_output(0, c->Matrix(c->Dim(x, 0), units));
       c->set_output(1, c->Scalar());
       c->set_output(2, x);
       c->set_output(3, c->Scalar());
+      c->set_output(4, kernel);
       return ::absl::OkStatus();
     })
     .Doc("Integer dense layer: y = requantize(quantize(x) @ kernel).");
@@ -57,6 +62,7 @@ REGISTER_OP("IntOps>Conv2DLayer")
     .Output("y_exponent: int32")
     .Output("x_q: int8")
     .Output("x_exponent: int32")
+    .Output("filter_q: int8")
     .Attr("strides: list(int) = [1, 1]")
     .Attr("padding: string")
     .Attr("dilations: list(int) = [1, 1]")
@@ -67,11 +73,14 @@ REGISTER_OP("IntOps>Conv2DLayer")
       DimensionHandle channels = c->UnknownDim();
       if (VariableShape(c, 1, &filter) && c->RankKnown(filter) && c->Rank(filter) == 4) {
         channels = c->Dim(filter, 3);
+      } else {
+        filter = c->UnknownShapeOfRank(4);
       }
       c->set_output(0, c->MakeShape({c->Dim(x, 0), c->UnknownDim(), c->UnknownDim(), channels}));
       c->set_output(1, c->Scalar());
       c->set_output(2, x);
       c->set_output(3, c->Scalar());
+      c->set_output(4, filter);
       return ::absl::OkStatus();
     })
     .Doc("Integer conv layer: y = requantize(conv2d(quantize(x), filter)).");

@@ -134,8 +134,8 @@ def _plot(results, path):
     from keras_int.callbacks import PREFIX
 
     integer = results[0]
-    exponents = {k: v for k, v in integer["history"].items() if k.startswith(PREFIX)
-                 and k.endswith("output_exponent") or k.endswith("error_exponent")}
+    exponents = {k: v for k, v in integer["history"].items()
+                 if k.startswith(PREFIX) and k.endswith(("output_exponent", "error_exponent"))}
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 8))
     for result in results:
         epochs = range(1, len(result["history"]["accuracy"]) + 1)

@@ -1,0 +1,139 @@
+"""The traced training step is integer-only, and the backward pass keeps no float carriers.
+
+The graph of ``model.train_step`` is listed op by op. Float arithmetic may
+appear only at the documented boundaries (README, "What is integer"):
+display-only loss and metrics, and Keras' loss-reduction gradient that hands
+the 1/batch factor to the integer loss gradient.
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import keras_int
+from keras_models import compile_integer, digits, digits_cnn
+
+# Ops that move, reshape, select or convert values exactly: no arithmetic.
+NOT_ARITHMETIC = {
+    "Identity", "IdentityN", "Reshape", "Cast", "Shape", "Const", "Placeholder", "ReadVariableOp",
+    "Select", "SelectV2", "ZerosLike", "OnesLike", "Fill", "Pack", "StridedSlice", "ConcatV2",
+    "GatherV2", "ExpandDims", "Squeeze", "BroadcastTo", "Tile", "StopGradient", "NoOp",
+    "IntOps>Quantize", "IntOps>Dequantize",  # exact power-of-two conversions (carriers)
+}
+# Keras' loss-reduction gradient: the float 1/batch upstream of the integer loss gradient.
+BOUNDARY_SCOPES = ("gradient_tape/compile_loss/",)
+
+
+def _dtype(node):
+    for key in ("T", "dtype", "DstT"):
+        if key in node.attr and node.attr[key].type:
+            return tf.dtypes.as_dtype(node.attr[key].type)
+    return None
+
+
+def _train_step_graph(model, x, y):
+    concrete = tf.function(model.train_step).get_concrete_function((tf.constant(x), tf.constant(y)))
+    graph_def = concrete.graph.as_graph_def()
+    nodes = list(graph_def.node)
+    for function in graph_def.library.function:
+        nodes += list(function.node_def)
+    return {node.name: node for node in nodes}
+
+
+def _inputs(node):
+    return [name.lstrip("^").split(":")[0] for name in node.input]
+
+
+def float_arithmetic_feeding_updates(model, x, y):
+    """Float arithmetic ops on the paths that produce the integer weight updates."""
+    nodes = _train_step_graph(model, x, y)
+    frontier = [n for n in nodes.values() if n.op == "IntOps>SgdUpdate"]
+    assert frontier, "no integer weight update in the training step"
+    seen, found = set(), []
+    while frontier:
+        node = frontier.pop()
+        if node.name in seen:
+            continue
+        seen.add(node.name)
+        dtype = _dtype(node)
+        if (dtype is not None and dtype.is_floating and node.op not in NOT_ARITHMETIC
+                and not node.name.startswith(BOUNDARY_SCOPES)):
+            found.append(f"{node.op} {node.name}")
+        frontier += [nodes[name] for name in _inputs(node) if name in nodes]
+    return found, nodes
+
+
+def test_training_step_has_no_undocumented_float_arithmetic():
+    (x, y), _ = digits()
+    model = compile_integer(digits_cnn())
+    found, nodes = float_arithmetic_feeding_updates(model, x[:64], y[:64])
+    assert found == [], found
+    ops = {n.op for n in nodes.values()}
+    assert {"IntOps>Conv2DLayer", "IntOps>Dense", "IntOps>Conv2DBackpropFilter",
+            "IntOps>MatMul", "IntOps>SoftmaxCrossEntropyGrad", "IntOps>SgdUpdate"} <= ops
+    # Backprop-input of the first layer feeds nothing and is not traced.
+    assert sum(n.op == "IntOps>Conv2DBackpropInput" for n in nodes.values()) <= 1
+
+
+def test_audit_catches_float_arithmetic():
+    (x, y), _ = digits()
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras_int.layers.IntFlatten(),
+                              keras.layers.Dense(16), keras_int.layers.IntDense(10)])
+    compile_integer(model)
+    found, _ = float_arithmetic_feeding_updates(model, x[:64], y[:64])
+    assert any(entry.startswith("MatMul") for entry in found), found
+
+
+def _ancestors(ops):
+    seen, frontier = set(), list(ops)
+    while frontier:
+        op = frontier.pop()
+        if op in seen:
+            continue
+        seen.add(op)
+        frontier += [t.op for t in op.inputs] + list(op.control_inputs)
+    return seen
+
+
+def float_tensors_kept_for_backward(model, x, y):
+    """Float tensors of the forward pass that the backward pass reads.
+
+    Forward: the ancestors of the (display) loss and the loss' own forward
+    ops. Backward: the ops that lead
+    to the weight updates and are not forward ops. The loss-reduction
+    gradient (the documented 1/batch boundary) is left aside.
+    """
+    concrete = tf.function(model.train_step).get_concrete_function((tf.constant(x), tf.constant(y)))
+    ops = concrete.graph.get_operations()
+    # The loss' own forward part (quantizing the logits) is forward too.
+    forward = _ancestors(op for op in ops if op.type == "SparseSoftmaxCrossEntropyWithLogits"
+                         or op.name.startswith("compile_loss/"))
+    backward = _ancestors(op for op in ops if op.type == "IntOps>SgdUpdate") - forward
+    kept, read = [], set()
+    for op in backward:
+        if op.name.startswith(BOUNDARY_SCOPES) or op.type in ("Shape", "Size", "Rank"):
+            continue  # shapes are read when the forward runs, not kept
+        for tensor in op.inputs:
+            source = tensor.op
+            if source not in forward or source.type in ("Const", "Shape"):
+                continue
+            read.add((source.type, tensor.dtype.name))
+            if tensor.dtype.is_floating:
+                kept.append(f"{op.name} reads {tensor.name} ({source.type})")
+    return kept, read
+
+
+def test_backward_pass_keeps_no_float_carriers():
+    (x, y), _ = digits()
+    kept, read = float_tensors_kept_for_backward(compile_integer(digits_cnn()), x[:64], y[:64])
+    assert kept == [], kept
+    # What the integer gradients do keep: int8 mantissas from the layer ops.
+    assert ("IntOps>Conv2DLayer", "int8") in read and ("IntOps>Dense", "int8") in read
+
+
+def test_carrier_check_catches_a_float_layer():
+    (x, y), _ = digits()
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras_int.layers.IntFlatten(),
+                              keras.layers.Dense(16), keras_int.layers.IntDense(10)])
+    kept, _ = float_tensors_kept_for_backward(compile_integer(model), x[:64], y[:64])
+    assert kept, "a float Dense layer keeps its float input for its gradient"
