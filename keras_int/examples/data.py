@@ -41,10 +41,15 @@ def load_tfds(name, batch_size, data_dir=None, download=True):
     except Exception as error:  # TFDS raises many types (network, permissions, missing files)
         raise DatasetError(f"TFDS cannot load {name!r} (data_dir={data_dir!r}): {error}") from error
     augment = crop_and_flip if name == "cifar10" else None
+    train = _pipeline(train, batch_size, True, augment)
+    try:
+        train_examples = builder.info.splits["train"].num_examples
+    except KeyError:  # no split metadata (e.g. under tfds.testing.mock_data): count
+        train_examples = int(sum(int(tf.shape(labels)[0]) for _, labels in train))
     info = {"name": name, "input_shape": tuple(builder.info.features["image"].shape),
             "classes": builder.info.features["label"].num_classes,
-            "train_examples": builder.info.splits["train"].num_examples}
-    return (_pipeline(train, batch_size, True, augment), _pipeline(test, batch_size, False), info)
+            "train_examples": train_examples}
+    return train, _pipeline(test, batch_size, False), info
 
 
 def load_digits(batch_size, test_fraction=0.25, seed=0):

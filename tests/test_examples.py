@@ -1,0 +1,75 @@
+"""The example trainings: TFDS pipelines (mocked, offline), the CLI end to end, its errors."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from keras_int.examples import data, models
+
+
+@pytest.mark.parametrize("name,shape", [("mnist", (28, 28, 1)), ("cifar10", (32, 32, 3))])
+def test_tfds_pipelines_under_mock_data(name, shape):
+    with tfds.testing.mock_data(num_examples=40):
+        train, test, info = data.load_tfds(name, batch_size=16)
+        images, labels = next(iter(train))
+        test_images, _ = next(iter(test))
+    assert info["input_shape"] == shape and info["classes"] == 10
+    assert images.shape == (16, *shape) and images.dtype == tf.float32
+    assert labels.shape == (16,) and labels.dtype == tf.int64
+    assert 0.0 <= float(tf.reduce_min(images)) and float(tf.reduce_max(images)) <= 1.0
+    assert test_images.shape[1:] == shape
+    batches = sum(1 for _ in train)
+    assert batches == 3  # 40 examples in batches of 16
+
+
+def test_cifar_augmentation_crops_and_flips():
+    image = tf.reshape(tf.range(32 * 32 * 3, dtype=tf.float32), (32, 32, 3))
+    tf.random.set_seed(0)
+    outputs = [data.crop_and_flip(image, 0)[0].numpy() for _ in range(8)]
+    assert all(o.shape == (32, 32, 3) for o in outputs)
+    assert any(not np.array_equal(o, image.numpy()) for o in outputs)
+
+
+def test_digits_pipeline():
+    train, test, info = data.load_digits(batch_size=64)
+    images, labels = next(iter(train))
+    assert images.shape == (64, 8, 8, 1) and info["train_examples"] == 1347
+    assert float(tf.reduce_max(images)) == 1.0
+
+
+def test_models_have_float_twins():
+    for name in models.MODELS:
+        integer = models.build(name, (32, 32, 3), 10, integer=True)
+        twin = models.build(name, (32, 32, 3), 10, integer=False)
+        assert len(integer.layers) == len(twin.layers)
+        kernels = lambda m: [tuple(w.shape) for w in m.trainable_weights if len(w.shape) > 1]  # noqa: E731
+        assert kernels(integer) == kernels(twin)
+        assert all(w.dtype == "int8" for w in integer.trainable_weights)
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "keras_int.examples.train", *args],
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_cli_trains_digits_and_writes_report(tmp_path):
+    result = _cli("--dataset", "digits", "--epochs", "1", "--compare", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "test accuracy" in result.stdout and "train images/s" in result.stdout
+    report = json.load(open(tmp_path / "report.json"))
+    assert [r["model"] for r in report["results"]] == ["lenet_int8", "lenet_float32"]
+    assert all(0 <= r["test_accuracy"] <= 1 and r["images_per_second"] > 0 for r in report["results"])
+    assert os.path.getsize(tmp_path / "report.png") > 10000
+
+
+def test_cli_rejects_a_bad_dataset_and_data_dir(tmp_path):
+    result = _cli("--dataset", "imagenet9")
+    assert result.returncode == 2 and "invalid choice: 'imagenet9'" in result.stderr
+    result = _cli("--dataset", "mnist", "--data-dir", str(tmp_path / "missing"))
+    assert result.returncode != 0 and "is not a readable directory" in result.stderr
