@@ -68,6 +68,28 @@ def load_digits(batch_size, test_fraction=0.25, seed=0):
     return train, test, info
 
 
+def _mnist_reachable(data_dir):
+    """True when MNIST is prepared, or its download host resolves (a quick
+    check: an offline TFDS download otherwise retries for minutes)."""
+    import socket
+    import urllib.parse
+
+    import tensorflow_datasets as tfds
+
+    if tfds.builder("mnist", data_dir=data_dir).is_prepared():
+        return True
+    try:
+        from tensorflow_datasets.image_classification import mnist
+
+        host = urllib.parse.urlparse(mnist._MNIST_URL).hostname
+        socket.getaddrinfo(host, 443)
+        return True
+    except (ImportError, AttributeError):
+        return True  # cannot tell: let TFDS try
+    except OSError:
+        return False
+
+
 def load(name, batch_size, data_dir=None, log=print):
     """Loads `name`; "auto" is MNIST when TFDS can load it, otherwise the digits."""
     if name not in DATASETS:
@@ -81,6 +103,8 @@ def load(name, batch_size, data_dir=None, log=print):
         return load_digits(batch_size)
     if name == "auto":
         try:
+            if not _mnist_reachable(data_dir):
+                raise DatasetError("it is not prepared and its download host cannot be resolved")
             return load_tfds("mnist", batch_size, data_dir)
         except DatasetError as error:
             log(f"MNIST is not available ({str(error).splitlines()[0][:200]}); "
