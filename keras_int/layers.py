@@ -75,9 +75,11 @@ class _IntLayer(keras.layers.Layer):
 class _WeightedIntLayer(_IntLayer):
     """A layer with an int8 kernel, quantised once from a float initialiser."""
 
-    def __init__(self, kernel_initializer="glorot_uniform", rounding="nearest", seed=None, **kwargs):
+    def __init__(self, kernel_initializer="glorot_uniform", use_bias=False, rounding="nearest",
+                 seed=None, **kwargs):
         super().__init__(rounding=rounding, seed=seed, **kwargs)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.use_bias = bool(use_bias)
 
     def _build_kernel(self, shape):
         with tf.init_scope():
@@ -86,6 +88,10 @@ class _WeightedIntLayer(_IntLayer):
         self.kernel = self.add_weight(name="kernel", shape=shape, dtype="int8", trainable=True,
                                       initializer=lambda shape, dtype=None: q)
         self.kernel_exponent = self._exponent("kernel_exponent", int(e))
+        # The bias is a weight on a constant input of 1: int32, at the
+        # kernel's exponent, starting at zero.
+        self.bias = (self.add_weight(name="bias", shape=shape[-1:], dtype="int32", trainable=True,
+                                     initializer="zeros") if self.use_bias else None)
         self.output_exponent = self._exponent("output_exponent")
         self.error_exponent = self._exponent("error_exponent")
         self._build_step_counter()
@@ -110,7 +116,7 @@ class _WeightedIntLayer(_IntLayer):
         return self._record_error_exponent(y) if training else y
 
     def get_config(self):
-        return {**super().get_config(),
+        return {**super().get_config(), "use_bias": self.use_bias,
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer)}
 
 
@@ -121,6 +127,8 @@ class IntDense(_WeightedIntLayer):
     Args:
       units: output features.
       kernel_initializer: float initialiser, quantised once to int8.
+      use_bias: add an int32 bias kept at the kernel's exponent (NITI has
+        none, hence off by default).
       rounding: rounding of the output requantisation ("nearest", as NITI,
         "pseudo_stochastic", "stochastic" or "truncate").
       seed: key of stochastic rounding.
@@ -130,9 +138,10 @@ class IntDense(_WeightedIntLayer):
     >>> layer.kernel.dtype                          # 'int8'
     """
 
-    def __init__(self, units, kernel_initializer="glorot_uniform", rounding="nearest", seed=None,
-                 **kwargs):
-        super().__init__(kernel_initializer=kernel_initializer, rounding=rounding, seed=seed, **kwargs)
+    def __init__(self, units, kernel_initializer="glorot_uniform", use_bias=False, rounding="nearest",
+                 seed=None, **kwargs):
+        super().__init__(kernel_initializer=kernel_initializer, use_bias=use_bias, rounding=rounding,
+                         seed=seed, **kwargs)
         if not isinstance(units, int) or units < 1:
             raise ValueError(f"IntDense: units must be a positive int, got {units!r}")
         self.units = units
@@ -144,7 +153,7 @@ class IntDense(_WeightedIntLayer):
 
     def call(self, inputs, training=False):
         y, exponent = layer_ops.dense(inputs, self.kernel, self.kernel_exponent, self.rounding,
-                                      self._rounding_seed())
+                                      self._rounding_seed(), self.bias)
         return self._finish(y, exponent, training)
 
     def compute_output_shape(self, input_shape):
@@ -156,15 +165,18 @@ class IntDense(_WeightedIntLayer):
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class IntConv2D(_WeightedIntLayer):
-    """2-D convolution (NHWC) with an int8 kernel, any stride, 'same'/'valid' padding.
+    """2-D convolution (NHWC) with an int8 kernel, any stride, 'same'/'valid' padding,
+    and an optional int32 bias (``use_bias=True``) at the kernel's exponent.
 
     >>> layer = IntConv2D(32, 3, padding="same")
     >>> y = layer(keras.random.uniform((2, 28, 28, 1)))  # shape (2, 28, 28, 32)
     """
 
     def __init__(self, filters, kernel_size, strides=1, padding="valid", dilation_rate=1,
-                 kernel_initializer="glorot_uniform", rounding="nearest", seed=None, **kwargs):
-        super().__init__(kernel_initializer=kernel_initializer, rounding=rounding, seed=seed, **kwargs)
+                 kernel_initializer="glorot_uniform", use_bias=False, rounding="nearest", seed=None,
+                 **kwargs):
+        super().__init__(kernel_initializer=kernel_initializer, use_bias=use_bias, rounding=rounding,
+                         seed=seed, **kwargs)
         if not isinstance(filters, int) or filters < 1:
             raise ValueError(f"IntConv2D: filters must be a positive int, got {filters!r}")
         self.filters = filters
@@ -181,7 +193,7 @@ class IntConv2D(_WeightedIntLayer):
     def call(self, inputs, training=False):
         y, exponent = layer_ops.conv2d(inputs, self.kernel, self.kernel_exponent, self.strides,
                                        self.padding, self.dilation_rate, self.rounding,
-                                       self._rounding_seed())
+                                       self._rounding_seed(), self.bias)
         return self._finish(y, exponent, training)
 
     def compute_output_shape(self, input_shape):

@@ -17,7 +17,7 @@ def niti_mu_schedule(total_steps, values=(5, 4, 3)):
 
 @keras.saving.register_keras_serializable(package="keras_int")
 class IntegerSGD(keras.optimizers.Optimizer):
-    """NITI's integer SGD (ALGORITHMS.md 6) for int8 variables.
+    """NITI's integer SGD (ALGORITHMS.md 6) for int8 variables (and int32 biases).
 
     The int32 gradient is shifted to ``mu`` bits (pseudo-stochastic rounding)
     and subtracted from the int8 weights with clipping; ``mu`` plays the role
@@ -66,11 +66,11 @@ class IntegerSGD(keras.optimizers.Optimizer):
                                             name="current_mu")
         self._grad_bits, self._masters, self._momenta = [], [], []
         for variable in variables:
-            integer = variable.dtype in ("int8", "int16")
+            integer = variable.dtype in ("int8", "int16", "int32")
             self._grad_bits.append(self.add_variable(shape=(), dtype="int32", initializer="zeros",
                                                      name=f"{variable.name}_grad_bits"))
             master = None
-            if integer and self.weight_bits == 16:
+            if variable.dtype == "int8" and self.weight_bits == 16:
                 # The 16-bit master copy starts at w << 8 (exact: |w| <= 127).
                 master = self.add_variable(shape=variable.shape, dtype="int16", initializer="zeros",
                                            name=f"{variable.name}_master16")
@@ -78,7 +78,7 @@ class IntegerSGD(keras.optimizers.Optimizer):
             self._masters.append(master)
             momentum = None
             if self.momentum:
-                dtype = "int16" if integer and self.weight_bits == 16 else variable.dtype
+                dtype = "int16" if master is not None else variable.dtype
                 momentum = self.add_variable(shape=variable.shape, dtype=dtype, initializer="zeros",
                                              name=f"{variable.name}_momentum")
             self._momenta.append(momentum)
@@ -98,7 +98,7 @@ class IntegerSGD(keras.optimizers.Optimizer):
                 gradient = m
             variable.assign_sub(tf.cast(learning_rate, variable.dtype) * gradient)
             return
-        if variable.dtype not in (tf.int8, tf.int16) or gradient.dtype != tf.int32:
+        if variable.dtype not in (tf.int8, tf.int16, tf.int32) or gradient.dtype != tf.int32:
             raise ValueError(f"IntegerSGD: variable {variable.name} ({variable.dtype.name}) got a "
                              f"{gradient.dtype.name} gradient; integer variables need int32 gradients "
                              "from keras_int layers")

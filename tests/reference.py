@@ -245,6 +245,13 @@ def avg_pool_grad_acc(x_shape, dy, pool, strides, padding):
 
 # ------------------------------------------------------------ residual add
 
+def add_bias(acc, bias, shift):
+    """acc + bias * 2**shift along the last axis (shift < 0: rounded to nearest)."""
+    bias = np.asarray(bias, np.int64)
+    aligned = bias * 2**shift if shift >= 0 else round_shift(bias, -shift, "nearest")
+    return np.asarray(acc, np.int64) + aligned
+
+
 def aligned_add(a, ea, b, eb):
     a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
     if ea < eb:
@@ -286,7 +293,7 @@ def softmax_cross_entropy_grad(logits, exponent, labels, mode="pseudo_stochastic
 # ------------------------------------------------------------ integer SGD
 
 def sgd_update(w, g, mu, momentum=0, buffer=None, weight_decay=0, bits=8):
-    limit = 127 if bits == 8 else 32767
+    limit = {8: 127, 16: 32767, 32: 2**31 - 1}[bits]
     w = np.asarray(w, np.int64)
     g = np.asarray(g, np.int64)
     b = bit_length(g)

@@ -12,6 +12,7 @@ L = keras_int.layers
 
 LAYERS = [
     (L.IntDense(7, rounding="pseudo_stochastic", seed=3), (2, 5)),
+    (L.IntDense(3, use_bias=True), (2, 4, 5)),
     (L.IntConv2D(4, (3, 2), strides=2, padding="same", dilation_rate=1, seed=1), (2, 7, 6, 3)),
     (L.IntReLU(), (2, 5)),
     (L.IntMaxPool2D(3, strides=2, padding="same"), (2, 7, 6, 3)),

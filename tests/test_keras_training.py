@@ -165,3 +165,20 @@ def test_import_under_another_backend_fails_clearly():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode != 0
     assert "TensorFlow backend" in result.stderr and "KERAS_BACKEND=tensorflow" in result.stderr
+
+
+def test_layers_with_bias_train_and_save(tmp_path):
+    (x, y), (x_test, _) = digits()
+    keras.utils.set_random_seed(8)
+    model = compile_integer(keras.Sequential([
+        keras.Input((8, 8, 1)), L.IntConv2D(16, 3, padding="same", use_bias=True), L.IntReLU(),
+        L.IntFlatten(), L.IntDense(10, use_bias=True)]), mu=4, weight_bits=16, momentum=4)
+    history = model.fit(x, y, epochs=3, batch_size=32, verbose=0)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    biases = [model.layers[0].bias, model.layers[-1].bias]
+    assert all(b.dtype == "int32" and b.trainable and np.abs(b.numpy()).max() > 0 for b in biases)
+    path = str(tmp_path / "bias.keras")
+    model.save(path)
+    restored = keras.models.load_model(path)
+    np.testing.assert_array_equal(restored.layers[-1].bias.numpy(), biases[1].numpy())
+    np.testing.assert_array_equal(model.predict(x_test, verbose=0), restored.predict(x_test, verbose=0))

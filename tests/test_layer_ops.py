@@ -148,3 +148,49 @@ def test_softmax_cross_entropy_gradient(rng, batch):
     if batch == 8:  # 1/8 is a power of two: the scaling is exact
         np.testing.assert_array_equal(grad.numpy(), err * 2.0 ** (err_e - 3))
     assert np.abs(grad.numpy() - grad_float.numpy()).max() < 0.2 / batch
+
+
+def test_dense_and_conv_bias_forward_and_gradient(rng):
+    x = rng.random((6, 10)).astype(np.float32)
+    w_np = rng.integers(-127, 128, (10, 4)).astype(np.int8)
+    b_np = rng.integers(-3000, 3000, 4).astype(np.int32)
+    w, b = tf.Variable(w_np), tf.Variable(b_np)
+    dy = _carrier(rng, (6, 4), -8)
+    with tf.GradientTape() as tape:
+        y, _ = layer_ops.dense(x, w, -7, bias=b)
+        loss = tf.reduce_sum(y * dy)
+    dw, db = tape.gradient(loss, [w, b])
+    qx, ex = ref.quantize(x)
+    want_q, want_e = ref.requantize(ref.add_bias(qx @ w_np.astype(np.int64), b_np, -ex), ex - 7)
+    np.testing.assert_array_equal(y.numpy(), ref.dequantize(want_q, want_e))
+    err, _ = ref.quantize(dy)
+    assert db.dtype == tf.int32
+    np.testing.assert_array_equal(db.numpy(), err.sum(axis=0))
+    np.testing.assert_array_equal(dw.numpy(), qx.T @ err)
+
+    # Convolution, and an input exponent above 0 (bias rounded onto the accumulator).
+    xc = _carrier(rng, (2, 5, 5, 3), 2)
+    wc_np = rng.integers(-127, 128, (3, 3, 3, 2)).astype(np.int8)
+    bc_np = np.array([77, -5], np.int32)
+    wc, bc = tf.Variable(wc_np), tf.Variable(bc_np)
+    dyc = _carrier(rng, (2, 5, 5, 2), -6)
+    with tf.GradientTape() as tape:
+        yc, _ = layer_ops.conv2d(xc, wc, -7, 1, "SAME", bias=bc)
+        loss = tf.reduce_sum(yc * dyc)
+    dbc = tape.gradient(loss, bc)
+    qx, ex = ref.quantize(xc)
+    assert ex > 0
+    want_q, want_e = ref.requantize(ref.add_bias(ref.conv2d(qx, wc_np), bc_np, -ex), ex - 7)
+    np.testing.assert_array_equal(yc.numpy(), ref.dequantize(want_q, want_e))
+    np.testing.assert_array_equal(dbc.numpy(), ref.quantize(dyc)[0].sum(axis=(0, 1, 2)))
+
+
+def test_bias_errors_are_named():
+    w = tf.Variable(np.ones((2, 2), np.int8))
+    x = np.full((1, 2), 0.5, np.float32)
+    with pytest.raises(ValueError, match="bias must be an int32 variable"):
+        layer_ops.dense(x, w, 0, bias=tf.Variable(np.ones(2, np.int8)))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="bias must have shape \\[2\\]"):
+        layer_ops.dense(x, w, 0, bias=tf.Variable(np.ones(3, np.int32)))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="int32 overflow: accumulator plus bias"):
+        layer_ops.dense(x, w, 0, bias=tf.Variable(np.full(2, 2**30, np.int32)))

@@ -67,15 +67,15 @@ def test_cross_entropy_grad_int32_labels_and_many_classes(rng):
     np.testing.assert_array_equal(err.numpy(), ref.softmax_cross_entropy_grad(logits, -3, labels)[0])
 
 
-@pytest.mark.parametrize("bits", [8, 16])
+@pytest.mark.parametrize("bits", [8, 16, 32])
 @pytest.mark.parametrize("mu", [1, 3, 5, 8])
 @pytest.mark.parametrize("momentum,weight_decay", [(0, 0), (0, 1), (8, 0), (15, 3)])
 def test_sgd_update_matches_reference(rng, bits, mu, momentum, weight_decay):
-    dtype = np.int8 if bits == 8 else np.int16
-    limit = 127 if bits == 8 else 32767
-    w = rng.integers(-limit, limit + 1, 400).astype(dtype)
+    dtype = {8: np.int8, 16: np.int16, 32: np.int32}[bits]
+    limit = {8: 127, 16: 32767, 32: 2**31 - 1}[bits]
+    w = rng.integers(-limit, limit + 1, 400, dtype=np.int64).astype(dtype)
     w[:5] = [limit, -limit, limit, -limit, 0]
-    buffer = rng.integers(-limit, limit + 1, 400).astype(dtype) if momentum else None
+    buffer = rng.integers(-limit, limit + 1, 400, dtype=np.int64).astype(dtype) if momentum else None
     for g in (rng.integers(-(2**20), 2**20, 400), rng.integers(-3, 4, 400),
               np.full(400, -(2**31)), rng.integers(-(2**31), 2**31, 400, dtype=np.int64)):
         g = g.astype(np.int32)

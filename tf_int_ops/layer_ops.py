@@ -20,15 +20,15 @@ from tf_int_ops import _loader
 from tf_int_ops import ops
 
 
-def _resource_variable(variable, name, fn):
+def _resource_variable(variable, name, fn, dtype=tf.int8):
     """The tf.Variable behind `variable` (a tf.Variable or a Keras variable), watched."""
     inner = variable
     while not isinstance(inner, tf.Variable) and hasattr(inner, "value"):
         inner = inner.value
     if not isinstance(inner, tf.Variable):
         raise ValueError(f"{fn}: {name} must be a variable (read through its handle), got {type(variable).__name__}")
-    if inner.dtype != tf.int8:
-        raise ValueError(f"{fn}: {name} must be an int8 variable, got {inner.dtype.name}")
+    if inner.dtype != dtype:
+        raise ValueError(f"{fn}: {name} must be an {dtype.name} variable, got {inner.dtype.name}")
     # The op reads the variable through its handle; telling the tape makes the
     # variable a source of the gradient, as reading it would.
     tape_lib.variable_accessed(inner)
@@ -42,14 +42,21 @@ def _carrier(x, name, fn):
     return x
 
 
-def dense(x, kernel, kernel_exponent, rounding="nearest", seed=None):
-    """Integer dense layer on a carrier: ``requantize(quantize(x) @ kernel)``.
+def _biases(bias, fn):
+    """The op's list of 0 or 1 int32 bias handles."""
+    return [] if bias is None else [_resource_variable(bias, "bias", fn, tf.int32).handle]
+
+
+def dense(x, kernel, kernel_exponent, rounding="nearest", seed=None, bias=None):
+    """Integer dense layer on a carrier: ``requantize(quantize(x) @ kernel + bias)``.
 
     Args:
       x: float32 carrier (or raw input, quantized exactly as the spec says),
         shape ``[..., in]``.
       kernel: int8 variable ``[in, units]``.
       kernel_exponent: int32 scalar, the kernel's exponent.
+      bias: optional int32 variable ``[units]`` at the kernel's exponent (a
+        weight on a constant input of 1), aligned exactly to the accumulator.
     Returns:
       ``(y, y_exponent)``: the output carrier ``[..., units]`` and its exponent.
 
@@ -64,7 +71,7 @@ def dense(x, kernel, kernel_exponent, rounding="nearest", seed=None):
         raise ValueError(f"{fn}: x must have rank >= 2, got shape {x.shape}")
     flat = x if x.shape.rank == 2 else tf.reshape(x, [-1, tf.shape(x)[-1]])
     y, y_exponent, _, _, _ = _loader.load().int_ops_dense(
-        flat, variable.handle, ops._exponent(kernel_exponent, fn, "kernel_exponent"),
+        flat, variable.handle, _biases(bias, fn), ops._exponent(kernel_exponent, fn, "kernel_exponent"),
         ops._seed(seed, rounding, fn), rounding=rounding)
     if x.shape.rank != 2:
         y = tf.reshape(y, tf.concat([tf.shape(x)[:-1], tf.shape(y)[-1:]], 0))
@@ -72,9 +79,10 @@ def dense(x, kernel, kernel_exponent, rounding="nearest", seed=None):
 
 
 def conv2d(x, kernel, kernel_exponent, strides=1, padding="SAME", dilations=1,
-           rounding="nearest", seed=None):
+           rounding="nearest", seed=None, bias=None):
     """Integer 2-D convolution on an NHWC carrier with an int8 HWIO kernel variable.
 
+    ``bias``: optional int32 variable ``[filters]`` at the kernel's exponent.
     Returns ``(y, y_exponent)``.
 
     >>> w = tf.Variable(tf.ones([3, 3, 1, 4], tf.int8))
@@ -86,7 +94,7 @@ def conv2d(x, kernel, kernel_exponent, strides=1, padding="SAME", dilations=1,
     variable = _resource_variable(kernel, "kernel", fn)
     rounding = ops._rounding(rounding, fn)
     y, y_exponent, _, _, _ = _loader.load().int_ops_conv2d_layer(
-        x, variable.handle, ops._exponent(kernel_exponent, fn, "kernel_exponent"),
+        x, variable.handle, _biases(bias, fn), ops._exponent(kernel_exponent, fn, "kernel_exponent"),
         ops._seed(seed, rounding, fn), rounding=rounding,
         **ops._conv_attrs(strides, padding, dilations, fn))
     return y, y_exponent
@@ -105,9 +113,20 @@ def _dense_grad(op, dy, *unused_output_grads):
     x_q, kernel = op.outputs[2], op.outputs[4]
     err, err_exponent = ops.quantize(dy)
     dx = _error_to_carrier(ops.int_matmul(err, kernel, transpose_w=True),
-                           err_exponent + op.inputs[2])
+                           err_exponent + _kernel_exponent(op))
     dkernel = ops.int_matmul(x_q, err, transpose_x=True)
-    return [dx, dkernel, None, None]
+    return [dx, dkernel, *_bias_gradient(op, err), None, None]
+
+
+def _kernel_exponent(op):
+    return op.inputs[2 + op.get_attr("N")]
+
+
+def _bias_gradient(op, err):
+    """int32 sum of the error over all but the channel axis (bias = weight on input 1)."""
+    if op.get_attr("N") == 0:
+        return []
+    return [tf.reduce_sum(tf.cast(err, tf.int32), axis=tf.range(tf.rank(err) - 1))]
 
 
 @tf.RegisterGradient("IntOps>Conv2DLayer")
@@ -118,9 +137,9 @@ def _conv2d_grad(op, dy, *unused_output_grads):
     err, err_exponent = ops.quantize(dy)
     dx = _error_to_carrier(
         ops.int_conv2d_backprop_input(tf.shape(x_q), kernel, err, **attrs),
-        err_exponent + op.inputs[2])
+        err_exponent + _kernel_exponent(op))
     dkernel = ops.int_conv2d_backprop_filter(x_q, tf.shape(kernel), err, **attrs)
-    return [dx, dkernel, None, None]
+    return [dx, dkernel, *_bias_gradient(op, err), None, None]
 
 
 def relu(x):

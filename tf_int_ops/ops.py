@@ -307,12 +307,13 @@ def integer_sgd_update(w, grad, mu=5, momentum=0, momentum_buffer=None, weight_d
     momentum / 16 + g)``, ``w -= m``. ``weight_decay`` d adds
     ``d * w * 2**(bit_length(max|grad|) - 15)`` to the gradient first. With
     int16 ``w`` this is the 16-bit weight accumulation of NITI; derive the
-    int8 weights with :func:`int8_weights`.
+    int8 weights with :func:`int8_weights`. int32 ``w`` (biases) clip at the
+    int32 range.
 
     >>> new_w, _ = integer_sgd_update(tf.zeros([3], tf.int8), tf.constant([640, -64, 0]), mu=3)
     """
     fn = "integer_sgd_update"
-    w = _one_of(w, (tf.int8, tf.int16), "w", fn)
+    w = _one_of(w, (tf.int8, tf.int16, tf.int32), "w", fn)
     grad = _tensor(grad, tf.int32, "grad", fn)
     if w.shape.is_fully_defined() and grad.shape.is_fully_defined() and w.shape != grad.shape:
         raise ValueError(f"{fn}: grad has shape {grad.shape}, the weights {w.shape}")

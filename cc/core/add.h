@@ -6,6 +6,8 @@
 
 #include <cstdint>
 
+#include "cc/core/status.h"
+
 namespace keras_int {
 
 // Largest exact alignment: 8-bit mantissas shifted by 23 stay below 2**30.
@@ -14,6 +16,10 @@ constexpr int kMaxAlignShift = 23;
 // acc = a * 2**ea + b * 2**eb expressed at *acc_exponent.
 void AlignedAdd(const int8_t* a, int ea, const int8_t* b, int eb, int64_t n, int32_t* acc,
                 int* acc_exponent);
+
+// acc[r, c] += bias[c] * 2**shift (shift < 0: rounded to nearest), exactly;
+// a sum outside int32 is an error.
+Status AddBias(int32_t* acc, int64_t rows, int64_t channels, const int32_t* bias, int shift);
 
 }  // namespace keras_int
 

@@ -21,7 +21,7 @@ uint64_t Magnitude64(int64_t v) {
 template <typename T>
 Status IntegerSgdUpdate(T* w, const int32_t* g, int64_t n, const SgdOptions& options,
                         T* momentum_buffer) {
-  constexpr int64_t kLimit = sizeof(T) == 1 ? 127 : 32767;
+  constexpr int64_t kLimit = sizeof(T) == 1 ? 127 : sizeof(T) == 2 ? 32767 : INT32_MAX;
   if (options.mu < 1 || options.mu > 30) {
     return Status::Error("mu (update bit width) " + std::to_string(options.mu) +
                          " is out of range [1, 30]");
@@ -77,5 +77,7 @@ template Status IntegerSgdUpdate<int8_t>(int8_t*, const int32_t*, int64_t, const
                                          int8_t*);
 template Status IntegerSgdUpdate<int16_t>(int16_t*, const int32_t*, int64_t, const SgdOptions&,
                                           int16_t*);
+template Status IntegerSgdUpdate<int32_t>(int32_t*, const int32_t*, int64_t, const SgdOptions&,
+                                          int32_t*);
 
 }  // namespace keras_int

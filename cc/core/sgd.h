@@ -14,7 +14,7 @@ struct SgdOptions {
   int weight_decay = 0;   // adds weight_decay * w * 2**(b(g) - 15) to g before the shift
 };
 
-// Updates weights w (int8, or int16 when 16-bit weights are kept) in place
+// Updates weights w (int8; int16 when 16-bit weights are kept; int32 biases) in place
 // with the int32 gradient g; `momentum_buffer` (same type as w, may be null
 // when options.momentum == 0) is updated in place too. An all-zero gradient
 // changes nothing.

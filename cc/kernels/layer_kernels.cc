@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "cc/core/add.h"
 #include "cc/core/conv.h"
 #include "cc/core/dfp.h"
 #include "cc/core/gemm.h"
@@ -26,6 +27,7 @@ class LayerOpBase : public OpKernel {
  public:
   explicit LayerOpBase(OpKernelConstruction* ctx) : OpKernel(ctx) {
     OP_REQUIRES_OK(ctx, GetRounding(ctx, &rounding_));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("N", &num_biases_));
   }
 
  protected:
@@ -50,7 +52,7 @@ class LayerOpBase : public OpKernel {
   // Requantizes acc (at acc_exponent) into outputs 0 (carrier) and 1 (exponent).
   void EmitOutput(OpKernelContext* ctx, const Tensor& acc, int acc_exponent) {
     RoundingSeed seed;
-    OP_REQUIRES_OK(ctx, GetSeed(ctx, 3, &seed));
+    OP_REQUIRES_OK(ctx, GetSeed(ctx, SeedIndex(), &seed));
     std::vector<int8_t> q(acc.NumElements());
     int exponent;
     KI_OP_REQUIRES_OK(ctx, Requantize<int8_t>(acc.flat<int32_t>().data(), acc.NumElements(),
@@ -81,7 +83,31 @@ class LayerOpBase : public OpKernel {
     fn(*snapshot);
   }
 
+  // Inputs: x, weights, N biases, weight exponent, seed.
+  int ExponentIndex() const { return 2 + num_biases_; }
+  int SeedIndex() const { return 3 + num_biases_; }
+
+  // Adds the optional int32 bias (at the weights' exponent) to acc, whose
+  // exponent is x_exponent + the weights' exponent.
+  void AddOptionalBias(OpKernelContext* ctx, Tensor* acc, int x_exponent, const char* name) {
+    if (num_biases_ == 0) return;
+    ::tensorflow::core::RefCountPtr<::tensorflow::Var> var;
+    OP_REQUIRES_OK(ctx, ::tensorflow::LookupResource(ctx, ::tensorflow::HandleFromInput(ctx, 2), &var));
+    ::tensorflow::tf_shared_lock lock(*var->mu());
+    const Tensor& bias = *var->tensor();
+    const int64_t channels = acc->dim_size(acc->dims() - 1);
+    OP_REQUIRES(ctx, bias.dtype() == ::tensorflow::DT_INT32,
+                ::tensorflow::errors::InvalidArgument(name, " bias variable must be int32, got ",
+                                                      ::tensorflow::DataTypeString(bias.dtype())));
+    OP_REQUIRES(ctx, bias.dims() == 1 && bias.dim_size(0) == channels,
+                ::tensorflow::errors::InvalidArgument(name, " bias must have shape [", channels,
+                                                      "], got ", bias.shape().DebugString()));
+    KI_OP_REQUIRES_OK(ctx, AddBias(acc->flat<int32_t>().data(), acc->NumElements() / channels, channels,
+                                   bias.flat<int32_t>().data(), -x_exponent));
+  }
+
   Rounding rounding_;
+  int num_biases_;
 };
 
 }  // namespace
@@ -93,8 +119,8 @@ class DenseLayerOp : public LayerOpBase {
     const Tensor& x = ctx->input(0);
     OP_REQUIRES_OK(ctx, CheckRank(x, 2, "dense: x"));
     int w_exponent;
-    OP_REQUIRES_OK(ctx, GetExponent(ctx, 2, "dense: kernel_exponent", kMinExponent, kMaxExponent,
-                                    &w_exponent));
+    OP_REQUIRES_OK(ctx, GetExponent(ctx, ExponentIndex(), "dense: kernel_exponent", kMinExponent,
+                                    kMaxExponent, &w_exponent));
     WithWeights(ctx, "dense: kernel", 2, [&](const Tensor& w) {
       const int64_t M = x.dim_size(0), K = x.dim_size(1), N = w.dim_size(1);
       OP_REQUIRES(ctx, w.dim_size(0) == K,
@@ -107,6 +133,8 @@ class DenseLayerOp : public LayerOpBase {
       Tensor acc(::tensorflow::DT_INT32, TensorShape({M, N}));
       KI_OP_REQUIRES_OK(ctx, MatMul(x_q->flat<int8_t>().data(), w.flat<int8_t>().data(), M, N, K,
                                     false, false, acc.flat<int32_t>().data(), MakeParallelFor(ctx)));
+      AddOptionalBias(ctx, &acc, x_exponent, "dense:");
+      if (!ctx->status().ok()) return;
       EmitOutput(ctx, acc, x_exponent + w_exponent);
     });
   }
@@ -118,8 +146,8 @@ class Conv2DLayerOp : public LayerOpBase {
   void Compute(OpKernelContext* ctx) override {
     const Tensor& x = ctx->input(0);
     int w_exponent;
-    OP_REQUIRES_OK(ctx, GetExponent(ctx, 2, "conv2d: filter_exponent", kMinExponent, kMaxExponent,
-                                    &w_exponent));
+    OP_REQUIRES_OK(ctx, GetExponent(ctx, ExponentIndex(), "conv2d: filter_exponent", kMinExponent,
+                                    kMaxExponent, &w_exponent));
     WithWeights(ctx, "conv2d: filter", 4, [&](const Tensor& w) {
       Conv2DGeometry g;
       OP_REQUIRES_OK(ctx, attrs_.Geometry(x.shape(), w.shape(), &g));
@@ -129,6 +157,8 @@ class Conv2DLayerOp : public LayerOpBase {
       Tensor acc(::tensorflow::DT_INT32, TensorShape({g.batch, g.out_h, g.out_w, g.out_c}));
       KI_OP_REQUIRES_OK(ctx, Conv2D(g, x_q->flat<int8_t>().data(), w.flat<int8_t>().data(),
                                     acc.flat<int32_t>().data(), MakeParallelFor(ctx)));
+      AddOptionalBias(ctx, &acc, x_exponent, "conv2d:");
+      if (!ctx->status().ok()) return;
       EmitOutput(ctx, acc, x_exponent + w_exponent);
     });
   }

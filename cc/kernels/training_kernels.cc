@@ -108,5 +108,7 @@ REGISTER_KERNEL_BUILDER(Name("IntOps>SgdUpdate").Device(::tensorflow::DEVICE_CPU
                         SgdUpdateOp<int8_t>);
 REGISTER_KERNEL_BUILDER(Name("IntOps>SgdUpdate").Device(::tensorflow::DEVICE_CPU).TypeConstraint<int16_t>("T"),
                         SgdUpdateOp<int16_t>);
+REGISTER_KERNEL_BUILDER(Name("IntOps>SgdUpdate").Device(::tensorflow::DEVICE_CPU).TypeConstraint<int32_t>("T"),
+                        SgdUpdateOp<int32_t>);
 
 }  // namespace keras_int

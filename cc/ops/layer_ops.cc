@@ -5,6 +5,11 @@
 // carrier they return its exponent, the int8 input mantissas and the int8
 // weights they used: all the gradient keeps. (The gradient must not read the
 // variable again: the optimizer may already have updated it.)
+//
+// Bias (optional, N = 1): an int32 variable at the kernel's exponent, i.e. a
+// weight on a constant input of 1. It is aligned exactly to the
+// accumulator's exponent and added before requantize; a sum outside int32 is
+// an error.
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/shape_inference.h"
 
@@ -27,6 +32,7 @@ bool VariableShape(InferenceContext* c, int index, ShapeHandle* shape) {
 REGISTER_OP("IntOps>Dense")
     .Input("x: float")
     .Input("kernel: resource")
+    .Input("bias: N * resource")
     .Input("kernel_exponent: int32")
     .Input("seed: int64")
     .Output("y: float")
@@ -34,6 +40,7 @@ REGISTER_OP("IntOps>Dense")
     .Output("x_q: int8")
     .Output("x_exponent: int32")
     .Output("kernel_q: int8")
+    .Attr("N: int >= 0 = 0")
     .Attr("rounding: string = 'nearest'")
     .SetShapeFn([](InferenceContext* c) {
       ShapeHandle x, kernel;
@@ -56,6 +63,7 @@ REGISTER_OP("IntOps>Dense")
 REGISTER_OP("IntOps>Conv2DLayer")
     .Input("x: float")
     .Input("filter: resource")
+    .Input("bias: N * resource")
     .Input("filter_exponent: int32")
     .Input("seed: int64")
     .Output("y: float")
@@ -66,6 +74,7 @@ REGISTER_OP("IntOps>Conv2DLayer")
     .Attr("strides: list(int) = [1, 1]")
     .Attr("padding: string")
     .Attr("dilations: list(int) = [1, 1]")
+    .Attr("N: int >= 0 = 0")
     .Attr("rounding: string = 'nearest'")
     .SetShapeFn([](InferenceContext* c) {
       ShapeHandle x, filter;

@@ -32,7 +32,7 @@ REGISTER_OP("IntOps>SgdUpdate")
     .Input("mu: int32")
     .Output("new_w: T")
     .Output("new_momentum_buffer: T")
-    .Attr("T: {int8, int16}")
+    .Attr("T: {int8, int16, int32}")
     .Attr("momentum: int = 0")
     .Attr("weight_decay: int = 0")
     .SetShapeFn([](InferenceContext* c) {
