@@ -4,10 +4,35 @@ import csv
 import os
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 PREFIX = "exp/"
 _LAYER_EXPONENTS = ("output_exponent", "error_exponent", "kernel_exponent")
+
+
+class MuScheduler(keras.callbacks.Callback):
+    """Sets IntegerSGD's update bit width ``mu`` at the start of each epoch.
+
+    ``schedule(epoch) -> int``, like Keras' ``LearningRateScheduler``.
+
+    >>> # NITI on CIFAR-10: mu 5, then 4 from 50 % and 3 from 75 % of 200 epochs
+    >>> MuScheduler(lambda epoch: 5 if epoch < 100 else 4 if epoch < 150 else 3)
+    """
+
+    def __init__(self, schedule):
+        super().__init__()
+        self.schedule = schedule
+
+    def on_epoch_begin(self, epoch, logs=None):
+        optimizer = self.model.optimizer
+        if not hasattr(optimizer, "mu_variable") or optimizer.mu_schedule is not None:
+            raise ValueError("MuScheduler needs a built IntegerSGD without mu_schedule "
+                             "(the two would both set mu)")
+        mu = self.schedule(epoch)
+        if not isinstance(mu, (int, np.integer)) or not 1 <= mu <= 30:
+            raise ValueError(f"MuScheduler: schedule({epoch}) must be an int in [1, 30], got {mu!r}")
+        optimizer.mu_variable.assign(int(mu))
 
 
 @keras.saving.register_keras_serializable(package="keras_int")

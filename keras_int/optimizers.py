@@ -27,6 +27,7 @@ class IntegerSGD(keras.optimizers.Optimizer):
       mu: update bit width (NITI: 5).
       mu_schedule: optional ``keras.optimizers.schedules.LearningRateSchedule``
         (of the step) returning integer bit widths, e.g. ``niti_mu_schedule``.
+        For a schedule over epochs use ``keras_int.callbacks.MuScheduler``.
       momentum: integer momentum in sixteenths (0 to 16); 0 disables it.
       weight_decay: integer weight decay strength d: ``d * w * 2**(b(g) - 15)``
         is added to the gradient before the shift.
@@ -64,6 +65,11 @@ class IntegerSGD(keras.optimizers.Optimizer):
         super().build(variables)
         self.current_mu = self.add_variable(shape=(), dtype="int32", initializer="zeros",
                                             name="current_mu")
+        # mu when no step schedule is given; keras_int.callbacks.MuScheduler
+        # changes it per epoch.
+        self.mu_variable = self.add_variable(shape=(), dtype="int32",
+                                             initializer=keras.initializers.Constant(self.mu),
+                                             name="mu")
         self._grad_bits, self._masters, self._momenta = [], [], []
         for variable in variables:
             integer = variable.dtype in ("int8", "int16", "int32")
@@ -85,7 +91,7 @@ class IntegerSGD(keras.optimizers.Optimizer):
 
     def _mu(self):
         if self.mu_schedule is None:
-            return tf.constant(self.mu, tf.int32)
+            return tf.convert_to_tensor(self.mu_variable)
         return tf.cast(self.mu_schedule(self.iterations), tf.int32)
 
     def update_step(self, gradient, variable, learning_rate):

@@ -136,3 +136,16 @@ def test_integer_gradient_for_a_float_variable_is_rejected():
     optimizer.build([variable])
     with pytest.raises(ValueError, match="integer variables need int32 gradients"):
         optimizer.apply([tf.zeros(3, tf.float32)], [variable])
+
+
+def test_mu_scheduler_sets_mu_per_epoch():
+    (x, y), _ = digits()
+    model = compile_integer(digits_cnn(), mu=5)
+    model.optimizer.build(model.trainable_variables)
+    tracker = keras_int.callbacks.ExponentTracker()
+    history = model.fit(x[:64], y[:64], epochs=3, batch_size=32, verbose=0,
+                        callbacks=[keras_int.callbacks.MuScheduler(lambda epoch: 5 - epoch), tracker])
+    assert history.history["exp/mu"] == [5, 4, 3]
+    with pytest.raises(ValueError, match="must be an int in \\[1, 30\\]"):
+        model.fit(x[:64], y[:64], epochs=1, verbose=0,
+                  callbacks=[keras_int.callbacks.MuScheduler(lambda epoch: 0.5)])
