@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 BAZEL ?= bazel
 TRAIN_ARGS ?= --compare
 
-.PHONY: setup system venv build test train bench clean
+.PHONY: setup system venv build sanitize test train bench clean
 
 setup: system venv build
 
@@ -35,7 +35,11 @@ build: venv
 	$(BAZEL) build //cc:_int_ops.so
 	install -m 644 bazel-bin/cc/_int_ops.so tf_int_ops/_int_ops.so
 
-test: setup
+# The C++ core under AddressSanitizer + UndefinedBehaviorSanitizer.
+sanitize: build
+	$(BAZEL) run --config=asan //cc:core_test
+
+test: setup sanitize
 	$(PY) -m pytest -q tests
 
 train: setup

@@ -1,0 +1,208 @@
+// Tests of the TensorFlow-free core against plain loops, meant to run under
+// AddressSanitizer and UndefinedBehaviorSanitizer (`bazel test --config=asan
+// //cc:core_test`): random and edge-case shapes exercise every packing,
+// edge-tile and blocking path of the GEMM and the convolution readers.
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <vector>
+
+#include "cc/core/add.h"
+#include "cc/core/conv.h"
+#include "cc/core/cross_entropy.h"
+#include "cc/core/dfp.h"
+#include "cc/core/gemm.h"
+#include "cc/core/pool.h"
+#include "cc/core/sgd.h"
+
+namespace keras_int {
+namespace {
+
+int failures = 0;
+int checks = 0;
+
+#define EXPECT(cond, ...)                                  \
+  do {                                                     \
+    ++checks;                                              \
+    if (!(cond)) {                                         \
+      ++failures;                                          \
+      std::fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
+      std::fprintf(stderr, __VA_ARGS__);                   \
+      std::fprintf(stderr, "\n");                          \
+    }                                                      \
+  } while (0)
+
+std::mt19937 rng(42);
+
+std::vector<int8_t> RandomInt8(int64_t n, int lo = -128, int hi = 127) {
+  std::uniform_int_distribution<int> d(lo, hi);
+  std::vector<int8_t> v(n);
+  for (auto& x : v) x = static_cast<int8_t>(d(rng));
+  return v;
+}
+
+void TestMatMul() {
+  const int64_t shapes[][3] = {{1, 1, 1}, {5, 3, 2}, {6, 16, 512}, {7, 17, 513}, {13, 33, 1000},
+                               {97, 65, 511}, {0, 4, 3}, {3, 0, 5}, {4, 5, 0}, {2, 3, 131071 + 7}};
+  for (const auto& s : shapes) {
+    const int64_t M = s[0], N = s[1], K = s[2];
+    for (int t = 0; t < 4; ++t) {
+      const bool tx = t & 1, tw = t & 2;
+      auto x = RandomInt8(M * K), w = RandomInt8(K * N);
+      std::vector<int32_t> out(M * N, -1);
+      Status status = MatMul(x.data(), w.data(), M, N, K, tx, tw, out.data(), SerialFor);
+      EXPECT(status.ok(), "matmul %ld %ld %ld: %s", (long)M, (long)N, (long)K, status.message().c_str());
+      for (int64_t i = 0; i < M; ++i) {
+        for (int64_t j = 0; j < N; ++j) {
+          int64_t want = 0;
+          for (int64_t k = 0; k < K; ++k) {
+            want += int64_t{x[tx ? k * M + i : i * K + k]} * w[tw ? j * K + k : k * N + j];
+          }
+          if (out[i * N + j] != want) {
+            EXPECT(false, "matmul %ldx%ldx%ld t=%d at (%ld, %ld): %d != %ld", (long)M, (long)N,
+                   (long)K, t, (long)i, (long)j, out[i * N + j], (long)want);
+            return;
+          }
+        }
+      }
+    }
+  }
+  // One past the exact depth with every product at 2**14: an error, not a wrap.
+  const int64_t K = kMaxExactDepth + 1;
+  std::vector<int8_t> x(K, -128), w(K, -128);
+  std::vector<int32_t> out(1);
+  EXPECT(!MatMul(x.data(), w.data(), 1, 1, K, false, false, out.data(), SerialFor).ok(),
+         "overflow must be reported");
+}
+
+void TestConv() {
+  struct Case { int64_t n, h, w, c, kh, kw, o, sh, sw, dh, dw; bool same; };
+  const Case cases[] = {{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, false}, {2, 7, 6, 3, 3, 3, 5, 2, 2, 1, 1, true},
+                        {2, 7, 6, 3, 3, 3, 5, 2, 2, 1, 1, false}, {1, 9, 8, 17, 3, 2, 7, 3, 1, 1, 1, true},
+                        {2, 10, 11, 2, 3, 3, 4, 1, 1, 2, 2, true}, {1, 4, 4, 3, 4, 4, 2, 1, 1, 1, 1, true},
+                        {0, 5, 5, 2, 3, 3, 2, 1, 1, 1, 1, true}};
+  for (const Case& c : cases) {
+    Conv2DGeometry g{c.n, c.h, c.w, c.c, c.kh, c.kw, c.o, c.sh, c.sw, c.dh, c.dw, 0, 0, 0, 0};
+    EXPECT(ComputeConv2DGeometry(c.same, &g).ok(), "geometry");
+    auto x = RandomInt8(g.batch * g.in_h * g.in_w * g.in_c);
+    auto w = RandomInt8(g.k_h * g.k_w * g.in_c * g.out_c);
+    auto dy = RandomInt8(g.batch * g.out_h * g.out_w * g.out_c);
+    std::vector<int32_t> y(dy.size()), dx(x.size()), dw(w.size());
+    EXPECT(Conv2D(g, x.data(), w.data(), y.data(), SerialFor).ok(), "conv");
+    EXPECT(Conv2DBackpropInput(g, w.data(), dy.data(), dx.data(), SerialFor).ok(), "bwd input");
+    EXPECT(Conv2DBackpropFilter(g, x.data(), dy.data(), dw.data(), SerialFor).ok(), "bwd filter");
+    std::vector<int64_t> want_y(y.size(), 0), want_dx(dx.size(), 0), want_dw(dw.size(), 0);
+    for (int64_t n = 0; n < g.batch; ++n)
+      for (int64_t oh = 0; oh < g.out_h; ++oh)
+        for (int64_t ow = 0; ow < g.out_w; ++ow)
+          for (int64_t kh = 0; kh < g.k_h; ++kh)
+            for (int64_t kw = 0; kw < g.k_w; ++kw) {
+              const int64_t ih = oh * g.stride_h - g.pad_top + kh * g.dilation_h;
+              const int64_t iw = ow * g.stride_w - g.pad_left + kw * g.dilation_w;
+              if (ih < 0 || ih >= g.in_h || iw < 0 || iw >= g.in_w) continue;
+              for (int64_t ci = 0; ci < g.in_c; ++ci)
+                for (int64_t o = 0; o < g.out_c; ++o) {
+                  const int64_t xi = ((n * g.in_h + ih) * g.in_w + iw) * g.in_c + ci;
+                  const int64_t wi = ((kh * g.k_w + kw) * g.in_c + ci) * g.out_c + o;
+                  const int64_t yi = ((n * g.out_h + oh) * g.out_w + ow) * g.out_c + o;
+                  want_y[yi] += int64_t{x[xi]} * w[wi];
+                  want_dx[xi] += int64_t{dy[yi]} * w[wi];
+                  want_dw[wi] += int64_t{x[xi]} * dy[yi];
+                }
+            }
+    bool same_y = true, same_dx = true, same_dw = true;
+    for (size_t i = 0; i < y.size(); ++i) same_y &= y[i] == want_y[i];
+    for (size_t i = 0; i < dx.size(); ++i) same_dx &= dx[i] == want_dx[i];
+    for (size_t i = 0; i < dw.size(); ++i) same_dw &= dw[i] == want_dw[i];
+    EXPECT(same_y && same_dx && same_dw, "conv case %ldx%ldx%ldx%ld k%ldx%ld s%ld: %d %d %d",
+           (long)c.n, (long)c.h, (long)c.w, (long)c.c, (long)c.kh, (long)c.kw, (long)c.sh, same_y,
+           same_dx, same_dw);
+  }
+}
+
+void TestRequantizeAndQuantize() {
+  const Rounding modes[] = {Rounding::kNearest, Rounding::kPseudoStochastic, Rounding::kStochastic,
+                            Rounding::kTruncate};
+  std::vector<int32_t> acc = {0, 1, -1, 127, -128, 128, INT32_MAX, INT32_MIN, 1 << 20, -(1 << 20)};
+  std::uniform_int_distribution<int32_t> d(INT32_MIN, INT32_MAX);
+  for (int i = 0; i < 1000; ++i) acc.push_back(d(rng));
+  for (Rounding mode : modes) {
+    std::vector<int8_t> q(acc.size());
+    int e = 0;
+    EXPECT(Requantize<int8_t>(acc.data(), acc.size(), 0, mode, RoundingSeed{3, 4}, q.data(), &e, SerialFor).ok(),
+           "requantize");
+    EXPECT(e == 25, "exponent of a full-range int32 tensor: %d", e);
+    for (size_t i = 0; i < acc.size(); ++i) {
+      const double exact = acc[i] / 33554432.0;  // 2**25
+      EXPECT(q[i] >= -127 && q[i] <= 127 && std::abs(q[i] - exact) <= 1.0, "requantize value");
+    }
+    std::vector<int16_t> q16(acc.size());
+    EXPECT(Requantize<int16_t>(acc.data(), acc.size(), 0, mode, RoundingSeed{}, q16.data(), &e, SerialFor).ok(),
+           "requantize 16");
+    EXPECT(e == 17, "16-bit exponent %d", e);
+  }
+  std::vector<float> x = {0.0f, 0.3f, -1.0f, 1e-30f, 65504.0f};
+  std::vector<int8_t> q(x.size());
+  int e;
+  EXPECT(Quantize<int8_t>(x.data(), x.size(), q.data(), &e).ok() && e == 9, "quantize exponent %d", e);
+  x.push_back(std::numeric_limits<float>::quiet_NaN());
+  EXPECT(!Quantize<int8_t>(x.data(), x.size(), q.data(), &e).ok(), "NaN must be reported");
+}
+
+void TestPoolLossSgdAdd() {
+  PoolGeometry g{2, 7, 5, 3, 3, 3, 2, 2, 0, 0, 0, 0};
+  EXPECT(ComputePoolGeometry(true, &g).ok(), "pool geometry");
+  auto x = RandomInt8(g.batch * g.in_h * g.in_w * g.channels);
+  auto dy = RandomInt8(g.batch * g.out_h * g.out_w * g.channels);
+  std::vector<int8_t> y(dy.size());
+  std::vector<int32_t> acc(dy.size()), dx(x.size());
+  MaxPool(g, x.data(), y.data());
+  MaxPoolGrad(g, x.data(), dy.data(), dx.data());
+  int64_t routed = 0, total = 0;
+  for (int32_t v : dx) routed += v;
+  for (int8_t v : dy) total += v;
+  EXPECT(routed == total, "max-pool gradient conserves the error: %ld vs %ld", (long)routed, (long)total);
+  AvgPool(g, x.data(), acc.data());
+  AvgPoolGrad(g, dy.data(), dx.data());
+
+  const int64_t batch = 5, classes = 10;
+  auto logits = RandomInt8(batch * classes);
+  std::vector<int64_t> labels = {0, 9, 3, 3, 7};
+  std::vector<int8_t> err(logits.size());
+  for (int exponent : {-30, -7, -3, 0, 20}) {
+    SoftmaxCrossEntropyGrad(logits.data(), batch, classes, exponent, labels.data(),
+                            Rounding::kPseudoStochastic, RoundingSeed{}, err.data());
+    for (int64_t b = 0; b < batch; ++b) EXPECT(err[b * classes + labels[b]] <= 0, "label error sign");
+  }
+
+  std::vector<int8_t> w = RandomInt8(300), m = RandomInt8(300);
+  std::vector<int32_t> grad(300);
+  std::uniform_int_distribution<int32_t> d(INT32_MIN, INT32_MAX);
+  for (auto& v : grad) v = d(rng);
+  SgdOptions options;
+  options.momentum = 8;
+  options.weight_decay = 3;
+  EXPECT(IntegerSgdUpdate<int8_t>(w.data(), grad.data(), w.size(), options, m.data()).ok(), "sgd");
+  for (int8_t v : w) EXPECT(v >= -127 && v <= 127, "sgd clips");
+
+  auto a = RandomInt8(100), b2 = RandomInt8(100);
+  std::vector<int32_t> sum(100);
+  int sum_exponent;
+  AlignedAdd(a.data(), 100, b2.data(), -100, 100, sum.data(), &sum_exponent);
+  EXPECT(sum_exponent == 100 - kMaxAlignShift, "add exponent");
+  std::vector<int32_t> bias_acc(6, 1 << 30);
+  const int32_t bias[3] = {1 << 30, 0, -1};
+  EXPECT(!AddBias(bias_acc.data(), 2, 3, bias, 1).ok(), "bias overflow must be reported");
+}
+
+}  // namespace
+}  // namespace keras_int
+
+int main() {
+  keras_int::TestMatMul();
+  keras_int::TestConv();
+  keras_int::TestRequantizeAndQuantize();
+  keras_int::TestPoolLossSgdAdd();
+  std::printf("core_test: %d checks, %d failed\n", keras_int::checks, keras_int::failures);
+  return keras_int::failures == 0 ? 0 : 1;
+}
