@@ -103,6 +103,8 @@ def quantize(x, bits=8):
         scaled = np.ldexp(x, -(e + 1)).astype(np.float32)
         if np.all(scaled == np.trunc(scaled)):
             e += 1
+    if not MIN_EXPONENT <= e <= MAX_EXPONENT:
+        raise ValueError(f"exponent {e} out of range")
     scaled = np.ldexp(x, -e).astype(np.float32)
     q = np.sign(scaled) * np.floor(np.abs(scaled) + np.float32(0.5))  # half away from zero
     return np.clip(q, -limit, limit).astype(np.int64), int(e)

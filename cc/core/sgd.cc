@@ -34,7 +34,7 @@ Status IntegerSgdUpdate(T* w, const int32_t* g, int64_t n, const SgdOptions& opt
     return Status::Error("weight_decay " + std::to_string(options.weight_decay) +
                          " is out of range [0, 1024]");
   }
-  if (options.momentum > 0 && momentum_buffer == nullptr) {
+  if (options.momentum > 0 && momentum_buffer == nullptr && n > 0) {
     return Status::Error("momentum > 0 needs a momentum buffer");
   }
   uint32_t any = 0;
