@@ -167,6 +167,7 @@ def relu(x):
 def max_pool2d(x, pool_size=2, strides=None, padding="VALID"):
     """Integer max pooling on an NHWC carrier; the backward pass is integer too."""
     x = _carrier(x, "x", "max_pool2d")
+    ops._rank(x, 4, "x", "max_pool2d")
 
     @tf.custom_gradient
     def _max_pool(x):
@@ -186,6 +187,7 @@ def max_pool2d(x, pool_size=2, strides=None, padding="VALID"):
 def avg_pool2d(x, pool_size=2, strides=None, padding="VALID", rounding="nearest", seed=None):
     """Integer average pooling on an NHWC carrier."""
     x = _carrier(x, "x", "avg_pool2d")
+    ops._rank(x, 4, "x", "avg_pool2d")
 
     @tf.custom_gradient
     def _avg_pool(x):

@@ -1,0 +1,149 @@
+"""Bad inputs for every public op and layer, and what each must raise.
+
+Run as a script, it tries every case and prints one JSON line per case, so
+that tests/test_bad_input.py can run them in a child process: a crash
+(segfault, abort) fails the test and names the case, instead of killing the
+test run.
+"""
+
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import keras_int  # noqa: E402
+import tf_int_ops as ops  # noqa: E402
+from tf_int_ops import layer_ops  # noqa: E402
+
+L = keras_int.layers
+
+I8 = np.ones((2, 3), np.int8)
+X4 = np.ones((1, 5, 5, 2), np.int8)
+W4 = np.ones((3, 3, 2, 4), np.int8)
+InvalidArgument = tf.errors.InvalidArgumentError
+
+CASES = [
+    # (call, exception, message pattern)
+    (lambda: ops.int_matmul(I8.astype(np.float32), I8.T), ValueError, "x must be int8"),
+    (lambda: ops.int_matmul(I8, I8.T.astype(np.int32)), ValueError, "w must be int8"),
+    (lambda: ops.int_matmul(np.ones((2, 3, 1), np.int8), I8.T), ValueError, "x must have rank 2"),
+    (lambda: ops.int_matmul(I8, I8), InvalidArgument, "inner dimensions|Dimensions must be equal"),
+    (lambda: ops.int_conv2d(X4, W4, padding="FULL"), ValueError, "padding must be"),
+    (lambda: ops.int_conv2d(X4, W4, strides=0), ValueError, "strides must be >= 1"),
+    (lambda: ops.int_conv2d(X4, W4, strides=-2), ValueError, "strides must be >= 1"),
+    (lambda: ops.int_conv2d(X4, W4, strides=(1, 2, 3)), ValueError, "strides must be an int or a pair"),
+    (lambda: ops.int_conv2d(X4, W4, dilations=0), ValueError, "dilations must be >= 1"),
+    (lambda: ops.int_conv2d(X4[:, :, :, :1], W4), InvalidArgument, "input channels 1 do not match"),
+    (lambda: ops.int_conv2d(X4, np.ones((7, 7, 2, 1), np.int8), padding="VALID"), InvalidArgument,
+     "smaller than the \\(dilated\\) window"),
+    (lambda: ops.int_conv2d(X4[0], W4), ValueError, "x must have rank 4"),
+    (lambda: ops.int_conv2d_backprop_input([1, 5, 5, 2], W4, np.ones((1, 4, 4, 4), np.int8)),
+     InvalidArgument, "out_backprop has shape"),
+    (lambda: ops.int_conv2d_backprop_filter(X4, [3, 3, 2, 4], np.ones((1, 5, 5, 3), np.int8)),
+     InvalidArgument, "out_backprop has shape"),
+    (lambda: ops.int_conv2d_backprop_input([1, 5, 5], W4, np.ones((1, 5, 5, 4), np.int8)),
+     InvalidArgument, "input_sizes must be a vector of 4"),
+    (lambda: ops.int_max_pool2d(X4, 2, padding="same-ish"), ValueError, "padding must be"),
+    (lambda: ops.int_max_pool2d(X4, 0), ValueError, "pool_size must be >= 1"),
+    (lambda: ops.int_max_pool2d_grad(X4, np.ones((1, 3, 3, 2), np.int8), 2), InvalidArgument,
+     "dy has shape"),
+    (lambda: ops.int_avg_pool2d(X4, 0, (6, 6), padding="VALID"), InvalidArgument, "smaller than"),
+    (lambda: ops.quantize(np.array([1.0, np.nan], np.float32)), InvalidArgument, "NaN or Inf"),
+    (lambda: ops.quantize(np.array([np.inf], np.float32)), InvalidArgument, "NaN or Inf"),
+    (lambda: ops.quantize(np.array([1e-37], np.float32)), InvalidArgument, "exponent .* out of range"),
+    (lambda: ops.quantize(np.ones(3, np.int8)), ValueError, "x must be float32"),
+    (lambda: ops.quantize(np.ones(3, np.float32), bits=4), ValueError, "bits must be 8 or 16"),
+    (lambda: ops.dequantize(I8, 101), InvalidArgument, "exponent 101 is out of range"),
+    (lambda: ops.dequantize(I8.astype(np.float32), 0), ValueError, "q must be one of int8, int16"),
+    (lambda: ops.dequantize(I8, [1, 2]), ValueError, "exponent must have rank 0"),
+    (lambda: ops.requantize(np.ones(3, np.int32), 500), InvalidArgument, "exponent 500 is out of range"),
+    (lambda: ops.requantize(np.full(3, 2**30, np.int32), 90), InvalidArgument,
+     "result exponent 114 is out of range"),
+    (lambda: ops.requantize(np.ones(3, np.int64), 0), ValueError, "acc must be int32"),
+    (lambda: ops.requantize(np.ones(3, np.int32), 0, rounding="up"), ValueError, "rounding must be one of"),
+    (lambda: ops.requantize(np.ones(3, np.int32), 0, rounding="stochastic"), ValueError, "needs a seed"),
+    (lambda: ops.requantize(np.ones(3, np.int32), 0, seed=[1, 2, 3]), ValueError, "seed must be"),
+    (lambda: ops.round_shift(np.ones(3, np.int32), 64), InvalidArgument, "shift 64 is out of range"),
+    (lambda: ops.int_softmax_cross_entropy_grad(I8, 0, [0, 3]), InvalidArgument,
+     "labels\\[1\\] = 3 is out of range \\[0, 3\\)"),
+    (lambda: ops.int_softmax_cross_entropy_grad(I8, 0, [0, -1]), InvalidArgument, "labels\\[1\\] = -1"),
+    (lambda: ops.int_softmax_cross_entropy_grad(I8, 0, [0]), InvalidArgument, "labels has 1 entries"),
+    (lambda: ops.int_softmax_cross_entropy_grad(I8, 0, [0.0, 1.0]), ValueError, "labels must be one of"),
+    (lambda: ops.int_softmax_cross_entropy_grad(I8, 0, [0, 1], rounding="nearest"), ValueError,
+     "rounding must be"),
+    (lambda: ops.int_softmax_cross_entropy_grad(I8, -500, [0, 1]), InvalidArgument, "exponent -500"),
+    (lambda: ops.integer_sgd_update(I8, np.ones((2, 3), np.int32), mu=0), ValueError, "mu 0 is out of range"),
+    (lambda: ops.integer_sgd_update(I8, np.ones((3, 2), np.int32)), ValueError, "grad has shape"),
+    (lambda: ops.integer_sgd_update(I8, np.ones((2, 3), np.int8)), ValueError, "grad must be int32"),
+    (lambda: ops.integer_sgd_update(I8, np.ones((2, 3), np.int32), momentum=4), ValueError,
+     "needs a momentum_buffer"),
+    (lambda: ops.integer_sgd_update(I8, np.ones((2, 3), np.int32), momentum=17, momentum_buffer=I8),
+     ValueError, "momentum must be an int in \\[0, 16\\]"),
+    (lambda: ops.integer_sgd_update(I8, np.ones((2, 3), np.int32), mu=tf.constant(31)), InvalidArgument,
+     "mu \\(update bit width\\) 31"),
+    (lambda: ops.int_add(I8, 0, I8.T, 0), ValueError, "same shape"),
+    (lambda: ops.int_add(I8, 0, I8, 400), InvalidArgument, "b_exponent 400"),
+    (lambda: layer_ops.dense(np.ones((2, 2), np.float32), tf.constant(np.ones((2, 2), np.int8)), 0),
+     ValueError, "kernel must be a variable"),
+    (lambda: layer_ops.dense(np.ones((2, 2), np.float32), tf.Variable(np.ones((2, 2), np.int16)), 0),
+     ValueError, "kernel must be an int8 variable"),
+    (lambda: layer_ops.dense(np.ones((2, 2), np.int8), tf.Variable(np.ones((2, 2), np.int8)), 0),
+     ValueError, "x must be a float32 carrier"),
+    (lambda: layer_ops.dense(np.ones((2, 3), np.float32), tf.Variable(np.ones((2, 2), np.int8)), 0),
+     InvalidArgument, "input has 3 features, the kernel expects 2"),
+    (lambda: layer_ops.dense(np.array([[np.nan, 1]], np.float32), tf.Variable(np.ones((2, 2), np.int8)), 0),
+     InvalidArgument, "NaN or Inf"),
+    (lambda: layer_ops.conv2d(np.ones((1, 4, 4, 3), np.float32), tf.Variable(W4), 0), InvalidArgument,
+     "input channels 3 do not match"),
+]
+
+
+
+LAYER_CASES = [
+    (lambda: L.IntDense(3)(tf.constant([[1, 2]], tf.int32)), ValueError, "float32 carrier"),
+    (lambda: L.IntDense(3)(tf.constant([[np.inf, 2.0]])), InvalidArgument, "NaN or Inf"),
+    (lambda: L.IntDense(3, rounding="banker")(tf.ones((1, 2))), ValueError, "rounding must be one of"),
+    (lambda: L.IntConv2D(2, 3)(tf.ones((2, 5))), ValueError, "input must be NHWC"),
+    (lambda: L.IntConv2D(2, 3, strides=0), ValueError, "strides must be a positive int"),
+    (lambda: L.IntConv2D(2, 3, strides=-1), ValueError, "strides must be a positive int"),
+    (lambda: L.IntConv2D(2, 3, padding="causal"), ValueError, "padding must be 'same' or 'valid'"),
+    (lambda: L.IntConv2D(2, 9)(tf.ones((1, 4, 4, 1))), InvalidArgument, "smaller than the"),
+    (lambda: L.IntConv2D(2, 3)(tf.constant(np.full((1, 4, 4, 1), np.nan, np.float32))), InvalidArgument,
+     "NaN or Inf"),
+    (lambda: L.IntReLU()(tf.ones((2, 2), tf.int32)), ValueError, "float32 carrier"),
+    (lambda: L.IntMaxPool2D(2, padding="full"), ValueError, "padding must be"),
+    (lambda: L.IntMaxPool2D(2)(tf.ones((2, 2))), ValueError, "max_pool2d: x must have rank 4"),
+    (lambda: L.IntAveragePooling2D(2)(tf.ones((2, 2))), ValueError, "avg_pool2d: x must have rank 4"),
+    (lambda: L.IntMaxPool2D(5)(tf.ones((1, 2, 2, 1))), InvalidArgument, "smaller than the"),
+    (lambda: L.IntAveragePooling2D(0), ValueError, "pool_size must be a positive int"),
+    (lambda: L.IntGlobalAveragePooling2D()(tf.ones((2, 3))), ValueError, "NHWC input"),
+    (lambda: L.IntDropout(0.4), ValueError, "rate must be 1 - 2"),
+    (lambda: L.IntAdd()([tf.ones((2, 3)), tf.ones((3, 2))]), ValueError, "same shape"),
+    (lambda: L.IntAdd()([tf.ones((2, 3))]), ValueError, "expects a list of 2 inputs"),
+    (lambda: keras_int.losses.IntegerCrossEntropy()(tf.constant([3.0]), tf.ones((1, 3))), InvalidArgument,
+     "label value of 3 which is outside the valid range"),
+    (lambda: keras_int.optimizers.IntegerSGD(mu=31), ValueError, "mu must be an int in \\[1, 30\\]"),
+]
+
+ALL_CASES = CASES + LAYER_CASES
+
+
+def main():
+    """Runs every case, one JSON line each, flushed before the next starts."""
+    for index, (call, exception, pattern) in enumerate(ALL_CASES):
+        print(json.dumps({"start": index}), flush=True)
+        try:
+            call()
+            result = {"index": index, "raised": None, "message": ""}
+        except Exception as error:  # the parent checks type and message
+            result = {"index": index, "raised": type(error).__name__, "message": str(error)[:2000]}
+        print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()
