@@ -31,6 +31,7 @@ CASES = [
     # (call, exception, message pattern)
     (lambda: ops.int_matmul(I8.astype(np.float32), I8.T), ValueError, "x must be int8"),
     (lambda: ops.int_matmul(I8, I8.T.astype(np.int32)), ValueError, "w must be int8"),
+    (lambda: ops.int_matmul(I8.astype(np.int16), I8.T), ValueError, "x must be int8, got int16"),
     (lambda: ops.int_matmul(np.ones((2, 3, 1), np.int8), I8.T), ValueError, "x must have rank 2"),
     (lambda: ops.int_matmul(I8, I8), InvalidArgument, "inner dimensions|Dimensions must be equal"),
     (lambda: ops.int_conv2d(X4, W4, padding="FULL"), ValueError, "padding must be"),

@@ -176,3 +176,37 @@ def test_int_add(data, n, ea, eb):
     q, e = ops.int_add(a, ea, b, eb)
     np.testing.assert_array_equal(q.numpy(), want_q)
     assert int(e) == want_e
+
+
+@PROPERTY
+@given(q=hnp.arrays(st.sampled_from([np.int8, np.int16]), st.integers(0, 40)),
+       exponent=st.integers(-130, 110))
+def test_dequantize(q, exponent):
+    if not ref.MIN_EXPONENT <= exponent <= ref.MAX_EXPONENT:
+        with pytest.raises(tf.errors.InvalidArgumentError, match="out of range"):
+            ops.dequantize(q, exponent)
+        return
+    np.testing.assert_array_equal(ops.dequantize(q, exponent).numpy(), ref.dequantize(q, exponent))
+
+
+@PROPERTY
+@given(x=hnp.arrays(np.int32, st.integers(0, 40), elements=INT32))
+def test_bit_length(x):
+    assert int(ops.bit_length(x)) == ref.bit_length(x)
+
+
+@PROPERTY
+@given(data=st.data(), batch=st.integers(0, 2), size=st.tuples(st.integers(1, 7), st.integers(1, 7)),
+       channels=st.integers(1, 3), pool=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+       strides=st.tuples(st.integers(1, 3), st.integers(1, 3)), padding=st.sampled_from(["SAME", "VALID"]))
+def test_avg_pool_grad(data, batch, size, channels, pool, strides, padding):
+    shape = (batch, *size, channels)
+    if padding == "VALID" and any(s < p for s, p in zip(size, pool)):
+        return  # covered by test_pooling
+    out = [ref.window_geometry(s, p, st_, 1, padding)[0] for s, p, st_ in zip(size, pool, strides)]
+    dy = data.draw(int8_arrays((batch, *out, channels)))
+    dx, e = ops.int_avg_pool2d_grad(list(shape), dy, -3, list(pool), list(strides), padding)
+    want, want_e = ref.requantize(ref.avg_pool_grad_acc(shape, dy, pool, strides, padding), -3 - 16)
+    np.testing.assert_array_equal(dx.numpy(), want)
+    if dx.numpy().size:
+        assert int(e) == want_e
