@@ -2,7 +2,31 @@
 
 load("@local_config_tf//:build_defs.bzl", "TF_COPTS")
 
-def int_op_library(name, srcs, deps = [], copts = []):
+SANITIZER_COPTS = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"]
+
+def core_libraries():
+    """:core and :core_asan: the TensorFlow-free code, plain and sanitized.
+
+    The AVX2 micro-kernel alone is compiled for AVX2; gemm.cc picks it at run
+    time, so the library still runs (slower) on CPUs without AVX2.
+    """
+    for suffix, extra in (("", ["-O3"]), ("_asan", ["-O1"] + SANITIZER_COPTS)):
+        native.cc_library(
+            name = "gemm_avx2" + suffix,
+            srcs = ["core/gemm_avx2.cc"],
+            hdrs = ["core/gemm.h", "core/parallel.h", "core/status.h"],
+            copts = extra + ["-mavx2", "-fPIC"],
+        )
+        native.cc_library(
+            name = "core" + suffix,
+            srcs = native.glob(["core/*.cc"], exclude = ["core/gemm_avx2.cc"]),
+            hdrs = native.glob(["core/*.h"]),
+            copts = extra + ["-fPIC", "-fvisibility=hidden"],
+            deps = [":gemm_avx2" + suffix],
+            visibility = ["//visibility:public"],
+        )
+
+def int_op_library(name, srcs, deps = [], copts = [], linkopts = []):
     """A shared library loadable with tf.load_op_library.
 
     Args:
@@ -10,6 +34,7 @@ def int_op_library(name, srcs, deps = [], copts = []):
       srcs: op registrations and kernel adapters (TensorFlow-facing sources).
       deps: TensorFlow-free libraries the kernels call.
       copts: extra compiler flags.
+      linkopts: extra linker flags.
     """
     native.cc_binary(
         name = name,
@@ -22,6 +47,7 @@ def int_op_library(name, srcs, deps = [], copts = []):
             "-Wno-sign-compare",
             "-Wno-deprecated-declarations",
         ] + copts,
+        linkopts = linkopts,
         deps = deps + [
             "@local_config_tf//:tf_headers",
             "@local_config_tf//:tf_framework",
