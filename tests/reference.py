@@ -106,7 +106,10 @@ def quantize(x, bits=8):
     if not MIN_EXPONENT <= e <= MAX_EXPONENT:
         raise ValueError(f"exponent {e} out of range")
     scaled = np.ldexp(x, -e).astype(np.float32)
-    q = np.sign(scaled) * np.floor(np.abs(scaled) + np.float32(0.5))  # half away from zero
+    # Round half away from zero, exactly: compare the (exact) fraction with 1/2.
+    whole = np.trunc(scaled)
+    fraction = scaled - whole
+    q = whole + (fraction >= 0.5) - (fraction <= -0.5)
     return np.clip(q, -limit, limit).astype(np.int64), int(e)
 
 

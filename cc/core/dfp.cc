@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 namespace keras_int {
@@ -64,6 +65,41 @@ int MaxBitLength(const int32_t* acc, int64_t n) {
   return BitLength(any);
 }
 
+namespace {
+
+// One rounding mode, shift 1..31, on int32 magnitudes: a branch-free loop
+// the compiler vectorises (the generic RoundShift64 handles every case but
+// is several times slower).
+template <Rounding kMode, typename T>
+void ShiftAndClip(const int32_t* acc, int64_t begin, int64_t end, int s, RoundingSeed seed,
+                  int32_t limit, T* out) {
+  const uint32_t mask = (uint32_t{1} << s) - 1;
+  const uint32_t half = uint32_t{1} << (s - 1);
+  const int h = s / 2;
+  const uint32_t low_mask = (uint32_t{1} << h) - 1;
+  const int odd = s & 1;
+  for (int64_t i = begin; i < end; ++i) {
+    const int32_t v = acc[i];
+    const uint32_t mag = v < 0 ? 0u - static_cast<uint32_t>(v) : static_cast<uint32_t>(v);
+    const uint32_t t = mag >> s;
+    const uint32_t r = mag & mask;
+    uint32_t up;
+    if (kMode == Rounding::kNearest) {
+      up = r >= half;
+    } else if (kMode == Rounding::kTruncate) {
+      up = 0;
+    } else if (kMode == Rounding::kPseudoStochastic) {
+      up = (r >> h) > ((r & low_mask) << odd);
+    } else {
+      up = r > (StochasticWord(seed.key, seed.step, static_cast<uint64_t>(i)) & mask);
+    }
+    const int32_t m = static_cast<int32_t>(std::min<uint32_t>(t + up, static_cast<uint32_t>(limit)));
+    out[i] = static_cast<T>(v < 0 ? -m : m);
+  }
+}
+
+}  // namespace
+
 template <typename T>
 Status Requantize(const int32_t* acc, int64_t n, int acc_exponent, Rounding rounding,
                   RoundingSeed seed, T* out, int* out_exponent, const ParallelFor& parallel_for) {
@@ -81,13 +117,17 @@ Status Requantize(const int32_t* acc, int64_t n, int acc_exponent, Rounding roun
     for (int64_t i = 0; i < n; ++i) out[i] = static_cast<T>(acc[i]);
     return Status::OK();
   }
-  parallel_for(n, 8, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      const uint32_t random = rounding == Rounding::kStochastic
-                                  ? StochasticWord(seed.key, seed.step, static_cast<uint64_t>(i))
-                                  : 0;
-      const int32_t v = RoundShift(acc[i], shift, rounding, random);
-      out[i] = static_cast<T>(std::min(std::max(v, -kLimit), kLimit));
+  // shift <= 32 - 7 = 25 here, so every mode fits 32-bit arithmetic.
+  parallel_for(n, 4, [&](int64_t begin, int64_t end) {
+    switch (rounding) {
+      case Rounding::kNearest:
+        return ShiftAndClip<Rounding::kNearest>(acc, begin, end, shift, seed, kLimit, out);
+      case Rounding::kTruncate:
+        return ShiftAndClip<Rounding::kTruncate>(acc, begin, end, shift, seed, kLimit, out);
+      case Rounding::kPseudoStochastic:
+        return ShiftAndClip<Rounding::kPseudoStochastic>(acc, begin, end, shift, seed, kLimit, out);
+      case Rounding::kStochastic:
+        return ShiftAndClip<Rounding::kStochastic>(acc, begin, end, shift, seed, kLimit, out);
     }
   });
   return Status::OK();
@@ -113,16 +153,46 @@ Status RoundShiftTensor(const int32_t* in, int64_t n, int shift, Rounding roundi
   return Status::OK();
 }
 
+namespace {
+
+// 2**e as a float, exactly, for e in the normal range [-126, 127].
+float PowerOfTwo(int e) {
+  const uint32_t bits = static_cast<uint32_t>(e + 127) << 23;
+  float f;
+  std::memcpy(&f, &bits, sizeof(f));
+  return f;
+}
+
+// x * 2**k, exactly as std::ldexp, but a single multiply where 2**k is a
+// normal float (a multiply by a power of two is exact unless the result is
+// subnormal, where both round the same way).
+float ScaleByPowerOfTwo(float x, float factor) { return x * factor; }
+
+// Round half away from zero of |v| < 2**23, exactly: the fraction v - trunc(v)
+// is exact in float, unlike v + 0.5.
+int32_t RoundHalfAway(float v) {
+  const int32_t t = static_cast<int32_t>(v);
+  const float fraction = v - static_cast<float>(t);
+  return t + (fraction >= 0.5f) - (fraction <= -0.5f);
+}
+
+}  // namespace
+
 template <typename T>
 Status Quantize(const float* x, int64_t n, T* q, int* exponent) {
   constexpr int kBits = sizeof(T) * 8;
-  constexpr float kLimit = static_cast<float>((1 << (kBits - 1)) - 1);
+  constexpr int32_t kLimit = (1 << (kBits - 1)) - 1;
   float max_abs = 0.0f;
+  bool bad = false;
   for (int64_t i = 0; i < n; ++i) {
-    if (!std::isfinite(x[i])) {
-      return Status::Error("quantize: input contains NaN or Inf (element " + std::to_string(i) + ")");
-    }
-    max_abs = std::max(max_abs, std::fabs(x[i]));
+    const float a = std::fabs(x[i]);
+    bad |= !(a <= std::numeric_limits<float>::max());  // NaN and Inf
+    max_abs = a > max_abs ? a : max_abs;
+  }
+  if (bad) {
+    int64_t i = 0;
+    while (std::isfinite(x[i])) ++i;
+    return Status::Error("quantize: input contains NaN or Inf (element " + std::to_string(i) + ")");
   }
   if (max_abs == 0.0f) {
     std::fill(q, q + n, T{0});
@@ -137,17 +207,20 @@ Status Quantize(const float* x, int64_t n, T* q, int* exponent) {
   if (power_of_two) {
     // At e the maximum maps to 2**(bits-1) and would be clipped; if every
     // value is a whole multiple of 2**(e+1), that exponent is exact instead.
+    const int k = -(e + 1);
+    const bool normal = k >= -126 && k <= 127;
+    const float factor = normal ? PowerOfTwo(k) : 0.0f;
     bool exact = true;
     for (int64_t i = 0; i < n && exact; ++i) {
-      const float v = std::ldexp(x[i], -(e + 1));
+      const float v = normal ? ScaleByPowerOfTwo(x[i], factor) : std::ldexp(x[i], k);
       exact = v == std::trunc(v);
     }
     if (exact) ++e;
   }
   KERAS_INT_RETURN_IF_ERROR(CheckExponent("quantize: exponent of the input", e, kMinExponent, kMaxExponent));
+  const float factor = PowerOfTwo(-e);  // -e in [-100, 120]: normal
   for (int64_t i = 0; i < n; ++i) {
-    // Scaling by a power of two is exact; std::round rounds half away from zero.
-    const float v = std::round(std::ldexp(x[i], -e));
+    const int32_t v = RoundHalfAway(ScaleByPowerOfTwo(x[i], factor));
     q[i] = static_cast<T>(std::min(std::max(v, -kLimit), kLimit));
   }
   *exponent = e;
@@ -160,7 +233,8 @@ template Status Quantize<int16_t>(const float*, int64_t, int16_t*, int*);
 template <typename T>
 Status Dequantize(const T* q, int64_t n, int exponent, float* out) {
   KERAS_INT_RETURN_IF_ERROR(CheckExponent("dequantize: exponent", exponent, kMinExponent, kMaxExponent));
-  for (int64_t i = 0; i < n; ++i) out[i] = std::ldexp(static_cast<float>(q[i]), exponent);
+  const float factor = PowerOfTwo(exponent);
+  for (int64_t i = 0; i < n; ++i) out[i] = static_cast<float>(q[i]) * factor;
   return Status::OK();
 }
 
