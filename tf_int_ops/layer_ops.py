@@ -145,23 +145,19 @@ def _conv2d_grad(op, dy, *unused_output_grads):
 def relu(x):
     """Integer ReLU on a carrier; the exponent is unchanged.
 
+    For a carrier ``q * 2**e``, ``q > 0`` exactly when the float's sign bit is
+    clear and it is not zero, so the op tests those bits and keeps a 1-byte
+    mask for the gradient; no conversion pass is needed.
+
     >>> relu(tf.constant([-1.0, 0.5]))  # [0.0, 0.5]
     """
     x = _carrier(x, "x", "relu")
+    return _loader.load().int_ops_relu(x)[0]
 
-    @tf.custom_gradient
-    def _relu(x):
-        q, e = ops.quantize(x)
-        positive = q > 0
-        y = ops.dequantize(tf.where(positive, q, tf.zeros_like(q)), e)
 
-        def grad(dy):
-            err, err_exponent = ops.quantize(dy)
-            return ops.dequantize(tf.where(positive, err, tf.zeros_like(err)), err_exponent)
-
-        return y, grad
-
-    return _relu(x)
+@tf.RegisterGradient("IntOps>Relu")
+def _relu_grad(op, dy, unused_mask_grad):
+    return _loader.load().int_ops_relu_grad(dy, op.outputs[1])
 
 
 def max_pool2d(x, pool_size=2, strides=None, padding="VALID"):
@@ -290,7 +286,7 @@ def softmax_cross_entropy(labels, logits, rounding="pseudo_stochastic", seed=Non
     return _loss(logits)
 
 
-for _op_name in ("BitLength", "Quantize", "Dequantize", "Requantize", "RoundShift", "AlignedAdd", "MatMul",
+for _op_name in ("BitLength", "ReluGrad", "Quantize", "Dequantize", "Requantize", "RoundShift", "AlignedAdd", "MatMul",
                  "Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter", "MaxPool",
                  "MaxPoolGrad", "AvgPool", "AvgPoolGrad", "SoftmaxCrossEntropyGrad",
                  "SgdUpdate"):

@@ -11,6 +11,7 @@
 // accumulator's exponent and added before requantize; a sum outside int32 is
 // an error.
 #include "tensorflow/core/framework/op.h"
+#include "tensorflow/core/framework/common_shape_fns.h"
 #include "tensorflow/core/framework/shape_inference.h"
 
 namespace keras_int {
@@ -93,5 +94,29 @@ REGISTER_OP("IntOps>Conv2DLayer")
       return ::absl::OkStatus();
     })
     .Doc("Integer conv layer: y = requantize(conv2d(quantize(x), filter)).");
+
+}  // namespace keras_int
+
+namespace keras_int {
+
+REGISTER_OP("IntOps>Relu")
+    .Input("x: float")
+    .Output("y: float")
+    .Output("positive: bool")
+    .SetShapeFn([](::tensorflow::shape_inference::InferenceContext* c) {
+      c->set_output(0, c->input(0));
+      c->set_output(1, c->input(0));
+      return ::absl::OkStatus();
+    })
+    .Doc("ReLU of a carrier: q * 2**e with q > 0 kept, others 0. For a carrier, q > 0 "
+         "exactly when the sign bit is clear and the value is not zero, so this is an "
+         "integer test on the representation; the exponent is unchanged.");
+
+REGISTER_OP("IntOps>ReluGrad")
+    .Input("dy: float")
+    .Input("positive: bool")
+    .Output("dx: float")
+    .SetShapeFn(::tensorflow::shape_inference::UnchangedShape)
+    .Doc("The error where the forward input was positive, 0 elsewhere (a select).");
 
 }  // namespace keras_int
