@@ -6,15 +6,14 @@ For each configuration (MNIST LeNet at batch 64 and 256, NITI's VGG-small at
 batch 64) both models are trained by ``model.fit`` on the same synthetic
 batches, in the same process, alternately, after a warm-up (tracing); the
 script prints images/s of each and the ratio integer / float32. Peak memory
-is measured per model in a fresh process: the growth of the peak resident set
-during training over the resident set after building the model, i.e. what
-the training step itself needs. Quote ratios: the machine is shared.
+is measured per model in a fresh process: the peak resident set sampled
+during a training epoch (after a warm-up epoch) minus the resident set just
+before it, i.e. what the training steps allocate. Quote ratios: the machine is shared.
 """
 
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -53,15 +52,30 @@ def _rss_mib():
 
 
 def memory_child(model_name, input_shape, batch, integer, steps):
-    """Runs in a fresh process: training-step memory of one model (MiB)."""
+    """Runs in a fresh process: training-step memory of one model (MiB).
+
+    After a warm-up epoch (tracing, first allocations), a thread samples the
+    resident set every half millisecond during a second epoch; the result is
+    its peak minus the resident set just before that epoch.
+    """
+    import threading
+
     model, data = _setup(model_name, input_shape, batch, integer, steps)
-    for _ in data.take(1):
-        pass  # materialise the cached data first
-    list(data)
-    before = _rss_mib()
     model.fit(data, epochs=1, verbose=0)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    print(json.dumps({"train_mib": peak - before}))
+    peak, running = [0.0], [True]
+
+    def sample():
+        while running[0]:
+            peak[0] = max(peak[0], _rss_mib())
+            time.sleep(0.0005)
+
+    before = _rss_mib()
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    model.fit(data, epochs=1, verbose=0)
+    running[0] = False
+    sampler.join()
+    print(json.dumps({"train_mib": peak[0] - before}))
 
 
 def _memory(model_name, input_shape, batch, integer, steps):

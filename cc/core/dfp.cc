@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <vector>
 
 namespace keras_int {
 
@@ -179,15 +180,32 @@ int32_t RoundHalfAway(float v) {
 }  // namespace
 
 template <typename T>
-Status Quantize(const float* x, int64_t n, T* q, int* exponent) {
+Status Quantize(const float* x, int64_t n, T* q, int* exponent, const ParallelFor& parallel_for) {
   constexpr int kBits = sizeof(T) * 8;
   constexpr int32_t kLimit = (1 << (kBits - 1)) - 1;
+  // max |x| and a NaN/Inf flag, over blocks that may run in parallel.
+  constexpr int64_t kBlock = 1 << 16;
+  const int64_t blocks = (n + kBlock - 1) / kBlock;
+  std::vector<float> block_max(blocks, 0.0f);
+  std::vector<char> block_bad(blocks, 0);
+  parallel_for(blocks, kBlock, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      float m = 0.0f;
+      bool bad = false;
+      for (int64_t i = b * kBlock; i < std::min(n, (b + 1) * kBlock); ++i) {
+        const float a = std::fabs(x[i]);
+        bad |= !(a <= std::numeric_limits<float>::max());  // NaN and Inf
+        m = a > m ? a : m;
+      }
+      block_max[b] = m;
+      block_bad[b] = bad;
+    }
+  });
   float max_abs = 0.0f;
   bool bad = false;
-  for (int64_t i = 0; i < n; ++i) {
-    const float a = std::fabs(x[i]);
-    bad |= !(a <= std::numeric_limits<float>::max());  // NaN and Inf
-    max_abs = a > max_abs ? a : max_abs;
+  for (int64_t b = 0; b < blocks; ++b) {
+    max_abs = std::max(max_abs, block_max[b]);
+    bad |= block_bad[b] != 0;
   }
   if (bad) {
     int64_t i = 0;
@@ -219,26 +237,30 @@ Status Quantize(const float* x, int64_t n, T* q, int* exponent) {
   }
   KERAS_INT_RETURN_IF_ERROR(CheckExponent("quantize: exponent of the input", e, kMinExponent, kMaxExponent));
   const float factor = PowerOfTwo(-e);  // -e in [-100, 120]: normal
-  for (int64_t i = 0; i < n; ++i) {
-    const int32_t v = RoundHalfAway(ScaleByPowerOfTwo(x[i], factor));
-    q[i] = static_cast<T>(std::min(std::max(v, -kLimit), kLimit));
-  }
+  parallel_for(n, 4, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const int32_t v = RoundHalfAway(ScaleByPowerOfTwo(x[i], factor));
+      q[i] = static_cast<T>(std::min(std::max(v, -kLimit), kLimit));
+    }
+  });
   *exponent = e;
   return Status::OK();
 }
 
-template Status Quantize<int8_t>(const float*, int64_t, int8_t*, int*);
-template Status Quantize<int16_t>(const float*, int64_t, int16_t*, int*);
+template Status Quantize<int8_t>(const float*, int64_t, int8_t*, int*, const ParallelFor&);
+template Status Quantize<int16_t>(const float*, int64_t, int16_t*, int*, const ParallelFor&);
 
 template <typename T>
-Status Dequantize(const T* q, int64_t n, int exponent, float* out) {
+Status Dequantize(const T* q, int64_t n, int exponent, float* out, const ParallelFor& parallel_for) {
   KERAS_INT_RETURN_IF_ERROR(CheckExponent("dequantize: exponent", exponent, kMinExponent, kMaxExponent));
   const float factor = PowerOfTwo(exponent);
-  for (int64_t i = 0; i < n; ++i) out[i] = static_cast<float>(q[i]) * factor;
+  parallel_for(n, 2, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) out[i] = static_cast<float>(q[i]) * factor;
+  });
   return Status::OK();
 }
 
-template Status Dequantize<int8_t>(const int8_t*, int64_t, int, float*);
-template Status Dequantize<int16_t>(const int16_t*, int64_t, int, float*);
+template Status Dequantize<int8_t>(const int8_t*, int64_t, int, float*, const ParallelFor&);
+template Status Dequantize<int16_t>(const int16_t*, int64_t, int, float*, const ParallelFor&);
 
 }  // namespace keras_int

@@ -115,11 +115,13 @@ Status RoundShiftTensor(const int32_t* in, int64_t n, int shift, Rounding roundi
 // of two and every value is an integer multiple of 2**(e + 1), e + 1 is used
 // instead so that no value is clipped (this makes reading a carrier lossless).
 template <typename T>
-Status Quantize(const float* x, int64_t n, T* q, int* exponent);
+Status Quantize(const float* x, int64_t n, T* q, int* exponent,
+                const ParallelFor& parallel_for = SerialFor);
 
 // dequantize: q * 2**e as float32 (exact in the exponent range above).
 template <typename T>
-Status Dequantize(const T* q, int64_t n, int exponent, float* out);
+Status Dequantize(const T* q, int64_t n, int exponent, float* out,
+                  const ParallelFor& parallel_for = SerialFor);
 
 Status CheckExponent(const char* name, int64_t exponent, int lo, int hi);
 

@@ -21,7 +21,7 @@ class QuantizeOp : public OpKernel {
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x.shape(), &q));
     int exponent = 0;
     KI_OP_REQUIRES_OK(ctx, Quantize<T>(x.flat<float>().data(), x.NumElements(),
-                                       q->flat<T>().data(), &exponent));
+                                       q->flat<T>().data(), &exponent, MakeParallelFor(ctx)));
     SetScalarInt32(ctx, 1, exponent);
   }
 };
@@ -38,7 +38,7 @@ class DequantizeOp : public OpKernel {
     Tensor* x = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, q.shape(), &x));
     KI_OP_REQUIRES_OK(ctx, Dequantize<T>(q.flat<T>().data(), q.NumElements(), exponent,
-                                         x->flat<float>().data()));
+                                         x->flat<float>().data(), MakeParallelFor(ctx)));
   }
 };
 

@@ -38,7 +38,7 @@ class LayerOpBase : public OpKernel {
     ::absl::Status status = ctx->allocate_output(2, x.shape(), &q);
     if (status.ok()) {
       status = ToTf(Quantize<int8_t>(x.flat<float>().data(), x.NumElements(),
-                                     q->flat<int8_t>().data(), x_exponent));
+                                     q->flat<int8_t>().data(), x_exponent, MakeParallelFor(ctx)));
     }
     if (!status.ok()) {
       ctx->CtxFailure(__FILE__, __LINE__, status);
@@ -60,7 +60,8 @@ class LayerOpBase : public OpKernel {
                                               MakeParallelFor(ctx)));
     Tensor* y = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, acc.shape(), &y));
-    KI_OP_REQUIRES_OK(ctx, Dequantize<int8_t>(q.data(), q.size(), exponent, y->flat<float>().data()));
+    KI_OP_REQUIRES_OK(ctx, Dequantize<int8_t>(q.data(), q.size(), exponent, y->flat<float>().data(),
+                                              MakeParallelFor(ctx)));
     SetScalarInt32(ctx, 1, exponent);
   }
 
