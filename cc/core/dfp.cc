@@ -183,35 +183,35 @@ template <typename T>
 Status Quantize(const float* x, int64_t n, T* q, int* exponent, const ParallelFor& parallel_for) {
   constexpr int kBits = sizeof(T) * 8;
   constexpr int32_t kLimit = (1 << (kBits - 1)) - 1;
-  // max |x| and a NaN/Inf flag, over blocks that may run in parallel.
+  // max |x| as the maximum of the bit patterns with the sign cleared: for
+  // non-negative floats the order of the patterns is the order of the values,
+  // and NaN/Inf are exactly the patterns >= 0x7F800000. An integer max
+  // vectorises; blocks may run in parallel.
   constexpr int64_t kBlock = 1 << 16;
   const int64_t blocks = (n + kBlock - 1) / kBlock;
-  std::vector<float> block_max(blocks, 0.0f);
-  std::vector<char> block_bad(blocks, 0);
+  std::vector<uint32_t> block_max(blocks, 0);
   parallel_for(blocks, kBlock, [&](int64_t begin, int64_t end) {
     for (int64_t b = begin; b < end; ++b) {
-      float m = 0.0f;
-      bool bad = false;
+      uint32_t m = 0;
       for (int64_t i = b * kBlock; i < std::min(n, (b + 1) * kBlock); ++i) {
-        const float a = std::fabs(x[i]);
-        bad |= !(a <= std::numeric_limits<float>::max());  // NaN and Inf
-        m = a > m ? a : m;
+        uint32_t bits;
+        std::memcpy(&bits, x + i, sizeof(bits));
+        bits &= 0x7FFFFFFFu;
+        m = bits > m ? bits : m;
       }
       block_max[b] = m;
-      block_bad[b] = bad;
     }
   });
-  float max_abs = 0.0f;
-  bool bad = false;
-  for (int64_t b = 0; b < blocks; ++b) {
-    max_abs = std::max(max_abs, block_max[b]);
-    bad |= block_bad[b] != 0;
-  }
+  uint32_t max_bits = 0;
+  for (int64_t b = 0; b < blocks; ++b) max_bits = std::max(max_bits, block_max[b]);
+  const bool bad = max_bits >= 0x7F800000u;
   if (bad) {
     int64_t i = 0;
     while (std::isfinite(x[i])) ++i;
     return Status::Error("quantize: input contains NaN or Inf (element " + std::to_string(i) + ")");
   }
+  float max_abs;
+  std::memcpy(&max_abs, &max_bits, sizeof(max_abs));
   if (max_abs == 0.0f) {
     std::fill(q, q + n, T{0});
     *exponent = 0;

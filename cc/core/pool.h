@@ -5,6 +5,7 @@
 
 #include <cstdint>
 
+#include "cc/core/parallel.h"
 #include "cc/core/status.h"
 
 namespace keras_int {
@@ -27,16 +28,20 @@ inline int32_t AvgPoolMultiplier(int64_t n) {
 }
 
 // y = max over each window; padding never wins.
-void MaxPool(const PoolGeometry& g, const int8_t* x, int8_t* y);
+void MaxPool(const PoolGeometry& g, const int8_t* x, int8_t* y,
+             const ParallelFor& parallel_for = SerialFor);
 
 // dx[i] = sum of dy over the windows whose (first) maximum is element i.
-void MaxPoolGrad(const PoolGeometry& g, const int8_t* x, const int8_t* dy, int32_t* dx);
+void MaxPoolGrad(const PoolGeometry& g, const int8_t* x, const int8_t* dy, int32_t* dx,
+                 const ParallelFor& parallel_for = SerialFor);
 
 // y = sum over each window * AvgPoolMultiplier(n), at exponent offset -16.
-void AvgPool(const PoolGeometry& g, const int8_t* x, int32_t* y);
+void AvgPool(const PoolGeometry& g, const int8_t* x, int32_t* y,
+             const ParallelFor& parallel_for = SerialFor);
 
 // dx[i] = sum over windows containing i of dy * AvgPoolMultiplier(n), offset -16.
-void AvgPoolGrad(const PoolGeometry& g, const int8_t* dy, int32_t* dx);
+void AvgPoolGrad(const PoolGeometry& g, const int8_t* dy, int32_t* dx,
+                 const ParallelFor& parallel_for = SerialFor);
 
 }  // namespace keras_int
 

@@ -58,7 +58,7 @@ class MaxPoolOp : public PoolOpBase {
     OP_REQUIRES_OK(ctx, Geometry(x.shape(), &g));
     Tensor* y = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, OutShape(g), &y));
-    MaxPool(g, x.flat<int8_t>().data(), y->flat<int8_t>().data());
+    MaxPool(g, x.flat<int8_t>().data(), y->flat<int8_t>().data(), MakeParallelFor(ctx));
   }
 };
 
@@ -73,7 +73,8 @@ class MaxPoolGradOp : public PoolOpBase {
     OP_REQUIRES_OK(ctx, CheckDy(g, dy));
     Tensor* dx = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x.shape(), &dx));
-    MaxPoolGrad(g, x.flat<int8_t>().data(), dy.flat<int8_t>().data(), dx->flat<int32_t>().data());
+    MaxPoolGrad(g, x.flat<int8_t>().data(), dy.flat<int8_t>().data(), dx->flat<int32_t>().data(),
+                MakeParallelFor(ctx));
   }
 };
 
@@ -86,7 +87,7 @@ class AvgPoolOp : public PoolOpBase {
     OP_REQUIRES_OK(ctx, Geometry(x.shape(), &g));
     Tensor* y = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, OutShape(g), &y));
-    AvgPool(g, x.flat<int8_t>().data(), y->flat<int32_t>().data());
+    AvgPool(g, x.flat<int8_t>().data(), y->flat<int32_t>().data(), MakeParallelFor(ctx));
   }
 };
 
@@ -107,7 +108,7 @@ class AvgPoolGradOp : public PoolOpBase {
     OP_REQUIRES_OK(ctx, CheckDy(g, dy));
     Tensor* dx = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x_shape, &dx));
-    AvgPoolGrad(g, dy.flat<int8_t>().data(), dx->flat<int32_t>().data());
+    AvgPoolGrad(g, dy.flat<int8_t>().data(), dx->flat<int32_t>().data(), MakeParallelFor(ctx));
   }
 };
 
