@@ -35,92 +35,87 @@ int64_t TapCount(const PoolGeometry& g, int64_t oh, int64_t ow) {
   return rows * cols;
 }
 
+// Calls fn(n, oh, ow, offset) for every output pixel of images [first, last),
+// offset being that pixel's first element in the output (NHWC).
+template <typename Fn>
+void ForEachWindow(const PoolGeometry& g, int64_t first, int64_t last, Fn fn) {
+  for (int64_t n = first; n < last; ++n) {
+    for (int64_t oh = 0; oh < g.out_h; ++oh) {
+      for (int64_t ow = 0; ow < g.out_w; ++ow) {
+        fn(n, oh, ow, ((n * g.out_h + oh) * g.out_w + ow) * g.channels);
+      }
+    }
+  }
+}
+
+int64_t WindowCost(const PoolGeometry& g) {
+  return g.out_h * g.out_w * g.channels * g.k_h * g.k_w;
+}
+
 }  // namespace
 
 // Images are independent (the gradients scatter within one image only), so
 // every function runs in parallel over the batch.
 void MaxPool(const PoolGeometry& g, const int8_t* x, int8_t* y, const ParallelFor& parallel_for) {
-  const int64_t cost = g.out_h * g.out_w * g.channels * g.k_h * g.k_w;
-  parallel_for(g.batch, cost, [&](int64_t first, int64_t last) {
-    for (int64_t n = first; n < last; ++n) {
-      for (int64_t oh = 0; oh < g.out_h; ++oh) {
-        for (int64_t ow = 0; ow < g.out_w; ++ow) {
-          int8_t* out = y + ((n * g.out_h + oh) * g.out_w + ow) * g.channels;
-          std::fill(out, out + g.channels, INT8_MIN);
-          ForEachTap(g, n, oh, ow, [&](int64_t offset) {
-            for (int64_t c = 0; c < g.channels; ++c) out[c] = std::max(out[c], x[offset + c]);
-          });
-        }
-      }
-    }
+  parallel_for(g.batch, WindowCost(g), [&](int64_t first, int64_t last) {
+    ForEachWindow(g, first, last, [&](int64_t n, int64_t oh, int64_t ow, int64_t offset) {
+      int8_t* out = y + offset;
+      std::fill(out, out + g.channels, INT8_MIN);
+      ForEachTap(g, n, oh, ow, [&](int64_t tap) {
+        for (int64_t c = 0; c < g.channels; ++c) out[c] = std::max(out[c], x[tap + c]);
+      });
+    });
   });
 }
 
 void MaxPoolGrad(const PoolGeometry& g, const int8_t* x, const int8_t* dy, int32_t* dx,
                  const ParallelFor& parallel_for) {
   const int64_t image = g.in_h * g.in_w * g.channels;
-  const int64_t cost = g.out_h * g.out_w * g.channels * g.k_h * g.k_w;
-  parallel_for(g.batch, cost, [&](int64_t first, int64_t last) {
+  parallel_for(g.batch, WindowCost(g), [&](int64_t first, int64_t last) {
     std::fill(dx + first * image, dx + last * image, 0);
     std::vector<int64_t> argmax(g.channels);
     std::vector<int8_t> best(g.channels);
-    for (int64_t n = first; n < last; ++n) {
-      for (int64_t oh = 0; oh < g.out_h; ++oh) {
-        for (int64_t ow = 0; ow < g.out_w; ++ow) {
-          std::fill(best.begin(), best.end(), INT8_MIN);
-          std::fill(argmax.begin(), argmax.end(), -1);
-          ForEachTap(g, n, oh, ow, [&](int64_t offset) {
-            for (int64_t c = 0; c < g.channels; ++c) {
-              if (argmax[c] < 0 || x[offset + c] > best[c]) {
-                best[c] = x[offset + c];
-                argmax[c] = offset + c;
-              }
-            }
-          });
-          const int8_t* grad = dy + ((n * g.out_h + oh) * g.out_w + ow) * g.channels;
-          for (int64_t c = 0; c < g.channels; ++c) dx[argmax[c]] += grad[c];
+    ForEachWindow(g, first, last, [&](int64_t n, int64_t oh, int64_t ow, int64_t offset) {
+      std::fill(best.begin(), best.end(), INT8_MIN);
+      std::fill(argmax.begin(), argmax.end(), -1);
+      ForEachTap(g, n, oh, ow, [&](int64_t tap) {
+        for (int64_t c = 0; c < g.channels; ++c) {
+          if (argmax[c] < 0 || x[tap + c] > best[c]) {
+            best[c] = x[tap + c];
+            argmax[c] = tap + c;
+          }
         }
-      }
-    }
+      });
+      for (int64_t c = 0; c < g.channels; ++c) dx[argmax[c]] += dy[offset + c];
+    });
   });
 }
 
 void AvgPool(const PoolGeometry& g, const int8_t* x, int32_t* y, const ParallelFor& parallel_for) {
-  const int64_t cost = g.out_h * g.out_w * g.channels * g.k_h * g.k_w;
-  parallel_for(g.batch, cost, [&](int64_t first, int64_t last) {
-    for (int64_t n = first; n < last; ++n) {
-      for (int64_t oh = 0; oh < g.out_h; ++oh) {
-        for (int64_t ow = 0; ow < g.out_w; ++ow) {
-          int32_t* out = y + ((n * g.out_h + oh) * g.out_w + ow) * g.channels;
-          std::fill(out, out + g.channels, 0);
-          ForEachTap(g, n, oh, ow, [&](int64_t offset) {
-            for (int64_t c = 0; c < g.channels; ++c) out[c] += x[offset + c];
-          });
-          const int32_t multiplier = AvgPoolMultiplier(TapCount(g, oh, ow));
-          for (int64_t c = 0; c < g.channels; ++c) out[c] *= multiplier;
-        }
-      }
-    }
+  parallel_for(g.batch, WindowCost(g), [&](int64_t first, int64_t last) {
+    ForEachWindow(g, first, last, [&](int64_t n, int64_t oh, int64_t ow, int64_t offset) {
+      int32_t* out = y + offset;
+      std::fill(out, out + g.channels, 0);
+      ForEachTap(g, n, oh, ow, [&](int64_t tap) {
+        for (int64_t c = 0; c < g.channels; ++c) out[c] += x[tap + c];
+      });
+      const int32_t multiplier = AvgPoolMultiplier(TapCount(g, oh, ow));
+      for (int64_t c = 0; c < g.channels; ++c) out[c] *= multiplier;
+    });
   });
 }
 
 void AvgPoolGrad(const PoolGeometry& g, const int8_t* dy, int32_t* dx,
                  const ParallelFor& parallel_for) {
   const int64_t image = g.in_h * g.in_w * g.channels;
-  const int64_t cost = g.out_h * g.out_w * g.channels * g.k_h * g.k_w;
-  parallel_for(g.batch, cost, [&](int64_t first, int64_t last) {
+  parallel_for(g.batch, WindowCost(g), [&](int64_t first, int64_t last) {
     std::fill(dx + first * image, dx + last * image, 0);
-    for (int64_t n = first; n < last; ++n) {
-      for (int64_t oh = 0; oh < g.out_h; ++oh) {
-        for (int64_t ow = 0; ow < g.out_w; ++ow) {
-          const int8_t* grad = dy + ((n * g.out_h + oh) * g.out_w + ow) * g.channels;
-          const int32_t multiplier = AvgPoolMultiplier(TapCount(g, oh, ow));
-          ForEachTap(g, n, oh, ow, [&](int64_t offset) {
-            for (int64_t c = 0; c < g.channels; ++c) dx[offset + c] += grad[c] * multiplier;
-          });
-        }
-      }
-    }
+    ForEachWindow(g, first, last, [&](int64_t n, int64_t oh, int64_t ow, int64_t offset) {
+      const int32_t multiplier = AvgPoolMultiplier(TapCount(g, oh, ow));
+      ForEachTap(g, n, oh, ow, [&](int64_t tap) {
+        for (int64_t c = 0; c < g.channels; ++c) dx[tap + c] += dy[offset + c] * multiplier;
+      });
+    });
   });
 }
 
