@@ -72,7 +72,6 @@ class IntegerSGD(keras.optimizers.Optimizer):
                                              name="mu")
         self._grad_bits, self._masters, self._momenta = [], [], []
         for variable in variables:
-            integer = variable.dtype in ("int8", "int16", "int32")
             self._grad_bits.append(self.add_variable(shape=(), dtype="int32", initializer="zeros",
                                                      name=f"{variable.name}_grad_bits"))
             master = None

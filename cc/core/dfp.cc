@@ -164,11 +164,6 @@ float PowerOfTwo(int e) {
   return f;
 }
 
-// x * 2**k, exactly as std::ldexp, but a single multiply where 2**k is a
-// normal float (a multiply by a power of two is exact unless the result is
-// subnormal, where both round the same way).
-float ScaleByPowerOfTwo(float x, float factor) { return x * factor; }
-
 // Round half away from zero of |v| < 2**23, exactly: the fraction v - trunc(v)
 // is exact in float, unlike v + 0.5.
 int32_t RoundHalfAway(float v) {
@@ -230,7 +225,9 @@ Status Quantize(const float* x, int64_t n, T* q, int* exponent, const ParallelFo
     const float factor = normal ? PowerOfTwo(k) : 0.0f;
     bool exact = true;
     for (int64_t i = 0; i < n && exact; ++i) {
-      const float v = normal ? ScaleByPowerOfTwo(x[i], factor) : std::ldexp(x[i], k);
+      // A multiply by a normal power of two is exactly std::ldexp (both round
+      // a subnormal result the same way), and much faster.
+      const float v = normal ? x[i] * factor : std::ldexp(x[i], k);
       exact = v == std::trunc(v);
     }
     if (exact) ++e;
@@ -239,7 +236,7 @@ Status Quantize(const float* x, int64_t n, T* q, int* exponent, const ParallelFo
   const float factor = PowerOfTwo(-e);  // -e in [-100, 120]: normal
   parallel_for(n, 4, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
-      const int32_t v = RoundHalfAway(ScaleByPowerOfTwo(x[i], factor));
+      const int32_t v = RoundHalfAway(x[i] * factor);
       q[i] = static_cast<T>(std::min(std::max(v, -kLimit), kLimit));
     }
   });
