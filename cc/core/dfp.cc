@@ -31,34 +31,6 @@ Status CheckExponent(const char* name, int64_t exponent, int lo, int hi) {
   return Status::OK();
 }
 
-void Philox4x32(uint32_t counter[4], uint64_t key, uint32_t out[4]) {
-  constexpr uint32_t kM0 = 0xD2511F53u, kM1 = 0xCD9E8D57u;
-  constexpr uint32_t kW0 = 0x9E3779B9u, kW1 = 0xBB67AE85u;
-  uint32_t c0 = counter[0], c1 = counter[1], c2 = counter[2], c3 = counter[3];
-  uint32_t k0 = static_cast<uint32_t>(key), k1 = static_cast<uint32_t>(key >> 32);
-  for (int round = 0; round < 10; ++round) {
-    const uint64_t p0 = static_cast<uint64_t>(kM0) * c0;
-    const uint64_t p1 = static_cast<uint64_t>(kM1) * c2;
-    const uint32_t n0 = static_cast<uint32_t>(p1 >> 32) ^ c1 ^ k0;
-    const uint32_t n1 = static_cast<uint32_t>(p1);
-    const uint32_t n2 = static_cast<uint32_t>(p0 >> 32) ^ c3 ^ k1;
-    const uint32_t n3 = static_cast<uint32_t>(p0);
-    c0 = n0, c1 = n1, c2 = n2, c3 = n3;
-    k0 += kW0;
-    k1 += kW1;
-  }
-  out[0] = c0, out[1] = c1, out[2] = c2, out[3] = c3;
-}
-
-uint32_t StochasticWord(uint64_t seed, uint64_t step, uint64_t index) {
-  const uint64_t block = index / 4;
-  uint32_t counter[4] = {static_cast<uint32_t>(block), static_cast<uint32_t>(block >> 32),
-                         static_cast<uint32_t>(step), static_cast<uint32_t>(step >> 32)};
-  uint32_t out[4];
-  Philox4x32(counter, seed, out);
-  return out[index % 4];
-}
-
 int MaxBitLength(const int32_t* acc, int64_t n) {
   uint32_t any = 0;
   // OR of magnitudes has the same bit length as their maximum.
@@ -74,28 +46,10 @@ namespace {
 template <Rounding kMode, typename T>
 void ShiftAndClip(const int32_t* acc, int64_t begin, int64_t end, int s, RoundingSeed seed,
                   int32_t limit, T* out) {
-  const uint32_t mask = (uint32_t{1} << s) - 1;
-  const uint32_t half = uint32_t{1} << (s - 1);
-  const int h = s / 2;
-  const uint32_t low_mask = (uint32_t{1} << h) - 1;
-  const int odd = s & 1;
   for (int64_t i = begin; i < end; ++i) {
-    const int32_t v = acc[i];
-    const uint32_t mag = v < 0 ? 0u - static_cast<uint32_t>(v) : static_cast<uint32_t>(v);
-    const uint32_t t = mag >> s;
-    const uint32_t r = mag & mask;
-    uint32_t up;
-    if (kMode == Rounding::kNearest) {
-      up = r >= half;
-    } else if (kMode == Rounding::kTruncate) {
-      up = 0;
-    } else if (kMode == Rounding::kPseudoStochastic) {
-      up = (r >> h) > ((r & low_mask) << odd);
-    } else {
-      up = r > (StochasticWord(seed.key, seed.step, static_cast<uint64_t>(i)) & mask);
-    }
-    const int32_t m = static_cast<int32_t>(std::min<uint32_t>(t + up, static_cast<uint32_t>(limit)));
-    out[i] = static_cast<T>(v < 0 ? -m : m);
+    const uint32_t random =
+        kMode == Rounding::kStochastic ? StochasticWord(seed.key, seed.step, static_cast<uint64_t>(i)) : 0;
+    out[i] = static_cast<T>(ShiftAndClipElement<kMode>(acc[i], s, random, static_cast<uint32_t>(limit)));
   }
 }
 
@@ -145,34 +99,20 @@ Status RoundShiftTensor(const int32_t* in, int64_t n, int shift, Rounding roundi
     return Status::Error("round_shift: shift " + std::to_string(shift) + " is out of range [0, 63]");
   }
   for (int64_t i = 0; i < n; ++i) {
-    const uint32_t random = rounding == Rounding::kStochastic
-                                ? StochasticWord(seed.key, seed.step, static_cast<uint64_t>(i))
-                                : 0;
-    const int32_t v = RoundShift(in[i], shift, rounding, random);
+    const int32_t v = RoundShift(in[i], shift, rounding, RandomWordFor(rounding, seed, i));
     out[i] = std::min(std::max(v, -limit), limit);
   }
   return Status::OK();
 }
 
-namespace {
 
-// 2**e as a float, exactly, for e in the normal range [-126, 127].
-float PowerOfTwo(int e) {
-  const uint32_t bits = static_cast<uint32_t>(e + 127) << 23;
-  float f;
-  std::memcpy(&f, &bits, sizeof(f));
-  return f;
+int QuantizeExponent(uint32_t max_bits, int bits, bool* power_of_two) {
+  int p;
+  // max = fraction * 2**p, fraction in [0.5, 1)
+  const float fraction = std::frexp(FloatFromBits(max_bits), &p);
+  *power_of_two = fraction == 0.5f;
+  return (*power_of_two ? p - 1 : p) - (bits - 1);
 }
-
-// Round half away from zero of |v| < 2**23, exactly: the fraction v - trunc(v)
-// is exact in float, unlike v + 0.5.
-int32_t RoundHalfAway(float v) {
-  const int32_t t = static_cast<int32_t>(v);
-  const float fraction = v - static_cast<float>(t);
-  return t + (fraction >= 0.5f) - (fraction <= -0.5f);
-}
-
-}  // namespace
 
 template <typename T>
 Status Quantize(const float* x, int64_t n, T* q, int* exponent, const ParallelFor& parallel_for) {
@@ -189,9 +129,7 @@ Status Quantize(const float* x, int64_t n, T* q, int* exponent, const ParallelFo
     for (int64_t b = begin; b < end; ++b) {
       uint32_t m = 0;
       for (int64_t i = b * kBlock; i < std::min(n, (b + 1) * kBlock); ++i) {
-        uint32_t bits;
-        std::memcpy(&bits, x + i, sizeof(bits));
-        bits &= 0x7FFFFFFFu;
+        const uint32_t bits = FloatBits(x[i]) & 0x7FFFFFFFu;
         m = bits > m ? bits : m;
       }
       block_max[b] = m;
@@ -205,40 +143,24 @@ Status Quantize(const float* x, int64_t n, T* q, int* exponent, const ParallelFo
     while (std::isfinite(x[i])) ++i;
     return Status::Error("quantize: input contains NaN or Inf (element " + std::to_string(i) + ")");
   }
-  float max_abs;
-  std::memcpy(&max_abs, &max_bits, sizeof(max_abs));
-  if (max_abs == 0.0f) {
+  if (max_bits == 0) {
     std::fill(q, q + n, T{0});
     *exponent = 0;
     return Status::OK();
   }
-  int p;
-  const float fraction = std::frexp(max_abs, &p);  // max_abs = fraction * 2**p, fraction in [0.5, 1)
-  const bool power_of_two = fraction == 0.5f;
-  const int ceil_log2 = power_of_two ? p - 1 : p;
-  int e = ceil_log2 - (kBits - 1);
+  bool power_of_two;
+  int e = QuantizeExponent(max_bits, kBits, &power_of_two);
   if (power_of_two) {
     // At e the maximum maps to 2**(bits-1) and would be clipped; if every
     // value is a whole multiple of 2**(e+1), that exponent is exact instead.
-    const int k = -(e + 1);
-    const bool normal = k >= -126 && k <= 127;
-    const float factor = normal ? PowerOfTwo(k) : 0.0f;
     bool exact = true;
-    for (int64_t i = 0; i < n && exact; ++i) {
-      // A multiply by a normal power of two is exactly std::ldexp (both round
-      // a subnormal result the same way), and much faster.
-      const float v = normal ? x[i] * factor : std::ldexp(x[i], k);
-      exact = v == std::trunc(v);
-    }
+    for (int64_t i = 0; i < n && exact; ++i) exact = IsWholeAfterScaling(x[i], -(e + 1));
     if (exact) ++e;
   }
   KERAS_INT_RETURN_IF_ERROR(CheckExponent("quantize: exponent of the input", e, kMinExponent, kMaxExponent));
   const float factor = PowerOfTwo(-e);  // -e in [-100, 120]: normal
   parallel_for(n, 4, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      const int32_t v = RoundHalfAway(x[i] * factor);
-      q[i] = static_cast<T>(std::min(std::max(v, -kLimit), kLimit));
-    }
+    for (int64_t i = begin; i < end; ++i) q[i] = static_cast<T>(QuantizeElement(x[i], factor, kLimit));
   });
   *exponent = e;
   return Status::OK();

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "cc/core/parallel.h"
+#include "cc/core/scalar.h"
 #include "cc/core/status.h"
 
 namespace keras_int {
@@ -20,81 +21,8 @@ constexpr int kMaxExponent = 100;
 constexpr int kMinAccExponent = 2 * kMinExponent;
 constexpr int kMaxAccExponent = 2 * kMaxExponent;
 
-enum class Rounding { kNearest, kPseudoStochastic, kStochastic, kTruncate };
-
 // Parses "nearest", "pseudo_stochastic", "stochastic", "truncate".
 bool ParseRounding(const std::string& name, Rounding* rounding);
-
-// Number of bits of |v| (0 for v == 0), from the leading-zero count.
-inline int BitLength(uint32_t v) { return v == 0 ? 0 : 32 - __builtin_clz(v); }
-
-// |v| without overflow for INT32_MIN.
-inline uint32_t Magnitude(int32_t v) {
-  return v < 0 ? static_cast<uint32_t>(-static_cast<int64_t>(v)) : static_cast<uint32_t>(v);
-}
-
-// Philox4x32-10 (Salmon et al., 2011): four 32-bit random words for a 128-bit
-// counter and a 64-bit key. Counter-based, so a stochastic rounding is a pure
-// function of (seed, step, element index).
-void Philox4x32(uint32_t counter[4], uint64_t key, uint32_t out[4]);
-
-// The random word stochastic rounding uses for element `index` at `step`:
-// word index % 4 of Philox(counter = (index / 4, step), key = seed).
-uint32_t StochasticWord(uint64_t seed, uint64_t step, uint64_t index);
-
-// Shifts a magnitude (< 2**63) right by s bits with the given rounding (s <= 0: no
-// shift; s >= 64 gives 0). `random` is only read for kStochastic.
-inline uint64_t RoundShiftMagnitude(uint64_t mag, int s, Rounding rounding, uint32_t random) {
-  if (s <= 0) return mag;
-  if (s >= 64) return 0;
-  const uint64_t m = mag;
-  const uint64_t t = m >> s;
-  const uint64_t r = m & ((uint64_t{1} << s) - 1);  // the discarded bits
-  uint64_t up = 0;
-  switch (rounding) {
-    case Rounding::kNearest:
-      up = r >= (uint64_t{1} << (s - 1));
-      break;
-    case Rounding::kTruncate:
-      break;
-    case Rounding::kPseudoStochastic: {
-      // Upper half of the discarded bits is the probability, lower half the
-      // "random" number (doubled for odd s so both have the same scale).
-      const int h = s / 2;
-      const uint64_t p = r >> h;
-      uint64_t q = r & ((uint64_t{1} << h) - 1);
-      if (s & 1) q <<= 1;
-      up = p > q;
-      break;
-    }
-    case Rounding::kStochastic: {
-      const uint64_t q = s <= 32 ? (random & ((uint64_t{1} << s) - 1))
-                                 : (static_cast<uint64_t>(random) << (s - 32));
-      up = r > q;
-      break;
-    }
-  }
-  return t + up;
-}
-
-// Rounds on the magnitude and restores the sign (C++ `>>` of a negative
-// number floors, which is not what any of the modes means).
-inline int64_t RoundShift64(int64_t v, int s, Rounding rounding, uint32_t random) {
-  const uint64_t mag = v < 0 ? static_cast<uint64_t>(0) - static_cast<uint64_t>(v) : static_cast<uint64_t>(v);
-  const uint64_t r = RoundShiftMagnitude(mag, s, rounding, random);
-  return v < 0 ? -static_cast<int64_t>(r) : static_cast<int64_t>(r);
-}
-
-inline int32_t RoundShift(int32_t v, int s, Rounding rounding, uint32_t random) {
-  // |v| <= 2**31 and s >= 1 keep the result within int32.
-  return static_cast<int32_t>(RoundShift64(v, s, rounding, random));
-}
-
-// Seed of stochastic rounding: a key and a step (counter offset).
-struct RoundingSeed {
-  uint64_t key = 0;
-  uint64_t step = 0;
-};
 
 // bit_length(max |acc|).
 int MaxBitLength(const int32_t* acc, int64_t n);
@@ -114,6 +42,11 @@ Status RoundShiftTensor(const int32_t* in, int64_t n, int shift, Rounding roundi
 // float32 carriers. e = ceil(log2(max|x|)) - (bits - 1); when max|x| is a power
 // of two and every value is an integer multiple of 2**(e + 1), e + 1 is used
 // instead so that no value is clipped (this makes reading a carrier lossless).
+// The exponent quantize starts from, ceil(log2(max|x|)) - (bits - 1), for max|x|
+// given as its (finite, non-zero) bit pattern; *power_of_two tells whether
+// max|x| is an exact power of two (then e + 1 may be exact, see below).
+int QuantizeExponent(uint32_t max_bits, int bits, bool* power_of_two);
+
 template <typename T>
 Status Quantize(const float* x, int64_t n, T* q, int* exponent,
                 const ParallelFor& parallel_for = SerialFor);

@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "cc/core/parallel.h"
+#include "cc/core/scalar.h"
 #include "cc/core/status.h"
 
 namespace keras_int {
@@ -23,7 +24,7 @@ Status ComputePoolGeometry(bool same_padding, PoolGeometry* g);
 // input (TensorFlow's rule for SAME borders) as a multiply by round(2**16/n)
 // at exponent -16; n a power of two is exact.
 constexpr int kAvgPoolShift = 16;
-inline int32_t AvgPoolMultiplier(int64_t n) {
+KI_HOST_DEVICE int32_t AvgPoolMultiplier(int64_t n) {
   return static_cast<int32_t>(((int64_t{1} << (kAvgPoolShift + 1)) / n + 1) / 2);
 }
 

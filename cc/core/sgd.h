@@ -3,6 +3,7 @@
 #define KERAS_INT_CC_CORE_SGD_H_
 
 #include <cstdint>
+#include <climits>
 
 #include "cc/core/status.h"
 
@@ -13,6 +14,15 @@ struct SgdOptions {
   int momentum = 0;       // in sixteenths, 0..16; 0 disables the buffer
   int weight_decay = 0;   // adds weight_decay * w * 2**(b(g) - 15) to g before the shift
 };
+
+// mu in [1, 30], momentum in [0, 16], weight_decay in [0, 1024].
+Status CheckSgdOptions(const SgdOptions& options);
+
+// The limit of a weight of type T: +-127, +-32767, +-(2**31 - 1).
+template <typename T>
+constexpr int64_t SgdWeightLimit() {
+  return sizeof(T) == 1 ? 127 : sizeof(T) == 2 ? 32767 : INT32_MAX;
+}
 
 // Updates weights w (int8; int16 when 16-bit weights are kept; int32 biases) in place
 // with the int32 gradient g; `momentum_buffer` (same type as w, may be null
