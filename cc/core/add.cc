@@ -10,19 +10,10 @@ namespace keras_int {
 
 void AlignedAdd(const int8_t* a, int ea, const int8_t* b, int eb, int64_t n, int32_t* acc,
                 int* acc_exponent) {
-  if (ea < eb) {
-    std::swap(a, b);
-    std::swap(ea, eb);
-  }
-  // Now ea >= eb: a moves left by d. Beyond kMaxAlignShift, b is first
-  // rounded towards a's scale (its bits then lie below 2**-23 of a's unit).
-  const int d = ea - eb;
-  const int left = std::min(d, kMaxAlignShift);
-  const int right = d - left;
-  for (int64_t i = 0; i < n; ++i) {
-    acc[i] = a[i] * (int32_t{1} << left) + RoundShift(b[i], right, Rounding::kNearest, 0);
-  }
-  *acc_exponent = ea - left;
+  const AddAlignment align = AlignExponents(ea, eb);
+  if (align.swap) std::swap(a, b);
+  for (int64_t i = 0; i < n; ++i) acc[i] = AlignedAddElement(a[i], b[i], align.left, align.right);
+  *acc_exponent = align.exponent;
 }
 
 Status AddBias(int32_t* acc, int64_t rows, int64_t channels, const int32_t* bias, int shift) {
@@ -32,8 +23,7 @@ Status AddBias(int32_t* acc, int64_t rows, int64_t channels, const int32_t* bias
   }
   std::vector<int64_t> aligned(channels);
   for (int64_t c = 0; c < channels; ++c) {
-    aligned[c] = shift >= 0 ? int64_t{bias[c]} * (int64_t{1} << shift)
-                            : RoundShift64(bias[c], -shift, Rounding::kNearest, 0);
+    aligned[c] = AlignedBias(bias[c], shift);
   }
   for (int64_t r = 0; r < rows; ++r) {
     int32_t* row = acc + r * channels;

@@ -13,6 +13,21 @@ namespace keras_int {
 // Largest exact alignment: 8-bit mantissas shifted by 23 stay below 2**30.
 constexpr int kMaxAlignShift = 23;
 
+// How AlignedAdd lines up two exponents: the operand with the larger
+// exponent (a after `swap`) moves left by `left`, the other right by `right`.
+struct AddAlignment {
+  bool swap;
+  int left, right, exponent;
+};
+inline AddAlignment AlignExponents(int ea, int eb) {
+  const bool swap = ea < eb;
+  const int hi = swap ? eb : ea, lo = swap ? ea : eb;
+  // Beyond kMaxAlignShift, the smaller operand is first rounded towards the
+  // larger one's scale (its bits then lie below 2**-23 of that unit).
+  const int left = hi - lo < kMaxAlignShift ? hi - lo : kMaxAlignShift;
+  return AddAlignment{swap, left, hi - lo - left, hi - left};
+}
+
 // acc = a * 2**ea + b * 2**eb expressed at *acc_exponent.
 void AlignedAdd(const int8_t* a, int ea, const int8_t* b, int eb, int64_t n, int32_t* acc,
                 int* acc_exponent);

@@ -167,6 +167,21 @@ KI_HOST_DEVICE int32_t ShiftAndClipElement(int32_t v, int s, uint32_t random, ui
   return v < 0 ? -m : m;
 }
 
+// ---- residual add and bias (add.h) ----
+
+// One element of the aligned add: a moved left by `left` bits (exact), b
+// rounded right by `right` bits (0 unless the exponents differ by more than
+// the largest exact alignment).
+KI_HOST_DEVICE int32_t AlignedAddElement(int8_t a, int8_t b, int left, int right) {
+  return a * (int32_t{1} << left) + RoundShift(b, right, Rounding::kNearest, 0);
+}
+
+// bias * 2**shift (shift < 0: rounded to nearest), exactly, in int64.
+KI_HOST_DEVICE int64_t AlignedBias(int32_t bias, int shift) {
+  return shift >= 0 ? int64_t{bias} * (int64_t{1} << shift)
+                    : RoundShift64(bias, -shift, Rounding::kNearest, 0);
+}
+
 // ---- float <-> DFP element conversions ----
 
 KI_HOST_DEVICE uint32_t FloatBits(float f) {

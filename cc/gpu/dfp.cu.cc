@@ -1,0 +1,293 @@
+// DFP conversions, residual add, bias and ReLU on the GPU.
+#include <string>
+
+#include "cc/core/add.h"
+#include "cc/core/dfp.h"
+#include "cc/gpu/gpu.h"
+#include "cc/gpu/launch.cuh"
+
+namespace keras_int {
+namespace gpu {
+
+namespace {
+
+__global__ void MaxAbsBitsKernel(const float* x, int64_t n, uint32_t* max_bits) {
+  uint32_t m = 0;
+  KI_GRID_STRIDE(i, n) {
+    const uint32_t bits = FloatBits(x[i]) & 0x7FFFFFFFu;
+    m = bits > m ? bits : m;
+  }
+  AtomicMaxWarp(max_bits, m);
+}
+
+// Index of the first NaN/Inf, as an atomic minimum (the scratch word starts
+// at all ones).
+__global__ void FirstNonFiniteKernel(const float* x, int64_t n, unsigned long long* first) {
+  KI_GRID_STRIDE(i, n) {
+    if ((FloatBits(x[i]) & 0x7F800000u) == 0x7F800000u) atomicMin(first, static_cast<unsigned long long>(i));
+  }
+}
+
+__global__ void NotWholeKernel(const float* x, int64_t n, int k, uint32_t* not_whole) {
+  uint32_t any = 0;
+  KI_GRID_STRIDE(i, n) { any |= !IsWholeAfterScaling(x[i], k); }
+  AtomicOrWarp(not_whole, any);
+}
+
+template <typename T>
+__global__ void QuantizeKernel(const float* x, int64_t n, float factor, int32_t limit, T* q) {
+  KI_GRID_STRIDE(i, n) { q[i] = static_cast<T>(QuantizeElement(x[i], factor, limit)); }
+}
+
+template <typename T>
+__global__ void DequantizeKernel(const T* q, int64_t n, float factor, float* out) {
+  KI_GRID_STRIDE(i, n) { out[i] = static_cast<float>(q[i]) * factor; }
+}
+
+__global__ void MagnitudeOrKernel(const int32_t* x, int64_t n, uint32_t* any) {
+  uint32_t v = 0;
+  KI_GRID_STRIDE(i, n) { v |= Magnitude(x[i]); }
+  AtomicOrWarp(any, v);
+}
+
+template <Rounding kMode, typename T>
+__global__ void ShiftAndClipKernel(const int32_t* acc, int64_t n, int s, RoundingSeed seed,
+                                   uint32_t limit, T* out) {
+  KI_GRID_STRIDE(i, n) {
+    const uint32_t random =
+        kMode == Rounding::kStochastic ? StochasticWord(seed.key, seed.step, static_cast<uint64_t>(i)) : 0;
+    out[i] = static_cast<T>(ShiftAndClipElement<kMode>(acc[i], s, random, limit));
+  }
+}
+
+template <typename T>
+__global__ void NarrowKernel(const int32_t* acc, int64_t n, T* out) {
+  KI_GRID_STRIDE(i, n) { out[i] = static_cast<T>(acc[i]); }
+}
+
+__global__ void RoundShiftKernel(const int32_t* in, int64_t n, int shift, Rounding rounding,
+                                 RoundingSeed seed, int32_t limit, int32_t* out) {
+  KI_GRID_STRIDE(i, n) {
+    const int32_t v = RoundShift(in[i], shift, rounding, RandomWordFor(rounding, seed, i));
+    out[i] = v > limit ? limit : (v < -limit ? -limit : v);
+  }
+}
+
+__global__ void AlignedAddKernel(const int8_t* a, const int8_t* b, int64_t n, int left, int right,
+                                 int32_t* acc) {
+  KI_GRID_STRIDE(i, n) { acc[i] = AlignedAddElement(a[i], b[i], left, right); }
+}
+
+// Adds the aligned bias; a sum outside int32 leaves acc unchanged there and
+// raises the flag.
+__global__ void AddBiasKernel(int32_t* acc, int64_t n, int64_t channels, const int32_t* bias,
+                              int shift, uint32_t* overflow) {
+  uint32_t bad = 0;
+  KI_GRID_STRIDE(i, n) {
+    const int64_t sum = acc[i] + AlignedBias(bias[i % channels], shift);
+    if (sum > INT32_MAX || sum < INT32_MIN) {
+      bad = 1;
+    } else {
+      acc[i] = static_cast<int32_t>(sum);
+    }
+  }
+  AtomicOrWarp(overflow, bad);
+}
+
+constexpr int32_t kExponentBits = 0x7F800000;
+
+// As the CPU kernel: a carrier's bit pattern read as an int32 is > 0 exactly
+// when the value is positive.
+__global__ void ReluKernel(const int32_t* in, int64_t n, int32_t* out, bool* keep, uint32_t* special) {
+  uint32_t bad = 0;
+  KI_GRID_STRIDE(i, n) {
+    const int32_t b = in[i];
+    bad |= static_cast<uint32_t>((b & kExponentBits) == kExponentBits);
+    keep[i] = b > 0;
+    out[i] = b & -static_cast<int32_t>(b > 0);
+  }
+  AtomicOrWarp(special, bad);
+}
+
+__global__ void ReluGradKernel(const int32_t* in, const bool* keep, int64_t n, int32_t* out) {
+  KI_GRID_STRIDE(i, n) { out[i] = in[i] & -static_cast<int32_t>(keep[i]); }
+}
+
+}  // namespace
+
+Status MaxBitLength(const Context& ctx, const int32_t* acc, int64_t n, int* bits) {
+  uint32_t* any;
+  KERAS_INT_RETURN_IF_ERROR(ZeroScratch(ctx, 1, &any));
+  if (n > 0) {
+    MagnitudeOrKernel<<<BlocksFor(n), kThreads, 0, StreamOf(ctx)>>>(acc, n, any);
+    KERAS_INT_RETURN_IF_ERROR(LaunchStatus("bit_length"));
+  }
+  uint32_t host = 0;
+  KERAS_INT_RETURN_IF_ERROR(ReadBack(ctx, any, &host));
+  *bits = BitLength(host);
+  return Status::OK();
+}
+
+template <typename T>
+Status Quantize(const Context& ctx, const float* x, int64_t n, T* q, int* exponent) {
+  constexpr int kBits = sizeof(T) * 8;
+  constexpr int32_t kLimit = (1 << (kBits - 1)) - 1;
+  const cudaStream_t stream = StreamOf(ctx);
+  uint32_t* words;
+  KERAS_INT_RETURN_IF_ERROR(ZeroScratch(ctx, 1, &words));
+  uint32_t max_bits = 0;
+  if (n > 0) {
+    MaxAbsBitsKernel<<<BlocksFor(n), kThreads, 0, stream>>>(x, n, words);
+    KERAS_INT_RETURN_IF_ERROR(LaunchStatus("quantize"));
+    KERAS_INT_RETURN_IF_ERROR(ReadBack(ctx, words, &max_bits));
+  }
+  if (max_bits >= 0x7F800000u) {
+    auto* first = static_cast<unsigned long long*>(ctx.scratch);
+    KI_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(first, 0xFF, sizeof(*first), stream), "memset");
+    FirstNonFiniteKernel<<<BlocksFor(n), kThreads, 0, stream>>>(x, n, first);
+    KERAS_INT_RETURN_IF_ERROR(LaunchStatus("quantize"));
+    unsigned long long index = 0;
+    KERAS_INT_RETURN_IF_ERROR(ReadBack(ctx, first, &index));
+    return Status::Error("quantize: input contains NaN or Inf (element " + std::to_string(index) + ")");
+  }
+  if (max_bits == 0) {
+    *exponent = 0;
+    return CudaStatus(cudaMemsetAsync(q, 0, sizeof(T) * n, stream), "memset");
+  }
+  bool power_of_two;
+  int e = QuantizeExponent(max_bits, kBits, &power_of_two);
+  if (power_of_two) {
+    // As the CPU: e + 1 when every value is a whole multiple of 2**(e+1).
+    KERAS_INT_RETURN_IF_ERROR(ZeroScratch(ctx, 1, &words));
+    NotWholeKernel<<<BlocksFor(n), kThreads, 0, stream>>>(x, n, -(e + 1), words);
+    KERAS_INT_RETURN_IF_ERROR(LaunchStatus("quantize"));
+    uint32_t not_whole = 0;
+    KERAS_INT_RETURN_IF_ERROR(ReadBack(ctx, words, &not_whole));
+    if (!not_whole) ++e;
+  }
+  KERAS_INT_RETURN_IF_ERROR(CheckExponent("quantize: exponent of the input", e, kMinExponent, kMaxExponent));
+  QuantizeKernel<T><<<BlocksFor(n), kThreads, 0, stream>>>(x, n, PowerOfTwo(-e), kLimit, q);
+  *exponent = e;
+  return LaunchStatus("quantize");
+}
+
+template <typename T>
+Status Dequantize(const Context& ctx, const T* q, int64_t n, int exponent, float* out) {
+  KERAS_INT_RETURN_IF_ERROR(CheckExponent("dequantize: exponent", exponent, kMinExponent, kMaxExponent));
+  if (n == 0) return Status::OK();
+  DequantizeKernel<T><<<BlocksFor(n), kThreads, 0, StreamOf(ctx)>>>(q, n, PowerOfTwo(exponent), out);
+  return LaunchStatus("dequantize");
+}
+
+template <typename T>
+Status Requantize(const Context& ctx, const int32_t* acc, int64_t n, int acc_exponent,
+                  Rounding rounding, RoundingSeed seed, T* out, int* out_exponent) {
+  constexpr int kBits = sizeof(T) * 8;
+  constexpr uint32_t kLimit = (1u << (kBits - 1)) - 1;
+  KERAS_INT_RETURN_IF_ERROR(
+      CheckExponent("requantize: exponent", acc_exponent, kMinAccExponent, kMaxAccExponent));
+  int bits;
+  KERAS_INT_RETURN_IF_ERROR(MaxBitLength(ctx, acc, n, &bits));
+  const int shift = bits - (kBits - 1);
+  const int exponent = acc_exponent + (shift > 0 ? shift : 0);
+  KERAS_INT_RETURN_IF_ERROR(
+      CheckExponent("requantize: result exponent", exponent, kMinExponent, kMaxExponent));
+  *out_exponent = exponent;
+  if (n == 0) return Status::OK();
+  const cudaStream_t stream = StreamOf(ctx);
+  const unsigned int blocks = BlocksFor(n);
+  if (shift <= 0) {
+    NarrowKernel<T><<<blocks, kThreads, 0, stream>>>(acc, n, out);  // never scaled up
+  } else {
+    switch (rounding) {
+      case Rounding::kNearest:
+        ShiftAndClipKernel<Rounding::kNearest, T><<<blocks, kThreads, 0, stream>>>(acc, n, shift, seed, kLimit, out);
+        break;
+      case Rounding::kTruncate:
+        ShiftAndClipKernel<Rounding::kTruncate, T><<<blocks, kThreads, 0, stream>>>(acc, n, shift, seed, kLimit, out);
+        break;
+      case Rounding::kPseudoStochastic:
+        ShiftAndClipKernel<Rounding::kPseudoStochastic, T><<<blocks, kThreads, 0, stream>>>(acc, n, shift, seed, kLimit, out);
+        break;
+      case Rounding::kStochastic:
+        ShiftAndClipKernel<Rounding::kStochastic, T><<<blocks, kThreads, 0, stream>>>(acc, n, shift, seed, kLimit, out);
+        break;
+    }
+  }
+  return LaunchStatus("requantize");
+}
+
+Status RoundShiftTensor(const Context& ctx, const int32_t* in, int64_t n, int shift,
+                        Rounding rounding, RoundingSeed seed, int32_t limit, int32_t* out) {
+  if (shift < 0 || shift > 63) {
+    return Status::Error("round_shift: shift " + std::to_string(shift) + " is out of range [0, 63]");
+  }
+  if (n == 0) return Status::OK();
+  RoundShiftKernel<<<BlocksFor(n), kThreads, 0, StreamOf(ctx)>>>(in, n, shift, rounding, seed, limit, out);
+  return LaunchStatus("round_shift");
+}
+
+Status AlignedAdd(const Context& ctx, const int8_t* a, int ea, const int8_t* b, int eb, int64_t n,
+                  int32_t* acc, int* acc_exponent) {
+  const AddAlignment align = AlignExponents(ea, eb);
+  *acc_exponent = align.exponent;
+  if (n == 0) return Status::OK();
+  AlignedAddKernel<<<BlocksFor(n), kThreads, 0, StreamOf(ctx)>>>(
+      align.swap ? b : a, align.swap ? a : b, n, align.left, align.right, acc);
+  return LaunchStatus("add");
+}
+
+Status AddBias(const Context& ctx, int32_t* acc, int64_t rows, int64_t channels,
+               const int32_t* bias, int shift) {
+  if (shift > 31) {
+    return Status::Error("bias: alignment shift " + std::to_string(shift) +
+                         " is too large (input exponent below -31)");
+  }
+  const int64_t n = rows * channels;
+  if (n == 0) return Status::OK();
+  uint32_t* overflow;
+  KERAS_INT_RETURN_IF_ERROR(ZeroScratch(ctx, 1, &overflow));
+  AddBiasKernel<<<BlocksFor(n), kThreads, 0, StreamOf(ctx)>>>(acc, n, channels, bias, shift, overflow);
+  KERAS_INT_RETURN_IF_ERROR(LaunchStatus("bias"));
+  uint32_t host = 0;
+  KERAS_INT_RETURN_IF_ERROR(ReadBack(ctx, overflow, &host));
+  if (host) return Status::Error("int32 overflow: accumulator plus bias leaves the int32 range");
+  return Status::OK();
+}
+
+Status Relu(const Context& ctx, const float* x, int64_t n, float* y, bool* positive) {
+  if (n == 0) return Status::OK();
+  uint32_t* special;
+  KERAS_INT_RETURN_IF_ERROR(ZeroScratch(ctx, 1, &special));
+  ReluKernel<<<BlocksFor(n), kThreads, 0, StreamOf(ctx)>>>(reinterpret_cast<const int32_t*>(x), n,
+                                                           reinterpret_cast<int32_t*>(y), positive, special);
+  KERAS_INT_RETURN_IF_ERROR(LaunchStatus("relu"));
+  uint32_t host = 0;
+  KERAS_INT_RETURN_IF_ERROR(ReadBack(ctx, special, &host));
+  if (host) return Status::Error("relu: input contains NaN or Inf");
+  return Status::OK();
+}
+
+Status ReluGrad(const Context& ctx, const float* dy, const bool* positive, int64_t n, float* dx) {
+  if (n == 0) return Status::OK();
+  ReluGradKernel<<<BlocksFor(n), kThreads, 0, StreamOf(ctx)>>>(reinterpret_cast<const int32_t*>(dy),
+                                                               positive, n, reinterpret_cast<int32_t*>(dx));
+  return LaunchStatus("relu_grad");
+}
+
+Status Copy(const Context& ctx, void* dst, const void* src, size_t bytes) {
+  if (bytes == 0) return Status::OK();
+  return CudaStatus(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, StreamOf(ctx)), "copy");
+}
+
+template Status Quantize<int8_t>(const Context&, const float*, int64_t, int8_t*, int*);
+template Status Quantize<int16_t>(const Context&, const float*, int64_t, int16_t*, int*);
+template Status Dequantize<int8_t>(const Context&, const int8_t*, int64_t, int, float*);
+template Status Dequantize<int16_t>(const Context&, const int16_t*, int64_t, int, float*);
+template Status Requantize<int8_t>(const Context&, const int32_t*, int64_t, int, Rounding, RoundingSeed,
+                                   int8_t*, int*);
+template Status Requantize<int16_t>(const Context&, const int32_t*, int64_t, int, Rounding, RoundingSeed,
+                                    int16_t*, int*);
+
+}  // namespace gpu
+}  // namespace keras_int

@@ -1,0 +1,124 @@
+// Integer cross-entropy gradient and integer SGD on the GPU, built from the
+// same per-row / per-element functions as the CPU core (scalar.h).
+#include <string>
+
+#include "cc/gpu/gpu.h"
+#include "cc/gpu/launch.cuh"
+
+namespace keras_int {
+namespace gpu {
+
+namespace {
+
+// One thread per row: rows are short (the classes), and the row function
+// recomputes its numerators instead of storing them.
+template <typename Label>
+__global__ void CrossEntropyGradKernel(const int8_t* logits, int64_t batch, int64_t classes,
+                                       int exponent, const Label* labels, Rounding rounding,
+                                       RoundingSeed seed, int8_t* err, unsigned long long* bad_row) {
+  KI_GRID_STRIDE(b, batch) {
+    const int64_t label = labels[b];
+    if (label < 0 || label >= classes) {
+      atomicMin(bad_row, static_cast<unsigned long long>(b));
+      continue;
+    }
+    CrossEntropyGradRow(logits + b * classes, classes, exponent, label, rounding, seed,
+                        static_cast<uint64_t>(b * classes), err + b * classes);
+  }
+}
+
+__global__ void GradientBitsKernel(const int32_t* g, int64_t n, uint32_t* any) {
+  uint32_t v = 0;
+  KI_GRID_STRIDE(i, n) { v |= Magnitude(g[i]); }
+  AtomicOrWarp(any, v);
+}
+
+template <typename T>
+__global__ void StepBitsKernel(const T* w, const int32_t* g, int64_t n, int weight_decay, int bits,
+                               uint64_t* any) {
+  uint64_t v = 0;
+  KI_GRID_STRIDE(i, n) { v |= Magnitude64(SgdDecayedGradient(g[i], w[i], weight_decay, bits)); }
+  AtomicOr64(any, v);
+}
+
+template <typename T>
+__global__ void SgdApplyKernel(T* w, const int32_t* g, int64_t n, int weight_decay, int bits, int shift,
+                               int momentum, int64_t limit, T* momentum_buffer) {
+  KI_GRID_STRIDE(i, n) {
+    int64_t weight = w[i];
+    int64_t buffer = momentum > 0 ? momentum_buffer[i] : 0;
+    SgdApply(SgdDecayedGradient(g[i], weight, weight_decay, bits), shift, momentum,
+             limit, &weight, &buffer);
+    w[i] = static_cast<T>(weight);
+    if (momentum > 0) momentum_buffer[i] = static_cast<T>(buffer);
+  }
+}
+
+}  // namespace
+
+template <typename Label>
+Status SoftmaxCrossEntropyGrad(const Context& ctx, const int8_t* logits, int64_t batch,
+                               int64_t classes, int exponent, const Label* labels,
+                               Rounding rounding, RoundingSeed seed, int8_t* err) {
+  if (batch == 0) return Status::OK();
+  if (classes == 0) return Status::Error("softmax_cross_entropy_grad: logits has no classes");
+  const cudaStream_t stream = StreamOf(ctx);
+  auto* bad_row = static_cast<unsigned long long*>(ctx.scratch);
+  KI_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(bad_row, 0xFF, sizeof(*bad_row), stream), "memset");
+  CrossEntropyGradKernel<Label><<<BlocksFor(batch), kThreads, 0, stream>>>(
+      logits, batch, classes, exponent, labels, rounding, seed, err, bad_row);
+  KERAS_INT_RETURN_IF_ERROR(LaunchStatus("softmax_cross_entropy_grad"));
+  unsigned long long row = 0;
+  KERAS_INT_RETURN_IF_ERROR(ReadBack(ctx, bad_row, &row));
+  if (row != ~0ull) {
+    Label label;
+    KERAS_INT_RETURN_IF_ERROR(ReadBack(ctx, labels + row, &label));
+    return Status::Error("softmax_cross_entropy_grad: labels[" + std::to_string(row) + "] = " +
+                         std::to_string(label) + " is out of range [0, " + std::to_string(classes) + ")");
+  }
+  return Status::OK();
+}
+
+template <typename T>
+Status IntegerSgdUpdate(const Context& ctx, T* w, const int32_t* g, int64_t n,
+                        const SgdOptions& options, T* momentum_buffer) {
+  KERAS_INT_RETURN_IF_ERROR(CheckSgdOptions(options));
+  if (options.momentum > 0 && momentum_buffer == nullptr && n > 0) {
+    return Status::Error("momentum > 0 needs a momentum buffer");
+  }
+  if (n == 0) return Status::OK();
+  const cudaStream_t stream = StreamOf(ctx);
+  uint32_t* any;
+  KERAS_INT_RETURN_IF_ERROR(ZeroScratch(ctx, 1, &any));
+  GradientBitsKernel<<<BlocksFor(n), kThreads, 0, stream>>>(g, n, any);
+  KERAS_INT_RETURN_IF_ERROR(LaunchStatus("sgd_update"));
+  uint32_t any_host = 0;
+  KERAS_INT_RETURN_IF_ERROR(ReadBack(ctx, any, &any_host));
+  const int bits = BitLength(any_host);
+  if (bits == 0) return Status::OK();  // an all-zero gradient changes nothing
+  uint64_t* any64;
+  KERAS_INT_RETURN_IF_ERROR(ZeroScratch(ctx, 1, &any64));
+  StepBitsKernel<T><<<BlocksFor(n), kThreads, 0, stream>>>(w, g, n, options.weight_decay, bits, any64);
+  KERAS_INT_RETURN_IF_ERROR(LaunchStatus("sgd_update"));
+  uint64_t any64_host = 0;
+  KERAS_INT_RETURN_IF_ERROR(ReadBack(ctx, any64, &any64_host));
+  const int shift = BitLength64(any64_host) - options.mu;
+  SgdApplyKernel<T><<<BlocksFor(n), kThreads, 0, stream>>>(w, g, n, options.weight_decay, bits, shift,
+                                                           options.momentum, SgdWeightLimit<T>(),
+                                                           momentum_buffer);
+  return LaunchStatus("sgd_update");
+}
+
+template Status SoftmaxCrossEntropyGrad<int32_t>(const Context&, const int8_t*, int64_t, int64_t, int,
+                                                 const int32_t*, Rounding, RoundingSeed, int8_t*);
+template Status SoftmaxCrossEntropyGrad<int64_t>(const Context&, const int8_t*, int64_t, int64_t, int,
+                                                 const int64_t*, Rounding, RoundingSeed, int8_t*);
+template Status IntegerSgdUpdate<int8_t>(const Context&, int8_t*, const int32_t*, int64_t,
+                                         const SgdOptions&, int8_t*);
+template Status IntegerSgdUpdate<int16_t>(const Context&, int16_t*, const int32_t*, int64_t,
+                                          const SgdOptions&, int16_t*);
+template Status IntegerSgdUpdate<int32_t>(const Context&, int32_t*, const int32_t*, int64_t,
+                                          const SgdOptions&, int32_t*);
+
+}  // namespace gpu
+}  // namespace keras_int

@@ -1,0 +1,300 @@
+"""Every CUDA kernel (cc/gpu) against the CPU core, bit for bit.
+
+Needs only NumPy, nvcc and (for the comparisons) a CUDA GPU: the harness
+library is built with nvcc from cc/gpu + cc/core (tests/gpu/build.py). Without
+nvcc everything here skips; without a GPU the comparisons skip and only the
+build and the CPU side of the C API are checked.
+"""
+
+import ctypes
+import os
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import build  # noqa: E402
+import reference  # noqa: E402
+from harness import I32, I64, U64, ROUNDINGS, In, InOut, Out, OutInt, assert_same, run_both, run_cpu, run_gpu  # noqa: E402
+
+MODES = list(ROUNDINGS)
+
+
+@pytest.fixture(scope="module")
+def lib():
+    try:
+        return build.load()
+    except build.NvccMissing as error:
+        pytest.skip(str(error))
+
+
+@pytest.fixture(scope="module")
+def gpu(lib):
+    if lib.ki_device_count() == 0:
+        pytest.skip("no CUDA GPU visible: the GPU kernels are compiled but not run here")
+    return lib
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(20261125)
+
+
+def int8s(rng, shape, low=-128, high=127):
+    return rng.integers(low, high + 1, size=shape).astype(np.int8)
+
+
+# ------------------------------------------------ the harness itself (no GPU)
+
+def test_harness_builds_with_sm80_and_sm90_code(lib):
+    data = open(build.LIBRARY, "rb").read()
+    assert b"sm_80" in data and b"sm_90" in data
+    assert lib.ki_device_count() >= 0
+
+
+def test_cpu_side_of_the_c_api_matches_the_reference(lib, rng):
+    # The comparisons below trust the CPU wrappers; check their plumbing here.
+    x, w = int8s(rng, (7, 13)), int8s(rng, (13, 5))
+    out = run_cpu(lib, "matmul", In(x), In(w), I64(7), I64(5), I64(13), I32(0), I32(0), Out((7, 5), np.int32))
+    np.testing.assert_array_equal(out.outputs[0], reference.matmul(x, w))
+    acc = rng.integers(-(2**20), 2**20, size=300).astype(np.int32)
+    for mode in MODES:
+        res = run_cpu(lib, "requantize8", In(acc), I64(acc.size), I32(-10), I32(ROUNDINGS[mode]), U64(3), U64(9),
+                      Out(acc.shape, np.int8), OutInt())
+        q, e = reference.requantize(acc, -10, mode, seed=(3, 9))
+        np.testing.assert_array_equal(res.outputs[0], q)
+        assert res.outputs[1] == e
+    bad = run_cpu(lib, "dequantize8", In(np.zeros(3, np.int8)), I64(3), I32(101), Out((3,), np.float32))
+    assert bad.rc != 0 and "out of range" in bad.error
+
+
+# ------------------------------------------------------------ DFP
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_quantize(gpu, rng, bits):
+    cases = {
+        "normal": rng.normal(size=5000).astype(np.float32),
+        "images": rng.uniform(0, 1, size=(4, 28, 28)).astype(np.float32),
+        "carrier": (int8s(rng, 3000).astype(np.float32) * 2.0**-5),
+        "power_of_two_max": np.array([1.0, 0.5, -0.25, 0.75], np.float32),
+        "large": (rng.normal(size=1 << 20) * 1e4).astype(np.float32),
+        "tiny": np.array([1e-38, -3e-39, 2e-45], np.float32),
+        "zeros": np.zeros(100, np.float32),
+        "empty": np.zeros(0, np.float32),
+        "nan": np.array([1.0, np.nan, 2.0], np.float32),
+        "inf": np.array([1.0, 2.0, -np.inf], np.float32),
+        "too_large_exponent": np.array([3e38], np.float32),
+    }
+    dtype = np.int8 if bits == 8 else np.int16
+    for name, x in cases.items():
+        cpu, gpu_result = run_both(gpu, f"quantize{bits}", In(x), I64(x.size), Out(x.shape, dtype), OutInt())
+        assert_same(cpu, gpu_result, name)
+        if cpu.rc:
+            assert cpu.error == gpu_result.error, name
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_dequantize(gpu, rng, bits):
+    dtype = np.int8 if bits == 8 else np.int16
+    info = np.iinfo(dtype)
+    q = rng.integers(info.min, info.max + 1, size=10000).astype(dtype)
+    for e in (-120, -30, -7, 0, 13, 100, 101, -121):
+        assert_same(*run_both(gpu, f"dequantize{bits}", In(q), I64(q.size), I32(e), Out(q.shape, np.float32)),
+                    f"e={e}")
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+@pytest.mark.parametrize("mode", MODES)
+def test_requantize(gpu, rng, bits, mode):
+    dtype = np.int8 if bits == 8 else np.int16
+    cases = [
+        rng.integers(-(2**31), 2**31, size=1 << 18, dtype=np.int64).astype(np.int32),
+        rng.integers(-(2**12), 2**12, size=777).astype(np.int32),
+        rng.integers(-100, 100, size=50).astype(np.int32),  # no shift
+        np.array([np.iinfo(np.int32).min, np.iinfo(np.int32).max, 0, -1, 1], np.int32),
+        np.zeros(0, np.int32),
+    ]
+    for i, acc in enumerate(cases):
+        for e, seed in ((-20, (0, 0)), (-3, (12345, 67)), (-240, (1, 2))):
+            assert_same(*run_both(gpu, f"requantize{bits}", In(acc), I64(acc.size), I32(e), I32(ROUNDINGS[mode]),
+                                  U64(seed[0]), U64(seed[1]), Out(acc.shape, dtype), OutInt()),
+                        f"case {i}, e={e}")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_round_shift_and_bit_length(gpu, rng, mode):
+    x = rng.integers(-(2**31), 2**31, size=5000, dtype=np.int64).astype(np.int32)
+    for shift in (0, 1, 2, 7, 16, 31, 32, 40, 63, 64, -1):
+        for limit in (127, 2**31 - 1):
+            assert_same(*run_both(gpu, "round_shift", In(x), I64(x.size), I32(shift), I32(ROUNDINGS[mode]), U64(5),
+                                  U64(6), I32(limit), Out(x.shape, np.int32)), f"shift={shift}")
+    for values in (x, x >> 20, np.zeros(10, np.int32), np.zeros(0, np.int32)):
+        assert_same(*run_both(gpu, "bit_length", In(values), I64(values.size), OutInt()))
+
+
+def test_aligned_add_and_bias(gpu, rng):
+    a, b = int8s(rng, 4097), int8s(rng, 4097)
+    for ea, eb in ((0, 0), (-7, -3), (-3, -7), (10, -30), (-100, 100), (5, 4)):
+        assert_same(*run_both(gpu, "aligned_add", In(a), I32(ea), In(b), I32(eb), I64(a.size),
+                              Out(a.shape, np.int32), OutInt()), f"{ea},{eb}")
+    acc = rng.integers(-(2**24), 2**24, size=(300, 37)).astype(np.int32)
+    bias = rng.integers(-(2**20), 2**20, size=37).astype(np.int32)
+    for shift in (-12, -1, 0, 3, 8, 31, 32):
+        assert_same(*run_both(gpu, "add_bias", InOut(acc), I64(300), I64(37), In(bias), I32(shift)),
+                    f"shift={shift}")
+
+
+def test_relu_and_grad_against_numpy(gpu, rng):
+    x = (int8s(rng, 10001).astype(np.float32) * 2.0**-4)
+    x[:4] = [0.0, -0.0, 1e-40, -1e-40]
+    res = run_gpu(gpu, "relu", In(x), I64(x.size), Out(x.shape, np.float32), Out(x.shape, np.bool_))
+    assert res.rc == 0
+    bits = x.view(np.int32)
+    np.testing.assert_array_equal(res.outputs[0].view(np.int32), np.where(bits > 0, bits, 0))
+    np.testing.assert_array_equal(res.outputs[1], bits > 0)
+    dy = (int8s(rng, x.size).astype(np.float32) * 2.0**-6)
+    grad = run_gpu(gpu, "relu_grad", In(dy), In(bits > 0), I64(x.size), Out(x.shape, np.float32))
+    np.testing.assert_array_equal(grad.outputs[0].view(np.int32), np.where(bits > 0, dy.view(np.int32), 0))
+    bad = run_gpu(gpu, "relu", In(np.array([1.0, np.nan], np.float32)), I64(2), Out((2,), np.float32),
+                  Out((2,), np.bool_))
+    assert bad.rc != 0 and "NaN" in bad.error
+
+
+# ------------------------------------------------------------ GEMM and convolution
+
+@pytest.mark.parametrize("M,N,K", [(1, 1, 1), (17, 33, 45), (128, 128, 128), (300, 200, 64), (64, 48, 5000),
+                                   (5, 7, 0), (0, 4, 3), (3, 2, 200000)])
+@pytest.mark.parametrize("tx,tw", [(0, 0), (1, 0), (0, 1), (1, 1)])
+def test_matmul(gpu, rng, M, N, K, tx, tw):
+    x = int8s(rng, (K, M) if tx else (M, K))
+    w = int8s(rng, (N, K) if tw else (K, N))
+    assert_same(*run_both(gpu, "matmul", In(x), In(w), I64(M), I64(N), I64(K), I32(tx), I32(tw),
+                          Out((M, N), np.int32)), f"{M}x{N}x{K} tx={tx} tw={tw}")
+
+
+def test_matmul_extremes_and_overflow(gpu):
+    # -128 * -128 = 2**14: the largest product; 131071 of them still fit int32.
+    for K in (131071, 131072, 140000):
+        x = np.full((2, K), -128, np.int8)
+        w = np.full((K, 3), -128, np.int8)
+        cpu, gpu_result = run_both(gpu, "matmul", In(x), In(w), I64(2), I64(3), I64(K), I32(0), I32(0),
+                                   Out((2, 3), np.int32))
+        assert_same(cpu, gpu_result, f"K={K}")
+        if K > 131071:
+            assert "int32 overflow" in gpu_result.error
+
+
+def test_half_matmul_is_a_gemm(gpu, rng):
+    # Only the benchmark's yardstick: check it computes a product.
+    x = rng.integers(-4, 5, size=(100, 64)).astype(np.float16)
+    w = rng.integers(-4, 5, size=(64, 70)).astype(np.float16)
+    res = run_gpu(gpu, "half_matmul", In(x), In(w), I64(100), I64(70), I64(64), Out((100, 70), np.float32))
+    np.testing.assert_array_equal(res.outputs[0], x.astype(np.float32) @ w.astype(np.float32))
+
+
+CONV_CASES = [
+    # x shape, filter (kh, kw, out), strides, dilations, same
+    ((2, 8, 8, 3), (3, 3, 4), (1, 1), (1, 1), True),
+    ((2, 9, 7, 5), (3, 3, 6), (2, 2), (1, 1), False),
+    ((1, 10, 10, 4), (3, 3, 5), (1, 1), (2, 2), True),
+    ((3, 6, 6, 16), (1, 1, 32), (1, 1), (1, 1), False),
+    ((2, 11, 11, 3), (5, 5, 8), (2, 2), (1, 1), True),
+    ((4, 5, 5, 64), (3, 3, 64), (1, 1), (1, 1), True),
+    ((2, 7, 8, 2), (2, 3, 3), (3, 2), (1, 2), True),
+    ((160, 32, 32, 3), (3, 3, 8), (1, 1), (1, 1), True),  # backprop-filter depth 163840 > 131071
+]
+
+
+def conv_geometry(x_shape, f, strides, dilations):
+    return np.array([*x_shape, f[0], f[1], f[2], *strides, *dilations], np.int64)
+
+
+@pytest.mark.parametrize("x_shape,f,strides,dilations,same", CONV_CASES)
+def test_conv2d_all_passes(gpu, rng, x_shape, f, strides, dilations, same):
+    geometry = conv_geometry(x_shape, f, strides, dilations)
+    out_hw = np.zeros(2, np.int64)
+    assert gpu.ki_conv_output(geometry.ctypes.data_as(ctypes.c_void_p), I32(same),
+                              out_hw.ctypes.data_as(ctypes.c_void_p)) == 0
+    y_shape = (x_shape[0], int(out_hw[0]), int(out_hw[1]), f[2])
+    w_shape = (f[0], f[1], x_shape[3], f[2])
+    x, w, dy = int8s(rng, x_shape), int8s(rng, w_shape), int8s(rng, y_shape)
+    g = In(geometry)
+    assert_same(*run_both(gpu, "conv2d", g, I32(same), In(x), In(w), Out(y_shape, np.int32)), "forward")
+    assert_same(*run_both(gpu, "conv2d_backprop_input", g, I32(same), In(w), In(dy), Out(x_shape, np.int32)),
+                "backprop-input")
+    assert_same(*run_both(gpu, "conv2d_backprop_filter", g, I32(same), In(x), In(dy), Out(w_shape, np.int32)),
+                "backprop-filter")
+
+
+# ------------------------------------------------------------ pooling
+
+POOL_CASES = [
+    ((2, 8, 8, 3), (2, 2), (2, 2), False),
+    ((2, 9, 9, 4), (3, 3), (2, 2), True),
+    ((1, 7, 5, 2), (3, 2), (1, 1), True),
+    ((3, 6, 6, 8), (6, 6), (1, 1), False),
+    ((2, 10, 10, 5), (3, 3), (3, 3), True),
+]
+
+
+@pytest.mark.parametrize("x_shape,pool,strides,same", POOL_CASES)
+def test_pooling(gpu, rng, x_shape, pool, strides, same):
+    geometry = np.array([*x_shape, *pool, *strides], np.int64)
+    out_hw = np.zeros(2, np.int64)
+    assert gpu.ki_pool_output(geometry.ctypes.data_as(ctypes.c_void_p), I32(same),
+                              out_hw.ctypes.data_as(ctypes.c_void_p)) == 0
+    y_shape = (x_shape[0], int(out_hw[0]), int(out_hw[1]), x_shape[3])
+    g = In(geometry)
+    for low, high in ((-128, 127), (-2, 2)):  # the narrow range makes ties
+        x, dy = int8s(rng, x_shape, low, high), int8s(rng, y_shape)
+        assert_same(*run_both(gpu, "max_pool", g, I32(same), In(x), Out(y_shape, np.int8)), "max_pool")
+        assert_same(*run_both(gpu, "max_pool_grad", g, I32(same), In(x), In(dy), Out(x_shape, np.int32)),
+                    "max_pool_grad")
+        assert_same(*run_both(gpu, "avg_pool", g, I32(same), In(x), Out(y_shape, np.int32)), "avg_pool")
+        assert_same(*run_both(gpu, "avg_pool_grad", g, I32(same), In(dy), Out(x_shape, np.int32)),
+                    "avg_pool_grad")
+
+
+# ------------------------------------------------------------ training
+
+@pytest.mark.parametrize("mode", ["pseudo_stochastic", "stochastic"])
+@pytest.mark.parametrize("classes", [1, 10, 1000])
+def test_cross_entropy_grad(gpu, rng, mode, classes):
+    logits = int8s(rng, (67, classes))
+    labels = rng.integers(0, classes, size=67).astype(np.int64)
+    for e in (-25, -20, -9, -7, -6, -3, 0, 4, 30):
+        assert_same(*run_both(gpu, "ce_grad", In(logits), I64(67), I64(classes), I32(e), In(labels),
+                              I32(ROUNDINGS[mode]), U64(77), U64(e + 100), Out(logits.shape, np.int8)), f"e={e}")
+    int32_labels = run_gpu(gpu, "ce_grad_int32_labels", In(logits), I64(67), I64(classes), I32(-3),
+                           In(labels.astype(np.int32)), I32(ROUNDINGS[mode]), U64(77), U64(97),
+                           Out(logits.shape, np.int8))
+    cpu = run_cpu(gpu, "ce_grad", In(logits), I64(67), I64(classes), I32(-3), In(labels), I32(ROUNDINGS[mode]),
+                  U64(77), U64(97), Out(logits.shape, np.int8))
+    assert_same(cpu, int32_labels, "int32 labels")
+
+
+def test_cross_entropy_grad_rejects_labels_out_of_range(gpu, rng):
+    logits = int8s(rng, (4, 10))
+    labels = np.array([1, 2, 10, 3], np.int64)
+    res = run_gpu(gpu, "ce_grad", In(logits), I64(4), I64(10), I32(-3), In(labels), I32(1), U64(0), U64(0),
+                  Out(logits.shape, np.int8))
+    assert res.rc != 0 and "labels[2] = 10 is out of range [0, 10)" in res.error
+
+
+@pytest.mark.parametrize("bits,dtype", [(8, np.int8), (16, np.int16), (32, np.int32)])
+@pytest.mark.parametrize("momentum,decay", [(0, 0), (14, 0), (0, 5), (8, 100)])
+def test_sgd_update(gpu, rng, bits, dtype, momentum, decay):
+    info = np.iinfo(dtype)
+    n = 70000
+    w = rng.integers(max(info.min, -(2**20)), min(info.max, 2**20), size=n).astype(dtype)
+    buffer = rng.integers(-100, 100, size=n).astype(dtype)
+    for scale in (2**30, 2**12, 3, 0):
+        g = rng.integers(-scale, scale + 1, size=n).astype(np.int32)
+        for mu in (1, 3, 5, 30):
+            assert_same(*run_both(gpu, f"sgd{bits}", InOut(w), In(g), I64(n), I32(mu), I32(momentum), I32(decay),
+                                  InOut(buffer)), f"scale={scale} mu={mu}")
+    bad = run_gpu(gpu, f"sgd{bits}", InOut(w), In(g), I64(n), I32(0), I32(0), I32(0), InOut(buffer))
+    assert bad.rc != 0 and "mu" in bad.error
