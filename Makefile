@@ -6,8 +6,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BAZEL ?= bazel
 TRAIN_ARGS ?= --compare
+# Where nvcc is installed (PATH or /usr/local/cuda), the op library also gets
+# its CUDA kernels (DEVICE_GPU): CI compiles them on every run.
+NVCC ?= $(firstword $(shell command -v nvcc 2>/dev/null) $(wildcard /usr/local/cuda/bin/nvcc))
+BAZEL_CONFIG ?= $(if $(NVCC),--config=cuda,)
 
-.PHONY: setup system venv build sanitize test train bench clean
+.PHONY: setup system venv build sanitize test train bench bench-gpu clean
 
 setup: system venv build
 
@@ -32,7 +36,7 @@ $(VENV)/.installed: requirements.txt constraints.txt pyproject.toml
 # the Python package (and a wheel) finds it.
 build: venv
 	$(PY) configure.py
-	$(BAZEL) build //cc:_int_ops.so
+	$(BAZEL) build $(BAZEL_CONFIG) //cc:_int_ops.so
 	install -m 644 bazel-bin/cc/_int_ops.so tf_int_ops/_int_ops.so
 
 # The C++ core under AddressSanitizer + UndefinedBehaviorSanitizer: its own
@@ -55,6 +59,10 @@ train: setup
 
 bench: setup
 	$(PY) benchmarks/ops.py
+
+# int8 tensor-core GEMM/conv TOPS vs an fp16 GEMM of the same shape (needs nvcc and a GPU).
+bench-gpu: venv
+	$(PY) benchmarks/gpu.py
 
 clean:
 	$(BAZEL) clean

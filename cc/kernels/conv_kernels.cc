@@ -1,4 +1,5 @@
 #include "cc/kernels/conv_kernels.h"
+#include "cc/kernels/device.h"
 
 #include "tensorflow/core/framework/op_kernel.h"
 
@@ -10,6 +11,7 @@ using ::tensorflow::OpKernelContext;
 using ::tensorflow::Tensor;
 using ::tensorflow::TensorShape;
 
+template <typename Device>
 class Conv2DOp : public OpKernel {
  public:
   explicit Conv2DOp(OpKernelConstruction* ctx) : OpKernel(ctx), attrs_(ctx) {}
@@ -20,14 +22,17 @@ class Conv2DOp : public OpKernel {
     OP_REQUIRES_OK(ctx, attrs_.Geometry(x.shape(), filter.shape(), &g));
     Tensor* out = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({g.batch, g.out_h, g.out_w, g.out_c}), &out));
-    KI_OP_REQUIRES_OK(ctx, Conv2D(g, x.flat<int8_t>().data(), filter.flat<int8_t>().data(),
-                                  out->flat<int32_t>().data(), MakeParallelFor(ctx)));
+    Device device(ctx);
+    OP_REQUIRES_OK(ctx, device.status());
+    KI_OP_REQUIRES_OK(ctx, device.Conv2D(g, x.flat<int8_t>().data(), filter.flat<int8_t>().data(),
+                                         out->flat<int32_t>().data()));
   }
 
  private:
   ConvAttrs attrs_;
 };
 
+template <typename Device>
 class Conv2DBackpropInputOp : public OpKernel {
  public:
   explicit Conv2DBackpropInputOp(OpKernelConstruction* ctx) : OpKernel(ctx), attrs_(ctx) {}
@@ -41,15 +46,17 @@ class Conv2DBackpropInputOp : public OpKernel {
     OP_REQUIRES_OK(ctx, CheckOutBackprop(g, dy));
     Tensor* dx = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x_shape, &dx));
-    KI_OP_REQUIRES_OK(ctx, Conv2DBackpropInput(g, filter.flat<int8_t>().data(),
-                                               dy.flat<int8_t>().data(), dx->flat<int32_t>().data(),
-                                               MakeParallelFor(ctx)));
+    Device device(ctx);
+    OP_REQUIRES_OK(ctx, device.status());
+    KI_OP_REQUIRES_OK(ctx, device.Conv2DBackpropInput(g, filter.flat<int8_t>().data(),
+                                                      dy.flat<int8_t>().data(), dx->flat<int32_t>().data()));
   }
 
  private:
   ConvAttrs attrs_;
 };
 
+template <typename Device>
 class Conv2DBackpropFilterOp : public OpKernel {
  public:
   explicit Conv2DBackpropFilterOp(OpKernelConstruction* ctx) : OpKernel(ctx), attrs_(ctx) {}
@@ -64,18 +71,26 @@ class Conv2DBackpropFilterOp : public OpKernel {
     OP_REQUIRES_OK(ctx, CheckOutBackprop(g, dy));
     Tensor* dw = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, filter_shape, &dw));
-    KI_OP_REQUIRES_OK(ctx, Conv2DBackpropFilter(g, x.flat<int8_t>().data(), dy.flat<int8_t>().data(),
-                                                dw->flat<int32_t>().data(), MakeParallelFor(ctx)));
+    Device device(ctx);
+    OP_REQUIRES_OK(ctx, device.status());
+    KI_OP_REQUIRES_OK(ctx, device.Conv2DBackpropFilter(g, x.flat<int8_t>().data(), dy.flat<int8_t>().data(),
+                                                       dw->flat<int32_t>().data()));
   }
 
  private:
   ConvAttrs attrs_;
 };
 
-REGISTER_KERNEL_BUILDER(Name("IntOps>Conv2D").Device(::tensorflow::DEVICE_CPU), Conv2DOp);
-REGISTER_KERNEL_BUILDER(Name("IntOps>Conv2DBackpropInput").Device(::tensorflow::DEVICE_CPU).HostMemory("input_sizes"),
-                        Conv2DBackpropInputOp);
-REGISTER_KERNEL_BUILDER(Name("IntOps>Conv2DBackpropFilter").Device(::tensorflow::DEVICE_CPU).HostMemory("filter_sizes"),
-                        Conv2DBackpropFilterOp);
+#define KI_REGISTER_CONV(device_type, DeviceClass)                                              \
+  REGISTER_KERNEL_BUILDER(Name("IntOps>Conv2D").Device(device_type), Conv2DOp<DeviceClass>);       \
+  REGISTER_KERNEL_BUILDER(Name("IntOps>Conv2DBackpropInput").Device(device_type).HostMemory("input_sizes"), \
+                          Conv2DBackpropInputOp<DeviceClass>);                                      \
+  REGISTER_KERNEL_BUILDER(Name("IntOps>Conv2DBackpropFilter").Device(device_type).HostMemory("filter_sizes"), \
+                          Conv2DBackpropFilterOp<DeviceClass>)
+KI_REGISTER_CONV(::tensorflow::DEVICE_CPU, CpuDevice);
+#if KERAS_INT_CUDA
+KI_REGISTER_CONV(::tensorflow::DEVICE_GPU, GpuDevice);
+#endif
+#undef KI_REGISTER_CONV
 
 }  // namespace keras_int

@@ -1,6 +1,4 @@
-#include "cc/core/add.h"
-#include "cc/core/dfp.h"
-#include "cc/kernels/common.h"
+#include "cc/kernels/device.h"
 #include "tensorflow/core/framework/op_kernel.h"
 
 namespace keras_int {
@@ -11,7 +9,7 @@ using ::tensorflow::OpKernelConstruction;
 using ::tensorflow::OpKernelContext;
 using ::tensorflow::Tensor;
 
-template <typename T>
+template <typename Device, typename T>
 class QuantizeOp : public OpKernel {
  public:
   explicit QuantizeOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
@@ -20,13 +18,15 @@ class QuantizeOp : public OpKernel {
     Tensor* q = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x.shape(), &q));
     int exponent = 0;
-    KI_OP_REQUIRES_OK(ctx, Quantize<T>(x.flat<float>().data(), x.NumElements(),
-                                       q->flat<T>().data(), &exponent, MakeParallelFor(ctx)));
+    Device device(ctx);
+    OP_REQUIRES_OK(ctx, device.status());
+    KI_OP_REQUIRES_OK(ctx, device.template Quantize<T>(x.flat<float>().data(), x.NumElements(),
+                                                       q->flat<T>().data(), &exponent));
     SetScalarInt32(ctx, 1, exponent);
   }
 };
 
-template <typename T>
+template <typename Device, typename T>
 class DequantizeOp : public OpKernel {
  public:
   explicit DequantizeOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
@@ -37,12 +37,14 @@ class DequantizeOp : public OpKernel {
                                     &exponent));
     Tensor* x = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, q.shape(), &x));
-    KI_OP_REQUIRES_OK(ctx, Dequantize<T>(q.flat<T>().data(), q.NumElements(), exponent,
-                                         x->flat<float>().data(), MakeParallelFor(ctx)));
+    Device device(ctx);
+    OP_REQUIRES_OK(ctx, device.status());
+    KI_OP_REQUIRES_OK(ctx, device.template Dequantize<T>(q.flat<T>().data(), q.NumElements(), exponent,
+                                                         x->flat<float>().data()));
   }
 };
 
-template <typename T>
+template <typename Device, typename T>
 class RequantizeOp : public OpKernel {
  public:
   explicit RequantizeOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
@@ -58,9 +60,11 @@ class RequantizeOp : public OpKernel {
     Tensor* q = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, acc.shape(), &q));
     int out_exponent = 0;
-    KI_OP_REQUIRES_OK(ctx, Requantize<T>(acc.flat<int32_t>().data(), acc.NumElements(), exponent,
-                                         rounding_, seed, q->flat<T>().data(), &out_exponent,
-                                         MakeParallelFor(ctx)));
+    Device device(ctx);
+    OP_REQUIRES_OK(ctx, device.status());
+    KI_OP_REQUIRES_OK(ctx, device.template Requantize<T>(acc.flat<int32_t>().data(), acc.NumElements(),
+                                                         exponent, rounding_, seed, q->flat<T>().data(),
+                                                         &out_exponent));
     SetScalarInt32(ctx, 1, out_exponent);
   }
 
@@ -68,6 +72,7 @@ class RequantizeOp : public OpKernel {
   Rounding rounding_;
 };
 
+template <typename Device>
 class RoundShiftOp : public OpKernel {
  public:
   explicit RoundShiftOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
@@ -87,9 +92,11 @@ class RoundShiftOp : public OpKernel {
     OP_REQUIRES_OK(ctx, GetSeed(ctx, 2, &seed));
     Tensor* y = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x.shape(), &y));
-    KI_OP_REQUIRES_OK(ctx, RoundShiftTensor(x.flat<int32_t>().data(), x.NumElements(),
-                                            shift.scalar<int32_t>()(), rounding_, seed, limit_,
-                                            y->flat<int32_t>().data()));
+    Device device(ctx);
+    OP_REQUIRES_OK(ctx, device.status());
+    KI_OP_REQUIRES_OK(ctx, device.RoundShiftTensor(x.flat<int32_t>().data(), x.NumElements(),
+                                                   shift.scalar<int32_t>()(), rounding_, seed, limit_,
+                                                   y->flat<int32_t>().data()));
   }
 
  private:
@@ -97,6 +104,7 @@ class RoundShiftOp : public OpKernel {
   int32_t limit_;
 };
 
+template <typename Device>
 class AlignedAddOp : public OpKernel {
  public:
   explicit AlignedAddOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
@@ -113,39 +121,55 @@ class AlignedAddOp : public OpKernel {
     Tensor* acc = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, a.shape(), &acc));
     int acc_exponent;
-    AlignedAdd(a.flat<int8_t>().data(), ea, b.flat<int8_t>().data(), eb, a.NumElements(),
-               acc->flat<int32_t>().data(), &acc_exponent);
+    Device device(ctx);
+    OP_REQUIRES_OK(ctx, device.status());
+    KI_OP_REQUIRES_OK(ctx, device.AlignedAdd(a.flat<int8_t>().data(), ea, b.flat<int8_t>().data(), eb,
+                                             a.NumElements(), acc->flat<int32_t>().data(), &acc_exponent));
     SetScalarInt32(ctx, 1, acc_exponent);
   }
 };
 
+template <typename Device>
 class BitLengthOp : public OpKernel {
  public:
   explicit BitLengthOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
   void Compute(OpKernelContext* ctx) override {
     const Tensor& x = ctx->input(0);
-    SetScalarInt32(ctx, 0, MaxBitLength(x.flat<int32_t>().data(), x.NumElements()));
+    Device device(ctx);
+    OP_REQUIRES_OK(ctx, device.status());
+    int bits = 0;
+    KI_OP_REQUIRES_OK(ctx, device.MaxBitLength(x.flat<int32_t>().data(), x.NumElements(), &bits));
+    SetScalarInt32(ctx, 0, bits);
   }
 };
 
-REGISTER_KERNEL_BUILDER(Name("IntOps>BitLength").Device(DEVICE_CPU), BitLengthOp);
-REGISTER_KERNEL_BUILDER(
-    Name("IntOps>Quantize").Device(DEVICE_CPU).TypeConstraint<int8_t>("out_type"),
-    QuantizeOp<int8_t>);
-REGISTER_KERNEL_BUILDER(
-    Name("IntOps>Quantize").Device(DEVICE_CPU).TypeConstraint<int16_t>("out_type"),
-    QuantizeOp<int16_t>);
-REGISTER_KERNEL_BUILDER(Name("IntOps>Dequantize").Device(DEVICE_CPU).TypeConstraint<int8_t>("T"),
-                        DequantizeOp<int8_t>);
-REGISTER_KERNEL_BUILDER(Name("IntOps>Dequantize").Device(DEVICE_CPU).TypeConstraint<int16_t>("T"),
-                        DequantizeOp<int16_t>);
-REGISTER_KERNEL_BUILDER(
-    Name("IntOps>Requantize").Device(DEVICE_CPU).TypeConstraint<int8_t>("out_type"),
-    RequantizeOp<int8_t>);
-REGISTER_KERNEL_BUILDER(
-    Name("IntOps>Requantize").Device(DEVICE_CPU).TypeConstraint<int16_t>("out_type"),
-    RequantizeOp<int16_t>);
-REGISTER_KERNEL_BUILDER(Name("IntOps>RoundShift").Device(DEVICE_CPU), RoundShiftOp);
-REGISTER_KERNEL_BUILDER(Name("IntOps>AlignedAdd").Device(DEVICE_CPU), AlignedAddOp);
+// Exponents, seeds and shifts are host scalars on every device.
+#define KI_REGISTER_DFP(device_type, DeviceClass)                                                       \
+  REGISTER_KERNEL_BUILDER(Name("IntOps>BitLength").Device(device_type).HostMemory("bits"),                \
+                          BitLengthOp<DeviceClass>);                                                      \
+  REGISTER_KERNEL_BUILDER(Name("IntOps>Quantize").Device(device_type).TypeConstraint<int8_t>("out_type")  \
+                              .HostMemory("exponent"), QuantizeOp<DeviceClass, int8_t>);                  \
+  REGISTER_KERNEL_BUILDER(Name("IntOps>Quantize").Device(device_type).TypeConstraint<int16_t>("out_type") \
+                              .HostMemory("exponent"), QuantizeOp<DeviceClass, int16_t>);                 \
+  REGISTER_KERNEL_BUILDER(Name("IntOps>Dequantize").Device(device_type).TypeConstraint<int8_t>("T")       \
+                              .HostMemory("exponent"), DequantizeOp<DeviceClass, int8_t>);                \
+  REGISTER_KERNEL_BUILDER(Name("IntOps>Dequantize").Device(device_type).TypeConstraint<int16_t>("T")      \
+                              .HostMemory("exponent"), DequantizeOp<DeviceClass, int16_t>);               \
+  REGISTER_KERNEL_BUILDER(Name("IntOps>Requantize").Device(device_type).TypeConstraint<int8_t>("out_type") \
+                              .HostMemory("exponent").HostMemory("seed").HostMemory("out_exponent"),      \
+                          RequantizeOp<DeviceClass, int8_t>);                                             \
+  REGISTER_KERNEL_BUILDER(Name("IntOps>Requantize").Device(device_type).TypeConstraint<int16_t>("out_type") \
+                              .HostMemory("exponent").HostMemory("seed").HostMemory("out_exponent"),      \
+                          RequantizeOp<DeviceClass, int16_t>);                                            \
+  REGISTER_KERNEL_BUILDER(Name("IntOps>RoundShift").Device(device_type).HostMemory("shift").HostMemory("seed"), \
+                          RoundShiftOp<DeviceClass>);                                                     \
+  REGISTER_KERNEL_BUILDER(Name("IntOps>AlignedAdd").Device(device_type).HostMemory("a_exponent")          \
+                              .HostMemory("b_exponent").HostMemory("acc_exponent"),                        \
+                          AlignedAddOp<DeviceClass>)
+KI_REGISTER_DFP(DEVICE_CPU, CpuDevice);
+#if KERAS_INT_CUDA
+KI_REGISTER_DFP(::tensorflow::DEVICE_GPU, GpuDevice);
+#endif
+#undef KI_REGISTER_DFP
 
 }  // namespace keras_int

@@ -1,5 +1,4 @@
-#include "cc/core/gemm.h"
-#include "cc/kernels/common.h"
+#include "cc/kernels/device.h"
 #include "tensorflow/core/framework/op_kernel.h"
 
 namespace keras_int {
@@ -9,6 +8,7 @@ using ::tensorflow::OpKernelConstruction;
 using ::tensorflow::OpKernelContext;
 using ::tensorflow::Tensor;
 
+template <typename Device>
 class MatMulOp : public OpKernel {
  public:
   explicit MatMulOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
@@ -28,15 +28,19 @@ class MatMulOp : public OpKernel {
                     w.shape().DebugString(), " do not match (", K, " vs ", Kw, ")"));
     Tensor* out = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, ::tensorflow::TensorShape({M, N}), &out));
-    KI_OP_REQUIRES_OK(ctx, MatMul(x.flat<int8_t>().data(), w.flat<int8_t>().data(), M, N, K,
-                                  transpose_x_, transpose_w_, out->flat<int32_t>().data(),
-                                  MakeParallelFor(ctx)));
+    Device device(ctx);
+    OP_REQUIRES_OK(ctx, device.status());
+    KI_OP_REQUIRES_OK(ctx, device.MatMul(x.flat<int8_t>().data(), w.flat<int8_t>().data(), M, N, K,
+                                         transpose_x_, transpose_w_, out->flat<int32_t>().data()));
   }
 
  private:
   bool transpose_x_, transpose_w_;
 };
 
-REGISTER_KERNEL_BUILDER(Name("IntOps>MatMul").Device(::tensorflow::DEVICE_CPU), MatMulOp);
+REGISTER_KERNEL_BUILDER(Name("IntOps>MatMul").Device(::tensorflow::DEVICE_CPU), MatMulOp<CpuDevice>);
+#if KERAS_INT_CUDA
+REGISTER_KERNEL_BUILDER(Name("IntOps>MatMul").Device(::tensorflow::DEVICE_GPU), MatMulOp<GpuDevice>);
+#endif
 
 }  // namespace keras_int

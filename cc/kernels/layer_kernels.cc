@@ -1,12 +1,6 @@
-#include <algorithm>
-#include <vector>
-
-#include "cc/core/add.h"
-#include "cc/core/conv.h"
-#include "cc/core/dfp.h"
-#include "cc/core/gemm.h"
 #include "cc/kernels/common.h"
 #include "cc/kernels/conv_kernels.h"
+#include "cc/kernels/device.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/resource_mgr.h"
 #include "tensorflow/core/framework/resource_var.h"
@@ -22,7 +16,8 @@ using ::tensorflow::TensorShape;
 namespace {
 
 // Shared steps of the layer ops: the input carrier to int8, the int32
-// accumulator back to an output carrier.
+// accumulator back to an output carrier. The helpers take the device the
+// kernel computes on.
 class LayerOpBase : public OpKernel {
  public:
   explicit LayerOpBase(OpKernelConstruction* ctx) : OpKernel(ctx) {
@@ -32,13 +27,14 @@ class LayerOpBase : public OpKernel {
 
  protected:
   // Quantizes input 0 into output 2 (x_q) and 3 (x_exponent).
-  bool QuantizeInput(OpKernelContext* ctx, const Tensor** x_q, int* x_exponent) {
+  template <typename Device>
+  bool QuantizeInput(OpKernelContext* ctx, Device& device, const Tensor** x_q, int* x_exponent) {
     const Tensor& x = ctx->input(0);
     Tensor* q = nullptr;
     ::absl::Status status = ctx->allocate_output(2, x.shape(), &q);
     if (status.ok()) {
-      status = ToTf(Quantize<int8_t>(x.flat<float>().data(), x.NumElements(),
-                                     q->flat<int8_t>().data(), x_exponent, MakeParallelFor(ctx)));
+      status = ToTf(device.template Quantize<int8_t>(x.flat<float>().data(), x.NumElements(),
+                                                     q->flat<int8_t>().data(), x_exponent));
     }
     if (!status.ok()) {
       ctx->CtxFailure(__FILE__, __LINE__, status);
@@ -50,25 +46,27 @@ class LayerOpBase : public OpKernel {
   }
 
   // Requantizes acc (at acc_exponent) into outputs 0 (carrier) and 1 (exponent).
-  void EmitOutput(OpKernelContext* ctx, const Tensor& acc, int acc_exponent) {
+  template <typename Device>
+  void EmitOutput(OpKernelContext* ctx, Device& device, const Tensor& acc, int acc_exponent) {
     RoundingSeed seed;
     OP_REQUIRES_OK(ctx, GetSeed(ctx, SeedIndex(), &seed));
-    std::vector<int8_t> q(acc.NumElements());
+    Tensor q;
+    OP_REQUIRES_OK(ctx, ctx->allocate_temp(::tensorflow::DT_INT8, acc.shape(), &q));
     int exponent;
-    KI_OP_REQUIRES_OK(ctx, Requantize<int8_t>(acc.flat<int32_t>().data(), acc.NumElements(),
-                                              acc_exponent, rounding_, seed, q.data(), &exponent,
-                                              MakeParallelFor(ctx)));
+    KI_OP_REQUIRES_OK(ctx, device.template Requantize<int8_t>(acc.flat<int32_t>().data(), acc.NumElements(),
+                                                              acc_exponent, rounding_, seed,
+                                                              q.flat<int8_t>().data(), &exponent));
     Tensor* y = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, acc.shape(), &y));
-    KI_OP_REQUIRES_OK(ctx, Dequantize<int8_t>(q.data(), q.size(), exponent, y->flat<float>().data(),
-                                              MakeParallelFor(ctx)));
+    KI_OP_REQUIRES_OK(ctx, device.template Dequantize<int8_t>(q.flat<int8_t>().data(), q.NumElements(),
+                                                              exponent, y->flat<float>().data()));
     SetScalarInt32(ctx, 1, exponent);
   }
 
   // The int8 weights behind input 1, copied under the variable's lock into
   // output 4; fn computes with that copy.
-  template <typename Fn>
-  void WithWeights(OpKernelContext* ctx, const char* name, int rank, Fn fn) {
+  template <typename Device, typename Fn>
+  void WithWeights(OpKernelContext* ctx, Device& device, const char* name, int rank, Fn fn) {
     ::tensorflow::core::RefCountPtr<::tensorflow::Var> var;
     OP_REQUIRES_OK(ctx, ::tensorflow::LookupResource(ctx, ::tensorflow::HandleFromInput(ctx, 1), &var));
     ::tensorflow::tf_shared_lock lock(*var->mu());
@@ -80,7 +78,7 @@ class LayerOpBase : public OpKernel {
     // A snapshot of the weights for the gradient (output 4).
     Tensor* snapshot = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(4, w.shape(), &snapshot));
-    std::copy_n(w.flat<int8_t>().data(), w.NumElements(), snapshot->flat<int8_t>().data());
+    KI_OP_REQUIRES_OK(ctx, device.Copy(snapshot->flat<int8_t>().data(), w.flat<int8_t>().data(), w.TotalBytes()));
     fn(*snapshot);
   }
 
@@ -90,7 +88,8 @@ class LayerOpBase : public OpKernel {
 
   // Adds the optional int32 bias (at the weights' exponent) to acc, whose
   // exponent is x_exponent + the weights' exponent.
-  void AddOptionalBias(OpKernelContext* ctx, Tensor* acc, int x_exponent, const char* name) {
+  template <typename Device>
+  void AddOptionalBias(OpKernelContext* ctx, Device& device, Tensor* acc, int x_exponent, const char* name) {
     if (num_biases_ == 0) return;
     ::tensorflow::core::RefCountPtr<::tensorflow::Var> var;
     OP_REQUIRES_OK(ctx, ::tensorflow::LookupResource(ctx, ::tensorflow::HandleFromInput(ctx, 2), &var));
@@ -103,8 +102,8 @@ class LayerOpBase : public OpKernel {
     OP_REQUIRES(ctx, bias.dims() == 1 && bias.dim_size(0) == channels,
                 ::tensorflow::errors::InvalidArgument(name, " bias must have shape [", channels,
                                                       "], got ", bias.shape().DebugString()));
-    KI_OP_REQUIRES_OK(ctx, AddBias(acc->flat<int32_t>().data(), acc->NumElements() / channels, channels,
-                                   bias.flat<int32_t>().data(), -x_exponent));
+    KI_OP_REQUIRES_OK(ctx, device.AddBias(acc->flat<int32_t>().data(), acc->NumElements() / channels, channels,
+                                          bias.flat<int32_t>().data(), -x_exponent));
   }
 
   Rounding rounding_;
@@ -113,6 +112,7 @@ class LayerOpBase : public OpKernel {
 
 }  // namespace
 
+template <typename Device>
 class DenseLayerOp : public LayerOpBase {
  public:
   using LayerOpBase::LayerOpBase;
@@ -122,7 +122,9 @@ class DenseLayerOp : public LayerOpBase {
     int w_exponent;
     OP_REQUIRES_OK(ctx, GetExponent(ctx, ExponentIndex(), "dense: kernel_exponent", kMinExponent,
                                     kMaxExponent, &w_exponent));
-    WithWeights(ctx, "dense: kernel", 2, [&](const Tensor& w) {
+    Device device(ctx);
+    OP_REQUIRES_OK(ctx, device.status());
+    WithWeights(ctx, device, "dense: kernel", 2, [&](const Tensor& w) {
       const int64_t M = x.dim_size(0), K = x.dim_size(1), N = w.dim_size(1);
       OP_REQUIRES(ctx, w.dim_size(0) == K,
                   ::tensorflow::errors::InvalidArgument("dense: input has ", K,
@@ -130,17 +132,19 @@ class DenseLayerOp : public LayerOpBase {
                                                         w.dim_size(0)));
       const Tensor* x_q;
       int x_exponent;
-      if (!QuantizeInput(ctx, &x_q, &x_exponent)) return;
-      Tensor acc(::tensorflow::DT_INT32, TensorShape({M, N}));
-      KI_OP_REQUIRES_OK(ctx, MatMul(x_q->flat<int8_t>().data(), w.flat<int8_t>().data(), M, N, K,
-                                    false, false, acc.flat<int32_t>().data(), MakeParallelFor(ctx)));
-      AddOptionalBias(ctx, &acc, x_exponent, "dense:");
+      if (!QuantizeInput(ctx, device, &x_q, &x_exponent)) return;
+      Tensor acc;
+      OP_REQUIRES_OK(ctx, ctx->allocate_temp(::tensorflow::DT_INT32, TensorShape({M, N}), &acc));
+      KI_OP_REQUIRES_OK(ctx, device.MatMul(x_q->flat<int8_t>().data(), w.flat<int8_t>().data(), M, N, K,
+                                           false, false, acc.flat<int32_t>().data()));
+      AddOptionalBias(ctx, device, &acc, x_exponent, "dense:");
       if (!ctx->status().ok()) return;
-      EmitOutput(ctx, acc, x_exponent + w_exponent);
+      EmitOutput(ctx, device, acc, x_exponent + w_exponent);
     });
   }
 };
 
+template <typename Device>
 class Conv2DLayerOp : public LayerOpBase {
  public:
   explicit Conv2DLayerOp(OpKernelConstruction* ctx) : LayerOpBase(ctx), attrs_(ctx) {}
@@ -149,18 +153,22 @@ class Conv2DLayerOp : public LayerOpBase {
     int w_exponent;
     OP_REQUIRES_OK(ctx, GetExponent(ctx, ExponentIndex(), "conv2d: filter_exponent", kMinExponent,
                                     kMaxExponent, &w_exponent));
-    WithWeights(ctx, "conv2d: filter", 4, [&](const Tensor& w) {
+    Device device(ctx);
+    OP_REQUIRES_OK(ctx, device.status());
+    WithWeights(ctx, device, "conv2d: filter", 4, [&](const Tensor& w) {
       Conv2DGeometry g;
       OP_REQUIRES_OK(ctx, attrs_.Geometry(x.shape(), w.shape(), &g));
       const Tensor* x_q;
       int x_exponent;
-      if (!QuantizeInput(ctx, &x_q, &x_exponent)) return;
-      Tensor acc(::tensorflow::DT_INT32, TensorShape({g.batch, g.out_h, g.out_w, g.out_c}));
-      KI_OP_REQUIRES_OK(ctx, Conv2D(g, x_q->flat<int8_t>().data(), w.flat<int8_t>().data(),
-                                    acc.flat<int32_t>().data(), MakeParallelFor(ctx)));
-      AddOptionalBias(ctx, &acc, x_exponent, "conv2d:");
+      if (!QuantizeInput(ctx, device, &x_q, &x_exponent)) return;
+      Tensor acc;
+      OP_REQUIRES_OK(ctx, ctx->allocate_temp(::tensorflow::DT_INT32,
+                                             TensorShape({g.batch, g.out_h, g.out_w, g.out_c}), &acc));
+      KI_OP_REQUIRES_OK(ctx, device.Conv2D(g, x_q->flat<int8_t>().data(), w.flat<int8_t>().data(),
+                                           acc.flat<int32_t>().data()));
+      AddOptionalBias(ctx, device, &acc, x_exponent, "conv2d:");
       if (!ctx->status().ok()) return;
-      EmitOutput(ctx, acc, x_exponent + w_exponent);
+      EmitOutput(ctx, device, acc, x_exponent + w_exponent);
     });
   }
 
@@ -168,7 +176,21 @@ class Conv2DLayerOp : public LayerOpBase {
   ConvAttrs attrs_;
 };
 
-REGISTER_KERNEL_BUILDER(Name("IntOps>Dense").Device(::tensorflow::DEVICE_CPU), DenseLayerOp);
-REGISTER_KERNEL_BUILDER(Name("IntOps>Conv2DLayer").Device(::tensorflow::DEVICE_CPU), Conv2DLayerOp);
+// The weights and biases are resource handles (host); exponents and seeds
+// are host scalars on every device.
+#define KI_REGISTER_LAYERS(device_type, DeviceClass)                                                    \
+  REGISTER_KERNEL_BUILDER(Name("IntOps>Dense").Device(device_type).HostMemory("kernel").HostMemory("bias") \
+                              .HostMemory("kernel_exponent").HostMemory("seed").HostMemory("y_exponent") \
+                              .HostMemory("x_exponent"),                                                 \
+                          DenseLayerOp<DeviceClass>);                                                    \
+  REGISTER_KERNEL_BUILDER(Name("IntOps>Conv2DLayer").Device(device_type).HostMemory("filter")             \
+                              .HostMemory("bias").HostMemory("filter_exponent").HostMemory("seed")       \
+                              .HostMemory("y_exponent").HostMemory("x_exponent"),                        \
+                          Conv2DLayerOp<DeviceClass>)
+KI_REGISTER_LAYERS(::tensorflow::DEVICE_CPU, CpuDevice);
+#if KERAS_INT_CUDA
+KI_REGISTER_LAYERS(::tensorflow::DEVICE_GPU, GpuDevice);
+#endif
+#undef KI_REGISTER_LAYERS
 
 }  // namespace keras_int

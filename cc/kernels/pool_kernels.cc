@@ -1,5 +1,4 @@
-#include "cc/core/pool.h"
-#include "cc/kernels/common.h"
+#include "cc/kernels/device.h"
 #include "tensorflow/core/framework/op_kernel.h"
 
 namespace keras_int {
@@ -49,6 +48,7 @@ class PoolOpBase : public OpKernel {
   bool same_;
 };
 
+template <typename Device>
 class MaxPoolOp : public PoolOpBase {
  public:
   using PoolOpBase::PoolOpBase;
@@ -58,10 +58,13 @@ class MaxPoolOp : public PoolOpBase {
     OP_REQUIRES_OK(ctx, Geometry(x.shape(), &g));
     Tensor* y = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, OutShape(g), &y));
-    MaxPool(g, x.flat<int8_t>().data(), y->flat<int8_t>().data(), MakeParallelFor(ctx));
+    Device device(ctx);
+    OP_REQUIRES_OK(ctx, device.status());
+    KI_OP_REQUIRES_OK(ctx, device.MaxPool(g, x.flat<int8_t>().data(), y->flat<int8_t>().data()));
   }
 };
 
+template <typename Device>
 class MaxPoolGradOp : public PoolOpBase {
  public:
   using PoolOpBase::PoolOpBase;
@@ -73,11 +76,14 @@ class MaxPoolGradOp : public PoolOpBase {
     OP_REQUIRES_OK(ctx, CheckDy(g, dy));
     Tensor* dx = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x.shape(), &dx));
-    MaxPoolGrad(g, x.flat<int8_t>().data(), dy.flat<int8_t>().data(), dx->flat<int32_t>().data(),
-                MakeParallelFor(ctx));
+    Device device(ctx);
+    OP_REQUIRES_OK(ctx, device.status());
+    KI_OP_REQUIRES_OK(ctx, device.MaxPoolGrad(g, x.flat<int8_t>().data(), dy.flat<int8_t>().data(),
+                                              dx->flat<int32_t>().data()));
   }
 };
 
+template <typename Device>
 class AvgPoolOp : public PoolOpBase {
  public:
   using PoolOpBase::PoolOpBase;
@@ -87,10 +93,13 @@ class AvgPoolOp : public PoolOpBase {
     OP_REQUIRES_OK(ctx, Geometry(x.shape(), &g));
     Tensor* y = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, OutShape(g), &y));
-    AvgPool(g, x.flat<int8_t>().data(), y->flat<int32_t>().data(), MakeParallelFor(ctx));
+    Device device(ctx);
+    OP_REQUIRES_OK(ctx, device.status());
+    KI_OP_REQUIRES_OK(ctx, device.AvgPool(g, x.flat<int8_t>().data(), y->flat<int32_t>().data()));
   }
 };
 
+template <typename Device>
 class AvgPoolGradOp : public PoolOpBase {
  public:
   using PoolOpBase::PoolOpBase;
@@ -108,14 +117,22 @@ class AvgPoolGradOp : public PoolOpBase {
     OP_REQUIRES_OK(ctx, CheckDy(g, dy));
     Tensor* dx = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x_shape, &dx));
-    AvgPoolGrad(g, dy.flat<int8_t>().data(), dx->flat<int32_t>().data(), MakeParallelFor(ctx));
+    Device device(ctx);
+    OP_REQUIRES_OK(ctx, device.status());
+    KI_OP_REQUIRES_OK(ctx, device.AvgPoolGrad(g, dy.flat<int8_t>().data(), dx->flat<int32_t>().data()));
   }
 };
 
-REGISTER_KERNEL_BUILDER(Name("IntOps>MaxPool").Device(::tensorflow::DEVICE_CPU), MaxPoolOp);
-REGISTER_KERNEL_BUILDER(Name("IntOps>MaxPoolGrad").Device(::tensorflow::DEVICE_CPU), MaxPoolGradOp);
-REGISTER_KERNEL_BUILDER(Name("IntOps>AvgPool").Device(::tensorflow::DEVICE_CPU), AvgPoolOp);
-REGISTER_KERNEL_BUILDER(Name("IntOps>AvgPoolGrad").Device(::tensorflow::DEVICE_CPU).HostMemory("input_sizes"),
-                        AvgPoolGradOp);
+#define KI_REGISTER_POOL(device_type, DeviceClass)                                                    \
+  REGISTER_KERNEL_BUILDER(Name("IntOps>MaxPool").Device(device_type), MaxPoolOp<DeviceClass>);           \
+  REGISTER_KERNEL_BUILDER(Name("IntOps>MaxPoolGrad").Device(device_type), MaxPoolGradOp<DeviceClass>);   \
+  REGISTER_KERNEL_BUILDER(Name("IntOps>AvgPool").Device(device_type), AvgPoolOp<DeviceClass>);           \
+  REGISTER_KERNEL_BUILDER(Name("IntOps>AvgPoolGrad").Device(device_type).HostMemory("input_sizes"),     \
+                          AvgPoolGradOp<DeviceClass>)
+KI_REGISTER_POOL(::tensorflow::DEVICE_CPU, CpuDevice);
+#if KERAS_INT_CUDA
+KI_REGISTER_POOL(::tensorflow::DEVICE_GPU, GpuDevice);
+#endif
+#undef KI_REGISTER_POOL
 
 }  // namespace keras_int

@@ -1,9 +1,7 @@
 #include <string>
 #include <vector>
 
-#include "cc/core/cross_entropy.h"
-#include "cc/core/sgd.h"
-#include "cc/kernels/common.h"
+#include "cc/kernels/device.h"
 #include "tensorflow/core/framework/op_kernel.h"
 
 namespace keras_int {
@@ -13,7 +11,7 @@ using ::tensorflow::OpKernelConstruction;
 using ::tensorflow::OpKernelContext;
 using ::tensorflow::Tensor;
 
-template <typename Label>
+template <typename Device, typename Label>
 class SoftmaxCrossEntropyGradOp : public OpKernel {
  public:
   explicit SoftmaxCrossEntropyGradOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
@@ -36,19 +34,14 @@ class SoftmaxCrossEntropyGradOp : public OpKernel {
                                     kMaxExponent, &exponent));
     RoundingSeed seed;
     OP_REQUIRES_OK(ctx, GetSeed(ctx, 3, &seed));
-    std::vector<int64_t> label_values(batch);
-    auto l = labels.flat<Label>();
-    for (int64_t b = 0; b < batch; ++b) {
-      OP_REQUIRES(ctx, l(b) >= 0 && l(b) < classes,
-                  ::tensorflow::errors::InvalidArgument("softmax_cross_entropy_grad: labels[", b,
-                                                        "] = ", l(b), " is out of range [0, ",
-                                                        classes, ")"));
-      label_values[b] = l(b);
-    }
     Tensor* err = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, logits.shape(), &err));
-    SoftmaxCrossEntropyGrad(logits.flat<int8_t>().data(), batch, classes, exponent,
-                            label_values.data(), rounding_, seed, err->flat<int8_t>().data());
+    Device device(ctx);
+    OP_REQUIRES_OK(ctx, device.status());
+    // The device checks that every label lies in [0, classes).
+    KI_OP_REQUIRES_OK(ctx, device.template SoftmaxCrossEntropyGrad<Label>(
+                               logits.flat<int8_t>().data(), batch, classes, exponent,
+                               labels.flat<Label>().data(), rounding_, seed, err->flat<int8_t>().data()));
     SetScalarInt32(ctx, 1, kCrossEntropyErrorExponent);
   }
 
@@ -56,7 +49,7 @@ class SoftmaxCrossEntropyGradOp : public OpKernel {
   Rounding rounding_;
 };
 
-template <typename T>
+template <typename Device, typename T>
 class SgdUpdateOp : public OpKernel {
  public:
   explicit SgdUpdateOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
@@ -85,30 +78,39 @@ class SgdUpdateOp : public OpKernel {
     Tensor* new_buffer = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, w.shape(), &new_w));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(1, buffer.shape(), &new_buffer));
-    std::copy_n(w.flat<T>().data(), w.NumElements(), new_w->flat<T>().data());
-    std::copy_n(buffer.flat<T>().data(), buffer.NumElements(), new_buffer->flat<T>().data());
-    KI_OP_REQUIRES_OK(ctx, IntegerSgdUpdate<T>(new_w->flat<T>().data(), grad.flat<int32_t>().data(),
-                                               w.NumElements(), options,
-                                               use_momentum ? new_buffer->flat<T>().data() : nullptr));
+    Device device(ctx);
+    OP_REQUIRES_OK(ctx, device.status());
+    KI_OP_REQUIRES_OK(ctx, device.Copy(new_w->flat<T>().data(), w.flat<T>().data(), w.TotalBytes()));
+    KI_OP_REQUIRES_OK(ctx, device.Copy(new_buffer->flat<T>().data(), buffer.flat<T>().data(),
+                                       buffer.TotalBytes()));
+    KI_OP_REQUIRES_OK(ctx, device.template IntegerSgdUpdate<T>(
+                               new_w->flat<T>().data(), grad.flat<int32_t>().data(), w.NumElements(),
+                               options, use_momentum ? new_buffer->flat<T>().data() : nullptr));
   }
 
  private:
   SgdOptions options_;
 };
 
-REGISTER_KERNEL_BUILDER(Name("IntOps>SoftmaxCrossEntropyGrad")
-                            .Device(::tensorflow::DEVICE_CPU)
-                            .TypeConstraint<int32_t>("Tlabels"),
-                        SoftmaxCrossEntropyGradOp<int32_t>);
-REGISTER_KERNEL_BUILDER(Name("IntOps>SoftmaxCrossEntropyGrad")
-                            .Device(::tensorflow::DEVICE_CPU)
-                            .TypeConstraint<int64_t>("Tlabels"),
-                        SoftmaxCrossEntropyGradOp<int64_t>);
-REGISTER_KERNEL_BUILDER(Name("IntOps>SgdUpdate").Device(::tensorflow::DEVICE_CPU).TypeConstraint<int8_t>("T"),
-                        SgdUpdateOp<int8_t>);
-REGISTER_KERNEL_BUILDER(Name("IntOps>SgdUpdate").Device(::tensorflow::DEVICE_CPU).TypeConstraint<int16_t>("T"),
-                        SgdUpdateOp<int16_t>);
-REGISTER_KERNEL_BUILDER(Name("IntOps>SgdUpdate").Device(::tensorflow::DEVICE_CPU).TypeConstraint<int32_t>("T"),
-                        SgdUpdateOp<int32_t>);
+#define KI_REGISTER_TRAINING(device_type, DeviceClass)                                              \
+  REGISTER_KERNEL_BUILDER(Name("IntOps>SoftmaxCrossEntropyGrad").Device(device_type)                 \
+                              .TypeConstraint<int32_t>("Tlabels").HostMemory("exponent")              \
+                              .HostMemory("seed").HostMemory("err_exponent"),                         \
+                          SoftmaxCrossEntropyGradOp<DeviceClass, int32_t>);                           \
+  REGISTER_KERNEL_BUILDER(Name("IntOps>SoftmaxCrossEntropyGrad").Device(device_type)                 \
+                              .TypeConstraint<int64_t>("Tlabels").HostMemory("exponent")              \
+                              .HostMemory("seed").HostMemory("err_exponent"),                         \
+                          SoftmaxCrossEntropyGradOp<DeviceClass, int64_t>);                           \
+  REGISTER_KERNEL_BUILDER(Name("IntOps>SgdUpdate").Device(device_type).TypeConstraint<int8_t>("T")   \
+                              .HostMemory("mu"), SgdUpdateOp<DeviceClass, int8_t>);                   \
+  REGISTER_KERNEL_BUILDER(Name("IntOps>SgdUpdate").Device(device_type).TypeConstraint<int16_t>("T")  \
+                              .HostMemory("mu"), SgdUpdateOp<DeviceClass, int16_t>);                  \
+  REGISTER_KERNEL_BUILDER(Name("IntOps>SgdUpdate").Device(device_type).TypeConstraint<int32_t>("T")  \
+                              .HostMemory("mu"), SgdUpdateOp<DeviceClass, int32_t>)
+KI_REGISTER_TRAINING(::tensorflow::DEVICE_CPU, CpuDevice);
+#if KERAS_INT_CUDA
+KI_REGISTER_TRAINING(::tensorflow::DEVICE_GPU, GpuDevice);
+#endif
+#undef KI_REGISTER_TRAINING
 
 }  // namespace keras_int

@@ -26,10 +26,15 @@ class NvccMissing(RuntimeError):
     pass
 
 
+def nvcc_candidates():
+    """The nvcc binaries that exist, in order of preference."""
+    found = (os.environ.get("NVCC"), shutil.which("nvcc"), "/usr/local/cuda/bin/nvcc")
+    return [c for c in found if c and os.path.exists(c)]
+
+
 def nvcc():
-    for candidate in (os.environ.get("NVCC"), shutil.which("nvcc"), "/usr/local/cuda/bin/nvcc"):
-        if candidate and os.path.exists(candidate):
-            return candidate
+    for candidate in nvcc_candidates():
+        return candidate
     raise NvccMissing("nvcc not found (set NVCC, put it on PATH, or install CUDA in /usr/local/cuda)")
 
 
