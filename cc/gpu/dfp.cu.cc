@@ -115,6 +115,13 @@ __global__ void ReluGradKernel(const int32_t* in, const bool* keep, int64_t n, i
 
 }  // namespace
 
+Status UseStreamDevice(const Context& ctx) {
+  if (ctx.stream == nullptr) return Status::OK();
+  int device = 0;
+  KI_CUDA_RETURN_IF_ERROR(cudaStreamGetDevice(StreamOf(ctx), &device), "stream device");
+  return CudaStatus(cudaSetDevice(device), "set device");
+}
+
 Status MaxBitLength(const Context& ctx, const int32_t* acc, int64_t n, int* bits) {
   uint32_t* any;
   KERAS_INT_RETURN_IF_ERROR(ZeroScratch(ctx, 1, &any));

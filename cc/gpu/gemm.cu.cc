@@ -1,20 +1,13 @@
 // Exact int8 x int8 -> int32 GEMM on tensor cores (WMMA m16n16k16, s8 in,
-// s32 accumulate), and the convolutions as implicit GEMMs over the same
-// element readers as the CPU core (no patch matrix is materialised).
-//
-// Exactness: |int8 * int8| <= 2**14, so a dot product of depth <= 131071 is
-// exact in int32. The depth is split into parts no deeper than that (and
-// more parts when the output is too small to fill the GPU); with more than
-// one part, each part's int32 tile is added atomically into an int64
-// workspace, which is exact and order-independent, and a last pass checks
-// that every sum fits int32 (else an error, never a wrapped value).
+// s32 accumulate), and the convolutions as implicit GEMMs over the element
+// readers and depth split of gemm_plan.h (no patch matrix is materialised).
 #include <cuda_fp16.h>
 #include <mma.h>
 
 #include <string>
 
-#include "cc/core/gemm.h"
 #include "cc/gpu/gpu.h"
+#include "cc/gpu/gemm_plan.h"
 #include "cc/gpu/launch.cuh"
 
 namespace keras_int {
@@ -24,7 +17,6 @@ namespace {
 
 using namespace nvcuda;
 
-constexpr int kBM = 128, kBN = 128, kBK = 32;  // block tile
 constexpr int kWarpsM = 4, kWarpsN = 2;        // 8 warps, each 32 x 64
 constexpr int kWM = kBM / kWarpsM, kWN = kBN / kWarpsN;
 constexpr int kFragsM = kWM / 16, kFragsN = kWN / 16;
@@ -38,63 +30,6 @@ constexpr int64_t kMaxPartDepth = kMaxExactDepth / kBK * kBK;
 // Fewer output tiles than this split the depth (about two waves on an H100).
 constexpr int64_t kTargetBlocks = 264;
 constexpr int64_t kMinPartDepth = 2048;
-
-// ---- element readers: A(i, k) of an M x K matrix, B(k, j) of K x N ----
-
-template <typename E>
-struct StridedReader {
-  const E* data;
-  int64_t row_stride, col_stride;
-  __device__ E operator()(int64_t r, int64_t c) const { return data[r * row_stride + c * col_stride]; }
-};
-
-// A[pixel, (kh, kw, c)] = x at tap (kh, kw) of output pixel `pixel` (forward).
-struct PatchReader {
-  Conv2DGeometry g;
-  const int8_t* x;
-  __device__ int8_t operator()(int64_t pixel, int64_t k) const {
-    const int64_t ow = pixel % g.out_w, oh = (pixel / g.out_w) % g.out_h, n = pixel / (g.out_w * g.out_h);
-    const int64_t c = k % g.in_c, tap = k / g.in_c;
-    const int64_t ih = oh * g.stride_h - g.pad_top + (tap / g.k_w) * g.dilation_h;
-    const int64_t iw = ow * g.stride_w - g.pad_left + (tap % g.k_w) * g.dilation_w;
-    if (ih < 0 || ih >= g.in_h || iw < 0 || iw >= g.in_w) return 0;
-    return x[((n * g.in_h + ih) * g.in_w + iw) * g.in_c + c];
-  }
-};
-
-// A[(n, h, w), (kh, kw, o)] = dy at the output pixel that tap (kh, kw) of
-// input pixel (h, w) feeds, 0 where none does (backprop-input).
-struct ScatterReader {
-  Conv2DGeometry g;
-  const int8_t* dy;
-  __device__ int8_t operator()(int64_t pixel, int64_t k) const {
-    const int64_t w = pixel % g.in_w, h = (pixel / g.in_w) % g.in_h, n = pixel / (g.in_w * g.in_h);
-    const int64_t o = k % g.out_c, tap = k / g.out_c;
-    const int64_t th = h + g.pad_top - (tap / g.k_w) * g.dilation_h;
-    const int64_t tw = w + g.pad_left - (tap % g.k_w) * g.dilation_w;
-    if (th < 0 || tw < 0 || th % g.stride_h != 0 || tw % g.stride_w != 0) return 0;
-    const int64_t oh = th / g.stride_h, ow = tw / g.stride_w;
-    if (oh >= g.out_h || ow >= g.out_w) return 0;
-    return dy[((n * g.out_h + oh) * g.out_w + ow) * g.out_c + o];
-  }
-};
-
-// B[(kh, kw, o), c] = w[kh, kw, c, o] (backprop-input).
-struct FilterTransposedReader {
-  Conv2DGeometry g;
-  const int8_t* w;
-  __device__ int8_t operator()(int64_t k, int64_t c) const {
-    return w[((k / g.out_c) * g.in_c + c) * g.out_c + k % g.out_c];
-  }
-};
-
-// A[(kh, kw, c), (n, oh, ow)] = x at that tap of that output pixel (backprop-filter).
-struct TapPixelReader {
-  PatchReader patches;
-  __device__ int8_t operator()(int64_t tap_channel, int64_t pixel) const {
-    return patches(pixel, tap_channel);
-  }
-};
 
 // ---- the tensor-core GEMM ----
 
@@ -130,7 +65,8 @@ __global__ void __launch_bounds__(kGemmThreads)
   __shared__ __align__(32) E b_tile[kBN / 16][kBK][kSliceStride];  // [column slice][depth][column]
   __shared__ __align__(32) Out staging[kWarpsM * kWarpsN][16 * 16];
 
-  const int64_t i0 = static_cast<int64_t>(blockIdx.y) * kBM, j0 = static_cast<int64_t>(blockIdx.x) * kBN;
+  // Row tiles on x (up to 2**31 - 1 blocks: convolutions have many pixels).
+  const int64_t i0 = static_cast<int64_t>(blockIdx.x) * kBM, j0 = static_cast<int64_t>(blockIdx.y) * kBN;
   const int64_t k_begin = static_cast<int64_t>(blockIdx.z) * part_depth;
   const int64_t k_end = k_begin + part_depth < K ? k_begin + part_depth : K;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -208,23 +144,6 @@ __global__ void FinishSplitKernel(const long long* total, int64_t n, int32_t* c,
   }
 }
 
-// Depth parts: enough to keep every part exact, and more (down to
-// kMinPartDepth deep) while there are too few output tiles.
-int64_t DepthParts(int64_t M, int64_t N, int64_t K) {
-  const int64_t tiles = ((M + kBM - 1) / kBM) * ((N + kBN - 1) / kBN);
-  int64_t parts = (K + kMaxPartDepth - 1) / kMaxPartDepth;
-  const int64_t wanted = (kTargetBlocks + tiles - 1) / tiles;
-  const int64_t deepest = (K + kMinPartDepth - 1) / kMinPartDepth;
-  const int64_t extra = wanted < deepest ? wanted : deepest;
-  if (extra > parts) parts = extra;
-  return parts > 65535 ? 65535 : parts;
-}
-
-int64_t PartDepth(int64_t K, int64_t parts) {
-  const int64_t depth = (K + parts - 1) / parts;
-  return (depth + kBK - 1) / kBK * kBK;
-}
-
 template <typename E, typename ReaderA, typename ReaderB>
 Status Gemm(const Context& ctx, int64_t M, int64_t N, int64_t K, const ReaderA& a,
             const ReaderB& b, typename Fragments<E>::Out* c, void* workspace) {
@@ -232,12 +151,11 @@ Status Gemm(const Context& ctx, int64_t M, int64_t N, int64_t K, const ReaderA& 
   const cudaStream_t stream = StreamOf(ctx);
   if (M == 0 || N == 0) return Status::OK();
   if (K == 0) return CudaStatus(cudaMemsetAsync(c, 0, sizeof(Out) * M * N, stream), "memset");
-  const int64_t parts = DepthParts(M, N, K);
-  const int64_t part_depth = PartDepth(K, parts);
-  const int64_t used_parts = (K + part_depth - 1) / part_depth;
-  const int64_t grid_y = (M + kBM - 1) / kBM;
-  if (grid_y > 65535) return Status::Error("gemm: " + std::to_string(M) + " rows exceed the GPU grid");
-  const dim3 grid(static_cast<unsigned>((N + kBN - 1) / kBN), static_cast<unsigned>(grid_y),
+  int64_t part_depth;
+  const int64_t used_parts = SplitDepth(M, N, K, &part_depth);
+  const int64_t column_tiles = (N + kBN - 1) / kBN;
+  if (column_tiles > 65535) return Status::Error("gemm: " + std::to_string(N) + " columns exceed the GPU grid");
+  const dim3 grid(static_cast<unsigned>((M + kBM - 1) / kBM), static_cast<unsigned>(column_tiles),
                   static_cast<unsigned>(used_parts));
   if (used_parts == 1) {
     GemmKernel<E><<<grid, kGemmThreads, 0, stream>>>(M, N, K, part_depth, a, b, c, nullptr);
@@ -271,66 +189,60 @@ Status Gemm<__half, StridedReader<__half>, StridedReader<__half>>(
     const Context& ctx, int64_t M, int64_t N, int64_t K, const StridedReader<__half>& a,
     const StridedReader<__half>& b, float* c, void*) {
   if (M == 0 || N == 0 || K == 0) return Status::Error("half gemm: empty shape");
-  const dim3 grid(static_cast<unsigned>((N + kBN - 1) / kBN), static_cast<unsigned>((M + kBM - 1) / kBM), 1);
+  const dim3 grid(static_cast<unsigned>((M + kBM - 1) / kBM), static_cast<unsigned>((N + kBN - 1) / kBN), 1);
   GemmKernel<__half><<<grid, kGemmThreads, 0, StreamOf(ctx)>>>(M, N, K, (K + kBK - 1) / kBK * kBK, a, b, c,
                                                                nullptr);
   return LaunchStatus("half gemm");
 }
 
-StridedReader<int8_t> MatrixA(const int8_t* x, int64_t M, int64_t K, bool transpose) {
-  return transpose ? StridedReader<int8_t>{x, 1, M} : StridedReader<int8_t>{x, K, 1};
+template <typename Problem>
+Status Run(const Context& ctx, const Problem& p, int32_t* c, void* workspace) {
+  return Gemm<int8_t>(ctx, p.M, p.N, p.K, p.a, p.b, c, workspace);
 }
 
-StridedReader<int8_t> MatrixB(const int8_t* w, int64_t N, int64_t K, bool transpose) {
-  return transpose ? StridedReader<int8_t>{w, 1, K} : StridedReader<int8_t>{w, N, 1};
+template <typename Problem>
+size_t WorkspaceBytes(const Problem& p) {
+  return GemmWorkspaceBytes(p.M, p.N, p.K);
 }
 
 }  // namespace
 
 size_t GemmWorkspaceBytes(int64_t M, int64_t N, int64_t K) {
   if (M == 0 || N == 0 || K == 0) return 0;
-  const int64_t parts = (K + PartDepth(K, DepthParts(M, N, K)) - 1) / PartDepth(K, DepthParts(M, N, K));
-  return parts > 1 ? sizeof(long long) * M * N : 0;
+  int64_t part_depth;
+  return SplitDepth(M, N, K, &part_depth) > 1 ? sizeof(long long) * M * N : 0;
 }
 
 size_t MatMulWorkspaceBytes(int64_t M, int64_t N, int64_t K) { return GemmWorkspaceBytes(M, N, K); }
 
-size_t Conv2DWorkspaceBytes(const Conv2DGeometry& g) {
-  return GemmWorkspaceBytes(g.batch * g.out_h * g.out_w, g.out_c, g.k_h * g.k_w * g.in_c);
-}
+size_t Conv2DWorkspaceBytes(const Conv2DGeometry& g) { return WorkspaceBytes(Conv2DProblem(g, nullptr, nullptr)); }
 
 size_t Conv2DBackpropInputWorkspaceBytes(const Conv2DGeometry& g) {
-  return GemmWorkspaceBytes(g.batch * g.in_h * g.in_w, g.in_c, g.k_h * g.k_w * g.out_c);
+  return WorkspaceBytes(Conv2DBackpropInputProblem(g, nullptr, nullptr));
 }
 
 size_t Conv2DBackpropFilterWorkspaceBytes(const Conv2DGeometry& g) {
-  return GemmWorkspaceBytes(g.k_h * g.k_w * g.in_c, g.out_c, g.batch * g.out_h * g.out_w);
+  return WorkspaceBytes(Conv2DBackpropFilterProblem(g, nullptr, nullptr));
 }
 
 Status MatMul(const Context& ctx, const int8_t* x, const int8_t* w, int64_t M, int64_t N,
               int64_t K, bool transpose_x, bool transpose_w, int32_t* out, void* workspace) {
-  return Gemm<int8_t>(ctx, M, N, K, MatrixA(x, M, K, transpose_x), MatrixB(w, N, K, transpose_w), out,
-                      workspace);
+  return Run(ctx, MatMulProblem(x, w, M, N, K, transpose_x, transpose_w), out, workspace);
 }
 
 Status Conv2D(const Context& ctx, const Conv2DGeometry& g, const int8_t* x, const int8_t* w,
               int32_t* out, void* workspace) {
-  return Gemm<int8_t>(ctx, g.batch * g.out_h * g.out_w, g.out_c, g.k_h * g.k_w * g.in_c,
-                      PatchReader{g, x}, StridedReader<int8_t>{w, g.out_c, 1}, out, workspace);
+  return Run(ctx, Conv2DProblem(g, x, w), out, workspace);
 }
 
 Status Conv2DBackpropInput(const Context& ctx, const Conv2DGeometry& g, const int8_t* w,
                            const int8_t* dy, int32_t* dx, void* workspace) {
-  return Gemm<int8_t>(ctx, g.batch * g.in_h * g.in_w, g.in_c, g.k_h * g.k_w * g.out_c,
-                      ScatterReader{g, dy}, FilterTransposedReader{g, w}, dx, workspace);
+  return Run(ctx, Conv2DBackpropInputProblem(g, w, dy), dx, workspace);
 }
 
 Status Conv2DBackpropFilter(const Context& ctx, const Conv2DGeometry& g, const int8_t* x,
                             const int8_t* dy, int32_t* dw, void* workspace) {
-  // dw [(kh, kw, c), o] = patches^T [(kh, kw, c), pixels] * dy [pixels, o].
-  return Gemm<int8_t>(ctx, g.k_h * g.k_w * g.in_c, g.out_c, g.batch * g.out_h * g.out_w,
-                      TapPixelReader{PatchReader{g, x}}, StridedReader<int8_t>{dy, g.out_c, 1}, dw,
-                      workspace);
+  return Run(ctx, Conv2DBackpropFilterProblem(g, x, dy), dw, workspace);
 }
 
 Status HalfMatMul(const Context& ctx, const void* x_half, const void* w_half, int64_t M, int64_t N,

@@ -31,6 +31,10 @@ struct Context {
   void* scratch;  // kScratchBytes of device memory, used by one call at a time
 };
 
+// Makes the stream's device current on this thread (TensorFlow may run an
+// op on any of its GPUs; the runtime calls below act on the current one).
+Status UseStreamDevice(const Context& ctx);
+
 // ---- DFP conversions (cc/core/dfp.h) ----
 template <typename T>
 Status Quantize(const Context& ctx, const float* x, int64_t n, T* q, int* exponent);

@@ -157,7 +157,9 @@ class GpuDevice {
  public:
   explicit GpuDevice(::tensorflow::OpKernelContext* ctx) : ctx_(ctx) {
     context_.stream = ctx->op_device_context()->stream()->platform_specific_handle().stream;
-    status_ = Allocate(gpu::kScratchBytes, &scratch_, &context_.scratch);
+    const Status selected = gpu::UseStreamDevice(context_);
+    status_ = selected.ok() ? Allocate(gpu::kScratchBytes, &scratch_, &context_.scratch)
+                            : ::tensorflow::errors::Internal(selected.message());
   }
   ::absl::Status status() const { return status_; }
 

@@ -1,7 +1,10 @@
 // C API over the CPU core (cc/core) and its CUDA twins (cc/gpu), for the
 // NumPy-only test harness and benchmarks/gpu.py (loaded with ctypes).
 //
-// ki_cpu_* take host arrays; ki_gpu_* take device pointers from ki_malloc.
+// ki_cpu_* take host arrays; ki_gpu_* take device pointers from ki_malloc;
+// ki_emu_* run the GPU kernels' own index arithmetic (gemm_plan.h readers and
+// depth split, pool_elements.h) on the host, in plain loops, so that it is
+// checked even where there is no GPU.
 // Every function returns 0 on success, or -1 with the message in
 // ki_last_error(). Geometries travel as int64 arrays in the order of the
 // core's structs (Conv2DGeometry: batch, in_h, in_w, in_c, k_h, k_w, out_c,
@@ -9,6 +12,7 @@
 // in_w, channels, k_h, k_w, stride_h, stride_w) plus a `same` flag.
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <string>
 
@@ -19,7 +23,9 @@
 #include "cc/core/gemm.h"
 #include "cc/core/pool.h"
 #include "cc/core/sgd.h"
+#include "cc/gpu/gemm_plan.h"
 #include "cc/gpu/gpu.h"
+#include "cc/gpu/pool_elements.h"
 
 using keras_int::Conv2DGeometry;
 using keras_int::PoolGeometry;
@@ -77,6 +83,57 @@ int WithWorkspace(size_t bytes, Fn fn) {
   cudaFree(workspace);
   return result;
 }
+
+// Milliseconds per call of run() over `iterations` calls after one warm-up,
+// timed with CUDA events on the harness stream.
+template <typename Fn>
+int TimeCalls(Fn run, int iterations, float* ms) {
+  int result = Report(run());
+  cudaEvent_t start, stop;
+  cudaEventCreate(&start);
+  cudaEventCreate(&stop);
+  cudaStream_t stream = static_cast<cudaStream_t>(Gpu().stream);
+  cudaEventRecord(start, stream);
+  for (int i = 0; i < iterations && result == 0; ++i) result = Report(run());
+  cudaEventRecord(stop, stream);
+  cudaEventSynchronize(stop);
+  cudaEventElapsedTime(ms, start, stop);
+  *ms /= iterations;
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  return result;
+}
+
+// The GPU GEMM's arithmetic on the host: the same element readers and depth
+// parts; each part must be exact in int32, the sum of the parts in int64 must
+// fit int32.
+template <typename Problem>
+Status EmulateGemm(const Problem& p, int32_t* c) {
+  int64_t part_depth = 1;
+  const int64_t parts = p.K == 0 ? 0 : gpu::SplitDepth(p.M, p.N, p.K, &part_depth);
+  for (int64_t i = 0; i < p.M; ++i) {
+    for (int64_t j = 0; j < p.N; ++j) {
+      int64_t total = 0;
+      for (int64_t part = 0; part < parts; ++part) {
+        int64_t partial = 0;
+        const int64_t end = std::min(p.K, (part + 1) * part_depth);
+        for (int64_t k = part * part_depth; k < end; ++k) partial += int64_t{p.a(i, k)} * p.b(k, j);
+        if (partial > INT32_MAX || partial < INT32_MIN) return Status::Error("emulated GEMM: a part is not exact in int32");
+        total += partial;
+      }
+      if (total > INT32_MAX || total < INT32_MIN) {
+        return Status::Error("int32 overflow: a dot product of depth " + std::to_string(p.K) + " sums to " +
+                             std::to_string(total) + ", outside the int32 range of the accumulator");
+      }
+      c[i * p.N + j] = static_cast<int32_t>(total);
+    }
+  }
+  return Status::OK();
+}
+
+// Outputs of the forward passes, inputs of the backward ones: one GPU thread each.
+int64_t PoolOutputs(const PoolGeometry& g) { return g.batch * g.out_h * g.out_w * g.channels; }
+int64_t PoolInputs(const PoolGeometry& g) { return g.batch * g.in_h * g.in_w * g.channels; }
 
 }  // namespace
 
@@ -211,6 +268,25 @@ int ki_gpu_conv2d_backprop_filter(const int64_t* geometry, int same, const int8_
                        [&](void* ws) { return gpu::Conv2DBackpropFilter(Gpu(), g, x, dy, dw, ws); });
 }
 
+int ki_emu_matmul(const int8_t* x, const int8_t* w, int64_t M, int64_t N, int64_t K, int tx, int tw, int32_t* out) {
+  return Report(EmulateGemm(gpu::MatMulProblem(x, w, M, N, K, tx != 0, tw != 0), out));
+}
+int ki_emu_conv2d(const int64_t* geometry, int same, const int8_t* x, const int8_t* w, int32_t* out) {
+  Conv2DGeometry g;
+  if (Report(ConvGeometry(geometry, same, &g))) return -1;
+  return Report(EmulateGemm(gpu::Conv2DProblem(g, x, w), out));
+}
+int ki_emu_conv2d_backprop_input(const int64_t* geometry, int same, const int8_t* w, const int8_t* dy, int32_t* dx) {
+  Conv2DGeometry g;
+  if (Report(ConvGeometry(geometry, same, &g))) return -1;
+  return Report(EmulateGemm(gpu::Conv2DBackpropInputProblem(g, w, dy), dx));
+}
+int ki_emu_conv2d_backprop_filter(const int64_t* geometry, int same, const int8_t* x, const int8_t* dy, int32_t* dw) {
+  Conv2DGeometry g;
+  if (Report(ConvGeometry(geometry, same, &g))) return -1;
+  return Report(EmulateGemm(gpu::Conv2DBackpropFilterProblem(g, x, dy), dw));
+}
+
 // ---- pooling ----
 int ki_pool_output(const int64_t* geometry, int same, int64_t* out_hw) {
   PoolGeometry g;
@@ -218,11 +294,17 @@ int ki_pool_output(const int64_t* geometry, int same, int64_t* out_hw) {
   out_hw[0] = g.out_h, out_hw[1] = g.out_w;
   return 0;
 }
-#define KI_POOL_PAIR(name, cpu_call, gpu_call, ...)                                   \
+#define KI_POOL_PAIR(name, cpu_call, gpu_call, emu_element, ...)                     \
   int ki_cpu_##name(const int64_t* geometry, int same, __VA_ARGS__) {                \
     PoolGeometry g;                                                                   \
     if (Report(PoolGeometryOf(geometry, same, &g))) return -1;                        \
     cpu_call;                                                                         \
+    return 0;                                                                         \
+  }                                                                                   \
+  int ki_emu_##name(const int64_t* geometry, int same, __VA_ARGS__) {                \
+    PoolGeometry g;                                                                   \
+    if (Report(PoolGeometryOf(geometry, same, &g))) return -1;                        \
+    emu_element;                                                                      \
     return 0;                                                                         \
   }                                                                                   \
   int ki_gpu_##name(const int64_t* geometry, int same, __VA_ARGS__) {                \
@@ -230,11 +312,17 @@ int ki_pool_output(const int64_t* geometry, int same, int64_t* out_hw) {
     if (Report(PoolGeometryOf(geometry, same, &g))) return -1;                        \
     return Report(gpu_call);                                                          \
   }
-KI_POOL_PAIR(max_pool, keras_int::MaxPool(g, x, y), gpu::MaxPool(Gpu(), g, x, y), const int8_t* x, int8_t* y)
+KI_POOL_PAIR(max_pool, keras_int::MaxPool(g, x, y), gpu::MaxPool(Gpu(), g, x, y),
+             for (int64_t i = 0; i < PoolOutputs(g); ++i) y[i] = gpu::MaxPoolElement(g, x, i),
+             const int8_t* x, int8_t* y)
 KI_POOL_PAIR(max_pool_grad, keras_int::MaxPoolGrad(g, x, dy, dx), gpu::MaxPoolGrad(Gpu(), g, x, dy, dx),
+             for (int64_t i = 0; i < PoolInputs(g); ++i) dx[i] = gpu::MaxPoolGradElement(g, x, dy, i),
              const int8_t* x, const int8_t* dy, int32_t* dx)
-KI_POOL_PAIR(avg_pool, keras_int::AvgPool(g, x, y), gpu::AvgPool(Gpu(), g, x, y), const int8_t* x, int32_t* y)
+KI_POOL_PAIR(avg_pool, keras_int::AvgPool(g, x, y), gpu::AvgPool(Gpu(), g, x, y),
+             for (int64_t i = 0; i < PoolOutputs(g); ++i) y[i] = gpu::AvgPoolElement(g, x, i),
+             const int8_t* x, int32_t* y)
 KI_POOL_PAIR(avg_pool_grad, keras_int::AvgPoolGrad(g, dy, dx), gpu::AvgPoolGrad(Gpu(), g, dy, dx),
+             for (int64_t i = 0; i < PoolInputs(g); ++i) dx[i] = gpu::AvgPoolGradElement(g, dy, i),
              const int8_t* dy, int32_t* dx)
 #undef KI_POOL_PAIR
 
@@ -285,19 +373,7 @@ int ki_gpu_time_matmul(int64_t M, int64_t N, int64_t K, int half, int iterations
                 : gpu::MatMul(Gpu(), static_cast<int8_t*>(x), static_cast<int8_t*>(w), M, N, K, false, false,
                               static_cast<int32_t*>(out), ws);
   };
-  int result = Report(run());  // warm-up
-  cudaEvent_t start, stop;
-  cudaEventCreate(&start);
-  cudaEventCreate(&stop);
-  cudaStream_t stream = static_cast<cudaStream_t>(Gpu().stream);
-  cudaEventRecord(start, stream);
-  for (int i = 0; i < iterations && result == 0; ++i) result = Report(run());
-  cudaEventRecord(stop, stream);
-  cudaEventSynchronize(stop);
-  cudaEventElapsedTime(ms, start, stop);
-  *ms /= iterations;
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
+  const int result = TimeCalls(run, iterations, ms);
   cudaFree(x), cudaFree(w), cudaFree(out), cudaFree(ws);
   return result;
 }
@@ -325,19 +401,7 @@ int ki_gpu_time_conv2d(const int64_t* geometry, int same, int pass, int iteratio
            : pass == 1 ? gpu::Conv2DBackpropInput(Gpu(), g, w, dy, out, ws)
                        : gpu::Conv2DBackpropFilter(Gpu(), g, x, dy, out, ws);
   };
-  int result = Report(run());  // warm-up
-  cudaEvent_t start, stop;
-  cudaEventCreate(&start);
-  cudaEventCreate(&stop);
-  cudaStream_t stream = static_cast<cudaStream_t>(Gpu().stream);
-  cudaEventRecord(start, stream);
-  for (int i = 0; i < iterations && result == 0; ++i) result = Report(run());
-  cudaEventRecord(stop, stream);
-  cudaEventSynchronize(stop);
-  cudaEventElapsedTime(ms, start, stop);
-  *ms /= iterations;
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
+  const int result = TimeCalls(run, iterations, ms);
   cudaFree(x), cudaFree(w), cudaFree(dy), cudaFree(out), cudaFree(ws);
   return result;
 }

@@ -8,6 +8,7 @@ output array, InOut(array) an array updated in place, OutInt() an int
 written through a pointer, and I32/I64/U64/Flag plain values. The CPU
 function gets host pointers, the GPU function device copies; `run_both`
 returns, for each, (return code, error message, outputs as NumPy arrays).
+`run_emulated` runs a GPU kernel's index arithmetic on the host (no GPU).
 """
 
 import ctypes
@@ -61,7 +62,7 @@ def _check(lib, rc):
         raise RuntimeError(lib.ki_last_error().decode())
 
 
-def run_cpu(lib, name, *args):
+def run_cpu(lib, name, *args, prefix="ki_cpu_"):
     call, outputs = [], []
     for a in args:
         if isinstance(a, In):
@@ -79,9 +80,14 @@ def run_cpu(lib, name, *args):
             outputs.append(value)
         else:
             call.append(a)
-    rc = getattr(lib, "ki_cpu_" + name)(*call)
+    rc = getattr(lib, prefix + name)(*call)
     error = lib.ki_last_error().decode() if rc else ""
     return Result(rc, error, [o.value if isinstance(o, ctypes.c_int) else o for o in outputs])
+
+
+def run_emulated(lib, name, *args):
+    """The GPU kernel's index arithmetic run on the host (ki_emu_*)."""
+    return run_cpu(lib, name, *args, prefix="ki_emu_")
 
 
 def run_gpu(lib, name, *args):

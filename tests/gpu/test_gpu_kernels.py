@@ -2,8 +2,10 @@
 
 Needs only NumPy, nvcc and (for the comparisons) a CUDA GPU: the harness
 library is built with nvcc from cc/gpu + cc/core (tests/gpu/build.py). Without
-nvcc everything here skips; without a GPU the comparisons skip and only the
-build and the CPU side of the C API are checked.
+nvcc everything here skips. Without a GPU the GPU comparisons skip; what still
+runs: the build, the CPU side of the C API, and the GPU kernels' own index
+arithmetic (GEMM readers and depth split, pooling elements) emulated on the
+host against the CPU core ("emulated" cases).
 """
 
 import ctypes
@@ -18,7 +20,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import build  # noqa: E402
 import reference  # noqa: E402
-from harness import I32, I64, U64, ROUNDINGS, In, InOut, Out, OutInt, assert_same, run_both, run_cpu, run_gpu  # noqa: E402
+from harness import (I32, I64, U64, ROUNDINGS, In, InOut, Out, OutInt, assert_same, run_both,  # noqa: E402
+                     run_cpu, run_emulated, run_gpu)
 
 MODES = list(ROUNDINGS)
 
@@ -36,6 +39,22 @@ def gpu(lib):
     if lib.ki_device_count() == 0:
         pytest.skip("no CUDA GPU visible: the GPU kernels are compiled but not run here")
     return lib
+
+
+@pytest.fixture(params=["emulated", "gpu"])
+def backend(request, lib):
+    """How the GPU side runs: its index arithmetic on the host, or the GPU."""
+    if request.param == "gpu" and lib.ki_device_count() == 0:
+        pytest.skip("no CUDA GPU visible: the GPU kernels are compiled but not run here")
+    return request.param
+
+
+def compare(lib, backend, name, *args, what=""):
+    """The CPU core against the GPU kernel (or its host emulation)."""
+    other = run_gpu if backend == "gpu" else run_emulated
+    cpu, result = run_cpu(lib, name, *args), other(lib, name, *args)
+    assert_same(cpu, result, f"{backend} {name} {what}")
+    return cpu, result
 
 
 @pytest.fixture
@@ -168,23 +187,22 @@ def test_relu_and_grad_against_numpy(gpu, rng):
 @pytest.mark.parametrize("M,N,K", [(1, 1, 1), (17, 33, 45), (128, 128, 128), (300, 200, 64), (64, 48, 5000),
                                    (5, 7, 0), (0, 4, 3), (3, 2, 200000)])
 @pytest.mark.parametrize("tx,tw", [(0, 0), (1, 0), (0, 1), (1, 1)])
-def test_matmul(gpu, rng, M, N, K, tx, tw):
+def test_matmul(lib, backend, rng, M, N, K, tx, tw):
     x = int8s(rng, (K, M) if tx else (M, K))
     w = int8s(rng, (N, K) if tw else (K, N))
-    assert_same(*run_both(gpu, "matmul", In(x), In(w), I64(M), I64(N), I64(K), I32(tx), I32(tw),
-                          Out((M, N), np.int32)), f"{M}x{N}x{K} tx={tx} tw={tw}")
+    compare(lib, backend, "matmul", In(x), In(w), I64(M), I64(N), I64(K), I32(tx), I32(tw),
+            Out((M, N), np.int32), what=f"{M}x{N}x{K} tx={tx} tw={tw}")
 
 
-def test_matmul_extremes_and_overflow(gpu):
+def test_matmul_extremes_and_overflow(lib, backend):
     # -128 * -128 = 2**14: the largest product; 131071 of them still fit int32.
     for K in (131071, 131072, 140000):
         x = np.full((2, K), -128, np.int8)
         w = np.full((K, 3), -128, np.int8)
-        cpu, gpu_result = run_both(gpu, "matmul", In(x), In(w), I64(2), I64(3), I64(K), I32(0), I32(0),
-                                   Out((2, 3), np.int32))
-        assert_same(cpu, gpu_result, f"K={K}")
+        _, result = compare(lib, backend, "matmul", In(x), In(w), I64(2), I64(3), I64(K), I32(0), I32(0),
+                            Out((2, 3), np.int32), what=f"K={K}")
         if K > 131071:
-            assert "int32 overflow" in gpu_result.error
+            assert "int32 overflow" in result.error
 
 
 def test_half_matmul_is_a_gemm(gpu, rng):
@@ -213,20 +231,18 @@ def conv_geometry(x_shape, f, strides, dilations):
 
 
 @pytest.mark.parametrize("x_shape,f,strides,dilations,same", CONV_CASES)
-def test_conv2d_all_passes(gpu, rng, x_shape, f, strides, dilations, same):
+def test_conv2d_all_passes(lib, backend, rng, x_shape, f, strides, dilations, same):
     geometry = conv_geometry(x_shape, f, strides, dilations)
     out_hw = np.zeros(2, np.int64)
-    assert gpu.ki_conv_output(geometry.ctypes.data_as(ctypes.c_void_p), I32(same),
+    assert lib.ki_conv_output(geometry.ctypes.data_as(ctypes.c_void_p), I32(same),
                               out_hw.ctypes.data_as(ctypes.c_void_p)) == 0
     y_shape = (x_shape[0], int(out_hw[0]), int(out_hw[1]), f[2])
     w_shape = (f[0], f[1], x_shape[3], f[2])
     x, w, dy = int8s(rng, x_shape), int8s(rng, w_shape), int8s(rng, y_shape)
     g = In(geometry)
-    assert_same(*run_both(gpu, "conv2d", g, I32(same), In(x), In(w), Out(y_shape, np.int32)), "forward")
-    assert_same(*run_both(gpu, "conv2d_backprop_input", g, I32(same), In(w), In(dy), Out(x_shape, np.int32)),
-                "backprop-input")
-    assert_same(*run_both(gpu, "conv2d_backprop_filter", g, I32(same), In(x), In(dy), Out(w_shape, np.int32)),
-                "backprop-filter")
+    compare(lib, backend, "conv2d", g, I32(same), In(x), In(w), Out(y_shape, np.int32))
+    compare(lib, backend, "conv2d_backprop_input", g, I32(same), In(w), In(dy), Out(x_shape, np.int32))
+    compare(lib, backend, "conv2d_backprop_filter", g, I32(same), In(x), In(dy), Out(w_shape, np.int32))
 
 
 # ------------------------------------------------------------ pooling
@@ -241,21 +257,19 @@ POOL_CASES = [
 
 
 @pytest.mark.parametrize("x_shape,pool,strides,same", POOL_CASES)
-def test_pooling(gpu, rng, x_shape, pool, strides, same):
+def test_pooling(lib, backend, rng, x_shape, pool, strides, same):
     geometry = np.array([*x_shape, *pool, *strides], np.int64)
     out_hw = np.zeros(2, np.int64)
-    assert gpu.ki_pool_output(geometry.ctypes.data_as(ctypes.c_void_p), I32(same),
+    assert lib.ki_pool_output(geometry.ctypes.data_as(ctypes.c_void_p), I32(same),
                               out_hw.ctypes.data_as(ctypes.c_void_p)) == 0
     y_shape = (x_shape[0], int(out_hw[0]), int(out_hw[1]), x_shape[3])
     g = In(geometry)
     for low, high in ((-128, 127), (-2, 2)):  # the narrow range makes ties
         x, dy = int8s(rng, x_shape, low, high), int8s(rng, y_shape)
-        assert_same(*run_both(gpu, "max_pool", g, I32(same), In(x), Out(y_shape, np.int8)), "max_pool")
-        assert_same(*run_both(gpu, "max_pool_grad", g, I32(same), In(x), In(dy), Out(x_shape, np.int32)),
-                    "max_pool_grad")
-        assert_same(*run_both(gpu, "avg_pool", g, I32(same), In(x), Out(y_shape, np.int32)), "avg_pool")
-        assert_same(*run_both(gpu, "avg_pool_grad", g, I32(same), In(dy), Out(x_shape, np.int32)),
-                    "avg_pool_grad")
+        compare(lib, backend, "max_pool", g, I32(same), In(x), Out(y_shape, np.int8))
+        compare(lib, backend, "max_pool_grad", g, I32(same), In(x), In(dy), Out(x_shape, np.int32))
+        compare(lib, backend, "avg_pool", g, I32(same), In(x), Out(y_shape, np.int32))
+        compare(lib, backend, "avg_pool_grad", g, I32(same), In(dy), Out(x_shape, np.int32))
 
 
 # ------------------------------------------------------------ training
