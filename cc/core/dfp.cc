@@ -31,21 +31,23 @@ Status CheckExponent(const char* name, int64_t exponent, int lo, int hi) {
   return Status::OK();
 }
 
-int MaxBitLength(const int32_t* acc, int64_t n) {
-  uint32_t any = 0;
-  // OR of magnitudes has the same bit length as their maximum.
-  for (int64_t i = 0; i < n; ++i) any |= Magnitude(acc[i]);
-  return BitLength(any);
-}
-
 namespace {
 
+// The elementwise loops take their operands by value and restrict-qualified
+// pointers (an int8 store may otherwise alias anything, which blocks
+// vectorisation), and are compiled twice, for AVX2 and for baseline x86-64;
+// the loader picks one at run time.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define KI_VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define KI_VECTOR_CLONES
+#endif
+
 // One rounding mode, shift 1..31, on int32 magnitudes: a branch-free loop
-// the compiler vectorises (the generic RoundShift64 handles every case but
-// is several times slower).
+// (the generic RoundShift64 handles every case but is several times slower).
 template <Rounding kMode, typename T>
-void ShiftAndClip(const int32_t* acc, int64_t begin, int64_t end, int s, RoundingSeed seed,
-                  int32_t limit, T* out) {
+void ShiftAndClip(const int32_t* __restrict acc, int64_t begin, int64_t end, int s, RoundingSeed seed,
+                  int32_t limit, T* __restrict out) {
   for (int64_t i = begin; i < end; ++i) {
     const uint32_t random =
         kMode == Rounding::kStochastic ? StochasticWord(seed.key, seed.step, static_cast<uint64_t>(i)) : 0;
@@ -53,7 +55,70 @@ void ShiftAndClip(const int32_t* acc, int64_t begin, int64_t end, int s, Roundin
   }
 }
 
+// The deterministic modes, vectorised (stochastic rounding's Philox per
+// element does not vectorise).
+#define KI_SHIFT_AND_CLIP_CLONE(Mode, T)                                                           \
+  KI_VECTOR_CLONES void ShiftAndClipVector_##Mode(const int32_t* __restrict acc, int64_t begin,    \
+                                                  int64_t end, int s, int32_t limit,               \
+                                                  T* __restrict out) {                             \
+    ShiftAndClip<Rounding::Mode, T>(acc, begin, end, s, RoundingSeed{}, limit, out);               \
+  }
+KI_SHIFT_AND_CLIP_CLONE(kNearest, int8_t)
+KI_SHIFT_AND_CLIP_CLONE(kNearest, int16_t)
+KI_SHIFT_AND_CLIP_CLONE(kTruncate, int8_t)
+KI_SHIFT_AND_CLIP_CLONE(kTruncate, int16_t)
+KI_SHIFT_AND_CLIP_CLONE(kPseudoStochastic, int8_t)
+KI_SHIFT_AND_CLIP_CLONE(kPseudoStochastic, int16_t)
+#undef KI_SHIFT_AND_CLIP_CLONE
+
+// OR of magnitudes has the same bit length as their maximum.
+KI_VECTOR_CLONES uint32_t MagnitudeOr(const int32_t* __restrict acc, int64_t n) {
+  uint32_t any = 0;
+  for (int64_t i = 0; i < n; ++i) any |= Magnitude(acc[i]);
+  return any;
+}
+
+// max |x| as the maximum of the bit patterns with the sign cleared: for
+// non-negative floats the order of the patterns is the order of the values,
+// and NaN/Inf are exactly the patterns >= 0x7F800000.
+KI_VECTOR_CLONES uint32_t MaxMagnitudeBits(const float* __restrict x, int64_t n) {
+  uint32_t m = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const uint32_t bits = FloatBits(x[i]) & 0x7FFFFFFFu;
+    m = bits > m ? bits : m;
+  }
+  return m;
+}
+
+template <typename T>
+void QuantizeRange(const float* __restrict x, int64_t n, float factor, int32_t limit, T* __restrict q) {
+  for (int64_t i = 0; i < n; ++i) q[i] = static_cast<T>(QuantizeElement(x[i], factor, limit));
+}
+KI_VECTOR_CLONES void QuantizeRange8(const float* __restrict x, int64_t n, float factor, int8_t* __restrict q) {
+  QuantizeRange(x, n, factor, 127, q);
+}
+KI_VECTOR_CLONES void QuantizeRange16(const float* __restrict x, int64_t n, float factor, int16_t* __restrict q) {
+  QuantizeRange(x, n, factor, 32767, q);
+}
+void QuantizeRangeOf(const float* x, int64_t n, float factor, int8_t* q) { QuantizeRange8(x, n, factor, q); }
+void QuantizeRangeOf(const float* x, int64_t n, float factor, int16_t* q) { QuantizeRange16(x, n, factor, q); }
+
+template <typename T>
+void DequantizeRange(const T* __restrict q, int64_t n, float factor, float* __restrict out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = static_cast<float>(q[i]) * factor;
+}
+KI_VECTOR_CLONES void DequantizeRange8(const int8_t* __restrict q, int64_t n, float factor, float* __restrict out) {
+  DequantizeRange(q, n, factor, out);
+}
+KI_VECTOR_CLONES void DequantizeRange16(const int16_t* __restrict q, int64_t n, float factor, float* __restrict out) {
+  DequantizeRange(q, n, factor, out);
+}
+void DequantizeRangeOf(const int8_t* q, int64_t n, float factor, float* out) { DequantizeRange8(q, n, factor, out); }
+void DequantizeRangeOf(const int16_t* q, int64_t n, float factor, float* out) { DequantizeRange16(q, n, factor, out); }
+
 }  // namespace
+
+int MaxBitLength(const int32_t* acc, int64_t n) { return BitLength(MagnitudeOr(acc, n)); }
 
 template <typename T>
 Status Requantize(const int32_t* acc, int64_t n, int acc_exponent, Rounding rounding,
@@ -76,11 +141,11 @@ Status Requantize(const int32_t* acc, int64_t n, int acc_exponent, Rounding roun
   parallel_for(n, 4, [&](int64_t begin, int64_t end) {
     switch (rounding) {
       case Rounding::kNearest:
-        return ShiftAndClip<Rounding::kNearest>(acc, begin, end, shift, seed, kLimit, out);
+        return ShiftAndClipVector_kNearest(acc, begin, end, shift, kLimit, out);
       case Rounding::kTruncate:
-        return ShiftAndClip<Rounding::kTruncate>(acc, begin, end, shift, seed, kLimit, out);
+        return ShiftAndClipVector_kTruncate(acc, begin, end, shift, kLimit, out);
       case Rounding::kPseudoStochastic:
-        return ShiftAndClip<Rounding::kPseudoStochastic>(acc, begin, end, shift, seed, kLimit, out);
+        return ShiftAndClipVector_kPseudoStochastic(acc, begin, end, shift, kLimit, out);
       case Rounding::kStochastic:
         return ShiftAndClip<Rounding::kStochastic>(acc, begin, end, shift, seed, kLimit, out);
     }
@@ -117,22 +182,14 @@ int QuantizeExponent(uint32_t max_bits, int bits, bool* power_of_two) {
 template <typename T>
 Status Quantize(const float* x, int64_t n, T* q, int* exponent, const ParallelFor& parallel_for) {
   constexpr int kBits = sizeof(T) * 8;
-  constexpr int32_t kLimit = (1 << (kBits - 1)) - 1;
-  // max |x| as the maximum of the bit patterns with the sign cleared: for
-  // non-negative floats the order of the patterns is the order of the values,
-  // and NaN/Inf are exactly the patterns >= 0x7F800000. An integer max
-  // vectorises; blocks may run in parallel.
+  // max |x| per block (an integer max over bit patterns, see
+  // MaxMagnitudeBits); blocks may run in parallel.
   constexpr int64_t kBlock = 1 << 16;
   const int64_t blocks = (n + kBlock - 1) / kBlock;
   std::vector<uint32_t> block_max(blocks, 0);
   parallel_for(blocks, kBlock, [&](int64_t begin, int64_t end) {
     for (int64_t b = begin; b < end; ++b) {
-      uint32_t m = 0;
-      for (int64_t i = b * kBlock; i < std::min(n, (b + 1) * kBlock); ++i) {
-        const uint32_t bits = FloatBits(x[i]) & 0x7FFFFFFFu;
-        m = bits > m ? bits : m;
-      }
-      block_max[b] = m;
+      block_max[b] = MaxMagnitudeBits(x + b * kBlock, std::min(n, (b + 1) * kBlock) - b * kBlock);
     }
   });
   uint32_t max_bits = 0;
@@ -160,7 +217,7 @@ Status Quantize(const float* x, int64_t n, T* q, int* exponent, const ParallelFo
   KERAS_INT_RETURN_IF_ERROR(CheckExponent("quantize: exponent of the input", e, kMinExponent, kMaxExponent));
   const float factor = PowerOfTwo(-e);  // -e in [-100, 120]: normal
   parallel_for(n, 4, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) q[i] = static_cast<T>(QuantizeElement(x[i], factor, kLimit));
+    QuantizeRangeOf(x + begin, end - begin, factor, q + begin);
   });
   *exponent = e;
   return Status::OK();
@@ -174,7 +231,7 @@ Status Dequantize(const T* q, int64_t n, int exponent, float* out, const Paralle
   KERAS_INT_RETURN_IF_ERROR(CheckExponent("dequantize: exponent", exponent, kMinExponent, kMaxExponent));
   const float factor = PowerOfTwo(exponent);
   parallel_for(n, 2, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) out[i] = static_cast<float>(q[i]) * factor;
+    DequantizeRangeOf(q + begin, end - begin, factor, out + begin);
   });
   return Status::OK();
 }
