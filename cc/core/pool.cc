@@ -52,6 +52,32 @@ int64_t WindowCost(const PoolGeometry& g) {
   return g.out_h * g.out_w * g.channels * g.k_h * g.k_w;
 }
 
+// The per-channel loops, as functions of values and restrict pointers:
+// inside the window lambdas a byte store could alias any captured reference,
+// which stops the compiler from vectorising them.
+void MaxInto(int8_t* __restrict out, const int8_t* __restrict in, int64_t n) {
+  for (int64_t c = 0; c < n; ++c) out[c] = std::max(out[c], in[c]);
+}
+
+void AddInto(int32_t* __restrict out, const int8_t* __restrict in, int64_t n) {
+  for (int64_t c = 0; c < n; ++c) out[c] += in[c];
+}
+
+void AddScaledInto(int32_t* __restrict out, const int8_t* __restrict in, int32_t multiplier, int64_t n) {
+  for (int64_t c = 0; c < n; ++c) out[c] += in[c] * multiplier;
+}
+
+// Routes d[c] to out[c] where in[c] is the window maximum best[c] seen for
+// the first time (done[c] records that); branch-free, so it vectorises.
+void RouteFirstMaximum(int32_t* __restrict out, const int8_t* __restrict in, const int8_t* __restrict best,
+                       const int8_t* __restrict d, uint8_t* __restrict done, int64_t n) {
+  for (int64_t c = 0; c < n; ++c) {
+    const uint8_t hit = (in[c] == best[c]) & (done[c] ^ 1);
+    done[c] |= hit;
+    out[c] += static_cast<int8_t>(d[c] & -hit);
+  }
+}
+
 }  // namespace
 
 // Images are independent (the gradients scatter within one image only), so
@@ -59,11 +85,8 @@ int64_t WindowCost(const PoolGeometry& g) {
 void MaxPool(const PoolGeometry& g, const int8_t* x, int8_t* y, const ParallelFor& parallel_for) {
   parallel_for(g.batch, WindowCost(g), [&](int64_t first, int64_t last) {
     ForEachWindow(g, first, last, [&](int64_t n, int64_t oh, int64_t ow, int64_t offset) {
-      int8_t* out = y + offset;
-      std::fill(out, out + g.channels, INT8_MIN);
-      ForEachTap(g, n, oh, ow, [&](int64_t tap) {
-        for (int64_t c = 0; c < g.channels; ++c) out[c] = std::max(out[c], x[tap + c]);
-      });
+      std::fill(y + offset, y + offset + g.channels, INT8_MIN);
+      ForEachTap(g, n, oh, ow, [&](int64_t tap) { MaxInto(y + offset, x + tap, g.channels); });
     });
   });
 }
@@ -73,20 +96,17 @@ void MaxPoolGrad(const PoolGeometry& g, const int8_t* x, const int8_t* dy, int32
   const int64_t image = g.in_h * g.in_w * g.channels;
   parallel_for(g.batch, WindowCost(g), [&](int64_t first, int64_t last) {
     std::fill(dx + first * image, dx + last * image, 0);
-    std::vector<int64_t> argmax(g.channels);
     std::vector<int8_t> best(g.channels);
+    std::vector<uint8_t> done(g.channels);
     ForEachWindow(g, first, last, [&](int64_t n, int64_t oh, int64_t ow, int64_t offset) {
+      // The window maximum per channel, then its first occurrence in window
+      // order takes the error.
       std::fill(best.begin(), best.end(), INT8_MIN);
-      std::fill(argmax.begin(), argmax.end(), -1);
+      ForEachTap(g, n, oh, ow, [&](int64_t tap) { MaxInto(best.data(), x + tap, g.channels); });
+      std::fill(done.begin(), done.end(), 0);
       ForEachTap(g, n, oh, ow, [&](int64_t tap) {
-        for (int64_t c = 0; c < g.channels; ++c) {
-          if (argmax[c] < 0 || x[tap + c] > best[c]) {
-            best[c] = x[tap + c];
-            argmax[c] = tap + c;
-          }
-        }
+        RouteFirstMaximum(dx + tap, x + tap, best.data(), dy + offset, done.data(), g.channels);
       });
-      for (int64_t c = 0; c < g.channels; ++c) dx[argmax[c]] += dy[offset + c];
     });
   });
 }
@@ -96,9 +116,7 @@ void AvgPool(const PoolGeometry& g, const int8_t* x, int32_t* y, const ParallelF
     ForEachWindow(g, first, last, [&](int64_t n, int64_t oh, int64_t ow, int64_t offset) {
       int32_t* out = y + offset;
       std::fill(out, out + g.channels, 0);
-      ForEachTap(g, n, oh, ow, [&](int64_t tap) {
-        for (int64_t c = 0; c < g.channels; ++c) out[c] += x[tap + c];
-      });
+      ForEachTap(g, n, oh, ow, [&](int64_t tap) { AddInto(out, x + tap, g.channels); });
       const int32_t multiplier = AvgPoolMultiplier(TapCount(g, oh, ow));
       for (int64_t c = 0; c < g.channels; ++c) out[c] *= multiplier;
     });
@@ -112,9 +130,7 @@ void AvgPoolGrad(const PoolGeometry& g, const int8_t* dy, int32_t* dx,
     std::fill(dx + first * image, dx + last * image, 0);
     ForEachWindow(g, first, last, [&](int64_t n, int64_t oh, int64_t ow, int64_t offset) {
       const int32_t multiplier = AvgPoolMultiplier(TapCount(g, oh, ow));
-      ForEachTap(g, n, oh, ow, [&](int64_t tap) {
-        for (int64_t c = 0; c < g.channels; ++c) dx[tap + c] += dy[offset + c] * multiplier;
-      });
+      ForEachTap(g, n, oh, ow, [&](int64_t tap) { AddScaledInto(dx + tap, dy + offset, multiplier, g.channels); });
     });
   });
 }
