@@ -40,6 +40,10 @@ Status ComputeConv2DGeometry(bool same_padding, Conv2DGeometry* g) {
 namespace {
 
 // A[pixel, (kh, kw, c)] = x at the tap (kh, kw) of output pixel `pixel`.
+// Without dilation along w, the taps of one filter row are adjacent pixels,
+// so all their channels are one contiguous run of x while they stay inside
+// the image: copied at once (a first layer with one channel would otherwise
+// copy one byte per tap).
 struct PatchRows {
   const Conv2DGeometry& g;
   const int8_t* x;
@@ -47,22 +51,29 @@ struct PatchRows {
     const int64_t ow = pixel % g.out_w;
     const int64_t oh = (pixel / g.out_w) % g.out_h;
     const int64_t n = pixel / (g.out_w * g.out_h);
-    int64_t c = k0 % g.in_c;
-    int64_t tap = k0 / g.in_c;
+    const int64_t iw0 = ow * g.stride_w - g.pad_left;  // the input column of tap kw = 0
+    const int64_t ih0 = oh * g.stride_h - g.pad_top;
+    int64_t c = k0 % g.in_c, kh = (k0 / g.in_c) / g.k_w, kw = (k0 / g.in_c) % g.k_w;
     while (count > 0) {
-      const int64_t kh = tap / g.k_w, kw = tap % g.k_w;
-      const int64_t ih = oh * g.stride_h - g.pad_top + kh * g.dilation_h;
-      const int64_t iw = ow * g.stride_w - g.pad_left + kw * g.dilation_w;
-      const int64_t run = std::min(count, g.in_c - c);
+      const int64_t ih = ih0 + kh * g.dilation_h;
+      const int64_t iw = iw0 + kw * g.dilation_w;
+      int64_t taps = 1;  // taps of this filter row the run covers
+      int64_t run;
       if (ih >= 0 && ih < g.in_h && iw >= 0 && iw < g.in_w) {
+        // Taps [kw, end) lie inside the image; without dilation they are adjacent.
+        if (g.dilation_w == 1) taps = std::min(g.k_w, g.in_w - iw0) - kw;
+        run = std::min(taps * g.in_c - c, count);
         std::memcpy(out, x + ((n * g.in_h + ih) * g.in_w + iw) * g.in_c + c, run);
       } else {
+        run = std::min(g.in_c - c, count);
         std::memset(out, 0, run);
       }
       out += run;
       count -= run;
+      // Next: the tap after the run (only used when the run was complete).
       c = 0;
-      ++tap;
+      kw += taps;
+      if (kw == g.k_w) kw = 0, ++kh;
     }
   }
 };
