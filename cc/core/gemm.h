@@ -107,19 +107,25 @@ inline void PackA(const StridedMatrix& a, int64_t i0, int64_t rows, int64_t k0, 
   }
 }
 
+// Packs depth pairs [p_begin, p_end) of a kc-deep block of B for all
+// n_panels panels: each row of B is read once, whole (a reader's per-call
+// work, such as locating a pixel, is then paid once per row, not per panel).
+// `even` and `odd` hold n_panels * kNR bytes whose tail past N stays zero.
 template <typename ReaderB>
-void PackB(const ReaderB& b, int64_t j0, int64_t cols, int64_t k0, int64_t kc, int16_t* dst) {
-  alignas(32) int8_t even[kNR] = {}, odd[kNR] = {};
+void PackB(const ReaderB& b, int64_t N, int64_t n_panels, int64_t k0, int64_t kc, int64_t p_begin,
+           int64_t p_end, int8_t* even, int8_t* odd, int16_t* dst) {
   uint32_t* out = reinterpret_cast<uint32_t*>(dst);
-  for (int64_t t = 0; t < kc; t += 2) {
-    b.ReadRow(k0 + t, j0, cols, even);
-    if (t + 1 < kc) {
-      b.ReadRow(k0 + t + 1, j0, cols, odd);
+  for (int64_t p = p_begin; p < p_end; ++p) {
+    b.ReadRow(k0 + 2 * p, 0, N, even);
+    if (2 * p + 1 < kc) {
+      b.ReadRow(k0 + 2 * p + 1, 0, N, odd);
     } else {
-      std::memset(odd, 0, kNR);
+      std::memset(odd, 0, N);
     }
-    uint32_t* d = out + (t >> 1) * kNR;
-    for (int j = 0; j < kNR; ++j) d[j] = PackPair(even[j], odd[j]);
+    for (int64_t panel = 0; panel < n_panels; ++panel) {
+      uint32_t* d = out + panel * (kNR * kKC / 2) + p * kNR;
+      for (int j = 0; j < kNR; ++j) d[j] = PackPair(even[panel * kNR + j], odd[panel * kNR + j]);
+    }
   }
 }
 
@@ -145,10 +151,9 @@ void GemmExact(int64_t M, int64_t N, int64_t K, const ReaderA& a, const ReaderB&
     const int64_t kc = std::min<int64_t>(kKC, K - k0);
     const int64_t k_pairs = (kc + 1) / 2;
     const bool accumulate = k0 > 0;
-    parallel_for(n_panels, kNR * kc * 4, [&](int64_t begin, int64_t end) {
-      for (int64_t p = begin; p < end; ++p) {
-        PackB(b, p * kNR, std::min<int64_t>(kNR, N - p * kNR), k0, kc, &b_packed[p * kNR * kKC]);
-      }
+    parallel_for(k_pairs, N * 8, [&](int64_t begin, int64_t end) {
+      std::vector<int8_t> even(n_panels * kNR, 0), odd(n_panels * kNR, 0);
+      PackB(b, N, n_panels, k0, kc, begin, end, even.data(), odd.data(), b_packed.data());
     });
     parallel_for(m_blocks, mc * N * kc, [&](int64_t begin, int64_t end) {
       std::vector<int16_t> a_packed(mc * kKC);
