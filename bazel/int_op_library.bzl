@@ -7,22 +7,25 @@ SANITIZER_COPTS = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", 
 def core_libraries():
     """:core and :core_asan: the TensorFlow-free code, plain and sanitized.
 
-    The AVX2 micro-kernel alone is compiled for AVX2; gemm.cc picks it at run
-    time, so the library still runs (slower) on CPUs without AVX2.
+    The AVX2 and AVX-512 VNNI micro-kernels alone are compiled for those
+    instruction sets; gemm.cc picks one at run time, so the library still
+    runs (slower) on CPUs without them.
     """
+    kernels = {"gemm_avx2": ["-mavx2"], "gemm_avx512": ["-mavx512f", "-mavx512bw", "-mavx512vnni"]}
     for suffix, extra in (("", ["-O3"]), ("_asan", ["-O1"] + SANITIZER_COPTS)):
-        native.cc_library(
-            name = "gemm_avx2" + suffix,
-            srcs = ["core/gemm_avx2.cc"],
-            hdrs = ["core/gemm.h", "core/parallel.h", "core/status.h"],
-            copts = extra + ["-mavx2", "-fPIC"],
-        )
+        for kernel, isa in kernels.items():
+            native.cc_library(
+                name = kernel + suffix,
+                srcs = ["core/%s.cc" % kernel],
+                hdrs = ["core/gemm.h", "core/parallel.h", "core/status.h"],
+                copts = extra + isa + ["-fPIC"],
+            )
         native.cc_library(
             name = "core" + suffix,
-            srcs = native.glob(["core/*.cc"], exclude = ["core/gemm_avx2.cc"]),
+            srcs = native.glob(["core/*.cc"], exclude = ["core/%s.cc" % k for k in kernels]),
             hdrs = native.glob(["core/*.h"]),
             copts = extra + ["-fPIC", "-fvisibility=hidden"],
-            deps = [":gemm_avx2" + suffix],
+            deps = [":" + kernel + suffix for kernel in kernels],
             visibility = ["//visibility:public"],
         )
 

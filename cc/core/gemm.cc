@@ -22,7 +22,9 @@ void MicroKernelPortable(int64_t k_pairs, const int16_t* a, const int16_t* b, in
 
 MicroKernel SelectedMicroKernel() {
   static const MicroKernel kernel =
-      __builtin_cpu_supports("avx2") ? MicroKernelAvx2 : MicroKernelPortable;
+      __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw")
+          ? MicroKernelAvx512Vnni
+          : __builtin_cpu_supports("avx2") ? MicroKernelAvx2 : MicroKernelPortable;
   return kernel;
 }
 

@@ -61,8 +61,11 @@ void MicroKernelPortable(int64_t k_pairs, const int16_t* a, const int16_t* b, in
                          int64_t ldc, bool accumulate);
 void MicroKernelAvx2(int64_t k_pairs, const int16_t* a, const int16_t* b, int32_t* c, int64_t ldc,
                      bool accumulate);
+void MicroKernelAvx512Vnni(int64_t k_pairs, const int16_t* a, const int16_t* b, int32_t* c,
+                           int64_t ldc, bool accumulate);
 
-// The AVX2 kernel where the CPU has AVX2, the portable one elsewhere.
+// The AVX-512 VNNI kernel where the CPU has it, else the AVX2 one, else the
+// portable one (all exact, identical results).
 MicroKernel SelectedMicroKernel();
 
 // (k, k+1) pair of int8 values as the int32 that holds them as two int16s.

@@ -75,6 +75,37 @@ void TestMatMul() {
          "overflow must be reported");
 }
 
+// Every micro-kernel the CPU can run gives the portable kernel's tile, on
+// full-range packed panels, fresh and accumulating.
+void TestMicroKernels() {
+  using namespace gemm_internal;
+  struct Kernel { const char* name; MicroKernel fn; bool available; };
+  const Kernel kernels[] = {
+      {"avx2", MicroKernelAvx2, __builtin_cpu_supports("avx2") != 0},
+      {"avx512vnni", MicroKernelAvx512Vnni,
+       __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw")},
+  };
+  for (const int64_t k_pairs : {1, 7, 256}) {
+    std::vector<int16_t> a(k_pairs * 2 * kMR), b(k_pairs * 2 * kNR);
+    for (auto& v : a) v = static_cast<int16_t>(std::uniform_int_distribution<int>(-128, 127)(rng));
+    for (auto& v : b) v = static_cast<int16_t>(std::uniform_int_distribution<int>(-128, 127)(rng));
+    const int64_t ldc = kNR + 3;
+    std::vector<int32_t> start(kMR * ldc);
+    for (auto& v : start) v = std::uniform_int_distribution<int>(-1000, 1000)(rng);
+    for (const bool accumulate : {false, true}) {
+      std::vector<int32_t> want = start;
+      MicroKernelPortable(k_pairs, a.data(), b.data(), want.data(), ldc, accumulate);
+      for (const Kernel& kernel : kernels) {
+        if (!kernel.available) continue;
+        std::vector<int32_t> got = start;
+        kernel.fn(k_pairs, a.data(), b.data(), got.data(), ldc, accumulate);
+        EXPECT(got == want, "micro-kernel %s differs (k_pairs %ld, accumulate %d)", kernel.name,
+               (long)k_pairs, accumulate);
+      }
+    }
+  }
+}
+
 void TestConv() {
   struct Case { int64_t n, h, w, c, kh, kw, o, sh, sw, dh, dw; bool same; };
   const Case cases[] = {{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, false}, {2, 7, 6, 3, 3, 3, 5, 2, 2, 1, 1, true},
@@ -199,6 +230,7 @@ void TestPoolLossSgdAdd() {
 }  // namespace keras_int
 
 int main() {
+  keras_int::TestMicroKernels();
   keras_int::TestMatMul();
   keras_int::TestConv();
   keras_int::TestRequantizeAndQuantize();

@@ -53,8 +53,10 @@ def _compile(compiler, source):
     flags = list(COMMON_FLAGS)
     if source.endswith(".cu.cc"):
         flags = ["-x", "cu"] + ARCH_FLAGS + flags
-    elif source.endswith("gemm_avx2.cc"):
-        flags += ["-Xcompiler", "-mavx2"]  # chosen at run time, as in the Bazel build
+    elif source.endswith("gemm_avx2.cc"):  # micro-kernels chosen at run time, as in the Bazel build
+        flags += ["-Xcompiler", "-mavx2"]
+    elif source.endswith("gemm_avx512.cc"):
+        flags += ["-Xcompiler", "-mavx512f,-mavx512bw,-mavx512vnni"]
     result = subprocess.run([compiler, *flags, "-c", source, "-o", obj], capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"nvcc failed on {source}:\n{result.stderr}")
