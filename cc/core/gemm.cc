@@ -1,5 +1,8 @@
 #include "cc/core/gemm.h"
 
+#include <cstdlib>
+#include <string>
+
 namespace keras_int {
 namespace gemm_internal {
 
@@ -22,9 +25,17 @@ void MicroKernelPortable(int64_t k_pairs, const int16_t* a, const int16_t* b, in
 
 MicroKernel SelectedMicroKernel() {
   static const MicroKernel kernel =
-      __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw")
-          ? MicroKernelAvx512Vnni
-          : __builtin_cpu_supports("avx2") ? MicroKernelAvx2 : MicroKernelPortable;
+      __builtin_cpu_supports("avx2") ? MicroKernelAvx2 : MicroKernelPortable;
+  return kernel;
+}
+
+QuadKernel SelectedQuadKernel() {
+  // KERAS_INT_GEMM=pairs forces the int16-pair kernels (to compare the two).
+  static const QuadKernel kernel =
+      __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") &&
+              !(std::getenv("KERAS_INT_GEMM") && std::string(std::getenv("KERAS_INT_GEMM")) == "pairs")
+          ? QuadKernelAvx512Vnni
+          : nullptr;
   return kernel;
 }
 

@@ -9,10 +9,16 @@
 //   B reader: void ReadRow(int64_t k, int64_t j0, int64_t nj, int8_t* out)
 //             out[t] = B[k, j0 + t]                      (B is K x N)
 //
-// Packed panels hold int8 values widened to int16 in (k, k+1) pairs, the
-// layout of AVX2's vpmaddwd, which multiplies int16 pairs and adds them into
-// int32 without saturation: exact for every int8 input. (vpmaddubsw, the
-// usual int8 instruction, saturates to int16 and is not.)
+// Two packings, both exact for every int8 input:
+// - pairs: int8 values widened to int16 in (k, k+1) pairs, the layout of
+//   AVX2's vpmaddwd, which multiplies int16 pairs and adds them into int32
+//   without saturation (vpmaddubsw, the usual int8 instruction, saturates to
+//   int16 and is not exact);
+// - quads (CPUs with AVX-512 VNNI): four depths per 32-bit word for
+//   vpdpbusd, which multiplies unsigned by signed bytes, four per lane, and
+//   adds without saturation. A is stored as a + 128 (0..255), and the block's
+//   128 * sum_k B[k, j] is subtracted again; any wrap-around of the int32
+//   lanes on the way cancels, since the exact result fits int32.
 #ifndef KERAS_INT_CC_CORE_GEMM_H_
 #define KERAS_INT_CC_CORE_GEMM_H_
 
@@ -61,12 +67,20 @@ void MicroKernelPortable(int64_t k_pairs, const int16_t* a, const int16_t* b, in
                          int64_t ldc, bool accumulate);
 void MicroKernelAvx2(int64_t k_pairs, const int16_t* a, const int16_t* b, int32_t* c, int64_t ldc,
                      bool accumulate);
-void MicroKernelAvx512Vnni(int64_t k_pairs, const int16_t* a, const int16_t* b, int32_t* c,
-                           int64_t ldc, bool accumulate);
 
-// The AVX-512 VNNI kernel where the CPU has it, else the AVX2 one, else the
-// portable one (all exact, identical results).
+// The AVX2 kernel where the CPU has AVX2, the portable one elsewhere.
 MicroKernel SelectedMicroKernel();
+
+// C[0:MR, 0:NR] = (accumulate ? C : 0) + Apanel * Bpanel - correction over
+// k_quads quads of depth (correction[j] = 128 * the block's sum of B[:, j]).
+using QuadKernel = void (*)(int64_t k_quads, const uint32_t* a, const uint32_t* b,
+                            const int32_t* correction, int32_t* c, int64_t ldc, bool accumulate);
+
+void QuadKernelAvx512Vnni(int64_t k_quads, const uint32_t* a, const uint32_t* b,
+                          const int32_t* correction, int32_t* c, int64_t ldc, bool accumulate);
+
+// The quad kernel where the CPU has AVX-512 VNNI, else nullptr.
+QuadKernel SelectedQuadKernel();
 
 // (k, k+1) pair of int8 values as the int32 that holds them as two int16s.
 inline uint32_t PackPair(int8_t lo, int8_t hi) {
@@ -113,10 +127,13 @@ inline void PackA(const StridedMatrix& a, int64_t i0, int64_t rows, int64_t k0, 
 // Packs depth pairs [p_begin, p_end) of a kc-deep block of B for all
 // n_panels panels: each row of B is read once, whole (a reader's per-call
 // work, such as locating a pixel, is then paid once per row, not per panel).
-// `even` and `odd` hold n_panels * kNR bytes whose tail past N stays zero.
+// `rows` holds 2 * n_panels * kNR bytes whose tail past N stays zero.
 template <typename ReaderB>
 void PackB(const ReaderB& b, int64_t N, int64_t n_panels, int64_t k0, int64_t kc, int64_t p_begin,
-           int64_t p_end, int8_t* even, int8_t* odd, int16_t* dst) {
+           int64_t p_end, int8_t* rows, int16_t* dst) {
+  const int64_t width = n_panels * kNR;
+  int8_t* even = rows;
+  int8_t* odd = rows + width;
   uint32_t* out = reinterpret_cast<uint32_t*>(dst);
   for (int64_t p = p_begin; p < p_end; ++p) {
     b.ReadRow(k0 + 2 * p, 0, N, even);
@@ -132,54 +149,175 @@ void PackB(const ReaderB& b, int64_t N, int64_t n_panels, int64_t k0, int64_t kc
   }
 }
 
-// C (M x N, row stride ldc) = A * B for K <= kMaxExactDepth.
-template <typename ReaderA, typename ReaderB>
-void GemmExact(int64_t M, int64_t N, int64_t K, const ReaderA& a, const ReaderB& b, int32_t* c,
-               int64_t ldc, const ParallelFor& parallel_for) {
-  if (M == 0 || N == 0) return;
-  if (K == 0) {
-    for (int64_t i = 0; i < M; ++i) std::fill(c + i * ldc, c + i * ldc + N, 0);
+// Quads: rows of A as a + 128 (a byte's pattern xor 0x80), four depths per
+// word (the row's own byte order), kMR rows interleaved.
+template <typename ReaderA>
+void PackAQuads(const ReaderA& a, int64_t i0, int64_t rows, int64_t k0, int64_t kc, uint32_t* dst) {
+  const int64_t k_quads = (kc + 3) / 4;
+  alignas(32) int8_t row[kKC + 4];
+  for (int r = 0; r < kMR; ++r) {
+    if (r < rows) {
+      a.ReadRow(i0 + r, k0, kc, row);
+      std::memset(row + kc, 0, k_quads * 4 - kc);  // the last quad's missing depths are zeros
+    } else {
+      std::memset(row, 0, k_quads * 4);
+    }
+    for (int64_t q = 0; q < k_quads; ++q) {
+      uint32_t word;
+      std::memcpy(&word, row + 4 * q, 4);
+      dst[q * kMR + r] = word ^ 0x80808080u;
+    }
+  }
+}
+
+// Transposed operands (columns not contiguous): each element read once,
+// straight into its packed place, neighbouring rows together.
+inline void PackAQuads(const StridedMatrix& a, int64_t i0, int64_t rows, int64_t k0, int64_t kc,
+                       uint32_t* dst) {
+  if (a.col_stride == 1) {
+    PackAQuads<StridedMatrix>(a, i0, rows, k0, kc, dst);
     return;
   }
-  const MicroKernel kernel = SelectedMicroKernel();
+  const int64_t k_quads = (kc + 3) / 4;
+  for (int64_t q = 0; q < k_quads; ++q) {
+    const int8_t* first = a.data + i0 * a.row_stride + (k0 + 4 * q) * a.col_stride;
+    const int depths = static_cast<int>(std::min<int64_t>(4, kc - 4 * q));
+    for (int r = 0; r < kMR; ++r) {
+      uint32_t word = 0;
+      for (int t = 0; t < depths && r < rows; ++t) {
+        word |= static_cast<uint32_t>(static_cast<uint8_t>(first[r * a.row_stride + t * a.col_stride])) << (8 * t);
+      }
+      dst[q * kMR + r] = word ^ 0x80808080u;
+    }
+  }
+}
+
+// Quads of B: four depths of one column per word; `rows` holds
+// 4 * n_panels * kNR bytes whose tail past N stays zero.
+template <typename ReaderB>
+void PackBQuads(const ReaderB& b, int64_t N, int64_t n_panels, int64_t k0, int64_t kc, int64_t q_begin,
+                int64_t q_end, int8_t* rows, uint32_t* dst) {
+  const int64_t width = n_panels * kNR;
+  for (int64_t q = q_begin; q < q_end; ++q) {
+    for (int t = 0; t < 4; ++t) {
+      if (4 * q + t < kc) {
+        b.ReadRow(k0 + 4 * q + t, 0, N, rows + t * width);
+      } else {
+        std::memset(rows + t * width, 0, N);
+      }
+    }
+    for (int64_t panel = 0; panel < n_panels; ++panel) {
+      uint32_t* d = dst + panel * (kNR * kKC / 4) + q * kNR;
+      const int64_t j0 = panel * kNR;
+      for (int j = 0; j < kNR; ++j) {
+        d[j] = static_cast<uint8_t>(rows[j0 + j]) | static_cast<uint32_t>(static_cast<uint8_t>(rows[width + j0 + j])) << 8 |
+               static_cast<uint32_t>(static_cast<uint8_t>(rows[2 * width + j0 + j])) << 16 |
+               static_cast<uint32_t>(static_cast<uint8_t>(rows[3 * width + j0 + j])) << 24;
+      }
+    }
+  }
+}
+
+// How a kc-deep block is packed and multiplied: kDepth depths per 32-bit
+// word of a packed panel.
+struct PairPacking {
+  static constexpr int kDepth = 2;
+  MicroKernel kernel;
+  template <typename ReaderA>
+  void PackA(const ReaderA& a, int64_t i0, int64_t rows, int64_t k0, int64_t kc, uint32_t* dst) const {
+    gemm_internal::PackA(a, i0, rows, k0, kc, reinterpret_cast<int16_t*>(dst));
+  }
+  template <typename ReaderB>
+  void PackB(const ReaderB& b, int64_t N, int64_t n_panels, int64_t k0, int64_t kc, int64_t begin,
+             int64_t end, int8_t* rows, uint32_t* dst) const {
+    gemm_internal::PackB(b, N, n_panels, k0, kc, begin, end, rows, reinterpret_cast<int16_t*>(dst));
+  }
+  void Corrections(const uint32_t*, int64_t, int64_t, int32_t*) const {}
+  void Multiply(int64_t units, const uint32_t* a, const uint32_t* b, const int32_t*, int32_t* c,
+                int64_t ldc, bool accumulate) const {
+    kernel(units, reinterpret_cast<const int16_t*>(a), reinterpret_cast<const int16_t*>(b), c, ldc,
+           accumulate);
+  }
+};
+
+struct QuadPacking {
+  static constexpr int kDepth = 4;
+  QuadKernel kernel;
+  template <typename ReaderA>
+  void PackA(const ReaderA& a, int64_t i0, int64_t rows, int64_t k0, int64_t kc, uint32_t* dst) const {
+    PackAQuads(a, i0, rows, k0, kc, dst);
+  }
+  template <typename ReaderB>
+  void PackB(const ReaderB& b, int64_t N, int64_t n_panels, int64_t k0, int64_t kc, int64_t begin,
+             int64_t end, int8_t* rows, uint32_t* dst) const {
+    PackBQuads(b, N, n_panels, k0, kc, begin, end, rows, dst);
+  }
+  // 128 * the sum of each column of the packed block (what the bias of A adds).
+  void Corrections(const uint32_t* b_packed, int64_t n_panels, int64_t k_quads, int32_t* correction) const {
+    for (int64_t panel = 0; panel < n_panels; ++panel) {
+      int32_t sums[kNR] = {};
+      for (int64_t q = 0; q < k_quads; ++q) {  // row by row: a vector loop over the columns
+        const uint32_t* words = b_packed + panel * (kNR * kKC / 4) + q * kNR;
+        for (int j = 0; j < kNR; ++j) {
+          sums[j] += static_cast<int8_t>(words[j]) + static_cast<int8_t>(words[j] >> 8) +
+                     static_cast<int8_t>(words[j] >> 16) + static_cast<int8_t>(words[j] >> 24);
+        }
+      }
+      for (int j = 0; j < kNR; ++j) correction[panel * kNR + j] = 128 * sums[j];
+    }
+  }
+  void Multiply(int64_t units, const uint32_t* a, const uint32_t* b, const int32_t* correction, int32_t* c,
+                int64_t ldc, bool accumulate) const {
+    kernel(units, a, b, correction, c, ldc, accumulate);
+  }
+};
+
+// C (M x N, row stride ldc) = A * B for K <= kMaxExactDepth, with one packing.
+template <typename Packing, typename ReaderA, typename ReaderB>
+void GemmBlocks(const Packing& packing, int64_t M, int64_t N, int64_t K, const ReaderA& a,
+                const ReaderB& b, int32_t* c, int64_t ldc, const ParallelFor& parallel_for) {
+  constexpr int64_t kUnits = kKC / Packing::kDepth;  // words per packed row of a block
   const int64_t n_panels = (N + kNR - 1) / kNR;
   // Row blocks: at most 96 rows, and at least 4 blocks when M allows, so that
   // both cores get work even for short, deep products (weight gradients).
   int64_t mc = std::min<int64_t>(96, (M + 3) / 4);
   mc = std::max<int64_t>(kMR, (mc + kMR - 1) / kMR * kMR);
   const int64_t m_blocks = (M + mc - 1) / mc;
-  std::vector<int16_t> b_packed(n_panels * kNR * kKC);
+  std::vector<uint32_t> b_packed(n_panels * kNR * kUnits);
+  std::vector<int32_t> correction(n_panels * kNR);
 
   for (int64_t k0 = 0; k0 < K; k0 += kKC) {
     const int64_t kc = std::min<int64_t>(kKC, K - k0);
-    const int64_t k_pairs = (kc + 1) / 2;
+    const int64_t units = (kc + Packing::kDepth - 1) / Packing::kDepth;
     const bool accumulate = k0 > 0;
-    parallel_for(k_pairs, N * 8, [&](int64_t begin, int64_t end) {
-      std::vector<int8_t> even(n_panels * kNR, 0), odd(n_panels * kNR, 0);
-      PackB(b, N, n_panels, k0, kc, begin, end, even.data(), odd.data(), b_packed.data());
+    parallel_for(units, N * 4 * Packing::kDepth, [&](int64_t begin, int64_t end) {
+      std::vector<int8_t> rows(Packing::kDepth * n_panels * kNR, 0);
+      packing.PackB(b, N, n_panels, k0, kc, begin, end, rows.data(), b_packed.data());
     });
+    packing.Corrections(b_packed.data(), n_panels, units, correction.data());
     parallel_for(m_blocks, mc * N * kc, [&](int64_t begin, int64_t end) {
-      std::vector<int16_t> a_packed(mc * kKC);
+      std::vector<uint32_t> a_packed(mc * kUnits);
       int32_t tile[kMR * kNR];
       for (int64_t block = begin; block < end; ++block) {
         const int64_t i_begin = block * mc;
         const int64_t i_end = std::min(M, i_begin + mc);
         for (int64_t i = i_begin; i < i_end; i += kMR) {
-          PackA(a, i, std::min<int64_t>(kMR, i_end - i), k0, kc, &a_packed[(i - i_begin) * kKC]);
+          packing.PackA(a, i, std::min<int64_t>(kMR, i_end - i), k0, kc, &a_packed[(i - i_begin) * kUnits]);
         }
         for (int64_t p = 0; p < n_panels; ++p) {
           const int64_t j = p * kNR;
           const int64_t cols = std::min<int64_t>(kNR, N - j);
           for (int64_t i = i_begin; i < i_end; i += kMR) {
             const int64_t rows = std::min<int64_t>(kMR, i_end - i);
-            const int16_t* ap = &a_packed[(i - i_begin) * kKC];
-            const int16_t* bp = &b_packed[p * kNR * kKC];
+            const uint32_t* ap = &a_packed[(i - i_begin) * kUnits];
+            const uint32_t* bp = &b_packed[p * kNR * kUnits];
+            const int32_t* corr = &correction[j];
             int32_t* cp = c + i * ldc + j;
             if (rows == kMR && cols == kNR) {
-              kernel(k_pairs, ap, bp, cp, ldc, accumulate);
+              packing.Multiply(units, ap, bp, corr, cp, ldc, accumulate);
             } else {
               // Edge tile: compute into a scratch tile, copy the valid part.
-              kernel(k_pairs, ap, bp, tile, kNR, false);
+              packing.Multiply(units, ap, bp, corr, tile, kNR, false);
               for (int64_t r = 0; r < rows; ++r) {
                 for (int64_t s = 0; s < cols; ++s) {
                   cp[r * ldc + s] = (accumulate ? cp[r * ldc + s] : 0) + tile[r * kNR + s];
@@ -190,6 +328,23 @@ void GemmExact(int64_t M, int64_t N, int64_t K, const ReaderA& a, const ReaderB&
         }
       }
     });
+  }
+}
+
+// C (M x N, row stride ldc) = A * B for K <= kMaxExactDepth: byte quads
+// where the CPU has AVX-512 VNNI, int16 pairs elsewhere.
+template <typename ReaderA, typename ReaderB>
+void GemmExact(int64_t M, int64_t N, int64_t K, const ReaderA& a, const ReaderB& b, int32_t* c,
+               int64_t ldc, const ParallelFor& parallel_for) {
+  if (M == 0 || N == 0) return;
+  if (K == 0) {
+    for (int64_t i = 0; i < M; ++i) std::fill(c + i * ldc, c + i * ldc + N, 0);
+    return;
+  }
+  if (const QuadKernel quad = SelectedQuadKernel()) {
+    GemmBlocks(QuadPacking{quad}, M, N, K, a, b, c, ldc, parallel_for);
+  } else {
+    GemmBlocks(PairPacking{SelectedMicroKernel()}, M, N, K, a, b, c, ldc, parallel_for);
   }
 }
 

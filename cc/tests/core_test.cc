@@ -79,12 +79,7 @@ void TestMatMul() {
 // full-range packed panels, fresh and accumulating.
 void TestMicroKernels() {
   using namespace gemm_internal;
-  struct Kernel { const char* name; MicroKernel fn; bool available; };
-  const Kernel kernels[] = {
-      {"avx2", MicroKernelAvx2, __builtin_cpu_supports("avx2") != 0},
-      {"avx512vnni", MicroKernelAvx512Vnni,
-       __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw")},
-  };
+  const bool has_avx2 = __builtin_cpu_supports("avx2");
   for (const int64_t k_pairs : {1, 7, 256}) {
     std::vector<int16_t> a(k_pairs * 2 * kMR), b(k_pairs * 2 * kNR);
     for (auto& v : a) v = static_cast<int16_t>(std::uniform_int_distribution<int>(-128, 127)(rng));
@@ -93,14 +88,40 @@ void TestMicroKernels() {
     std::vector<int32_t> start(kMR * ldc);
     for (auto& v : start) v = std::uniform_int_distribution<int>(-1000, 1000)(rng);
     for (const bool accumulate : {false, true}) {
-      std::vector<int32_t> want = start;
+      std::vector<int32_t> want = start, got = start;
       MicroKernelPortable(k_pairs, a.data(), b.data(), want.data(), ldc, accumulate);
-      for (const Kernel& kernel : kernels) {
-        if (!kernel.available) continue;
-        std::vector<int32_t> got = start;
-        kernel.fn(k_pairs, a.data(), b.data(), got.data(), ldc, accumulate);
-        EXPECT(got == want, "micro-kernel %s differs (k_pairs %ld, accumulate %d)", kernel.name,
-               (long)k_pairs, accumulate);
+      if (!has_avx2) continue;
+      MicroKernelAvx2(k_pairs, a.data(), b.data(), got.data(), ldc, accumulate);
+      EXPECT(got == want, "avx2 micro-kernel differs (k_pairs %ld, accumulate %d)", (long)k_pairs, accumulate);
+    }
+  }
+}
+
+// The quad packing and kernel (where the CPU has AVX-512 VNNI): a 6 x 16 tile
+// of a full-range product, with odd depths, against plain loops.
+void TestQuadKernel() {
+  using namespace gemm_internal;
+  if (SelectedQuadKernel() == nullptr) return;
+  for (const int64_t K : {1, 3, 4, 9, 511, 512}) {
+    auto a = RandomInt8(kMR * K), b = RandomInt8(K * kNR);
+    a[0] = b[0] = -128;
+    std::vector<uint32_t> a_packed(kKC / 4 * kMR), b_packed(kKC / 4 * kNR);
+    std::vector<int8_t> rows(4 * kNR, 0);
+    const int64_t quads = (K + 3) / 4;
+    PackAQuads(StridedMatrix{a.data(), K, 1}, 0, kMR, 0, K, a_packed.data());
+    PackBQuads(StridedMatrix{b.data(), kNR, 1}, kNR, 1, 0, K, 0, quads, rows.data(), b_packed.data());
+    std::vector<int32_t> correction(kNR);
+    QuadPacking{QuadKernelAvx512Vnni}.Corrections(b_packed.data(), 1, quads, correction.data());
+    for (const bool accumulate : {false, true}) {
+      std::vector<int32_t> c(kMR * kNR, 5);
+      QuadKernelAvx512Vnni(quads, a_packed.data(), b_packed.data(), correction.data(), c.data(), kNR, accumulate);
+      for (int r = 0; r < kMR; ++r) {
+        for (int j = 0; j < kNR; ++j) {
+          int64_t want = accumulate ? 5 : 0;
+          for (int64_t k = 0; k < K; ++k) want += int64_t{a[r * K + k]} * b[k * kNR + j];
+          EXPECT(c[r * kNR + j] == want, "quad kernel K=%ld (%d, %d): %d vs %ld", (long)K, r, j,
+                 c[r * kNR + j], (long)want);
+        }
       }
     }
   }
@@ -231,6 +252,7 @@ void TestPoolLossSgdAdd() {
 
 int main() {
   keras_int::TestMicroKernels();
+  keras_int::TestQuadKernel();
   keras_int::TestMatMul();
   keras_int::TestConv();
   keras_int::TestRequantizeAndQuantize();
