@@ -56,7 +56,8 @@ namespace gemm_internal {
 
 constexpr int kMR = 6;    // rows of a micro-tile
 constexpr int kNR = 16;   // columns of a micro-tile (two AVX2 registers of int32)
-constexpr int kKC = 512;  // depth of a packed block (even)
+constexpr int kKC = 512;       // depth of a packed block of int16 pairs (even)
+constexpr int kQuadKC = 1024;  // of byte quads (a multiple of 4): the same bytes per row as pairs' 512
 
 // C[0:MR, 0:NR] (row stride ldc) = (accumulate ? C : 0) + Apanel * Bpanel,
 // k_pairs pairs of depth.
@@ -154,7 +155,7 @@ void PackB(const ReaderB& b, int64_t N, int64_t n_panels, int64_t k0, int64_t kc
 template <typename ReaderA>
 void PackAQuads(const ReaderA& a, int64_t i0, int64_t rows, int64_t k0, int64_t kc, uint32_t* dst) {
   const int64_t k_quads = (kc + 3) / 4;
-  alignas(32) int8_t row[kKC + 4];
+  alignas(32) int8_t row[kQuadKC + 4];
   for (int r = 0; r < kMR; ++r) {
     if (r < rows) {
       a.ReadRow(i0 + r, k0, kc, row);
@@ -207,7 +208,7 @@ void PackBQuads(const ReaderB& b, int64_t N, int64_t n_panels, int64_t k0, int64
       }
     }
     for (int64_t panel = 0; panel < n_panels; ++panel) {
-      uint32_t* d = dst + panel * (kNR * kKC / 4) + q * kNR;
+      uint32_t* d = dst + panel * (kNR * kQuadKC / 4) + q * kNR;
       const int64_t j0 = panel * kNR;
       for (int j = 0; j < kNR; ++j) {
         d[j] = static_cast<uint8_t>(rows[j0 + j]) | static_cast<uint32_t>(static_cast<uint8_t>(rows[width + j0 + j])) << 8 |
@@ -222,6 +223,7 @@ void PackBQuads(const ReaderB& b, int64_t N, int64_t n_panels, int64_t k0, int64
 // word of a packed panel.
 struct PairPacking {
   static constexpr int kDepth = 2;
+  static constexpr int kBlockDepth = kKC;
   MicroKernel kernel;
   template <typename ReaderA>
   void PackA(const ReaderA& a, int64_t i0, int64_t rows, int64_t k0, int64_t kc, uint32_t* dst) const {
@@ -242,6 +244,7 @@ struct PairPacking {
 
 struct QuadPacking {
   static constexpr int kDepth = 4;
+  static constexpr int kBlockDepth = kQuadKC;
   QuadKernel kernel;
   template <typename ReaderA>
   void PackA(const ReaderA& a, int64_t i0, int64_t rows, int64_t k0, int64_t kc, uint32_t* dst) const {
@@ -257,7 +260,7 @@ struct QuadPacking {
     for (int64_t panel = 0; panel < n_panels; ++panel) {
       int32_t sums[kNR] = {};
       for (int64_t q = 0; q < k_quads; ++q) {  // row by row: a vector loop over the columns
-        const uint32_t* words = b_packed + panel * (kNR * kKC / 4) + q * kNR;
+        const uint32_t* words = b_packed + panel * (kNR * kQuadKC / 4) + q * kNR;
         for (int j = 0; j < kNR; ++j) {
           sums[j] += static_cast<int8_t>(words[j]) + static_cast<int8_t>(words[j] >> 8) +
                      static_cast<int8_t>(words[j] >> 16) + static_cast<int8_t>(words[j] >> 24);
@@ -276,7 +279,8 @@ struct QuadPacking {
 template <typename Packing, typename ReaderA, typename ReaderB>
 void GemmBlocks(const Packing& packing, int64_t M, int64_t N, int64_t K, const ReaderA& a,
                 const ReaderB& b, int32_t* c, int64_t ldc, const ParallelFor& parallel_for) {
-  constexpr int64_t kUnits = kKC / Packing::kDepth;  // words per packed row of a block
+  constexpr int64_t kBlock = Packing::kBlockDepth;
+  constexpr int64_t kUnits = kBlock / Packing::kDepth;  // words per packed row of a block
   const int64_t n_panels = (N + kNR - 1) / kNR;
   // Row blocks: at most 96 rows, and at least 4 blocks when M allows, so that
   // both cores get work even for short, deep products (weight gradients).
@@ -286,8 +290,8 @@ void GemmBlocks(const Packing& packing, int64_t M, int64_t N, int64_t K, const R
   std::vector<uint32_t> b_packed(n_panels * kNR * kUnits);
   std::vector<int32_t> correction(n_panels * kNR);
 
-  for (int64_t k0 = 0; k0 < K; k0 += kKC) {
-    const int64_t kc = std::min<int64_t>(kKC, K - k0);
+  for (int64_t k0 = 0; k0 < K; k0 += kBlock) {
+    const int64_t kc = std::min<int64_t>(kBlock, K - k0);
     const int64_t units = (kc + Packing::kDepth - 1) / Packing::kDepth;
     const bool accumulate = k0 > 0;
     parallel_for(units, N * 4 * Packing::kDepth, [&](int64_t begin, int64_t end) {

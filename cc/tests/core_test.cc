@@ -102,10 +102,10 @@ void TestMicroKernels() {
 void TestQuadKernel() {
   using namespace gemm_internal;
   if (SelectedQuadKernel() == nullptr) return;
-  for (const int64_t K : {1, 3, 4, 9, 511, 512}) {
+  for (const int64_t K : {1, 3, 4, 9, 511, 1023, 1024}) {
     auto a = RandomInt8(kMR * K), b = RandomInt8(K * kNR);
     a[0] = b[0] = -128;
-    std::vector<uint32_t> a_packed(kKC / 4 * kMR), b_packed(kKC / 4 * kNR);
+    std::vector<uint32_t> a_packed(kQuadKC / 4 * kMR), b_packed(kQuadKC / 4 * kNR);
     std::vector<int8_t> rows(4 * kNR, 0);
     const int64_t quads = (K + 3) / 4;
     PackAQuads(StridedMatrix{a.data(), K, 1}, 0, kMR, 0, K, a_packed.data());
