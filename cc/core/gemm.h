@@ -275,10 +275,12 @@ struct QuadPacking {
   }
 };
 
-// C (M x N, row stride ldc) = A * B for K <= kMaxExactDepth, with one packing.
+// C (M x N, row stride ldc) = A[:, k_begin:k_end] * B[k_begin:k_end, :], with
+// one packing; k_end - k_begin <= kMaxExactDepth.
 template <typename Packing, typename ReaderA, typename ReaderB>
-void GemmBlocks(const Packing& packing, int64_t M, int64_t N, int64_t K, const ReaderA& a,
-                const ReaderB& b, int32_t* c, int64_t ldc, const ParallelFor& parallel_for) {
+void GemmBlocks(const Packing& packing, int64_t M, int64_t N, int64_t k_begin, int64_t k_end,
+                const ReaderA& a, const ReaderB& b, int32_t* c, int64_t ldc,
+                const ParallelFor& parallel_for) {
   constexpr int64_t kBlock = Packing::kBlockDepth;
   constexpr int64_t kUnits = kBlock / Packing::kDepth;  // words per packed row of a block
   const int64_t n_panels = (N + kNR - 1) / kNR;
@@ -290,10 +292,10 @@ void GemmBlocks(const Packing& packing, int64_t M, int64_t N, int64_t K, const R
   std::vector<uint32_t> b_packed(n_panels * kNR * kUnits);
   std::vector<int32_t> correction(n_panels * kNR);
 
-  for (int64_t k0 = 0; k0 < K; k0 += kBlock) {
-    const int64_t kc = std::min<int64_t>(kBlock, K - k0);
+  for (int64_t k0 = k_begin; k0 < k_end; k0 += kBlock) {
+    const int64_t kc = std::min<int64_t>(kBlock, k_end - k0);
     const int64_t units = (kc + Packing::kDepth - 1) / Packing::kDepth;
-    const bool accumulate = k0 > 0;
+    const bool accumulate = k0 > k_begin;
     parallel_for(units, N * 4 * Packing::kDepth, [&](int64_t begin, int64_t end) {
       std::vector<int8_t> rows(Packing::kDepth * n_panels * kNR, 0);
       packing.PackB(b, N, n_panels, k0, kc, begin, end, rows.data(), b_packed.data());
@@ -335,6 +337,40 @@ void GemmBlocks(const Packing& packing, int64_t M, int64_t N, int64_t K, const R
   }
 }
 
+// Small, deep products (weight gradients) split the depth across threads,
+// each with its own partial result, added at the end (exact: every partial
+// sum is a shorter exact dot product): otherwise each of the many depth
+// blocks would pay a thread-pool dispatch for a little work.
+constexpr int64_t kDepthShardMaxOutputs = 1 << 16;
+constexpr int64_t kDepthShards = 8;
+
+template <typename Packing, typename ReaderA, typename ReaderB>
+void GemmWithPacking(const Packing& packing, int64_t M, int64_t N, int64_t K, const ReaderA& a,
+                     const ReaderB& b, int32_t* c, int64_t ldc, const ParallelFor& parallel_for) {
+  constexpr int64_t kBlock = Packing::kBlockDepth;
+  const int64_t blocks = (K + kBlock - 1) / kBlock;
+  if (blocks < 4 || M * N > kDepthShardMaxOutputs) {
+    GemmBlocks(packing, M, N, 0, K, a, b, c, ldc, parallel_for);
+    return;
+  }
+  const int64_t shards = std::min(blocks, kDepthShards);
+  std::vector<int32_t> partial(shards * M * N);
+  parallel_for(shards, M * N * K / shards, [&](int64_t begin, int64_t end) {
+    for (int64_t s = begin; s < end; ++s) {
+      const int64_t k_begin = s * blocks / shards * kBlock;
+      const int64_t k_end = std::min(K, (s + 1) * blocks / shards * kBlock);
+      GemmBlocks(packing, M, N, k_begin, k_end, a, b, &partial[s * M * N], N, SerialFor);
+    }
+  });
+  for (int64_t i = 0; i < M; ++i) {
+    for (int64_t j = 0; j < N; ++j) {
+      int32_t sum = 0;
+      for (int64_t s = 0; s < shards; ++s) sum += partial[(s * M + i) * N + j];
+      c[i * ldc + j] = sum;
+    }
+  }
+}
+
 // C (M x N, row stride ldc) = A * B for K <= kMaxExactDepth: byte quads
 // where the CPU has AVX-512 VNNI, int16 pairs elsewhere.
 template <typename ReaderA, typename ReaderB>
@@ -346,9 +382,9 @@ void GemmExact(int64_t M, int64_t N, int64_t K, const ReaderA& a, const ReaderB&
     return;
   }
   if (const QuadKernel quad = SelectedQuadKernel()) {
-    GemmBlocks(QuadPacking{quad}, M, N, K, a, b, c, ldc, parallel_for);
+    GemmWithPacking(QuadPacking{quad}, M, N, K, a, b, c, ldc, parallel_for);
   } else {
-    GemmBlocks(PairPacking{SelectedMicroKernel()}, M, N, K, a, b, c, ldc, parallel_for);
+    GemmWithPacking(PairPacking{SelectedMicroKernel()}, M, N, K, a, b, c, ldc, parallel_for);
   }
 }
 

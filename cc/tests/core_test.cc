@@ -43,7 +43,8 @@ std::vector<int8_t> RandomInt8(int64_t n, int lo = -128, int hi = 127) {
 
 void TestMatMul() {
   const int64_t shapes[][3] = {{1, 1, 1}, {5, 3, 2}, {6, 16, 512}, {7, 17, 513}, {13, 33, 1000},
-                               {97, 65, 511}, {0, 4, 3}, {3, 0, 5}, {4, 5, 0}, {2, 3, 131071 + 7}};
+                               {97, 65, 511}, {0, 4, 3}, {3, 0, 5}, {4, 5, 0}, {2, 3, 131071 + 7},
+                               {40, 50, 5000}};  // the last: depth split across threads
   for (const auto& s : shapes) {
     const int64_t M = s[0], N = s[1], K = s[2];
     for (int t = 0; t < 4; ++t) {
