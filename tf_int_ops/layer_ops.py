@@ -155,15 +155,38 @@ def relu(x):
     return _loader.load().int_ops_relu(x)[0]
 
 
+@tf.RegisterGradient("IntOps>MaxPoolCarrier")
+def _max_pool_carrier_grad(op, dy, unused_which_grad):
+    attrs = {name: op.get_attr(name) for name in ("ksize", "strides")}
+    return _loader.load().int_ops_max_pool_carrier_grad(
+        tf.shape(op.inputs[0]), dy, op.outputs[1], padding=op.get_attr("padding").decode(), **attrs)
+
+
 @tf.RegisterGradient("IntOps>Relu")
 def _relu_grad(op, dy, unused_mask_grad):
     return _loader.load().int_ops_relu_grad(dy, op.outputs[1])
 
 
 def max_pool2d(x, pool_size=2, strides=None, padding="VALID"):
-    """Integer max pooling on an NHWC carrier; the backward pass is integer too."""
-    x = _carrier(x, "x", "max_pool2d")
-    ops._rank(x, 4, "x", "max_pool2d")
+    """Integer max pooling on an NHWC carrier; the backward pass is integer too.
+
+    Windows that do not overlap (the usual ``strides == pool_size``) are
+    pooled by ``IntOps>MaxPoolCarrier``: integer comparisons of the carrier's
+    bit patterns, which order like the values, so the int8 mantissas are
+    compared without converting to int8 and back (the same result), and the
+    gradient routes the error carrier to each window's recorded maximum
+    without arithmetic. A raw float input (not a carrier) is pooled the same
+    way, so it reaches the next integer layer unquantized, which quantizes it.
+    Overlapping windows quantize, pool the int8 mantissas and route int8
+    errors with int32 sums.
+    """
+    fn = "max_pool2d"
+    x = _carrier(x, "x", fn)
+    ops._rank(x, 4, "x", fn)
+    attrs = ops._pool_attrs(pool_size, strides, padding, fn)
+    (k_h, k_w), (s_h, s_w) = attrs["ksize"], attrs["strides"]
+    if s_h >= k_h and s_w >= k_w and k_h * k_w <= 256:
+        return _loader.load().int_ops_max_pool_carrier(x, **attrs)[0]
 
     @tf.custom_gradient
     def _max_pool(x):
@@ -286,7 +309,7 @@ def softmax_cross_entropy(labels, logits, rounding="pseudo_stochastic", seed=Non
     return _loss(logits)
 
 
-for _op_name in ("BitLength", "ReluGrad", "Quantize", "Dequantize", "Requantize", "RoundShift", "AlignedAdd", "MatMul",
+for _op_name in ("BitLength", "ReluGrad", "MaxPoolCarrierGrad", "Quantize", "Dequantize", "Requantize", "RoundShift", "AlignedAdd", "MatMul",
                  "Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter", "MaxPool",
                  "MaxPoolGrad", "AvgPool", "AvgPoolGrad", "SoftmaxCrossEntropyGrad",
                  "SgdUpdate"):

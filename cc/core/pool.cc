@@ -1,6 +1,8 @@
 #include "cc/core/pool.h"
 
 #include <algorithm>
+#include <atomic>
+#include <string>
 #include <vector>
 
 #include "cc/core/conv.h"
@@ -67,6 +69,26 @@ void AddScaledInto(int32_t* __restrict out, const int8_t* __restrict in, int32_t
   for (int64_t c = 0; c < n; ++c) out[c] += in[c] * multiplier;
 }
 
+// One tap of carrier max pooling over n channels: a strictly greater key
+// replaces the best so far (so the first maximum wins) and records the tap.
+void CarrierMaxInto(int32_t* __restrict best_key, int32_t* __restrict best_bits, uint8_t* __restrict which,
+                    const int32_t* __restrict in, uint8_t tap, int64_t n) {
+  for (int64_t c = 0; c < n; ++c) {
+    const int32_t key = CarrierOrderKey(in[c]);
+    const bool greater = key > best_key[c];
+    best_key[c] = greater ? key : best_key[c];
+    best_bits[c] = greater ? in[c] : best_bits[c];
+    which[c] = greater ? tap : which[c];
+  }
+}
+
+// Whether any of n patterns is NaN or Inf (all exponent bits set).
+bool AnyNonFinite(const int32_t* __restrict bits, int64_t n) {
+  int32_t special = 0;
+  for (int64_t c = 0; c < n; ++c) special |= static_cast<int32_t>((bits[c] & 0x7F800000) == 0x7F800000);
+  return special != 0;
+}
+
 // Routes d[c] to out[c] where in[c] is the window maximum best[c] seen for
 // the first time (done[c] records that); branch-free, so it vectorises.
 void RouteFirstMaximum(int32_t* __restrict out, const int8_t* __restrict in, const int8_t* __restrict best,
@@ -107,6 +129,55 @@ void MaxPoolGrad(const PoolGeometry& g, const int8_t* x, const int8_t* dy, int32
       ForEachTap(g, n, oh, ow, [&](int64_t tap) {
         RouteFirstMaximum(dx + tap, x + tap, best.data(), dy + offset, done.data(), g.channels);
       });
+    });
+  });
+}
+
+Status CheckMaxPoolCarrier(const PoolGeometry& g) {
+  if (g.stride_h < g.k_h || g.stride_w < g.k_w || g.k_h * g.k_w > 256) {
+    return Status::Error("max_pool_carrier: windows must not overlap (stride >= pool size) and have at most "
+                         "256 taps, got pool " + std::to_string(g.k_h) + "x" + std::to_string(g.k_w) +
+                         ", strides " + std::to_string(g.stride_h) + "x" + std::to_string(g.stride_w));
+  }
+  return Status::OK();
+}
+
+Status MaxPoolCarrier(const PoolGeometry& g, const float* x, float* y, uint8_t* which,
+                      const ParallelFor& parallel_for) {
+  KERAS_INT_RETURN_IF_ERROR(CheckMaxPoolCarrier(g));
+  const int32_t* in = reinterpret_cast<const int32_t*>(x);
+  int32_t* out = reinterpret_cast<int32_t*>(y);
+  std::atomic<bool> bad{false};
+  parallel_for(g.batch, WindowCost(g), [&](int64_t first, int64_t last) {
+    if (AnyNonFinite(in + first * g.in_h * g.in_w * g.channels, (last - first) * g.in_h * g.in_w * g.channels)) {
+      bad = true;
+      return;
+    }
+    std::vector<int32_t> best_key(g.channels);
+    ForEachWindow(g, first, last, [&](int64_t n, int64_t oh, int64_t ow, int64_t offset) {
+      std::fill(best_key.begin(), best_key.end(), INT32_MIN);  // below every finite key
+      uint8_t tap = 0;
+      ForEachTap(g, n, oh, ow, [&](int64_t at) {
+        CarrierMaxInto(best_key.data(), out + offset, which + offset, in + at, tap++, g.channels);
+      });
+      for (int64_t c = 0; c < g.channels; ++c) out[offset + c] = CanonicalZero(out[offset + c]);
+    });
+  });
+  return bad ? Status::Error("max_pool_carrier: input contains NaN or Inf") : Status::OK();
+}
+
+void MaxPoolCarrierGrad(const PoolGeometry& g, const float* dy, const uint8_t* which, float* dx,
+                        const ParallelFor& parallel_for) {
+  const int32_t* d = reinterpret_cast<const int32_t*>(dy);
+  int32_t* out = reinterpret_cast<int32_t*>(dx);
+  const int64_t image = g.in_h * g.in_w * g.channels;
+  parallel_for(g.batch, WindowCost(g), [&](int64_t first, int64_t last) {
+    std::fill(out + first * image, out + last * image, 0);
+    std::vector<int64_t> taps;
+    ForEachWindow(g, first, last, [&](int64_t n, int64_t oh, int64_t ow, int64_t offset) {
+      taps.clear();
+      ForEachTap(g, n, oh, ow, [&](int64_t at) { taps.push_back(at); });
+      for (int64_t c = 0; c < g.channels; ++c) out[taps[which[offset + c]] + c] = CanonicalZero(d[offset + c]);
     });
   });
 }

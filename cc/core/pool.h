@@ -36,6 +36,22 @@ void MaxPool(const PoolGeometry& g, const int8_t* x, int8_t* y,
 void MaxPoolGrad(const PoolGeometry& g, const int8_t* x, const int8_t* dy, int32_t* dx,
                  const ParallelFor& parallel_for = SerialFor);
 
+// Max pooling of a float32 carrier on its bit patterns, for windows that
+// do not overlap (stride >= window) and have at most 256 taps: the patterns,
+// read as integers in value order (CarrierOrderKey), are compared, so no
+// conversion to int8 and back is needed and a carrier's values are
+// unchanged (the same result as quantize, MaxPool, dequantize). y gets the
+// first maximum in window order (-0.0 as +0.0), which[o] its tap index for
+// the gradient. NaN or Inf is an error.
+Status CheckMaxPoolCarrier(const PoolGeometry& g);
+Status MaxPoolCarrier(const PoolGeometry& g, const float* x, float* y, uint8_t* which,
+                      const ParallelFor& parallel_for = SerialFor);
+
+// dx = dy at each window's recorded tap, +0.0 elsewhere (no window overlaps,
+// so nothing is summed).
+void MaxPoolCarrierGrad(const PoolGeometry& g, const float* dy, const uint8_t* which, float* dx,
+                        const ParallelFor& parallel_for = SerialFor);
+
 // y = sum over each window * AvgPoolMultiplier(n), at exponent offset -16.
 void AvgPool(const PoolGeometry& g, const int8_t* x, int32_t* y,
              const ParallelFor& parallel_for = SerialFor);

@@ -8,6 +8,7 @@
 #ifndef KERAS_INT_CC_CORE_SCALAR_H_
 #define KERAS_INT_CC_CORE_SCALAR_H_
 
+#include <climits>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -202,6 +203,18 @@ KI_HOST_DEVICE float FloatFromBits(uint32_t bits) {
   std::memcpy(&f, &bits, sizeof(f));
   return f;
 #endif
+}
+
+// A float's bit pattern as an int32 that orders like the value: positive
+// patterns as they are, negative ones as minus their magnitude (so -0.0 and
+// +0.0 are equal). For finite floats.
+KI_HOST_DEVICE int32_t CarrierOrderKey(int32_t bits) {
+  return bits >= 0 ? bits : -(bits & 0x7FFFFFFF);
+}
+
+// The pattern of a float with -0.0 replaced by +0.0.
+KI_HOST_DEVICE int32_t CanonicalZero(int32_t bits) {
+  return bits == INT32_MIN ? 0 : bits;
 }
 
 // 2**e as a float, exactly, for e in the normal range [-126, 127].

@@ -85,6 +85,9 @@ Status HalfMatMul(const Context& ctx, const void* x_half, const void* w_half, in
 Status MaxPool(const Context& ctx, const PoolGeometry& g, const int8_t* x, int8_t* y);
 Status MaxPoolGrad(const Context& ctx, const PoolGeometry& g, const int8_t* x, const int8_t* dy,
                    int32_t* dx);
+Status MaxPoolCarrier(const Context& ctx, const PoolGeometry& g, const float* x, float* y, uint8_t* which);
+Status MaxPoolCarrierGrad(const Context& ctx, const PoolGeometry& g, const float* dy, const uint8_t* which,
+                          float* dx);
 Status AvgPool(const Context& ctx, const PoolGeometry& g, const int8_t* x, int32_t* y);
 Status AvgPoolGrad(const Context& ctx, const PoolGeometry& g, const int8_t* dy, int32_t* dx);
 

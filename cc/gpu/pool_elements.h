@@ -123,6 +123,34 @@ KI_HOST_DEVICE int32_t AvgPoolGradElement(const PoolGeometry& g, const int8_t* d
   return sum;
 }
 
+// Carrier max pooling (windows do not overlap): output element i's pattern
+// (the first maximum by CarrierOrderKey, -0.0 as +0.0) and, in *which, the
+// index of its tap among the window's in-bounds taps in row-major order.
+KI_HOST_DEVICE int32_t MaxPoolCarrierElement(const PoolGeometry& g, const int32_t* x, int64_t i,
+                                             uint8_t* which) {
+  const OutputElement e = OutputElementOf(g, i);
+  int32_t best_key = INT32_MIN, best = 0;
+  int tap = 0;
+  for (int64_t h = e.win.h_begin; h < e.win.h_end; ++h)
+    for (int64_t w = e.win.w_begin; w < e.win.w_end; ++w, ++tap) {
+      const int32_t bits = x[((e.b * g.in_h + h) * g.in_w + w) * g.channels + e.c];
+      const int32_t key = CarrierOrderKey(bits);
+      if (key > best_key) best_key = key, best = bits, *which = static_cast<uint8_t>(tap);
+    }
+  return CanonicalZero(best);
+}
+
+// dx of input element i: dy of its window if it is the recorded tap, else +0.0.
+KI_HOST_DEVICE int32_t MaxPoolCarrierGradElement(const PoolGeometry& g, const int32_t* dy, const uint8_t* which,
+                                                 int64_t i) {
+  const InputElement e = InputElementOf(g, i);
+  if (e.oh_first >= e.oh_last || e.ow_first >= e.ow_last) return 0;  // in no window
+  const int64_t o = ((e.b * g.out_h + e.oh_first) * g.out_w + e.ow_first) * g.channels + e.c;
+  const Window win = WindowOf(g, e.oh_first, e.ow_first);
+  const int64_t tap = (e.h - win.h_begin) * (win.w_end - win.w_begin) + (e.w - win.w_begin);
+  return which[o] == tap ? CanonicalZero(dy[o]) : 0;
+}
+
 }  // namespace gpu
 }  // namespace keras_int
 

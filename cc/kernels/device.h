@@ -113,6 +113,13 @@ class CpuDevice {
     keras_int::MaxPoolGrad(g, x, dy, dx, parallel_for_);
     return Status::OK();
   }
+  Status MaxPoolCarrier(const PoolGeometry& g, const float* x, float* y, uint8_t* which) {
+    return keras_int::MaxPoolCarrier(g, x, y, which, parallel_for_);
+  }
+  Status MaxPoolCarrierGrad(const PoolGeometry& g, const float* dy, const uint8_t* which, float* dx) {
+    keras_int::MaxPoolCarrierGrad(g, dy, which, dx, parallel_for_);
+    return Status::OK();
+  }
   Status AvgPool(const PoolGeometry& g, const int8_t* x, int32_t* y) {
     keras_int::AvgPool(g, x, y, parallel_for_);
     return Status::OK();
@@ -222,6 +229,12 @@ class GpuDevice {
   Status MaxPool(const PoolGeometry& g, const int8_t* x, int8_t* y) { return gpu::MaxPool(context_, g, x, y); }
   Status MaxPoolGrad(const PoolGeometry& g, const int8_t* x, const int8_t* dy, int32_t* dx) {
     return gpu::MaxPoolGrad(context_, g, x, dy, dx);
+  }
+  Status MaxPoolCarrier(const PoolGeometry& g, const float* x, float* y, uint8_t* which) {
+    return gpu::MaxPoolCarrier(context_, g, x, y, which);
+  }
+  Status MaxPoolCarrierGrad(const PoolGeometry& g, const float* dy, const uint8_t* which, float* dx) {
+    return gpu::MaxPoolCarrierGrad(context_, g, dy, which, dx);
   }
   Status AvgPool(const PoolGeometry& g, const int8_t* x, int32_t* y) { return gpu::AvgPool(context_, g, x, y); }
   Status AvgPoolGrad(const PoolGeometry& g, const int8_t* dy, int32_t* dx) {

@@ -1,3 +1,4 @@
+#include "cc/kernels/conv_kernels.h"
 #include "cc/kernels/device.h"
 #include "tensorflow/core/framework/op_kernel.h"
 
@@ -84,6 +85,48 @@ class MaxPoolGradOp : public PoolOpBase {
 };
 
 template <typename Device>
+class MaxPoolCarrierOp : public PoolOpBase {
+ public:
+  using PoolOpBase::PoolOpBase;
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& x = ctx->input(0);
+    PoolGeometry g;
+    OP_REQUIRES_OK(ctx, Geometry(x.shape(), &g));
+    Tensor* y = nullptr;
+    Tensor* which = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, OutShape(g), &y));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, OutShape(g), &which));
+    Device device(ctx);
+    OP_REQUIRES_OK(ctx, device.status());
+    KI_OP_REQUIRES_OK(ctx, device.MaxPoolCarrier(g, x.flat<float>().data(), y->flat<float>().data(),
+                                                 which->flat<uint8_t>().data()));
+  }
+};
+
+template <typename Device>
+class MaxPoolCarrierGradOp : public PoolOpBase {
+ public:
+  using PoolOpBase::PoolOpBase;
+  void Compute(OpKernelContext* ctx) override {
+    TensorShape x_shape;
+    OP_REQUIRES_OK(ctx, ShapeFromSizes(ctx->input(0), "max_pool_carrier_grad: input_sizes", &x_shape));
+    const Tensor& dy = ctx->input(1);
+    const Tensor& which = ctx->input(2);
+    PoolGeometry g;
+    OP_REQUIRES_OK(ctx, Geometry(x_shape, &g));
+    OP_REQUIRES_OK(ctx, CheckDy(g, dy));
+    OP_REQUIRES_OK(ctx, CheckDy(g, which));
+    KI_OP_REQUIRES_OK(ctx, CheckMaxPoolCarrier(g));
+    Tensor* dx = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x_shape, &dx));
+    Device device(ctx);
+    OP_REQUIRES_OK(ctx, device.status());
+    KI_OP_REQUIRES_OK(ctx, device.MaxPoolCarrierGrad(g, dy.flat<float>().data(), which.flat<uint8_t>().data(),
+                                                     dx->flat<float>().data()));
+  }
+};
+
+template <typename Device>
 class AvgPoolOp : public PoolOpBase {
  public:
   using PoolOpBase::PoolOpBase;
@@ -126,6 +169,9 @@ class AvgPoolGradOp : public PoolOpBase {
 #define KI_REGISTER_POOL(device_type, DeviceClass)                                                    \
   REGISTER_KERNEL_BUILDER(Name("IntOps>MaxPool").Device(device_type), MaxPoolOp<DeviceClass>);           \
   REGISTER_KERNEL_BUILDER(Name("IntOps>MaxPoolGrad").Device(device_type), MaxPoolGradOp<DeviceClass>);   \
+  REGISTER_KERNEL_BUILDER(Name("IntOps>MaxPoolCarrier").Device(device_type), MaxPoolCarrierOp<DeviceClass>); \
+  REGISTER_KERNEL_BUILDER(Name("IntOps>MaxPoolCarrierGrad").Device(device_type).HostMemory("input_sizes"),   \
+                          MaxPoolCarrierGradOp<DeviceClass>);                                               \
   REGISTER_KERNEL_BUILDER(Name("IntOps>AvgPool").Device(device_type), AvgPoolOp<DeviceClass>);           \
   REGISTER_KERNEL_BUILDER(Name("IntOps>AvgPoolGrad").Device(device_type).HostMemory("input_sizes"),     \
                           AvgPoolGradOp<DeviceClass>)

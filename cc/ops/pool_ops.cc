@@ -45,6 +45,28 @@ REGISTER_OP("IntOps>MaxPoolGrad")
     })
     .Doc("Routes each error to the first maximum of its window; int32 sums.");
 
+REGISTER_OP("IntOps>MaxPoolCarrier")
+    .Input("x: float")
+    .Output("y: float")
+    .Output("which: uint8")
+    .KI_POOL_ATTRS
+    .SetShapeFn([](InferenceContext* c) {
+      TF_RETURN_IF_ERROR(PoolShape(c));
+      c->set_output(1, c->output(0));
+      return ::absl::OkStatus();
+    })
+    .Doc("Max pooling of a float32 carrier by integer comparison of its bit patterns (windows must "
+         "not overlap); `which` is each maximum's tap in its window, for the gradient.");
+
+REGISTER_OP("IntOps>MaxPoolCarrierGrad")
+    .Input("input_sizes: int32")
+    .Input("dy: float")
+    .Input("which: uint8")
+    .Output("dx: float")
+    .KI_POOL_ATTRS
+    .SetShapeFn([](InferenceContext* c) { return SizesShape(c, 0); })
+    .Doc("Routes each error carrier to its window's recorded tap; +0.0 elsewhere.");
+
 REGISTER_OP("IntOps>AvgPool")
     .Input("x: int8")
     .Output("acc: int32")

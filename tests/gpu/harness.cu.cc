@@ -135,6 +135,15 @@ Status EmulateGemm(const Problem& p, int32_t* c) {
 int64_t PoolOutputs(const PoolGeometry& g) { return g.batch * g.out_h * g.out_w * g.channels; }
 int64_t PoolInputs(const PoolGeometry& g) { return g.batch * g.in_h * g.in_w * g.channels; }
 
+Status NonFiniteCheck(const float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    if ((keras_int::FloatBits(x[i]) & 0x7F800000u) == 0x7F800000u) {
+      return Status::Error("max_pool_carrier: input contains NaN or Inf");
+    }
+  }
+  return Status::OK();
+}
+
 }  // namespace
 
 extern "C" {
@@ -324,6 +333,18 @@ KI_POOL_PAIR(avg_pool, keras_int::AvgPool(g, x, y), gpu::AvgPool(Gpu(), g, x, y)
 KI_POOL_PAIR(avg_pool_grad, keras_int::AvgPoolGrad(g, dy, dx), gpu::AvgPoolGrad(Gpu(), g, dy, dx),
              for (int64_t i = 0; i < PoolInputs(g); ++i) dx[i] = gpu::AvgPoolGradElement(g, dy, i),
              const int8_t* dy, int32_t* dx)
+KI_POOL_PAIR(max_pool_carrier, if (Report(keras_int::MaxPoolCarrier(g, x, y, which))) return -1,
+             gpu::MaxPoolCarrier(Gpu(), g, x, y, which),
+             if (Report(keras_int::CheckMaxPoolCarrier(g))) return -1;
+             if (Report(NonFiniteCheck(x, PoolInputs(g)))) return -1;  // the GPU's reduction, on the host
+             for (int64_t i = 0; i < PoolOutputs(g); ++i) reinterpret_cast<int32_t*>(y)[i] =
+                 gpu::MaxPoolCarrierElement(g, reinterpret_cast<const int32_t*>(x), i, &which[i]),
+             const float* x, float* y, uint8_t* which)
+KI_POOL_PAIR(max_pool_carrier_grad, keras_int::MaxPoolCarrierGrad(g, dy, which, dx),
+             gpu::MaxPoolCarrierGrad(Gpu(), g, dy, which, dx),
+             for (int64_t i = 0; i < PoolInputs(g); ++i) reinterpret_cast<int32_t*>(dx)[i] =
+                 gpu::MaxPoolCarrierGradElement(g, reinterpret_cast<const int32_t*>(dy), which, i),
+             const float* dy, const uint8_t* which, float* dx)
 #undef KI_POOL_PAIR
 
 // ---- training ----

@@ -272,6 +272,32 @@ def test_pooling(lib, backend, rng, x_shape, pool, strides, same):
         compare(lib, backend, "avg_pool_grad", g, I32(same), In(dy), Out(x_shape, np.int32))
 
 
+@pytest.mark.parametrize("x_shape,pool,strides,same", [c for c in POOL_CASES if c[2][0] >= c[1][0] and c[2][1] >= c[1][1]])
+def test_max_pool_on_carrier_bits(lib, backend, rng, x_shape, pool, strides, same):
+    geometry = np.array([*x_shape, *pool, *strides], np.int64)
+    out_hw = np.zeros(2, np.int64)
+    assert lib.ki_pool_output(geometry.ctypes.data_as(ctypes.c_void_p), I32(same),
+                              out_hw.ctypes.data_as(ctypes.c_void_p)) == 0
+    y_shape = (x_shape[0], int(out_hw[0]), int(out_hw[1]), x_shape[3])
+    g = In(geometry)
+    for low, high in ((-127, 127), (-2, 2)):
+        x = (int8s(rng, x_shape, low, high).astype(np.float32) * 2.0**-5)
+        x[x == 0] = np.where(rng.random(int((x == 0).sum())) < 0.5, -0.0, 0.0)
+        cpu, _ = compare(lib, backend, "max_pool_carrier", g, I32(same), In(x), Out(y_shape, np.float32),
+                         Out(y_shape, np.uint8))
+        dy = int8s(rng, y_shape).astype(np.float32) * 2.0**-7
+        compare(lib, backend, "max_pool_carrier_grad", g, I32(same), In(dy), In(cpu.outputs[1]),
+                Out(x_shape, np.float32))
+    x[0, 0, 0, 0] = np.inf
+    cpu, other = compare(lib, backend, "max_pool_carrier", g, I32(same), In(x), Out(y_shape, np.float32),
+                         Out(y_shape, np.uint8))
+    assert cpu.rc != 0 and "NaN or Inf" in other.error
+    overlapping = np.array([*x_shape, 3, 3, 1, 1], np.int64)
+    cpu, other = compare(lib, backend, "max_pool_carrier", In(overlapping), I32(1), In(x), Out(x_shape, np.float32),
+                         Out(x_shape, np.uint8))
+    assert "must not overlap" in other.error
+
+
 # ------------------------------------------------------------ training
 
 @pytest.mark.parametrize("mode", ["pseudo_stochastic", "stochastic"])
