@@ -35,13 +35,7 @@ namespace {
 
 // The elementwise loops take their operands by value and restrict-qualified
 // pointers (an int8 store may otherwise alias anything, which blocks
-// vectorisation), and are compiled twice, for AVX2 and for baseline x86-64;
-// the loader picks one at run time.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define KI_VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define KI_VECTOR_CLONES
-#endif
+// vectorisation), and are compiled for AVX2 and baseline (KI_VECTOR_CLONES).
 
 // One rounding mode, shift 1..31, on int32 magnitudes: a branch-free loop
 // (the generic RoundShift64 handles every case but is several times slower).

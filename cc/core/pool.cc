@@ -57,33 +57,34 @@ int64_t WindowCost(const PoolGeometry& g) {
 // The per-channel loops, as functions of values and restrict pointers:
 // inside the window lambdas a byte store could alias any captured reference,
 // which stops the compiler from vectorising them.
-void MaxInto(int8_t* __restrict out, const int8_t* __restrict in, int64_t n) {
+KI_VECTOR_CLONES void MaxInto(int8_t* __restrict out, const int8_t* __restrict in, int64_t n) {
   for (int64_t c = 0; c < n; ++c) out[c] = std::max(out[c], in[c]);
 }
 
-void AddInto(int32_t* __restrict out, const int8_t* __restrict in, int64_t n) {
+KI_VECTOR_CLONES void AddInto(int32_t* __restrict out, const int8_t* __restrict in, int64_t n) {
   for (int64_t c = 0; c < n; ++c) out[c] += in[c];
 }
 
-void AddScaledInto(int32_t* __restrict out, const int8_t* __restrict in, int32_t multiplier, int64_t n) {
+KI_VECTOR_CLONES void AddScaledInto(int32_t* __restrict out, const int8_t* __restrict in, int32_t multiplier, int64_t n) {
   for (int64_t c = 0; c < n; ++c) out[c] += in[c] * multiplier;
 }
 
 // One tap of carrier max pooling over n channels: a strictly greater key
 // replaces the best so far (so the first maximum wins) and records the tap.
-void CarrierMaxInto(int32_t* __restrict best_key, int32_t* __restrict best_bits, uint8_t* __restrict which,
-                    const int32_t* __restrict in, uint8_t tap, int64_t n) {
-  for (int64_t c = 0; c < n; ++c) {
+KI_VECTOR_CLONES void CarrierMaxInto(int32_t* __restrict best_key, int32_t* __restrict best_bits,
+                                     uint8_t* __restrict which, const int32_t* __restrict in, uint8_t tap,
+                                     int64_t n) {
+  for (int64_t c = 0; c < n; ++c) {  // masks, no branches: the loop vectorises
     const int32_t key = CarrierOrderKey(in[c]);
-    const bool greater = key > best_key[c];
-    best_key[c] = greater ? key : best_key[c];
-    best_bits[c] = greater ? in[c] : best_bits[c];
-    which[c] = greater ? tap : which[c];
+    const int32_t greater = -static_cast<int32_t>(key > best_key[c]);
+    best_key[c] = (key & greater) | (best_key[c] & ~greater);
+    best_bits[c] = (in[c] & greater) | (best_bits[c] & ~greater);
+    which[c] = static_cast<uint8_t>((tap & greater) | (which[c] & ~greater));
   }
 }
 
 // Whether any of n patterns is NaN or Inf (all exponent bits set).
-bool AnyNonFinite(const int32_t* __restrict bits, int64_t n) {
+KI_VECTOR_CLONES bool AnyNonFinite(const int32_t* __restrict bits, int64_t n) {
   int32_t special = 0;
   for (int64_t c = 0; c < n; ++c) special |= static_cast<int32_t>((bits[c] & 0x7F800000) == 0x7F800000);
   return special != 0;
@@ -91,7 +92,7 @@ bool AnyNonFinite(const int32_t* __restrict bits, int64_t n) {
 
 // Routes d[c] to out[c] where in[c] is the window maximum best[c] seen for
 // the first time (done[c] records that); branch-free, so it vectorises.
-void RouteFirstMaximum(int32_t* __restrict out, const int8_t* __restrict in, const int8_t* __restrict best,
+KI_VECTOR_CLONES void RouteFirstMaximum(int32_t* __restrict out, const int8_t* __restrict in, const int8_t* __restrict best,
                        const int8_t* __restrict d, uint8_t* __restrict done, int64_t n) {
   for (int64_t c = 0; c < n; ++c) {
     const uint8_t hit = (in[c] == best[c]) & (done[c] ^ 1);

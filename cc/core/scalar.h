@@ -19,6 +19,14 @@
 #define KI_HOST_DEVICE inline
 #endif
 
+// CPU loops compiled twice, for AVX2 and for baseline x86-64; the loader
+// picks one at run time (the core is otherwise built for baseline x86-64).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__CUDACC__)
+#define KI_VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define KI_VECTOR_CLONES
+#endif
+
 namespace keras_int {
 
 enum class Rounding { kNearest, kPseudoStochastic, kStochastic, kTruncate };
@@ -209,7 +217,8 @@ KI_HOST_DEVICE float FloatFromBits(uint32_t bits) {
 // patterns as they are, negative ones as minus their magnitude (so -0.0 and
 // +0.0 are equal). For finite floats.
 KI_HOST_DEVICE int32_t CarrierOrderKey(int32_t bits) {
-  return bits >= 0 ? bits : -(bits & 0x7FFFFFFF);
+  const int32_t sign = bits >> 31;  // 0 or -1 (arithmetic shift)
+  return ((bits & 0x7FFFFFFF) ^ sign) - sign;  // sign-magnitude to two's complement, branch-free
 }
 
 // The pattern of a float with -0.0 replaced by +0.0.
