@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 namespace keras_int {
@@ -37,32 +38,46 @@ namespace {
 // pointers (an int8 store may otherwise alias anything, which blocks
 // vectorisation), and are compiled for AVX2 and baseline (KI_VECTOR_CLONES).
 
+// A requantized mantissa as stored: as an int8/int16, or as a float32
+// carrier (times `scale`, the power of two of its exponent).
+template <typename Out>
+inline Out Stored(int32_t v, float scale) {
+  if constexpr (std::is_same_v<Out, float>) {
+    return static_cast<float>(v) * scale;
+  } else {
+    return static_cast<Out>(v);
+  }
+}
+
 // One rounding mode, shift 1..31, on int32 magnitudes: a branch-free loop
 // (the generic RoundShift64 handles every case but is several times slower).
-template <Rounding kMode, typename T>
+template <Rounding kMode, typename Out>
 void ShiftAndClip(const int32_t* __restrict acc, int64_t begin, int64_t end, int s, RoundingSeed seed,
-                  int32_t limit, T* __restrict out) {
+                  int32_t limit, float scale, Out* __restrict out) {
   for (int64_t i = begin; i < end; ++i) {
     const uint32_t random =
         kMode == Rounding::kStochastic ? StochasticWord(seed.key, seed.step, static_cast<uint64_t>(i)) : 0;
-    out[i] = static_cast<T>(ShiftAndClipElement<kMode>(acc[i], s, random, static_cast<uint32_t>(limit)));
+    out[i] = Stored<Out>(ShiftAndClipElement<kMode>(acc[i], s, random, static_cast<uint32_t>(limit)), scale);
   }
 }
 
 // The deterministic modes, vectorised (stochastic rounding's Philox per
 // element does not vectorise).
-#define KI_SHIFT_AND_CLIP_CLONE(Mode, T)                                                           \
-  KI_VECTOR_CLONES void ShiftAndClipVector_##Mode(const int32_t* __restrict acc, int64_t begin,    \
-                                                  int64_t end, int s, int32_t limit,               \
-                                                  T* __restrict out) {                             \
-    ShiftAndClip<Rounding::Mode, T>(acc, begin, end, s, RoundingSeed{}, limit, out);               \
+#define KI_SHIFT_AND_CLIP_CLONE(Mode, Out)                                                           \
+  KI_VECTOR_CLONES void ShiftAndClipVector_##Mode(const int32_t* __restrict acc, int64_t begin,      \
+                                                  int64_t end, int s, int32_t limit, float scale,    \
+                                                  Out* __restrict out) {                             \
+    ShiftAndClip<Rounding::Mode, Out>(acc, begin, end, s, RoundingSeed{}, limit, scale, out);        \
   }
 KI_SHIFT_AND_CLIP_CLONE(kNearest, int8_t)
 KI_SHIFT_AND_CLIP_CLONE(kNearest, int16_t)
+KI_SHIFT_AND_CLIP_CLONE(kNearest, float)
 KI_SHIFT_AND_CLIP_CLONE(kTruncate, int8_t)
 KI_SHIFT_AND_CLIP_CLONE(kTruncate, int16_t)
+KI_SHIFT_AND_CLIP_CLONE(kTruncate, float)
 KI_SHIFT_AND_CLIP_CLONE(kPseudoStochastic, int8_t)
 KI_SHIFT_AND_CLIP_CLONE(kPseudoStochastic, int16_t)
+KI_SHIFT_AND_CLIP_CLONE(kPseudoStochastic, float)
 #undef KI_SHIFT_AND_CLIP_CLONE
 
 // OR of magnitudes has the same bit length as their maximum.
@@ -114,9 +129,13 @@ void DequantizeRangeOf(const int16_t* q, int64_t n, float factor, float* out) { 
 
 int MaxBitLength(const int32_t* acc, int64_t n) { return BitLength(MagnitudeOr(acc, n)); }
 
-template <typename T>
-Status Requantize(const int32_t* acc, int64_t n, int acc_exponent, Rounding rounding,
-                  RoundingSeed seed, T* out, int* out_exponent, const ParallelFor& parallel_for) {
+namespace {
+
+// Requantize into T mantissas, stored as Out: T itself, or a float32
+// carrier of them (requantize and dequantize in one pass).
+template <typename T, typename Out>
+Status RequantizeInto(const int32_t* acc, int64_t n, int acc_exponent, Rounding rounding, RoundingSeed seed,
+                      Out* out, int* out_exponent, const ParallelFor& parallel_for) {
   constexpr int kBits = sizeof(T) * 8;
   constexpr int32_t kLimit = (1 << (kBits - 1)) - 1;
   KERAS_INT_RETURN_IF_ERROR(
@@ -126,31 +145,45 @@ Status Requantize(const int32_t* acc, int64_t n, int acc_exponent, Rounding roun
   KERAS_INT_RETURN_IF_ERROR(
       CheckExponent("requantize: result exponent", exponent, kMinExponent, kMaxExponent));
   *out_exponent = exponent;
+  const float scale = PowerOfTwo(exponent);  // only used for float carriers
   if (shift <= 0) {
     // Small values are never scaled up.
-    for (int64_t i = 0; i < n; ++i) out[i] = static_cast<T>(acc[i]);
+    for (int64_t i = 0; i < n; ++i) out[i] = Stored<Out>(acc[i], scale);
     return Status::OK();
   }
   // shift <= 32 - 7 = 25 here, so every mode fits 32-bit arithmetic.
   parallel_for(n, 4, [&](int64_t begin, int64_t end) {
     switch (rounding) {
       case Rounding::kNearest:
-        return ShiftAndClipVector_kNearest(acc, begin, end, shift, kLimit, out);
+        return ShiftAndClipVector_kNearest(acc, begin, end, shift, kLimit, scale, out);
       case Rounding::kTruncate:
-        return ShiftAndClipVector_kTruncate(acc, begin, end, shift, kLimit, out);
+        return ShiftAndClipVector_kTruncate(acc, begin, end, shift, kLimit, scale, out);
       case Rounding::kPseudoStochastic:
-        return ShiftAndClipVector_kPseudoStochastic(acc, begin, end, shift, kLimit, out);
+        return ShiftAndClipVector_kPseudoStochastic(acc, begin, end, shift, kLimit, scale, out);
       case Rounding::kStochastic:
-        return ShiftAndClip<Rounding::kStochastic>(acc, begin, end, shift, seed, kLimit, out);
+        return ShiftAndClip<Rounding::kStochastic>(acc, begin, end, shift, seed, kLimit, scale, out);
     }
   });
   return Status::OK();
+}
+
+}  // namespace
+
+template <typename T>
+Status Requantize(const int32_t* acc, int64_t n, int acc_exponent, Rounding rounding,
+                  RoundingSeed seed, T* out, int* out_exponent, const ParallelFor& parallel_for) {
+  return RequantizeInto<T, T>(acc, n, acc_exponent, rounding, seed, out, out_exponent, parallel_for);
 }
 
 template Status Requantize<int8_t>(const int32_t*, int64_t, int, Rounding, RoundingSeed, int8_t*,
                                    int*, const ParallelFor&);
 template Status Requantize<int16_t>(const int32_t*, int64_t, int, Rounding, RoundingSeed, int16_t*,
                                     int*, const ParallelFor&);
+
+Status RequantizeToCarrier(const int32_t* acc, int64_t n, int acc_exponent, Rounding rounding,
+                           RoundingSeed seed, float* out, int* out_exponent, const ParallelFor& parallel_for) {
+  return RequantizeInto<int8_t, float>(acc, n, acc_exponent, rounding, seed, out, out_exponent, parallel_for);
+}
 
 Status RoundShiftTensor(const int32_t* in, int64_t n, int shift, Rounding rounding,
                         RoundingSeed seed, int32_t limit, int32_t* out) {

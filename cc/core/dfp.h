@@ -33,6 +33,11 @@ template <typename T>
 Status Requantize(const int32_t* acc, int64_t n, int acc_exponent, Rounding rounding,
                   RoundingSeed seed, T* out, int* out_exponent, const ParallelFor& parallel_for);
 
+// Requantize to int8 and dequantize in one pass: the float32 carrier of the
+// requantized mantissas (and their exponent), without an int8 temporary.
+Status RequantizeToCarrier(const int32_t* acc, int64_t n, int acc_exponent, Rounding rounding,
+                           RoundingSeed seed, float* out, int* out_exponent, const ParallelFor& parallel_for);
+
 // Shifts every element right by `shift` with rounding (shift <= 0: copy),
 // clips to [-limit, limit].
 Status RoundShiftTensor(const int32_t* in, int64_t n, int shift, Rounding rounding,

@@ -1,5 +1,6 @@
 // DFP conversions, residual add, bias and ReLU on the GPU.
 #include <string>
+#include <type_traits>
 
 #include "cc/core/add.h"
 #include "cc/core/dfp.h"
@@ -50,19 +51,30 @@ __global__ void MagnitudeOrKernel(const int32_t* x, int64_t n, uint32_t* any) {
   AtomicOrWarp(any, v);
 }
 
-template <Rounding kMode, typename T>
-__global__ void ShiftAndClipKernel(const int32_t* acc, int64_t n, int s, RoundingSeed seed,
-                                   uint32_t limit, T* out) {
-  KI_GRID_STRIDE(i, n) {
-    const uint32_t random =
-        kMode == Rounding::kStochastic ? StochasticWord(seed.key, seed.step, static_cast<uint64_t>(i)) : 0;
-    out[i] = static_cast<T>(ShiftAndClipElement<kMode>(acc[i], s, random, limit));
+// A requantized mantissa as stored: as an int8/int16, or as a float32
+// carrier (times `scale`), as on the CPU.
+template <typename Out>
+__device__ __forceinline__ Out Stored(int32_t v, float scale) {
+  if constexpr (std::is_same_v<Out, float>) {
+    return static_cast<float>(v) * scale;
+  } else {
+    return static_cast<Out>(v);
   }
 }
 
-template <typename T>
-__global__ void NarrowKernel(const int32_t* acc, int64_t n, T* out) {
-  KI_GRID_STRIDE(i, n) { out[i] = static_cast<T>(acc[i]); }
+template <Rounding kMode, typename Out>
+__global__ void ShiftAndClipKernel(const int32_t* acc, int64_t n, int s, RoundingSeed seed,
+                                   uint32_t limit, float scale, Out* out) {
+  KI_GRID_STRIDE(i, n) {
+    const uint32_t random =
+        kMode == Rounding::kStochastic ? StochasticWord(seed.key, seed.step, static_cast<uint64_t>(i)) : 0;
+    out[i] = Stored<Out>(ShiftAndClipElement<kMode>(acc[i], s, random, limit), scale);
+  }
+}
+
+template <typename Out>
+__global__ void NarrowKernel(const int32_t* acc, int64_t n, float scale, Out* out) {
+  KI_GRID_STRIDE(i, n) { out[i] = Stored<Out>(acc[i], scale); }
 }
 
 __global__ void RoundShiftKernel(const int32_t* in, int64_t n, int shift, Rounding rounding,
@@ -186,9 +198,12 @@ Status Dequantize(const Context& ctx, const T* q, int64_t n, int exponent, float
   return LaunchStatus("dequantize");
 }
 
-template <typename T>
-Status Requantize(const Context& ctx, const int32_t* acc, int64_t n, int acc_exponent,
-                  Rounding rounding, RoundingSeed seed, T* out, int* out_exponent) {
+namespace {
+
+// Requantize into T mantissas, stored as Out: T itself or a float32 carrier.
+template <typename T, typename Out>
+Status RequantizeInto(const Context& ctx, const int32_t* acc, int64_t n, int acc_exponent, Rounding rounding,
+                      RoundingSeed seed, Out* out, int* out_exponent) {
   constexpr int kBits = sizeof(T) * 8;
   constexpr uint32_t kLimit = (1u << (kBits - 1)) - 1;
   KERAS_INT_RETURN_IF_ERROR(
@@ -201,27 +216,45 @@ Status Requantize(const Context& ctx, const int32_t* acc, int64_t n, int acc_exp
       CheckExponent("requantize: result exponent", exponent, kMinExponent, kMaxExponent));
   *out_exponent = exponent;
   if (n == 0) return Status::OK();
+  const float scale = PowerOfTwo(exponent);
   const cudaStream_t stream = StreamOf(ctx);
   const unsigned int blocks = BlocksFor(n);
   if (shift <= 0) {
-    NarrowKernel<T><<<blocks, kThreads, 0, stream>>>(acc, n, out);  // never scaled up
+    NarrowKernel<Out><<<blocks, kThreads, 0, stream>>>(acc, n, scale, out);  // never scaled up
   } else {
     switch (rounding) {
       case Rounding::kNearest:
-        ShiftAndClipKernel<Rounding::kNearest, T><<<blocks, kThreads, 0, stream>>>(acc, n, shift, seed, kLimit, out);
+        ShiftAndClipKernel<Rounding::kNearest, Out><<<blocks, kThreads, 0, stream>>>(acc, n, shift, seed, kLimit,
+                                                                                     scale, out);
         break;
       case Rounding::kTruncate:
-        ShiftAndClipKernel<Rounding::kTruncate, T><<<blocks, kThreads, 0, stream>>>(acc, n, shift, seed, kLimit, out);
+        ShiftAndClipKernel<Rounding::kTruncate, Out><<<blocks, kThreads, 0, stream>>>(acc, n, shift, seed, kLimit,
+                                                                                      scale, out);
         break;
       case Rounding::kPseudoStochastic:
-        ShiftAndClipKernel<Rounding::kPseudoStochastic, T><<<blocks, kThreads, 0, stream>>>(acc, n, shift, seed, kLimit, out);
+        ShiftAndClipKernel<Rounding::kPseudoStochastic, Out><<<blocks, kThreads, 0, stream>>>(
+            acc, n, shift, seed, kLimit, scale, out);
         break;
       case Rounding::kStochastic:
-        ShiftAndClipKernel<Rounding::kStochastic, T><<<blocks, kThreads, 0, stream>>>(acc, n, shift, seed, kLimit, out);
+        ShiftAndClipKernel<Rounding::kStochastic, Out><<<blocks, kThreads, 0, stream>>>(acc, n, shift, seed, kLimit,
+                                                                                        scale, out);
         break;
     }
   }
   return LaunchStatus("requantize");
+}
+
+}  // namespace
+
+template <typename T>
+Status Requantize(const Context& ctx, const int32_t* acc, int64_t n, int acc_exponent,
+                  Rounding rounding, RoundingSeed seed, T* out, int* out_exponent) {
+  return RequantizeInto<T, T>(ctx, acc, n, acc_exponent, rounding, seed, out, out_exponent);
+}
+
+Status RequantizeToCarrier(const Context& ctx, const int32_t* acc, int64_t n, int acc_exponent,
+                           Rounding rounding, RoundingSeed seed, float* out, int* out_exponent) {
+  return RequantizeInto<int8_t, float>(ctx, acc, n, acc_exponent, rounding, seed, out, out_exponent);
 }
 
 Status RoundShiftTensor(const Context& ctx, const int32_t* in, int64_t n, int shift,

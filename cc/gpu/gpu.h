@@ -43,6 +43,9 @@ Status Dequantize(const Context& ctx, const T* q, int64_t n, int exponent, float
 template <typename T>
 Status Requantize(const Context& ctx, const int32_t* acc, int64_t n, int acc_exponent,
                   Rounding rounding, RoundingSeed seed, T* out, int* out_exponent);
+// Requantize to int8 and dequantize in one pass (as the core's).
+Status RequantizeToCarrier(const Context& ctx, const int32_t* acc, int64_t n, int acc_exponent,
+                           Rounding rounding, RoundingSeed seed, float* out, int* out_exponent);
 Status RoundShiftTensor(const Context& ctx, const int32_t* in, int64_t n, int shift,
                         Rounding rounding, RoundingSeed seed, int32_t limit, int32_t* out);
 Status MaxBitLength(const Context& ctx, const int32_t* acc, int64_t n, int* bits);

@@ -47,6 +47,10 @@ class CpuDevice {
     return keras_int::Requantize<T>(acc, n, acc_exponent, rounding, seed, out, out_exponent,
                                     parallel_for_);
   }
+  Status RequantizeToCarrier(const int32_t* acc, int64_t n, int acc_exponent, Rounding rounding,
+                             RoundingSeed seed, float* out, int* out_exponent) {
+    return keras_int::RequantizeToCarrier(acc, n, acc_exponent, rounding, seed, out, out_exponent, parallel_for_);
+  }
   Status RoundShiftTensor(const int32_t* in, int64_t n, int shift, Rounding rounding,
                           RoundingSeed seed, int32_t limit, int32_t* out) {
     return keras_int::RoundShiftTensor(in, n, shift, rounding, seed, limit, out);
@@ -182,6 +186,10 @@ class GpuDevice {
   Status Requantize(const int32_t* acc, int64_t n, int acc_exponent, Rounding rounding,
                     RoundingSeed seed, T* out, int* out_exponent) {
     return gpu::Requantize<T>(context_, acc, n, acc_exponent, rounding, seed, out, out_exponent);
+  }
+  Status RequantizeToCarrier(const int32_t* acc, int64_t n, int acc_exponent, Rounding rounding,
+                             RoundingSeed seed, float* out, int* out_exponent) {
+    return gpu::RequantizeToCarrier(context_, acc, n, acc_exponent, rounding, seed, out, out_exponent);
   }
   Status RoundShiftTensor(const int32_t* in, int64_t n, int shift, Rounding rounding,
                           RoundingSeed seed, int32_t limit, int32_t* out) {

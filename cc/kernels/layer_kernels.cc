@@ -50,16 +50,11 @@ class LayerOpBase : public OpKernel {
   void EmitOutput(OpKernelContext* ctx, Device& device, const Tensor& acc, int acc_exponent) {
     RoundingSeed seed;
     OP_REQUIRES_OK(ctx, GetSeed(ctx, SeedIndex(), &seed));
-    Tensor q;
-    OP_REQUIRES_OK(ctx, ctx->allocate_temp(::tensorflow::DT_INT8, acc.shape(), &q));
-    int exponent;
-    KI_OP_REQUIRES_OK(ctx, device.template Requantize<int8_t>(acc.flat<int32_t>().data(), acc.NumElements(),
-                                                              acc_exponent, rounding_, seed,
-                                                              q.flat<int8_t>().data(), &exponent));
     Tensor* y = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, acc.shape(), &y));
-    KI_OP_REQUIRES_OK(ctx, device.template Dequantize<int8_t>(q.flat<int8_t>().data(), q.NumElements(),
-                                                              exponent, y->flat<float>().data()));
+    int exponent;
+    KI_OP_REQUIRES_OK(ctx, device.RequantizeToCarrier(acc.flat<int32_t>().data(), acc.NumElements(), acc_exponent,
+                                                      rounding_, seed, y->flat<float>().data(), &exponent));
     SetScalarInt32(ctx, 1, exponent);
   }
 

@@ -198,6 +198,12 @@ int ki_cpu_requantize16(const int32_t* acc, int64_t n, int e, int mode, uint64_t
 int ki_gpu_requantize16(const int32_t* acc, int64_t n, int e, int mode, uint64_t key, uint64_t step, int16_t* q, int* out_e) {
   return Report(gpu::Requantize<int16_t>(Gpu(), acc, n, e, RoundingOf(mode), RoundingSeed{key, step}, q, out_e));
 }
+int ki_cpu_requantize_carrier(const int32_t* acc, int64_t n, int e, int mode, uint64_t key, uint64_t step, float* out, int* out_e) {
+  return Report(keras_int::RequantizeToCarrier(acc, n, e, RoundingOf(mode), RoundingSeed{key, step}, out, out_e, SerialFor));
+}
+int ki_gpu_requantize_carrier(const int32_t* acc, int64_t n, int e, int mode, uint64_t key, uint64_t step, float* out, int* out_e) {
+  return Report(gpu::RequantizeToCarrier(Gpu(), acc, n, e, RoundingOf(mode), RoundingSeed{key, step}, out, out_e));
+}
 int ki_cpu_round_shift(const int32_t* x, int64_t n, int shift, int mode, uint64_t key, uint64_t step, int32_t limit, int32_t* y) {
   return Report(keras_int::RoundShiftTensor(x, n, shift, RoundingOf(mode), RoundingSeed{key, step}, limit, y));
 }

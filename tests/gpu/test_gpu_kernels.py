@@ -86,6 +86,10 @@ def test_cpu_side_of_the_c_api_matches_the_reference(lib, rng):
         q, e = reference.requantize(acc, -10, mode, seed=(3, 9))
         np.testing.assert_array_equal(res.outputs[0], q)
         assert res.outputs[1] == e
+    carrier = run_cpu(lib, "requantize_carrier", In(acc), I64(acc.size), I32(-10), I32(ROUNDINGS["nearest"]), U64(0),
+                      U64(0), Out(acc.shape, np.float32), OutInt())
+    q, e = reference.requantize(acc, -10, "nearest")
+    np.testing.assert_array_equal(carrier.outputs[0], reference.dequantize(q, e))
     bad = run_cpu(lib, "dequantize8", In(np.zeros(3, np.int8)), I64(3), I32(101), Out((3,), np.float32))
     assert bad.rc != 0 and "out of range" in bad.error
 
@@ -141,6 +145,10 @@ def test_requantize(gpu, rng, bits, mode):
             assert_same(*run_both(gpu, f"requantize{bits}", In(acc), I64(acc.size), I32(e), I32(ROUNDINGS[mode]),
                                   U64(seed[0]), U64(seed[1]), Out(acc.shape, dtype), OutInt()),
                         f"case {i}, e={e}")
+            if bits == 8:
+                assert_same(*run_both(gpu, "requantize_carrier", In(acc), I64(acc.size), I32(e),
+                                      I32(ROUNDINGS[mode]), U64(seed[0]), U64(seed[1]), Out(acc.shape, np.float32),
+                                      OutInt()), f"carrier case {i}, e={e}")
 
 
 @pytest.mark.parametrize("mode", MODES)
