@@ -8,7 +8,6 @@
 #define KERAS_INT_CC_KERNELS_DEVICE_H_
 
 #include <algorithm>
-#include <atomic>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -19,6 +18,7 @@
 #include "cc/core/dfp.h"
 #include "cc/core/gemm.h"
 #include "cc/core/pool.h"
+#include "cc/core/relu.h"
 #include "cc/core/sgd.h"
 #include "cc/kernels/common.h"
 #if KERAS_INT_CUDA
@@ -68,30 +68,11 @@ class CpuDevice {
     return keras_int::AddBias(acc, rows, channels, bias, shift);
   }
 
-  // ReLU on the bit patterns of float32 carriers: as a signed integer the
-  // pattern is > 0 exactly when the value is positive.
   Status Relu(const float* x, int64_t n, float* y, bool* positive) {
-    const int32_t* in = reinterpret_cast<const int32_t*>(x);
-    int32_t* out = reinterpret_cast<int32_t*>(y);
-    std::atomic<bool> bad{false};
-    parallel_for_(n, 2, [&](int64_t begin, int64_t end) {
-      int32_t special = 0;
-      for (int64_t i = begin; i < end; ++i) {
-        const int32_t b = in[i];
-        special |= static_cast<int32_t>((b & 0x7F800000) == 0x7F800000);  // NaN, Inf
-        positive[i] = b > 0;
-        out[i] = b & -static_cast<int32_t>(b > 0);
-      }
-      if (special) bad = true;
-    });
-    return bad ? Status::Error("relu: input contains NaN or Inf") : Status::OK();
+    return keras_int::Relu(x, n, y, positive, parallel_for_);
   }
   Status ReluGrad(const float* dy, const bool* positive, int64_t n, float* dx) {
-    const int32_t* in = reinterpret_cast<const int32_t*>(dy);
-    int32_t* out = reinterpret_cast<int32_t*>(dx);
-    parallel_for_(n, 2, [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i) out[i] = in[i] & -static_cast<int32_t>(positive[i]);
-    });
+    keras_int::ReluGrad(dy, positive, n, dx, parallel_for_);
     return Status::OK();
   }
 
