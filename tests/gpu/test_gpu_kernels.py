@@ -264,14 +264,18 @@ POOL_CASES = [
 ]
 
 
-@pytest.mark.parametrize("x_shape,pool,strides,same", POOL_CASES)
-def test_pooling(lib, backend, rng, x_shape, pool, strides, same):
+def pool_geometry(lib, x_shape, pool, strides, same):
+    """The harness' geometry argument and the pooled shape."""
     geometry = np.array([*x_shape, *pool, *strides], np.int64)
     out_hw = np.zeros(2, np.int64)
     assert lib.ki_pool_output(geometry.ctypes.data_as(ctypes.c_void_p), I32(same),
                               out_hw.ctypes.data_as(ctypes.c_void_p)) == 0
-    y_shape = (x_shape[0], int(out_hw[0]), int(out_hw[1]), x_shape[3])
-    g = In(geometry)
+    return In(geometry), (x_shape[0], int(out_hw[0]), int(out_hw[1]), x_shape[3])
+
+
+@pytest.mark.parametrize("x_shape,pool,strides,same", POOL_CASES)
+def test_pooling(lib, backend, rng, x_shape, pool, strides, same):
+    g, y_shape = pool_geometry(lib, x_shape, pool, strides, same)
     for low, high in ((-128, 127), (-2, 2)):  # the narrow range makes ties
         x, dy = int8s(rng, x_shape, low, high), int8s(rng, y_shape)
         compare(lib, backend, "max_pool", g, I32(same), In(x), Out(y_shape, np.int8))
@@ -282,12 +286,7 @@ def test_pooling(lib, backend, rng, x_shape, pool, strides, same):
 
 @pytest.mark.parametrize("x_shape,pool,strides,same", [c for c in POOL_CASES if c[2][0] >= c[1][0] and c[2][1] >= c[1][1]])
 def test_max_pool_on_carrier_bits(lib, backend, rng, x_shape, pool, strides, same):
-    geometry = np.array([*x_shape, *pool, *strides], np.int64)
-    out_hw = np.zeros(2, np.int64)
-    assert lib.ki_pool_output(geometry.ctypes.data_as(ctypes.c_void_p), I32(same),
-                              out_hw.ctypes.data_as(ctypes.c_void_p)) == 0
-    y_shape = (x_shape[0], int(out_hw[0]), int(out_hw[1]), x_shape[3])
-    g = In(geometry)
+    g, y_shape = pool_geometry(lib, x_shape, pool, strides, same)
     for low, high in ((-127, 127), (-2, 2)):
         x = (int8s(rng, x_shape, low, high).astype(np.float32) * 2.0**-5)
         x[x == 0] = np.where(rng.random(int((x == 0).sum())) < 0.5, -0.0, 0.0)
