@@ -101,9 +101,8 @@ def conv2d(x, kernel, kernel_exponent, strides=1, padding="SAME", dilations=1,
 
 
 def _error_to_carrier(acc, exponent):
-    """An int32 error accumulator -> requantized (nearest) carrier."""
-    q, e = ops.requantize(acc, exponent, "nearest")
-    return ops.dequantize(q, e)
+    """An int32 error accumulator -> requantized (nearest) carrier, in one op."""
+    return _loader.load().int_ops_requantize_to_carrier(acc, exponent, ops._seed(None, "nearest", "error"))[0]
 
 
 @tf.RegisterGradient("IntOps>Dense")
@@ -309,7 +308,7 @@ def softmax_cross_entropy(labels, logits, rounding="pseudo_stochastic", seed=Non
     return _loss(logits)
 
 
-for _op_name in ("BitLength", "ReluGrad", "MaxPoolCarrierGrad", "Quantize", "Dequantize", "Requantize", "RoundShift", "AlignedAdd", "MatMul",
+for _op_name in ("BitLength", "ReluGrad", "MaxPoolCarrierGrad", "RequantizeToCarrier", "Quantize", "Dequantize", "Requantize", "RoundShift", "AlignedAdd", "MatMul",
                  "Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter", "MaxPool",
                  "MaxPoolGrad", "AvgPool", "AvgPoolGrad", "SoftmaxCrossEntropyGrad",
                  "SgdUpdate"):

@@ -73,6 +73,33 @@ class RequantizeOp : public OpKernel {
 };
 
 template <typename Device>
+class RequantizeToCarrierOp : public OpKernel {
+ public:
+  explicit RequantizeToCarrierOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, GetRounding(ctx, &rounding_));
+  }
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& acc = ctx->input(0);
+    int exponent;
+    OP_REQUIRES_OK(ctx, GetExponent(ctx, 1, "requantize: exponent", kMinAccExponent,
+                                    kMaxAccExponent, &exponent));
+    RoundingSeed seed;
+    OP_REQUIRES_OK(ctx, GetSeed(ctx, 2, &seed));
+    Tensor* y = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, acc.shape(), &y));
+    Device device(ctx);
+    OP_REQUIRES_OK(ctx, device.status());
+    int out_exponent = 0;
+    KI_OP_REQUIRES_OK(ctx, device.RequantizeToCarrier(acc.flat<int32_t>().data(), acc.NumElements(), exponent,
+                                                      rounding_, seed, y->flat<float>().data(), &out_exponent));
+    SetScalarInt32(ctx, 1, out_exponent);
+  }
+
+ private:
+  Rounding rounding_;
+};
+
+template <typename Device>
 class RoundShiftOp : public OpKernel {
  public:
   explicit RoundShiftOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
@@ -161,6 +188,9 @@ class BitLengthOp : public OpKernel {
   REGISTER_KERNEL_BUILDER(Name("IntOps>Requantize").Device(device_type).TypeConstraint<int16_t>("out_type") \
                               .HostMemory("exponent").HostMemory("seed").HostMemory("out_exponent"),      \
                           RequantizeOp<DeviceClass, int16_t>);                                            \
+  REGISTER_KERNEL_BUILDER(Name("IntOps>RequantizeToCarrier").Device(device_type).HostMemory("exponent")     \
+                              .HostMemory("seed").HostMemory("out_exponent"),                              \
+                          RequantizeToCarrierOp<DeviceClass>);                                            \
   REGISTER_KERNEL_BUILDER(Name("IntOps>RoundShift").Device(device_type).HostMemory("shift").HostMemory("seed"), \
                           RoundShiftOp<DeviceClass>);                                                     \
   REGISTER_KERNEL_BUILDER(Name("IntOps>AlignedAdd").Device(device_type).HostMemory("a_exponent")          \

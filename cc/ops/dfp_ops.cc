@@ -42,6 +42,17 @@ REGISTER_OP("IntOps>Requantize")
     .SetShapeFn(SameShapeAndScalarExponent)
     .Doc("int32 accumulator -> int8/int16 mantissas with a shared exponent (ALGORITHMS.md 2).");
 
+REGISTER_OP("IntOps>RequantizeToCarrier")
+    .Input("acc: int32")
+    .Input("exponent: int32")
+    .Input("seed: int64")
+    .Output("y: float")
+    .Output("out_exponent: int32")
+    .Attr("rounding: string = 'nearest'")
+    .SetShapeFn(SameShapeAndScalarExponent)
+    .Doc("IntOps>Requantize to int8 followed by IntOps>Dequantize, in one pass: the float32 carrier "
+         "of the requantized mantissas.");
+
 REGISTER_OP("IntOps>RoundShift")
     .Input("x: int32")
     .Input("shift: int32")
