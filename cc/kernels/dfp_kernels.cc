@@ -1,3 +1,5 @@
+#include <type_traits>
+
 #include "cc/kernels/device.h"
 #include "tensorflow/core/framework/op_kernel.h"
 
@@ -44,7 +46,9 @@ class DequantizeOp : public OpKernel {
   }
 };
 
-template <typename Device, typename T>
+// Requantize into int8/int16 mantissas (Out = T), or into the float32
+// carrier of int8 mantissas in one pass (Out = float: RequantizeToCarrier).
+template <typename Device, typename Out>
 class RequantizeOp : public OpKernel {
  public:
   explicit RequantizeOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
@@ -57,41 +61,19 @@ class RequantizeOp : public OpKernel {
                                     kMaxAccExponent, &exponent));
     RoundingSeed seed;
     OP_REQUIRES_OK(ctx, GetSeed(ctx, 2, &seed));
-    Tensor* q = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, acc.shape(), &q));
+    Tensor* out = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, acc.shape(), &out));
     int out_exponent = 0;
     Device device(ctx);
     OP_REQUIRES_OK(ctx, device.status());
-    KI_OP_REQUIRES_OK(ctx, device.template Requantize<T>(acc.flat<int32_t>().data(), acc.NumElements(),
-                                                         exponent, rounding_, seed, q->flat<T>().data(),
-                                                         &out_exponent));
-    SetScalarInt32(ctx, 1, out_exponent);
-  }
-
- private:
-  Rounding rounding_;
-};
-
-template <typename Device>
-class RequantizeToCarrierOp : public OpKernel {
- public:
-  explicit RequantizeToCarrierOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
-    OP_REQUIRES_OK(ctx, GetRounding(ctx, &rounding_));
-  }
-  void Compute(OpKernelContext* ctx) override {
-    const Tensor& acc = ctx->input(0);
-    int exponent;
-    OP_REQUIRES_OK(ctx, GetExponent(ctx, 1, "requantize: exponent", kMinAccExponent,
-                                    kMaxAccExponent, &exponent));
-    RoundingSeed seed;
-    OP_REQUIRES_OK(ctx, GetSeed(ctx, 2, &seed));
-    Tensor* y = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, acc.shape(), &y));
-    Device device(ctx);
-    OP_REQUIRES_OK(ctx, device.status());
-    int out_exponent = 0;
-    KI_OP_REQUIRES_OK(ctx, device.RequantizeToCarrier(acc.flat<int32_t>().data(), acc.NumElements(), exponent,
-                                                      rounding_, seed, y->flat<float>().data(), &out_exponent));
+    const int32_t* in = acc.flat<int32_t>().data();
+    if constexpr (std::is_same_v<Out, float>) {
+      KI_OP_REQUIRES_OK(ctx, device.RequantizeToCarrier(in, acc.NumElements(), exponent, rounding_, seed,
+                                                        out->flat<float>().data(), &out_exponent));
+    } else {
+      KI_OP_REQUIRES_OK(ctx, device.template Requantize<Out>(in, acc.NumElements(), exponent, rounding_, seed,
+                                                             out->flat<Out>().data(), &out_exponent));
+    }
     SetScalarInt32(ctx, 1, out_exponent);
   }
 
@@ -190,7 +172,7 @@ class BitLengthOp : public OpKernel {
                           RequantizeOp<DeviceClass, int16_t>);                                            \
   REGISTER_KERNEL_BUILDER(Name("IntOps>RequantizeToCarrier").Device(device_type).HostMemory("exponent")     \
                               .HostMemory("seed").HostMemory("out_exponent"),                              \
-                          RequantizeToCarrierOp<DeviceClass>);                                            \
+                          RequantizeOp<DeviceClass, float>);                                            \
   REGISTER_KERNEL_BUILDER(Name("IntOps>RoundShift").Device(device_type).HostMemory("shift").HostMemory("seed"), \
                           RoundShiftOp<DeviceClass>);                                                     \
   REGISTER_KERNEL_BUILDER(Name("IntOps>AlignedAdd").Device(device_type).HostMemory("a_exponent")          \

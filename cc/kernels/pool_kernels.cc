@@ -36,9 +36,10 @@ class PoolOpBase : public OpKernel {
     return TensorShape({g.batch, g.out_h, g.out_w, g.channels});
   }
 
-  static ::absl::Status CheckDy(const PoolGeometry& g, const Tensor& dy) {
+  // A tensor of the pooled shape (dy, or the carrier pool's tap indices).
+  static ::absl::Status CheckDy(const PoolGeometry& g, const Tensor& dy, const char* name = "dy") {
     if (dy.shape() != OutShape(g)) {
-      return ::tensorflow::errors::InvalidArgument("pool: dy has shape ", dy.shape().DebugString(),
+      return ::tensorflow::errors::InvalidArgument("pool: ", name, " has shape ", dy.shape().DebugString(),
                                                    ", expected ", OutShape(g).DebugString());
     }
     return ::absl::OkStatus();
@@ -115,7 +116,7 @@ class MaxPoolCarrierGradOp : public PoolOpBase {
     PoolGeometry g;
     OP_REQUIRES_OK(ctx, Geometry(x_shape, &g));
     OP_REQUIRES_OK(ctx, CheckDy(g, dy));
-    OP_REQUIRES_OK(ctx, CheckDy(g, which));
+    OP_REQUIRES_OK(ctx, CheckDy(g, which, "which"));
     KI_OP_REQUIRES_OK(ctx, CheckMaxPoolCarrier(g));
     Tensor* dx = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x_shape, &dx));
