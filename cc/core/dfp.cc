@@ -38,12 +38,14 @@ namespace {
 // pointers (an int8 store may otherwise alias anything, which blocks
 // vectorisation), and are compiled for AVX2 and baseline (KI_VECTOR_CLONES).
 
-// A requantized mantissa as stored: as an int8/int16, or as a float32
-// carrier (times `scale`, the power of two of its exponent).
+// A requantized mantissa as stored: as an int8/int16, or (Out = uint32_t)
+// as the bit pattern of its float32 carrier (times `scale`, the power of two
+// of its exponent). Carriers are written as bit patterns so that the
+// accumulator's own memory can receive them (in place, same type family).
 template <typename Out>
 inline Out Stored(int32_t v, float scale) {
-  if constexpr (std::is_same_v<Out, float>) {
-    return static_cast<float>(v) * scale;
+  if constexpr (std::is_same_v<Out, uint32_t>) {
+    return FloatBits(static_cast<float>(v) * scale);
   } else {
     return static_cast<Out>(v);
   }
@@ -51,9 +53,14 @@ inline Out Stored(int32_t v, float scale) {
 
 // One rounding mode, shift 1..31, on int32 magnitudes: a branch-free loop
 // (the generic RoundShift64 handles every case but is several times slower).
+// `out` may be `acc` itself (a carrier written in place): element i is read
+// before it is written and no other element is touched, so there is no
+// dependence between iterations, which ivdep tells the vectoriser in place
+// of restrict.
 template <Rounding kMode, typename Out>
-void ShiftAndClip(const int32_t* __restrict acc, int64_t begin, int64_t end, int s, RoundingSeed seed,
-                  int32_t limit, float scale, Out* __restrict out) {
+void ShiftAndClip(const int32_t* acc, int64_t begin, int64_t end, int s, RoundingSeed seed,
+                  int32_t limit, float scale, Out* out) {
+#pragma GCC ivdep
   for (int64_t i = begin; i < end; ++i) {
     const uint32_t random =
         kMode == Rounding::kStochastic ? StochasticWord(seed.key, seed.step, static_cast<uint64_t>(i)) : 0;
@@ -64,20 +71,19 @@ void ShiftAndClip(const int32_t* __restrict acc, int64_t begin, int64_t end, int
 // The deterministic modes, vectorised (stochastic rounding's Philox per
 // element does not vectorise).
 #define KI_SHIFT_AND_CLIP_CLONE(Mode, Out)                                                           \
-  KI_VECTOR_CLONES void ShiftAndClipVector_##Mode(const int32_t* __restrict acc, int64_t begin,      \
-                                                  int64_t end, int s, int32_t limit, float scale,    \
-                                                  Out* __restrict out) {                             \
+  KI_VECTOR_CLONES void ShiftAndClipVector_##Mode(const int32_t* acc, int64_t begin, int64_t end,    \
+                                                  int s, int32_t limit, float scale, Out* out) {     \
     ShiftAndClip<Rounding::Mode, Out>(acc, begin, end, s, RoundingSeed{}, limit, scale, out);        \
   }
 KI_SHIFT_AND_CLIP_CLONE(kNearest, int8_t)
 KI_SHIFT_AND_CLIP_CLONE(kNearest, int16_t)
-KI_SHIFT_AND_CLIP_CLONE(kNearest, float)
+KI_SHIFT_AND_CLIP_CLONE(kNearest, uint32_t)
 KI_SHIFT_AND_CLIP_CLONE(kTruncate, int8_t)
 KI_SHIFT_AND_CLIP_CLONE(kTruncate, int16_t)
-KI_SHIFT_AND_CLIP_CLONE(kTruncate, float)
+KI_SHIFT_AND_CLIP_CLONE(kTruncate, uint32_t)
 KI_SHIFT_AND_CLIP_CLONE(kPseudoStochastic, int8_t)
 KI_SHIFT_AND_CLIP_CLONE(kPseudoStochastic, int16_t)
-KI_SHIFT_AND_CLIP_CLONE(kPseudoStochastic, float)
+KI_SHIFT_AND_CLIP_CLONE(kPseudoStochastic, uint32_t)
 #undef KI_SHIFT_AND_CLIP_CLONE
 
 // OR of magnitudes has the same bit length as their maximum.
@@ -131,8 +137,9 @@ int MaxBitLength(const int32_t* acc, int64_t n) { return BitLength(MagnitudeOr(a
 
 namespace {
 
-// Requantize into T mantissas, stored as Out: T itself, or a float32
-// carrier of them (requantize and dequantize in one pass).
+// Requantize into T mantissas, stored as Out: T itself, or (uint32_t) the
+// bit patterns of their float32 carrier (requantize and dequantize in one
+// pass). out may be acc (see ShiftAndClip).
 template <typename T, typename Out>
 Status RequantizeInto(const int32_t* acc, int64_t n, int acc_exponent, Rounding rounding, RoundingSeed seed,
                       Out* out, int* out_exponent, const ParallelFor& parallel_for) {
@@ -148,6 +155,7 @@ Status RequantizeInto(const int32_t* acc, int64_t n, int acc_exponent, Rounding 
   const float scale = PowerOfTwo(exponent);  // only used for float carriers
   if (shift <= 0) {
     // Small values are never scaled up.
+#pragma GCC ivdep
     for (int64_t i = 0; i < n; ++i) out[i] = Stored<Out>(acc[i], scale);
     return Status::OK();
   }
@@ -182,7 +190,8 @@ template Status Requantize<int16_t>(const int32_t*, int64_t, int, Rounding, Roun
 
 Status RequantizeToCarrier(const int32_t* acc, int64_t n, int acc_exponent, Rounding rounding,
                            RoundingSeed seed, float* out, int* out_exponent, const ParallelFor& parallel_for) {
-  return RequantizeInto<int8_t, float>(acc, n, acc_exponent, rounding, seed, out, out_exponent, parallel_for);
+  return RequantizeInto<int8_t, uint32_t>(acc, n, acc_exponent, rounding, seed, reinterpret_cast<uint32_t*>(out),
+                                          out_exponent, parallel_for);
 }
 
 Status RoundShiftTensor(const int32_t* in, int64_t n, int shift, Rounding rounding,

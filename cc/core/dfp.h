@@ -35,6 +35,7 @@ Status Requantize(const int32_t* acc, int64_t n, int acc_exponent, Rounding roun
 
 // Requantize to int8 and dequantize in one pass: the float32 carrier of the
 // requantized mantissas (and their exponent), without an int8 temporary.
+// out may be acc's own memory: the carrier then replaces the accumulator.
 Status RequantizeToCarrier(const int32_t* acc, int64_t n, int acc_exponent, Rounding rounding,
                            RoundingSeed seed, float* out, int* out_exponent, const ParallelFor& parallel_for);
 

@@ -8,12 +8,14 @@ namespace keras_int {
 
 namespace {
 
-// Restrict pointers and values: a bool store could otherwise alias anything
-// the caller's lambda captured, and nothing would vectorise. Returns
-// nonzero when a pattern is NaN or Inf.
-KI_VECTOR_CLONES int32_t ReluRange(const int32_t* __restrict in, int64_t n, int32_t* __restrict out,
-                                   bool* __restrict positive) {
+// Values, and a restrict mask: a bool store could otherwise alias anything
+// the caller's lambda captured, and nothing would vectorise. `out` may be
+// `in` (the kernels forward their input buffer): element i is read before it
+// is written, so iterations are independent, as ivdep tells the vectoriser.
+// Returns nonzero when a pattern is NaN or Inf.
+KI_VECTOR_CLONES int32_t ReluRange(const int32_t* in, int64_t n, int32_t* out, bool* __restrict positive) {
   int32_t special = 0;
+#pragma GCC ivdep
   for (int64_t i = 0; i < n; ++i) {
     const int32_t b = in[i];
     special |= static_cast<int32_t>((b & 0x7F800000) == 0x7F800000);
@@ -23,8 +25,8 @@ KI_VECTOR_CLONES int32_t ReluRange(const int32_t* __restrict in, int64_t n, int3
   return special;
 }
 
-KI_VECTOR_CLONES void ReluGradRange(const int32_t* __restrict in, const bool* __restrict positive, int64_t n,
-                                    int32_t* __restrict out) {
+KI_VECTOR_CLONES void ReluGradRange(const int32_t* in, const bool* __restrict positive, int64_t n, int32_t* out) {
+#pragma GCC ivdep
   for (int64_t i = 0; i < n; ++i) out[i] = in[i] & -static_cast<int32_t>(positive[i]);
 }
 

@@ -13,6 +13,7 @@
 namespace keras_int {
 
 // y = x where x > 0, else +0.0; positive = x > 0. NaN or Inf is an error.
+// y may be x (in place); so may dx be dy below.
 Status Relu(const float* x, int64_t n, float* y, bool* positive, const ParallelFor& parallel_for = SerialFor);
 
 // dx = dy where positive, else +0.0.

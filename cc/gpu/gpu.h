@@ -44,6 +44,7 @@ template <typename T>
 Status Requantize(const Context& ctx, const int32_t* acc, int64_t n, int acc_exponent,
                   Rounding rounding, RoundingSeed seed, T* out, int* out_exponent);
 // Requantize to int8 and dequantize in one pass (as the core's).
+// out may be acc's own memory (each element is read, then written, by one thread).
 Status RequantizeToCarrier(const Context& ctx, const int32_t* acc, int64_t n, int acc_exponent,
                            Rounding rounding, RoundingSeed seed, float* out, int* out_exponent);
 Status RoundShiftTensor(const Context& ctx, const int32_t* in, int64_t n, int shift,

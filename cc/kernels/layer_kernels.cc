@@ -45,16 +45,30 @@ class LayerOpBase : public OpKernel {
     return true;
   }
 
-  // Requantizes acc (at acc_exponent) into outputs 0 (carrier) and 1 (exponent).
+  // Allocates output 0 (the carrier) with `shape`; the int32 accumulator is
+  // computed in its memory and then replaced by the carrier in place
+  // (EmitOutput), so no accumulator-sized temporary exists.
+  bool AllocateOutput(OpKernelContext* ctx, const TensorShape& shape, Tensor** y, int32_t** acc) {
+    ::absl::Status status = ctx->allocate_output(0, shape, y);
+    if (!status.ok()) {
+      ctx->CtxFailure(__FILE__, __LINE__, status);
+      return false;
+    }
+    static_assert(sizeof(float) == sizeof(int32_t), "a carrier element holds an accumulator");
+    *acc = reinterpret_cast<int32_t*>((*y)->flat<float>().data());
+    return true;
+  }
+
+  // Requantizes the accumulator in y (at acc_exponent) into the carrier y
+  // and output 1 (its exponent).
   template <typename Device>
-  void EmitOutput(OpKernelContext* ctx, Device& device, const Tensor& acc, int acc_exponent) {
+  void EmitOutput(OpKernelContext* ctx, Device& device, Tensor* y, int acc_exponent) {
     RoundingSeed seed;
     OP_REQUIRES_OK(ctx, GetSeed(ctx, SeedIndex(), &seed));
-    Tensor* y = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, acc.shape(), &y));
+    float* carrier = y->flat<float>().data();
     int exponent;
-    KI_OP_REQUIRES_OK(ctx, device.RequantizeToCarrier(acc.flat<int32_t>().data(), acc.NumElements(), acc_exponent,
-                                                      rounding_, seed, y->flat<float>().data(), &exponent));
+    KI_OP_REQUIRES_OK(ctx, device.RequantizeToCarrier(reinterpret_cast<const int32_t*>(carrier), y->NumElements(),
+                                                      acc_exponent, rounding_, seed, carrier, &exponent));
     SetScalarInt32(ctx, 1, exponent);
   }
 
@@ -84,20 +98,21 @@ class LayerOpBase : public OpKernel {
   // Adds the optional int32 bias (at the weights' exponent) to acc, whose
   // exponent is x_exponent + the weights' exponent.
   template <typename Device>
-  void AddOptionalBias(OpKernelContext* ctx, Device& device, Tensor* acc, int x_exponent, const char* name) {
+  void AddOptionalBias(OpKernelContext* ctx, Device& device, int32_t* acc, const TensorShape& shape, int x_exponent,
+                       const char* name) {
     if (num_biases_ == 0) return;
     ::tensorflow::core::RefCountPtr<::tensorflow::Var> var;
     OP_REQUIRES_OK(ctx, ::tensorflow::LookupResource(ctx, ::tensorflow::HandleFromInput(ctx, 2), &var));
     ::tensorflow::tf_shared_lock lock(*var->mu());
     const Tensor& bias = *var->tensor();
-    const int64_t channels = acc->dim_size(acc->dims() - 1);
+    const int64_t channels = shape.dim_size(shape.dims() - 1);
     OP_REQUIRES(ctx, bias.dtype() == ::tensorflow::DT_INT32,
                 ::tensorflow::errors::InvalidArgument(name, " bias variable must be int32, got ",
                                                       ::tensorflow::DataTypeString(bias.dtype())));
     OP_REQUIRES(ctx, bias.dims() == 1 && bias.dim_size(0) == channels,
                 ::tensorflow::errors::InvalidArgument(name, " bias must have shape [", channels,
                                                       "], got ", bias.shape().DebugString()));
-    KI_OP_REQUIRES_OK(ctx, device.AddBias(acc->flat<int32_t>().data(), acc->NumElements() / channels, channels,
+    KI_OP_REQUIRES_OK(ctx, device.AddBias(acc, shape.num_elements() / channels, channels,
                                           bias.flat<int32_t>().data(), -x_exponent));
   }
 
@@ -128,13 +143,15 @@ class DenseLayerOp : public LayerOpBase {
       const Tensor* x_q;
       int x_exponent;
       if (!QuantizeInput(ctx, device, &x_q, &x_exponent)) return;
-      Tensor acc;
-      OP_REQUIRES_OK(ctx, ctx->allocate_temp(::tensorflow::DT_INT32, TensorShape({M, N}), &acc));
+      const TensorShape shape({M, N});
+      Tensor* y;
+      int32_t* acc;
+      if (!AllocateOutput(ctx, shape, &y, &acc)) return;
       KI_OP_REQUIRES_OK(ctx, device.MatMul(x_q->flat<int8_t>().data(), w.flat<int8_t>().data(), M, N, K,
-                                           false, false, acc.flat<int32_t>().data()));
-      AddOptionalBias(ctx, device, &acc, x_exponent, "dense:");
+                                           false, false, acc));
+      AddOptionalBias(ctx, device, acc, shape, x_exponent, "dense:");
       if (!ctx->status().ok()) return;
-      EmitOutput(ctx, device, acc, x_exponent + w_exponent);
+      EmitOutput(ctx, device, y, x_exponent + w_exponent);
     });
   }
 };
@@ -156,14 +173,14 @@ class Conv2DLayerOp : public LayerOpBase {
       const Tensor* x_q;
       int x_exponent;
       if (!QuantizeInput(ctx, device, &x_q, &x_exponent)) return;
-      Tensor acc;
-      OP_REQUIRES_OK(ctx, ctx->allocate_temp(::tensorflow::DT_INT32,
-                                             TensorShape({g.batch, g.out_h, g.out_w, g.out_c}), &acc));
-      KI_OP_REQUIRES_OK(ctx, device.Conv2D(g, x_q->flat<int8_t>().data(), w.flat<int8_t>().data(),
-                                           acc.flat<int32_t>().data()));
-      AddOptionalBias(ctx, device, &acc, x_exponent, "conv2d:");
+      const TensorShape shape({g.batch, g.out_h, g.out_w, g.out_c});
+      Tensor* y;
+      int32_t* acc;
+      if (!AllocateOutput(ctx, shape, &y, &acc)) return;
+      KI_OP_REQUIRES_OK(ctx, device.Conv2D(g, x_q->flat<int8_t>().data(), w.flat<int8_t>().data(), acc));
+      AddOptionalBias(ctx, device, acc, shape, x_exponent, "conv2d:");
       if (!ctx->status().ok()) return;
-      EmitOutput(ctx, device, acc, x_exponent + w_exponent);
+      EmitOutput(ctx, device, y, x_exponent + w_exponent);
     });
   }
 

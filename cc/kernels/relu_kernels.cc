@@ -20,7 +20,9 @@ class ReluOp : public OpKernel {
     const Tensor& x = ctx->input(0);
     Tensor* y = nullptr;
     Tensor* positive = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x.shape(), &y));
+    // The input's buffer becomes the output when nothing else holds it (the
+    // gradient keeps only the mask): one carrier-sized buffer less.
+    OP_REQUIRES_OK(ctx, ctx->forward_input_or_allocate_output({0}, 0, x.shape(), &y));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(1, x.shape(), &positive));
     Device device(ctx);
     OP_REQUIRES_OK(ctx, device.status());
@@ -40,7 +42,7 @@ class ReluGradOp : public OpKernel {
                 ::tensorflow::errors::InvalidArgument("relu_grad: dy has shape ", dy.shape().DebugString(),
                                                       ", the mask ", positive.shape().DebugString()));
     Tensor* dx = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, dy.shape(), &dx));
+    OP_REQUIRES_OK(ctx, ctx->forward_input_or_allocate_output({0}, 0, dy.shape(), &dx));
     Device device(ctx);
     OP_REQUIRES_OK(ctx, device.status());
     KI_OP_REQUIRES_OK(ctx, device.ReluGrad(dy.flat<float>().data(), positive.flat<bool>().data(),
