@@ -103,9 +103,11 @@ class _WeightedIntLayer(_IntLayer):
         @tf.custom_gradient
         def identity(y):
             def grad(dy):
-                _, exponent = tf_int_ops.quantize(dy)
-                variable.assign(exponent)
-                return dy
+                # The error passes on only after its exponent is recorded:
+                # otherwise this read may be scheduled late and keep the
+                # error carrier alive after the layer's gradient is done.
+                with tf.control_dependencies([variable.assign(tf_int_ops.quantize_exponent(dy))]):
+                    return tf.identity(dy)
 
             return tf.identity(y), grad
 

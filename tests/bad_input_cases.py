@@ -59,6 +59,10 @@ CASES = [
     (lambda: ops.quantize(np.array([1e-37], np.float32)), InvalidArgument, "exponent .* out of range"),
     (lambda: ops.quantize(np.ones(3, np.int8)), ValueError, "x must be float32"),
     (lambda: ops.quantize(np.ones(3, np.float32), bits=4), ValueError, "bits must be 8 or 16"),
+    (lambda: ops.quantize_exponent(np.array([1.0, np.nan], np.float32)), InvalidArgument, "NaN or Inf"),
+    (lambda: ops.quantize_exponent(np.array([1e-37], np.float32), 16), InvalidArgument,
+     "exponent .* out of range"),
+    (lambda: ops.quantize_exponent(np.ones(3, np.int32)), ValueError, "x must be float32"),
     (lambda: ops.dequantize(I8, 101), InvalidArgument, "exponent 101 is out of range"),
     (lambda: ops.dequantize(I8.astype(np.float32), 0), ValueError, "q must be one of int8, int16"),
     (lambda: ops.dequantize(I8, [1, 2]), ValueError, "exponent must have rank 0"),
@@ -101,6 +105,9 @@ CASES = [
      InvalidArgument, "NaN or Inf"),
     (lambda: layer_ops.conv2d(np.ones((1, 4, 4, 3), np.float32), tf.Variable(W4), 0), InvalidArgument,
      "input channels 3 do not match"),
+    (lambda: layer_ops._loader.load().int_ops_relu_grad(np.ones(40, np.float32), np.ones(1, np.int32)),
+     InvalidArgument, "dy has 40 elements, which need a mask of \\[2\\] words"),
+    (lambda: layer_ops.relu(np.array([1.0, np.inf], np.float32)), InvalidArgument, "relu: input contains NaN or Inf"),
 ]
 
 

@@ -120,6 +120,23 @@ def test_weightless_ops_against_float_autodiff(rng):
             np.testing.assert_allclose(dx.numpy(), dx_ref.numpy(), atol=2.0**-8)
 
 
+@pytest.mark.parametrize("n", [1, 31, 32, 33, 1000, 4099])
+def test_relu_keeps_one_mask_bit_per_element(rng, n):
+    x = _carrier(rng, (n,), -5)
+    x[: min(n, 2)] = [0.0, -0.0][: min(n, 2)]
+    lib = layer_ops._loader.load()
+    y, mask = lib.int_ops_relu(tf.constant(x))
+    np.testing.assert_array_equal(y.numpy(), np.where(x > 0, x, 0.0))
+    # Bit i % 32 of word i / 32 (little-endian bit order within each word).
+    padded = np.zeros(-(-n // 32) * 32, bool)
+    padded[:n] = x > 0
+    words = np.packbits(padded, bitorder="little").view("<u4").view(np.int32)
+    np.testing.assert_array_equal(mask.numpy(), words)
+    dy = _carrier(rng, (n,), -3)
+    dx = lib.int_ops_relu_grad(tf.constant(dy), mask)
+    np.testing.assert_array_equal(dx.numpy(), np.where(x > 0, dy, 0.0))
+
+
 def test_add_gradient_passes_through(rng):
     a, b = tf.constant(_carrier(rng, (4, 5), -3)), tf.constant(_carrier(rng, (4, 5), -6))
     dy = _carrier(rng, (4, 5), -2)

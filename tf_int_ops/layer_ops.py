@@ -308,7 +308,8 @@ def softmax_cross_entropy(labels, logits, rounding="pseudo_stochastic", seed=Non
     return _loss(logits)
 
 
-for _op_name in ("BitLength", "ReluGrad", "MaxPoolCarrierGrad", "RequantizeToCarrier", "Quantize", "Dequantize", "Requantize", "RoundShift", "AlignedAdd", "MatMul",
+for _op_name in ("BitLength", "ReluGrad", "MaxPoolCarrierGrad", "RequantizeToCarrier", "Quantize",
+                 "QuantizeExponent", "Dequantize", "Requantize", "RoundShift", "AlignedAdd", "MatMul",
                  "Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter", "MaxPool",
                  "MaxPoolGrad", "AvgPool", "AvgPoolGrad", "SoftmaxCrossEntropyGrad",
                  "SgdUpdate"):

@@ -1,7 +1,8 @@
 // ReLU on float32 carriers, on their bit patterns: read as a signed integer
 // a pattern is > 0 exactly when the value is positive, so the op is an
-// integer test and a mask (no conversion to int8 and back); the 1-byte mask
-// is what the gradient keeps.
+// integer test and a mask (no conversion to int8 and back). The gradient
+// keeps one bit per element: bit i % 32 of word i / 32 is set when element
+// i was positive (1/32 of the carrier's memory).
 #ifndef KERAS_INT_CC_CORE_RELU_H_
 #define KERAS_INT_CC_CORE_RELU_H_
 
@@ -12,12 +13,15 @@
 
 namespace keras_int {
 
-// y = x where x > 0, else +0.0; positive = x > 0. NaN or Inf is an error.
-// y may be x (in place); so may dx be dy below.
-Status Relu(const float* x, int64_t n, float* y, bool* positive, const ParallelFor& parallel_for = SerialFor);
+// Words of the positive-bit mask of n elements.
+constexpr int64_t ReluMaskWords(int64_t n) { return (n + 31) / 32; }
 
-// dx = dy where positive, else +0.0.
-void ReluGrad(const float* dy, const bool* positive, int64_t n, float* dx,
+// y = x where x > 0, else +0.0; mask (ReluMaskWords(n) words) records
+// x > 0. NaN or Inf is an error. y may be x (in place).
+Status Relu(const float* x, int64_t n, float* y, uint32_t* mask, const ParallelFor& parallel_for = SerialFor);
+
+// dx = dy where the mask bit is set, else +0.0. dx may be dy.
+void ReluGrad(const float* dy, const uint32_t* mask, int64_t n, float* dx,
               const ParallelFor& parallel_for = SerialFor);
 
 }  // namespace keras_int

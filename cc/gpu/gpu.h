@@ -37,6 +37,7 @@ Status UseStreamDevice(const Context& ctx);
 
 // ---- DFP conversions (cc/core/dfp.h) ----
 template <typename T>
+// q == nullptr: the exponent only (as the core's).
 Status Quantize(const Context& ctx, const float* x, int64_t n, T* q, int* exponent);
 template <typename T>
 Status Dequantize(const Context& ctx, const T* q, int64_t n, int exponent, float* out);
@@ -58,8 +59,9 @@ Status AddBias(const Context& ctx, int32_t* acc, int64_t rows, int64_t channels,
                const int32_t* bias, int shift);
 
 // ---- ReLU on float32 carriers (their bit patterns), as the CPU kernel ----
-Status Relu(const Context& ctx, const float* x, int64_t n, float* y, bool* positive);
-Status ReluGrad(const Context& ctx, const float* dy, const bool* positive, int64_t n, float* dx);
+// As the core's (cc/core/relu.h): y may be x, dx may be dy; one mask bit per element.
+Status Relu(const Context& ctx, const float* x, int64_t n, float* y, uint32_t* mask);
+Status ReluGrad(const Context& ctx, const float* dy, const uint32_t* mask, int64_t n, float* dx);
 
 // ---- GEMM and convolution (gemm.h, conv.h), int8 tensor cores ----
 // Device workspace the GEMM behind each call needs (0 for most shapes):

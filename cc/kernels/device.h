@@ -68,11 +68,11 @@ class CpuDevice {
     return keras_int::AddBias(acc, rows, channels, bias, shift);
   }
 
-  Status Relu(const float* x, int64_t n, float* y, bool* positive) {
-    return keras_int::Relu(x, n, y, positive, parallel_for_);
+  Status Relu(const float* x, int64_t n, float* y, uint32_t* mask) {
+    return keras_int::Relu(x, n, y, mask, parallel_for_);
   }
-  Status ReluGrad(const float* dy, const bool* positive, int64_t n, float* dx) {
-    keras_int::ReluGrad(dy, positive, n, dx, parallel_for_);
+  Status ReluGrad(const float* dy, const uint32_t* mask, int64_t n, float* dx) {
+    keras_int::ReluGrad(dy, mask, n, dx, parallel_for_);
     return Status::OK();
   }
 
@@ -186,11 +186,11 @@ class GpuDevice {
   Status AddBias(int32_t* acc, int64_t rows, int64_t channels, const int32_t* bias, int shift) {
     return gpu::AddBias(context_, acc, rows, channels, bias, shift);
   }
-  Status Relu(const float* x, int64_t n, float* y, bool* positive) {
-    return gpu::Relu(context_, x, n, y, positive);
+  Status Relu(const float* x, int64_t n, float* y, uint32_t* mask) {
+    return gpu::Relu(context_, x, n, y, mask);
   }
-  Status ReluGrad(const float* dy, const bool* positive, int64_t n, float* dx) {
-    return gpu::ReluGrad(context_, dy, positive, n, dx);
+  Status ReluGrad(const float* dy, const uint32_t* mask, int64_t n, float* dx) {
+    return gpu::ReluGrad(context_, dy, mask, n, dx);
   }
 
   Status MatMul(const int8_t* x, const int8_t* w, int64_t M, int64_t N, int64_t K, bool transpose_x,

@@ -1,3 +1,4 @@
+#include <memory>
 #include <type_traits>
 
 #include "cc/kernels/device.h"
@@ -25,6 +26,21 @@ class QuantizeOp : public OpKernel {
     KI_OP_REQUIRES_OK(ctx, device.template Quantize<T>(x.flat<float>().data(), x.NumElements(),
                                                        q->flat<T>().data(), &exponent));
     SetScalarInt32(ctx, 1, exponent);
+  }
+};
+
+template <typename Device, typename T>
+class QuantizeExponentOp : public OpKernel {
+ public:
+  explicit QuantizeExponentOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& x = ctx->input(0);
+    int exponent = 0;
+    Device device(ctx);
+    OP_REQUIRES_OK(ctx, device.status());
+    KI_OP_REQUIRES_OK(ctx, device.template Quantize<T>(x.flat<float>().data(), x.NumElements(),
+                                                       static_cast<T*>(nullptr), &exponent));
+    SetScalarInt32(ctx, 0, exponent);
   }
 };
 
@@ -61,16 +77,29 @@ class RequantizeOp : public OpKernel {
                                     kMaxAccExponent, &exponent));
     RoundingSeed seed;
     OP_REQUIRES_OK(ctx, GetSeed(ctx, 2, &seed));
-    Tensor* out = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, acc.shape(), &out));
     int out_exponent = 0;
     Device device(ctx);
     OP_REQUIRES_OK(ctx, device.status());
     const int32_t* in = acc.flat<int32_t>().data();
     if constexpr (std::is_same_v<Out, float>) {
+      // When nothing else holds the accumulator (a gradient's backprop
+      // product), the carrier replaces it in its own buffer: same size,
+      // reinterpreted as float32, one accumulator-sized buffer less.
+      std::unique_ptr<Tensor> forwarded = ctx->forward_input(
+          0, 0, ::tensorflow::DT_INT32, acc.shape(), ctx->input_memory_type(0), ctx->output_alloc_attr(0));
+      Tensor carrier;
+      if (forwarded != nullptr) {
+        OP_REQUIRES_OK(ctx, carrier.BitcastFrom(*forwarded, ::tensorflow::DT_FLOAT, acc.shape()));
+      } else {
+        OP_REQUIRES_OK(ctx, ctx->allocate_temp(::tensorflow::DT_FLOAT, acc.shape(), &carrier,
+                                               ctx->output_alloc_attr(0)));
+      }
       KI_OP_REQUIRES_OK(ctx, device.RequantizeToCarrier(in, acc.NumElements(), exponent, rounding_, seed,
-                                                        out->flat<float>().data(), &out_exponent));
+                                                        carrier.flat<float>().data(), &out_exponent));
+      ctx->set_output(0, carrier);
     } else {
+      Tensor* out = nullptr;
+      OP_REQUIRES_OK(ctx, ctx->allocate_output(0, acc.shape(), &out));
       KI_OP_REQUIRES_OK(ctx, device.template Requantize<Out>(in, acc.NumElements(), exponent, rounding_, seed,
                                                              out->flat<Out>().data(), &out_exponent));
     }
@@ -160,6 +189,12 @@ class BitLengthOp : public OpKernel {
                               .HostMemory("exponent"), QuantizeOp<DeviceClass, int8_t>);                  \
   REGISTER_KERNEL_BUILDER(Name("IntOps>Quantize").Device(device_type).TypeConstraint<int16_t>("out_type") \
                               .HostMemory("exponent"), QuantizeOp<DeviceClass, int16_t>);                 \
+  REGISTER_KERNEL_BUILDER(Name("IntOps>QuantizeExponent").Device(device_type)                              \
+                              .TypeConstraint<int8_t>("out_type").HostMemory("exponent"),                 \
+                          QuantizeExponentOp<DeviceClass, int8_t>);                                       \
+  REGISTER_KERNEL_BUILDER(Name("IntOps>QuantizeExponent").Device(device_type)                              \
+                              .TypeConstraint<int16_t>("out_type").HostMemory("exponent"),                \
+                          QuantizeExponentOp<DeviceClass, int16_t>);                                      \
   REGISTER_KERNEL_BUILDER(Name("IntOps>Dequantize").Device(device_type).TypeConstraint<int8_t>("T")       \
                               .HostMemory("exponent"), DequantizeOp<DeviceClass, int8_t>);                \
   REGISTER_KERNEL_BUILDER(Name("IntOps>Dequantize").Device(device_type).TypeConstraint<int16_t>("T")      \

@@ -47,9 +47,12 @@ class LayerOpBase : public OpKernel {
 
   // Allocates output 0 (the carrier) with `shape`; the int32 accumulator is
   // computed in its memory and then replaced by the carrier in place
-  // (EmitOutput), so no accumulator-sized temporary exists.
+  // (EmitOutput), so no accumulator-sized temporary exists. Called after
+  // QuantizeInput: the input carrier is dead by then, so when nothing else
+  // holds it and it has as many elements (a convolution keeping its width),
+  // its buffer becomes the output.
   bool AllocateOutput(OpKernelContext* ctx, const TensorShape& shape, Tensor** y, int32_t** acc) {
-    ::absl::Status status = ctx->allocate_output(0, shape, y);
+    ::absl::Status status = ctx->forward_input_or_allocate_output({0}, 0, shape, y);
     if (!status.ok()) {
       ctx->CtxFailure(__FILE__, __LINE__, status);
       return false;

@@ -1,5 +1,6 @@
 #include <cstdint>
 
+#include "cc/core/relu.h"
 #include "cc/kernels/device.h"
 #include "tensorflow/core/framework/op_kernel.h"
 
@@ -11,7 +12,8 @@ using ::tensorflow::OpKernelContext;
 using ::tensorflow::Tensor;
 
 // ReLU on float32 carriers works on their bit patterns: integer tests and
-// masks (the device's Relu); the 1-byte mask is kept for the gradient.
+// masks (the device's Relu); the gradient keeps one bit per element, packed
+// in int32 words (cc/core/relu.h).
 template <typename Device>
 class ReluOp : public OpKernel {
  public:
@@ -19,15 +21,15 @@ class ReluOp : public OpKernel {
   void Compute(OpKernelContext* ctx) override {
     const Tensor& x = ctx->input(0);
     Tensor* y = nullptr;
-    Tensor* positive = nullptr;
+    Tensor* mask = nullptr;
     // The input's buffer becomes the output when nothing else holds it (the
     // gradient keeps only the mask): one carrier-sized buffer less.
     OP_REQUIRES_OK(ctx, ctx->forward_input_or_allocate_output({0}, 0, x.shape(), &y));
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, x.shape(), &positive));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, ::tensorflow::TensorShape({ReluMaskWords(x.NumElements())}), &mask));
     Device device(ctx);
     OP_REQUIRES_OK(ctx, device.status());
     KI_OP_REQUIRES_OK(ctx, device.Relu(x.flat<float>().data(), x.NumElements(), y->flat<float>().data(),
-                                       positive->flat<bool>().data()));
+                                       reinterpret_cast<uint32_t*>(mask->flat<int32_t>().data())));
   }
 };
 
@@ -37,15 +39,18 @@ class ReluGradOp : public OpKernel {
   explicit ReluGradOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
   void Compute(OpKernelContext* ctx) override {
     const Tensor& dy = ctx->input(0);
-    const Tensor& positive = ctx->input(1);
-    OP_REQUIRES(ctx, dy.shape() == positive.shape(),
-                ::tensorflow::errors::InvalidArgument("relu_grad: dy has shape ", dy.shape().DebugString(),
-                                                      ", the mask ", positive.shape().DebugString()));
+    const Tensor& mask = ctx->input(1);
+    const int64_t words = ReluMaskWords(dy.NumElements());
+    OP_REQUIRES(ctx, mask.dims() == 1 && mask.dim_size(0) == words,
+                ::tensorflow::errors::InvalidArgument("relu_grad: dy has ", dy.NumElements(),
+                                                      " elements, which need a mask of [", words,
+                                                      "] words, got ", mask.shape().DebugString()));
     Tensor* dx = nullptr;
     OP_REQUIRES_OK(ctx, ctx->forward_input_or_allocate_output({0}, 0, dy.shape(), &dx));
     Device device(ctx);
     OP_REQUIRES_OK(ctx, device.status());
-    KI_OP_REQUIRES_OK(ctx, device.ReluGrad(dy.flat<float>().data(), positive.flat<bool>().data(),
+    KI_OP_REQUIRES_OK(ctx, device.ReluGrad(dy.flat<float>().data(),
+                                           reinterpret_cast<const uint32_t*>(mask.flat<int32_t>().data()),
                                            dy.NumElements(), dx->flat<float>().data()));
   }
 };

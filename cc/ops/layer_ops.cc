@@ -102,21 +102,24 @@ namespace keras_int {
 REGISTER_OP("IntOps>Relu")
     .Input("x: float")
     .Output("y: float")
-    .Output("positive: bool")
+    .Output("mask: int32")
     .SetShapeFn([](::tensorflow::shape_inference::InferenceContext* c) {
+      using ::tensorflow::shape_inference::InferenceContext;
       c->set_output(0, c->input(0));
-      c->set_output(1, c->input(0));
+      const int64_t n = c->Value(c->NumElements(c->input(0)));
+      c->set_output(1, c->Vector(n == InferenceContext::kUnknownDim ? n : (n + 31) / 32));
       return ::absl::OkStatus();
     })
     .Doc("ReLU of a carrier: q * 2**e with q > 0 kept, others 0. For a carrier, q > 0 "
          "exactly when the sign bit is clear and the value is not zero, so this is an "
-         "integer test on the representation; the exponent is unchanged.");
+         "integer test on the representation; the exponent is unchanged. mask: bit i % 32 "
+         "of word i / 32 is set when element i was positive (for the gradient).");
 
 REGISTER_OP("IntOps>ReluGrad")
     .Input("dy: float")
-    .Input("positive: bool")
+    .Input("mask: int32")
     .Output("dx: float")
     .SetShapeFn(::tensorflow::shape_inference::UnchangedShape)
-    .Doc("The error where the forward input was positive, 0 elsewhere (a select).");
+    .Doc("The error where the forward input was positive (its mask bit is set), 0 elsewhere.");
 
 }  // namespace keras_int
