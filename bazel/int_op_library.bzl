@@ -7,17 +7,18 @@ SANITIZER_COPTS = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", 
 def core_libraries():
     """:core and :core_asan: the TensorFlow-free code, plain and sanitized.
 
-    The AVX2 and AVX-512 VNNI micro-kernels alone are compiled for those
-    instruction sets; gemm.cc picks one at run time, so the library still
-    runs (slower) on CPUs without them.
+    The AVX2 and AVX-512 VNNI kernels alone are compiled for those
+    instruction sets; gemm.cc and conv.cc pick them at run time, so the
+    library still runs (slower) on CPUs without them.
     """
-    kernels = {"gemm_avx2": ["-mavx2"], "gemm_avx512": ["-mavx512f", "-mavx512bw", "-mavx512vnni"]}
+    avx512 = ["-mavx512f", "-mavx512bw", "-mavx512vnni"]
+    kernels = {"gemm_avx2": ["-mavx2"], "gemm_avx512": avx512, "conv_avx512": avx512}
     for suffix, extra in (("", ["-O3"]), ("_asan", ["-O1"] + SANITIZER_COPTS)):
         for kernel, isa in kernels.items():
             native.cc_library(
                 name = kernel + suffix,
                 srcs = ["core/%s.cc" % kernel],
-                hdrs = ["core/gemm.h", "core/parallel.h", "core/status.h"],
+                hdrs = ["core/conv.h", "core/gemm.h", "core/parallel.h", "core/status.h"],
                 copts = extra + isa + ["-fPIC"],
             )
         native.cc_library(

@@ -56,6 +56,16 @@ inline void SplitIndex(int64_t i, int64_t b, int64_t c, int64_t* first, int64_t*
   }
 }
 
+// memcpy, with short runs (a first layer's few channels per filter row)
+// copied inline: a library call per few bytes costs more than the bytes.
+inline void CopyBytes(int8_t* out, const int8_t* in, int64_t count) {
+  if (count > 16) {
+    std::memcpy(out, in, count);
+    return;
+  }
+  for (int64_t i = 0; i < count; ++i) out[i] = in[i];
+}
+
 // A[pixel, (kh, kw, c)] = x at the tap (kh, kw) of output pixel `pixel`.
 // Without dilation along w, the taps of one filter row are adjacent pixels,
 // so all their channels are one contiguous run of x while they stay inside
@@ -80,7 +90,7 @@ struct PatchRows {
         // Taps [kw, end) lie inside the image; without dilation they are adjacent.
         if (g.dilation_w == 1) taps = std::min(g.k_w, g.in_w - iw0) - kw;
         run = std::min(taps * g.in_c - c, count);
-        std::memcpy(out, x + ((n * g.in_h + ih) * g.in_w + iw) * g.in_c + c, run);
+        CopyBytes(out, x + ((n * g.in_h + ih) * g.in_w + iw) * g.in_c + c, run);
       } else {
         run = std::min(g.in_c - c, count);
         std::memset(out, 0, run);
@@ -138,9 +148,24 @@ struct FilterTransposedRows {
 
 }  // namespace
 
+namespace conv_internal {
+
+bool UseShortRowsConv(const Conv2DGeometry& g) {
+  static const bool available = gemm_internal::SelectedQuadKernel() != nullptr;
+  const int64_t quads_per_row = (g.k_w * g.in_c + 3) / 4;
+  return available && g.dilation_w == 1 && g.k_w * g.in_c <= 16 && g.k_h * quads_per_row <= 16 &&
+         g.out_h > 0 && g.out_w > 0;
+}
+
+}  // namespace conv_internal
+
 Status Conv2D(const Conv2DGeometry& g, const int8_t* x, const int8_t* w, int32_t* out,
               const ParallelFor& parallel_for) {
   const int64_t depth = g.k_h * g.k_w * g.in_c;
+  if (conv_internal::UseShortRowsConv(g)) {
+    conv_internal::Conv2DShortRowsAvx512Vnni(g, x, w, out, parallel_for);
+    return Status::OK();
+  }
   return Gemm(g.batch * g.out_h * g.out_w, g.out_c, depth, PatchRows{g, x},
               StridedMatrix{w, g.out_c, 1}, out, parallel_for);
 }

@@ -38,6 +38,19 @@ Status Conv2DBackpropInput(const Conv2DGeometry& g, const int8_t* w, const int8_
 Status Conv2DBackpropFilter(const Conv2DGeometry& g, const int8_t* x, const int8_t* dy,
                             int32_t* dw, const ParallelFor& parallel_for);
 
+namespace conv_internal {
+
+// Whether Conv2D takes the direct path below: AVX-512 VNNI present (and
+// KERAS_INT_GEMM is not "pairs"), no dilation along w, and filter rows of at
+// most 16 bytes (k_w * in_c) in at most 16 quads (a first layer's 3x3 over 1
+// or 3 channels).
+bool UseShortRowsConv(const Conv2DGeometry& g);
+
+// The direct forward convolution for short filter rows (conv_avx512.cc).
+void Conv2DShortRowsAvx512Vnni(const Conv2DGeometry& g, const int8_t* x, const int8_t* w, int32_t* out,
+                               const ParallelFor& parallel_for);
+
+}  // namespace conv_internal
 }  // namespace keras_int
 
 #endif  // KERAS_INT_CC_CORE_CONV_H_

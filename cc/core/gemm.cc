@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 namespace keras_int {
 namespace gemm_internal {
@@ -43,8 +44,20 @@ QuadKernel SelectedQuadKernel() {
 
 Status MatMul(const int8_t* x, const int8_t* w, int64_t M, int64_t N, int64_t K, bool transpose_x,
               bool transpose_w, int32_t* out, const ParallelFor& parallel_for) {
-  const StridedMatrix a = transpose_x ? StridedMatrix{x, 1, M} : StridedMatrix{x, K, 1};
   const StridedMatrix b = transpose_w ? StridedMatrix{w, 1, K} : StridedMatrix{w, N, 1};
+  if (transpose_x && N < M) {
+    // x^T w with few columns (a dense layer's weight gradient, x^T err):
+    // packing rows of x^T gathers bytes M apart, so compute (w^T x)^T, whose
+    // operands are read along contiguous rows of x, and transpose the result.
+    const StridedMatrix w_t = transpose_w ? StridedMatrix{w, K, 1} : StridedMatrix{w, 1, N};
+    std::vector<int32_t> transposed(N * M);
+    KERAS_INT_RETURN_IF_ERROR(Gemm(N, M, K, w_t, StridedMatrix{x, M, 1}, transposed.data(), parallel_for));
+    for (int64_t i = 0; i < M; ++i) {
+      for (int64_t j = 0; j < N; ++j) out[i * N + j] = transposed[j * M + i];
+    }
+    return Status::OK();
+  }
+  const StridedMatrix a = transpose_x ? StridedMatrix{x, 1, M} : StridedMatrix{x, K, 1};
   return Gemm(M, N, K, a, b, out, parallel_for);
 }
 

@@ -44,7 +44,8 @@ std::vector<int8_t> RandomInt8(int64_t n, int lo = -128, int hi = 127) {
 void TestMatMul() {
   const int64_t shapes[][3] = {{1, 1, 1}, {5, 3, 2}, {6, 16, 512}, {7, 17, 513}, {13, 33, 1000},
                                {97, 65, 511}, {0, 4, 3}, {3, 0, 5}, {4, 5, 0}, {2, 3, 131071 + 7},
-                               {40, 50, 5000}};  // the last: depth split across threads
+                               {40, 50, 5000},   // depth split across threads
+                               {300, 10, 64}};   // a dense weight gradient: x^T err computed as (err^T x)^T
   for (const auto& s : shapes) {
     const int64_t M = s[0], N = s[1], K = s[2];
     for (int t = 0; t < 4; ++t) {
@@ -74,6 +75,10 @@ void TestMatMul() {
   std::vector<int32_t> out(1);
   EXPECT(!MatMul(x.data(), w.data(), 1, 1, K, false, false, out.data(), SerialFor).ok(),
          "overflow must be reported");
+  std::vector<int8_t> x2(2 * K, -128);
+  std::vector<int32_t> out2(2);
+  EXPECT(!MatMul(x2.data(), w.data(), 2, 1, K, true, false, out2.data(), SerialFor).ok(),
+         "overflow must be reported (transposed x, few columns)");
 }
 
 // Every micro-kernel the CPU can run gives the portable kernel's tile, on
@@ -133,12 +138,21 @@ void TestConv() {
   const Case cases[] = {{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, false}, {2, 7, 6, 3, 3, 3, 5, 2, 2, 1, 1, true},
                         {2, 7, 6, 3, 3, 3, 5, 2, 2, 1, 1, false}, {1, 9, 8, 17, 3, 2, 7, 3, 1, 1, 1, true},
                         {2, 10, 11, 2, 3, 3, 4, 1, 1, 2, 2, true}, {1, 4, 4, 3, 4, 4, 2, 1, 1, 1, 1, true},
-                        {0, 5, 5, 2, 3, 3, 2, 1, 1, 1, 1, true}};
+                        {0, 5, 5, 2, 3, 3, 2, 1, 1, 1, 1, true},
+                        // Short filter rows (the direct path on AVX-512 VNNI): LeNet's first
+                        // layer, channel tails, 16-byte rows, dilation along h, strides.
+                        {2, 28, 28, 1, 3, 3, 32, 1, 1, 1, 1, true}, {1, 9, 10, 3, 3, 3, 40, 1, 1, 1, 1, true},
+                        {1, 8, 9, 1, 5, 5, 70, 2, 3, 1, 1, false}, {1, 6, 9, 4, 3, 4, 17, 1, 1, 1, 1, true},
+                        {1, 11, 7, 2, 3, 3, 16, 1, 2, 3, 1, true}, {1, 7, 7, 8, 2, 2, 3, 1, 1, 1, 1, false}};
   for (const Case& c : cases) {
     Conv2DGeometry g{c.n, c.h, c.w, c.c, c.kh, c.kw, c.o, c.sh, c.sw, c.dh, c.dw, 0, 0, 0, 0};
     EXPECT(ComputeConv2DGeometry(c.same, &g).ok(), "geometry");
     auto x = RandomInt8(g.batch * g.in_h * g.in_w * g.in_c);
     auto w = RandomInt8(g.k_h * g.k_w * g.in_c * g.out_c);
+    if (c.o == 32) {  // the extremes: -128 * -128 everywhere but a few 127s
+      for (size_t i = 0; i < x.size(); ++i) x[i] = i % 7 ? -128 : 127;
+      for (size_t i = 0; i < w.size(); ++i) w[i] = i % 5 ? -128 : 127;
+    }
     auto dy = RandomInt8(g.batch * g.out_h * g.out_w * g.out_c);
     std::vector<int32_t> y(dy.size()), dx(x.size()), dw(w.size());
     EXPECT(Conv2D(g, x.data(), w.data(), y.data(), SerialFor).ok(), "conv");

@@ -55,7 +55,7 @@ def _compile(compiler, source):
         flags = ["-x", "cu"] + ARCH_FLAGS + flags
     elif source.endswith("gemm_avx2.cc"):  # micro-kernels chosen at run time, as in the Bazel build
         flags += ["-Xcompiler", "-mavx2"]
-    elif source.endswith("gemm_avx512.cc"):
+    elif source.endswith(("gemm_avx512.cc", "conv_avx512.cc")):
         flags += ["-Xcompiler", "-mavx512f,-mavx512bw,-mavx512vnni"]
     result = subprocess.run([compiler, *flags, "-c", source, "-o", obj], capture_output=True, text=True)
     if result.returncode != 0:
