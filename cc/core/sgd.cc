@@ -1,8 +1,10 @@
 #include "cc/core/sgd.h"
 
 #include <string>
+#include <type_traits>
 
 #include "cc/core/dfp.h"
+#include "cc/core/scalar.h"
 
 namespace keras_int {
 
@@ -22,6 +24,35 @@ Status CheckSgdOptions(const SgdOptions& options) {
   return Status::OK();
 }
 
+namespace {
+
+// The plain update (no weight decay, no momentum), one pass: the step is the
+// gradient itself, shifted pseudo-stochastically by `shift` when >= 1. Values
+// and restrict pointers so that it vectorises (an int8 store could
+// otherwise alias anything); the same arithmetic as SgdApply.
+template <typename T>
+void PlainSgdRange(T* __restrict w, const int32_t* __restrict g, int64_t n, int shift) {
+  using Wide = std::conditional_t<sizeof(T) < 4, int32_t, int64_t>;  // |w - step| fits
+  constexpr Wide kLimit = static_cast<Wide>(SgdWeightLimit<T>());
+  for (int64_t i = 0; i < n; ++i) {
+    const Wide step = shift >= 1 ? ShiftAndClipElement<Rounding::kPseudoStochastic>(g[i], shift, 0, 0xFFFFFFFFu)
+                                 : g[i];
+    const Wide weight = static_cast<Wide>(w[i]) - step;
+    w[i] = static_cast<T>(weight > kLimit ? kLimit : weight < -kLimit ? -kLimit : weight);
+  }
+}
+KI_VECTOR_CLONES void PlainSgd(int8_t* __restrict w, const int32_t* __restrict g, int64_t n, int shift) {
+  PlainSgdRange(w, g, n, shift);
+}
+KI_VECTOR_CLONES void PlainSgd(int16_t* __restrict w, const int32_t* __restrict g, int64_t n, int shift) {
+  PlainSgdRange(w, g, n, shift);
+}
+KI_VECTOR_CLONES void PlainSgd(int32_t* __restrict w, const int32_t* __restrict g, int64_t n, int shift) {
+  PlainSgdRange(w, g, n, shift);
+}
+
+}  // namespace
+
 template <typename T>
 Status IntegerSgdUpdate(T* w, const int32_t* g, int64_t n, const SgdOptions& options,
                         T* momentum_buffer) {
@@ -34,6 +65,11 @@ Status IntegerSgdUpdate(T* w, const int32_t* g, int64_t n, const SgdOptions& opt
   for (int64_t i = 0; i < n; ++i) any |= Magnitude(g[i]);
   const int bits = BitLength(any);
   if (bits == 0) return Status::OK();
+  if (options.weight_decay == 0 && options.momentum == 0) {
+    // The decayed gradient is the gradient: its bit length is `bits`.
+    PlainSgd(w, g, n, bits - options.mu);
+    return Status::OK();
+  }
 
   // Two passes: the bit length of the decayed gradient sets the shift, then
   // each weight takes its step (recomputed, so no buffer is needed).
