@@ -6,9 +6,10 @@ For each configuration (MNIST LeNet at batch 64 and 256, NITI's VGG-small at
 batch 64) both models are trained by ``model.fit`` on the same synthetic
 batches, in the same process, alternately, after a warm-up (tracing); the
 script prints images/s of each and the ratio integer / float32. Peak memory
-is measured per model in a fresh process: the peak resident set sampled
-during a training epoch (after a warm-up epoch) minus the resident set just
-before it, i.e. what the training steps allocate. Quote ratios: the machine is shared.
+is measured per model in a fresh process: the peak of the bytes TensorFlow's
+allocator holds during a training epoch (after a warm-up epoch), above what it
+held before the model was built; see memory_child. Quote ratios: the machine
+is shared.
 """
 
 import argparse
@@ -23,7 +24,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 CONFIGS = [("lenet", (28, 28, 1), 64), ("lenet", (28, 28, 1), 256), ("vgg_small", (32, 32, 3), 64)]
 
 
-def _setup(model_name, input_shape, batch, integer, steps):
+def _setup(model_name, input_shape, batch, integer, steps, build=True):
+    """(model, data); with build=False, model is a function that builds it."""
     import keras
     import numpy as np
     import tensorflow as tf
@@ -36,46 +38,42 @@ def _setup(model_name, input_shape, batch, integer, steps):
     x = rng.random((steps * batch, *input_shape), dtype=np.float32)
     y = rng.integers(0, 10, steps * batch)
     data = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch).cache()
-    model = models.build(model_name, input_shape, 10, integer=integer)
-    if integer:
-        model.compile(optimizer=keras_int.optimizers.IntegerSGD(),
-                      loss=keras_int.losses.IntegerCrossEntropy())
-    else:
-        model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
-                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    return model, data
 
+    def build_model():
+        model = models.build(model_name, input_shape, 10, integer=integer)
+        if integer:
+            model.compile(optimizer=keras_int.optimizers.IntegerSGD(),
+                          loss=keras_int.losses.IntegerCrossEntropy())
+        else:
+            model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
+                          loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        return model
 
-def _rss_mib():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    return (build_model() if build else build_model), data
 
 
 def memory_child(model_name, input_shape, batch, integer, steps):
-    """Runs in a fresh process: training-step memory of one model (MiB).
+    """Runs in a fresh process: peak training memory of one model (MiB).
 
-    After a warm-up epoch (tracing, first allocations), a thread samples the
-    resident set every half millisecond during a second epoch; the result is
-    its peak minus the resident set just before that epoch.
+    TensorFlow's CPU allocator counts the bytes it holds for tensors (every
+    op output and temporary, the variables and optimizer slots); its peak
+    over a training epoch, after a warm-up epoch, minus what it held before
+    the model was built (the cached input batches), is what training the
+    model needs. The allocator rounds large requests up to its free chunks,
+    so this includes its fragmentation, as the process's memory does.
     """
-    import threading
+    import tensorflow as tf
 
-    model, data = _setup(model_name, input_shape, batch, integer, steps)
+    model, data = _setup(model_name, input_shape, batch, integer, steps, build=False)
+    for _ in data:  # fill the cache before the baseline
+        pass
+    baseline = tf.config.experimental.get_memory_info("CPU:0")["current"]
+    model = model()
     model.fit(data, epochs=1, verbose=0)
-    peak, running = [0.0], [True]
-
-    def sample():
-        while running[0]:
-            peak[0] = max(peak[0], _rss_mib())
-            time.sleep(0.0005)
-
-    before = _rss_mib()
-    sampler = threading.Thread(target=sample)
-    sampler.start()
+    tf.config.experimental.reset_memory_stats("CPU:0")
     model.fit(data, epochs=1, verbose=0)
-    running[0] = False
-    sampler.join()
-    print(json.dumps({"train_mib": peak[0] - before}))
+    peak = tf.config.experimental.get_memory_info("CPU:0")["peak"]
+    print(json.dumps({"train_mib": (peak - baseline) / 2**20}))
 
 
 def _memory(model_name, input_shape, batch, integer, steps):
