@@ -96,26 +96,13 @@ class _WeightedIntLayer(_IntLayer):
         self.error_exponent = self._exponent("error_exponent")
         self._build_step_counter()
 
-    def _record_error_exponent(self, y):
-        """Identity whose gradient stores the incoming error's exponent."""
-        variable = self.error_exponent
+    def _error_exponent(self, training):
+        """The variable the layer op's gradient records the error's exponent in (training only)."""
+        return self.error_exponent if training else None
 
-        @tf.custom_gradient
-        def identity(y):
-            def grad(dy):
-                # The error passes on only after its exponent is recorded:
-                # otherwise this read may be scheduled late and keep the
-                # error carrier alive after the layer's gradient is done.
-                with tf.control_dependencies([variable.assign(tf_int_ops.quantize_exponent(dy))]):
-                    return tf.identity(dy)
-
-            return tf.identity(y), grad
-
-        return identity(y)
-
-    def _finish(self, y, exponent, training):
+    def _finish(self, y, exponent):
         self.output_exponent.assign(exponent)
-        return self._record_error_exponent(y) if training else y
+        return y
 
     def get_config(self):
         return {**super().get_config(), "use_bias": self.use_bias,
@@ -155,8 +142,8 @@ class IntDense(_WeightedIntLayer):
 
     def call(self, inputs, training=False):
         y, exponent = layer_ops.dense(inputs, self.kernel, self.kernel_exponent, self.rounding,
-                                      self._rounding_seed(), self.bias)
-        return self._finish(y, exponent, training)
+                                      self._rounding_seed(), self.bias, self._error_exponent(training))
+        return self._finish(y, exponent)
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.units)
@@ -195,8 +182,8 @@ class IntConv2D(_WeightedIntLayer):
     def call(self, inputs, training=False):
         y, exponent = layer_ops.conv2d(inputs, self.kernel, self.kernel_exponent, self.strides,
                                        self.padding, self.dilation_rate, self.rounding,
-                                       self._rounding_seed(), self.bias)
-        return self._finish(y, exponent, training)
+                                       self._rounding_seed(), self.bias, self._error_exponent(training))
+        return self._finish(y, exponent)
 
     def compute_output_shape(self, input_shape):
         spatial = []

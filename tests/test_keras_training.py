@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 import keras_int
+import tf_int_ops
 from keras_models import compile_integer, digits, digits_cnn
 
 L = keras_int.layers
@@ -182,3 +183,26 @@ def test_layers_with_bias_train_and_save(tmp_path):
     restored = keras.models.load_model(path)
     np.testing.assert_array_equal(restored.layers[-1].bias.numpy(), biases[1].numpy())
     np.testing.assert_array_equal(model.predict(x_test, verbose=0), restored.predict(x_test, verbose=0))
+
+
+@pytest.mark.parametrize("graph", [False, True])
+def test_error_exponent_is_the_exponent_of_the_error_reaching_the_layer(rng, graph):
+    conv, dense = L.IntConv2D(4, 3, padding="same"), L.IntDense(10)
+    x = tf.constant(rng.random((8, 6, 6, 1), dtype=np.float32))
+    labels = tf.constant(rng.integers(0, 10, 8))
+    loss_fn = keras_int.losses.IntegerCrossEntropy()
+
+    def step():
+        with tf.GradientTape() as tape:
+            h = conv(x, training=True)
+            tape.watch(h)
+            y = dense(L.IntFlatten()(L.IntReLU()(h)), training=True)
+            tape.watch(y)
+            loss = loss_fn(labels, y)
+        dh, dy, _, _ = tape.gradient(loss, [h, y, conv.kernel, dense.kernel])
+        return tf_int_ops.quantize(dh)[1], tf_int_ops.quantize(dy)[1]
+
+    want_conv, want_dense = (tf.function(step) if graph else step)()
+    assert int(conv.error_exponent.numpy()) == int(want_conv)
+    assert int(dense.error_exponent.numpy()) == int(want_dense)
+    assert int(want_conv) != 0 and int(want_dense) != 0

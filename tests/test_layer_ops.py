@@ -248,3 +248,19 @@ def test_max_pool_on_carrier_bits_rejects_nan():
     x = tf.constant(np.array([1.0, np.nan, 2.0, 3.0], np.float32).reshape(1, 2, 2, 1))
     with pytest.raises(tf.errors.InvalidArgumentError, match="NaN or Inf"):
         layer_ops.max_pool2d(x, 2)
+
+
+@pytest.mark.parametrize("strides,padding,dilations", [(1, "SAME", 1), (2, "SAME", 1), (2, "VALID", 1),
+                                                        (1, "VALID", 2), (3, "SAME", 2)])
+def test_conv2d_static_output_shape_matches_tensorflow(strides, padding, dilations):
+    w = tf.Variable(tf.ones([3, 2, 1, 4], tf.int8))
+    shapes = {}
+
+    @tf.function(input_signature=[tf.TensorSpec([5, 13, 11, 1], tf.float32)])
+    def trace(x):
+        shapes["int"] = layer_ops.conv2d(x, w, -7, strides, padding, dilations)[0].shape
+        shapes["float"] = tf.nn.conv2d(x, tf.ones([3, 2, 1, 4]), strides, padding, dilations=dilations).shape
+        return x
+
+    trace.get_concrete_function()
+    assert shapes["int"] == shapes["float"] and shapes["int"].is_fully_defined()

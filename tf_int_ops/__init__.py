@@ -29,7 +29,6 @@ from tf_int_ops.ops import (
     int_softmax_cross_entropy_grad,
     integer_sgd_update,
     quantize,
-    quantize_exponent,
     requantize,
     round_shift,
 )

@@ -15,6 +15,7 @@ weight gradient (see ARCHITECTURE.md).
 
 import tensorflow as tf
 from tensorflow.python.eager import tape as tape_lib
+from tensorflow.python.ops import resource_variable_ops
 
 from tf_int_ops import _loader
 from tf_int_ops import ops
@@ -47,7 +48,22 @@ def _biases(bias, fn):
     return [] if bias is None else [_resource_variable(bias, "bias", fn, tf.int32).handle]
 
 
-def dense(x, kernel, kernel_exponent, rounding="nearest", seed=None, bias=None):
+def _error_exponents(error_exponent, fn):
+    """The op's list of 0 or 1 int32 variable handles the gradient records the error's exponent in.
+
+    Not marked as accessed: the op never reads it, and it takes no gradient.
+    """
+    if error_exponent is None:
+        return []
+    inner = error_exponent
+    while not isinstance(inner, tf.Variable) and hasattr(inner, "value"):
+        inner = inner.value
+    if not isinstance(inner, tf.Variable) or inner.dtype != tf.int32 or inner.shape.rank != 0:
+        raise ValueError(f"{fn}: error_exponent must be a scalar int32 variable, got {error_exponent!r}")
+    return [inner.handle]
+
+
+def dense(x, kernel, kernel_exponent, rounding="nearest", seed=None, bias=None, error_exponent=None):
     """Integer dense layer on a carrier: ``requantize(quantize(x) @ kernel + bias)``.
 
     Args:
@@ -57,6 +73,8 @@ def dense(x, kernel, kernel_exponent, rounding="nearest", seed=None, bias=None):
       kernel_exponent: int32 scalar, the kernel's exponent.
       bias: optional int32 variable ``[units]`` at the kernel's exponent (a
         weight on a constant input of 1), aligned exactly to the accumulator.
+      error_exponent: optional scalar int32 variable; the backward pass
+        stores the exponent of the error reaching ``y`` in it.
     Returns:
       ``(y, y_exponent)``: the output carrier ``[..., units]`` and its exponent.
 
@@ -72,17 +90,19 @@ def dense(x, kernel, kernel_exponent, rounding="nearest", seed=None, bias=None):
     flat = x if x.shape.rank == 2 else tf.reshape(x, [-1, tf.shape(x)[-1]])
     y, y_exponent, _, _, _ = _loader.load().int_ops_dense(
         flat, variable.handle, _biases(bias, fn), ops._exponent(kernel_exponent, fn, "kernel_exponent"),
-        ops._seed(seed, rounding, fn), rounding=rounding)
+        ops._seed(seed, rounding, fn), _error_exponents(error_exponent, fn), rounding=rounding)
     if x.shape.rank != 2:
         y = tf.reshape(y, tf.concat([tf.shape(x)[:-1], tf.shape(y)[-1:]], 0))
     return y, y_exponent
 
 
 def conv2d(x, kernel, kernel_exponent, strides=1, padding="SAME", dilations=1,
-           rounding="nearest", seed=None, bias=None):
+           rounding="nearest", seed=None, bias=None, error_exponent=None):
     """Integer 2-D convolution on an NHWC carrier with an int8 HWIO kernel variable.
 
     ``bias``: optional int32 variable ``[filters]`` at the kernel's exponent.
+    ``error_exponent``: optional scalar int32 variable where the backward
+    pass stores the exponent of the error reaching ``y``.
     Returns ``(y, y_exponent)``.
 
     >>> w = tf.Variable(tf.ones([3, 3, 1, 4], tf.int8))
@@ -95,7 +115,7 @@ def conv2d(x, kernel, kernel_exponent, strides=1, padding="SAME", dilations=1,
     rounding = ops._rounding(rounding, fn)
     y, y_exponent, _, _, _ = _loader.load().int_ops_conv2d_layer(
         x, variable.handle, _biases(bias, fn), ops._exponent(kernel_exponent, fn, "kernel_exponent"),
-        ops._seed(seed, rounding, fn), rounding=rounding,
+        ops._seed(seed, rounding, fn), _error_exponents(error_exponent, fn), rounding=rounding,
         **ops._conv_attrs(strides, padding, dilations, fn))
     return y, y_exponent
 
@@ -110,11 +130,23 @@ def _dense_grad(op, dy, *unused_output_grads):
     # The weights the forward pass used (output 4), not a fresh read of the
     # variable, which the optimizer may already have updated.
     x_q, kernel = op.outputs[2], op.outputs[4]
-    err, err_exponent = ops.quantize(dy)
+    err, err_exponent = _error(op, dy)
     dx = _error_to_carrier(ops.int_matmul(err, kernel, transpose_w=True),
                            err_exponent + _kernel_exponent(op))
     dkernel = ops.int_matmul(x_q, err, transpose_x=True)
-    return [dx, dkernel, *_bias_gradient(op, err), None, None]
+    return [dx, dkernel, *_bias_gradient(op, err), None, None, *_no_gradients(op)]
+
+
+def _error(op, dy):
+    """The error as int8 mantissas and exponent, the exponent recorded when asked (M = 1)."""
+    err, err_exponent = ops.quantize(dy)
+    if op.get_attr("M"):
+        resource_variable_ops.assign_variable_op(op.inputs[-1], err_exponent)
+    return err, err_exponent
+
+
+def _no_gradients(op):
+    return [None] * op.get_attr("M")
 
 
 def _kernel_exponent(op):
@@ -133,12 +165,12 @@ def _conv2d_grad(op, dy, *unused_output_grads):
     x_q, kernel = op.outputs[2], op.outputs[4]
     attrs = dict(strides=op.get_attr("strides"), padding=op.get_attr("padding").decode(),
                  dilations=op.get_attr("dilations"))
-    err, err_exponent = ops.quantize(dy)
+    err, err_exponent = _error(op, dy)
     dx = _error_to_carrier(
         ops.int_conv2d_backprop_input(tf.shape(x_q), kernel, err, **attrs),
         err_exponent + _kernel_exponent(op))
     dkernel = ops.int_conv2d_backprop_filter(x_q, tf.shape(kernel), err, **attrs)
-    return [dx, dkernel, *_bias_gradient(op, err), None, None]
+    return [dx, dkernel, *_bias_gradient(op, err), None, None, *_no_gradients(op)]
 
 
 def relu(x):
@@ -309,7 +341,7 @@ def softmax_cross_entropy(labels, logits, rounding="pseudo_stochastic", seed=Non
 
 
 for _op_name in ("BitLength", "ReluGrad", "MaxPoolCarrierGrad", "RequantizeToCarrier", "Quantize",
-                 "QuantizeExponent", "Dequantize", "Requantize", "RoundShift", "AlignedAdd", "MatMul",
+                 "Dequantize", "Requantize", "RoundShift", "AlignedAdd", "MatMul",
                  "Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter", "MaxPool",
                  "MaxPoolGrad", "AvgPool", "AvgPoolGrad", "SoftmaxCrossEntropyGrad",
                  "SgdUpdate"):

@@ -116,18 +116,6 @@ def quantize(x, bits=8):
     return _ops().int_ops_quantize(x, out_type=_bits(bits, "quantize"))
 
 
-def quantize_exponent(x, bits=8):
-    """The exponent ``quantize(x, bits)`` would return, without the mantissas.
-
-    One read pass over ``x`` (NaN/Inf and out-of-range exponents raise as in
-    ``quantize``); what recording an error's exponent needs.
-
-    >>> quantize_exponent(tf.constant([0.3, 1.0]))   # -7
-    """
-    x = _tensor(x, tf.float32, "x", "quantize_exponent")
-    return _ops().int_ops_quantize_exponent(x, out_type=_bits(bits, "quantize_exponent"))
-
-
 def dequantize(q, exponent):
     """``q * 2**exponent`` as float32, exactly."""
     q = _one_of(q, (tf.int8, tf.int16), "q", "dequantize")

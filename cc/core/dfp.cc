@@ -237,7 +237,7 @@ Status Quantize(const float* x, int64_t n, T* q, int* exponent, const ParallelFo
     return Status::Error("quantize: input contains NaN or Inf (element " + std::to_string(i) + ")");
   }
   if (max_bits == 0) {
-    if (q != nullptr) std::fill(q, q + n, T{0});
+    std::fill(q, q + n, T{0});
     *exponent = 0;
     return Status::OK();
   }
@@ -252,7 +252,6 @@ Status Quantize(const float* x, int64_t n, T* q, int* exponent, const ParallelFo
   }
   KERAS_INT_RETURN_IF_ERROR(CheckExponent("quantize: exponent of the input", e, kMinExponent, kMaxExponent));
   *exponent = e;
-  if (q == nullptr) return Status::OK();
   const float factor = PowerOfTwo(-e);  // -e in [-100, 120]: normal
   parallel_for(n, 4, [&](int64_t begin, int64_t end) {
     QuantizeRangeOf(x + begin, end - begin, factor, q + begin);

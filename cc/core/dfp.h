@@ -53,8 +53,6 @@ Status RoundShiftTensor(const int32_t* in, int64_t n, int shift, Rounding roundi
 // max|x| is an exact power of two (then e + 1 may be exact, see below).
 int QuantizeExponent(uint32_t max_bits, int bits, bool* power_of_two);
 
-// q == nullptr: only the exponent (and the NaN/Inf and range checks), one
-// read pass and no mantissas.
 template <typename T>
 Status Quantize(const float* x, int64_t n, T* q, int* exponent,
                 const ParallelFor& parallel_for = SerialFor);

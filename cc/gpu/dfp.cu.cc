@@ -181,7 +181,7 @@ Status Quantize(const Context& ctx, const float* x, int64_t n, T* q, int* expone
   }
   if (max_bits == 0) {
     *exponent = 0;
-    return q == nullptr ? Status::OK() : CudaStatus(cudaMemsetAsync(q, 0, sizeof(T) * n, stream), "memset");
+    return CudaStatus(cudaMemsetAsync(q, 0, sizeof(T) * n, stream), "memset");
   }
   bool power_of_two;
   int e = QuantizeExponent(max_bits, kBits, &power_of_two);
@@ -196,7 +196,6 @@ Status Quantize(const Context& ctx, const float* x, int64_t n, T* q, int* expone
   }
   KERAS_INT_RETURN_IF_ERROR(CheckExponent("quantize: exponent of the input", e, kMinExponent, kMaxExponent));
   *exponent = e;
-  if (q == nullptr) return Status::OK();
   QuantizeKernel<T><<<BlocksFor(n), kThreads, 0, stream>>>(x, n, PowerOfTwo(-e), kLimit, q);
   return LaunchStatus("quantize");
 }

@@ -37,7 +37,6 @@ Status UseStreamDevice(const Context& ctx);
 
 // ---- DFP conversions (cc/core/dfp.h) ----
 template <typename T>
-// q == nullptr: the exponent only (as the core's).
 Status Quantize(const Context& ctx, const float* x, int64_t n, T* q, int* exponent);
 template <typename T>
 Status Dequantize(const Context& ctx, const T* q, int64_t n, int exponent, float* out);

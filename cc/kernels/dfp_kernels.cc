@@ -30,21 +30,6 @@ class QuantizeOp : public OpKernel {
 };
 
 template <typename Device, typename T>
-class QuantizeExponentOp : public OpKernel {
- public:
-  explicit QuantizeExponentOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
-  void Compute(OpKernelContext* ctx) override {
-    const Tensor& x = ctx->input(0);
-    int exponent = 0;
-    Device device(ctx);
-    OP_REQUIRES_OK(ctx, device.status());
-    KI_OP_REQUIRES_OK(ctx, device.template Quantize<T>(x.flat<float>().data(), x.NumElements(),
-                                                       static_cast<T*>(nullptr), &exponent));
-    SetScalarInt32(ctx, 0, exponent);
-  }
-};
-
-template <typename Device, typename T>
 class DequantizeOp : public OpKernel {
  public:
   explicit DequantizeOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
@@ -189,12 +174,6 @@ class BitLengthOp : public OpKernel {
                               .HostMemory("exponent"), QuantizeOp<DeviceClass, int8_t>);                  \
   REGISTER_KERNEL_BUILDER(Name("IntOps>Quantize").Device(device_type).TypeConstraint<int16_t>("out_type") \
                               .HostMemory("exponent"), QuantizeOp<DeviceClass, int16_t>);                 \
-  REGISTER_KERNEL_BUILDER(Name("IntOps>QuantizeExponent").Device(device_type)                              \
-                              .TypeConstraint<int8_t>("out_type").HostMemory("exponent"),                 \
-                          QuantizeExponentOp<DeviceClass, int8_t>);                                       \
-  REGISTER_KERNEL_BUILDER(Name("IntOps>QuantizeExponent").Device(device_type)                              \
-                              .TypeConstraint<int16_t>("out_type").HostMemory("exponent"),                \
-                          QuantizeExponentOp<DeviceClass, int16_t>);                                      \
   REGISTER_KERNEL_BUILDER(Name("IntOps>Dequantize").Device(device_type).TypeConstraint<int8_t>("T")       \
                               .HostMemory("exponent"), DequantizeOp<DeviceClass, int8_t>);                \
   REGISTER_KERNEL_BUILDER(Name("IntOps>Dequantize").Device(device_type).TypeConstraint<int16_t>("T")      \

@@ -196,10 +196,12 @@ class Conv2DLayerOp : public LayerOpBase {
 #define KI_REGISTER_LAYERS(device_type, DeviceClass)                                                    \
   REGISTER_KERNEL_BUILDER(Name("IntOps>Dense").Device(device_type).HostMemory("kernel").HostMemory("bias") \
                               .HostMemory("kernel_exponent").HostMemory("seed").HostMemory("y_exponent") \
+                              .HostMemory("error_exponent")                                              \
                               .HostMemory("x_exponent"),                                                 \
                           DenseLayerOp<DeviceClass>);                                                    \
   REGISTER_KERNEL_BUILDER(Name("IntOps>Conv2DLayer").Device(device_type).HostMemory("filter")             \
                               .HostMemory("bias").HostMemory("filter_exponent").HostMemory("seed")       \
+                              .HostMemory("error_exponent")                                              \
                               .HostMemory("y_exponent").HostMemory("x_exponent"),                        \
                           Conv2DLayerOp<DeviceClass>)
 KI_REGISTER_LAYERS(::tensorflow::DEVICE_CPU, CpuDevice);

@@ -23,14 +23,6 @@ REGISTER_OP("IntOps>Quantize")
     .SetShapeFn(SameShapeAndScalarExponent)
     .Doc("Exact float32 -> DFP conversion: q * 2**exponent ~= x (ALGORITHMS.md 1).");
 
-REGISTER_OP("IntOps>QuantizeExponent")
-    .Input("x: float")
-    .Output("exponent: int32")
-    .Attr("out_type: {int8, int16}")
-    .SetShapeFn(::tensorflow::shape_inference::ScalarShape)
-    .Doc("The exponent IntOps>Quantize would choose for x (with its NaN/Inf and range errors), "
-         "without computing the mantissas.");
-
 REGISTER_OP("IntOps>Dequantize")
     .Input("q: T")
     .Input("exponent: int32")

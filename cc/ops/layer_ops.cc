@@ -10,6 +10,13 @@
 // weight on a constant input of 1. It is aligned exactly to the
 // accumulator's exponent and added before requantize; a sum outside int32 is
 // an error.
+//
+// Error exponent (optional, M = 1): an int32 variable the op does not touch;
+// the registered gradient stores the exponent of the incoming error in it
+// (the one it quantizes the error with anyway), for ExponentTracker.
+#include <string>
+#include <vector>
+
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/common_shape_fns.h"
 #include "tensorflow/core/framework/shape_inference.h"
@@ -36,12 +43,14 @@ REGISTER_OP("IntOps>Dense")
     .Input("bias: N * resource")
     .Input("kernel_exponent: int32")
     .Input("seed: int64")
+    .Input("error_exponent: M * resource")
     .Output("y: float")
     .Output("y_exponent: int32")
     .Output("x_q: int8")
     .Output("x_exponent: int32")
     .Output("kernel_q: int8")
     .Attr("N: int >= 0 = 0")
+    .Attr("M: int >= 0 = 0")
     .Attr("rounding: string = 'nearest'")
     .SetShapeFn([](InferenceContext* c) {
       ShapeHandle x, kernel;
@@ -67,6 +76,7 @@ REGISTER_OP("IntOps>Conv2DLayer")
     .Input("bias: N * resource")
     .Input("filter_exponent: int32")
     .Input("seed: int64")
+    .Input("error_exponent: M * resource")
     .Output("y: float")
     .Output("y_exponent: int32")
     .Output("x_q: int8")
@@ -76,6 +86,7 @@ REGISTER_OP("IntOps>Conv2DLayer")
     .Attr("padding: string")
     .Attr("dilations: list(int) = [1, 1]")
     .Attr("N: int >= 0 = 0")
+    .Attr("M: int >= 0 = 0")
     .Attr("rounding: string = 'nearest'")
     .SetShapeFn([](InferenceContext* c) {
       ShapeHandle x, filter;
@@ -86,7 +97,25 @@ REGISTER_OP("IntOps>Conv2DLayer")
       } else {
         filter = c->UnknownShapeOfRank(4);
       }
-      c->set_output(0, c->MakeShape({c->Dim(x, 0), c->UnknownDim(), c->UnknownDim(), channels}));
+      // Output rows and columns, TensorFlow's SAME/VALID rules, where known.
+      std::vector<int32_t> strides, dilations;
+      std::string padding;
+      TF_RETURN_IF_ERROR(c->GetAttr("strides", &strides));
+      TF_RETURN_IF_ERROR(c->GetAttr("dilations", &dilations));
+      TF_RETURN_IF_ERROR(c->GetAttr("padding", &padding));
+      DimensionHandle spatial[2] = {c->UnknownDim(), c->UnknownDim()};
+      for (int d = 0; d < 2 && strides.size() == 2 && dilations.size() == 2; ++d) {
+        const int64_t in = c->Value(c->Dim(x, 1 + d));
+        const int64_t k = c->RankKnown(filter) ? c->Value(c->Dim(filter, d)) : InferenceContext::kUnknownDim;
+        if (in == InferenceContext::kUnknownDim || strides[d] < 1 || dilations[d] < 1) continue;
+        if (padding == "SAME") {
+          spatial[d] = c->MakeDim((in + strides[d] - 1) / strides[d]);
+        } else if (padding == "VALID" && k != InferenceContext::kUnknownDim) {
+          const int64_t effective = (k - 1) * dilations[d] + 1;
+          if (in >= effective) spatial[d] = c->MakeDim((in - effective) / strides[d] + 1);
+        }
+      }
+      c->set_output(0, c->MakeShape({c->Dim(x, 0), spatial[0], spatial[1], channels}));
       c->set_output(1, c->Scalar());
       c->set_output(2, x);
       c->set_output(3, c->Scalar());

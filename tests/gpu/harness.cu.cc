@@ -181,10 +181,6 @@ int ki_cpu_quantize8(const float* x, int64_t n, int8_t* q, int* e) { return Repo
 int ki_gpu_quantize8(const float* x, int64_t n, int8_t* q, int* e) { return Report(gpu::Quantize<int8_t>(Gpu(), x, n, q, e)); }
 int ki_cpu_quantize16(const float* x, int64_t n, int16_t* q, int* e) { return Report(keras_int::Quantize<int16_t>(x, n, q, e)); }
 int ki_gpu_quantize16(const float* x, int64_t n, int16_t* q, int* e) { return Report(gpu::Quantize<int16_t>(Gpu(), x, n, q, e)); }
-int ki_cpu_quantize_exponent8(const float* x, int64_t n, int* e) { return Report(keras_int::Quantize<int8_t>(x, n, nullptr, e)); }
-int ki_gpu_quantize_exponent8(const float* x, int64_t n, int* e) { return Report(gpu::Quantize<int8_t>(Gpu(), x, n, nullptr, e)); }
-int ki_cpu_quantize_exponent16(const float* x, int64_t n, int* e) { return Report(keras_int::Quantize<int16_t>(x, n, nullptr, e)); }
-int ki_gpu_quantize_exponent16(const float* x, int64_t n, int* e) { return Report(gpu::Quantize<int16_t>(Gpu(), x, n, nullptr, e)); }
 int ki_cpu_dequantize8(const int8_t* q, int64_t n, int e, float* out) { return Report(keras_int::Dequantize<int8_t>(q, n, e, out)); }
 int ki_gpu_dequantize8(const int8_t* q, int64_t n, int e, float* out) { return Report(gpu::Dequantize<int8_t>(Gpu(), q, n, e, out)); }
 int ki_cpu_dequantize16(const int16_t* q, int64_t n, int e, float* out) { return Report(keras_int::Dequantize<int16_t>(q, n, e, out)); }
