@@ -219,6 +219,36 @@ void PackBQuads(const ReaderB& b, int64_t N, int64_t n_panels, int64_t k0, int64
   }
 }
 
+// Column-major B (a transposed operand, e.g. w^T of a dense layer's input
+// gradient): a column's four depths are adjacent bytes, read as one word
+// instead of gathering four strided rows.
+inline void PackBQuads(const StridedMatrix& b, int64_t N, int64_t n_panels, int64_t k0, int64_t kc,
+                       int64_t q_begin, int64_t q_end, int8_t* rows, uint32_t* dst) {
+  if (b.row_stride != 1) {
+    PackBQuads<StridedMatrix>(b, N, n_panels, k0, kc, q_begin, q_end, rows, dst);
+    return;
+  }
+  for (int64_t q = q_begin; q < q_end; ++q) {
+    const int depths = static_cast<int>(std::min<int64_t>(4, kc - 4 * q));
+    for (int64_t panel = 0; panel < n_panels; ++panel) {
+      uint32_t* d = dst + panel * (kNR * kQuadKC / 4) + q * kNR;
+      for (int j = 0; j < kNR; ++j) {
+        const int64_t n = panel * kNR + j;
+        uint32_t word = 0;
+        if (n < N) {
+          const int8_t* column = b.data + n * b.col_stride + k0 + 4 * q;
+          if (depths == 4) {
+            std::memcpy(&word, column, 4);
+          } else {
+            for (int t = 0; t < depths; ++t) word |= static_cast<uint32_t>(static_cast<uint8_t>(column[t])) << (8 * t);
+          }
+        }
+        d[j] = word;
+      }
+    }
+  }
+}
+
 // How a kc-deep block is packed and multiplied: kDepth depths per 32-bit
 // word of a packed panel.
 struct PairPacking {
