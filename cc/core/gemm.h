@@ -128,10 +128,11 @@ inline void PackA(const StridedMatrix& a, int64_t i0, int64_t rows, int64_t k0, 
 // Packs depth pairs [p_begin, p_end) of a kc-deep block of B for all
 // n_panels panels: each row of B is read once, whole (a reader's per-call
 // work, such as locating a pixel, is then paid once per row, not per panel).
-// `rows` holds 2 * n_panels * kNR bytes whose tail past N stays zero.
+// `rows` holds 2 * n_panels * kNR bytes whose tail past N stays zero;
+// panels are panel_words 32-bit words apart in dst.
 template <typename ReaderB>
 void PackB(const ReaderB& b, int64_t N, int64_t n_panels, int64_t k0, int64_t kc, int64_t p_begin,
-           int64_t p_end, int8_t* rows, int16_t* dst) {
+           int64_t p_end, int8_t* rows, int64_t panel_words, int16_t* dst) {
   const int64_t width = n_panels * kNR;
   int8_t* even = rows;
   int8_t* odd = rows + width;
@@ -144,7 +145,7 @@ void PackB(const ReaderB& b, int64_t N, int64_t n_panels, int64_t k0, int64_t kc
       std::memset(odd, 0, N);
     }
     for (int64_t panel = 0; panel < n_panels; ++panel) {
-      uint32_t* d = out + panel * (kNR * kKC / 2) + p * kNR;
+      uint32_t* d = out + panel * panel_words + p * kNR;
       for (int j = 0; j < kNR; ++j) d[j] = PackPair(even[panel * kNR + j], odd[panel * kNR + j]);
     }
   }
@@ -197,7 +198,7 @@ inline void PackAQuads(const StridedMatrix& a, int64_t i0, int64_t rows, int64_t
 // 4 * n_panels * kNR bytes whose tail past N stays zero.
 template <typename ReaderB>
 void PackBQuads(const ReaderB& b, int64_t N, int64_t n_panels, int64_t k0, int64_t kc, int64_t q_begin,
-                int64_t q_end, int8_t* rows, uint32_t* dst) {
+                int64_t q_end, int8_t* rows, int64_t panel_words, uint32_t* dst) {
   const int64_t width = n_panels * kNR;
   for (int64_t q = q_begin; q < q_end; ++q) {
     for (int t = 0; t < 4; ++t) {
@@ -208,7 +209,7 @@ void PackBQuads(const ReaderB& b, int64_t N, int64_t n_panels, int64_t k0, int64
       }
     }
     for (int64_t panel = 0; panel < n_panels; ++panel) {
-      uint32_t* d = dst + panel * (kNR * kQuadKC / 4) + q * kNR;
+      uint32_t* d = dst + panel * panel_words + q * kNR;
       const int64_t j0 = panel * kNR;
       for (int j = 0; j < kNR; ++j) {
         d[j] = static_cast<uint8_t>(rows[j0 + j]) | static_cast<uint32_t>(static_cast<uint8_t>(rows[width + j0 + j])) << 8 |
@@ -223,15 +224,15 @@ void PackBQuads(const ReaderB& b, int64_t N, int64_t n_panels, int64_t k0, int64
 // gradient): a column's four depths are adjacent bytes, read as one word
 // instead of gathering four strided rows.
 inline void PackBQuads(const StridedMatrix& b, int64_t N, int64_t n_panels, int64_t k0, int64_t kc,
-                       int64_t q_begin, int64_t q_end, int8_t* rows, uint32_t* dst) {
+                       int64_t q_begin, int64_t q_end, int8_t* rows, int64_t panel_words, uint32_t* dst) {
   if (b.row_stride != 1) {
-    PackBQuads<StridedMatrix>(b, N, n_panels, k0, kc, q_begin, q_end, rows, dst);
+    PackBQuads<StridedMatrix>(b, N, n_panels, k0, kc, q_begin, q_end, rows, panel_words, dst);
     return;
   }
   for (int64_t q = q_begin; q < q_end; ++q) {
     const int depths = static_cast<int>(std::min<int64_t>(4, kc - 4 * q));
     for (int64_t panel = 0; panel < n_panels; ++panel) {
-      uint32_t* d = dst + panel * (kNR * kQuadKC / 4) + q * kNR;
+      uint32_t* d = dst + panel * panel_words + q * kNR;
       for (int j = 0; j < kNR; ++j) {
         const int64_t n = panel * kNR + j;
         uint32_t word = 0;
@@ -261,10 +262,10 @@ struct PairPacking {
   }
   template <typename ReaderB>
   void PackB(const ReaderB& b, int64_t N, int64_t n_panels, int64_t k0, int64_t kc, int64_t begin,
-             int64_t end, int8_t* rows, uint32_t* dst) const {
-    gemm_internal::PackB(b, N, n_panels, k0, kc, begin, end, rows, reinterpret_cast<int16_t*>(dst));
+             int64_t end, int8_t* rows, int64_t panel_words, uint32_t* dst) const {
+    gemm_internal::PackB(b, N, n_panels, k0, kc, begin, end, rows, panel_words, reinterpret_cast<int16_t*>(dst));
   }
-  void Corrections(const uint32_t*, int64_t, int64_t, int32_t*) const {}
+  void Corrections(const uint32_t*, int64_t, int64_t, int64_t, int32_t*) const {}
   void Multiply(int64_t units, const uint32_t* a, const uint32_t* b, const int32_t*, int32_t* c,
                 int64_t ldc, bool accumulate) const {
     kernel(units, reinterpret_cast<const int16_t*>(a), reinterpret_cast<const int16_t*>(b), c, ldc,
@@ -282,15 +283,16 @@ struct QuadPacking {
   }
   template <typename ReaderB>
   void PackB(const ReaderB& b, int64_t N, int64_t n_panels, int64_t k0, int64_t kc, int64_t begin,
-             int64_t end, int8_t* rows, uint32_t* dst) const {
-    PackBQuads(b, N, n_panels, k0, kc, begin, end, rows, dst);
+             int64_t end, int8_t* rows, int64_t panel_words, uint32_t* dst) const {
+    PackBQuads(b, N, n_panels, k0, kc, begin, end, rows, panel_words, dst);
   }
   // 128 * the sum of each column of the packed block (what the bias of A adds).
-  void Corrections(const uint32_t* b_packed, int64_t n_panels, int64_t k_quads, int32_t* correction) const {
+  void Corrections(const uint32_t* b_packed, int64_t n_panels, int64_t k_quads, int64_t panel_words,
+                   int32_t* correction) const {
     for (int64_t panel = 0; panel < n_panels; ++panel) {
       int32_t sums[kNR] = {};
       for (int64_t q = 0; q < k_quads; ++q) {  // row by row: a vector loop over the columns
-        const uint32_t* words = b_packed + panel * (kNR * kQuadKC / 4) + q * kNR;
+        const uint32_t* words = b_packed + panel * panel_words + q * kNR;
         for (int j = 0; j < kNR; ++j) {
           sums[j] += static_cast<int8_t>(words[j]) + static_cast<int8_t>(words[j] >> 8) +
                      static_cast<int8_t>(words[j] >> 16) + static_cast<int8_t>(words[j] >> 24);
@@ -312,14 +314,17 @@ void GemmBlocks(const Packing& packing, int64_t M, int64_t N, int64_t k_begin, i
                 const ReaderA& a, const ReaderB& b, int32_t* c, int64_t ldc,
                 const ParallelFor& parallel_for) {
   constexpr int64_t kBlock = Packing::kBlockDepth;
-  constexpr int64_t kUnits = kBlock / Packing::kDepth;  // words per packed row of a block
+  // Words per packed row: a block's, or fewer for a shallow product (the
+  // packed panels are then contiguous, not a full block apart).
+  const int64_t max_units = (std::min<int64_t>(kBlock, k_end - k_begin) + Packing::kDepth - 1) / Packing::kDepth;
+  const int64_t panel_words = kNR * max_units;
   const int64_t n_panels = (N + kNR - 1) / kNR;
   // Row blocks: at most 96 rows, and at least 4 blocks when M allows, so that
   // both cores get work even for short, deep products (weight gradients).
   int64_t mc = std::min<int64_t>(96, (M + 3) / 4);
   mc = std::max<int64_t>(kMR, (mc + kMR - 1) / kMR * kMR);
   const int64_t m_blocks = (M + mc - 1) / mc;
-  std::vector<uint32_t> b_packed(n_panels * kNR * kUnits);
+  std::vector<uint32_t> b_packed(n_panels * panel_words);
   std::vector<int32_t> correction(n_panels * kNR);
 
   for (int64_t k0 = k_begin; k0 < k_end; k0 += kBlock) {
@@ -328,25 +333,25 @@ void GemmBlocks(const Packing& packing, int64_t M, int64_t N, int64_t k_begin, i
     const bool accumulate = k0 > k_begin;
     parallel_for(units, N * 4 * Packing::kDepth, [&](int64_t begin, int64_t end) {
       std::vector<int8_t> rows(Packing::kDepth * n_panels * kNR, 0);
-      packing.PackB(b, N, n_panels, k0, kc, begin, end, rows.data(), b_packed.data());
+      packing.PackB(b, N, n_panels, k0, kc, begin, end, rows.data(), panel_words, b_packed.data());
     });
-    packing.Corrections(b_packed.data(), n_panels, units, correction.data());
+    packing.Corrections(b_packed.data(), n_panels, units, panel_words, correction.data());
     parallel_for(m_blocks, mc * N * kc, [&](int64_t begin, int64_t end) {
-      std::vector<uint32_t> a_packed(mc * kUnits);
+      std::vector<uint32_t> a_packed(mc * max_units);
       int32_t tile[kMR * kNR];
       for (int64_t block = begin; block < end; ++block) {
         const int64_t i_begin = block * mc;
         const int64_t i_end = std::min(M, i_begin + mc);
         for (int64_t i = i_begin; i < i_end; i += kMR) {
-          packing.PackA(a, i, std::min<int64_t>(kMR, i_end - i), k0, kc, &a_packed[(i - i_begin) * kUnits]);
+          packing.PackA(a, i, std::min<int64_t>(kMR, i_end - i), k0, kc, &a_packed[(i - i_begin) * max_units]);
         }
         for (int64_t p = 0; p < n_panels; ++p) {
           const int64_t j = p * kNR;
           const int64_t cols = std::min<int64_t>(kNR, N - j);
           for (int64_t i = i_begin; i < i_end; i += kMR) {
             const int64_t rows = std::min<int64_t>(kMR, i_end - i);
-            const uint32_t* ap = &a_packed[(i - i_begin) * kUnits];
-            const uint32_t* bp = &b_packed[p * kNR * kUnits];
+            const uint32_t* ap = &a_packed[(i - i_begin) * max_units];
+            const uint32_t* bp = &b_packed[p * panel_words];
             const int32_t* corr = &correction[j];
             int32_t* cp = c + i * ldc + j;
             if (rows == kMR && cols == kNR) {

@@ -115,9 +115,10 @@ void TestQuadKernel() {
     std::vector<int8_t> rows(4 * kNR, 0);
     const int64_t quads = (K + 3) / 4;
     PackAQuads(StridedMatrix{a.data(), K, 1}, 0, kMR, 0, K, a_packed.data());
-    PackBQuads(StridedMatrix{b.data(), kNR, 1}, kNR, 1, 0, K, 0, quads, rows.data(), b_packed.data());
+    PackBQuads(StridedMatrix{b.data(), kNR, 1}, kNR, 1, 0, K, 0, quads, rows.data(), kNR * kQuadKC / 4,
+               b_packed.data());
     std::vector<int32_t> correction(kNR);
-    QuadPacking{QuadKernelAvx512Vnni}.Corrections(b_packed.data(), 1, quads, correction.data());
+    QuadPacking{QuadKernelAvx512Vnni}.Corrections(b_packed.data(), 1, quads, kNR * kQuadKC / 4, correction.data());
     for (const bool accumulate : {false, true}) {
       std::vector<int32_t> c(kMR * kNR, 5);
       QuadKernelAvx512Vnni(quads, a_packed.data(), b_packed.data(), correction.data(), c.data(), kNR, accumulate);
