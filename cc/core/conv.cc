@@ -185,6 +185,13 @@ Status Conv2DBackpropFilter(const Conv2DGeometry& g, const int8_t* x, const int8
   // transposed at the end.
   const int64_t depth = g.batch * g.out_h * g.out_w;
   const int64_t taps = g.k_h * g.k_w * g.in_c;
+  if (conv_internal::UseShortRowsConv(g) && taps <= 16) {
+    std::string error;
+    if (!conv_internal::Conv2DBackpropFilterShortRowsAvx512Vnni(g, x, dy, dw, parallel_for, &error)) {
+      return Status::Error(error);
+    }
+    return Status::OK();
+  }
   std::vector<int32_t> transposed(g.out_c * taps);
   KERAS_INT_RETURN_IF_ERROR(Gemm(g.out_c, taps, depth, StridedMatrix{dy, 1, g.out_c},
                                  PatchRows{g, x}, transposed.data(), parallel_for));

@@ -6,6 +6,7 @@
 #define KERAS_INT_CC_CORE_CONV_H_
 
 #include <cstdint>
+#include <string>
 
 #include "cc/core/parallel.h"
 #include "cc/core/status.h"
@@ -49,6 +50,12 @@ bool UseShortRowsConv(const Conv2DGeometry& g);
 // The direct forward convolution for short filter rows (conv_avx512.cc).
 void Conv2DShortRowsAvx512Vnni(const Conv2DGeometry& g, const int8_t* x, const int8_t* w, int32_t* out,
                                const ParallelFor& parallel_for);
+
+// Its filter gradient, for at most 16 taps (k_h * k_w * in_c): four pixels'
+// errors per vpdpbusd lane against the same padded input rows. False (and
+// *error) when a gradient leaves int32.
+bool Conv2DBackpropFilterShortRowsAvx512Vnni(const Conv2DGeometry& g, const int8_t* x, const int8_t* dy,
+                                             int32_t* dw, const ParallelFor& parallel_for, std::string* error);
 
 }  // namespace conv_internal
 }  // namespace keras_int

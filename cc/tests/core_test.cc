@@ -144,7 +144,11 @@ void TestConv() {
                         // layer, channel tails, 16-byte rows, dilation along h, strides.
                         {2, 28, 28, 1, 3, 3, 32, 1, 1, 1, 1, true}, {1, 9, 10, 3, 3, 3, 40, 1, 1, 1, 1, true},
                         {1, 8, 9, 1, 5, 5, 70, 2, 3, 1, 1, false}, {1, 6, 9, 4, 3, 4, 17, 1, 1, 1, 1, true},
-                        {1, 11, 7, 2, 3, 3, 16, 1, 2, 3, 1, true}, {1, 7, 7, 8, 2, 2, 3, 1, 1, 1, 1, false}};
+                        {1, 11, 7, 2, 3, 3, 16, 1, 2, 3, 1, true}, {1, 7, 7, 8, 2, 2, 3, 1, 1, 1, 1, false},
+                        // ... and its filter gradient (at most 16 taps): strides (gathered
+                        // patches), channel tails, rows not a multiple of four pixels.
+                        {3, 9, 13, 1, 3, 3, 40, 1, 2, 1, 1, true}, {2, 10, 9, 2, 2, 2, 17, 2, 1, 2, 1, false},
+                        {1, 12, 11, 1, 4, 4, 5, 1, 1, 1, 1, true}, {2, 5, 6, 4, 2, 2, 33, 1, 1, 1, 1, true}};
   for (const Case& c : cases) {
     Conv2DGeometry g{c.n, c.h, c.w, c.c, c.kh, c.kw, c.o, c.sh, c.sw, c.dh, c.dw, 0, 0, 0, 0};
     EXPECT(ComputeConv2DGeometry(c.same, &g).ok(), "geometry");
@@ -186,6 +190,20 @@ void TestConv() {
            (long)c.n, (long)c.h, (long)c.w, (long)c.c, (long)c.kh, (long)c.kw, (long)c.sh, same_y,
            same_dx, same_dw);
   }
+  // A filter gradient over more pixels than one exact int32 sum allows, every
+  // product 2**14: an error, not a wrap-around (both paths).
+  Conv2DGeometry g{1, 363, 363, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0};
+  EXPECT(ComputeConv2DGeometry(false, &g).ok(), "geometry");
+  std::vector<int8_t> x(363 * 363, -128), dy(363 * 363, -128);
+  std::vector<int32_t> dw(1);
+  EXPECT(!Conv2DBackpropFilter(g, x.data(), dy.data(), dw.data(), SerialFor).ok(),
+         "filter gradient overflow must be reported");
+  dy[0] = 0;
+  for (size_t i = 1; i < dy.size(); i += 2) dy[i] = 127;  // now it fits: sum of +-2**14-ish terms
+  EXPECT(Conv2DBackpropFilter(g, x.data(), dy.data(), dw.data(), SerialFor).ok(), "filter gradient in range");
+  int64_t want = 0;
+  for (size_t i = 0; i < x.size(); ++i) want += int64_t{x[i]} * dy[i];
+  EXPECT(dw[0] == want, "filter gradient over 131769 pixels: %d != %ld", dw[0], (long)want);
 }
 
 void TestRequantizeAndQuantize() {
