@@ -160,17 +160,40 @@ void PackB(const ReaderB& b, int64_t N, int64_t n_panels, int64_t k0, int64_t kc
 template <typename ReaderA>
 void PackAQuads(const ReaderA& a, int64_t i0, int64_t rows, int64_t k0, int64_t kc, uint32_t* dst) {
   const int64_t k_quads = (kc + 3) / 4;
-  alignas(32) int8_t row[kQuadKC + 4];
+  alignas(32) int8_t block[kMR][kQuadKC + 4];
   for (int r = 0; r < kMR; ++r) {
     if (r < rows) {
-      a.ReadRow(i0 + r, k0, kc, row);
-      std::memset(row + kc, 0, k_quads * 4 - kc);  // the last quad's missing depths are zeros
+      a.ReadRow(i0 + r, k0, kc, block[r]);
+      std::memset(block[r] + kc, 0, k_quads * 4 - kc);  // the last quad's missing depths are zeros
     } else {
-      std::memset(row, 0, k_quads * 4);
+      std::memset(block[r], 0, k_quads * 4);
     }
-    for (int64_t q = 0; q < k_quads; ++q) {
+  }
+  int64_t q = 0;
+#if defined(__SSE2__) && !defined(__CUDACC__)
+  // Four quads of the six rows at a time: a 6 x 4 transpose of 32-bit words.
+  const __m128i flip = _mm_set1_epi32(static_cast<int>(0x80808080u));
+  for (; q + 4 <= k_quads; q += 4) {
+    __m128i r[kMR];
+    for (int i = 0; i < kMR; ++i) {
+      r[i] = _mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block[i] + 4 * q)), flip);
+    }
+    const __m128i t0 = _mm_unpacklo_epi32(r[0], r[1]), t1 = _mm_unpacklo_epi32(r[2], r[3]);
+    const __m128i t2 = _mm_unpackhi_epi32(r[0], r[1]), t3 = _mm_unpackhi_epi32(r[2], r[3]);
+    const __m128i u = _mm_unpacklo_epi32(r[4], r[5]), v = _mm_unpackhi_epi32(r[4], r[5]);
+    const __m128i first4[4] = {_mm_unpacklo_epi64(t0, t1), _mm_unpackhi_epi64(t0, t1),
+                               _mm_unpacklo_epi64(t2, t3), _mm_unpackhi_epi64(t2, t3)};
+    const __m128i last2[4] = {u, _mm_unpackhi_epi64(u, u), v, _mm_unpackhi_epi64(v, v)};
+    for (int j = 0; j < 4; ++j) {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + (q + j) * kMR), first4[j]);
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(dst + (q + j) * kMR + 4), last2[j]);
+    }
+  }
+#endif
+  for (; q < k_quads; ++q) {
+    for (int r = 0; r < kMR; ++r) {
       uint32_t word;
-      std::memcpy(&word, row + 4 * q, 4);
+      std::memcpy(&word, block[r] + 4 * q, 4);
       dst[q * kMR + r] = word ^ 0x80808080u;
     }
   }
