@@ -244,10 +244,14 @@ def test_max_pool_on_carrier_bits_matches_the_int8_path(rng, x_shape, pool, stri
     np.testing.assert_array_equal(dx.numpy().view(np.int32), want_dx.view(np.int32))
 
 
-def test_max_pool_on_carrier_bits_rejects_nan():
-    x = tf.constant(np.array([1.0, np.nan, 2.0, 3.0], np.float32).reshape(1, 2, 2, 1))
+@pytest.mark.parametrize("shape,where", [((1, 2, 2, 1), (0, 0, 1, 0)),   # windows tile the input
+                                         ((2, 3, 3, 2), (1, 2, 2, 1)),   # in the border VALID drops
+                                         ((2, 3, 3, 2), (1, 0, 1, 0))])  # inside a window, border dropped
+def test_max_pool_on_carrier_bits_rejects_nan(shape, where):
+    x = np.ones(shape, np.float32)
+    x[where] = np.nan
     with pytest.raises(tf.errors.InvalidArgumentError, match="NaN or Inf"):
-        layer_ops.max_pool2d(x, 2)
+        layer_ops.max_pool2d(tf.constant(x), 2)
 
 
 @pytest.mark.parametrize("strides,padding,dilations", [(1, "SAME", 1), (2, "SAME", 1), (2, "VALID", 1),

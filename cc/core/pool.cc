@@ -69,20 +69,6 @@ KI_VECTOR_CLONES void AddScaledInto(int32_t* __restrict out, const int8_t* __res
   for (int64_t c = 0; c < n; ++c) out[c] += in[c] * multiplier;
 }
 
-// One tap of carrier max pooling over n channels: a strictly greater key
-// replaces the best so far (so the first maximum wins) and records the tap.
-KI_VECTOR_CLONES void CarrierMaxInto(int32_t* __restrict best_key, int32_t* __restrict best_bits,
-                                     uint8_t* __restrict which, const int32_t* __restrict in, uint8_t tap,
-                                     int64_t n) {
-  for (int64_t c = 0; c < n; ++c) {  // masks, no branches: the loop vectorises
-    const int32_t key = CarrierOrderKey(in[c]);
-    const int32_t greater = -static_cast<int32_t>(key > best_key[c]);
-    best_key[c] = (key & greater) | (best_key[c] & ~greater);
-    best_bits[c] = (in[c] & greater) | (best_bits[c] & ~greater);
-    which[c] = static_cast<uint8_t>((tap & greater) | (which[c] & ~greater));
-  }
-}
-
 // Whether any of n patterns is NaN or Inf (all exponent bits set).
 KI_VECTOR_CLONES bool AnyNonFinite(const int32_t* __restrict bits, int64_t n) {
   int32_t special = 0;
@@ -98,6 +84,81 @@ KI_VECTOR_CLONES void RouteFirstMaximum(int32_t* __restrict out, const int8_t* _
     const uint8_t hit = (in[c] == best[c]) & (done[c] ^ 1);
     done[c] |= hit;
     out[c] += static_cast<int8_t>(d[c] & -hit);
+  }
+}
+
+// Whether non-overlapping windows together read every input element.
+bool WindowsCoverInput(const PoolGeometry& g) {
+  return g.stride_h == g.k_h && g.stride_w == g.k_w && g.out_h * g.k_h - g.pad_top >= g.in_h &&
+         g.out_w * g.k_w - g.pad_left >= g.in_w;
+}
+
+// Carrier max pooling of output row oh of one image (`image` its first
+// element) for non-overlapping windows: per window, each in-bounds tap in
+// window order over all channels; a strictly greater order key replaces the
+// best so far (the first maximum wins) and records the tap. Masks, no
+// branches, one call per row: the channel loops vectorise. Returns nonzero
+// when a read pattern is NaN or Inf.
+KI_VECTOR_CLONES int32_t CarrierMaxRow(const PoolGeometry& g, const int32_t* __restrict image, int64_t oh,
+                                       int32_t* __restrict out, uint8_t* __restrict which,
+                                       int32_t* __restrict best_key, int32_t* __restrict best_tap) {
+  const int64_t channels = g.channels;
+  const int64_t h0 = oh * g.stride_h - g.pad_top;
+  const int64_t h_begin = std::max<int64_t>(h0, 0), h_end = std::min(h0 + g.k_h, g.in_h);
+  int32_t special = 0;
+  for (int64_t ow = 0; ow < g.out_w; ++ow) {
+    const int64_t w0 = ow * g.stride_w - g.pad_left;
+    const int64_t w_begin = std::max<int64_t>(w0, 0), w_end = std::min(w0 + g.k_w, g.in_w);
+    int32_t* best = out + ow * channels;
+    uint8_t* tap_of = which + ow * channels;
+    for (int64_t c = 0; c < channels; ++c) best_key[c] = INT32_MIN;  // below every finite key
+    // The taps as int32 while comparing (one element width: the loop
+    // vectorises fully), bytes at the end.
+    int32_t tap = 0;
+    for (int64_t h = h_begin; h < h_end; ++h) {
+      for (int64_t w = w_begin; w < w_end; ++w, ++tap) {
+        const int32_t* in = image + (h * g.in_w + w) * channels;
+        for (int64_t c = 0; c < channels; ++c) {
+          const int32_t bits = in[c];
+          special |= static_cast<int32_t>((bits & 0x7F800000) == 0x7F800000);
+          const int32_t key = CarrierOrderKey(bits);
+          const int32_t greater = -static_cast<int32_t>(key > best_key[c]);
+          best_key[c] = (key & greater) | (best_key[c] & ~greater);
+          best[c] = (bits & greater) | (best[c] & ~greater);
+          best_tap[c] = (tap & greater) | (best_tap[c] & ~greater);
+        }
+      }
+    }
+    for (int64_t c = 0; c < channels; ++c) {
+      best[c] = CanonicalZero(best[c]);
+      tap_of[c] = static_cast<uint8_t>(best_tap[c]);
+    }
+  }
+  return special;
+}
+
+// The gradient of one output row: each in-bounds tap of each window takes
+// the error where it was the recorded maximum, +0.0 elsewhere (dense
+// writes, vectorised, instead of a scatter).
+KI_VECTOR_CLONES void CarrierRouteRow(const PoolGeometry& g, const int32_t* __restrict d,
+                                      const uint8_t* __restrict which, int64_t oh, int32_t* __restrict image) {
+  const int64_t channels = g.channels;
+  const int64_t h0 = oh * g.stride_h - g.pad_top;
+  const int64_t h_begin = std::max<int64_t>(h0, 0), h_end = std::min(h0 + g.k_h, g.in_h);
+  for (int64_t ow = 0; ow < g.out_w; ++ow) {
+    const int64_t w0 = ow * g.stride_w - g.pad_left;
+    const int64_t w_begin = std::max<int64_t>(w0, 0), w_end = std::min(w0 + g.k_w, g.in_w);
+    const int32_t* error = d + ow * channels;
+    const uint8_t* tap_of = which + ow * channels;
+    int32_t tap = 0;
+    for (int64_t h = h_begin; h < h_end; ++h) {
+      for (int64_t w = w_begin; w < w_end; ++w, ++tap) {
+        int32_t* dx = image + (h * g.in_w + w) * channels;
+        for (int64_t c = 0; c < channels; ++c) {
+          dx[c] = CanonicalZero(error[c]) & -static_cast<int32_t>(tap_of[c] == tap);
+        }
+      }
+    }
   }
 }
 
@@ -148,21 +209,26 @@ Status MaxPoolCarrier(const PoolGeometry& g, const float* x, float* y, uint8_t* 
   KERAS_INT_RETURN_IF_ERROR(CheckMaxPoolCarrier(g));
   const int32_t* in = reinterpret_cast<const int32_t*>(x);
   int32_t* out = reinterpret_cast<int32_t*>(y);
+  const bool covered = WindowsCoverInput(g);
   std::atomic<bool> bad{false};
-  parallel_for(g.batch, WindowCost(g), [&](int64_t first, int64_t last) {
-    if (AnyNonFinite(in + first * g.in_h * g.in_w * g.channels, (last - first) * g.in_h * g.in_w * g.channels)) {
-      bad = true;
-      return;
+  parallel_for(g.batch * g.out_h, WindowCost(g) * g.out_w / std::max<int64_t>(g.out_h, 1),
+               [&](int64_t first, int64_t last) {
+    // Windows that tile the input see every element (and check it); others
+    // leave some unread, checked here.
+    const int64_t image = g.in_h * g.in_w * g.channels;
+    if (!covered && first % g.out_h == 0) {
+      for (int64_t n = first / g.out_h; n < (last + g.out_h - 1) / g.out_h; ++n) {
+        if (AnyNonFinite(in + n * image, image)) bad = true;
+      }
     }
-    std::vector<int32_t> best_key(g.channels);
-    ForEachWindow(g, first, last, [&](int64_t n, int64_t oh, int64_t ow, int64_t offset) {
-      std::fill(best_key.begin(), best_key.end(), INT32_MIN);  // below every finite key
-      uint8_t tap = 0;
-      ForEachTap(g, n, oh, ow, [&](int64_t at) {
-        CarrierMaxInto(best_key.data(), out + offset, which + offset, in + at, tap++, g.channels);
-      });
-      for (int64_t c = 0; c < g.channels; ++c) out[offset + c] = CanonicalZero(out[offset + c]);
-    });
+    std::vector<int32_t> best_key(g.channels), best_tap(g.channels);
+    for (int64_t row = first; row < last; ++row) {
+      const int64_t n = row / g.out_h, oh = row % g.out_h;
+      const int64_t offset = row * g.out_w * g.channels;
+      if (CarrierMaxRow(g, in + n * image, oh, out + offset, which + offset, best_key.data(), best_tap.data())) {
+        bad = true;
+      }
+    }
   });
   return bad ? Status::Error("max_pool_carrier: input contains NaN or Inf") : Status::OK();
 }
@@ -172,14 +238,16 @@ void MaxPoolCarrierGrad(const PoolGeometry& g, const float* dy, const uint8_t* w
   const int32_t* d = reinterpret_cast<const int32_t*>(dy);
   int32_t* out = reinterpret_cast<int32_t*>(dx);
   const int64_t image = g.in_h * g.in_w * g.channels;
+  const bool covered = WindowsCoverInput(g);
   parallel_for(g.batch, WindowCost(g), [&](int64_t first, int64_t last) {
-    std::fill(out + first * image, out + last * image, 0);
-    std::vector<int64_t> taps;
-    ForEachWindow(g, first, last, [&](int64_t n, int64_t oh, int64_t ow, int64_t offset) {
-      taps.clear();
-      ForEachTap(g, n, oh, ow, [&](int64_t at) { taps.push_back(at); });
-      for (int64_t c = 0; c < g.channels; ++c) out[taps[which[offset + c]] + c] = CanonicalZero(d[offset + c]);
-    });
+    // Every tapped element is written below; the others (if any) are zero.
+    if (!covered) std::fill(out + first * image, out + last * image, 0);
+    for (int64_t n = first; n < last; ++n) {
+      for (int64_t oh = 0; oh < g.out_h; ++oh) {
+        const int64_t offset = (n * g.out_h + oh) * g.out_w * g.channels;
+        CarrierRouteRow(g, d + offset, which + offset, oh, out + n * image);
+      }
+    }
   });
 }
 
