@@ -177,8 +177,10 @@ def relu(x):
     """Integer ReLU on a carrier; the exponent is unchanged.
 
     For a carrier ``q * 2**e``, ``q > 0`` exactly when the float's sign bit is
-    clear and it is not zero, so the op tests those bits and keeps a 1-byte
-    mask for the gradient; no conversion pass is needed.
+    clear and it is not zero, so the op tests those bits and keeps a mask of
+    one bit per element for the gradient; no conversion pass is needed. In
+    a traced step the output reuses the input's buffer when nothing else
+    holds it.
 
     >>> relu(tf.constant([-1.0, 0.5]))  # [0.0, 0.5]
     """
