@@ -40,12 +40,15 @@ build: venv
 	install -m 644 bazel-bin/cc/_int_ops.so tf_int_ops/_int_ops.so
 
 # The C++ core under AddressSanitizer + UndefinedBehaviorSanitizer: its own
-# test, then the op tests with the sanitized core loaded into TensorFlow
-# (libasan must come first in the process, libstdc++ right after it).
+# test (twice: KERAS_INT_GEMM=pairs turns off the AVX-512 VNNI kernels, so a
+# VNNI machine checks both sides of the run-time choice), then the op tests
+# with the sanitized core loaded into TensorFlow (libasan must come first in
+# the process, libstdc++ right after it).
 SANITIZED_TESTS := tests/test_gemm_conv_ops.py tests/test_dfp_ops.py tests/test_pool_training_ops.py \
 	tests/test_properties.py tests/test_layer_ops.py
 sanitize: build
 	$(BAZEL) run --config=asan //cc:core_test
+	KERAS_INT_GEMM=pairs $(BAZEL) run --config=asan //cc:core_test
 	$(BAZEL) build //cc:_int_ops_asan.so
 	LD_PRELOAD="$$(g++ -print-file-name=libasan.so) $$(g++ -print-file-name=libstdc++.so)" \
 	  ASAN_OPTIONS=detect_leaks=0 TF_INT_OPS_LIBRARY=$(CURDIR)/bazel-bin/cc/_int_ops_asan.so \
