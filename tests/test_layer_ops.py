@@ -268,3 +268,28 @@ def test_conv2d_static_output_shape_matches_tensorflow(strides, padding, dilatio
 
     trace.get_concrete_function()
     assert shapes["int"] == shapes["float"] and shapes["int"].is_fully_defined()
+
+
+def test_traced_step_reuses_buffers_and_matches_eager(rng):
+    # In a traced step the ops write into buffers they take over (ReLU and its
+    # gradient, a conv layer keeping its width, requantizing backprop
+    # products into their own buffers); eager execution never can. Both must
+    # give the same bits.
+    w1 = tf.Variable(rng.integers(-127, 128, (3, 3, 2, 4)).astype(np.int8))
+    w2 = tf.Variable(rng.integers(-127, 128, (3, 3, 4, 4)).astype(np.int8))
+    wd = tf.Variable(rng.integers(-127, 128, (36, 5)).astype(np.int8))
+    x = tf.constant(_carrier(rng, (3, 6, 6, 2), -6))
+    dy = tf.constant(_carrier(rng, (3, 5), -9))
+
+    def step():
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            h = layer_ops.relu(layer_ops.conv2d(x, w1, -7)[0])
+            h = layer_ops.relu(layer_ops.conv2d(h, w2, -8)[0])
+            h = layer_ops.max_pool2d(h, 2)
+            y = layer_ops.dense(tf.reshape(h, [3, 36]), wd, -7)[0]
+            loss = tf.reduce_sum(y * dy)
+        return [y, *tape.gradient(loss, [x, w1, w2, wd])]
+
+    for eager, traced in zip(step(), tf.function(step)()):
+        np.testing.assert_array_equal(eager.numpy(), traced.numpy())
