@@ -113,16 +113,24 @@ struct ScatterRows {
   void ReadRow(int64_t pixel, int64_t k0, int64_t count, int8_t* out) const {
     int64_t n, h, w;
     SplitIndex(pixel, g.in_h, g.in_w, &n, &h, &w);
-    int64_t o = k0 % g.out_c;
-    int64_t tap = k0 / g.out_c;
+    // k0 = 0 (depths up to a packed block) needs no division.
+    int64_t o = 0, kh = 0, kw = 0;
+    if (k0 > 0) SplitIndex(k0, g.k_w, g.out_c, &kh, &kw, &o);
+    const bool unit_strides = g.stride_h == 1 && g.stride_w == 1;  // no divisions per tap
     while (count > 0) {
-      const int64_t kh = tap / g.k_w, kw = tap % g.k_w;
       const int64_t th = h + g.pad_top - kh * g.dilation_h;
       const int64_t tw = w + g.pad_left - kw * g.dilation_w;
       const int64_t run = std::min(count, g.out_c - o);
-      const int64_t oh = th / g.stride_h, ow = tw / g.stride_w;
-      if (th >= 0 && tw >= 0 && th % g.stride_h == 0 && tw % g.stride_w == 0 && oh < g.out_h &&
-          ow < g.out_w) {
+      bool inside;
+      int64_t oh = th, ow = tw;
+      if (unit_strides) {
+        inside = th >= 0 && tw >= 0 && th < g.out_h && tw < g.out_w;
+      } else {
+        oh = th / g.stride_h, ow = tw / g.stride_w;
+        inside = th >= 0 && tw >= 0 && th % g.stride_h == 0 && tw % g.stride_w == 0 && oh < g.out_h &&
+                 ow < g.out_w;
+      }
+      if (inside) {
         std::memcpy(out, dy + ((n * g.out_h + oh) * g.out_w + ow) * g.out_c + o, run);
       } else {
         std::memset(out, 0, run);
@@ -130,7 +138,7 @@ struct ScatterRows {
       out += run;
       count -= run;
       o = 0;
-      ++tap;
+      if (++kw == g.k_w) kw = 0, ++kh;
     }
   }
 };

@@ -148,7 +148,9 @@ void TestConv() {
                         // ... and its filter gradient (at most 16 taps): strides (gathered
                         // patches), channel tails, rows not a multiple of four pixels.
                         {3, 9, 13, 1, 3, 3, 40, 1, 2, 1, 1, true}, {2, 10, 9, 2, 2, 2, 17, 2, 1, 2, 1, false},
-                        {1, 12, 11, 1, 4, 4, 5, 1, 1, 1, 1, true}, {2, 5, 6, 4, 2, 2, 33, 1, 1, 1, 1, true}};
+                        {1, 12, 11, 1, 4, 4, 5, 1, 1, 1, 1, true}, {2, 5, 6, 4, 2, 2, 33, 1, 1, 1, 1, true},
+                        // backprop-input deeper than a packed block (its reader starts mid-row)
+                        {1, 5, 6, 2, 3, 3, 130, 1, 1, 1, 1, true}, {1, 7, 5, 2, 3, 3, 130, 2, 1, 2, 1, false}};
   for (const Case& c : cases) {
     Conv2DGeometry g{c.n, c.h, c.w, c.c, c.kh, c.kw, c.o, c.sh, c.sw, c.dh, c.dw, 0, 0, 0, 0};
     EXPECT(ComputeConv2DGeometry(c.same, &g).ok(), "geometry");
