@@ -56,16 +56,6 @@ inline void SplitIndex(int64_t i, int64_t b, int64_t c, int64_t* first, int64_t*
   }
 }
 
-// memcpy, with short runs (a first layer's few channels per filter row)
-// copied inline: a library call per few bytes costs more than the bytes.
-inline void CopyBytes(int8_t* out, const int8_t* in, int64_t count) {
-  if (count > 16) {
-    std::memcpy(out, in, count);
-    return;
-  }
-  for (int64_t i = 0; i < count; ++i) out[i] = in[i];
-}
-
 // A[pixel, (kh, kw, c)] = x at the tap (kh, kw) of output pixel `pixel`.
 // Without dilation along w, the taps of one filter row are adjacent pixels,
 // so all their channels are one contiguous run of x while they stay inside
@@ -90,7 +80,7 @@ struct PatchRows {
         // Taps [kw, end) lie inside the image; without dilation they are adjacent.
         if (g.dilation_w == 1) taps = std::min(g.k_w, g.in_w - iw0) - kw;
         run = std::min(taps * g.in_c - c, count);
-        CopyBytes(out, x + ((n * g.in_h + ih) * g.in_w + iw) * g.in_c + c, run);
+        std::memcpy(out, x + ((n * g.in_h + ih) * g.in_w + iw) * g.in_c + c, run);
       } else {
         run = std::min(g.in_c - c, count);
         std::memset(out, 0, run);

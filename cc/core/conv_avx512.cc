@@ -1,5 +1,6 @@
-// Direct forward convolution for short filter rows (first layers: a 3x3
-// filter over 1 or 3 channels) on AVX-512 VNNI; this file alone is compiled
+// Direct forward convolution and filter gradient for short filter rows
+// (first layers: a 3x3 filter over 1 or 3 channels) on AVX-512 VNNI; this
+// file alone is compiled
 // with AVX-512 flags and is only called when the CPU reports AVX512-VNNI
 // (conv.cc selects at run time).
 //
@@ -10,7 +11,8 @@
 // row, four bytes per vpdpbusd: filter row r contributes quads 4q..4q+3 of
 // its bytes, and bytes past the row's end meet zero weights. The input is
 // biased to unsigned (x + 128, as in the quad GEMM) and 128 * each channel's
-// weight sum is subtracted: exact, no saturation.
+// weight sum is subtracted: exact, no saturation. The filter gradient reads
+// the same rows, four pixels per lane against their transposed errors.
 #include <immintrin.h>
 
 #include <algorithm>
