@@ -214,12 +214,11 @@ Status MaxPoolCarrier(const PoolGeometry& g, const float* x, float* y, uint8_t* 
   parallel_for(g.batch * g.out_h, WindowCost(g) * g.out_w / std::max<int64_t>(g.out_h, 1),
                [&](int64_t first, int64_t last) {
     // Windows that tile the input see every element (and check it); others
-    // leave some unread, checked here.
+    // leave some unread, so the shard holding an image's first output row
+    // checks that whole image.
     const int64_t image = g.in_h * g.in_w * g.channels;
-    if (!covered && first % g.out_h == 0) {
-      for (int64_t n = first / g.out_h; n < (last + g.out_h - 1) / g.out_h; ++n) {
-        if (AnyNonFinite(in + n * image, image)) bad = true;
-      }
+    for (int64_t n = (first + g.out_h - 1) / g.out_h; !covered && n * g.out_h < last; ++n) {
+      if (AnyNonFinite(in + n * image, image)) bad = true;
     }
     std::vector<int32_t> best_key(g.channels), best_tap(g.channels);
     for (int64_t row = first; row < last; ++row) {

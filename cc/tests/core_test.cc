@@ -2,8 +2,11 @@
 // AddressSanitizer and UndefinedBehaviorSanitizer (`bazel test --config=asan
 // //cc:core_test`): random and edge-case shapes exercise every packing,
 // edge-tile and blocking path of the GEMM and the convolution readers.
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -283,11 +286,31 @@ void TestPoolLossSgdAdd() {
   EXPECT(!AddBias(bias_acc.data(), 2, 3, bias, 1).ok(), "bias overflow must be reported");
 }
 
+// Carrier max pooling with shards of output rows that do not start at
+// image boundaries (three rows each, two rows per image): a NaN in a border
+// that VALID windows leave unread is still reported, in every image.
+void TestMaxPoolCarrierShards() {
+  const ParallelFor three_rows_each = [](int64_t n, int64_t, const std::function<void(int64_t, int64_t)>& fn) {
+    for (int64_t i = 0; i < n; i += 3) fn(i, std::min(n, i + 3));
+  };
+  PoolGeometry g{3, 5, 5, 2, 2, 2, 2, 2, 0, 0, 0, 0};
+  EXPECT(ComputePoolGeometry(false, &g).ok(), "pool geometry");
+  for (int64_t image = 0; image < g.batch; ++image) {
+    std::vector<float> x(g.batch * g.in_h * g.in_w * g.channels, 1.0f);
+    x[((image * g.in_h + 4) * g.in_w + 4) * g.channels + 1] = std::numeric_limits<float>::quiet_NaN();
+    std::vector<float> y(g.batch * g.out_h * g.out_w * g.channels);
+    std::vector<uint8_t> which(y.size());
+    EXPECT(!MaxPoolCarrier(g, x.data(), y.data(), which.data(), three_rows_each).ok(),
+           "NaN in the unread border of image %ld must be reported", (long)image);
+  }
+}
+
 }  // namespace
 }  // namespace keras_int
 
 int main() {
   keras_int::TestMicroKernels();
+  keras_int::TestMaxPoolCarrierShards();
   keras_int::TestQuadKernel();
   keras_int::TestMatMul();
   keras_int::TestConv();
