@@ -21,11 +21,17 @@ from tf_int_ops import _loader
 from tf_int_ops import ops
 
 
-def _resource_variable(variable, name, fn, dtype=tf.int8):
-    """The tf.Variable behind `variable` (a tf.Variable or a Keras variable), watched."""
+def _inner_variable(variable):
+    """The tf.Variable behind `variable` (a tf.Variable or a Keras variable), or what unwrapping reached."""
     inner = variable
     while not isinstance(inner, tf.Variable) and hasattr(inner, "value"):
         inner = inner.value
+    return inner
+
+
+def _resource_variable(variable, name, fn, dtype=tf.int8):
+    """The tf.Variable behind `variable` (a tf.Variable or a Keras variable), watched."""
+    inner = _inner_variable(variable)
     if not isinstance(inner, tf.Variable):
         raise ValueError(f"{fn}: {name} must be a variable (read through its handle), got {type(variable).__name__}")
     if inner.dtype != dtype:
@@ -55,9 +61,7 @@ def _error_exponents(error_exponent, fn):
     """
     if error_exponent is None:
         return []
-    inner = error_exponent
-    while not isinstance(inner, tf.Variable) and hasattr(inner, "value"):
-        inner = inner.value
+    inner = _inner_variable(error_exponent)
     if not isinstance(inner, tf.Variable) or inner.dtype != tf.int32 or inner.shape.rank != 0:
         raise ValueError(f"{fn}: error_exponent must be a scalar int32 variable, got {error_exponent!r}")
     return [inner.handle]

@@ -251,11 +251,11 @@ Status Quantize(const float* x, int64_t n, T* q, int* exponent, const ParallelFo
     if (exact) ++e;
   }
   KERAS_INT_RETURN_IF_ERROR(CheckExponent("quantize: exponent of the input", e, kMinExponent, kMaxExponent));
-  *exponent = e;
   const float factor = PowerOfTwo(-e);  // -e in [-100, 120]: normal
   parallel_for(n, 4, [&](int64_t begin, int64_t end) {
     QuantizeRangeOf(x + begin, end - begin, factor, q + begin);
   });
+  *exponent = e;
   return Status::OK();
 }
 

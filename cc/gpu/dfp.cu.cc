@@ -195,8 +195,8 @@ Status Quantize(const Context& ctx, const float* x, int64_t n, T* q, int* expone
     if (!not_whole) ++e;
   }
   KERAS_INT_RETURN_IF_ERROR(CheckExponent("quantize: exponent of the input", e, kMinExponent, kMaxExponent));
-  *exponent = e;
   QuantizeKernel<T><<<BlocksFor(n), kThreads, 0, stream>>>(x, n, PowerOfTwo(-e), kLimit, q);
+  *exponent = e;
   return LaunchStatus("quantize");
 }
 
