@@ -17,6 +17,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import keras_int  # noqa: E402
+import reference as ref  # noqa: E402
 import tf_int_ops as ops  # noqa: E402
 from tf_int_ops import layer_ops  # noqa: E402
 
@@ -140,7 +141,96 @@ LAYER_CASES = [
     (lambda: keras_int.optimizers.IntegerSGD(mu=31), ValueError, "mu must be an int in \\[1, 30\\]"),
 ]
 
-ALL_CASES = CASES + LAYER_CASES
+# Adversarial sizes and values (issue 12): each once aborted, divided by
+# zero, hung or wrapped.
+BIG = 2**31 - 1
+ADVERSARIAL_CASES = [
+    (lambda: ops.int_conv2d_backprop_input([BIG] * 4, np.ones((1, 1, 1, 1), np.int8),
+                                           np.ones((1, 1, 1, 1), np.int8)),
+     InvalidArgument, "input_sizes: the element count overflows int64"),
+    (lambda: ops.int_conv2d_backprop_filter(X4, [BIG] * 4, np.ones((1, 5, 5, 4), np.int8)),
+     InvalidArgument, "filter_sizes: the element count overflows int64"),
+    (lambda: ops.int_avg_pool2d_grad([BIG] * 4, np.ones((1, 1, 1, 1), np.int8), 0),
+     InvalidArgument, "input_sizes: the element count overflows int64"),
+    (lambda: layer_ops._loader.load().int_ops_max_pool_carrier_grad(
+        [BIG] * 4, np.ones((1, 1, 1, 1), np.float32), np.zeros((1, 1, 1, 1), np.uint8),
+        ksize=[2, 2], strides=[2, 2], padding="VALID"),
+     InvalidArgument, "input_sizes: the element count overflows int64"),
+    (lambda: ops.int_matmul(tf.zeros([2**40, 0], tf.int8), tf.zeros([0, 2**40], tf.int8)), InvalidArgument,
+     "matmul: output shape: the element count overflows int64"),
+    (lambda: ops.int_conv2d(tf.zeros([2**20] * 3 + [0], tf.int8), tf.zeros([1, 1, 0, BIG], tf.int8)),
+     InvalidArgument, "conv2d: output shape: the element count overflows int64"),
+    (lambda: ops.int_softmax_cross_entropy_grad(tf.zeros([1, 2**23], tf.int8), -20, [3]), InvalidArgument,
+     "logits has 8388608 classes, more than the 2097152"),
+    (lambda: ops.int_conv2d_backprop_filter(np.full((1, 1, 131072, 1), -128, np.int8), [1, 1, 1, 1],
+                                            np.full((1, 1, 131072, 1), -128, np.int8)),
+     InvalidArgument, "int32 overflow: .* sums to 2147483648"),
+    (lambda: layer_ops._loader.load().int_ops_dense(
+        np.ones((1, 2), np.float32), tf.Variable(np.ones((2, 2), np.int8)).handle,
+        [tf.Variable(np.ones(2, np.int32)).handle] * 2, 0, [0, 0], []),
+     InvalidArgument, "at most one bias, got N = 2"),
+]
+
+
+
+# Adversarial inputs with a well-defined answer: (call, None, check), where
+# check(result) raises AssertionError unless the answer is the documented one.
+def empty_input_with_huge_sizes_pools_at_once(y):
+    assert y.shape == (1, 2**19, 2**19, 0), y.shape
+
+
+def empty_matmul_of_huge_rows_is_empty(y):
+    assert y.shape == (2**40, 0) and y.dtype == tf.int32, y.shape
+
+
+def dense_with_zero_units_and_a_bias_is_empty(result):
+    y, e = result
+    assert y.shape == (2, 0), y.shape
+
+
+def wide_row_filter_gradient_at_the_exact_limit(dw):
+    assert dw.numpy().tolist() == [[[[131071 * 2**14]]]], dw.numpy()
+
+
+def x_plus_zero_is_x(result):
+    q, e = result
+    np.testing.assert_array_equal(ref.dequantize(q.numpy(), int(e)), [100 * 2.0**-30, -3 * 2.0**-30])
+
+
+def zero_plus_x_is_x(result):
+    q, e = result
+    np.testing.assert_array_equal(ref.dequantize(q.numpy(), int(e)), [2.0**-60, 127 * 2.0**-60])
+
+
+def subnormal_input_counts_as_zero(result):
+    q, e = result
+    assert q.numpy().tolist() == [0, 0] and int(e) == 0, (q, e)
+
+
+def subnormals_beside_normal_values_quantize_to_zero(result):
+    q, e = result
+    assert q.numpy().tolist() == [0, 64, 0] and int(e) == -7, (q, e)
+
+
+RESULT_CASES = [
+    (lambda: ops.int_max_pool2d(tf.zeros([1, 2**20, 2**20, 0], tf.int8), 2), None,
+     empty_input_with_huge_sizes_pools_at_once),
+    (lambda: ops.int_matmul(tf.zeros([2**40, 0], tf.int8), tf.zeros([0, 0], tf.int8)), None,
+     empty_matmul_of_huge_rows_is_empty),
+    (lambda: layer_ops.dense(np.ones((2, 2), np.float32), tf.Variable(np.ones((2, 0), np.int8)), 0,
+                             bias=tf.Variable(np.ones(0, np.int32))),
+     None, dense_with_zero_units_and_a_bias_is_empty),
+    (lambda: ops.int_conv2d_backprop_filter(np.full((1, 1, 131071, 1), -128, np.int8), [1, 1, 1, 1],
+                                            np.full((1, 1, 131071, 1), -128, np.int8)),
+     None, wide_row_filter_gradient_at_the_exact_limit),
+    (lambda: ops.int_add(np.zeros(2, np.int8), 0, np.array([100, -3], np.int8), -30), None, x_plus_zero_is_x),
+    (lambda: ops.int_add(np.array([1, 127], np.int8), -60, np.zeros(2, np.int8), 40), None, zero_plus_x_is_x),
+    (lambda: ops.quantize(np.array([1e-40, -1e-45], np.float32)), None, subnormal_input_counts_as_zero),
+    (lambda: ops.quantize(np.array([1e-40, 0.5, -1e-45], np.float32)), None,
+     subnormals_beside_normal_values_quantize_to_zero),
+]
+
+ALL_CASES = CASES + LAYER_CASES + ADVERSARIAL_CASES + RESULT_CASES
 
 
 def main():
@@ -148,7 +238,9 @@ def main():
     for index, (call, exception, pattern) in enumerate(ALL_CASES):
         print(json.dumps({"start": index}), flush=True)
         try:
-            call()
+            value = call()
+            if exception is None:
+                pattern(value)  # the check of a result case
             result = {"index": index, "raised": None, "message": ""}
         except Exception as error:  # the parent checks type and message
             result = {"index": index, "raised": type(error).__name__, "message": str(error)[:2000]}

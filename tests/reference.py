@@ -1,4 +1,4 @@
-"""NumPy reference of every op, written from ALGORITHMS.md (not from the kernels).
+"""NumPy reference of every op, written from docs/algorithms.md (not from the kernels).
 
 Everything is computed in Python ints / int64 with explicit sign handling, so
 that the C++ kernels are checked against an independent implementation.
@@ -93,6 +93,7 @@ def quantize(x, bits=8):
     if not np.all(np.isfinite(x)):
         raise ValueError("NaN or Inf")
     limit = 2 ** (bits - 1) - 1
+    x = np.where(np.abs(x) < np.finfo(np.float32).tiny, np.float32(0), x)  # subnormals count as zero
     m = float(np.abs(x).max()) if x.size else 0.0
     if m == 0.0:
         return np.zeros(x.shape, np.int64), 0
@@ -261,6 +262,8 @@ def aligned_add(a, ea, b, eb):
     a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
     if ea < eb:
         a, ea, b, eb = b, eb, a, ea
+    if ea - eb > 23 and not a.any():  # x + 0 is x (an all-zero tensor's exponent means nothing)
+        return b, eb
     left = min(ea - eb, 23)
     return a * 2 ** left + round_shift(b, ea - eb - left, "nearest"), ea - left
 

@@ -1,4 +1,4 @@
-"""Worked examples from ALGORITHMS.md, checked by hand, pin the reference itself."""
+"""Worked examples from docs/algorithms.md, checked by hand, pin the reference itself."""
 
 import numpy as np
 

@@ -10,7 +10,12 @@ namespace keras_int {
 
 void AlignedAdd(const int8_t* a, int ea, const int8_t* b, int eb, int64_t n, int32_t* acc,
                 int* acc_exponent) {
-  const AddAlignment align = AlignExponents(ea, eb);
+  bool larger_is_zero = false;
+  if (AlignmentNeedsZeroTest(ea, eb)) {
+    const int8_t* larger = ea > eb ? a : b;
+    larger_is_zero = std::all_of(larger, larger + n, [](int8_t v) { return v == 0; });
+  }
+  const AddAlignment align = AlignExponents(ea, eb, larger_is_zero);
   if (align.swap) std::swap(a, b);
   for (int64_t i = 0; i < n; ++i) acc[i] = AlignedAddElement(a[i], b[i], align.left, align.right);
   *acc_exponent = align.exponent;

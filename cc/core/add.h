@@ -19,11 +19,24 @@ struct AddAlignment {
   bool swap;
   int left, right, exponent;
 };
-inline AddAlignment AlignExponents(int ea, int eb) {
+// Whether AlignExponents needs to know that the operand with the larger
+// exponent is all zero: only when the exponents are too far apart to align
+// exactly.
+inline bool AlignmentNeedsZeroTest(int ea, int eb) {
+  return (ea > eb ? ea - eb : eb - ea) > kMaxAlignShift;
+}
+// `larger_is_zero`: the operand with the larger exponent is all zero (read
+// only where AlignmentNeedsZeroTest).
+inline AddAlignment AlignExponents(int ea, int eb, bool larger_is_zero) {
   const bool swap = ea < eb;
   const int hi = swap ? eb : ea, lo = swap ? ea : eb;
+  // An all-zero tensor's exponent carries no information (quantize gives it
+  // 0): x + 0 is x, exactly, at x's exponent.
+  if (hi - lo > kMaxAlignShift && larger_is_zero) return AddAlignment{swap, 0, 0, lo};
   // Beyond kMaxAlignShift, the smaller operand is first rounded towards the
-  // larger one's scale (its bits then lie below 2**-23 of that unit).
+  // larger one's scale (its bits then lie below 2**-23 of the larger one's
+  // unit, far below the rounding of the sum, which has at least the larger
+  // operand's bit width).
   const int left = hi - lo < kMaxAlignShift ? hi - lo : kMaxAlignShift;
   return AddAlignment{swap, left, hi - lo - left, hi - left};
 }

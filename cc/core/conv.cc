@@ -155,6 +155,12 @@ bool UseShortRowsConv(const Conv2DGeometry& g) {
          g.out_h > 0 && g.out_w > 0;
 }
 
+bool UseShortRowsFilterGrad(const Conv2DGeometry& g) {
+  // Its int32 chunks hold whole output rows, read four pixels at a time.
+  const int64_t padded_w = (g.out_w + 3) / 4 * 4;
+  return UseShortRowsConv(g) && g.k_h * g.k_w * g.in_c <= 16 && padded_w <= kMaxExactDepth;
+}
+
 }  // namespace conv_internal
 
 Status Conv2D(const Conv2DGeometry& g, const int8_t* x, const int8_t* w, int32_t* out,
@@ -183,7 +189,7 @@ Status Conv2DBackpropFilter(const Conv2DGeometry& g, const int8_t* x, const int8
   // transposed at the end.
   const int64_t depth = g.batch * g.out_h * g.out_w;
   const int64_t taps = g.k_h * g.k_w * g.in_c;
-  if (conv_internal::UseShortRowsConv(g) && taps <= 16) {
+  if (conv_internal::UseShortRowsFilterGrad(g)) {
     std::string error;
     if (!conv_internal::Conv2DBackpropFilterShortRowsAvx512Vnni(g, x, dy, dw, parallel_for, &error)) {
       return Status::Error(error);

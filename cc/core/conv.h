@@ -51,9 +51,16 @@ bool UseShortRowsConv(const Conv2DGeometry& g);
 void Conv2DShortRowsAvx512Vnni(const Conv2DGeometry& g, const int8_t* x, const int8_t* w, int32_t* out,
                                const ParallelFor& parallel_for);
 
-// Its filter gradient, for at most 16 taps (k_h * k_w * in_c): four pixels'
-// errors per vpdpbusd lane against the same padded input rows. False (and
-// *error) when a gradient leaves int32.
+// Whether Conv2DBackpropFilter takes the direct path below: UseShortRowsConv,
+// at most 16 taps (k_h * k_w * in_c), and output rows short enough that one
+// row's sums are exact in int32 (at most kMaxExactDepth pixels, rounded up
+// to a multiple of 4); wider rows take the GEMM, which splits any depth.
+bool UseShortRowsFilterGrad(const Conv2DGeometry& g);
+
+// Its filter gradient: four pixels' errors per vpdpbusd lane against the
+// same padded input rows, summed in int32 over chunks of whole rows and
+// then in int64. False (and *error) when a gradient leaves int32 or the
+// geometry is not UseShortRowsFilterGrad's.
 bool Conv2DBackpropFilterShortRowsAvx512Vnni(const Conv2DGeometry& g, const int8_t* x, const int8_t* dy,
                                              int32_t* dw, const ParallelFor& parallel_for, std::string* error);
 

@@ -144,13 +144,17 @@ void FilterGradRows(const Conv2DGeometry& g, const int8_t* x, const int8_t* dy, 
 
 bool Conv2DBackpropFilterShortRowsAvx512Vnni(const Conv2DGeometry& g, const int8_t* x, const int8_t* dy,
                                              int32_t* dw, const ParallelFor& parallel_for, std::string* error) {
+  if (!UseShortRowsFilterGrad(g)) {
+    *error = "conv2d_backprop_filter: the direct short-row kernel does not take this geometry";
+    return false;
+  }
   const int taps = static_cast<int>(g.k_h * g.k_w * g.in_c);
   const int64_t rows_total = g.batch * g.out_h;
   const int64_t padded_w = (g.out_w + 3) / 4 * 4;  // pixels per row, read in fours
   const int64_t step = g.stride_w * g.in_c;
   const int64_t span = (padded_w - 1) * step + std::max<int64_t>(g.k_w * g.in_c, 4 * ((g.k_w * g.in_c + 3) / 4)) + 3 * step;
   // Chunks of whole rows, each exact in int32, at least two for the threads.
-  const int64_t rows_per_chunk_max = std::max<int64_t>(1, kMaxExactDepth / padded_w);
+  const int64_t rows_per_chunk_max = kMaxExactDepth / padded_w;  // >= 1 (UseShortRowsFilterGrad)
   int64_t chunks = std::max<int64_t>((rows_total + rows_per_chunk_max - 1) / rows_per_chunk_max,
                                      std::min<int64_t>(rows_total, 2));
   const int64_t rows_per_chunk = (rows_total + chunks - 1) / std::max<int64_t>(chunks, 1);

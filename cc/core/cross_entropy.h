@@ -11,7 +11,8 @@
 namespace keras_int {
 
 // err[b, :] ~= round((softmax(q[b, :] * 2**e) - onehot(labels[b])) * 2**7).
-// labels must already be checked to lie in [0, classes).
+// labels must already be checked to lie in [0, classes), and classes to be
+// at most kCrossEntropyMaxClasses (scalar.h).
 void SoftmaxCrossEntropyGrad(const int8_t* logits, int64_t batch, int64_t classes, int exponent,
                              const int64_t* labels, Rounding rounding, RoundingSeed seed,
                              int8_t* err);

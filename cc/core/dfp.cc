@@ -236,7 +236,7 @@ Status Quantize(const float* x, int64_t n, T* q, int* exponent, const ParallelFo
     while (std::isfinite(x[i])) ++i;
     return Status::Error("quantize: input contains NaN or Inf (element " + std::to_string(i) + ")");
   }
-  if (max_bits == 0) {
+  if (max_bits < kSmallestNormalBits) {  // all zero or subnormal: counts as zero
     std::fill(q, q + n, T{0});
     *exponent = 0;
     return Status::OK();

@@ -1,6 +1,6 @@
 // Dynamic fixed point (DFP): integer mantissas sharing one power-of-two
 // exponent. Bit widths, the four rounding modes, requantize and the exact
-// float <-> DFP boundary conversions (ALGORITHMS.md sections 1 and 2).
+// float <-> DFP boundary conversions (docs/algorithms.md sections 1 and 2).
 #ifndef KERAS_INT_CC_CORE_DFP_H_
 #define KERAS_INT_CC_CORE_DFP_H_
 

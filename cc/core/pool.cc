@@ -162,11 +162,17 @@ KI_VECTOR_CLONES void CarrierRouteRow(const PoolGeometry& g, const int32_t* __re
   }
 }
 
+// No window has a channel to read: the loops over windows would still count
+// out_h * out_w of them per image (2**40 for an empty input claiming
+// 2**20 x 2**20 pixels). The output (and a gradient's dx) is then empty.
+bool NoWork(const PoolGeometry& g) { return g.batch == 0 || g.out_h == 0 || g.out_w == 0 || g.channels == 0; }
+
 }  // namespace
 
 // Images are independent (the gradients scatter within one image only), so
 // every function runs in parallel over the batch.
 void MaxPool(const PoolGeometry& g, const int8_t* x, int8_t* y, const ParallelFor& parallel_for) {
+  if (NoWork(g)) return;
   parallel_for(g.batch, WindowCost(g), [&](int64_t first, int64_t last) {
     ForEachWindow(g, first, last, [&](int64_t n, int64_t oh, int64_t ow, int64_t offset) {
       std::fill(y + offset, y + offset + g.channels, INT8_MIN);
@@ -177,6 +183,7 @@ void MaxPool(const PoolGeometry& g, const int8_t* x, int8_t* y, const ParallelFo
 
 void MaxPoolGrad(const PoolGeometry& g, const int8_t* x, const int8_t* dy, int32_t* dx,
                  const ParallelFor& parallel_for) {
+  if (NoWork(g)) return;
   const int64_t image = g.in_h * g.in_w * g.channels;
   parallel_for(g.batch, WindowCost(g), [&](int64_t first, int64_t last) {
     std::fill(dx + first * image, dx + last * image, 0);
@@ -207,6 +214,7 @@ Status CheckMaxPoolCarrier(const PoolGeometry& g) {
 Status MaxPoolCarrier(const PoolGeometry& g, const float* x, float* y, uint8_t* which,
                       const ParallelFor& parallel_for) {
   KERAS_INT_RETURN_IF_ERROR(CheckMaxPoolCarrier(g));
+  if (NoWork(g)) return Status::OK();
   const int32_t* in = reinterpret_cast<const int32_t*>(x);
   int32_t* out = reinterpret_cast<int32_t*>(y);
   const bool covered = WindowsCoverInput(g);
@@ -234,6 +242,7 @@ Status MaxPoolCarrier(const PoolGeometry& g, const float* x, float* y, uint8_t* 
 
 void MaxPoolCarrierGrad(const PoolGeometry& g, const float* dy, const uint8_t* which, float* dx,
                         const ParallelFor& parallel_for) {
+  if (NoWork(g)) return;
   const int32_t* d = reinterpret_cast<const int32_t*>(dy);
   int32_t* out = reinterpret_cast<int32_t*>(dx);
   const int64_t image = g.in_h * g.in_w * g.channels;
@@ -251,6 +260,7 @@ void MaxPoolCarrierGrad(const PoolGeometry& g, const float* dy, const uint8_t* w
 }
 
 void AvgPool(const PoolGeometry& g, const int8_t* x, int32_t* y, const ParallelFor& parallel_for) {
+  if (NoWork(g)) return;
   parallel_for(g.batch, WindowCost(g), [&](int64_t first, int64_t last) {
     ForEachWindow(g, first, last, [&](int64_t n, int64_t oh, int64_t ow, int64_t offset) {
       int32_t* out = y + offset;
@@ -264,6 +274,7 @@ void AvgPool(const PoolGeometry& g, const int8_t* x, int32_t* y, const ParallelF
 
 void AvgPoolGrad(const PoolGeometry& g, const int8_t* dy, int32_t* dx,
                  const ParallelFor& parallel_for) {
+  if (NoWork(g)) return;
   const int64_t image = g.in_h * g.in_w * g.channels;
   parallel_for(g.batch, WindowCost(g), [&](int64_t first, int64_t last) {
     std::fill(dx + first * image, dx + last * image, 0);

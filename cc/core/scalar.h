@@ -243,10 +243,17 @@ KI_HOST_DEVICE int32_t QuantizeElement(float x, float factor, int32_t limit) {
   return v > limit ? limit : (v < -limit ? -limit : v);
 }
 
+// Subnormal inputs count as zero (TensorFlow's CPU threads flush them, other
+// threads and GPUs may not): a magnitude's bit pattern below this one is
+// treated as 0 wherever the result could otherwise depend on the flush mode.
+constexpr uint32_t kSmallestNormalBits = 0x00800000u;
+
 // Is x * 2**k a whole number? A multiply by a normal power of two is exactly
 // ldexp (both round a subnormal result the same way); k outside the normal
-// range [-126, 127] (tiny inputs) takes two such steps.
+// range [-126, 127] (tiny inputs) takes two such steps. A subnormal x counts
+// as zero (whole).
 KI_HOST_DEVICE bool IsWholeAfterScaling(float x, int k) {
+  if ((FloatBits(x) & 0x7FFFFFFFu) < kSmallestNormalBits) return true;
   float v = x;
   if (k > 127) v *= PowerOfTwo(127), k -= 127;   // k <= 155 for any float max
   if (k < -126) v *= PowerOfTwo(-126), k += 126;
@@ -265,6 +272,10 @@ constexpr int kCrossEntropyErrorExponent = -7;
 // Logit exponents below this are first rounded to it (the logits are then
 // below 2**-13, where the softmax is uniform to within int8 precision).
 constexpr int kCrossEntropyMinExponent = -20;
+// Widest row the normaliser sums exactly: a numerator is below 2**42 (at
+// most 2**41 + 127 * 2**21 + 127**2, the second-order form at exponent
+// -20), so 2**21 of them stay below 2**63 in int64.
+constexpr int64_t kCrossEntropyMaxClasses = int64_t{1} << 21;
 
 // Base-2 exponent s = q * log2(e) * 2**e of one logit as an integer (shifts on
 // the magnitude), for exponent > -7.

@@ -90,6 +90,13 @@ __global__ void AlignedAddKernel(const int8_t* a, const int8_t* b, int64_t n, in
   KI_GRID_STRIDE(i, n) { acc[i] = AlignedAddElement(a[i], b[i], left, right); }
 }
 
+// Raises the flag when any element is non-zero.
+__global__ void AnyNonZeroKernel(const int8_t* x, int64_t n, uint32_t* nonzero) {
+  uint32_t found = 0;
+  KI_GRID_STRIDE(i, n) { found |= x[i] != 0; }
+  AtomicOrWarp(nonzero, found);
+}
+
 // Adds the aligned bias; a sum outside int32 leaves acc unchanged there and
 // raises the flag.
 __global__ void AddBiasKernel(int32_t* acc, int64_t n, int64_t channels, const int32_t* bias,
@@ -179,7 +186,7 @@ Status Quantize(const Context& ctx, const float* x, int64_t n, T* q, int* expone
     KERAS_INT_RETURN_IF_ERROR(ReadBack(ctx, first, &index));
     return Status::Error("quantize: input contains NaN or Inf (element " + std::to_string(index) + ")");
   }
-  if (max_bits == 0) {
+  if (max_bits < kSmallestNormalBits) {  // all zero or subnormal: counts as zero
     *exponent = 0;
     return CudaStatus(cudaMemsetAsync(q, 0, sizeof(T) * n, stream), "memset");
   }
@@ -279,7 +286,17 @@ Status RoundShiftTensor(const Context& ctx, const int32_t* in, int64_t n, int sh
 
 Status AlignedAdd(const Context& ctx, const int8_t* a, int ea, const int8_t* b, int eb, int64_t n,
                   int32_t* acc, int* acc_exponent) {
-  const AddAlignment align = AlignExponents(ea, eb);
+  bool larger_is_zero = true;
+  if (n > 0 && AlignmentNeedsZeroTest(ea, eb)) {
+    uint32_t* nonzero;
+    KERAS_INT_RETURN_IF_ERROR(ZeroScratch(ctx, 1, &nonzero));
+    AnyNonZeroKernel<<<BlocksFor(n), kThreads, 0, StreamOf(ctx)>>>(ea > eb ? a : b, n, nonzero);
+    KERAS_INT_RETURN_IF_ERROR(LaunchStatus("add"));
+    uint32_t host = 0;
+    KERAS_INT_RETURN_IF_ERROR(ReadBack(ctx, nonzero, &host));
+    larger_is_zero = host == 0;
+  }
+  const AddAlignment align = AlignExponents(ea, eb, larger_is_zero);
   *acc_exponent = align.exponent;
   if (n == 0) return Status::OK();
   AlignedAddKernel<<<BlocksFor(n), kThreads, 0, StreamOf(ctx)>>>(

@@ -2,6 +2,7 @@
 #ifndef KERAS_INT_CC_KERNELS_COMMON_H_
 #define KERAS_INT_CC_KERNELS_COMMON_H_
 
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -73,6 +74,17 @@ inline ::absl::Status CheckRank(const ::tensorflow::Tensor& t, int rank, const c
                                                  t.shape().DebugString());
   }
   return ::absl::OkStatus();
+}
+
+// A shape from dimensions computed from inputs or size arguments.
+// TensorShape's constructor aborts the process on a negative dimension or an
+// element count beyond int64; this is an InvalidArgument error naming `what`.
+inline ::absl::Status MakeShape(const char* what, std::initializer_list<int64_t> dims,
+                                ::tensorflow::TensorShape* shape) {
+  const ::absl::Status status = ::tensorflow::TensorShape::BuildTensorShape(dims, shape);
+  if (status.ok()) return status;
+  return ::tensorflow::errors::InvalidArgument(what, ": the element count overflows int64 (",
+                                               status.message(), ")");
 }
 
 inline void SetScalarInt32(::tensorflow::OpKernelContext* ctx, int index, int value) {

@@ -54,13 +54,18 @@ inline ::absl::Status ShapeFromSizes(const ::tensorflow::Tensor& sizes, const ch
   for (int i = 0; i < 4; ++i) {
     if (v(i) < 0) return ::tensorflow::errors::InvalidArgument(name, " must be non-negative");
   }
-  *shape = ::tensorflow::TensorShape({v(0), v(1), v(2), v(3)});
-  return ::absl::OkStatus();
+  return MakeShape(name, {v(0), v(1), v(2), v(3)}, shape);
+}
+
+// The shape of the convolution's output (y, or dy of its gradients).
+inline ::absl::Status OutputShape(const Conv2DGeometry& g, ::tensorflow::TensorShape* shape) {
+  return MakeShape("conv2d: output shape", {g.batch, g.out_h, g.out_w, g.out_c}, shape);
 }
 
 inline ::absl::Status CheckOutBackprop(const Conv2DGeometry& g,
                                              const ::tensorflow::Tensor& dy) {
-  const ::tensorflow::TensorShape expected({g.batch, g.out_h, g.out_w, g.out_c});
+  ::tensorflow::TensorShape expected;
+  TF_RETURN_IF_ERROR(OutputShape(g, &expected));
   if (dy.shape() != expected) {
     return ::tensorflow::errors::InvalidArgument("conv2d: out_backprop has shape ",
                                                  dy.shape().DebugString(), ", expected ",

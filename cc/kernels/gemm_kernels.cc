@@ -26,8 +26,11 @@ class MatMulOp : public OpKernel {
                 ::tensorflow::errors::InvalidArgument(
                     "matmul: inner dimensions of x ", x.shape().DebugString(), " and w ",
                     w.shape().DebugString(), " do not match (", K, " vs ", Kw, ")"));
+    ::tensorflow::TensorShape out_shape;
+    OP_REQUIRES_OK(ctx, MakeShape("matmul: output shape", {M, N}, &out_shape));
     Tensor* out = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, ::tensorflow::TensorShape({M, N}), &out));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, out_shape, &out));
+    if (out->NumElements() == 0) return;
     Device device(ctx);
     OP_REQUIRES_OK(ctx, device.status());
     KI_OP_REQUIRES_OK(ctx, device.MatMul(x.flat<int8_t>().data(), w.flat<int8_t>().data(), M, N, K,

@@ -23,6 +23,8 @@ class LayerOpBase : public OpKernel {
   explicit LayerOpBase(OpKernelConstruction* ctx) : OpKernel(ctx) {
     OP_REQUIRES_OK(ctx, GetRounding(ctx, &rounding_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("N", &num_biases_));
+    OP_REQUIRES(ctx, num_biases_ <= 1,
+                ::tensorflow::errors::InvalidArgument("a layer op takes at most one bias, got N = ", num_biases_));
   }
 
  protected:
@@ -115,6 +117,7 @@ class LayerOpBase : public OpKernel {
     OP_REQUIRES(ctx, bias.dims() == 1 && bias.dim_size(0) == channels,
                 ::tensorflow::errors::InvalidArgument(name, " bias must have shape [", channels,
                                                       "], got ", bias.shape().DebugString()));
+    if (shape.num_elements() == 0) return;  // no rows, or no channels to divide them by
     KI_OP_REQUIRES_OK(ctx, device.AddBias(acc, shape.num_elements() / channels, channels,
                                           bias.flat<int32_t>().data(), -x_exponent));
   }
@@ -146,7 +149,8 @@ class DenseLayerOp : public LayerOpBase {
       const Tensor* x_q;
       int x_exponent;
       if (!QuantizeInput(ctx, device, &x_q, &x_exponent)) return;
-      const TensorShape shape({M, N});
+      TensorShape shape;
+      OP_REQUIRES_OK(ctx, MakeShape("dense: output shape", {M, N}, &shape));
       Tensor* y;
       int32_t* acc;
       if (!AllocateOutput(ctx, shape, &y, &acc)) return;
@@ -176,7 +180,8 @@ class Conv2DLayerOp : public LayerOpBase {
       const Tensor* x_q;
       int x_exponent;
       if (!QuantizeInput(ctx, device, &x_q, &x_exponent)) return;
-      const TensorShape shape({g.batch, g.out_h, g.out_w, g.out_c});
+      TensorShape shape;
+      OP_REQUIRES_OK(ctx, OutputShape(g, &shape));
       Tensor* y;
       int32_t* acc;
       if (!AllocateOutput(ctx, shape, &y, &acc)) return;

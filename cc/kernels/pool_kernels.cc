@@ -32,15 +32,17 @@ class PoolOpBase : public OpKernel {
     return ToTf(ComputePoolGeometry(same_, g));
   }
 
-  static TensorShape OutShape(const PoolGeometry& g) {
-    return TensorShape({g.batch, g.out_h, g.out_w, g.channels});
+  static ::absl::Status OutShape(const PoolGeometry& g, TensorShape* shape) {
+    return MakeShape("pool: output shape", {g.batch, g.out_h, g.out_w, g.channels}, shape);
   }
 
   // A tensor of the pooled shape (dy, or the carrier pool's tap indices).
   static ::absl::Status CheckDy(const PoolGeometry& g, const Tensor& dy, const char* name = "dy") {
-    if (dy.shape() != OutShape(g)) {
+    TensorShape expected;
+    TF_RETURN_IF_ERROR(OutShape(g, &expected));
+    if (dy.shape() != expected) {
       return ::tensorflow::errors::InvalidArgument("pool: ", name, " has shape ", dy.shape().DebugString(),
-                                                   ", expected ", OutShape(g).DebugString());
+                                                   ", expected ", expected.DebugString());
     }
     return ::absl::OkStatus();
   }
@@ -58,8 +60,11 @@ class MaxPoolOp : public PoolOpBase {
     const Tensor& x = ctx->input(0);
     PoolGeometry g;
     OP_REQUIRES_OK(ctx, Geometry(x.shape(), &g));
+    TensorShape y_shape;
+    OP_REQUIRES_OK(ctx, OutShape(g, &y_shape));
     Tensor* y = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, OutShape(g), &y));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, y_shape, &y));
+    if (y->NumElements() == 0) return;  // no work (the input may still claim huge sizes)
     Device device(ctx);
     OP_REQUIRES_OK(ctx, device.status());
     KI_OP_REQUIRES_OK(ctx, device.MaxPool(g, x.flat<int8_t>().data(), y->flat<int8_t>().data()));
@@ -78,6 +83,7 @@ class MaxPoolGradOp : public PoolOpBase {
     OP_REQUIRES_OK(ctx, CheckDy(g, dy));
     Tensor* dx = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x.shape(), &dx));
+    if (dx->NumElements() == 0) return;
     Device device(ctx);
     OP_REQUIRES_OK(ctx, device.status());
     KI_OP_REQUIRES_OK(ctx, device.MaxPoolGrad(g, x.flat<int8_t>().data(), dy.flat<int8_t>().data(),
@@ -93,10 +99,13 @@ class MaxPoolCarrierOp : public PoolOpBase {
     const Tensor& x = ctx->input(0);
     PoolGeometry g;
     OP_REQUIRES_OK(ctx, Geometry(x.shape(), &g));
+    TensorShape y_shape;
+    OP_REQUIRES_OK(ctx, OutShape(g, &y_shape));
     Tensor* y = nullptr;
     Tensor* which = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, OutShape(g), &y));
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, OutShape(g), &which));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, y_shape, &y));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, y_shape, &which));
+    if (y->NumElements() == 0) return;
     Device device(ctx);
     OP_REQUIRES_OK(ctx, device.status());
     KI_OP_REQUIRES_OK(ctx, device.MaxPoolCarrier(g, x.flat<float>().data(), y->flat<float>().data(),
@@ -120,6 +129,7 @@ class MaxPoolCarrierGradOp : public PoolOpBase {
     KI_OP_REQUIRES_OK(ctx, CheckMaxPoolCarrier(g));
     Tensor* dx = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x_shape, &dx));
+    if (dx->NumElements() == 0) return;
     Device device(ctx);
     OP_REQUIRES_OK(ctx, device.status());
     KI_OP_REQUIRES_OK(ctx, device.MaxPoolCarrierGrad(g, dy.flat<float>().data(), which.flat<uint8_t>().data(),
@@ -135,8 +145,11 @@ class AvgPoolOp : public PoolOpBase {
     const Tensor& x = ctx->input(0);
     PoolGeometry g;
     OP_REQUIRES_OK(ctx, Geometry(x.shape(), &g));
+    TensorShape y_shape;
+    OP_REQUIRES_OK(ctx, OutShape(g, &y_shape));
     Tensor* y = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, OutShape(g), &y));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, y_shape, &y));
+    if (y->NumElements() == 0) return;
     Device device(ctx);
     OP_REQUIRES_OK(ctx, device.status());
     KI_OP_REQUIRES_OK(ctx, device.AvgPool(g, x.flat<int8_t>().data(), y->flat<int32_t>().data()));
@@ -148,19 +161,15 @@ class AvgPoolGradOp : public PoolOpBase {
  public:
   using PoolOpBase::PoolOpBase;
   void Compute(OpKernelContext* ctx) override {
-    const Tensor& sizes = ctx->input(0);
-    OP_REQUIRES(ctx, sizes.dims() == 1 && sizes.NumElements() == 4,
-                ::tensorflow::errors::InvalidArgument("avg_pool_grad: input_sizes must have 4 elements"));
-    auto v = sizes.flat<int32_t>();
-    OP_REQUIRES(ctx, v(0) >= 0 && v(1) >= 0 && v(2) >= 0 && v(3) >= 0,
-                ::tensorflow::errors::InvalidArgument("avg_pool_grad: input_sizes must be non-negative"));
-    const TensorShape x_shape({v(0), v(1), v(2), v(3)});
+    TensorShape x_shape;
+    OP_REQUIRES_OK(ctx, ShapeFromSizes(ctx->input(0), "avg_pool_grad: input_sizes", &x_shape));
     const Tensor& dy = ctx->input(1);
     PoolGeometry g;
     OP_REQUIRES_OK(ctx, Geometry(x_shape, &g));
     OP_REQUIRES_OK(ctx, CheckDy(g, dy));
     Tensor* dx = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x_shape, &dx));
+    if (dx->NumElements() == 0) return;
     Device device(ctx);
     OP_REQUIRES_OK(ctx, device.status());
     KI_OP_REQUIRES_OK(ctx, device.AvgPoolGrad(g, dy.flat<int8_t>().data(), dx->flat<int32_t>().data()));

@@ -29,6 +29,10 @@ class SoftmaxCrossEntropyGradOp : public OpKernel {
                     " entries for a batch of ", batch));
     OP_REQUIRES(ctx, classes > 0 || batch == 0,
                 ::tensorflow::errors::InvalidArgument("softmax_cross_entropy_grad: logits has no classes"));
+    OP_REQUIRES(ctx, classes <= kCrossEntropyMaxClasses,
+                ::tensorflow::errors::InvalidArgument(
+                    "softmax_cross_entropy_grad: logits has ", classes, " classes, more than the ",
+                    kCrossEntropyMaxClasses, " whose softmax normaliser the int64 sum holds exactly"));
     int exponent;
     OP_REQUIRES_OK(ctx, GetExponent(ctx, 1, "softmax_cross_entropy_grad: exponent", kMinExponent,
                                     kMaxExponent, &exponent));
@@ -36,13 +40,14 @@ class SoftmaxCrossEntropyGradOp : public OpKernel {
     OP_REQUIRES_OK(ctx, GetSeed(ctx, 3, &seed));
     Tensor* err = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, logits.shape(), &err));
+    SetScalarInt32(ctx, 1, kCrossEntropyErrorExponent);
+    if (err->NumElements() == 0) return;
     Device device(ctx);
     OP_REQUIRES_OK(ctx, device.status());
     // The device checks that every label lies in [0, classes).
     KI_OP_REQUIRES_OK(ctx, device.template SoftmaxCrossEntropyGrad<Label>(
                                logits.flat<int8_t>().data(), batch, classes, exponent,
                                labels.flat<Label>().data(), rounding_, seed, err->flat<int8_t>().data()));
-    SetScalarInt32(ctx, 1, kCrossEntropyErrorExponent);
   }
 
  private:

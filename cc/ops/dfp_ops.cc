@@ -21,7 +21,7 @@ REGISTER_OP("IntOps>Quantize")
     .Output("exponent: int32")
     .Attr("out_type: {int8, int16}")
     .SetShapeFn(SameShapeAndScalarExponent)
-    .Doc("Exact float32 -> DFP conversion: q * 2**exponent ~= x (ALGORITHMS.md 1).");
+    .Doc("Exact float32 -> DFP conversion: q * 2**exponent ~= x (docs/algorithms.md 1).");
 
 REGISTER_OP("IntOps>Dequantize")
     .Input("q: T")
@@ -40,7 +40,7 @@ REGISTER_OP("IntOps>Requantize")
     .Attr("out_type: {int8, int16}")
     .Attr("rounding: string = 'nearest'")
     .SetShapeFn(SameShapeAndScalarExponent)
-    .Doc("int32 accumulator -> int8/int16 mantissas with a shared exponent (ALGORITHMS.md 2).");
+    .Doc("int32 accumulator -> int8/int16 mantissas with a shared exponent (docs/algorithms.md 2).");
 
 REGISTER_OP("IntOps>RequantizeToCarrier")
     .Input("acc: int32")

@@ -23,7 +23,7 @@ REGISTER_OP("IntOps>SoftmaxCrossEntropyGrad")
       c->set_output(1, c->Scalar());
       return ::absl::OkStatus();
     })
-    .Doc("NITI's integer softmax cross-entropy gradient (ALGORITHMS.md 4).");
+    .Doc("NITI's integer softmax cross-entropy gradient (docs/algorithms.md 4).");
 
 REGISTER_OP("IntOps>SgdUpdate")
     .Input("w: T")
@@ -40,6 +40,6 @@ REGISTER_OP("IntOps>SgdUpdate")
       c->set_output(1, c->input(2));
       return ::absl::OkStatus();
     })
-    .Doc("NITI's integer SGD step (ALGORITHMS.md 6).");
+    .Doc("NITI's integer SGD step (docs/algorithms.md 6).");
 
 }  // namespace keras_int

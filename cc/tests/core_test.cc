@@ -305,10 +305,96 @@ void TestMaxPoolCarrierShards() {
   }
 }
 
+// The exactness bound of every path at the boundary (issue 12): depth
+// 131071 of (-128)**2 is the largest exact int32 sum, 131072 overflows and
+// must be an error, never -2**31. Each GEMM path (VNNI quads or int16 pairs,
+// as KERAS_INT_GEMM selects; the test runs under both) and the direct
+// short-row filter gradient, whose chunks hold whole output rows.
+void TestExactnessBoundaries() {
+  for (const int64_t depth : {kMaxExactDepth, kMaxExactDepth + 1}) {
+    const bool fits = depth == kMaxExactDepth;
+    std::vector<int8_t> x(depth, -128), w(depth, -128);
+    int32_t out = 0;
+    const Status status = MatMul(x.data(), w.data(), 1, 1, depth, false, false, &out, SerialFor);
+    EXPECT(status.ok() == fits && (!fits || out == depth * 16384), "matmul depth %ld: %d", (long)depth, out);
+    // One image row of `depth` pixels through a 1x1 filter: the filter
+    // gradient sums the whole row.
+    Conv2DGeometry g{1, 1, depth, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0};
+    EXPECT(ComputeConv2DGeometry(false, &g).ok(), "conv geometry");
+    int32_t dw = 0;
+    const Status filter = Conv2DBackpropFilter(g, x.data(), w.data(), &dw, SerialFor);
+    EXPECT(filter.ok() == fits && (!fits || dw == depth * 16384), "filter gradient of a %ld-pixel row: %d",
+           (long)depth, dw);
+    // Depth 4 * depth over 2 rows of 2 images: split into int32 chunks.
+    std::vector<int8_t> x4(4 * depth), dy4(4 * depth);
+    for (int64_t i = 0; i < 4 * depth; ++i) x4[i] = -128, dy4[i] = i % 4 < 2 ? -128 : 127;
+    Conv2DGeometry g4{2, 2, depth, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0};
+    EXPECT(ComputeConv2DGeometry(false, &g4).ok(), "conv geometry");
+    const Status chunked = Conv2DBackpropFilter(g4, x4.data(), dy4.data(), &dw, SerialFor);
+    EXPECT(chunked.ok() && dw == 2 * depth * 16384 - 2 * depth * 128 * 127,
+           "chunked filter gradient over %ld pixels: %d", (long)(4 * depth), dw);
+  }
+  // The widest rows the direct path takes (a multiple of 4 pixels): one row
+  // at the limit is exact; two rows of 65536 are exact int32 chunks of one
+  // row each whose int64 total, 2**31, is an error.
+  const int64_t direct_w = kMaxExactDepth / 4 * 4;
+  for (const int64_t rows : {int64_t{1}, int64_t{2}}) {
+    const int64_t width = rows == 1 ? direct_w : 65536;
+    std::vector<int8_t> ones(rows * width, -128);
+    Conv2DGeometry g{1, rows, width, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0};
+    EXPECT(ComputeConv2DGeometry(false, &g).ok(), "conv geometry");
+    int32_t dw = 0;
+    const Status status = Conv2DBackpropFilter(g, ones.data(), ones.data(), &dw, SerialFor);
+    EXPECT(rows == 1 ? status.ok() && dw == direct_w * 16384 : !status.ok(),
+           "direct filter gradient over %ld rows of %ld: %d", (long)rows, (long)width, dw);
+  }
+  // The direct path refuses rows it cannot sum exactly.
+  Conv2DGeometry wide{1, 1, kMaxExactDepth + 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0};
+  EXPECT(ComputeConv2DGeometry(false, &wide).ok(), "conv geometry");
+  EXPECT(!conv_internal::UseShortRowsFilterGrad(wide), "a row wider than the exact depth takes the GEMM");
+}
+
+// x + 0 = x exactly, whatever the exponents (an all-zero tensor's exponent
+// carries nothing); otherwise the alignment is capped (TestPoolLossSgdAdd).
+void TestAddOfZero() {
+  const std::vector<int8_t> x = {100, -3, 127, -128}, zero(4, 0);
+  std::vector<int32_t> acc(4);
+  int e = 0;
+  AlignedAdd(zero.data(), 0, x.data(), -30, 4, acc.data(), &e);
+  EXPECT(e == -30 && acc == std::vector<int32_t>({100, -3, 127, -128}), "0 + x: exponent %d", e);
+  AlignedAdd(x.data(), -100, zero.data(), 100, 4, acc.data(), &e);
+  EXPECT(e == -100 && acc == std::vector<int32_t>({100, -3, 127, -128}), "x + 0: exponent %d", e);
+  AlignedAdd(zero.data(), 100, zero.data(), -100, 4, acc.data(), &e);
+  EXPECT(e == -100 && acc == std::vector<int32_t>(4, 0), "0 + 0: exponent %d", e);
+}
+
+// Subnormal inputs count as zero; pools of empty inputs claiming huge
+// sizes return at once.
+void TestSubnormalsAndEmptyPools() {
+  const float subnormal = std::numeric_limits<float>::denorm_min() * 3;
+  const std::vector<float> tiny = {subnormal, -subnormal};
+  std::vector<int8_t> q(2, 1);
+  int e = 1;
+  EXPECT(Quantize<int8_t>(tiny.data(), 2, q.data(), &e).ok() && e == 0 && q[0] == 0 && q[1] == 0,
+         "subnormal-only input quantizes to zero, e = 0 (got %d)", e);
+  const std::vector<float> mixed = {subnormal, 0.5f};
+  EXPECT(Quantize<int8_t>(mixed.data(), 2, q.data(), &e).ok() && e == -7 && q[0] == 0 && q[1] == 64,
+         "a subnormal beside 0.5 quantizes to 0 (e %d)", e);
+  PoolGeometry g{1, int64_t{1} << 20, int64_t{1} << 20, 0, 2, 2, 2, 2, 0, 0, 0, 0};
+  EXPECT(ComputePoolGeometry(false, &g).ok(), "pool geometry");
+  MaxPool(g, nullptr, nullptr);  // 2**38 windows of no channels: returns at once
+  AvgPool(g, nullptr, nullptr);
+  MaxPoolGrad(g, nullptr, nullptr, nullptr);
+  AvgPoolGrad(g, nullptr, nullptr);
+}
+
 }  // namespace
 }  // namespace keras_int
 
 int main() {
+  keras_int::TestExactnessBoundaries();
+  keras_int::TestAddOfZero();
+  keras_int::TestSubnormalsAndEmptyPools();
   keras_int::TestMicroKernels();
   keras_int::TestMaxPoolCarrierShards();
   keras_int::TestQuadKernel();
