@@ -7,6 +7,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_int.optimizers import IntegerSGD
+
 PREFIX = "exp/"
 _LAYER_EXPONENTS = ("output_exponent", "error_exponent", "kernel_exponent")
 
@@ -26,13 +28,16 @@ class MuScheduler(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         optimizer = self.model.optimizer
-        if not hasattr(optimizer, "mu_variable") or optimizer.mu_schedule is not None:
-            raise ValueError("MuScheduler needs a built IntegerSGD without mu_schedule "
-                             "(the two would both set mu)")
+        if not isinstance(optimizer, IntegerSGD):
+            raise ValueError(f"MuScheduler needs an IntegerSGD optimizer, got {type(optimizer).__name__}")
+        if optimizer.mu_schedule is not None:
+            raise ValueError("MuScheduler needs an IntegerSGD without mu_schedule (the two would "
+                             "both set mu)")
         mu = self.schedule(epoch)
-        if not isinstance(mu, (int, np.integer)) or not 1 <= mu <= 30:
+        if not isinstance(mu, (int, np.integer)) or isinstance(mu, bool) or not 1 <= mu <= 30:
             raise ValueError(f"MuScheduler: schedule({epoch}) must be an int in [1, 30], got {mu!r}")
-        optimizer.mu_variable.assign(int(mu))
+        # Also before the first step, where Keras has not built the optimizer yet.
+        optimizer.set_mu(int(mu))
 
 
 @keras.saving.register_keras_serializable(package="keras_int")
@@ -74,9 +79,11 @@ class ExponentTracker(keras.callbacks.Callback):
                 if variable is not None:
                     values[f"{PREFIX}{layer.name}/{name}"] = int(variable.numpy())
             kernel = getattr(layer, "kernel", None)
-            if kernel is not None and hasattr(optimizer, "grad_bits") and optimizer.built:
-                values[f"{PREFIX}{layer.name}/grad_bits"] = int(optimizer.grad_bits(kernel).numpy())
-        if hasattr(optimizer, "current_mu") and optimizer.built:
+            grad_bits = (optimizer.grad_bits(kernel)
+                         if kernel is not None and isinstance(optimizer, IntegerSGD) else None)
+            if grad_bits is not None:
+                values[f"{PREFIX}{layer.name}/grad_bits"] = int(grad_bits.numpy())
+        if isinstance(optimizer, IntegerSGD) and optimizer.built:
             values[f"{PREFIX}mu"] = int(optimizer.current_mu.numpy())
         return values
 

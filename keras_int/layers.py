@@ -3,7 +3,7 @@
 Each layer passes float32 *carriers* (values exactly ``q * 2**e``, int8 ``q``)
 to the next, so integer and float Keras layers can be mixed; inside, all
 arithmetic is integer (see tf_int_ops.layer_ops). The first integer layer
-quantises raw float input exactly as ALGORITHMS.md section 1 says.
+quantises raw float input exactly as docs/algorithms.md section 1 says.
 
 Weights are int8 variables (trainable), exponents are int32 variables
 (non-trainable): ``kernel_exponent`` (fixed after initialisation, as in
@@ -16,16 +16,28 @@ import numpy as np
 import tensorflow as tf
 
 import tf_int_ops
+from keras_int import _checkpoint
 from tf_int_ops import layer_ops
 
 _PACKAGE = "keras_int"
+_INT32_MAX = 2**31 - 1
+_INT64 = np.iinfo(np.int64)
+
+
+def _is_int(value):
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 def _int_or_pair(value, name, layer):
-    pair = (value, value) if isinstance(value, int) else tuple(value)
-    if len(pair) != 2 or not all(isinstance(v, int) and v >= 1 for v in pair):
-        raise ValueError(f"{layer}: {name} must be a positive int or a pair of them, got {value!r}")
-    return pair
+    """A pair of ints in [1, 2**31 - 1] (the ops' int32 attributes) from an int or a pair."""
+    try:
+        pair = (value, value) if _is_int(value) else tuple(value)
+    except TypeError:
+        pair = ()
+    if len(pair) != 2 or not all(_is_int(v) and 1 <= v <= _INT32_MAX for v in pair):
+        raise ValueError(f"{layer}: {name} must be a positive int or a pair of them, each at most "
+                         f"{_INT32_MAX}, got {value!r}")
+    return tuple(int(v) for v in pair)
 
 
 def _padding(padding, layer):
@@ -43,6 +55,9 @@ class _IntLayer(keras.layers.Layer):
             raise ValueError(f"{type(self).__name__}: rounding must be one of "
                              f"{tf_int_ops.ROUNDINGS}, got {rounding!r}")
         self.rounding = rounding
+        if seed is not None and (not _is_int(seed) or not _INT64.min <= seed <= _INT64.max):
+            raise ValueError(f"{type(self).__name__}: seed must be None or an int in "
+                             f"[{_INT64.min}, {_INT64.max}] (int64), got {seed!r}")
         # A fixed seed keeps stochastic rounding reproducible, also after
         # saving; keras.utils.set_random_seed makes the drawn one reproducible.
         self.seed = int(np.random.randint(0, 2**31 - 1)) if seed is None else int(seed)
@@ -67,6 +82,21 @@ class _IntLayer(keras.layers.Layer):
 
     def _rounding_seed(self):
         return self._next_seed() if self.rounding == "stochastic" else None
+
+    def _value_range(self, variable):
+        """The values `variable` may hold: what loading weights checks."""
+        if variable.name.endswith("exponent"):
+            return tf_int_ops.MIN_EXPONENT, tf_int_ops.MAX_EXPONENT
+        if variable.name == "rounding_step":
+            return _checkpoint.nonnegative_range(variable.dtype)
+        # int8 kernels saturate at +-127, int32 biases at +-(2**31 - 1).
+        return _checkpoint.symmetric_range(variable.dtype)
+
+    def load_own_variables(self, store):
+        """Keras' loading, refusing data of the wrong type or out of range (see _checkpoint)."""
+        super().load_own_variables(_checkpoint.CheckedStore(
+            store, f"{type(self).__name__} '{self.name}'",
+            self._trainable_variables + self._non_trainable_variables, self._value_range))
 
     def get_config(self):
         return {**super().get_config(), "rounding": self.rounding, "seed": self.seed}
@@ -120,7 +150,7 @@ class IntDense(_WeightedIntLayer):
         none, hence off by default).
       rounding: rounding of the output requantisation ("nearest", as NITI,
         "pseudo_stochastic", "stochastic" or "truncate").
-      seed: key of stochastic rounding.
+      seed: key of stochastic rounding (an int64; drawn when None).
 
     >>> layer = IntDense(10)
     >>> y = layer(keras.random.uniform((4, 64)))   # float32 carrier, values q * 2**e

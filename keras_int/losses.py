@@ -6,9 +6,70 @@ import tensorflow as tf
 from tf_int_ops import layer_ops
 
 
+_NAME = "IntegerCrossEntropy"
+
+
+def _sparse_labels(y_true, y_pred):
+    """Class indices [batch] as int64 from labels of shape [batch] or [batch, 1].
+
+    Keras hands labels over as floats: they must be whole numbers (the class
+    range is checked by the gradient op).
+    """
+    shape = y_true.shape
+    if shape.rank is not None and not (shape.rank == 1 or (shape.rank == 2 and shape[-1] in (1, None))):
+        hint = "; for one-hot labels pass sparse=False" if shape.rank == 2 else ""
+        raise ValueError(f"{_NAME}: sparse labels must be class indices of shape [batch] or "
+                         f"[batch, 1], got shape {shape}{hint}")
+    labels = tf.reshape(y_true, [-1])
+    if labels.shape[0] is not None and y_pred.shape[0] is not None and labels.shape[0] != y_pred.shape[0]:
+        raise ValueError(f"{_NAME}: {labels.shape[0]} labels for {y_pred.shape[0]} rows of logits")
+    checks = [tf.debugging.assert_equal(
+        tf.size(labels), tf.shape(y_pred)[0],
+        message=f"{_NAME}: the number of labels (first) must match the rows of logits (second)")]
+    if labels.dtype.is_floating:
+        checks.append(tf.debugging.assert_equal(
+            labels, tf.round(labels),
+            message=f"{_NAME}: sparse labels must be whole class indices (no NaN or fractions)"))
+    with tf.control_dependencies(checks):
+        return tf.cast(labels, tf.int64)
+
+
+def _one_hot_labels(y_true, y_pred):
+    """Class indices [batch] as int64 from one-hot labels [batch, classes].
+
+    The integer gradient knows hard labels only: each row must hold a single
+    1 and zeros (soft labels, NaN are errors).
+    """
+    if y_true.shape.rank is not None and y_true.shape.rank != 2:
+        raise ValueError(f"{_NAME}: one-hot labels must have shape [batch, classes], got shape "
+                         f"{y_true.shape}")
+    width, classes = y_true.shape[-1], y_pred.shape[-1]
+    if width is not None and classes is not None and width != classes:
+        raise ValueError(f"{_NAME}: one-hot labels have width {width} but the logits have {classes} "
+                         f"classes (shapes {y_true.shape} and {y_pred.shape})")
+    if y_true.shape[0] is not None and y_pred.shape[0] is not None and y_true.shape[0] != y_pred.shape[0]:
+        raise ValueError(f"{_NAME}: {y_true.shape[0]} one-hot labels for {y_pred.shape[0]} rows of "
+                         "logits")
+    zero_or_one = tf.logical_or(tf.equal(y_true, 0), tf.equal(y_true, 1))
+    checks = [
+        tf.debugging.assert_equal(
+            tf.shape(y_true), tf.shape(y_pred),
+            message=f"{_NAME}: one-hot labels (first: [batch, width]) and logits (second: "
+                    "[batch, classes]) must have the same shape"),
+        tf.debugging.assert_equal(
+            tf.logical_and(tf.reduce_all(zero_or_one, axis=-1),
+                           tf.equal(tf.reduce_sum(y_true, axis=-1), 1)),
+            True,
+            message=f"{_NAME}: one-hot labels must hold a single 1 and zeros in each row (rows "
+                    "marked False are not; for soft labels there is no integer gradient)"),
+    ]
+    with tf.control_dependencies(checks):
+        return tf.argmax(y_true, axis=-1)
+
+
 @keras.saving.register_keras_serializable(package="keras_int")
 class IntegerCrossEntropy(keras.losses.Loss):
-    """Softmax cross-entropy whose gradient is NITI's integer one (ALGORITHMS.md 4).
+    """Softmax cross-entropy whose gradient is NITI's integer one (docs/algorithms.md 4).
 
     The loss *values* Keras shows are computed in float32 for display only;
     training uses the integer gradient (pseudo-stochastic rounding, so it is
@@ -25,11 +86,11 @@ class IntegerCrossEntropy(keras.losses.Loss):
         self.sparse = bool(sparse)
 
     def call(self, y_true, y_pred):
-        if self.sparse:
-            # Keras hands labels over as floats; they are whole numbers.
-            labels = tf.cast(tf.reshape(y_true, [-1]), tf.int64)
-        else:
-            labels = tf.argmax(y_true, axis=-1)
+        y_true, y_pred = tf.convert_to_tensor(y_true), tf.convert_to_tensor(y_pred)
+        if y_pred.shape.rank is not None and y_pred.shape.rank != 2:
+            raise ValueError(f"{_NAME}: y_pred must be logits of shape [batch, classes], got shape "
+                             f"{y_pred.shape}")
+        labels = _sparse_labels(y_true, y_pred) if self.sparse else _one_hot_labels(y_true, y_pred)
         return layer_ops.softmax_cross_entropy(labels, y_pred)
 
     def get_config(self):

@@ -1,9 +1,11 @@
 """IntegerSGD: NITI's integer weight update inside Keras' optimizer API."""
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 import tf_int_ops
+from keras_int import _checkpoint
 
 
 def niti_mu_schedule(total_steps, values=(5, 4, 3)):
@@ -15,9 +17,32 @@ def niti_mu_schedule(total_steps, values=(5, 4, 3)):
     return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, list(values))
 
 
+def _slot_name(variable, slot):
+    """``<layer>_<variable>_<slot>`` (as Keras' ``add_variable_from_reference``), so
+    that messages tell the slots of two layers' kernels apart."""
+    return f"{getattr(variable, 'path', variable.name).replace('/', '_')}_{slot}"
+
+
+def _shifted_copy_of(variable):
+    """An initializer giving ``variable << 8`` as int16, read when the slot is initialised.
+
+    Keras builds the optimizer inside the first traced training step when the
+    user did not build it: an ``assign`` made there runs only in that trace,
+    which TensorFlow discards after creating the variables, and a value read
+    eagerly (``tf.init_scope``) is empty when the model's variables were
+    created in the same trace. An initializer reading the variable is what
+    TensorFlow lifts out of the trace and runs after the model's initializers.
+    """
+
+    def initializer(shape, dtype=None):
+        return tf.cast(tf.convert_to_tensor(variable), tf.int16) * 256
+
+    return initializer
+
+
 @keras.saving.register_keras_serializable(package="keras_int")
 class IntegerSGD(keras.optimizers.Optimizer):
-    """NITI's integer SGD (ALGORITHMS.md 6) for int8 variables (and int32 biases).
+    """NITI's integer SGD (docs/algorithms.md 6) for int8 variables (and int32 biases).
 
     The int32 gradient is shifted to ``mu`` bits (pseudo-stochastic rounding)
     and subtracted from the int8 weights with clipping; ``mu`` plays the role
@@ -54,6 +79,9 @@ class IntegerSGD(keras.optimizers.Optimizer):
         if isinstance(mu_schedule, dict):
             mu_schedule = keras.optimizers.schedules.deserialize(mu_schedule)
         self.mu = mu
+        # The value mu_variable starts at when the optimizer is built (set_mu
+        # changes it before then).
+        self._initial_mu = mu
         self.mu_schedule = mu_schedule
         self.momentum = momentum
         self.integer_weight_decay = weight_decay
@@ -68,25 +96,44 @@ class IntegerSGD(keras.optimizers.Optimizer):
         # mu when no step schedule is given; keras_int.callbacks.MuScheduler
         # changes it per epoch.
         self.mu_variable = self.add_variable(shape=(), dtype="int32",
-                                             initializer=keras.initializers.Constant(self.mu),
+                                             initializer=keras.initializers.Constant(self._initial_mu),
                                              name="mu")
         self._grad_bits, self._masters, self._momenta = [], [], []
         for variable in variables:
             self._grad_bits.append(self.add_variable(shape=(), dtype="int32", initializer="zeros",
-                                                     name=f"{variable.name}_grad_bits"))
+                                                     name=_slot_name(variable, "grad_bits")))
             master = None
             if variable.dtype == "int8" and self.weight_bits == 16:
                 # The 16-bit master copy starts at w << 8 (exact: |w| <= 127).
-                master = self.add_variable(shape=variable.shape, dtype="int16", initializer="zeros",
-                                           name=f"{variable.name}_master16")
-                master.assign(tf.cast(variable, tf.int16) * 256)
+                master = self.add_variable(shape=variable.shape, dtype="int16",
+                                           initializer=_shifted_copy_of(variable),
+                                           name=_slot_name(variable, "master16"))
             self._masters.append(master)
             momentum = None
             if self.momentum:
                 dtype = "int16" if master is not None else variable.dtype
                 momentum = self.add_variable(shape=variable.shape, dtype=dtype, initializer="zeros",
-                                             name=f"{variable.name}_momentum")
+                                             name=_slot_name(variable, "momentum"))
             self._momenta.append(momentum)
+
+    def set_mu(self, mu):
+        """Sets the update bit width ``mu`` of the following steps (what MuScheduler calls).
+
+        Before the optimizer is built (Keras builds it inside the first
+        training step unless the user did) it sets the value ``mu_variable``
+        will start at. Not with a ``mu_schedule``, which sets ``mu`` per step.
+
+        >>> optimizer.set_mu(4)
+        """
+        if self.mu_schedule is not None:
+            raise ValueError("IntegerSGD.set_mu: this optimizer has a mu_schedule, which sets mu "
+                             "per step")
+        if not isinstance(mu, (int, np.integer)) or isinstance(mu, bool) or not 1 <= mu <= 30:
+            raise ValueError(f"IntegerSGD.set_mu: mu must be an int in [1, 30], got {mu!r}")
+        if self.built:
+            self.mu_variable.assign(int(mu))
+        else:
+            self._initial_mu = int(mu)
 
     def _mu(self):
         if self.mu_schedule is None:
@@ -126,8 +173,32 @@ class IntegerSGD(keras.optimizers.Optimizer):
             variable.assign(tf_int_ops.int8_weights(new_w))
 
     def grad_bits(self, variable):
-        """bit_length of the last integer gradient of `variable` (for ExponentTracker)."""
+        """bit_length of the last integer gradient of `variable` (for ExponentTracker).
+
+        None when the optimizer is not built or does not update `variable`
+        (a frozen layer's kernel).
+        """
+        if not self.built or self._var_key(variable) not in self._trainable_variables_indices:
+            return None
         return self._grad_bits[self._get_variable_index(variable)]
+
+    def _value_range(self, variable):
+        """The values `variable` may hold: what loading weights checks."""
+        if variable is self.mu_variable:
+            return 1, 30
+        if variable is self.current_mu:
+            return 0, 30  # 0 until the first integer update
+        if any(variable is bits for bits in self._grad_bits):
+            return 0, 32  # bit_length of an int32
+        if variable is self._iterations:
+            return _checkpoint.nonnegative_range(variable.dtype)
+        # int16 masters and momentum buffers saturate at +-(2**(bits-1) - 1).
+        return _checkpoint.symmetric_range(variable.dtype)
+
+    def load_own_variables(self, store):
+        """Keras' loading, refusing data of the wrong type or out of range (see _checkpoint)."""
+        super().load_own_variables(_checkpoint.CheckedStore(
+            store, f"IntegerSGD '{self.name}'", self.variables, self._value_range))
 
     def get_config(self):
         config = super().get_config()

@@ -2,11 +2,12 @@
 
 Every function here takes and returns integer tensors (plus the float32
 boundary conversions ``quantize``/``dequantize``) and is bit-exact to the
-specification in ALGORITHMS.md. Arguments are checked before the op runs; a
+specification in docs/algorithms.md. Arguments are checked before the op runs; a
 problem found only at run time (shapes in a graph, overflow, exponents)
 raises ``tf.errors.InvalidArgumentError`` with the argument's name.
 """
 
+import numpy as np
 import tensorflow as tf
 
 from tf_int_ops import _loader
@@ -28,13 +29,42 @@ def _ops():
     return _loader.load()
 
 
+def _is_int(value):
+    """A Python or NumPy integer (not a bool)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _check_range(value, dtype, name, fn):
+    """Raises ValueError if an integer in `value` does not fit `dtype`.
+
+    `value` is a Python or NumPy integer, or a (nested) list, tuple or NumPy
+    array of them: TensorFlow would wrap such a value into `dtype` silently
+    (``2**32 + 5`` becomes int32 ``5``).
+    """
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            _check_range(item, dtype, name, fn)
+        return
+    if isinstance(value, np.ndarray) and np.issubdtype(value.dtype, np.integer) and value.size:
+        low, high = value.min(), value.max()
+    elif _is_int(value):
+        low = high = value
+    else:
+        return
+    if low < dtype.min or high > dtype.max:
+        raise ValueError(f"{fn}: {name} must be in [{dtype.min}, {dtype.max}] ({dtype.name}), "
+                         f"got {int(low if low < dtype.min else high)}")
+
+
 def _tensor(value, dtype, name, fn):
-    """Converts value to a tensor of exactly `dtype` (no silent casts)."""
+    """Converts value to a tensor of exactly `dtype` (no silent casts, no wrapped integers)."""
     if isinstance(value, (tf.Tensor, tf.Variable)) or hasattr(value, "dtype"):
         tensor = tf.convert_to_tensor(value)
         if tensor.dtype != dtype:
             raise ValueError(f"{fn}: {name} must be {dtype.name}, got {tensor.dtype.name}")
         return tensor
+    if dtype.is_integer:
+        _check_range(value, dtype, name, fn)
     try:
         return tf.convert_to_tensor(value, dtype=dtype)
     except (TypeError, ValueError) as error:
@@ -42,6 +72,11 @@ def _tensor(value, dtype, name, fn):
 
 
 def _one_of(value, dtypes, name, fn):
+    if not hasattr(value, "dtype"):
+        # A Python value becomes the narrowest of int32/int64 that holds it;
+        # beyond the widest allowed integer type it is an error.
+        widest = max((d for d in dtypes if d.is_integer), key=lambda d: d.max)
+        _check_range(value, widest, name, fn)
     tensor = tf.convert_to_tensor(value)
     if tensor.dtype not in dtypes:
         allowed = ", ".join(d.name for d in dtypes)
@@ -67,13 +102,18 @@ def _bits(bits, fn):
 
 
 def _pair(value, name, fn):
-    """An int or a pair of ints, each >= 1, as a list of two."""
-    pair = [value, value] if isinstance(value, int) else list(value)
-    if len(pair) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in pair):
+    """An int or a pair of ints, each in [1, 2**31 - 1] (an int32 attribute), as a list of two."""
+    try:
+        pair = [value, value] if _is_int(value) else list(value)
+    except TypeError:
+        pair = None
+    if pair is None or len(pair) != 2 or not all(_is_int(v) for v in pair):
         raise ValueError(f"{fn}: {name} must be an int or a pair of ints, got {value!r}")
     if min(pair) < 1:
         raise ValueError(f"{fn}: {name} must be >= 1, got {value!r}")
-    return pair
+    if max(pair) > tf.int32.max:
+        raise ValueError(f"{fn}: {name} must be <= {tf.int32.max} (an int32 attribute), got {value!r}")
+    return [int(v) for v in pair]
 
 
 def _padding(padding, fn):
@@ -89,12 +129,12 @@ def _exponent(exponent, fn, name="exponent"):
 
 
 def _seed(seed, rounding, fn):
-    """Seed input [key, step]; required by stochastic rounding only."""
+    """Seed input [key, step], each an int64 (signed); required by stochastic rounding only."""
     if seed is None:
         if rounding == "stochastic":
             raise ValueError(f"{fn}: stochastic rounding needs a seed (an int or [key, step])")
         return tf.zeros([2], tf.int64)
-    if isinstance(seed, int):
+    if _is_int(seed):
         seed = [seed, 0]
     seed = tf.cast(_one_of(seed, (tf.int32, tf.int64), "seed", fn), tf.int64)
     if seed.shape.rank is not None and seed.shape != [2]:
@@ -127,7 +167,8 @@ def requantize(acc, exponent, rounding="nearest", bits=8, seed=None):
 
     Shifts right by ``s = bit_length(max|acc|) - (bits - 1)`` when positive,
     with the given rounding, and clips; small values are never scaled up.
-    ``seed`` (an int or ``[key, step]``) drives ``stochastic`` rounding.
+    ``seed`` (an int or ``[key, step]``, each a signed int64) drives
+    ``stochastic`` rounding.
 
     >>> q, e = requantize(tf.constant([1000, -3], tf.int32), 0)  # q = [125, 0], e = 3
     """
