@@ -68,6 +68,13 @@ class IntegerSGD(keras.optimizers.Optimizer):
     def __init__(self, mu=5, mu_schedule=None, momentum=0, weight_decay=0, weight_bits=8,
                  learning_rate=0.01, name="integer_sgd", **kwargs):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
+        # Keras' float gradient transformations would scale, clip or average
+        # the int32 gradients (or create int8 accumulators): refused.
+        for option in ("clipnorm", "clipvalue", "global_clipnorm", "use_ema", "loss_scale_factor",
+                       "gradient_accumulation_steps"):
+            if getattr(self, option, None):
+                raise ValueError(f"IntegerSGD: {option} is not supported: it would transform the "
+                                 "integer gradients in float")
         if not isinstance(mu, int) or not 1 <= mu <= 30:
             raise ValueError(f"IntegerSGD: mu must be an int in [1, 30], got {mu!r}")
         if not isinstance(momentum, int) or not 0 <= momentum <= 16:

@@ -117,6 +117,14 @@ def test_mu_scheduler_refuses_other_optimizers_and_mu_schedules():
         model.fit(x, y, epochs=1, verbose=0, callbacks=[scheduler])
 
 
+@pytest.mark.parametrize("option", [dict(clipnorm=1.0), dict(clipvalue=0.5), dict(global_clipnorm=1.0),
+                                    dict(use_ema=True), dict(loss_scale_factor=128.0),
+                                    dict(gradient_accumulation_steps=2)])
+def test_float_gradient_transformations_are_refused(option):
+    with pytest.raises(ValueError, match=f"IntegerSGD: {next(iter(option))} is not supported"):
+        keras_int.optimizers.IntegerSGD(**option)
+
+
 def test_set_mu_checks_its_value_and_sets_the_initial_mu_before_build():
     optimizer = keras_int.optimizers.IntegerSGD(mu=5)
     for bad in (0, 31, 2.0, True):
