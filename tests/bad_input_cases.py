@@ -192,6 +192,11 @@ def wide_row_filter_gradient_at_the_exact_limit(dw):
     assert dw.numpy().tolist() == [[[[131071 * 2**14]]]], dw.numpy()
 
 
+def huge_stride_filter_gradient_is_small_and_exact(dw):
+    # One output pixel (the first input pixel, SAME padding): dw[0, 0, c, o] = x[c] * dy[o].
+    assert dw.numpy().tolist() == [[[[1, 1], [1, 1]]]], dw.numpy()
+
+
 def x_plus_zero_is_x(result):
     q, e = result
     np.testing.assert_array_equal(ref.dequantize(q.numpy(), int(e)), [100 * 2.0**-30, -3 * 2.0**-30])
@@ -223,6 +228,9 @@ RESULT_CASES = [
     (lambda: ops.int_conv2d_backprop_filter(np.full((1, 1, 131071, 1), -128, np.int8), [1, 1, 1, 1],
                                             np.full((1, 1, 131071, 1), -128, np.int8)),
      None, wide_row_filter_gradient_at_the_exact_limit),
+    (lambda: ops.int_conv2d_backprop_filter(np.ones((1, 1, 2, 2), np.int8), [1, 1, 2, 2],
+                                            np.ones((1, 1, 1, 2), np.int8), strides=(1, 2**30)),
+     None, huge_stride_filter_gradient_is_small_and_exact),
     (lambda: ops.int_add(np.zeros(2, np.int8), 0, np.array([100, -3], np.int8), -30), None, x_plus_zero_is_x),
     (lambda: ops.int_add(np.array([1, 127], np.int8), -60, np.zeros(2, np.int8), 40), None, zero_plus_x_is_x),
     (lambda: ops.quantize(np.array([1e-40, -1e-45], np.float32)), None, subnormal_input_counts_as_zero),

@@ -156,9 +156,13 @@ bool UseShortRowsConv(const Conv2DGeometry& g) {
 }
 
 bool UseShortRowsFilterGrad(const Conv2DGeometry& g) {
-  // Its int32 chunks hold whole output rows, read four pixels at a time.
+  // Its int32 chunks hold whole output rows, read four pixels at a time; its
+  // padded row copies span about (out_w rounded up to 4) * stride_w * in_c
+  // bytes, which for a huge stride would be mostly padding (gigabytes for one
+  // output pixel): at most 64 bytes per pixel keeps them near the input row.
   const int64_t padded_w = (g.out_w + 3) / 4 * 4;
-  return UseShortRowsConv(g) && g.k_h * g.k_w * g.in_c <= 16 && padded_w <= kMaxExactDepth;
+  return UseShortRowsConv(g) && g.k_h * g.k_w * g.in_c <= 16 && padded_w <= kMaxExactDepth &&
+         g.stride_w * g.in_c <= 64;
 }
 
 }  // namespace conv_internal

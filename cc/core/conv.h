@@ -52,9 +52,10 @@ void Conv2DShortRowsAvx512Vnni(const Conv2DGeometry& g, const int8_t* x, const i
                                const ParallelFor& parallel_for);
 
 // Whether Conv2DBackpropFilter takes the direct path below: UseShortRowsConv,
-// at most 16 taps (k_h * k_w * in_c), and output rows short enough that one
+// at most 16 taps (k_h * k_w * in_c), output rows short enough that one
 // row's sums are exact in int32 (at most kMaxExactDepth pixels, rounded up
-// to a multiple of 4); wider rows take the GEMM, which splits any depth.
+// to a multiple of 4) and at most 64 bytes between neighbouring pixels'
+// patches (stride_w * in_c); other geometries take the GEMM.
 bool UseShortRowsFilterGrad(const Conv2DGeometry& g);
 
 // Its filter gradient: four pixels' errors per vpdpbusd lane against the

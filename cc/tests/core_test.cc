@@ -352,6 +352,15 @@ void TestExactnessBoundaries() {
   Conv2DGeometry wide{1, 1, kMaxExactDepth + 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0};
   EXPECT(ComputeConv2DGeometry(false, &wide).ok(), "conv geometry");
   EXPECT(!conv_internal::UseShortRowsFilterGrad(wide), "a row wider than the exact depth takes the GEMM");
+  // A huge stride: the direct path's padded rows would be mostly padding.
+  Conv2DGeometry strided{1, 1, 2, 2, 1, 1, 2, 1, int64_t{1} << 30, 1, 1, 0, 0, 0, 0};
+  EXPECT(ComputeConv2DGeometry(true, &strided).ok(), "conv geometry");
+  EXPECT(!conv_internal::UseShortRowsFilterGrad(strided), "a 2**30 stride takes the GEMM");
+  const std::vector<int8_t> x2 = {1, 2, 3, 4}, dy2 = {5, -6};
+  std::vector<int32_t> dw2(4);
+  EXPECT(Conv2DBackpropFilter(strided, x2.data(), dy2.data(), dw2.data(), SerialFor).ok() &&
+             dw2 == std::vector<int32_t>({5, -6, 10, -12}),
+         "strided filter gradient");
 }
 
 // x + 0 = x exactly, whatever the exponents (an all-zero tensor's exponent
