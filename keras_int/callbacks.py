@@ -4,10 +4,11 @@ import csv
 import os
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from keras_int.optimizers import IntegerSGD
+from tf_int_ops import _tf_internal
+from tf_int_ops import _validation as check
 
 PREFIX = "exp/"
 _LAYER_EXPONENTS = ("output_exponent", "error_exponent", "kernel_exponent")
@@ -33,11 +34,9 @@ class MuScheduler(keras.callbacks.Callback):
         if optimizer.mu_schedule is not None:
             raise ValueError("MuScheduler needs an IntegerSGD without mu_schedule (the two would "
                              "both set mu)")
-        mu = self.schedule(epoch)
-        if not isinstance(mu, (int, np.integer)) or isinstance(mu, bool) or not 1 <= mu <= 30:
-            raise ValueError(f"MuScheduler: schedule({epoch}) must be an int in [1, 30], got {mu!r}")
+        mu = check.int_in(self.schedule(epoch), f"schedule({epoch})", "MuScheduler", 1, 30)
         # Also before the first step, where Keras has not built the optimizer yet.
-        optimizer.set_mu(int(mu))
+        optimizer.set_mu(mu)
 
 
 @keras.saving.register_keras_serializable(package="keras_int")
@@ -59,8 +58,8 @@ class ExponentTracker(keras.callbacks.Callback):
 
     def __init__(self, every_n_batches=None, csv_path=None, log_dir=None):
         super().__init__()
-        if every_n_batches is not None and (not isinstance(every_n_batches, int) or every_n_batches < 1):
-            raise ValueError(f"ExponentTracker: every_n_batches must be a positive int, got {every_n_batches!r}")
+        if every_n_batches is not None:
+            every_n_batches = check.positive_int(every_n_batches, "every_n_batches", "ExponentTracker")
         self.every_n_batches = every_n_batches
         self.csv_path = csv_path
         self.log_dir = log_dir
@@ -73,7 +72,7 @@ class ExponentTracker(keras.callbacks.Callback):
         """The current values, as {name: int}."""
         values = {}
         optimizer = getattr(self.model, "optimizer", None)
-        for layer in self.model._flatten_layers(include_self=False, recursive=True):
+        for layer in _tf_internal.flatten_layers(self.model):
             for name in _LAYER_EXPONENTS:
                 variable = getattr(layer, name, None)
                 if variable is not None:

@@ -1,11 +1,12 @@
 """IntegerSGD: NITI's integer weight update inside Keras' optimizer API."""
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 import tf_int_ops
 from keras_int import _checkpoint
+from tf_int_ops import _tf_internal
+from tf_int_ops import _validation as check
 
 
 def niti_mu_schedule(total_steps, values=(5, 4, 3)):
@@ -75,12 +76,9 @@ class IntegerSGD(keras.optimizers.Optimizer):
             if getattr(self, option, None):
                 raise ValueError(f"IntegerSGD: {option} is not supported: it would transform the "
                                  "integer gradients in float")
-        if not isinstance(mu, int) or not 1 <= mu <= 30:
-            raise ValueError(f"IntegerSGD: mu must be an int in [1, 30], got {mu!r}")
-        if not isinstance(momentum, int) or not 0 <= momentum <= 16:
-            raise ValueError(f"IntegerSGD: momentum must be an int in [0, 16] (sixteenths), got {momentum!r}")
-        if not isinstance(weight_decay, int) or not 0 <= weight_decay <= 1024:
-            raise ValueError(f"IntegerSGD: weight_decay must be an int in [0, 1024], got {weight_decay!r}")
+        mu = check.int_in(mu, "mu", "IntegerSGD", 1, 30)
+        momentum = check.int_in(momentum, "momentum", "IntegerSGD", 0, 16, " (sixteenths)")
+        weight_decay = check.int_in(weight_decay, "weight_decay", "IntegerSGD", 0, 1024)
         if weight_bits not in (8, 16):
             raise ValueError(f"IntegerSGD: weight_bits must be 8 or 16, got {weight_bits!r}")
         if isinstance(mu_schedule, dict):
@@ -135,12 +133,11 @@ class IntegerSGD(keras.optimizers.Optimizer):
         if self.mu_schedule is not None:
             raise ValueError("IntegerSGD.set_mu: this optimizer has a mu_schedule, which sets mu "
                              "per step")
-        if not isinstance(mu, (int, np.integer)) or isinstance(mu, bool) or not 1 <= mu <= 30:
-            raise ValueError(f"IntegerSGD.set_mu: mu must be an int in [1, 30], got {mu!r}")
+        mu = check.int_in(mu, "mu", "IntegerSGD.set_mu", 1, 30)
         if self.built:
-            self.mu_variable.assign(int(mu))
+            self.mu_variable.assign(mu)
         else:
-            self._initial_mu = int(mu)
+            self._initial_mu = mu
 
     def _mu(self):
         if self.mu_schedule is None:
@@ -148,7 +145,7 @@ class IntegerSGD(keras.optimizers.Optimizer):
         return tf.cast(self.mu_schedule(self.iterations), tf.int32)
 
     def update_step(self, gradient, variable, learning_rate):
-        index = self._get_variable_index(variable)
+        index = _tf_internal.optimizer_variable_index(self, variable)
         if variable.dtype in (tf.float16, tf.bfloat16, tf.float32, tf.float64):
             # A float layer in an integer model: plain SGD, documented.
             if self._momenta[index] is not None:
@@ -185,9 +182,8 @@ class IntegerSGD(keras.optimizers.Optimizer):
         None when the optimizer is not built or does not update `variable`
         (a frozen layer's kernel).
         """
-        if not self.built or self._var_key(variable) not in self._trainable_variables_indices:
-            return None
-        return self._grad_bits[self._get_variable_index(variable)]
+        index = _tf_internal.optimizer_variable_index(self, variable) if self.built else None
+        return None if index is None else self._grad_bits[index]
 
     def _value_range(self, variable):
         """The values `variable` may hold: what loading weights checks."""
@@ -197,7 +193,7 @@ class IntegerSGD(keras.optimizers.Optimizer):
             return 0, 30  # 0 until the first integer update
         if any(variable is bits for bits in self._grad_bits):
             return 0, 32  # bit_length of an int32
-        if variable is self._iterations:
+        if variable is self.iterations:  # no gradient accumulation: the variable itself
             return _checkpoint.nonnegative_range(variable.dtype)
         # int16 masters and momentum buffers saturate at +-(2**(bits-1) - 1).
         return _checkpoint.symmetric_range(variable.dtype)

@@ -13,3 +13,9 @@ def rng():
 
 def random_int8(rng, shape, low=-128, high=127):
     return rng.integers(low, high + 1, size=shape).astype(np.int8)
+
+
+def carrier(rng, shape, exponent, low=-127, high=127):
+    """Random carrier values ``q * 2**exponent`` with integer q in [low, high], as float32."""
+    q = rng.integers(low, high + 1, shape)
+    return (q * 2.0**exponent).astype(np.float32)

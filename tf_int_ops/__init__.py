@@ -6,6 +6,7 @@ compiled library is loaded on first use; if it is missing, the error says
 how to build it.
 """
 
+from tf_int_ops import _tf_internal
 from tf_int_ops import layer_ops
 from tf_int_ops.ops import (
     AVG_POOL_SHIFT,
@@ -34,3 +35,5 @@ from tf_int_ops.ops import (
 )
 
 __version__ = "0.1.0"
+
+_tf_internal.check_versions()

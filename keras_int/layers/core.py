@@ -1,0 +1,48 @@
+"""Fully connected integer layer."""
+
+import keras
+
+from keras_int.layers.base import PACKAGE, WeightedIntLayer
+from tf_int_ops import _validation as check
+from tf_int_ops import layer_ops
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class IntDense(WeightedIntLayer):
+    """Fully connected layer with an int8 kernel: ``requantize(quantize(x) @ kernel)``.
+
+    Args:
+      units: output features.
+      kernel_initializer: float initialiser, quantised once to int8.
+      use_bias: add an int32 bias kept at the kernel's exponent (NITI has
+        none, hence off by default).
+      rounding: rounding of the output requantisation ("nearest", as NITI,
+        "pseudo_stochastic", "stochastic" or "truncate").
+      seed: key of stochastic rounding (an int64; drawn when None).
+
+    >>> layer = IntDense(10)
+    >>> y = layer(keras.random.uniform((4, 64)))   # float32 carrier, values q * 2**e
+    >>> layer.kernel.dtype                          # 'int8'
+    """
+
+    def __init__(self, units, kernel_initializer="glorot_uniform", use_bias=False, rounding="nearest",
+                 seed=None, **kwargs):
+        super().__init__(kernel_initializer=kernel_initializer, use_bias=use_bias, rounding=rounding,
+                         seed=seed, **kwargs)
+        self.units = check.positive_int(units, "units", "IntDense")
+
+    def build(self, input_shape):
+        if input_shape[-1] is None:
+            raise ValueError(f"IntDense: the last input dimension must be known, got {input_shape}")
+        self._build_kernel((int(input_shape[-1]), self.units))
+
+    def call(self, inputs, training=False):
+        y, exponent = layer_ops.dense(inputs, self.kernel, self.kernel_exponent, self.rounding,
+                                      self._rounding_seed(), self.bias, self._error_exponent(training))
+        return self._finish(y, exponent)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.units)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}

@@ -1,0 +1,78 @@
+"""What the layer ops with weights share: int8 weights read through their resource
+handle, the optional int32 bias, the recorded error exponent, and their gradients' helpers.
+
+Weights are int8 variables read by the op through their resource handle:
+that is what lets ``tape.gradient(loss, int8_variable)`` return the int32
+weight gradient. The ops' inputs are ``x, kernel, bias (N of them),
+kernel_exponent, seed, error_exponent (M of them)``; their outputs ``y,
+y_exponent, x_q, x_exponent, kernel_q``.
+"""
+
+import tensorflow as tf
+
+from tf_int_ops import _tf_internal
+from tf_int_ops import ops
+
+
+def _inner_variable(variable):
+    """The tf.Variable behind `variable` (a tf.Variable or a Keras variable), or what unwrapping reached."""
+    inner = variable
+    while not isinstance(inner, tf.Variable) and hasattr(inner, "value"):
+        inner = inner.value
+    return inner
+
+
+def resource_variable(variable, name, fn, dtype=tf.int8):
+    """The tf.Variable behind `variable` (a tf.Variable or a Keras variable), watched."""
+    inner = _inner_variable(variable)
+    if not isinstance(inner, tf.Variable):
+        raise ValueError(f"{fn}: {name} must be a variable (read through its handle), got {type(variable).__name__}")
+    if inner.dtype != dtype:
+        raise ValueError(f"{fn}: {name} must be an {dtype.name} variable, got {inner.dtype.name}")
+    # The op reads the variable through its handle; telling the tape makes the
+    # variable a source of the gradient, as reading it would.
+    _tf_internal.variable_accessed(inner)
+    return inner
+
+
+def biases(bias, fn):
+    """The op's list of 0 or 1 int32 bias handles."""
+    return [] if bias is None else [resource_variable(bias, "bias", fn, tf.int32).handle]
+
+
+def error_exponents(error_exponent, fn):
+    """The op's list of 0 or 1 int32 variable handles the gradient records the error's exponent in.
+
+    Not marked as accessed: the op never reads it, and it takes no gradient.
+    """
+    if error_exponent is None:
+        return []
+    inner = _inner_variable(error_exponent)
+    if not isinstance(inner, tf.Variable) or inner.dtype != tf.int32 or inner.shape.rank != 0:
+        raise ValueError(f"{fn}: error_exponent must be a scalar int32 variable, got {error_exponent!r}")
+    return [inner.handle]
+
+
+def error(op, dy):
+    """The error as int8 mantissas and exponent, the exponent recorded when asked (M = 1)."""
+    err, err_exponent = ops.quantize(dy)
+    if op.get_attr("M"):
+        # The variable's handle is the last input (error_exponent).
+        tf.raw_ops.AssignVariableOp(resource=op.inputs[-1], value=err_exponent)
+    return err, err_exponent
+
+
+def no_gradients(op):
+    """None for each error_exponent input."""
+    return [None] * op.get_attr("M")
+
+
+def kernel_exponent(op):
+    return op.inputs[2 + op.get_attr("N")]
+
+
+def bias_gradient(op, err):
+    """int32 sum of the error over all but the channel axis (bias = weight on input 1)."""
+    if op.get_attr("N") == 0:
+        return []
+    return [tf.reduce_sum(tf.cast(err, tf.int32), axis=tf.range(tf.rank(err) - 1))]

@@ -1,0 +1,47 @@
+"""The 2-D convolution layer op on carriers (keras_int.layers.IntConv2D) and its integer gradient."""
+
+import tensorflow as tf
+
+from tf_int_ops import _loader
+from tf_int_ops import _validation as check
+from tf_int_ops import ops
+from tf_int_ops.layer_ops import _weighted
+from tf_int_ops.layer_ops._carrier import error_to_carrier
+
+
+def conv2d(x, kernel, kernel_exponent, strides=1, padding="SAME", dilations=1,
+           rounding="nearest", seed=None, bias=None, error_exponent=None):
+    """Integer 2-D convolution on an NHWC carrier with an int8 HWIO kernel variable.
+
+    ``bias``: optional int32 variable ``[filters]`` at the kernel's exponent.
+    ``error_exponent``: optional scalar int32 variable where the backward
+    pass stores the exponent of the error reaching ``y``.
+    Returns ``(y, y_exponent)``.
+
+    >>> w = tf.Variable(tf.ones([3, 3, 1, 4], tf.int8))
+    >>> y, e = conv2d(tf.ones([1, 5, 5, 1]), w, -7, padding="SAME")
+    """
+    fn = "conv2d"
+    x = check.carrier(x, "x", fn)
+    check.rank(x, 4, "x", fn)
+    variable = _weighted.resource_variable(kernel, "kernel", fn)
+    rounding = check.rounding(rounding, fn)
+    y, y_exponent, _, _, _ = _loader.load().int_ops_conv2d_layer(
+        x, variable.handle, _weighted.biases(bias, fn),
+        check.exponent(kernel_exponent, fn, "kernel_exponent"), check.seed(seed, rounding, fn),
+        _weighted.error_exponents(error_exponent, fn), rounding=rounding,
+        **check.conv_attrs(strides, padding, dilations, fn))
+    return y, y_exponent
+
+
+@tf.RegisterGradient("IntOps>Conv2DLayer")
+def _conv2d_grad(op, dy, *unused_output_grads):
+    x_q, kernel = op.outputs[2], op.outputs[4]
+    attrs = dict(strides=op.get_attr("strides"), padding=op.get_attr("padding").decode(),
+                 dilations=op.get_attr("dilations"))
+    err, err_exponent = _weighted.error(op, dy)
+    dx = error_to_carrier(
+        ops.int_conv2d_backprop_input(tf.shape(x_q), kernel, err, **attrs),
+        err_exponent + _weighted.kernel_exponent(op))
+    dkernel = ops.int_conv2d_backprop_filter(x_q, tf.shape(kernel), err, **attrs)
+    return [dx, dkernel, *_weighted.bias_gradient(op, err), None, None, *_weighted.no_gradients(op)]

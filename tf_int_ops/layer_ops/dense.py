@@ -1,0 +1,55 @@
+"""The dense layer op on carriers (keras_int.layers.IntDense) and its integer gradient."""
+
+import tensorflow as tf
+
+from tf_int_ops import _loader
+from tf_int_ops import _validation as check
+from tf_int_ops import ops
+from tf_int_ops.layer_ops import _weighted
+from tf_int_ops.layer_ops._carrier import error_to_carrier
+
+
+def dense(x, kernel, kernel_exponent, rounding="nearest", seed=None, bias=None, error_exponent=None):
+    """Integer dense layer on a carrier: ``requantize(quantize(x) @ kernel + bias)``.
+
+    Args:
+      x: float32 carrier (or raw input, quantized exactly as the spec says),
+        shape ``[..., in]``.
+      kernel: int8 variable ``[in, units]``.
+      kernel_exponent: int32 scalar, the kernel's exponent.
+      bias: optional int32 variable ``[units]`` at the kernel's exponent (a
+        weight on a constant input of 1), aligned exactly to the accumulator.
+      error_exponent: optional scalar int32 variable; the backward pass
+        stores the exponent of the error reaching ``y`` in it.
+    Returns:
+      ``(y, y_exponent)``: the output carrier ``[..., units]`` and its exponent.
+
+    >>> w = tf.Variable(tf.ones([3, 2], tf.int8))
+    >>> y, e = dense(tf.constant([[0.5, 0.25, 1.0]]), w, -7)
+    """
+    fn = "dense"
+    x = check.carrier(x, "x", fn)
+    variable = _weighted.resource_variable(kernel, "kernel", fn)
+    rounding = check.rounding(rounding, fn)
+    if x.shape.rank is not None and x.shape.rank < 2:
+        raise ValueError(f"{fn}: x must have rank >= 2, got shape {x.shape}")
+    flat = x if x.shape.rank == 2 else tf.reshape(x, [-1, tf.shape(x)[-1]])
+    y, y_exponent, _, _, _ = _loader.load().int_ops_dense(
+        flat, variable.handle, _weighted.biases(bias, fn),
+        check.exponent(kernel_exponent, fn, "kernel_exponent"), check.seed(seed, rounding, fn),
+        _weighted.error_exponents(error_exponent, fn), rounding=rounding)
+    if x.shape.rank != 2:
+        y = tf.reshape(y, tf.concat([tf.shape(x)[:-1], tf.shape(y)[-1:]], 0))
+    return y, y_exponent
+
+
+@tf.RegisterGradient("IntOps>Dense")
+def _dense_grad(op, dy, *unused_output_grads):
+    # The weights the forward pass used (output 4), not a fresh read of the
+    # variable, which the optimizer may already have updated.
+    x_q, kernel = op.outputs[2], op.outputs[4]
+    err, err_exponent = _weighted.error(op, dy)
+    dx = error_to_carrier(ops.int_matmul(err, kernel, transpose_w=True),
+                          err_exponent + _weighted.kernel_exponent(op))
+    dkernel = ops.int_matmul(x_q, err, transpose_x=True)
+    return [dx, dkernel, *_weighted.bias_gradient(op, err), None, None, *_weighted.no_gradients(op)]

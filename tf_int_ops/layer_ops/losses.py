@@ -1,0 +1,41 @@
+"""Loss ops on carriers (keras_int.losses.IntegerCrossEntropy) with NITI's integer gradient."""
+
+import tensorflow as tf
+
+from tf_int_ops import _validation as check
+from tf_int_ops import ops
+from tf_int_ops.layer_ops._carrier import error_to_carrier
+
+
+def softmax_cross_entropy(labels, logits, rounding="pseudo_stochastic", seed=None):
+    """Per-sample cross-entropy whose gradient is NITI's integer one.
+
+    The returned loss values are computed in float32 for display only; they
+    take no part in training. The gradient is
+    ``int_softmax_cross_entropy_grad`` scaled, in integers, by the upstream
+    gradient (Keras' 1/batch): each row's error is multiplied by the int8
+    mantissa of its upstream factor and requantized, which is exact when the
+    factor is a power of two.
+
+    Args:
+      labels: int class indices ``[batch]``.
+      logits: float32 carrier ``[batch, classes]``.
+    """
+    fn = "softmax_cross_entropy"
+    logits = check.carrier(logits, "logits", fn)
+    labels = check.one_of(labels, (tf.int32, tf.int64), "labels", fn)
+
+    @tf.custom_gradient
+    def _loss(logits):
+        q, e = ops.quantize(logits)
+        display_loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
+
+        def grad(upstream):
+            err, err_exponent = ops.int_softmax_cross_entropy_grad(q, e, labels, rounding, seed)
+            scale, scale_exponent = ops.quantize(upstream)
+            acc = tf.cast(err, tf.int32) * tf.cast(scale, tf.int32)[:, tf.newaxis]
+            return error_to_carrier(acc, err_exponent + scale_exponent)
+
+        return display_loss, grad
+
+    return _loss(logits)

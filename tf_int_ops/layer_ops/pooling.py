@@ -1,0 +1,77 @@
+"""Pooling ops on carriers (keras_int.layers' pooling layers) and their integer gradients."""
+
+import tensorflow as tf
+
+from tf_int_ops import _loader
+from tf_int_ops import _validation as check
+from tf_int_ops import ops
+from tf_int_ops.layer_ops._carrier import error_to_carrier
+
+
+def max_pool2d(x, pool_size=2, strides=None, padding="VALID"):
+    """Integer max pooling on an NHWC carrier; the backward pass is integer too.
+
+    Windows that do not overlap (the usual ``strides == pool_size``) are
+    pooled by ``IntOps>MaxPoolCarrier``: integer comparisons of the carrier's
+    bit patterns, which order like the values, so the int8 mantissas are
+    compared without converting to int8 and back (the same result), and the
+    gradient routes the error carrier to each window's recorded maximum
+    without arithmetic. A raw float input (not a carrier) is pooled the same
+    way, so it reaches the next integer layer unquantized, which quantizes it.
+    Overlapping windows quantize, pool the int8 mantissas and route int8
+    errors with int32 sums.
+    """
+    fn = "max_pool2d"
+    x = check.carrier(x, "x", fn)
+    check.rank(x, 4, "x", fn)
+    attrs = check.pool_attrs(pool_size, strides, padding, fn)
+    (k_h, k_w), (s_h, s_w) = attrs["ksize"], attrs["strides"]
+    if s_h >= k_h and s_w >= k_w and k_h * k_w <= 256:
+        return _loader.load().int_ops_max_pool_carrier(x, **attrs)[0]
+
+    @tf.custom_gradient
+    def _max_pool(x):
+        q, e = ops.quantize(x)
+        y = ops.dequantize(ops.int_max_pool2d(q, pool_size, strides, padding), e)
+
+        def grad(dy):
+            err, err_exponent = ops.quantize(dy)
+            return error_to_carrier(
+                ops.int_max_pool2d_grad(q, err, pool_size, strides, padding), err_exponent)
+
+        return y, grad
+
+    return _max_pool(x)
+
+
+@tf.RegisterGradient("IntOps>MaxPoolCarrier")
+def _max_pool_carrier_grad(op, dy, unused_which_grad):
+    attrs = {name: op.get_attr(name) for name in ("ksize", "strides")}
+    return _loader.load().int_ops_max_pool_carrier_grad(
+        tf.shape(op.inputs[0]), dy, op.outputs[1], padding=op.get_attr("padding").decode(), **attrs)
+
+
+# The gradient op routes the error carrier by the recorded taps: no second-order gradient.
+tf.no_gradient("IntOps>MaxPoolCarrierGrad")
+
+
+def avg_pool2d(x, pool_size=2, strides=None, padding="VALID", rounding="nearest", seed=None):
+    """Integer average pooling on an NHWC carrier."""
+    x = check.carrier(x, "x", "avg_pool2d")
+    check.rank(x, 4, "x", "avg_pool2d")
+
+    @tf.custom_gradient
+    def _avg_pool(x):
+        q, e = ops.quantize(x)
+        input_sizes = tf.shape(q)
+        y_q, y_e = ops.int_avg_pool2d(q, e, pool_size, strides, padding, rounding, seed)
+
+        def grad(dy):
+            err, err_exponent = ops.quantize(dy)
+            dx, dx_e = ops.int_avg_pool2d_grad(input_sizes, err, err_exponent, pool_size,
+                                               strides, padding)
+            return ops.dequantize(dx, dx_e)
+
+        return ops.dequantize(y_q, y_e), grad
+
+    return _avg_pool(x)
