@@ -12,6 +12,7 @@ import warnings
 
 import tensorflow as tf
 from tensorflow.python.eager import tape as _tape
+from tensorflow.python.framework import op_def_registry as _op_def_registry
 from tensorflow.python.framework import ops as _framework_ops
 
 # The versions the project is tested with (requirements.txt, constraints.txt):
@@ -129,3 +130,14 @@ def gradient_registration(op_type):
     except LookupError:
         return "missing"
     return "none" if function is None else "gradient"
+
+
+def op_def(op_type):
+    """The registered OpDef (inputs, outputs, attributes) of an op type.
+
+    Why: gradient functions read an op's inputs and outputs by the names
+    REGISTER_OP gives them (tf_int_ops.layer_ops._op_args); in eager mode
+    they receive a stand-in for the operation without ``op_def``.
+    Public alternative: ``tf.Operation.op_def`` on graph operations only.
+    """
+    return _op_def_registry.get(op_type)

@@ -3,15 +3,15 @@ handle, the optional int32 bias, the recorded error exponent, and their gradient
 
 Weights are int8 variables read by the op through their resource handle:
 that is what lets ``tape.gradient(loss, int8_variable)`` return the int32
-weight gradient. The ops' inputs are ``x, kernel, bias (N of them),
-kernel_exponent, seed, error_exponent (M of them)``; their outputs ``y,
-y_exponent, x_q, x_exponent, kernel_q``.
+weight gradient. The ops' inputs and outputs are read by name
+(``_op_args``), as ``cc/ops/layer_ops.cc`` registers them.
 """
 
 import tensorflow as tf
 
 from tf_int_ops import _tf_internal
 from tf_int_ops import ops
+from tf_int_ops.layer_ops import _op_args
 
 
 def _inner_variable(variable):
@@ -54,25 +54,17 @@ def error_exponents(error_exponent, fn):
 
 
 def error(op, dy):
-    """The error as int8 mantissas and exponent, the exponent recorded when asked (M = 1)."""
+    """The error as int8 mantissas and exponent, the exponent recorded when asked
+    (an ``error_exponent`` variable given to the op)."""
     err, err_exponent = ops.quantize(dy)
-    if op.get_attr("M"):
-        # The variable's handle is the last input (error_exponent).
-        tf.raw_ops.AssignVariableOp(resource=op.inputs[-1], value=err_exponent)
+    for variable in _op_args.inputs(op)["error_exponent"]:
+        tf.raw_ops.AssignVariableOp(resource=variable, value=err_exponent)
     return err, err_exponent
 
 
-def no_gradients(op):
-    """None for each error_exponent input."""
-    return [None] * op.get_attr("M")
-
-
-def kernel_exponent(op):
-    return op.inputs[2 + op.get_attr("N")]
-
-
 def bias_gradient(op, err):
-    """int32 sum of the error over all but the channel axis (bias = weight on input 1)."""
+    """The ``bias`` inputs' gradients: the int32 sum of the error over all but the
+    channel axis (a bias is a weight on a constant input of 1)."""
     if op.get_attr("N") == 0:
         return []
     return [tf.reduce_sum(tf.cast(err, tf.int32), axis=tf.range(tf.rank(err) - 1))]

@@ -4,6 +4,7 @@ import tensorflow as tf
 
 from tf_int_ops import _loader
 from tf_int_ops import _validation as check
+from tf_int_ops.layer_ops import _op_args
 
 
 def relu(x):
@@ -23,7 +24,7 @@ def relu(x):
 
 @tf.RegisterGradient("IntOps>Relu")
 def _relu_grad(op, dy, unused_mask_grad):
-    return _loader.load().int_ops_relu_grad(dy, op.outputs[1])
+    return _op_args.gradients(op, x=_loader.load().int_ops_relu_grad(dy, _op_args.outputs(op)["mask"]))
 
 
 # The gradient op routes the error carrier by the kept mask: no second-order gradient.

@@ -5,7 +5,7 @@ import tensorflow as tf
 from tf_int_ops import _loader
 from tf_int_ops import _validation as check
 from tf_int_ops import ops
-from tf_int_ops.layer_ops import _weighted
+from tf_int_ops.layer_ops import _op_args, _weighted
 from tf_int_ops.layer_ops._carrier import error_to_carrier
 
 
@@ -36,12 +36,13 @@ def conv2d(x, kernel, kernel_exponent, strides=1, padding="SAME", dilations=1,
 
 @tf.RegisterGradient("IntOps>Conv2DLayer")
 def _conv2d_grad(op, dy, *unused_output_grads):
-    x_q, kernel = op.outputs[2], op.outputs[4]
+    outputs = _op_args.outputs(op)
+    x_q, kernel = outputs["x_q"], outputs["filter_q"]
     attrs = dict(strides=op.get_attr("strides"), padding=op.get_attr("padding").decode(),
                  dilations=op.get_attr("dilations"))
     err, err_exponent = _weighted.error(op, dy)
     dx = error_to_carrier(
         ops.int_conv2d_backprop_input(tf.shape(x_q), kernel, err, **attrs),
-        err_exponent + _weighted.kernel_exponent(op))
+        err_exponent + _op_args.inputs(op)["filter_exponent"])
     dkernel = ops.int_conv2d_backprop_filter(x_q, tf.shape(kernel), err, **attrs)
-    return [dx, dkernel, *_weighted.bias_gradient(op, err), None, None, *_weighted.no_gradients(op)]
+    return _op_args.gradients(op, x=dx, filter=dkernel, bias=_weighted.bias_gradient(op, err))

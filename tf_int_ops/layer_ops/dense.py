@@ -5,7 +5,7 @@ import tensorflow as tf
 from tf_int_ops import _loader
 from tf_int_ops import _validation as check
 from tf_int_ops import ops
-from tf_int_ops.layer_ops import _weighted
+from tf_int_ops.layer_ops import _op_args, _weighted
 from tf_int_ops.layer_ops._carrier import error_to_carrier
 
 
@@ -45,11 +45,12 @@ def dense(x, kernel, kernel_exponent, rounding="nearest", seed=None, bias=None, 
 
 @tf.RegisterGradient("IntOps>Dense")
 def _dense_grad(op, dy, *unused_output_grads):
-    # The weights the forward pass used (output 4), not a fresh read of the
+    # The weights the forward pass used (kernel_q), not a fresh read of the
     # variable, which the optimizer may already have updated.
-    x_q, kernel = op.outputs[2], op.outputs[4]
+    outputs = _op_args.outputs(op)
+    x_q, kernel = outputs["x_q"], outputs["kernel_q"]
     err, err_exponent = _weighted.error(op, dy)
     dx = error_to_carrier(ops.int_matmul(err, kernel, transpose_w=True),
-                          err_exponent + _weighted.kernel_exponent(op))
+                          err_exponent + _op_args.inputs(op)["kernel_exponent"])
     dkernel = ops.int_matmul(x_q, err, transpose_x=True)
-    return [dx, dkernel, *_weighted.bias_gradient(op, err), None, None, *_weighted.no_gradients(op)]
+    return _op_args.gradients(op, x=dx, kernel=dkernel, bias=_weighted.bias_gradient(op, err))

@@ -4,6 +4,7 @@ import tensorflow as tf
 
 from tf_int_ops import _loader
 from tf_int_ops import _validation as check
+from tf_int_ops.layer_ops import _op_args
 from tf_int_ops import ops
 from tf_int_ops.layer_ops._carrier import error_to_carrier
 
@@ -47,8 +48,10 @@ def max_pool2d(x, pool_size=2, strides=None, padding="VALID"):
 @tf.RegisterGradient("IntOps>MaxPoolCarrier")
 def _max_pool_carrier_grad(op, dy, unused_which_grad):
     attrs = {name: op.get_attr(name) for name in ("ksize", "strides")}
-    return _loader.load().int_ops_max_pool_carrier_grad(
-        tf.shape(op.inputs[0]), dy, op.outputs[1], padding=op.get_attr("padding").decode(), **attrs)
+    dx = _loader.load().int_ops_max_pool_carrier_grad(
+        tf.shape(_op_args.inputs(op)["x"]), dy, _op_args.outputs(op)["which"],
+        padding=op.get_attr("padding").decode(), **attrs)
+    return _op_args.gradients(op, x=dx)
 
 
 # The gradient op routes the error carrier by the recorded taps: no second-order gradient.
