@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "cc/core/add_element.h"
 #include "cc/core/dfp.h"
 
 namespace keras_int {

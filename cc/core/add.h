@@ -6,12 +6,10 @@
 
 #include <cstdint>
 
+#include "cc/core/limits.h"
 #include "cc/core/status.h"
 
 namespace keras_int {
-
-// Largest exact alignment: 8-bit mantissas shifted by 23 stay below 2**30.
-constexpr int kMaxAlignShift = 23;
 
 // How AlignedAdd lines up two exponents: the operand with the larger
 // exponent (a after `swap`) moves left by `left`, the other right by `right`.

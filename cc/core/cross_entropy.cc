@@ -1,5 +1,7 @@
 #include "cc/core/cross_entropy.h"
 
+#include "cc/core/cross_entropy_element.h"
+
 namespace keras_int {
 
 void SoftmaxCrossEntropyGrad(const int8_t* logits, int64_t batch, int64_t classes, int exponent,

@@ -7,6 +7,11 @@
 #include <type_traits>
 #include <vector>
 
+#include "cc/core/carrier_element.h"
+#include "cc/core/host_device.h"
+#include "cc/core/philox.h"
+#include "cc/core/rounding.h"
+
 namespace keras_int {
 
 bool ParseRounding(const std::string& name, Rounding* rounding) {

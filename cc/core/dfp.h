@@ -7,19 +7,12 @@
 #include <cstdint>
 #include <string>
 
+#include "cc/core/limits.h"
 #include "cc/core/parallel.h"
-#include "cc/core/scalar.h"
+#include "cc/core/rounding.h"
 #include "cc/core/status.h"
 
 namespace keras_int {
-
-// Exponents of int8/int16 DFP tensors. The range keeps q * 2**e a normal
-// float32 for every 16-bit mantissa, so dequantize is always exact.
-constexpr int kMinExponent = -120;
-constexpr int kMaxExponent = 100;
-// Exponents of int32 accumulators: sums of two DFP exponents.
-constexpr int kMinAccExponent = 2 * kMinExponent;
-constexpr int kMaxAccExponent = 2 * kMaxExponent;
 
 // Parses "nearest", "pseudo_stochastic", "stochastic", "truncate".
 bool ParseRounding(const std::string& name, Rounding* rounding);

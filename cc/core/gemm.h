@@ -32,14 +32,11 @@
 #include <emmintrin.h>
 #endif
 
+#include "cc/core/limits.h"
 #include "cc/core/parallel.h"
 #include "cc/core/status.h"
 
 namespace keras_int {
-
-// |int8 * int8| <= 2**14, so a dot product of length K is exact in int32
-// while K * 2**14 < 2**31.
-constexpr int64_t kMaxExactDepth = 131071;
 
 // A row reader over a strided int8 matrix: element (r, k) at data[r*rs + k*cs].
 struct StridedMatrix {

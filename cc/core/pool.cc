@@ -5,7 +5,10 @@
 #include <string>
 #include <vector>
 
+#include "cc/core/carrier_element.h"
 #include "cc/core/conv.h"
+#include "cc/core/host_device.h"
+#include "cc/core/limits.h"
 
 namespace keras_int {
 
@@ -203,9 +206,9 @@ void MaxPoolGrad(const PoolGeometry& g, const int8_t* x, const int8_t* dy, int32
 }
 
 Status CheckMaxPoolCarrier(const PoolGeometry& g) {
-  if (g.stride_h < g.k_h || g.stride_w < g.k_w || g.k_h * g.k_w > 256) {
-    return Status::Error("max_pool_carrier: windows must not overlap (stride >= pool size) and have at most "
-                         "256 taps, got pool " + std::to_string(g.k_h) + "x" + std::to_string(g.k_w) +
+  if (g.stride_h < g.k_h || g.stride_w < g.k_w || g.k_h * g.k_w > kMaxPoolCarrierMaxTaps) {
+    return Status::Error("max_pool_carrier: windows must not overlap (stride >= pool size) and have at most " +
+                         std::to_string(kMaxPoolCarrierMaxTaps) + " taps, got pool " + std::to_string(g.k_h) + "x" + std::to_string(g.k_w) +
                          ", strides " + std::to_string(g.stride_h) + "x" + std::to_string(g.stride_w));
   }
   return Status::OK();

@@ -6,7 +6,8 @@
 #include <cstdint>
 
 #include "cc/core/parallel.h"
-#include "cc/core/scalar.h"
+#include "cc/core/host_device.h"
+#include "cc/core/limits.h"
 #include "cc/core/status.h"
 
 namespace keras_int {
@@ -22,8 +23,7 @@ Status ComputePoolGeometry(bool same_padding, PoolGeometry* g);
 
 // Average pooling divides by the number n of window elements inside the
 // input (TensorFlow's rule for SAME borders) as a multiply by round(2**16/n)
-// at exponent -16; n a power of two is exact.
-constexpr int kAvgPoolShift = 16;
+// at exponent -16 (kAvgPoolShift); n a power of two is exact.
 KI_HOST_DEVICE int32_t AvgPoolMultiplier(int64_t n) {
   return static_cast<int32_t>(((int64_t{1} << (kAvgPoolShift + 1)) / n + 1) / 2);
 }
@@ -37,7 +37,8 @@ void MaxPoolGrad(const PoolGeometry& g, const int8_t* x, const int8_t* dy, int32
                  const ParallelFor& parallel_for = SerialFor);
 
 // Max pooling of a float32 carrier on its bit patterns, for windows that
-// do not overlap (stride >= window) and have at most 256 taps: the patterns,
+// do not overlap (stride >= window) and have at most kMaxPoolCarrierMaxTaps
+// (256) taps: the patterns,
 // read as integers in value order (CarrierOrderKey), are compared, so no
 // conversion to int8 and back is needed and a carrier's values are
 // unchanged (the same result as quantize, MaxPool, dequantize). y gets the

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <atomic>
 
-#include "cc/core/scalar.h"
+#include "cc/core/host_device.h"
 
 namespace keras_int {
 

@@ -4,7 +4,9 @@
 #include <type_traits>
 
 #include "cc/core/dfp.h"
-#include "cc/core/scalar.h"
+#include "cc/core/host_device.h"
+#include "cc/core/rounding.h"
+#include "cc/core/sgd_element.h"
 
 namespace keras_int {
 

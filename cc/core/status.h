@@ -1,5 +1,6 @@
 // A minimal error type for the TensorFlow-free core: kernels turn it into
-// errors::InvalidArgument, tests into a failure.
+// a TensorFlow error of the same code (cc/kernels/common.h: ToTf), tests
+// into a failure.
 #ifndef KERAS_INT_CC_CORE_STATUS_H_
 #define KERAS_INT_CC_CORE_STATUS_H_
 
@@ -10,14 +11,25 @@ namespace keras_int {
 
 class Status {
  public:
+  // Whose fault an error is: the caller's inputs (kInvalidArgument, what
+  // Error makes), the runtime under the library (kInternal: a CUDA call
+  // failed), or the memory (kResourceExhausted: an allocation failed).
+  enum class Code { kOk, kInvalidArgument, kInternal, kResourceExhausted };
+
   Status() = default;
   static Status OK() { return Status(); }
-  static Status Error(std::string message) { return Status(std::move(message)); }
-  bool ok() const { return message_.empty(); }
+  static Status Error(std::string message) { return Status(Code::kInvalidArgument, std::move(message)); }
+  static Status Internal(std::string message) { return Status(Code::kInternal, std::move(message)); }
+  static Status ResourceExhausted(std::string message) {
+    return Status(Code::kResourceExhausted, std::move(message));
+  }
+  bool ok() const { return code_ == Code::kOk; }
+  Code code() const { return code_; }
   const std::string& message() const { return message_; }
 
  private:
-  explicit Status(std::string message) : message_(std::move(message)) {}
+  Status(Code code, std::string message) : code_(code), message_(std::move(message)) {}
+  Code code_ = Code::kOk;
   std::string message_;
 };
 

@@ -1,10 +1,12 @@
-// DFP conversions, residual add, bias and ReLU on the GPU.
+// DFP conversions on the GPU (dfp.h).
 #include <string>
 #include <type_traits>
 
-#include "cc/core/add.h"
+#include "cc/core/carrier_element.h"
 #include "cc/core/dfp.h"
-#include "cc/gpu/gpu.h"
+#include "cc/core/philox.h"
+#include "cc/core/rounding.h"
+#include "cc/gpu/dfp.h"
 #include "cc/gpu/launch.cuh"
 
 namespace keras_int {
@@ -85,71 +87,7 @@ __global__ void RoundShiftKernel(const int32_t* in, int64_t n, int shift, Roundi
   }
 }
 
-__global__ void AlignedAddKernel(const int8_t* a, const int8_t* b, int64_t n, int left, int right,
-                                 int32_t* acc) {
-  KI_GRID_STRIDE(i, n) { acc[i] = AlignedAddElement(a[i], b[i], left, right); }
-}
-
-// Raises the flag when any element is non-zero.
-__global__ void AnyNonZeroKernel(const int8_t* x, int64_t n, uint32_t* nonzero) {
-  uint32_t found = 0;
-  KI_GRID_STRIDE(i, n) { found |= x[i] != 0; }
-  AtomicOrWarp(nonzero, found);
-}
-
-// Adds the aligned bias; a sum outside int32 leaves acc unchanged there and
-// raises the flag.
-__global__ void AddBiasKernel(int32_t* acc, int64_t n, int64_t channels, const int32_t* bias,
-                              int shift, uint32_t* overflow) {
-  uint32_t bad = 0;
-  KI_GRID_STRIDE(i, n) {
-    const int64_t sum = acc[i] + AlignedBias(bias[i % channels], shift);
-    if (sum > INT32_MAX || sum < INT32_MIN) {
-      bad = 1;
-    } else {
-      acc[i] = static_cast<int32_t>(sum);
-    }
-  }
-  AtomicOrWarp(overflow, bad);
-}
-
-constexpr int32_t kExponentBits = 0x7F800000;
-
-// As the CPU kernel: a carrier's bit pattern read as an int32 is > 0 exactly
-// when the value is positive. Each warp handles whole 32-element groups, so
-// one ballot is one mask word (bit k = element 32 * word + k).
-__global__ void ReluKernel(const int32_t* in, int64_t n, int32_t* out, uint32_t* mask, uint32_t* special) {
-  static_assert(kThreads % 32 == 0, "warps cover whole mask words");
-  uint32_t bad = 0;
-  const int lane = threadIdx.x % 32;
-  const int64_t words = (n + 31) / 32;
-  const int64_t warps = static_cast<int64_t>(gridDim.x) * blockDim.x / 32;
-  for (int64_t w = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32; w < words; w += warps) {
-    const int64_t i = 32 * w + lane;
-    int32_t b = 0;
-    if (i < n) {
-      b = in[i];
-      bad |= static_cast<uint32_t>((b & kExponentBits) == kExponentBits);
-      out[i] = b & -static_cast<int32_t>(b > 0);
-    }
-    const uint32_t bits = __ballot_sync(0xFFFFFFFFu, b > 0);
-    if (lane == 0) mask[w] = bits;
-  }
-  AtomicOrWarp(special, bad);
-}
-
-__global__ void ReluGradKernel(const int32_t* in, const uint32_t* mask, int64_t n, int32_t* out) {
-  KI_GRID_STRIDE(i, n) { out[i] = in[i] & -static_cast<int32_t>((mask[i / 32] >> (i % 32)) & 1u); }
-}
-
 }  // namespace
-
-Status UseStreamDevice(const Context& ctx) {
-  if (ctx.stream == nullptr) return Status::OK();
-  int device = 0;
-  KI_CUDA_RETURN_IF_ERROR(cudaStreamGetDevice(StreamOf(ctx), &device), "stream device");
-  return CudaStatus(cudaSetDevice(device), "set device");
-}
 
 Status MaxBitLength(const Context& ctx, const int32_t* acc, int64_t n, int* bits) {
   uint32_t* any;
@@ -282,69 +220,6 @@ Status RoundShiftTensor(const Context& ctx, const int32_t* in, int64_t n, int sh
   if (n == 0) return Status::OK();
   RoundShiftKernel<<<BlocksFor(n), kThreads, 0, StreamOf(ctx)>>>(in, n, shift, rounding, seed, limit, out);
   return LaunchStatus("round_shift");
-}
-
-Status AlignedAdd(const Context& ctx, const int8_t* a, int ea, const int8_t* b, int eb, int64_t n,
-                  int32_t* acc, int* acc_exponent) {
-  bool larger_is_zero = true;
-  if (n > 0 && AlignmentNeedsZeroTest(ea, eb)) {
-    uint32_t* nonzero;
-    KERAS_INT_RETURN_IF_ERROR(ZeroScratch(ctx, 1, &nonzero));
-    AnyNonZeroKernel<<<BlocksFor(n), kThreads, 0, StreamOf(ctx)>>>(ea > eb ? a : b, n, nonzero);
-    KERAS_INT_RETURN_IF_ERROR(LaunchStatus("add"));
-    uint32_t host = 0;
-    KERAS_INT_RETURN_IF_ERROR(ReadBack(ctx, nonzero, &host));
-    larger_is_zero = host == 0;
-  }
-  const AddAlignment align = AlignExponents(ea, eb, larger_is_zero);
-  *acc_exponent = align.exponent;
-  if (n == 0) return Status::OK();
-  AlignedAddKernel<<<BlocksFor(n), kThreads, 0, StreamOf(ctx)>>>(
-      align.swap ? b : a, align.swap ? a : b, n, align.left, align.right, acc);
-  return LaunchStatus("add");
-}
-
-Status AddBias(const Context& ctx, int32_t* acc, int64_t rows, int64_t channels,
-               const int32_t* bias, int shift) {
-  if (shift > 31) {
-    return Status::Error("bias: alignment shift " + std::to_string(shift) +
-                         " is too large (input exponent below -31)");
-  }
-  const int64_t n = rows * channels;
-  if (n == 0) return Status::OK();
-  uint32_t* overflow;
-  KERAS_INT_RETURN_IF_ERROR(ZeroScratch(ctx, 1, &overflow));
-  AddBiasKernel<<<BlocksFor(n), kThreads, 0, StreamOf(ctx)>>>(acc, n, channels, bias, shift, overflow);
-  KERAS_INT_RETURN_IF_ERROR(LaunchStatus("bias"));
-  uint32_t host = 0;
-  KERAS_INT_RETURN_IF_ERROR(ReadBack(ctx, overflow, &host));
-  if (host) return Status::Error("int32 overflow: accumulator plus bias leaves the int32 range");
-  return Status::OK();
-}
-
-Status Relu(const Context& ctx, const float* x, int64_t n, float* y, uint32_t* mask) {
-  if (n == 0) return Status::OK();
-  uint32_t* special;
-  KERAS_INT_RETURN_IF_ERROR(ZeroScratch(ctx, 1, &special));
-  ReluKernel<<<BlocksFor(n), kThreads, 0, StreamOf(ctx)>>>(reinterpret_cast<const int32_t*>(x), n,
-                                                           reinterpret_cast<int32_t*>(y), mask, special);
-  KERAS_INT_RETURN_IF_ERROR(LaunchStatus("relu"));
-  uint32_t host = 0;
-  KERAS_INT_RETURN_IF_ERROR(ReadBack(ctx, special, &host));
-  if (host) return Status::Error("relu: input contains NaN or Inf");
-  return Status::OK();
-}
-
-Status ReluGrad(const Context& ctx, const float* dy, const uint32_t* mask, int64_t n, float* dx) {
-  if (n == 0) return Status::OK();
-  ReluGradKernel<<<BlocksFor(n), kThreads, 0, StreamOf(ctx)>>>(reinterpret_cast<const int32_t*>(dy),
-                                                               mask, n, reinterpret_cast<int32_t*>(dx));
-  return LaunchStatus("relu_grad");
-}
-
-Status Copy(const Context& ctx, void* dst, const void* src, size_t bytes) {
-  if (bytes == 0) return Status::OK();
-  return CudaStatus(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, StreamOf(ctx)), "copy");
 }
 
 template Status Quantize<int8_t>(const Context&, const float*, int64_t, int8_t*, int*);

@@ -6,7 +6,7 @@
 
 #include <string>
 
-#include "cc/gpu/gpu.h"
+#include "cc/gpu/gemm.h"
 #include "cc/gpu/gemm_plan.h"
 #include "cc/gpu/launch.cuh"
 
@@ -25,11 +25,6 @@ constexpr int kGemmThreads = kWarpsM * kWarpsN * 32;
 // columns to the right is only 16 bytes away. So both tiles are stored as
 // slices 16 wide, each row of a slice padded to kSliceStride elements.
 constexpr int kSliceStride = 32;
-// Parts of the depth are multiples of kBK no deeper than kMaxExactDepth.
-constexpr int64_t kMaxPartDepth = kMaxExactDepth / kBK * kBK;
-// Fewer output tiles than this split the depth (about two waves on an H100).
-constexpr int64_t kTargetBlocks = 264;
-constexpr int64_t kMinPartDepth = 2048;
 
 // ---- the tensor-core GEMM ----
 

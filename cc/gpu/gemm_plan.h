@@ -16,8 +16,8 @@
 #include <cstdint>
 
 #include "cc/core/conv.h"
-#include "cc/core/gemm.h"
-#include "cc/core/scalar.h"
+#include "cc/core/host_device.h"
+#include "cc/core/limits.h"
 
 namespace keras_int {
 namespace gpu {

@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <string>
 
-#include "cc/gpu/gpu.h"
+#include "cc/gpu/context.h"
 
 namespace keras_int {
 namespace gpu {
@@ -27,9 +27,10 @@ inline unsigned int BlocksFor(int64_t n) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < (n); \
        i += static_cast<int64_t>(blockDim.x) * gridDim.x)
 
+// A failed CUDA runtime call is an Internal error (not the inputs' fault).
 inline Status CudaStatus(cudaError_t error, const char* what) {
   if (error == cudaSuccess) return Status::OK();
-  return Status::Error(std::string("CUDA error in ") + what + ": " + cudaGetErrorString(error));
+  return Status::Internal(std::string("CUDA error in ") + what + ": " + cudaGetErrorString(error));
 }
 
 // The error of the last launch, if any.

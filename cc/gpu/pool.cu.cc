@@ -2,7 +2,7 @@
 // element (backward; pool_elements.h). The backward passes gather instead of
 // scattering, so they need no atomics and each sum is a plain integer sum
 // (exact, so equal to the CPU's in any order).
-#include "cc/gpu/gpu.h"
+#include "cc/gpu/pool.h"
 #include "cc/gpu/launch.cuh"
 #include "cc/gpu/pool_elements.h"
 

@@ -8,7 +8,8 @@
 #include <cstdint>
 
 #include "cc/core/pool.h"
-#include "cc/core/scalar.h"
+#include "cc/core/carrier_element.h"
+#include "cc/core/host_device.h"
 
 namespace keras_int {
 namespace gpu {

@@ -1,8 +1,12 @@
 // Integer cross-entropy gradient and integer SGD on the GPU, built from the
-// same per-row / per-element functions as the CPU core (scalar.h).
+// same per-row / per-element functions as the CPU core
+// (cross_entropy_element.h, sgd_element.h).
 #include <string>
 
-#include "cc/gpu/gpu.h"
+#include "cc/core/cross_entropy_element.h"
+#include "cc/core/rounding.h"
+#include "cc/core/sgd_element.h"
+#include "cc/gpu/training.h"
 #include "cc/gpu/launch.cuh"
 
 namespace keras_int {

@@ -15,8 +15,25 @@
 
 namespace keras_int {
 
+// The TensorFlow names every kernel file uses.
+using ::tensorflow::OpKernel;
+using ::tensorflow::OpKernelConstruction;
+using ::tensorflow::OpKernelContext;
+using ::tensorflow::Tensor;
+using ::tensorflow::TensorShape;
+
+// The core's status as TensorFlow's, with the same code.
 inline ::absl::Status ToTf(const Status& status) {
-  if (status.ok()) return ::absl::OkStatus();
+  switch (status.code()) {
+    case Status::Code::kOk:
+      return ::absl::OkStatus();
+    case Status::Code::kInternal:
+      return ::tensorflow::errors::Internal(status.message());
+    case Status::Code::kResourceExhausted:
+      return ::tensorflow::errors::ResourceExhausted(status.message());
+    case Status::Code::kInvalidArgument:
+      break;
+  }
   return ::tensorflow::errors::InvalidArgument(status.message());
 }
 

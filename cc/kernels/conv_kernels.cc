@@ -1,15 +1,9 @@
 #include "cc/kernels/conv_kernels.h"
-#include "cc/kernels/device.h"
+#include "cc/kernels/gemm_device.h"
 
 #include "tensorflow/core/framework/op_kernel.h"
 
 namespace keras_int {
-
-using ::tensorflow::OpKernel;
-using ::tensorflow::OpKernelConstruction;
-using ::tensorflow::OpKernelContext;
-using ::tensorflow::Tensor;
-using ::tensorflow::TensorShape;
 
 template <typename Device>
 class Conv2DOp : public OpKernel {
@@ -27,7 +21,7 @@ class Conv2DOp : public OpKernel {
     if (out->NumElements() == 0) return;  // no work (the input may still claim huge sizes)
     Device device(ctx);
     OP_REQUIRES_OK(ctx, device.status());
-    KI_OP_REQUIRES_OK(ctx, device.Conv2D(g, x.flat<int8_t>().data(), filter.flat<int8_t>().data(),
+    KI_OP_REQUIRES_OK(ctx, Conv2D(device, g, x.flat<int8_t>().data(), filter.flat<int8_t>().data(),
                                          out->flat<int32_t>().data()));
   }
 
@@ -52,7 +46,7 @@ class Conv2DBackpropInputOp : public OpKernel {
     if (dx->NumElements() == 0) return;
     Device device(ctx);
     OP_REQUIRES_OK(ctx, device.status());
-    KI_OP_REQUIRES_OK(ctx, device.Conv2DBackpropInput(g, filter.flat<int8_t>().data(),
+    KI_OP_REQUIRES_OK(ctx, Conv2DBackpropInput(device, g, filter.flat<int8_t>().data(),
                                                       dy.flat<int8_t>().data(), dx->flat<int32_t>().data()));
   }
 
@@ -78,7 +72,7 @@ class Conv2DBackpropFilterOp : public OpKernel {
     if (dw->NumElements() == 0) return;
     Device device(ctx);
     OP_REQUIRES_OK(ctx, device.status());
-    KI_OP_REQUIRES_OK(ctx, device.Conv2DBackpropFilter(g, x.flat<int8_t>().data(), dy.flat<int8_t>().data(),
+    KI_OP_REQUIRES_OK(ctx, Conv2DBackpropFilter(device, g, x.flat<int8_t>().data(), dy.flat<int8_t>().data(),
                                                        dw->flat<int32_t>().data()));
   }
 
@@ -92,10 +86,7 @@ class Conv2DBackpropFilterOp : public OpKernel {
                           Conv2DBackpropInputOp<DeviceClass>);                                      \
   REGISTER_KERNEL_BUILDER(Name("IntOps>Conv2DBackpropFilter").Device(device_type).HostMemory("filter_sizes"), \
                           Conv2DBackpropFilterOp<DeviceClass>)
-KI_REGISTER_CONV(::tensorflow::DEVICE_CPU, CpuDevice);
-#if KERAS_INT_CUDA
-KI_REGISTER_CONV(::tensorflow::DEVICE_GPU, GpuDevice);
-#endif
+KI_REGISTER_ON_EVERY_DEVICE(KI_REGISTER_CONV);
 #undef KI_REGISTER_CONV
 
 }  // namespace keras_int

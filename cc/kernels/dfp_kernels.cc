@@ -1,16 +1,11 @@
 #include <memory>
 #include <type_traits>
 
-#include "cc/kernels/device.h"
+#include "cc/kernels/add_device.h"
+#include "cc/kernels/dfp_device.h"
 #include "tensorflow/core/framework/op_kernel.h"
 
 namespace keras_int {
-
-using ::tensorflow::DEVICE_CPU;
-using ::tensorflow::OpKernel;
-using ::tensorflow::OpKernelConstruction;
-using ::tensorflow::OpKernelContext;
-using ::tensorflow::Tensor;
 
 template <typename Device, typename T>
 class QuantizeOp : public OpKernel {
@@ -23,7 +18,7 @@ class QuantizeOp : public OpKernel {
     int exponent = 0;
     Device device(ctx);
     OP_REQUIRES_OK(ctx, device.status());
-    KI_OP_REQUIRES_OK(ctx, device.template Quantize<T>(x.flat<float>().data(), x.NumElements(),
+    KI_OP_REQUIRES_OK(ctx, Quantize<T>(device, x.flat<float>().data(), x.NumElements(),
                                                        q->flat<T>().data(), &exponent));
     SetScalarInt32(ctx, 1, exponent);
   }
@@ -42,7 +37,7 @@ class DequantizeOp : public OpKernel {
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, q.shape(), &x));
     Device device(ctx);
     OP_REQUIRES_OK(ctx, device.status());
-    KI_OP_REQUIRES_OK(ctx, device.template Dequantize<T>(q.flat<T>().data(), q.NumElements(), exponent,
+    KI_OP_REQUIRES_OK(ctx, Dequantize<T>(device, q.flat<T>().data(), q.NumElements(), exponent,
                                                          x->flat<float>().data()));
   }
 };
@@ -79,13 +74,13 @@ class RequantizeOp : public OpKernel {
         OP_REQUIRES_OK(ctx, ctx->allocate_temp(::tensorflow::DT_FLOAT, acc.shape(), &carrier,
                                                ctx->output_alloc_attr(0)));
       }
-      KI_OP_REQUIRES_OK(ctx, device.RequantizeToCarrier(in, acc.NumElements(), exponent, rounding_, seed,
+      KI_OP_REQUIRES_OK(ctx, RequantizeToCarrier(device, in, acc.NumElements(), exponent, rounding_, seed,
                                                         carrier.flat<float>().data(), &out_exponent));
       ctx->set_output(0, carrier);
     } else {
       Tensor* out = nullptr;
       OP_REQUIRES_OK(ctx, ctx->allocate_output(0, acc.shape(), &out));
-      KI_OP_REQUIRES_OK(ctx, device.template Requantize<Out>(in, acc.NumElements(), exponent, rounding_, seed,
+      KI_OP_REQUIRES_OK(ctx, Requantize<Out>(device, in, acc.NumElements(), exponent, rounding_, seed,
                                                              out->flat<Out>().data(), &out_exponent));
     }
     SetScalarInt32(ctx, 1, out_exponent);
@@ -117,7 +112,7 @@ class RoundShiftOp : public OpKernel {
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x.shape(), &y));
     Device device(ctx);
     OP_REQUIRES_OK(ctx, device.status());
-    KI_OP_REQUIRES_OK(ctx, device.RoundShiftTensor(x.flat<int32_t>().data(), x.NumElements(),
+    KI_OP_REQUIRES_OK(ctx, RoundShiftTensor(device, x.flat<int32_t>().data(), x.NumElements(),
                                                    shift.scalar<int32_t>()(), rounding_, seed, limit_,
                                                    y->flat<int32_t>().data()));
   }
@@ -146,7 +141,7 @@ class AlignedAddOp : public OpKernel {
     int acc_exponent;
     Device device(ctx);
     OP_REQUIRES_OK(ctx, device.status());
-    KI_OP_REQUIRES_OK(ctx, device.AlignedAdd(a.flat<int8_t>().data(), ea, b.flat<int8_t>().data(), eb,
+    KI_OP_REQUIRES_OK(ctx, AlignedAdd(device, a.flat<int8_t>().data(), ea, b.flat<int8_t>().data(), eb,
                                              a.NumElements(), acc->flat<int32_t>().data(), &acc_exponent));
     SetScalarInt32(ctx, 1, acc_exponent);
   }
@@ -161,7 +156,7 @@ class BitLengthOp : public OpKernel {
     Device device(ctx);
     OP_REQUIRES_OK(ctx, device.status());
     int bits = 0;
-    KI_OP_REQUIRES_OK(ctx, device.MaxBitLength(x.flat<int32_t>().data(), x.NumElements(), &bits));
+    KI_OP_REQUIRES_OK(ctx, MaxBitLength(device, x.flat<int32_t>().data(), x.NumElements(), &bits));
     SetScalarInt32(ctx, 0, bits);
   }
 };
@@ -192,10 +187,7 @@ class BitLengthOp : public OpKernel {
   REGISTER_KERNEL_BUILDER(Name("IntOps>AlignedAdd").Device(device_type).HostMemory("a_exponent")          \
                               .HostMemory("b_exponent").HostMemory("acc_exponent"),                        \
                           AlignedAddOp<DeviceClass>)
-KI_REGISTER_DFP(DEVICE_CPU, CpuDevice);
-#if KERAS_INT_CUDA
-KI_REGISTER_DFP(::tensorflow::DEVICE_GPU, GpuDevice);
-#endif
+KI_REGISTER_ON_EVERY_DEVICE(KI_REGISTER_DFP);
 #undef KI_REGISTER_DFP
 
 }  // namespace keras_int

@@ -1,12 +1,7 @@
-#include "cc/kernels/device.h"
+#include "cc/kernels/gemm_device.h"
 #include "tensorflow/core/framework/op_kernel.h"
 
 namespace keras_int {
-
-using ::tensorflow::OpKernel;
-using ::tensorflow::OpKernelConstruction;
-using ::tensorflow::OpKernelContext;
-using ::tensorflow::Tensor;
 
 template <typename Device>
 class MatMulOp : public OpKernel {
@@ -33,7 +28,7 @@ class MatMulOp : public OpKernel {
     if (out->NumElements() == 0) return;
     Device device(ctx);
     OP_REQUIRES_OK(ctx, device.status());
-    KI_OP_REQUIRES_OK(ctx, device.MatMul(x.flat<int8_t>().data(), w.flat<int8_t>().data(), M, N, K,
+    KI_OP_REQUIRES_OK(ctx, MatMul(device, x.flat<int8_t>().data(), w.flat<int8_t>().data(), M, N, K,
                                          transpose_x_, transpose_w_, out->flat<int32_t>().data()));
   }
 
@@ -41,9 +36,9 @@ class MatMulOp : public OpKernel {
   bool transpose_x_, transpose_w_;
 };
 
-REGISTER_KERNEL_BUILDER(Name("IntOps>MatMul").Device(::tensorflow::DEVICE_CPU), MatMulOp<CpuDevice>);
-#if KERAS_INT_CUDA
-REGISTER_KERNEL_BUILDER(Name("IntOps>MatMul").Device(::tensorflow::DEVICE_GPU), MatMulOp<GpuDevice>);
-#endif
+#define KI_REGISTER_GEMM(device_type, Context) \
+  REGISTER_KERNEL_BUILDER(Name("IntOps>MatMul").Device(device_type), MatMulOp<Context>)
+KI_REGISTER_ON_EVERY_DEVICE(KI_REGISTER_GEMM);
+#undef KI_REGISTER_GEMM
 
 }  // namespace keras_int

@@ -1,6 +1,6 @@
 #include "cc/kernels/common.h"
 #include "cc/kernels/conv_kernels.h"
-#include "cc/kernels/device.h"
+#include "cc/kernels/layer_device.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/resource_mgr.h"
 #include "tensorflow/core/framework/resource_var.h"

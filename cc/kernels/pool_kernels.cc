@@ -1,24 +1,26 @@
+#include <initializer_list>
+#include <utility>
+
 #include "cc/kernels/conv_kernels.h"
-#include "cc/kernels/device.h"
+#include "cc/kernels/pool_device.h"
 #include "tensorflow/core/framework/op_kernel.h"
 
 namespace keras_int {
 
-using ::tensorflow::OpKernel;
-using ::tensorflow::OpKernelConstruction;
-using ::tensorflow::OpKernelContext;
-using ::tensorflow::Tensor;
-using ::tensorflow::TensorShape;
-
-// Pooling kernels share their attributes and geometry.
+// Pooling kernels share their attributes and geometry. A window has at
+// most 2**kWindowLog2 elements: kAvgPoolWindowLog2 in average pooling (its
+// multiplier round(2**16 / n)), kMaxPoolWindowLog2 in max pooling (the
+// gradient's int32 sums); see limits.h.
+template <int kWindowLog2>
 class PoolOpBase : public OpKernel {
  public:
   explicit PoolOpBase(OpKernelConstruction* ctx) : OpKernel(ctx) {
     OP_REQUIRES_OK(ctx, GetPair(ctx, "ksize", &k_h_, &k_w_));
     OP_REQUIRES_OK(ctx, GetPair(ctx, "strides", &stride_h_, &stride_w_));
     OP_REQUIRES_OK(ctx, GetPadding(ctx, &same_));
-    OP_REQUIRES(ctx, k_h_ * k_w_ <= (int64_t{1} << kAvgPoolShift),
-                ::tensorflow::errors::InvalidArgument("ksize: a window of more than 2**16 elements"));
+    OP_REQUIRES(ctx, k_h_ * k_w_ <= (int64_t{1} << kWindowLog2),
+                ::tensorflow::errors::InvalidArgument("ksize: a window of more than 2**", kWindowLog2,
+                                                      " elements"));
   }
 
  protected:
@@ -36,15 +38,47 @@ class PoolOpBase : public OpKernel {
     return MakeShape("pool: output shape", {g.batch, g.out_h, g.out_w, g.channels}, shape);
   }
 
-  // A tensor of the pooled shape (dy, or the carrier pool's tap indices).
-  static ::absl::Status CheckDy(const PoolGeometry& g, const Tensor& dy, const char* name = "dy") {
+  // Inputs of the pooled shape (dy, or the carrier pool's tap indices),
+  // each with its name for the message.
+  using Pooled = std::initializer_list<std::pair<const Tensor*, const char*>>;
+  static ::absl::Status CheckPooled(const PoolGeometry& g, Pooled pooled) {
     TensorShape expected;
     TF_RETURN_IF_ERROR(OutShape(g, &expected));
-    if (dy.shape() != expected) {
-      return ::tensorflow::errors::InvalidArgument("pool: ", name, " has shape ", dy.shape().DebugString(),
-                                                   ", expected ", expected.DebugString());
+    for (const auto& [tensor, name] : pooled) {
+      if (tensor->shape() != expected) {
+        return ::tensorflow::errors::InvalidArgument("pool: ", name, " has shape ", tensor->shape().DebugString(),
+                                                     ", expected ", expected.DebugString());
+      }
     }
     return ::absl::OkStatus();
+  }
+
+  // A forward op's geometry (input of shape x) and its outputs 0, 1, ...,
+  // all of the pooled shape.
+  ::absl::Status Forward(OpKernelContext* ctx, const TensorShape& x, PoolGeometry* g,
+                         std::initializer_list<Tensor**> outputs) const {
+    TF_RETURN_IF_ERROR(Geometry(x, g));
+    TensorShape shape;
+    TF_RETURN_IF_ERROR(OutShape(*g, &shape));
+    int index = 0;
+    for (Tensor** out : outputs) TF_RETURN_IF_ERROR(ctx->allocate_output(index++, shape, out));
+    return ::absl::OkStatus();
+  }
+
+  // A gradient op's geometry (input of shape x) and checked pooled inputs.
+  ::absl::Status Backward(const TensorShape& x, Pooled pooled, PoolGeometry* g) const {
+    TF_RETURN_IF_ERROR(Geometry(x, g));
+    return CheckPooled(*g, pooled);
+  }
+
+  // Runs fn(device) on the kernel's device, unless `out` is empty (no work;
+  // the input may still claim huge sizes).
+  template <typename Device, typename Fn>
+  static void RunOn(OpKernelContext* ctx, const Tensor& out, Fn fn) {
+    if (out.NumElements() == 0) return;
+    Device device(ctx);
+    OP_REQUIRES_OK(ctx, device.status());
+    KI_OP_REQUIRES_OK(ctx, fn(device));
   }
 
  private:
@@ -52,127 +86,109 @@ class PoolOpBase : public OpKernel {
   bool same_;
 };
 
+using MaxPoolOpBase = PoolOpBase<kMaxPoolWindowLog2>;
+using AvgPoolOpBase = PoolOpBase<kAvgPoolWindowLog2>;
+
 template <typename Device>
-class MaxPoolOp : public PoolOpBase {
+class MaxPoolOp : public MaxPoolOpBase {
  public:
-  using PoolOpBase::PoolOpBase;
+  using MaxPoolOpBase::MaxPoolOpBase;
   void Compute(OpKernelContext* ctx) override {
     const Tensor& x = ctx->input(0);
     PoolGeometry g;
-    OP_REQUIRES_OK(ctx, Geometry(x.shape(), &g));
-    TensorShape y_shape;
-    OP_REQUIRES_OK(ctx, OutShape(g, &y_shape));
     Tensor* y = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, y_shape, &y));
-    if (y->NumElements() == 0) return;  // no work (the input may still claim huge sizes)
-    Device device(ctx);
-    OP_REQUIRES_OK(ctx, device.status());
-    KI_OP_REQUIRES_OK(ctx, device.MaxPool(g, x.flat<int8_t>().data(), y->flat<int8_t>().data()));
+    OP_REQUIRES_OK(ctx, Forward(ctx, x.shape(), &g, {&y}));
+    RunOn<Device>(ctx, *y, [&](Device& device) {
+      return MaxPool(device, g, x.flat<int8_t>().data(), y->flat<int8_t>().data());
+    });
   }
 };
 
 template <typename Device>
-class MaxPoolGradOp : public PoolOpBase {
+class MaxPoolGradOp : public MaxPoolOpBase {
  public:
-  using PoolOpBase::PoolOpBase;
+  using MaxPoolOpBase::MaxPoolOpBase;
   void Compute(OpKernelContext* ctx) override {
     const Tensor& x = ctx->input(0);
     const Tensor& dy = ctx->input(1);
     PoolGeometry g;
-    OP_REQUIRES_OK(ctx, Geometry(x.shape(), &g));
-    OP_REQUIRES_OK(ctx, CheckDy(g, dy));
+    OP_REQUIRES_OK(ctx, Backward(x.shape(), {{&dy, "dy"}}, &g));
     Tensor* dx = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x.shape(), &dx));
-    if (dx->NumElements() == 0) return;
-    Device device(ctx);
-    OP_REQUIRES_OK(ctx, device.status());
-    KI_OP_REQUIRES_OK(ctx, device.MaxPoolGrad(g, x.flat<int8_t>().data(), dy.flat<int8_t>().data(),
-                                              dx->flat<int32_t>().data()));
+    RunOn<Device>(ctx, *dx, [&](Device& device) {
+      return MaxPoolGrad(device, g, x.flat<int8_t>().data(), dy.flat<int8_t>().data(), dx->flat<int32_t>().data());
+    });
   }
 };
 
 template <typename Device>
-class MaxPoolCarrierOp : public PoolOpBase {
+class MaxPoolCarrierOp : public MaxPoolOpBase {
  public:
-  using PoolOpBase::PoolOpBase;
+  using MaxPoolOpBase::MaxPoolOpBase;
   void Compute(OpKernelContext* ctx) override {
     const Tensor& x = ctx->input(0);
     PoolGeometry g;
-    OP_REQUIRES_OK(ctx, Geometry(x.shape(), &g));
-    TensorShape y_shape;
-    OP_REQUIRES_OK(ctx, OutShape(g, &y_shape));
     Tensor* y = nullptr;
     Tensor* which = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, y_shape, &y));
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, y_shape, &which));
-    if (y->NumElements() == 0) return;
-    Device device(ctx);
-    OP_REQUIRES_OK(ctx, device.status());
-    KI_OP_REQUIRES_OK(ctx, device.MaxPoolCarrier(g, x.flat<float>().data(), y->flat<float>().data(),
-                                                 which->flat<uint8_t>().data()));
+    OP_REQUIRES_OK(ctx, Forward(ctx, x.shape(), &g, {&y, &which}));
+    RunOn<Device>(ctx, *y, [&](Device& device) {
+      return MaxPoolCarrier(device, g, x.flat<float>().data(), y->flat<float>().data(),
+                            which->flat<uint8_t>().data());
+    });
   }
 };
 
 template <typename Device>
-class MaxPoolCarrierGradOp : public PoolOpBase {
+class MaxPoolCarrierGradOp : public MaxPoolOpBase {
  public:
-  using PoolOpBase::PoolOpBase;
+  using MaxPoolOpBase::MaxPoolOpBase;
   void Compute(OpKernelContext* ctx) override {
     TensorShape x_shape;
     OP_REQUIRES_OK(ctx, ShapeFromSizes(ctx->input(0), "max_pool_carrier_grad: input_sizes", &x_shape));
     const Tensor& dy = ctx->input(1);
     const Tensor& which = ctx->input(2);
     PoolGeometry g;
-    OP_REQUIRES_OK(ctx, Geometry(x_shape, &g));
-    OP_REQUIRES_OK(ctx, CheckDy(g, dy));
-    OP_REQUIRES_OK(ctx, CheckDy(g, which, "which"));
+    OP_REQUIRES_OK(ctx, Backward(x_shape, {{&dy, "dy"}, {&which, "which"}}, &g));
     KI_OP_REQUIRES_OK(ctx, CheckMaxPoolCarrier(g));
     Tensor* dx = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x_shape, &dx));
-    if (dx->NumElements() == 0) return;
-    Device device(ctx);
-    OP_REQUIRES_OK(ctx, device.status());
-    KI_OP_REQUIRES_OK(ctx, device.MaxPoolCarrierGrad(g, dy.flat<float>().data(), which.flat<uint8_t>().data(),
-                                                     dx->flat<float>().data()));
+    RunOn<Device>(ctx, *dx, [&](Device& device) {
+      return MaxPoolCarrierGrad(device, g, dy.flat<float>().data(), which.flat<uint8_t>().data(),
+                                dx->flat<float>().data());
+    });
   }
 };
 
 template <typename Device>
-class AvgPoolOp : public PoolOpBase {
+class AvgPoolOp : public AvgPoolOpBase {
  public:
-  using PoolOpBase::PoolOpBase;
+  using AvgPoolOpBase::AvgPoolOpBase;
   void Compute(OpKernelContext* ctx) override {
     const Tensor& x = ctx->input(0);
     PoolGeometry g;
-    OP_REQUIRES_OK(ctx, Geometry(x.shape(), &g));
-    TensorShape y_shape;
-    OP_REQUIRES_OK(ctx, OutShape(g, &y_shape));
     Tensor* y = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, y_shape, &y));
-    if (y->NumElements() == 0) return;
-    Device device(ctx);
-    OP_REQUIRES_OK(ctx, device.status());
-    KI_OP_REQUIRES_OK(ctx, device.AvgPool(g, x.flat<int8_t>().data(), y->flat<int32_t>().data()));
+    OP_REQUIRES_OK(ctx, Forward(ctx, x.shape(), &g, {&y}));
+    RunOn<Device>(ctx, *y, [&](Device& device) {
+      return AvgPool(device, g, x.flat<int8_t>().data(), y->flat<int32_t>().data());
+    });
   }
 };
 
 template <typename Device>
-class AvgPoolGradOp : public PoolOpBase {
+class AvgPoolGradOp : public AvgPoolOpBase {
  public:
-  using PoolOpBase::PoolOpBase;
+  using AvgPoolOpBase::AvgPoolOpBase;
   void Compute(OpKernelContext* ctx) override {
     TensorShape x_shape;
     OP_REQUIRES_OK(ctx, ShapeFromSizes(ctx->input(0), "avg_pool_grad: input_sizes", &x_shape));
     const Tensor& dy = ctx->input(1);
     PoolGeometry g;
-    OP_REQUIRES_OK(ctx, Geometry(x_shape, &g));
-    OP_REQUIRES_OK(ctx, CheckDy(g, dy));
+    OP_REQUIRES_OK(ctx, Backward(x_shape, {{&dy, "dy"}}, &g));
     Tensor* dx = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x_shape, &dx));
-    if (dx->NumElements() == 0) return;
-    Device device(ctx);
-    OP_REQUIRES_OK(ctx, device.status());
-    KI_OP_REQUIRES_OK(ctx, device.AvgPoolGrad(g, dy.flat<int8_t>().data(), dx->flat<int32_t>().data()));
+    RunOn<Device>(ctx, *dx, [&](Device& device) {
+      return AvgPoolGrad(device, g, dy.flat<int8_t>().data(), dx->flat<int32_t>().data());
+    });
   }
 };
 
@@ -185,10 +201,7 @@ class AvgPoolGradOp : public PoolOpBase {
   REGISTER_KERNEL_BUILDER(Name("IntOps>AvgPool").Device(device_type), AvgPoolOp<DeviceClass>);           \
   REGISTER_KERNEL_BUILDER(Name("IntOps>AvgPoolGrad").Device(device_type).HostMemory("input_sizes"),     \
                           AvgPoolGradOp<DeviceClass>)
-KI_REGISTER_POOL(::tensorflow::DEVICE_CPU, CpuDevice);
-#if KERAS_INT_CUDA
-KI_REGISTER_POOL(::tensorflow::DEVICE_GPU, GpuDevice);
-#endif
+KI_REGISTER_ON_EVERY_DEVICE(KI_REGISTER_POOL);
 #undef KI_REGISTER_POOL
 
 }  // namespace keras_int

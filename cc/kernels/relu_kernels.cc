@@ -1,15 +1,10 @@
 #include <cstdint>
 
 #include "cc/core/relu.h"
-#include "cc/kernels/device.h"
+#include "cc/kernels/relu_device.h"
 #include "tensorflow/core/framework/op_kernel.h"
 
 namespace keras_int {
-
-using ::tensorflow::OpKernel;
-using ::tensorflow::OpKernelConstruction;
-using ::tensorflow::OpKernelContext;
-using ::tensorflow::Tensor;
 
 // ReLU on float32 carriers works on their bit patterns: integer tests and
 // masks (the device's Relu); the gradient keeps one bit per element, packed
@@ -28,7 +23,7 @@ class ReluOp : public OpKernel {
     OP_REQUIRES_OK(ctx, ctx->allocate_output(1, ::tensorflow::TensorShape({ReluMaskWords(x.NumElements())}), &mask));
     Device device(ctx);
     OP_REQUIRES_OK(ctx, device.status());
-    KI_OP_REQUIRES_OK(ctx, device.Relu(x.flat<float>().data(), x.NumElements(), y->flat<float>().data(),
+    KI_OP_REQUIRES_OK(ctx, Relu(device, x.flat<float>().data(), x.NumElements(), y->flat<float>().data(),
                                        reinterpret_cast<uint32_t*>(mask->flat<int32_t>().data())));
   }
 };
@@ -49,7 +44,7 @@ class ReluGradOp : public OpKernel {
     OP_REQUIRES_OK(ctx, ctx->forward_input_or_allocate_output({0}, 0, dy.shape(), &dx));
     Device device(ctx);
     OP_REQUIRES_OK(ctx, device.status());
-    KI_OP_REQUIRES_OK(ctx, device.ReluGrad(dy.flat<float>().data(),
+    KI_OP_REQUIRES_OK(ctx, ReluGrad(device, dy.flat<float>().data(),
                                            reinterpret_cast<const uint32_t*>(mask.flat<int32_t>().data()),
                                            dy.NumElements(), dx->flat<float>().data()));
   }
@@ -58,10 +53,7 @@ class ReluGradOp : public OpKernel {
 #define KI_REGISTER_RELU(device_type, DeviceClass)                                          \
   REGISTER_KERNEL_BUILDER(Name("IntOps>Relu").Device(device_type), ReluOp<DeviceClass>);     \
   REGISTER_KERNEL_BUILDER(Name("IntOps>ReluGrad").Device(device_type), ReluGradOp<DeviceClass>)
-KI_REGISTER_RELU(::tensorflow::DEVICE_CPU, CpuDevice);
-#if KERAS_INT_CUDA
-KI_REGISTER_RELU(::tensorflow::DEVICE_GPU, GpuDevice);
-#endif
+KI_REGISTER_ON_EVERY_DEVICE(KI_REGISTER_RELU);
 #undef KI_REGISTER_RELU
 
 }  // namespace keras_int

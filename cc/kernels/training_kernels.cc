@@ -1,15 +1,10 @@
 #include <string>
 #include <vector>
 
-#include "cc/kernels/device.h"
+#include "cc/kernels/training_device.h"
 #include "tensorflow/core/framework/op_kernel.h"
 
 namespace keras_int {
-
-using ::tensorflow::OpKernel;
-using ::tensorflow::OpKernelConstruction;
-using ::tensorflow::OpKernelContext;
-using ::tensorflow::Tensor;
 
 template <typename Device, typename Label>
 class SoftmaxCrossEntropyGradOp : public OpKernel {
@@ -45,7 +40,7 @@ class SoftmaxCrossEntropyGradOp : public OpKernel {
     Device device(ctx);
     OP_REQUIRES_OK(ctx, device.status());
     // The device checks that every label lies in [0, classes).
-    KI_OP_REQUIRES_OK(ctx, device.template SoftmaxCrossEntropyGrad<Label>(
+    KI_OP_REQUIRES_OK(ctx, SoftmaxCrossEntropyGrad<Label>(device,
                                logits.flat<int8_t>().data(), batch, classes, exponent,
                                labels.flat<Label>().data(), rounding_, seed, err->flat<int8_t>().data()));
   }
@@ -85,10 +80,10 @@ class SgdUpdateOp : public OpKernel {
     OP_REQUIRES_OK(ctx, ctx->allocate_output(1, buffer.shape(), &new_buffer));
     Device device(ctx);
     OP_REQUIRES_OK(ctx, device.status());
-    KI_OP_REQUIRES_OK(ctx, device.Copy(new_w->flat<T>().data(), w.flat<T>().data(), w.TotalBytes()));
-    KI_OP_REQUIRES_OK(ctx, device.Copy(new_buffer->flat<T>().data(), buffer.flat<T>().data(),
+    KI_OP_REQUIRES_OK(ctx, Copy(device, new_w->flat<T>().data(), w.flat<T>().data(), w.TotalBytes()));
+    KI_OP_REQUIRES_OK(ctx, Copy(device, new_buffer->flat<T>().data(), buffer.flat<T>().data(),
                                        buffer.TotalBytes()));
-    KI_OP_REQUIRES_OK(ctx, device.template IntegerSgdUpdate<T>(
+    KI_OP_REQUIRES_OK(ctx, IntegerSgdUpdate<T>(device,
                                new_w->flat<T>().data(), grad.flat<int32_t>().data(), w.NumElements(),
                                options, use_momentum ? new_buffer->flat<T>().data() : nullptr));
   }
@@ -112,10 +107,7 @@ class SgdUpdateOp : public OpKernel {
                               .HostMemory("mu"), SgdUpdateOp<DeviceClass, int16_t>);                  \
   REGISTER_KERNEL_BUILDER(Name("IntOps>SgdUpdate").Device(device_type).TypeConstraint<int32_t>("T")  \
                               .HostMemory("mu"), SgdUpdateOp<DeviceClass, int32_t>)
-KI_REGISTER_TRAINING(::tensorflow::DEVICE_CPU, CpuDevice);
-#if KERAS_INT_CUDA
-KI_REGISTER_TRAINING(::tensorflow::DEVICE_GPU, GpuDevice);
-#endif
+KI_REGISTER_ON_EVERY_DEVICE(KI_REGISTER_TRAINING);
 #undef KI_REGISTER_TRAINING
 
 }  // namespace keras_int

@@ -17,6 +17,7 @@
 #include <string>
 
 #include "cc/core/add.h"
+#include "cc/core/carrier_element.h"
 #include "cc/core/conv.h"
 #include "cc/core/cross_entropy.h"
 #include "cc/core/dfp.h"
@@ -24,7 +25,13 @@
 #include "cc/core/pool.h"
 #include "cc/core/sgd.h"
 #include "cc/gpu/gemm_plan.h"
-#include "cc/gpu/gpu.h"
+#include "cc/gpu/add.h"
+#include "cc/gpu/context.h"
+#include "cc/gpu/dfp.h"
+#include "cc/gpu/gemm.h"
+#include "cc/gpu/pool.h"
+#include "cc/gpu/relu.h"
+#include "cc/gpu/training.h"
 #include "cc/gpu/pool_elements.h"
 
 using keras_int::Conv2DGeometry;

@@ -1,0 +1,28 @@
+// Per-element arithmetic of the residual add and the bias (add.h), shared
+// by the CPU core and the CUDA kernels (cc/gpu).
+#ifndef KERAS_INT_CC_CORE_ADD_ELEMENT_H_
+#define KERAS_INT_CC_CORE_ADD_ELEMENT_H_
+
+#include <cstdint>
+
+#include "cc/core/host_device.h"
+#include "cc/core/rounding.h"
+
+namespace keras_int {
+
+// One element of the aligned add: a moved left by `left` bits (exact), b
+// rounded right by `right` bits (0 unless the exponents differ by more than
+// the largest exact alignment).
+KI_HOST_DEVICE int32_t AlignedAddElement(int8_t a, int8_t b, int left, int right) {
+  return a * (int32_t{1} << left) + RoundShift(b, right, Rounding::kNearest, 0);
+}
+
+// bias * 2**shift (shift < 0: rounded to nearest), exactly, in int64.
+KI_HOST_DEVICE int64_t AlignedBias(int32_t bias, int shift) {
+  return shift >= 0 ? int64_t{bias} * (int64_t{1} << shift)
+                    : RoundShift64(bias, -shift, Rounding::kNearest, 0);
+}
+
+}  // namespace keras_int
+
+#endif  // KERAS_INT_CC_CORE_ADD_ELEMENT_H_

@@ -1,0 +1,62 @@
+// The bounds and fixed exponents that more than one part of the library
+// relies on (core, CUDA kernels, kernel adapters), each defined once here.
+// Family-internal tuning constants (block sizes, thresholds) stay with
+// their family.
+#ifndef KERAS_INT_CC_CORE_LIMITS_H_
+#define KERAS_INT_CC_CORE_LIMITS_H_
+
+#include <cstdint>
+
+namespace keras_int {
+
+// ---- exponents (spec section 1) ----
+
+// Exponents of int8/int16 DFP tensors. The range keeps q * 2**e a normal
+// float32 for every 16-bit mantissa, so dequantize is always exact.
+constexpr int kMinExponent = -120;
+constexpr int kMaxExponent = 100;
+// Exponents of int32 accumulators: sums of two DFP exponents.
+constexpr int kMinAccExponent = 2 * kMinExponent;
+constexpr int kMaxAccExponent = 2 * kMaxExponent;
+
+// ---- exact int32 products (spec section 3) ----
+
+// |int8 * int8| <= 2**14, so a dot product of length K is exact in int32
+// while K * 2**14 < 2**31. Deeper products are split into parts this deep
+// and summed in int64 (CPU and GPU).
+constexpr int64_t kMaxExactDepth = 131071;
+
+// ---- residual add (add.h) ----
+
+// Largest exact alignment: 8-bit mantissas shifted by 23 stay below 2**30.
+constexpr int kMaxAlignShift = 23;
+
+// ---- pooling (pool.h) ----
+
+// Average pooling divides by the window's element count n as a multiply by
+// round(2**16 / n) at exponent -16, so a window has at most 2**16 elements.
+constexpr int kAvgPoolShift = 16;
+constexpr int kAvgPoolWindowLog2 = kAvgPoolShift;
+// A max-pool gradient element sums int8 dy (-128..127) over the windows
+// whose first maximum it is. An element lies in at most k_h * k_w windows,
+// so windows of at most 2**24 elements keep that int32 sum within
+// [-2**31, 2**31) (without a bound, one large maximum in a large input
+// could collect more than 2**24 windows' dy).
+constexpr int kMaxPoolWindowLog2 = 24;
+// Max pooling on carrier bit patterns records each window's winning tap in
+// one byte: windows of at most 256 taps.
+constexpr int64_t kMaxPoolCarrierMaxTaps = 256;
+
+// ---- cross-entropy gradient (spec section 4) ----
+
+// Exponent of the error the gradient produces: its values approximate
+// softmax - onehot.
+constexpr int kCrossEntropyErrorExponent = -7;
+// Widest row the normaliser sums exactly: a numerator is below 2**42 (at
+// most 2**41 + 127 * 2**21 + 127**2, the second-order form at exponent
+// -20), so 2**21 of them stay below 2**63 in int64.
+constexpr int64_t kCrossEntropyMaxClasses = int64_t{1} << 21;
+
+}  // namespace keras_int
+
+#endif  // KERAS_INT_CC_CORE_LIMITS_H_

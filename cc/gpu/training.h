@@ -1,0 +1,28 @@
+// The integer cross-entropy gradient and SGD on the GPU: the twins of
+// cc/core/cross_entropy.h and sgd.h.
+#ifndef KERAS_INT_CC_GPU_TRAINING_H_
+#define KERAS_INT_CC_GPU_TRAINING_H_
+
+#include <cstdint>
+
+#include "cc/core/rounding.h"
+#include "cc/core/sgd.h"
+#include "cc/core/status.h"
+#include "cc/gpu/context.h"
+
+namespace keras_int {
+namespace gpu {
+
+// Labels outside [0, classes) are an error (checked on the device).
+template <typename Label>
+Status SoftmaxCrossEntropyGrad(const Context& ctx, const int8_t* logits, int64_t batch,
+                               int64_t classes, int exponent, const Label* labels,
+                               Rounding rounding, RoundingSeed seed, int8_t* err);
+template <typename T>
+Status IntegerSgdUpdate(const Context& ctx, T* w, const int32_t* g, int64_t n,
+                        const SgdOptions& options, T* momentum_buffer);
+
+}  // namespace gpu
+}  // namespace keras_int
+
+#endif  // KERAS_INT_CC_GPU_TRAINING_H_
