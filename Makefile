@@ -45,7 +45,7 @@ build: venv
 # with the sanitized core loaded into TensorFlow (libasan must come first in
 # the process, libstdc++ right after it).
 SANITIZED_TESTS := tests/test_gemm_conv_ops.py tests/test_dfp_ops.py tests/test_pool_training_ops.py \
-	tests/test_properties.py tests/test_layer_ops.py
+	tests/test_properties.py tests/test_layer_ops.py $(wildcard tests/test_layer_ops_*.py)
 sanitize: build
 	$(BAZEL) run --config=asan //cc:core_test
 	KERAS_INT_GEMM=pairs $(BAZEL) run --config=asan //cc:core_test
