@@ -50,10 +50,15 @@ def test_kernels_validate_attributes_without_the_python_checks():
     raw = _loader.load()
     with pytest.raises(InvalidArgument, match="strides must be >= 1"):
         raw.int_ops_conv2d(X4, W4, strides=[0, 1], padding="SAME")
-    with pytest.raises(InvalidArgument, match="padding must be SAME or VALID"):
+    # padding and rounding are enumerated attrs (cc/ops/op_attrs.h): TensorFlow
+    # refuses other values when the op is built.
+    with pytest.raises(InvalidArgument, match="attr 'padding' of \"FULL\" is not in the list of allowed values"):
         raw.int_ops_conv2d(X4, W4, strides=[1, 1], padding="FULL")
-    with pytest.raises(InvalidArgument, match="rounding must be one of"):
+    with pytest.raises(InvalidArgument, match="attr 'rounding' of \"up\" is not in the list of allowed values"):
         raw.int_ops_requantize(np.ones(2, np.int32), 0, [0, 0], out_type=tf.int8, rounding="up")
+    with pytest.raises(InvalidArgument, match="attr 'T' of int32 is not in the list of allowed values"):
+        raw.int_ops_dense(np.ones((1, 1), np.float32), tf.Variable(np.ones((1, 1), np.int32)).handle, [],
+                          0, [0, 0], [], T=tf.int32)
     with pytest.raises(InvalidArgument, match="seed must be an int64 tensor"):
         raw.int_ops_requantize(np.ones(2, np.int32), 0, [0, 0, 0], out_type=tf.int8)
 

@@ -3,17 +3,16 @@
 Integer ops on DFP tensors (``q * 2**e``) in :mod:`tf_int_ops.ops`, and their
 differentiable float32-carrier forms in :mod:`tf_int_ops.layer_ops`. The
 compiled library is loaded on first use; if it is missing, the error says
-how to build it.
+how to build it. The shared bounds (``MIN_EXPONENT``, ``MAX_EXPONENT``,
+``MAX_EXACT_DEPTH``, ``AVG_POOL_SHIFT``, ``CROSS_ENTROPY_ERROR_EXPONENT``, ...)
+are defined once, in cc/core/limits.h, and read from the library on first
+access, so reading one loads it.
 """
 
 from tf_int_ops import _tf_internal
 from tf_int_ops import layer_ops
+from tf_int_ops import ops as _ops
 from tf_int_ops.ops import (
-    AVG_POOL_SHIFT,
-    CROSS_ENTROPY_ERROR_EXPONENT,
-    MAX_EXACT_DEPTH,
-    MAX_EXPONENT,
-    MIN_EXPONENT,
     ROUNDINGS,
     bit_length,
     dequantize,
@@ -35,5 +34,18 @@ from tf_int_ops.ops import (
 )
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # PEP 562: the constants of cc/core/limits.h (MIN_EXPONENT, MAX_EXACT_DEPTH,
+    # ...; tf_int_ops.ops lists them) come from the library, loaded on first use.
+    if name in _ops._LIMIT_NAMES:
+        return getattr(_ops, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_ops._LIMIT_NAMES))
+
 
 _tf_internal.check_versions()

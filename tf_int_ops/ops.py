@@ -7,20 +7,55 @@ problem found only at run time (shapes in a graph, overflow, exponents)
 raises ``tf.errors.InvalidArgumentError`` with the argument's name.
 """
 
+import functools
+
 import tensorflow as tf
 
 from tf_int_ops import _loader
+from tf_int_ops import _tf_internal
 from tf_int_ops import _validation as check
 from tf_int_ops._validation import ROUNDINGS  # noqa: F401  (tf_int_ops.ROUNDINGS)
 
-MIN_EXPONENT = -120
-MAX_EXPONENT = 100
-# |int8 * int8| <= 2**14: dot products of depth up to this are exact in int32.
-MAX_EXACT_DEPTH = 131071
-# Exponent of the error returned by int_softmax_cross_entropy_grad.
-CROSS_ENTROPY_ERROR_EXPONENT = -7
-# Average pooling returns its accumulator at this exponent offset.
-AVG_POOL_SHIFT = 16
+# The shared bounds are defined once, in cc/core/limits.h; the library
+# publishes them as the attribute defaults of its never-run op IntOps>Limits
+# (cc/ops/limits_ops.cc). They are read on first use (module __getattr__),
+# so importing tf_int_ops does not load the library:
+#   MIN_EXPONENT, MAX_EXPONENT: exponents of int8/int16 DFP tensors.
+#   MIN_ACC_EXPONENT, MAX_ACC_EXPONENT: exponents of int32 accumulators.
+#   MAX_EXACT_DEPTH: |int8 * int8| <= 2**14, so dot products of depth up to
+#     this are exact in int32.
+#   MAX_ALIGN_SHIFT: the largest exact left shift of a residual add.
+#   AVG_POOL_SHIFT: average pooling returns its accumulator at this exponent offset.
+#   AVG_POOL_WINDOW_LOG2, MAX_POOL_WINDOW_LOG2: log2 of the largest pooling windows.
+#   MAX_POOL_CARRIER_TAPS: the largest window max pooling on carriers records.
+#   CROSS_ENTROPY_ERROR_EXPONENT: exponent of int_softmax_cross_entropy_grad's error.
+#   CROSS_ENTROPY_MAX_CLASSES: the widest row int_softmax_cross_entropy_grad sums.
+_LIMIT_NAMES = ("MIN_EXPONENT", "MAX_EXPONENT", "MIN_ACC_EXPONENT", "MAX_ACC_EXPONENT",
+                "MAX_EXACT_DEPTH", "MAX_ALIGN_SHIFT", "AVG_POOL_SHIFT", "AVG_POOL_WINDOW_LOG2",
+                "MAX_POOL_WINDOW_LOG2", "MAX_POOL_CARRIER_TAPS", "CROSS_ENTROPY_ERROR_EXPONENT",
+                "CROSS_ENTROPY_MAX_CLASSES")
+
+
+@functools.lru_cache(maxsize=None)
+def _limits():
+    """{"MIN_EXPONENT": -120, ...}: the attribute defaults of IntOps>Limits (loads the library)."""
+    _loader.load()
+    op_def = _tf_internal.op_def("IntOps>Limits")
+    if op_def is None:
+        raise ImportError("tf_int_ops: the op library does not register IntOps>Limits "
+                          "(built from older sources?). Rebuild it with `make build`.")
+    return {attr.name.upper(): int(attr.default_value.i) for attr in op_def.attr}
+
+
+def __getattr__(name):
+    # PEP 562: ops.MIN_EXPONENT etc. read from the library on first use.
+    if name in _LIMIT_NAMES:
+        return _limits()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LIMIT_NAMES))
 
 
 def _ops():
@@ -85,8 +120,9 @@ def bit_length(x):
 def int_matmul(x, w, transpose_x=False, transpose_w=False):
     """Exact int8 x int8 -> int32 matrix product.
 
-    Depths beyond 131071 (where int32 could overflow) are summed exactly in
-    int64 and raise InvalidArgumentError only if a result leaves int32.
+    Depths beyond ``MAX_EXACT_DEPTH`` (2**17 - 1, where int32 could overflow)
+    are summed exactly in int64 and raise InvalidArgumentError only if a
+    result leaves int32.
 
     >>> int_matmul(tf.ones([2, 3], tf.int8), tf.ones([3, 4], tf.int8))  # all 3
     """
@@ -164,7 +200,7 @@ def int_avg_pool2d(q, exponent, pool_size=2, strides=None, padding="VALID", roun
     check.rank(q, 4, "q", fn)
     exponent = check.exponent(exponent, fn)
     acc = _ops().int_ops_avg_pool(q, **check.pool_attrs(pool_size, strides, padding, fn))
-    return requantize(acc, exponent - AVG_POOL_SHIFT, rounding, seed=seed)
+    return requantize(acc, exponent - _limits()["AVG_POOL_SHIFT"], rounding, seed=seed)
 
 
 def int_avg_pool2d_grad(input_sizes, dy, exponent, pool_size=2, strides=None, padding="VALID"):
@@ -176,7 +212,7 @@ def int_avg_pool2d_grad(input_sizes, dy, exponent, pool_size=2, strides=None, pa
     exponent = check.exponent(exponent, fn)
     acc = _ops().int_ops_avg_pool_grad(input_sizes, dy,
                                        **check.pool_attrs(pool_size, strides, padding, fn))
-    return requantize(acc, exponent - AVG_POOL_SHIFT, "nearest")
+    return requantize(acc, exponent - _limits()["AVG_POOL_SHIFT"], "nearest")
 
 
 def int_add(a, a_exponent, b, b_exponent, rounding="nearest", seed=None):
@@ -254,7 +290,9 @@ def int8_weights(w16):
 # Integer ops have no gradient: integer tensors never carry one in
 # TensorFlow's tape. The float32 carrier ops of tf_int_ops.layer_ops (which
 # declare their own gradient ops gradient-free) are the differentiable surface.
+# IntOps>Limits is never run: it only publishes cc/core/limits.h (above).
 for _op_name in ("BitLength", "Quantize", "Dequantize", "Requantize", "RoundShift", "AlignedAdd",
                  "MatMul", "Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter", "MaxPool",
-                 "MaxPoolGrad", "AvgPool", "AvgPoolGrad", "SoftmaxCrossEntropyGrad", "SgdUpdate"):
+                 "MaxPoolGrad", "AvgPool", "AvgPoolGrad", "SoftmaxCrossEntropyGrad", "SgdUpdate",
+                 "Limits"):
     tf.no_gradient(f"IntOps>{_op_name}")

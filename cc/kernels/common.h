@@ -4,6 +4,7 @@
 
 #include <initializer_list>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "cc/core/dfp.h"
@@ -57,31 +58,68 @@ inline ::absl::Status GetRounding(::tensorflow::OpKernelConstruction* ctx, Round
   return ::absl::OkStatus();
 }
 
-// Seed input: int64 [key, step].
-inline ::absl::Status GetSeed(::tensorflow::OpKernelContext* ctx, int index,
-                                     RoundingSeed* seed) {
-  const ::tensorflow::Tensor& t = ctx->input(index);
-  if (t.dtype() != ::tensorflow::DT_INT64 || t.NumElements() != 2) {
+// Inputs and outputs are addressed by the names REGISTER_OP gives them
+// (cc/ops), never by position: an op that gains an input (a list such as
+// `bias: N * resource` changes length with an attribute) must not shift
+// another input's meaning.
+
+// Binds `const Tensor& var` to the op's input `name`, or fails the op (an
+// OpKernel's Compute returns at once, as with OP_REQUIRES_OK).
+#define KI_INPUT(ctx, name, var)                                \
+  const ::tensorflow::Tensor* var##_input = nullptr;            \
+  OP_REQUIRES_OK(ctx, (ctx)->input(name, &var##_input));        \
+  const ::tensorflow::Tensor& var = *var##_input
+
+// The seed input `name`: int64 [key, step].
+inline ::absl::Status GetSeed(::tensorflow::OpKernelContext* ctx, std::string_view name, RoundingSeed* seed) {
+  const ::tensorflow::Tensor* t;
+  TF_RETURN_IF_ERROR(ctx->input(name, &t));
+  if (t->dtype() != ::tensorflow::DT_INT64 || t->NumElements() != 2) {
     return ::tensorflow::errors::InvalidArgument("seed must be an int64 tensor [key, step], got shape ",
-                                                 t.shape().DebugString());
+                                                 t->shape().DebugString());
   }
-  auto v = t.flat<int64_t>();
+  auto v = t->flat<int64_t>();
   seed->key = static_cast<uint64_t>(v(0));
   seed->step = static_cast<uint64_t>(v(1));
   return ::absl::OkStatus();
 }
 
-// A scalar int32 exponent input, checked against [lo, hi].
-inline ::absl::Status GetExponent(::tensorflow::OpKernelContext* ctx, int index,
-                                         const char* name, int lo, int hi, int* exponent) {
-  const ::tensorflow::Tensor& t = ctx->input(index);
-  if (!::tensorflow::TensorShapeUtils::IsScalar(t.shape())) {
-    return ::tensorflow::errors::InvalidArgument(name, " must be a scalar, got shape ",
-                                                 t.shape().DebugString());
+// The scalar int32 exponent input `name`, checked against [lo, hi]; `what`
+// names it in errors ("dense: kernel_exponent").
+inline ::absl::Status GetExponent(::tensorflow::OpKernelContext* ctx, std::string_view name, const char* what,
+                                  int lo, int hi, int* exponent) {
+  const ::tensorflow::Tensor* t;
+  TF_RETURN_IF_ERROR(ctx->input(name, &t));
+  if (!::tensorflow::TensorShapeUtils::IsScalar(t->shape())) {
+    return ::tensorflow::errors::InvalidArgument(what, " must be a scalar, got shape ",
+                                                 t->shape().DebugString());
   }
-  const int64_t e = t.scalar<int32_t>()();
-  TF_RETURN_IF_ERROR(ToTf(CheckExponent(name, e, lo, hi)));
+  const int64_t e = t->scalar<int32_t>()();
+  TF_RETURN_IF_ERROR(ToTf(CheckExponent(what, e, lo, hi)));
   *exponent = static_cast<int>(e);
+  return ::absl::OkStatus();
+}
+
+// Writes the scalar int32 output `name` (an exponent, a bit count).
+inline ::absl::Status SetScalarInt32(::tensorflow::OpKernelContext* ctx, std::string_view name, int value) {
+  ::tensorflow::Tensor* out = nullptr;
+  TF_RETURN_IF_ERROR(ctx->allocate_output(name, ::tensorflow::TensorShape({}), &out));
+  out->scalar<int32_t>()() = value;
+  return ::absl::OkStatus();
+}
+
+// The position of the single input (or, with `output`, output) `name`, for
+// the TensorFlow calls that take only positions (forward_input,
+// input_memory_type, output_alloc_attr).
+inline ::absl::Status ArgIndex(::tensorflow::OpKernelContext* ctx, std::string_view name, bool output,
+                               int* index) {
+  const ::tensorflow::OpKernel& kernel = ctx->op_kernel();
+  int start, stop;
+  TF_RETURN_IF_ERROR(output ? kernel.OutputRange(name, &start, &stop) : kernel.InputRange(name, &start, &stop));
+  if (stop != start + 1) {
+    return ::tensorflow::errors::Internal("'", name, "' is a list, not a single tensor");
+  }
+  *index = start;
   return ::absl::OkStatus();
 }
 
@@ -102,12 +140,6 @@ inline ::absl::Status MakeShape(const char* what, std::initializer_list<int64_t>
   if (status.ok()) return status;
   return ::tensorflow::errors::InvalidArgument(what, ": the element count overflows int64 (",
                                                status.message(), ")");
-}
-
-inline void SetScalarInt32(::tensorflow::OpKernelContext* ctx, int index, int value) {
-  ::tensorflow::Tensor* out = nullptr;
-  OP_REQUIRES_OK(ctx, ctx->allocate_output(index, ::tensorflow::TensorShape({}), &out));
-  out->scalar<int32_t>()() = value;
 }
 
 // Reads a 2-element list attribute (strides, dilations, ksize), each >= 1.

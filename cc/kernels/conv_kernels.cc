@@ -10,14 +10,14 @@ class Conv2DOp : public OpKernel {
  public:
   explicit Conv2DOp(OpKernelConstruction* ctx) : OpKernel(ctx), attrs_(ctx) {}
   void Compute(OpKernelContext* ctx) override {
-    const Tensor& x = ctx->input(0);
-    const Tensor& filter = ctx->input(1);
+    KI_INPUT(ctx, "x", x);
+    KI_INPUT(ctx, "filter", filter);
     Conv2DGeometry g;
     OP_REQUIRES_OK(ctx, attrs_.Geometry(x.shape(), filter.shape(), &g));
     TensorShape out_shape;
     OP_REQUIRES_OK(ctx, OutputShape(g, &out_shape));
     Tensor* out = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, out_shape, &out));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output("out", out_shape, &out));
     if (out->NumElements() == 0) return;  // no work (the input may still claim huge sizes)
     Device device(ctx);
     OP_REQUIRES_OK(ctx, device.status());
@@ -35,14 +35,14 @@ class Conv2DBackpropInputOp : public OpKernel {
   explicit Conv2DBackpropInputOp(OpKernelConstruction* ctx) : OpKernel(ctx), attrs_(ctx) {}
   void Compute(OpKernelContext* ctx) override {
     TensorShape x_shape;
-    OP_REQUIRES_OK(ctx, ShapeFromSizes(ctx->input(0), "conv2d_backprop_input: input_sizes", &x_shape));
-    const Tensor& filter = ctx->input(1);
-    const Tensor& dy = ctx->input(2);
+    OP_REQUIRES_OK(ctx, ShapeFromSizes(ctx, "input_sizes", "conv2d_backprop_input: input_sizes", &x_shape));
+    KI_INPUT(ctx, "filter", filter);
+    KI_INPUT(ctx, "out_backprop", dy);
     Conv2DGeometry g;
     OP_REQUIRES_OK(ctx, attrs_.Geometry(x_shape, filter.shape(), &g));
     OP_REQUIRES_OK(ctx, CheckOutBackprop(g, dy));
     Tensor* dx = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x_shape, &dx));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output("out", x_shape, &dx));
     if (dx->NumElements() == 0) return;
     Device device(ctx);
     OP_REQUIRES_OK(ctx, device.status());
@@ -59,16 +59,15 @@ class Conv2DBackpropFilterOp : public OpKernel {
  public:
   explicit Conv2DBackpropFilterOp(OpKernelConstruction* ctx) : OpKernel(ctx), attrs_(ctx) {}
   void Compute(OpKernelContext* ctx) override {
-    const Tensor& x = ctx->input(0);
+    KI_INPUT(ctx, "x", x);
     TensorShape filter_shape;
-    OP_REQUIRES_OK(ctx, ShapeFromSizes(ctx->input(1), "conv2d_backprop_filter: filter_sizes",
-                                       &filter_shape));
-    const Tensor& dy = ctx->input(2);
+    OP_REQUIRES_OK(ctx, ShapeFromSizes(ctx, "filter_sizes", "conv2d_backprop_filter: filter_sizes", &filter_shape));
+    KI_INPUT(ctx, "out_backprop", dy);
     Conv2DGeometry g;
     OP_REQUIRES_OK(ctx, attrs_.Geometry(x.shape(), filter_shape, &g));
     OP_REQUIRES_OK(ctx, CheckOutBackprop(g, dy));
     Tensor* dw = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, filter_shape, &dw));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output("out", filter_shape, &dw));
     if (dw->NumElements() == 0) return;
     Device device(ctx);
     OP_REQUIRES_OK(ctx, device.status());

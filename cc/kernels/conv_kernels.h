@@ -2,6 +2,8 @@
 #ifndef KERAS_INT_CC_KERNELS_CONV_KERNELS_H_
 #define KERAS_INT_CC_KERNELS_CONV_KERNELS_H_
 
+#include <string_view>
+
 #include "cc/core/conv.h"
 #include "cc/kernels/common.h"
 
@@ -43,9 +45,13 @@ class ConvAttrs {
   bool same_;
 };
 
-// Reads a 4-element int32 sizes tensor (input_sizes / filter_sizes).
-inline ::absl::Status ShapeFromSizes(const ::tensorflow::Tensor& sizes, const char* name,
-                                           ::tensorflow::TensorShape* shape) {
+// Reads the 4-element int32 sizes input `input` (input_sizes /
+// filter_sizes); `name` names it in errors.
+inline ::absl::Status ShapeFromSizes(::tensorflow::OpKernelContext* ctx, std::string_view input, const char* name,
+                                     ::tensorflow::TensorShape* shape) {
+  const ::tensorflow::Tensor* sizes_input;
+  TF_RETURN_IF_ERROR(ctx->input(input, &sizes_input));
+  const ::tensorflow::Tensor& sizes = *sizes_input;
   if (sizes.dims() != 1 || sizes.NumElements() != 4) {
     return ::tensorflow::errors::InvalidArgument(name, " must be a vector of 4 sizes, got shape ",
                                                  sizes.shape().DebugString());

@@ -12,15 +12,15 @@ class QuantizeOp : public OpKernel {
  public:
   explicit QuantizeOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
   void Compute(OpKernelContext* ctx) override {
-    const Tensor& x = ctx->input(0);
+    KI_INPUT(ctx, "x", x);
     Tensor* q = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x.shape(), &q));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output("q", x.shape(), &q));
     int exponent = 0;
     Device device(ctx);
     OP_REQUIRES_OK(ctx, device.status());
     KI_OP_REQUIRES_OK(ctx, Quantize<T>(device, x.flat<float>().data(), x.NumElements(),
                                                        q->flat<T>().data(), &exponent));
-    SetScalarInt32(ctx, 1, exponent);
+    OP_REQUIRES_OK(ctx, SetScalarInt32(ctx, "exponent", exponent));
   }
 };
 
@@ -29,12 +29,12 @@ class DequantizeOp : public OpKernel {
  public:
   explicit DequantizeOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
   void Compute(OpKernelContext* ctx) override {
-    const Tensor& q = ctx->input(0);
+    KI_INPUT(ctx, "q", q);
     int exponent;
-    OP_REQUIRES_OK(ctx, GetExponent(ctx, 1, "dequantize: exponent", kMinExponent, kMaxExponent,
+    OP_REQUIRES_OK(ctx, GetExponent(ctx, "exponent", "dequantize: exponent", kMinExponent, kMaxExponent,
                                     &exponent));
     Tensor* x = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, q.shape(), &x));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output("x", q.shape(), &x));
     Device device(ctx);
     OP_REQUIRES_OK(ctx, device.status());
     KI_OP_REQUIRES_OK(ctx, Dequantize<T>(device, q.flat<T>().data(), q.NumElements(), exponent,
@@ -51,12 +51,12 @@ class RequantizeOp : public OpKernel {
     OP_REQUIRES_OK(ctx, GetRounding(ctx, &rounding_));
   }
   void Compute(OpKernelContext* ctx) override {
-    const Tensor& acc = ctx->input(0);
+    KI_INPUT(ctx, "acc", acc);
     int exponent;
-    OP_REQUIRES_OK(ctx, GetExponent(ctx, 1, "requantize: exponent", kMinAccExponent,
+    OP_REQUIRES_OK(ctx, GetExponent(ctx, "exponent", "requantize: exponent", kMinAccExponent,
                                     kMaxAccExponent, &exponent));
     RoundingSeed seed;
-    OP_REQUIRES_OK(ctx, GetSeed(ctx, 2, &seed));
+    OP_REQUIRES_OK(ctx, GetSeed(ctx, "seed", &seed));
     int out_exponent = 0;
     Device device(ctx);
     OP_REQUIRES_OK(ctx, device.status());
@@ -65,25 +65,29 @@ class RequantizeOp : public OpKernel {
       // When nothing else holds the accumulator (a gradient's backprop
       // product), the carrier replaces it in its own buffer: same size,
       // reinterpreted as float32, one accumulator-sized buffer less.
-      std::unique_ptr<Tensor> forwarded = ctx->forward_input(
-          0, 0, ::tensorflow::DT_INT32, acc.shape(), ctx->input_memory_type(0), ctx->output_alloc_attr(0));
+      int acc_index, y_index;
+      OP_REQUIRES_OK(ctx, ArgIndex(ctx, "acc", /*output=*/false, &acc_index));
+      OP_REQUIRES_OK(ctx, ArgIndex(ctx, "y", /*output=*/true, &y_index));
+      std::unique_ptr<Tensor> forwarded =
+          ctx->forward_input(acc_index, y_index, ::tensorflow::DT_INT32, acc.shape(),
+                             ctx->input_memory_type(acc_index), ctx->output_alloc_attr(y_index));
       Tensor carrier;
       if (forwarded != nullptr) {
         OP_REQUIRES_OK(ctx, carrier.BitcastFrom(*forwarded, ::tensorflow::DT_FLOAT, acc.shape()));
       } else {
         OP_REQUIRES_OK(ctx, ctx->allocate_temp(::tensorflow::DT_FLOAT, acc.shape(), &carrier,
-                                               ctx->output_alloc_attr(0)));
+                                               ctx->output_alloc_attr(y_index)));
       }
       KI_OP_REQUIRES_OK(ctx, RequantizeToCarrier(device, in, acc.NumElements(), exponent, rounding_, seed,
                                                         carrier.flat<float>().data(), &out_exponent));
-      ctx->set_output(0, carrier);
+      OP_REQUIRES_OK(ctx, ctx->set_output("y", carrier));
     } else {
       Tensor* out = nullptr;
-      OP_REQUIRES_OK(ctx, ctx->allocate_output(0, acc.shape(), &out));
+      OP_REQUIRES_OK(ctx, ctx->allocate_output("q", acc.shape(), &out));
       KI_OP_REQUIRES_OK(ctx, Requantize<Out>(device, in, acc.NumElements(), exponent, rounding_, seed,
                                                              out->flat<Out>().data(), &out_exponent));
     }
-    SetScalarInt32(ctx, 1, out_exponent);
+    OP_REQUIRES_OK(ctx, SetScalarInt32(ctx, "out_exponent", out_exponent));
   }
 
  private:
@@ -102,14 +106,14 @@ class RoundShiftOp : public OpKernel {
     limit_ = static_cast<int32_t>(limit);
   }
   void Compute(OpKernelContext* ctx) override {
-    const Tensor& x = ctx->input(0);
-    const Tensor& shift = ctx->input(1);
+    KI_INPUT(ctx, "x", x);
+    KI_INPUT(ctx, "shift", shift);
     OP_REQUIRES(ctx, ::tensorflow::TensorShapeUtils::IsScalar(shift.shape()),
                 ::tensorflow::errors::InvalidArgument("shift must be a scalar"));
     RoundingSeed seed;
-    OP_REQUIRES_OK(ctx, GetSeed(ctx, 2, &seed));
+    OP_REQUIRES_OK(ctx, GetSeed(ctx, "seed", &seed));
     Tensor* y = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x.shape(), &y));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output("y", x.shape(), &y));
     Device device(ctx);
     OP_REQUIRES_OK(ctx, device.status());
     KI_OP_REQUIRES_OK(ctx, RoundShiftTensor(device, x.flat<int32_t>().data(), x.NumElements(),
@@ -127,23 +131,23 @@ class AlignedAddOp : public OpKernel {
  public:
   explicit AlignedAddOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
   void Compute(OpKernelContext* ctx) override {
-    const Tensor& a = ctx->input(0);
-    const Tensor& b = ctx->input(2);
+    KI_INPUT(ctx, "a", a);
+    KI_INPUT(ctx, "b", b);
     OP_REQUIRES(ctx, a.shape() == b.shape(),
                 ::tensorflow::errors::InvalidArgument("add: a and b must have the same shape, got ",
                                                       a.shape().DebugString(), " and ",
                                                       b.shape().DebugString()));
     int ea, eb;
-    OP_REQUIRES_OK(ctx, GetExponent(ctx, 1, "add: a_exponent", kMinExponent, kMaxExponent, &ea));
-    OP_REQUIRES_OK(ctx, GetExponent(ctx, 3, "add: b_exponent", kMinExponent, kMaxExponent, &eb));
+    OP_REQUIRES_OK(ctx, GetExponent(ctx, "a_exponent", "add: a_exponent", kMinExponent, kMaxExponent, &ea));
+    OP_REQUIRES_OK(ctx, GetExponent(ctx, "b_exponent", "add: b_exponent", kMinExponent, kMaxExponent, &eb));
     Tensor* acc = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, a.shape(), &acc));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output("acc", a.shape(), &acc));
     int acc_exponent;
     Device device(ctx);
     OP_REQUIRES_OK(ctx, device.status());
     KI_OP_REQUIRES_OK(ctx, AlignedAdd(device, a.flat<int8_t>().data(), ea, b.flat<int8_t>().data(), eb,
                                              a.NumElements(), acc->flat<int32_t>().data(), &acc_exponent));
-    SetScalarInt32(ctx, 1, acc_exponent);
+    OP_REQUIRES_OK(ctx, SetScalarInt32(ctx, "acc_exponent", acc_exponent));
   }
 };
 
@@ -152,12 +156,12 @@ class BitLengthOp : public OpKernel {
  public:
   explicit BitLengthOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
   void Compute(OpKernelContext* ctx) override {
-    const Tensor& x = ctx->input(0);
+    KI_INPUT(ctx, "x", x);
     Device device(ctx);
     OP_REQUIRES_OK(ctx, device.status());
     int bits = 0;
     KI_OP_REQUIRES_OK(ctx, MaxBitLength(device, x.flat<int32_t>().data(), x.NumElements(), &bits));
-    SetScalarInt32(ctx, 0, bits);
+    OP_REQUIRES_OK(ctx, SetScalarInt32(ctx, "bits", bits));
   }
 };
 

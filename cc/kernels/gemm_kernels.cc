@@ -11,8 +11,8 @@ class MatMulOp : public OpKernel {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("transpose_w", &transpose_w_));
   }
   void Compute(OpKernelContext* ctx) override {
-    const Tensor& x = ctx->input(0);
-    const Tensor& w = ctx->input(1);
+    KI_INPUT(ctx, "x", x);
+    KI_INPUT(ctx, "w", w);
     OP_REQUIRES_OK(ctx, CheckRank(x, 2, "matmul: x"));
     OP_REQUIRES_OK(ctx, CheckRank(w, 2, "matmul: w"));
     const int64_t M = x.dim_size(transpose_x_ ? 1 : 0), K = x.dim_size(transpose_x_ ? 0 : 1);
@@ -24,7 +24,7 @@ class MatMulOp : public OpKernel {
     ::tensorflow::TensorShape out_shape;
     OP_REQUIRES_OK(ctx, MakeShape("matmul: output shape", {M, N}, &out_shape));
     Tensor* out = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, out_shape, &out));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output("out", out_shape, &out));
     if (out->NumElements() == 0) return;
     Device device(ctx);
     OP_REQUIRES_OK(ctx, device.status());

@@ -1,195 +1,221 @@
+// The layer ops (cc/ops/layer_ops.cc): quantize the input carrier, multiply
+// by the weights read under their variable's lock, add the optional bias,
+// requantize into the output carrier. Inputs and outputs by their
+// REGISTER_OP names; T (int8 or int16) is the mantissa type of the input
+// and the weights.
+#include <cstdint>
+#include <type_traits>
+
+#include "cc/kernels/add_device.h"
 #include "cc/kernels/common.h"
 #include "cc/kernels/conv_kernels.h"
-#include "cc/kernels/layer_device.h"
+#include "cc/kernels/dfp_device.h"
+#include "cc/kernels/gemm_device.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/resource_mgr.h"
 #include "tensorflow/core/framework/resource_var.h"
 
 namespace keras_int {
 
-using ::tensorflow::OpKernel;
-using ::tensorflow::OpKernelConstruction;
-using ::tensorflow::OpKernelContext;
-using ::tensorflow::Tensor;
-using ::tensorflow::TensorShape;
-
 namespace {
 
-// Shared steps of the layer ops: the input carrier to int8, the int32
-// accumulator back to an output carrier. The helpers take the device the
-// kernel computes on.
+// What the dense and convolution layer ops share: the input quantize, the
+// weights snapshot, the bias, the output requantize. Each step returns a
+// status; Compute stops at the first error. Op (CRTP) defines the product:
+//   Plan: what one call computes (shapes, geometry), built per call, since
+//     TensorFlow may run one kernel's Compute on several threads at once;
+//   ::absl::Status MakePlan(const Tensor& x, const Tensor& w, Plan*, TensorShape* y_shape);
+//   ::absl::Status Accumulate(Context&, const Plan&, const Tensor& x_q, const Tensor& w, int32_t* acc):
+//     the int32 product of the input's mantissas and the weights.
+template <typename Op, typename Context, typename T>
 class LayerOpBase : public OpKernel {
  public:
-  explicit LayerOpBase(OpKernelConstruction* ctx) : OpKernel(ctx) {
+  // `weights` is the name of the weights input ("kernel", "filter"); `op`
+  // prefixes error messages ("dense").
+  LayerOpBase(OpKernelConstruction* ctx, const char* op, const char* weights)
+      : OpKernel(ctx), op_(op), weights_(weights) {
     OP_REQUIRES_OK(ctx, GetRounding(ctx, &rounding_));
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("N", &num_biases_));
-    OP_REQUIRES(ctx, num_biases_ <= 1,
-                ::tensorflow::errors::InvalidArgument("a layer op takes at most one bias, got N = ", num_biases_));
+    int num_biases;
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("N", &num_biases));
+    OP_REQUIRES(ctx, num_biases <= 1,
+                ::tensorflow::errors::InvalidArgument("a layer op takes at most one bias, got N = ", num_biases));
   }
 
- protected:
-  // Quantizes input 0 into output 2 (x_q) and 3 (x_exponent).
-  template <typename Device>
-  bool QuantizeInput(OpKernelContext* ctx, Device& device, const Tensor** x_q, int* x_exponent) {
-    const Tensor& x = ctx->input(0);
+  void Compute(OpKernelContext* ctx) override {
+    const std::string exponent_name = std::string(weights_) + "_exponent";
+    int w_exponent;
+    OP_REQUIRES_OK(ctx, GetExponent(ctx, exponent_name, (std::string(op_) + ": " + exponent_name).c_str(),
+                                    kMinExponent, kMaxExponent, &w_exponent));
+    RoundingSeed seed;
+    OP_REQUIRES_OK(ctx, GetSeed(ctx, "seed", &seed));
+    Context device(ctx);
+    OP_REQUIRES_OK(ctx, device.status());
+    OP_REQUIRES_OK(ctx, Run(ctx, device, w_exponent, seed));
+  }
+
+ private:
+  ::absl::Status Run(OpKernelContext* ctx, Context& device, int w_exponent, RoundingSeed seed) {
+    ::tensorflow::core::RefCountPtr<::tensorflow::Var> weights;
+    TF_RETURN_IF_ERROR(LookupVariable(ctx, weights_, &weights));
+    // The weights stay locked (shared) while they are copied.
+    Tensor w;
+    {
+      ::tensorflow::tf_shared_lock lock(*weights->mu());
+      TF_RETURN_IF_ERROR(SnapshotWeights(ctx, device, *weights->tensor(), &w));
+    }
+    const Tensor* x;
+    TF_RETURN_IF_ERROR(ctx->input("x", &x));
+    typename Op::Plan plan;
+    TensorShape y_shape;
+    TF_RETURN_IF_ERROR(static_cast<Op*>(this)->MakePlan(*x, w, &plan, &y_shape));
+    const Tensor* x_q;
+    int x_exponent;
+    TF_RETURN_IF_ERROR(QuantizeInput(ctx, device, *x, &x_q, &x_exponent));
+    Tensor* y;
+    int32_t* acc;
+    TF_RETURN_IF_ERROR(AllocateOutput(ctx, y_shape, &y, &acc));
+    if constexpr (std::is_same_v<T, int16_t>) {
+      // Registered so that models and gradients can name the type already;
+      // the exact 16-bit GEMM and convolutions come with the DFP16 datapath.
+      return ::tensorflow::errors::Unimplemented(
+          op_, ": T=int16 layer ops need the 16-bit GEMM of the DFP16 datapath, which is not built yet; "
+          "use int8 weights");
+    } else {
+      if (y_shape.num_elements() > 0) TF_RETURN_IF_ERROR(Op::Accumulate(device, plan, *x_q, w, acc));
+      TF_RETURN_IF_ERROR(AddBias(ctx, device, acc, y_shape, x_exponent));
+      return EmitOutput(ctx, device, y, x_exponent + w_exponent, seed);
+    }
+  }
+
+  ::absl::Status LookupVariable(OpKernelContext* ctx, std::string_view input,
+                                ::tensorflow::core::RefCountPtr<::tensorflow::Var>* var) {
+    ::tensorflow::ResourceHandle handle;
+    TF_RETURN_IF_ERROR(::tensorflow::HandleFromInput(ctx, input, &handle));
+    return ::tensorflow::LookupResource(ctx, handle, var);
+  }
+
+  // Copies the weights into the output `<weights>_q` (what the gradient
+  // multiplies with: the optimizer may update the variable before the
+  // backward pass runs) and returns that copy in *w.
+  ::absl::Status SnapshotWeights(OpKernelContext* ctx, Context& device, const Tensor& variable, Tensor* w) {
+    if (variable.dtype() != ::tensorflow::DataTypeToEnum<T>::v()) {
+      return ::tensorflow::errors::InvalidArgument(
+          op_, ": ", weights_, " variable must be ", ::tensorflow::DataTypeString(::tensorflow::DataTypeToEnum<T>::v()),
+          ", got ", ::tensorflow::DataTypeString(variable.dtype()));
+    }
+    Tensor* snapshot = nullptr;
+    TF_RETURN_IF_ERROR(ctx->allocate_output(std::string(weights_) + "_q", variable.shape(), &snapshot));
+    TF_RETURN_IF_ERROR(ToTf(Copy(device, snapshot->flat<T>().data(), variable.flat<T>().data(), variable.TotalBytes())));
+    *w = *snapshot;
+    return ::absl::OkStatus();
+  }
+
+  // Quantizes x into the outputs x_q and x_exponent.
+  ::absl::Status QuantizeInput(OpKernelContext* ctx, Context& device, const Tensor& x, const Tensor** x_q,
+                               int* x_exponent) {
     Tensor* q = nullptr;
-    ::absl::Status status = ctx->allocate_output(2, x.shape(), &q);
-    if (status.ok()) {
-      status = ToTf(device.template Quantize<int8_t>(x.flat<float>().data(), x.NumElements(),
-                                                     q->flat<int8_t>().data(), x_exponent));
-    }
-    if (!status.ok()) {
-      ctx->CtxFailure(__FILE__, __LINE__, status);
-      return false;
-    }
-    SetScalarInt32(ctx, 3, *x_exponent);
+    TF_RETURN_IF_ERROR(ctx->allocate_output("x_q", x.shape(), &q));
+    TF_RETURN_IF_ERROR(ToTf(Quantize<T>(device, x.flat<float>().data(), x.NumElements(), q->flat<T>().data(),
+                                        x_exponent)));
+    TF_RETURN_IF_ERROR(SetScalarInt32(ctx, "x_exponent", *x_exponent));
     *x_q = q;
-    return true;
+    return ::absl::OkStatus();
   }
 
-  // Allocates output 0 (the carrier) with `shape`; the int32 accumulator is
-  // computed in its memory and then replaced by the carrier in place
-  // (EmitOutput), so no accumulator-sized temporary exists. Called after
-  // QuantizeInput: the input carrier is dead by then, so when nothing else
-  // holds it and it has as many elements (a convolution keeping its width),
-  // its buffer becomes the output.
-  bool AllocateOutput(OpKernelContext* ctx, const TensorShape& shape, Tensor** y, int32_t** acc) {
-    ::absl::Status status = ctx->forward_input_or_allocate_output({0}, 0, shape, y);
-    if (!status.ok()) {
-      ctx->CtxFailure(__FILE__, __LINE__, status);
-      return false;
-    }
+  // Allocates the output carrier y; the int32 accumulator is computed in
+  // its memory and then replaced by the carrier in place (EmitOutput), so
+  // no accumulator-sized temporary exists. Called after QuantizeInput: the
+  // input carrier is dead by then, so when nothing else holds it and it has
+  // as many elements (a convolution keeping its width), its buffer becomes
+  // the output.
+  ::absl::Status AllocateOutput(OpKernelContext* ctx, const TensorShape& shape, Tensor** y, int32_t** acc) {
+    TF_RETURN_IF_ERROR(ctx->forward_input_or_allocate_output({"x"}, "y", shape, y));
     static_assert(sizeof(float) == sizeof(int32_t), "a carrier element holds an accumulator");
     *acc = reinterpret_cast<int32_t*>((*y)->flat<float>().data());
-    return true;
+    return ::absl::OkStatus();
   }
-
-  // Requantizes the accumulator in y (at acc_exponent) into the carrier y
-  // and output 1 (its exponent).
-  template <typename Device>
-  void EmitOutput(OpKernelContext* ctx, Device& device, Tensor* y, int acc_exponent) {
-    RoundingSeed seed;
-    OP_REQUIRES_OK(ctx, GetSeed(ctx, SeedIndex(), &seed));
-    float* carrier = y->flat<float>().data();
-    int exponent;
-    KI_OP_REQUIRES_OK(ctx, device.RequantizeToCarrier(reinterpret_cast<const int32_t*>(carrier), y->NumElements(),
-                                                      acc_exponent, rounding_, seed, carrier, &exponent));
-    SetScalarInt32(ctx, 1, exponent);
-  }
-
-  // The int8 weights behind input 1, copied under the variable's lock into
-  // output 4; fn computes with that copy.
-  template <typename Device, typename Fn>
-  void WithWeights(OpKernelContext* ctx, Device& device, const char* name, int rank, Fn fn) {
-    ::tensorflow::core::RefCountPtr<::tensorflow::Var> var;
-    OP_REQUIRES_OK(ctx, ::tensorflow::LookupResource(ctx, ::tensorflow::HandleFromInput(ctx, 1), &var));
-    ::tensorflow::tf_shared_lock lock(*var->mu());
-    const Tensor& w = *var->tensor();
-    OP_REQUIRES(ctx, w.dtype() == ::tensorflow::DT_INT8,
-                ::tensorflow::errors::InvalidArgument(name, " variable must be int8, got ",
-                                                      ::tensorflow::DataTypeString(w.dtype())));
-    OP_REQUIRES_OK(ctx, CheckRank(w, rank, name));
-    // A snapshot of the weights for the gradient (output 4).
-    Tensor* snapshot = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(4, w.shape(), &snapshot));
-    KI_OP_REQUIRES_OK(ctx, device.Copy(snapshot->flat<int8_t>().data(), w.flat<int8_t>().data(), w.TotalBytes()));
-    fn(*snapshot);
-  }
-
-  // Inputs: x, weights, N biases, weight exponent, seed.
-  int ExponentIndex() const { return 2 + num_biases_; }
-  int SeedIndex() const { return 3 + num_biases_; }
 
   // Adds the optional int32 bias (at the weights' exponent) to acc, whose
   // exponent is x_exponent + the weights' exponent.
-  template <typename Device>
-  void AddOptionalBias(OpKernelContext* ctx, Device& device, int32_t* acc, const TensorShape& shape, int x_exponent,
-                       const char* name) {
-    if (num_biases_ == 0) return;
+  ::absl::Status AddBias(OpKernelContext* ctx, Context& device, int32_t* acc, const TensorShape& shape,
+                         int x_exponent) {
+    ::tensorflow::OpInputList biases;
+    TF_RETURN_IF_ERROR(ctx->input_list("bias", &biases));
+    if (biases.size() == 0) return ::absl::OkStatus();
     ::tensorflow::core::RefCountPtr<::tensorflow::Var> var;
-    OP_REQUIRES_OK(ctx, ::tensorflow::LookupResource(ctx, ::tensorflow::HandleFromInput(ctx, 2), &var));
+    TF_RETURN_IF_ERROR(::tensorflow::LookupResource(ctx, biases[0].flat<::tensorflow::ResourceHandle>()(0), &var));
     ::tensorflow::tf_shared_lock lock(*var->mu());
     const Tensor& bias = *var->tensor();
     const int64_t channels = shape.dim_size(shape.dims() - 1);
-    OP_REQUIRES(ctx, bias.dtype() == ::tensorflow::DT_INT32,
-                ::tensorflow::errors::InvalidArgument(name, " bias variable must be int32, got ",
-                                                      ::tensorflow::DataTypeString(bias.dtype())));
-    OP_REQUIRES(ctx, bias.dims() == 1 && bias.dim_size(0) == channels,
-                ::tensorflow::errors::InvalidArgument(name, " bias must have shape [", channels,
-                                                      "], got ", bias.shape().DebugString()));
-    if (shape.num_elements() == 0) return;  // no rows, or no channels to divide them by
-    KI_OP_REQUIRES_OK(ctx, device.AddBias(acc, shape.num_elements() / channels, channels,
-                                          bias.flat<int32_t>().data(), -x_exponent));
+    if (bias.dtype() != ::tensorflow::DT_INT32) {
+      return ::tensorflow::errors::InvalidArgument(op_, ": bias variable must be int32, got ",
+                                                   ::tensorflow::DataTypeString(bias.dtype()));
+    }
+    if (bias.dims() != 1 || bias.dim_size(0) != channels) {
+      return ::tensorflow::errors::InvalidArgument(op_, ": bias must have shape [", channels, "], got ",
+                                                   bias.shape().DebugString());
+    }
+    if (shape.num_elements() == 0) return ::absl::OkStatus();  // no rows, or no channels to divide them by
+    return ToTf(keras_int::AddBias(device, acc, shape.num_elements() / channels, channels,
+                                   bias.flat<int32_t>().data(), -x_exponent));
   }
 
+  // Requantizes the accumulator in y (at acc_exponent) into the carrier y
+  // and the output y_exponent.
+  ::absl::Status EmitOutput(OpKernelContext* ctx, Context& device, Tensor* y, int acc_exponent, RoundingSeed seed) {
+    float* carrier = y->flat<float>().data();
+    int exponent;
+    TF_RETURN_IF_ERROR(ToTf(RequantizeToCarrier(device, reinterpret_cast<const int32_t*>(carrier), y->NumElements(),
+                                                acc_exponent, rounding_, seed, carrier, &exponent)));
+    return SetScalarInt32(ctx, "y_exponent", exponent);
+  }
+
+  const char* op_;
+  const char* weights_;
   Rounding rounding_;
-  int num_biases_;
 };
 
 }  // namespace
 
-template <typename Device>
-class DenseLayerOp : public LayerOpBase {
+template <typename Context, typename T>
+class DenseLayerOp : public LayerOpBase<DenseLayerOp<Context, T>, Context, T> {
  public:
-  using LayerOpBase::LayerOpBase;
-  void Compute(OpKernelContext* ctx) override {
-    const Tensor& x = ctx->input(0);
-    OP_REQUIRES_OK(ctx, CheckRank(x, 2, "dense: x"));
-    int w_exponent;
-    OP_REQUIRES_OK(ctx, GetExponent(ctx, ExponentIndex(), "dense: kernel_exponent", kMinExponent,
-                                    kMaxExponent, &w_exponent));
-    Device device(ctx);
-    OP_REQUIRES_OK(ctx, device.status());
-    WithWeights(ctx, device, "dense: kernel", 2, [&](const Tensor& w) {
-      const int64_t M = x.dim_size(0), K = x.dim_size(1), N = w.dim_size(1);
-      OP_REQUIRES(ctx, w.dim_size(0) == K,
-                  ::tensorflow::errors::InvalidArgument("dense: input has ", K,
-                                                        " features, the kernel expects ",
-                                                        w.dim_size(0)));
-      const Tensor* x_q;
-      int x_exponent;
-      if (!QuantizeInput(ctx, device, &x_q, &x_exponent)) return;
-      TensorShape shape;
-      OP_REQUIRES_OK(ctx, MakeShape("dense: output shape", {M, N}, &shape));
-      Tensor* y;
-      int32_t* acc;
-      if (!AllocateOutput(ctx, shape, &y, &acc)) return;
-      KI_OP_REQUIRES_OK(ctx, device.MatMul(x_q->flat<int8_t>().data(), w.flat<int8_t>().data(), M, N, K,
-                                           false, false, acc));
-      AddOptionalBias(ctx, device, acc, shape, x_exponent, "dense:");
-      if (!ctx->status().ok()) return;
-      EmitOutput(ctx, device, y, x_exponent + w_exponent);
-    });
+  explicit DenseLayerOp(OpKernelConstruction* ctx) : LayerOpBase<DenseLayerOp, Context, T>(ctx, "dense", "kernel") {}
+
+  struct Plan {
+    int64_t M, N, K;
+  };
+  ::absl::Status MakePlan(const Tensor& x, const Tensor& w, Plan* plan, TensorShape* y_shape) const {
+    TF_RETURN_IF_ERROR(CheckRank(x, 2, "dense: x"));
+    TF_RETURN_IF_ERROR(CheckRank(w, 2, "dense: kernel"));
+    if (w.dim_size(0) != x.dim_size(1)) {
+      return ::tensorflow::errors::InvalidArgument("dense: input has ", x.dim_size(1),
+                                                   " features, the kernel expects ", w.dim_size(0));
+    }
+    *plan = Plan{x.dim_size(0), w.dim_size(1), x.dim_size(1)};
+    return MakeShape("dense: output shape", {plan->M, plan->N}, y_shape);
+  }
+  static ::absl::Status Accumulate(Context& device, const Plan& plan, const Tensor& x_q, const Tensor& w,
+                                   int32_t* acc) {
+    return ToTf(MatMul(device, x_q.flat<T>().data(), w.flat<T>().data(), plan.M, plan.N, plan.K, false, false, acc));
   }
 };
 
-template <typename Device>
-class Conv2DLayerOp : public LayerOpBase {
+template <typename Context, typename T>
+class Conv2DLayerOp : public LayerOpBase<Conv2DLayerOp<Context, T>, Context, T> {
  public:
-  explicit Conv2DLayerOp(OpKernelConstruction* ctx) : LayerOpBase(ctx), attrs_(ctx) {}
-  void Compute(OpKernelContext* ctx) override {
-    const Tensor& x = ctx->input(0);
-    int w_exponent;
-    OP_REQUIRES_OK(ctx, GetExponent(ctx, ExponentIndex(), "conv2d: filter_exponent", kMinExponent,
-                                    kMaxExponent, &w_exponent));
-    Device device(ctx);
-    OP_REQUIRES_OK(ctx, device.status());
-    WithWeights(ctx, device, "conv2d: filter", 4, [&](const Tensor& w) {
-      Conv2DGeometry g;
-      OP_REQUIRES_OK(ctx, attrs_.Geometry(x.shape(), w.shape(), &g));
-      const Tensor* x_q;
-      int x_exponent;
-      if (!QuantizeInput(ctx, device, &x_q, &x_exponent)) return;
-      TensorShape shape;
-      OP_REQUIRES_OK(ctx, OutputShape(g, &shape));
-      Tensor* y;
-      int32_t* acc;
-      if (!AllocateOutput(ctx, shape, &y, &acc)) return;
-      KI_OP_REQUIRES_OK(ctx, device.Conv2D(g, x_q->flat<int8_t>().data(), w.flat<int8_t>().data(), acc));
-      AddOptionalBias(ctx, device, acc, shape, x_exponent, "conv2d:");
-      if (!ctx->status().ok()) return;
-      EmitOutput(ctx, device, y, x_exponent + w_exponent);
-    });
+  explicit Conv2DLayerOp(OpKernelConstruction* ctx)
+      : LayerOpBase<Conv2DLayerOp, Context, T>(ctx, "conv2d", "filter"), attrs_(ctx) {}
+
+  using Plan = Conv2DGeometry;
+  ::absl::Status MakePlan(const Tensor& x, const Tensor& w, Plan* plan, TensorShape* y_shape) const {
+    TF_RETURN_IF_ERROR(CheckRank(w, 4, "conv2d: filter"));
+    TF_RETURN_IF_ERROR(attrs_.Geometry(x.shape(), w.shape(), plan));
+    return OutputShape(*plan, y_shape);
+  }
+  static ::absl::Status Accumulate(Context& device, const Plan& plan, const Tensor& x_q, const Tensor& w,
+                                   int32_t* acc) {
+    return ToTf(Conv2D(device, plan, x_q.flat<T>().data(), w.flat<T>().data(), acc));
   }
 
  private:
@@ -198,21 +224,22 @@ class Conv2DLayerOp : public LayerOpBase {
 
 // The weights and biases are resource handles (host); exponents and seeds
 // are host scalars on every device.
-#define KI_REGISTER_LAYERS(device_type, DeviceClass)                                                    \
-  REGISTER_KERNEL_BUILDER(Name("IntOps>Dense").Device(device_type).HostMemory("kernel").HostMemory("bias") \
-                              .HostMemory("kernel_exponent").HostMemory("seed").HostMemory("y_exponent") \
-                              .HostMemory("error_exponent")                                              \
-                              .HostMemory("x_exponent"),                                                 \
-                          DenseLayerOp<DeviceClass>);                                                    \
-  REGISTER_KERNEL_BUILDER(Name("IntOps>Conv2DLayer").Device(device_type).HostMemory("filter")             \
-                              .HostMemory("bias").HostMemory("filter_exponent").HostMemory("seed")       \
-                              .HostMemory("error_exponent")                                              \
-                              .HostMemory("y_exponent").HostMemory("x_exponent"),                        \
-                          Conv2DLayerOp<DeviceClass>)
-KI_REGISTER_LAYERS(::tensorflow::DEVICE_CPU, CpuDevice);
-#if KERAS_INT_CUDA
-KI_REGISTER_LAYERS(::tensorflow::DEVICE_GPU, GpuDevice);
-#endif
+#define KI_REGISTER_LAYERS_OF_TYPE(device_type, Context, T)                                                   \
+  REGISTER_KERNEL_BUILDER(Name("IntOps>Dense").Device(device_type).TypeConstraint<T>("T")                       \
+                              .HostMemory("kernel").HostMemory("bias").HostMemory("kernel_exponent")            \
+                              .HostMemory("seed").HostMemory("y_exponent").HostMemory("error_exponent")         \
+                              .HostMemory("x_exponent"),                                                        \
+                          DenseLayerOp<Context, T>);                                                            \
+  REGISTER_KERNEL_BUILDER(Name("IntOps>Conv2DLayer").Device(device_type).TypeConstraint<T>("T")                 \
+                              .HostMemory("filter").HostMemory("bias").HostMemory("filter_exponent")            \
+                              .HostMemory("seed").HostMemory("error_exponent").HostMemory("y_exponent")         \
+                              .HostMemory("x_exponent"),                                                        \
+                          Conv2DLayerOp<Context, T>)
+#define KI_REGISTER_LAYERS(device_type, Context)            \
+  KI_REGISTER_LAYERS_OF_TYPE(device_type, Context, int8_t); \
+  KI_REGISTER_LAYERS_OF_TYPE(device_type, Context, int16_t)
+KI_REGISTER_ON_EVERY_DEVICE(KI_REGISTER_LAYERS);
 #undef KI_REGISTER_LAYERS
+#undef KI_REGISTER_LAYERS_OF_TYPE
 
 }  // namespace keras_int

@@ -53,15 +53,14 @@ class PoolOpBase : public OpKernel {
     return ::absl::OkStatus();
   }
 
-  // A forward op's geometry (input of shape x) and its outputs 0, 1, ...,
+  // A forward op's geometry (input of shape x) and its outputs, by name,
   // all of the pooled shape.
-  ::absl::Status Forward(OpKernelContext* ctx, const TensorShape& x, PoolGeometry* g,
-                         std::initializer_list<Tensor**> outputs) const {
+  using Outputs = std::initializer_list<std::pair<const char*, Tensor**>>;
+  ::absl::Status Forward(OpKernelContext* ctx, const TensorShape& x, PoolGeometry* g, Outputs outputs) const {
     TF_RETURN_IF_ERROR(Geometry(x, g));
     TensorShape shape;
     TF_RETURN_IF_ERROR(OutShape(*g, &shape));
-    int index = 0;
-    for (Tensor** out : outputs) TF_RETURN_IF_ERROR(ctx->allocate_output(index++, shape, out));
+    for (const auto& [name, out] : outputs) TF_RETURN_IF_ERROR(ctx->allocate_output(name, shape, out));
     return ::absl::OkStatus();
   }
 
@@ -94,10 +93,10 @@ class MaxPoolOp : public MaxPoolOpBase {
  public:
   using MaxPoolOpBase::MaxPoolOpBase;
   void Compute(OpKernelContext* ctx) override {
-    const Tensor& x = ctx->input(0);
+    KI_INPUT(ctx, "x", x);
     PoolGeometry g;
     Tensor* y = nullptr;
-    OP_REQUIRES_OK(ctx, Forward(ctx, x.shape(), &g, {&y}));
+    OP_REQUIRES_OK(ctx, Forward(ctx, x.shape(), &g, {{"y", &y}}));
     RunOn<Device>(ctx, *y, [&](Device& device) {
       return MaxPool(device, g, x.flat<int8_t>().data(), y->flat<int8_t>().data());
     });
@@ -109,12 +108,12 @@ class MaxPoolGradOp : public MaxPoolOpBase {
  public:
   using MaxPoolOpBase::MaxPoolOpBase;
   void Compute(OpKernelContext* ctx) override {
-    const Tensor& x = ctx->input(0);
-    const Tensor& dy = ctx->input(1);
+    KI_INPUT(ctx, "x", x);
+    KI_INPUT(ctx, "dy", dy);
     PoolGeometry g;
     OP_REQUIRES_OK(ctx, Backward(x.shape(), {{&dy, "dy"}}, &g));
     Tensor* dx = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x.shape(), &dx));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output("dx", x.shape(), &dx));
     RunOn<Device>(ctx, *dx, [&](Device& device) {
       return MaxPoolGrad(device, g, x.flat<int8_t>().data(), dy.flat<int8_t>().data(), dx->flat<int32_t>().data());
     });
@@ -126,11 +125,11 @@ class MaxPoolCarrierOp : public MaxPoolOpBase {
  public:
   using MaxPoolOpBase::MaxPoolOpBase;
   void Compute(OpKernelContext* ctx) override {
-    const Tensor& x = ctx->input(0);
+    KI_INPUT(ctx, "x", x);
     PoolGeometry g;
     Tensor* y = nullptr;
     Tensor* which = nullptr;
-    OP_REQUIRES_OK(ctx, Forward(ctx, x.shape(), &g, {&y, &which}));
+    OP_REQUIRES_OK(ctx, Forward(ctx, x.shape(), &g, {{"y", &y}, {"which", &which}}));
     RunOn<Device>(ctx, *y, [&](Device& device) {
       return MaxPoolCarrier(device, g, x.flat<float>().data(), y->flat<float>().data(),
                             which->flat<uint8_t>().data());
@@ -144,14 +143,14 @@ class MaxPoolCarrierGradOp : public MaxPoolOpBase {
   using MaxPoolOpBase::MaxPoolOpBase;
   void Compute(OpKernelContext* ctx) override {
     TensorShape x_shape;
-    OP_REQUIRES_OK(ctx, ShapeFromSizes(ctx->input(0), "max_pool_carrier_grad: input_sizes", &x_shape));
-    const Tensor& dy = ctx->input(1);
-    const Tensor& which = ctx->input(2);
+    OP_REQUIRES_OK(ctx, ShapeFromSizes(ctx, "input_sizes", "max_pool_carrier_grad: input_sizes", &x_shape));
+    KI_INPUT(ctx, "dy", dy);
+    KI_INPUT(ctx, "which", which);
     PoolGeometry g;
     OP_REQUIRES_OK(ctx, Backward(x_shape, {{&dy, "dy"}, {&which, "which"}}, &g));
     KI_OP_REQUIRES_OK(ctx, CheckMaxPoolCarrier(g));
     Tensor* dx = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x_shape, &dx));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output("dx", x_shape, &dx));
     RunOn<Device>(ctx, *dx, [&](Device& device) {
       return MaxPoolCarrierGrad(device, g, dy.flat<float>().data(), which.flat<uint8_t>().data(),
                                 dx->flat<float>().data());
@@ -164,12 +163,12 @@ class AvgPoolOp : public AvgPoolOpBase {
  public:
   using AvgPoolOpBase::AvgPoolOpBase;
   void Compute(OpKernelContext* ctx) override {
-    const Tensor& x = ctx->input(0);
+    KI_INPUT(ctx, "x", x);
     PoolGeometry g;
-    Tensor* y = nullptr;
-    OP_REQUIRES_OK(ctx, Forward(ctx, x.shape(), &g, {&y}));
-    RunOn<Device>(ctx, *y, [&](Device& device) {
-      return AvgPool(device, g, x.flat<int8_t>().data(), y->flat<int32_t>().data());
+    Tensor* acc = nullptr;
+    OP_REQUIRES_OK(ctx, Forward(ctx, x.shape(), &g, {{"acc", &acc}}));
+    RunOn<Device>(ctx, *acc, [&](Device& device) {
+      return AvgPool(device, g, x.flat<int8_t>().data(), acc->flat<int32_t>().data());
     });
   }
 };
@@ -180,12 +179,12 @@ class AvgPoolGradOp : public AvgPoolOpBase {
   using AvgPoolOpBase::AvgPoolOpBase;
   void Compute(OpKernelContext* ctx) override {
     TensorShape x_shape;
-    OP_REQUIRES_OK(ctx, ShapeFromSizes(ctx->input(0), "avg_pool_grad: input_sizes", &x_shape));
-    const Tensor& dy = ctx->input(1);
+    OP_REQUIRES_OK(ctx, ShapeFromSizes(ctx, "input_sizes", "avg_pool_grad: input_sizes", &x_shape));
+    KI_INPUT(ctx, "dy", dy);
     PoolGeometry g;
     OP_REQUIRES_OK(ctx, Backward(x_shape, {{&dy, "dy"}}, &g));
     Tensor* dx = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x_shape, &dx));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output("acc", x_shape, &dx));
     RunOn<Device>(ctx, *dx, [&](Device& device) {
       return AvgPoolGrad(device, g, dy.flat<int8_t>().data(), dx->flat<int32_t>().data());
     });

@@ -14,13 +14,13 @@ class ReluOp : public OpKernel {
  public:
   explicit ReluOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
   void Compute(OpKernelContext* ctx) override {
-    const Tensor& x = ctx->input(0);
+    KI_INPUT(ctx, "x", x);
     Tensor* y = nullptr;
     Tensor* mask = nullptr;
     // The input's buffer becomes the output when nothing else holds it (the
     // gradient keeps only the mask): one carrier-sized buffer less.
-    OP_REQUIRES_OK(ctx, ctx->forward_input_or_allocate_output({0}, 0, x.shape(), &y));
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, ::tensorflow::TensorShape({ReluMaskWords(x.NumElements())}), &mask));
+    OP_REQUIRES_OK(ctx, ctx->forward_input_or_allocate_output({"x"}, "y", x.shape(), &y));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output("mask", ::tensorflow::TensorShape({ReluMaskWords(x.NumElements())}), &mask));
     Device device(ctx);
     OP_REQUIRES_OK(ctx, device.status());
     KI_OP_REQUIRES_OK(ctx, Relu(device, x.flat<float>().data(), x.NumElements(), y->flat<float>().data(),
@@ -33,15 +33,15 @@ class ReluGradOp : public OpKernel {
  public:
   explicit ReluGradOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
   void Compute(OpKernelContext* ctx) override {
-    const Tensor& dy = ctx->input(0);
-    const Tensor& mask = ctx->input(1);
+    KI_INPUT(ctx, "dy", dy);
+    KI_INPUT(ctx, "mask", mask);
     const int64_t words = ReluMaskWords(dy.NumElements());
     OP_REQUIRES(ctx, mask.dims() == 1 && mask.dim_size(0) == words,
                 ::tensorflow::errors::InvalidArgument("relu_grad: dy has ", dy.NumElements(),
                                                       " elements, which need a mask of [", words,
                                                       "] words, got ", mask.shape().DebugString()));
     Tensor* dx = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->forward_input_or_allocate_output({0}, 0, dy.shape(), &dx));
+    OP_REQUIRES_OK(ctx, ctx->forward_input_or_allocate_output({"dy"}, "dx", dy.shape(), &dx));
     Device device(ctx);
     OP_REQUIRES_OK(ctx, device.status());
     KI_OP_REQUIRES_OK(ctx, ReluGrad(device, dy.flat<float>().data(),

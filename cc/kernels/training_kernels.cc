@@ -13,8 +13,8 @@ class SoftmaxCrossEntropyGradOp : public OpKernel {
     OP_REQUIRES_OK(ctx, GetRounding(ctx, &rounding_));
   }
   void Compute(OpKernelContext* ctx) override {
-    const Tensor& logits = ctx->input(0);
-    const Tensor& labels = ctx->input(2);
+    KI_INPUT(ctx, "logits", logits);
+    KI_INPUT(ctx, "labels", labels);
     OP_REQUIRES_OK(ctx, CheckRank(logits, 2, "softmax_cross_entropy_grad: logits"));
     OP_REQUIRES_OK(ctx, CheckRank(labels, 1, "softmax_cross_entropy_grad: labels"));
     const int64_t batch = logits.dim_size(0), classes = logits.dim_size(1);
@@ -29,13 +29,13 @@ class SoftmaxCrossEntropyGradOp : public OpKernel {
                     "softmax_cross_entropy_grad: logits has ", classes, " classes, more than the ",
                     kCrossEntropyMaxClasses, " whose softmax normaliser the int64 sum holds exactly"));
     int exponent;
-    OP_REQUIRES_OK(ctx, GetExponent(ctx, 1, "softmax_cross_entropy_grad: exponent", kMinExponent,
+    OP_REQUIRES_OK(ctx, GetExponent(ctx, "exponent", "softmax_cross_entropy_grad: exponent", kMinExponent,
                                     kMaxExponent, &exponent));
     RoundingSeed seed;
-    OP_REQUIRES_OK(ctx, GetSeed(ctx, 3, &seed));
+    OP_REQUIRES_OK(ctx, GetSeed(ctx, "seed", &seed));
     Tensor* err = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, logits.shape(), &err));
-    SetScalarInt32(ctx, 1, kCrossEntropyErrorExponent);
+    OP_REQUIRES_OK(ctx, ctx->allocate_output("err", logits.shape(), &err));
+    OP_REQUIRES_OK(ctx, SetScalarInt32(ctx, "err_exponent", kCrossEntropyErrorExponent));
     if (err->NumElements() == 0) return;
     Device device(ctx);
     OP_REQUIRES_OK(ctx, device.status());
@@ -57,10 +57,10 @@ class SgdUpdateOp : public OpKernel {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("weight_decay", &options_.weight_decay));
   }
   void Compute(OpKernelContext* ctx) override {
-    const Tensor& w = ctx->input(0);
-    const Tensor& grad = ctx->input(1);
-    const Tensor& buffer = ctx->input(2);
-    const Tensor& mu = ctx->input(3);
+    KI_INPUT(ctx, "w", w);
+    KI_INPUT(ctx, "grad", grad);
+    KI_INPUT(ctx, "momentum_buffer", buffer);
+    KI_INPUT(ctx, "mu", mu);
     OP_REQUIRES(ctx, w.shape() == grad.shape(),
                 ::tensorflow::errors::InvalidArgument("sgd_update: grad has shape ",
                                                       grad.shape().DebugString(),
@@ -76,8 +76,8 @@ class SgdUpdateOp : public OpKernel {
     options.mu = mu.scalar<int32_t>()();
     Tensor* new_w = nullptr;
     Tensor* new_buffer = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, w.shape(), &new_w));
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, buffer.shape(), &new_buffer));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output("new_w", w.shape(), &new_w));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output("new_momentum_buffer", buffer.shape(), &new_buffer));
     Device device(ctx);
     OP_REQUIRES_OK(ctx, device.status());
     KI_OP_REQUIRES_OK(ctx, Copy(device, new_w->flat<T>().data(), w.flat<T>().data(), w.TotalBytes()));

@@ -1,3 +1,4 @@
+#include "cc/ops/op_attrs.h"
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/shape_inference.h"
 
@@ -19,7 +20,7 @@ namespace {
 
 #define KI_CONV_ATTRS                   \
   Attr("strides: list(int) = [1, 1]")   \
-      .Attr("padding: string")          \
+      .Attr(kPaddingAttr)          \
       .Attr("dilations: list(int) = [1, 1]")
 
 REGISTER_OP("IntOps>Conv2D")

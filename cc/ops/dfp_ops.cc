@@ -1,4 +1,5 @@
 // Boundary conversions and requantization of DFP tensors.
+#include "cc/ops/op_attrs.h"
 #include "tensorflow/core/framework/common_shape_fns.h"
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/shape_inference.h"
@@ -38,7 +39,7 @@ REGISTER_OP("IntOps>Requantize")
     .Output("q: out_type")
     .Output("out_exponent: int32")
     .Attr("out_type: {int8, int16}")
-    .Attr("rounding: string = 'nearest'")
+    .Attr(kRoundingAttr)
     .SetShapeFn(SameShapeAndScalarExponent)
     .Doc("int32 accumulator -> int8/int16 mantissas with a shared exponent (docs/algorithms.md 2).");
 
@@ -48,7 +49,7 @@ REGISTER_OP("IntOps>RequantizeToCarrier")
     .Input("seed: int64")
     .Output("y: float")
     .Output("out_exponent: int32")
-    .Attr("rounding: string = 'nearest'")
+    .Attr(kRoundingAttr)
     .SetShapeFn(SameShapeAndScalarExponent)
     .Doc("IntOps>Requantize to int8 followed by IntOps>Dequantize, in one pass: the float32 carrier "
          "of the requantized mantissas.");
@@ -58,7 +59,7 @@ REGISTER_OP("IntOps>RoundShift")
     .Input("shift: int32")
     .Input("seed: int64")
     .Output("y: int32")
-    .Attr("rounding: string = 'nearest'")
+    .Attr(kRoundingAttr)
     .Attr("limit: int = 2147483647")
     .SetShapeFn(::tensorflow::shape_inference::UnchangedShape)
     .Doc("y = clip(round(x / 2**shift), -limit, limit) on magnitudes.");

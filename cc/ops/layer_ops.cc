@@ -11,12 +11,17 @@
 // accumulator's exponent and added before requantize; a sum outside int32 is
 // an error.
 //
+// T: the mantissa type of the quantized input and of the weights (int8;
+// int16 is registered and dispatches, but its GEMM comes with the DFP16
+// datapath: the kernel says so).
+//
 // Error exponent (optional, M = 1): an int32 variable the op does not touch;
 // the registered gradient stores the exponent of the incoming error in it
 // (the one it quantizes the error with anyway), for ExponentTracker.
 #include <string>
 #include <vector>
 
+#include "cc/ops/op_attrs.h"
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/common_shape_fns.h"
 #include "tensorflow/core/framework/shape_inference.h"
@@ -46,12 +51,13 @@ REGISTER_OP("IntOps>Dense")
     .Input("error_exponent: M * resource")
     .Output("y: float")
     .Output("y_exponent: int32")
-    .Output("x_q: int8")
+    .Output("x_q: T")
     .Output("x_exponent: int32")
-    .Output("kernel_q: int8")
+    .Output("kernel_q: T")
+    .Attr(kMantissaTypeAttr)
     .Attr("N: int >= 0 = 0")
     .Attr("M: int >= 0 = 0")
-    .Attr("rounding: string = 'nearest'")
+    .Attr(kRoundingAttr)
     .SetShapeFn([](InferenceContext* c) {
       ShapeHandle x, kernel;
       TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 2, &x));
@@ -79,15 +85,16 @@ REGISTER_OP("IntOps>Conv2DLayer")
     .Input("error_exponent: M * resource")
     .Output("y: float")
     .Output("y_exponent: int32")
-    .Output("x_q: int8")
+    .Output("x_q: T")
     .Output("x_exponent: int32")
-    .Output("filter_q: int8")
+    .Output("filter_q: T")
     .Attr("strides: list(int) = [1, 1]")
-    .Attr("padding: string")
+    .Attr(kPaddingAttr)
     .Attr("dilations: list(int) = [1, 1]")
+    .Attr(kMantissaTypeAttr)
     .Attr("N: int >= 0 = 0")
     .Attr("M: int >= 0 = 0")
-    .Attr("rounding: string = 'nearest'")
+    .Attr(kRoundingAttr)
     .SetShapeFn([](InferenceContext* c) {
       ShapeHandle x, filter;
       TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 4, &x));

@@ -1,3 +1,4 @@
+#include "cc/ops/op_attrs.h"
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/shape_inference.h"
 
@@ -25,7 +26,7 @@ namespace {
 #define KI_POOL_ATTRS               \
   Attr("ksize: list(int)")          \
       .Attr("strides: list(int)")   \
-      .Attr("padding: string")
+      .Attr(kPaddingAttr)
 
 REGISTER_OP("IntOps>MaxPool")
     .Input("x: int8")

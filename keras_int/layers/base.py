@@ -76,6 +76,11 @@ class IntLayer(keras.layers.Layer):
 class WeightedIntLayer(IntLayer):
     """A layer with an int8 kernel, quantised once from a float initialiser."""
 
+    # The one place the layers take their weights' mantissa type from: the
+    # kernel variable's dtype, the bits it is quantised to, and through the
+    # variable the layer op's T. (int16 arrives with the DFP16 datapath.)
+    weight_dtype = "int8"
+
     def __init__(self, kernel_initializer="glorot_uniform", use_bias=False, rounding="nearest",
                  seed=None, **kwargs):
         super().__init__(rounding=rounding, seed=seed, **kwargs)
@@ -85,8 +90,9 @@ class WeightedIntLayer(IntLayer):
     def _build_kernel(self, shape):
         with tf.init_scope():
             q, e = tf_int_ops.quantize(
-                tf.convert_to_tensor(self.kernel_initializer(shape, dtype="float32")))
-        self.kernel = self.add_weight(name="kernel", shape=shape, dtype="int8", trainable=True,
+                tf.convert_to_tensor(self.kernel_initializer(shape, dtype="float32")),
+                bits=tf.as_dtype(self.weight_dtype).size * 8)
+        self.kernel = self.add_weight(name="kernel", shape=shape, dtype=self.weight_dtype, trainable=True,
                                       initializer=lambda shape, dtype=None: q)
         self.kernel_exponent = self._exponent("kernel_exponent", int(e))
         # The bias is a weight on a constant input of 1: int32, at the

@@ -1,7 +1,7 @@
 """What the layer ops with weights share: int8 weights read through their resource
 handle, the optional int32 bias, the recorded error exponent, and their gradients' helpers.
 
-Weights are int8 variables read by the op through their resource handle:
+Weights are int8 (or int16: the ops' ``T``) variables read by the op through their resource handle:
 that is what lets ``tape.gradient(loss, int8_variable)`` return the int32
 weight gradient. The ops' inputs and outputs are read by name
 (``_op_args``), as ``cc/ops/layer_ops.cc`` registers them.
@@ -22,13 +22,20 @@ def _inner_variable(variable):
     return inner
 
 
-def resource_variable(variable, name, fn, dtype=tf.int8):
+# The weight types the layer ops take (their attribute T, cc/ops/op_attrs.h).
+# int16 is accepted and dispatched; its GEMM arrives with the DFP16
+# datapath, and until then the op raises UnimplementedError.
+WEIGHT_DTYPES = (tf.int8, tf.int16)
+
+
+def resource_variable(variable, name, fn, dtypes=WEIGHT_DTYPES):
     """The tf.Variable behind `variable` (a tf.Variable or a Keras variable), watched."""
     inner = _inner_variable(variable)
     if not isinstance(inner, tf.Variable):
         raise ValueError(f"{fn}: {name} must be a variable (read through its handle), got {type(variable).__name__}")
-    if inner.dtype != dtype:
-        raise ValueError(f"{fn}: {name} must be an {dtype.name} variable, got {inner.dtype.name}")
+    if inner.dtype not in dtypes:
+        allowed = " or ".join(dtype.name for dtype in dtypes)
+        raise ValueError(f"{fn}: {name} must be an {allowed} variable, got {inner.dtype.name}")
     # The op reads the variable through its handle; telling the tape makes the
     # variable a source of the gradient, as reading it would.
     _tf_internal.variable_accessed(inner)
@@ -37,7 +44,7 @@ def resource_variable(variable, name, fn, dtype=tf.int8):
 
 def biases(bias, fn):
     """The op's list of 0 or 1 int32 bias handles."""
-    return [] if bias is None else [resource_variable(bias, "bias", fn, tf.int32).handle]
+    return [] if bias is None else [resource_variable(bias, "bias", fn, (tf.int32,)).handle]
 
 
 def error_exponents(error_exponent, fn):

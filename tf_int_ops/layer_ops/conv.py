@@ -29,7 +29,7 @@ def conv2d(x, kernel, kernel_exponent, strides=1, padding="SAME", dilations=1,
     y, y_exponent, _, _, _ = _loader.load().int_ops_conv2d_layer(
         x, variable.handle, _weighted.biases(bias, fn),
         check.exponent(kernel_exponent, fn, "kernel_exponent"), check.seed(seed, rounding, fn),
-        _weighted.error_exponents(error_exponent, fn), rounding=rounding,
+        _weighted.error_exponents(error_exponent, fn), T=variable.dtype, rounding=rounding,
         **check.conv_attrs(strides, padding, dilations, fn))
     return y, y_exponent
 

@@ -15,7 +15,8 @@ def dense(x, kernel, kernel_exponent, rounding="nearest", seed=None, bias=None, 
     Args:
       x: float32 carrier (or raw input, quantized exactly as the spec says),
         shape ``[..., in]``.
-      kernel: int8 variable ``[in, units]``.
+      kernel: int8 variable ``[in, units]`` (int16: the op's ``T``, not
+        computed until the DFP16 datapath; UnimplementedError).
       kernel_exponent: int32 scalar, the kernel's exponent.
       bias: optional int32 variable ``[units]`` at the kernel's exponent (a
         weight on a constant input of 1), aligned exactly to the accumulator.
@@ -37,7 +38,7 @@ def dense(x, kernel, kernel_exponent, rounding="nearest", seed=None, bias=None, 
     y, y_exponent, _, _, _ = _loader.load().int_ops_dense(
         flat, variable.handle, _weighted.biases(bias, fn),
         check.exponent(kernel_exponent, fn, "kernel_exponent"), check.seed(seed, rounding, fn),
-        _weighted.error_exponents(error_exponent, fn), rounding=rounding)
+        _weighted.error_exponents(error_exponent, fn), T=variable.dtype, rounding=rounding)
     if x.shape.rank != 2:
         y = tf.reshape(y, tf.concat([tf.shape(x)[:-1], tf.shape(y)[-1:]], 0))
     return y, y_exponent

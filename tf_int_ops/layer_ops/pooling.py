@@ -27,7 +27,7 @@ def max_pool2d(x, pool_size=2, strides=None, padding="VALID"):
     check.rank(x, 4, "x", fn)
     attrs = check.pool_attrs(pool_size, strides, padding, fn)
     (k_h, k_w), (s_h, s_w) = attrs["ksize"], attrs["strides"]
-    if s_h >= k_h and s_w >= k_w and k_h * k_w <= 256:
+    if s_h >= k_h and s_w >= k_w and k_h * k_w <= ops.MAX_POOL_CARRIER_TAPS:
         return _loader.load().int_ops_max_pool_carrier(x, **attrs)[0]
 
     @tf.custom_gradient
