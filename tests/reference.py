@@ -321,3 +321,377 @@ def sgd_update(w, g, mu, momentum=0, buffer=None, weight_decay=0, bits=8):
         step = np.clip(decayed + step, -limit, limit)
         new_buffer = step
     return np.clip(w - step, -limit, limit), new_buffer
+
+
+# ------------------------------------------------------ batch normalization
+#
+# docs/algorithms.md section 8. Everything is exact integer arithmetic in
+# Python ints (object arrays where a product can pass 64 bits); NumPy int64
+# only where the spec's bounds keep values below 2**63.
+
+import math  # noqa: E402  (kept in this section: the functions above do not need it)
+
+NORM_FRACTION_BITS = 8          # F (kNormFractionBits)
+NORM_MAX_ROWS = 2**23           # kNormMaxRows
+NORM_MEAN_BITS = 23             # batch mean: round(S1 * 2**23 / n) at e_x - 23
+NORM_VARIANCE_BITS = 16         # batch variance: round(V * 2**16 / n**2) at 2 e_x - 16
+NORM_MOMENTUM_BITS = 16         # p = round(momentum * 2**16)
+NORM_MOVING_BITS = 30           # moving statistics normalised to 30 bits
+NORM_EPSILON_BITS = 15          # m_eps in [2**14, 2**15)
+NORM_W_LIMIT = 2**60            # saturation of E (and of V at inference)
+NORM_S1_LIMIT = 2**31 - 1       # saturation of S1 at inference
+INT32_MAX = 2**31 - 1
+
+
+def _seed_pair(seed, mode):
+    """The ops' seed convention: None, an int key (step 0) or (key, step)."""
+    if seed is None:
+        if mode == "stochastic":
+            raise ValueError("stochastic rounding needs a seed")
+        return 0, 0
+    if isinstance(seed, (int, np.integer)):
+        return int(seed), 0
+    key, step = seed
+    return int(key), int(step)
+
+
+def _obj(values):
+    """An object array of Python ints (exact at any size)."""
+    return np.vectorize(int, otypes=[object])(np.asarray(values)) if np.size(values) else \
+        np.asarray(values, dtype=object)
+
+
+def _shift_nearest(values, s):
+    """round_shift(values, s, nearest) on Python ints / object arrays (any size).
+
+    s <= 0 shifts left exactly (a negative right shift)."""
+    if isinstance(values, np.ndarray) and values.dtype != object:
+        values = _obj(values)
+    if s <= 0:
+        return values * (1 << -s)
+    mag = abs(values)
+    out = (mag + (1 << (s - 1))) >> s
+    if isinstance(out, np.ndarray):
+        return np.where(values < 0, -out, out)
+    return -out if values < 0 else out
+
+
+def _shift_exact_or_nearest(value, shift):
+    """value * 2**shift: a left shift is exact, a right shift rounds to nearest."""
+    return value << shift if shift >= 0 else _shift_nearest(value, -shift)
+
+
+def _div_nearest(num, den):
+    """num / den (den > 0) rounded half away from zero, in Python ints (any size)."""
+    num, den = int(num), int(den)
+    mag = (2 * abs(num) + den) // (2 * den)
+    return -mag if num < 0 else mag
+
+
+def _bit_length_abs(value):
+    return abs(int(value)).bit_length()
+
+
+def _as_rows(q):
+    """[..., C] -> ([n, C] int64 rows, n, C)."""
+    q = np.asarray(q, dtype=np.int64)
+    if q.ndim < 2:
+        raise ValueError(f"batch norm needs rank >= 2 ([..., C]), got shape {q.shape}")
+    channels = q.shape[-1]
+    rows = q.reshape(-1, channels)
+    n = rows.shape[0]
+    if not 1 <= n <= NORM_MAX_ROWS:
+        raise ValueError(f"batch norm: {n} rows per channel, must be in [1, 2**23]")
+    return rows, n, channels
+
+
+def requantize_channels(v, e_c, mode="nearest", seed=None):
+    """int64 values v [..., C] with per-channel exponents e_c [C] -> (int8 q, e).
+
+    P = max over the non-zero elements of bit_length(|v|) + e_c, e = P - 7.
+    A channel with e > e_c is rounded by round_shift(v, e - e_c, mode) and
+    clipped to [-127, 127]; one with e <= e_c is shifted left exactly
+    (v << (e_c - e) < 2**7 there). All zero: (0, 0). In stochastic mode
+    element i (flat, row-major index over the whole [..., C] tensor) uses
+    word i of random_words(key, step, size), as section 2's requantize; the
+    elements that are shifted left still own their index (nothing consumed).
+    Reading: an all-zero channel's exponent takes no part in P, whatever it is.
+    """
+    v = np.asarray(v, dtype=np.int64)
+    channels = v.shape[-1]
+    e_c = [int(e) for e in np.broadcast_to(np.asarray(e_c, dtype=np.int64), (channels,))]
+    key, step = _seed_pair(seed, mode)
+    tops = [_bit_length_abs(np.abs(v[..., c]).max()) + e_c[c]
+            for c in range(channels) if v[..., c].size and np.any(v[..., c])]
+    if not tops:
+        return np.zeros(v.shape, np.int64), 0
+    e = max(tops) - 7
+    random = random_words(key, step, v.size).reshape(v.shape) if mode == "stochastic" else None
+    q = np.zeros(v.shape, np.int64)
+    for c in range(channels):
+        column = v[..., c]
+        if not np.any(column):
+            continue
+        s = e - e_c[c]
+        if s > 0:
+            words = None if random is None else random[..., c]
+            q[..., c] = np.clip(round_shift(column, s, mode, words), -127, 127)
+        else:
+            q[..., c] = column << -s   # exact: |column| < 2**(7 + s) here
+    return q, e
+
+
+def norm_inverse_sqrt(W):
+    """(r, k) with 1 / sqrt(W) ~= r * 2**(k - 61); W = 0 -> (0, 0).
+
+    L = bit_length(W), k = (61 - L) // 2, s = isqrt(W * 4**k), r = 2**61 // s.
+    Reading: the spec keeps W < 2**61 (L <= 61, k >= 0). At inference V and E
+    both saturate at 2**60, so W = 2**61 (L = 62) is possible there; we take
+    k = max(0, (61 - L) // 2) = 0 (what C++'s truncating (61 - L) / 2 gives),
+    so s = isqrt(2**61) and the error bound still holds.
+    """
+    W = int(W)
+    if W < 0 or W > 2**61:
+        raise ValueError(f"norm_inverse_sqrt: W = {W} out of [0, 2**61]")
+    if W == 0:
+        return 0, 0
+    k = max(0, (61 - W.bit_length()) // 2)
+    s = math.isqrt(W << (2 * k))
+    return (1 << 61) // s, k
+
+
+def norm_epsilon_term(m_eps, e_eps, n, e_x):
+    """E = eps * n**2 in units of 2**(2 e_x): t = e_eps - 2 e_x;
+    (m_eps * n**2) << t saturated at 2**60 when t >= 0, else
+    round_shift(m_eps * n**2, -t, nearest) (0 when -t >= 64)."""
+    base = int(m_eps) * int(n) ** 2
+    t = int(e_eps) - 2 * int(e_x)
+    if t >= 0:
+        if base == 0:
+            return 0
+        return NORM_W_LIMIT if t > 61 else min(base << t, NORM_W_LIMIT)
+    if -t >= 64:
+        return 0
+    return _shift_nearest(base, -t)
+
+
+def _normalise(d, r, k):
+    """xhat = round_shift(d * r, 61 - k - F, nearest) on Python ints (object array),
+    saturated at +-(2**31 - 1) (only inference reaches it: d * r is exact here,
+    the 128 bits of the spec)."""
+    xhat = _shift_nearest(_obj(d) * int(r), 61 - int(k) - NORM_FRACTION_BITS)
+    return np.clip(xhat, -INT32_MAX, INT32_MAX)
+
+
+def _norm_output(rows_xhat, gamma, beta, e_g, shape, rounding, seed):
+    """acc = gamma * xhat + (beta << F) at e_g - F, then requantize_channels."""
+    channels = len(gamma)
+    acc = np.empty(rows_xhat.shape, dtype=object)
+    for c in range(channels):
+        acc[:, c] = int(gamma[c]) * rows_xhat[:, c] + (int(beta[c]) << NORM_FRACTION_BITS)
+    if acc.size and max(abs(int(a)) for a in acc.ravel()) >= 2**63:
+        raise OverflowError("batch norm accumulator over 63 bits")
+    acc = acc.astype(np.int64).reshape(shape)
+    return requantize_channels(acc, [e_g - NORM_FRACTION_BITS] * channels, rounding, seed)
+
+
+def _check_params(gamma, beta, channels):
+    gamma = [int(g) for g in np.ravel(gamma)]
+    beta = [int(b) for b in np.ravel(beta)]
+    if len(gamma) != channels or len(beta) != channels:
+        raise ValueError(f"gamma/beta shape must be [{channels}], got {len(gamma)}/{len(beta)}")
+    return gamma, beta
+
+
+def batch_norm_train(q, e_x, gamma, e_g, beta, m_eps, e_eps, rounding="nearest", seed=None):
+    """Training forward of section 8 on int8 q [..., C] at exponent e_x.
+
+    Returns a dict: y_q (int64 array of int8 values), y_exponent, xhat (int32,
+    exponent -F, shape of q), r (int64 [C]: r < 2**31.5 does not fit int32),
+    k (int64 [C]), batch_mean (int32 [C]) at batch_mean_exponent = e_x - 23,
+    batch_variance (int32 [C]) at batch_variance_exponent = 2 e_x - 16.
+    Also S1, S2, V, E, W (Python ints per channel) for the tests.
+    """
+    rows, n, channels = _as_rows(q)
+    gamma, beta = _check_params(gamma, beta, channels)
+    S1 = [int(s) for s in rows.sum(axis=0)]
+    S2 = [int(s) for s in (rows * rows).sum(axis=0)]
+    V = [n * s2 - s1 * s1 for s1, s2 in zip(S1, S2)]
+    E = norm_epsilon_term(m_eps, e_eps, n, e_x)
+    W = [v + E for v in V]
+    rk = [norm_inverse_sqrt(w) for w in W]
+    xhat = np.empty(rows.shape, dtype=object)
+    for c in range(channels):
+        d = n * rows[:, c] - S1[c]                  # |d| < 2**31: int64 is exact
+        xhat[:, c] = _normalise(d, *rk[c])
+    y_q, y_e = _norm_output(xhat, gamma, beta, e_g, np.shape(q), rounding, seed)
+    mean = [_div_nearest(s1 << NORM_MEAN_BITS, n) for s1 in S1]
+    var = [_div_nearest(v << NORM_VARIANCE_BITS, n * n) for v in V]
+    return {
+        "y_q": y_q, "y_exponent": y_e,
+        "xhat": xhat.astype(np.int64).astype(np.int32).reshape(np.shape(q)),
+        "r": np.array([r for r, _ in rk], np.int64), "k": np.array([k for _, k in rk], np.int64),
+        "batch_mean": np.array(mean, np.int32), "batch_mean_exponent": int(e_x) - NORM_MEAN_BITS,
+        "batch_variance": np.array(var, np.int32),
+        "batch_variance_exponent": 2 * int(e_x) - NORM_VARIANCE_BITS,
+        "S1": S1, "S2": S2, "V": V, "E": E, "W": W, "n": n,
+    }
+
+
+def batch_norm_grad(err, e_err, xhat, e_x, r, k, gamma, e_g, details=False):
+    """Backward of section 8 from the quantized error (err int8 [..., C] at e_err).
+
+    Returns (dx_q, dx_exponent, dgamma int32 [C], dbeta int32 [C]); with
+    details=True a dict that adds dgamma_exponent = e_err - F + h,
+    dbeta_exponent = e_err and the intermediate A, B, a, b, rho, z, h.
+    Reading: dgamma = round_shift(B, h, nearest) can round up to exactly
+    2**31 when max |B| is within 2**(h-1) of 2**(31+h); it is saturated to
+    +-(2**31 - 1).
+    """
+    F = NORM_FRACTION_BITS
+    err_rows, n, channels = _as_rows(err)
+    xhat_rows = np.asarray(xhat, np.int64).reshape(-1, channels)
+    if xhat_rows.shape != err_rows.shape:
+        raise ValueError(f"err {np.shape(err)} and xhat {np.shape(xhat)} differ")
+    gamma = [int(g) for g in np.ravel(gamma)]
+    r = [int(x) for x in np.ravel(r)]
+    k = [int(x) for x in np.ravel(k)]
+    A = [int(a) for a in err_rows.sum(axis=0)]
+    B = [int(b) for b in (err_rows * xhat_rows).sum(axis=0)]   # |B| < 2**50
+    h = max(0, max(_bit_length_abs(b) for b in B) - 31)
+    dgamma = [max(-INT32_MAX, min(INT32_MAX, int(_shift_nearest(b, h)))) for b in B]
+    v = np.empty(err_rows.shape, dtype=object)
+    e_c, a_list, b_list, rho_list, z_list = [], [], [], [], []
+    for c in range(channels):
+        a = _div_nearest(A[c] << F, n)
+        b = _div_nearest(B[c], n)
+        bracket = (_obj(err_rows[:, c]) << F) - a - _shift_nearest(_obj(xhat_rows[:, c]) * b, F)
+        nr = n * r[c]
+        z = max(nr.bit_length() - 16, 0)
+        rho = _shift_nearest(nr, z)
+        v[:, c] = bracket * (gamma[c] * rho)
+        e_c.append(e_g - e_x + e_err - F + k[c] - 61 + z)
+        a_list.append(a), b_list.append(b), rho_list.append(rho), z_list.append(z)
+    if v.size and max(abs(int(x)) for x in v.ravel()) >= 2**63:
+        raise OverflowError("batch norm gradient over 63 bits")
+    dx_q, dx_e = requantize_channels(v.astype(np.int64).reshape(np.shape(err)), e_c, "nearest")
+    dgamma, dbeta = np.array(dgamma, np.int32), np.array(A, np.int32)
+    if not details:
+        return dx_q, dx_e, dgamma, dbeta
+    return {"dx_q": dx_q, "dx_exponent": dx_e, "dgamma": dgamma, "dbeta": dbeta,
+            "dgamma_exponent": e_err - F + h, "dbeta_exponent": e_err, "h": h,
+            "A": A, "B": B, "a": a_list, "b": b_list, "rho": rho_list, "z": z_list,
+            "dx_channel_exponents": e_c}
+
+
+def batch_norm_grad_from_carrier(dy, xhat, e_x, r, k, gamma, e_g, details=False):
+    """batch_norm_grad after quantizing the float32 dy carrier (section 1), as the op does."""
+    err, e_err = quantize(dy)
+    return batch_norm_grad(err, e_err, xhat, e_x, r, k, gamma, e_g, details=details)
+
+
+def moving_average(m, e_m, b, e_b, p):
+    """Moving statistic update: (m, e_m) <- p/2**16 * m + (1 - p/2**16) * b.
+
+    Align both to e = max(e_m, e_b), where an all-zero operand's exponent does
+    not count (all-zero m: e = e_b; all-zero b: e = e_m; both: the result is
+    zero anyway), the finer one by round_shift(., difference, nearest) (0
+    beyond 63 bits); m' = round_shift(p * m + (2**16 - p) * b, 16, nearest);
+    then normalise so that the largest has 30 bits (right: nearest, left:
+    exact). All zero: exponent 0.
+    """
+    p = int(p)
+    if not 0 <= p <= 1 << NORM_MOMENTUM_BITS:
+        raise ValueError(f"momentum p = {p} out of [0, 65536]")
+    m = [int(x) for x in np.ravel(m)]
+    b = [int(x) for x in np.ravel(b)]
+    e_m, e_b = int(e_m), int(e_b)
+    e = e_b if not any(m) else e_m if not any(b) else max(e_m, e_b)
+
+    def align(values, exponent):
+        shift = e - exponent
+        if shift > 63:
+            return [0] * len(values)
+        return [_shift_nearest(x, shift) for x in values]
+
+    m, b = align(m, e_m), align(b, e_b)
+    one = 1 << NORM_MOMENTUM_BITS
+    new = [_shift_nearest(p * x + (one - p) * y, NORM_MOMENTUM_BITS) for x, y in zip(m, b)]
+    top = max((abs(x).bit_length() for x in new), default=0)
+    if top == 0:
+        return np.zeros(len(new), np.int32), 0
+    shift = top - NORM_MOVING_BITS
+    new = [_shift_nearest(x, shift) for x in new]   # shift < 0: exact left shift
+    return np.array(new, np.int32), e + shift
+
+
+def batch_norm_inference(q, e_x, gamma, e_g, beta, m_M, e_M, m_V, e_V, m_eps, e_eps,
+                         rounding="nearest", seed=None, details=False):
+    """Inference forward of section 8 with moving statistics (m_M, e_M), (m_V, e_V).
+
+    Per channel (reading: bit_length(|m_M|) is per element, as everywhere in
+    section 8, so j and the virtual count n = 2**j are per channel):
+    j = clip(30 - (bit_length(|m_M|) + e_M - e_x), 0, 23),
+    S1 = m_M * 2**(e_M - e_x + j) saturated at +-(2**31 - 1),
+    V = m_V * 2**(e_V - 2 e_x + 2 j) saturated at 2**60 (left shifts exact,
+    right shifts nearest), E = norm_epsilon_term(m_eps, e_eps, 2**j, e_x),
+    then W, (r, k), d = n q - S1, xhat, acc and y as in training.
+    xhat is saturated at +-(2**31 - 1) as in training (reached here only, at
+    2**23 standard deviations: a saturated S1 or a tiny variance), after the
+    exact product d * r (up to 2**63.5, Python ints).
+    Reading: a negative moving variance is an error.
+    Returns (y_q, y_exponent), or a dict with the per-channel j, S1, V, W, r, k.
+    """
+    rows, n_rows, channels = _as_rows(q)
+    gamma, beta = _check_params(gamma, beta, channels)
+    m_M = [int(x) for x in np.ravel(m_M)]
+    m_V = [int(x) for x in np.ravel(m_V)]
+    if len(m_M) != channels or len(m_V) != channels:
+        raise ValueError(f"moving statistics must have shape [{channels}]")
+    if any(x < 0 for x in m_V):
+        raise ValueError("negative moving variance")
+    e_x, e_M, e_V = int(e_x), int(e_M), int(e_V)
+    xhat = np.empty(rows.shape, dtype=object)
+    info = {"j": [], "S1": [], "V": [], "W": [], "r": [], "k": []}
+    for c in range(channels):
+        j = min(max(30 - (abs(m_M[c]).bit_length() + e_M - e_x), 0), 23)
+        n = 1 << j
+        S1 = _shift_exact_or_nearest(m_M[c], e_M - e_x + j) if m_M[c] else 0
+        S1 = max(-NORM_S1_LIMIT, min(NORM_S1_LIMIT, S1))
+        shift = e_V - 2 * e_x + 2 * j
+        if m_V[c] and shift > 61:
+            V = NORM_W_LIMIT
+        else:
+            V = min(_shift_exact_or_nearest(m_V[c], shift), NORM_W_LIMIT) if m_V[c] else 0
+        W = V + norm_epsilon_term(m_eps, e_eps, n, e_x)
+        r, k = norm_inverse_sqrt(W)
+        d = _obj(rows[:, c]) * n - S1                 # |d| < 2**32: Python ints
+        xhat[:, c] = _normalise(d, r, k)
+        for key, value in zip(("j", "S1", "V", "W", "r", "k"), (j, S1, V, W, r, k)):
+            info[key].append(value)
+    y_q, y_e = _norm_output(xhat, gamma, beta, e_g, np.shape(q), rounding, seed)
+    if not details:
+        return y_q, y_e
+    info.update(y_q=y_q, y_exponent=y_e, xhat=xhat.reshape(np.shape(q)))
+    return info
+
+
+def epsilon_pair(eps):
+    """(m_eps, e_eps) with eps ~= m_eps * 2**e_eps, m_eps in [2**14, 2**15).
+
+    frexp: eps = f * 2**p, f in [0.5, 1); m = round(f * 2**15) (Python's
+    round: a tie, f * 2**15 = k + 1/2, goes to even; f * 2**15 is exact in
+    float64), renormalised to (2**14, p + 1) when it rounds up to 2**15;
+    e_eps = p - 15.
+    Reading: eps must be finite and > 0 (else ValueError); eps is taken as a
+    Python float (float64), not rounded to float32 first. Ties only occur for
+    eps with exactly 16 significant bits (e.g. 0.5 + 2**-16).
+    """
+    eps = float(eps)
+    if not math.isfinite(eps) or eps <= 0:
+        raise ValueError(f"epsilon must be finite and > 0, got {eps}")
+    fraction, p = math.frexp(eps)
+    m = round(fraction * 2**NORM_EPSILON_BITS)
+    if m == 1 << NORM_EPSILON_BITS:
+        m, p = 1 << (NORM_EPSILON_BITS - 1), p + 1
+    return int(m), int(p) - NORM_EPSILON_BITS

@@ -13,7 +13,8 @@ from tf_int_ops import _loader, _tf_internal, layer_ops
 from tf_int_ops.layer_ops import _op_args
 
 # The carrier ops the Keras layers differentiate through.
-DIFFERENTIABLE = {"IntOps>Dense", "IntOps>Conv2DLayer", "IntOps>Relu", "IntOps>MaxPoolCarrier"}
+DIFFERENTIABLE = {"IntOps>Dense", "IntOps>Conv2DLayer", "IntOps>Relu", "IntOps>MaxPoolCarrier",
+                  "IntOps>BatchNorm"}
 
 
 def library_op_names():

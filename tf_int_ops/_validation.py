@@ -15,12 +15,16 @@ that checks (``fn``: ``"int_conv2d"``, ``"IntConv2D"``):
 | unknown padding | ``{fn}: padding must be 'same' or 'valid' (any case), got 'full'`` |
 | unknown rounding | ``{fn}: rounding must be one of ('nearest', ...), got 'up'`` |
 | bad seed | ``{fn}: seed must be None or an int, got 1.5``; ``stochastic rounding needs a seed ...`` |
+| hyperparameter out of range | ``{fn}: epsilon must be a finite number > 0, got 0``; ``momentum must be a number in [0, 1], got 1.5`` |
 
 Bools are not ints anywhere (``strides=True`` is refused). Everything is a
 ``ValueError``: a wrong value, dtype or shape.
 """
 
+import math
+
 import numpy as np
+
 import tensorflow as tf
 
 ROUNDINGS = ("nearest", "pseudo_stochastic", "stochastic", "truncate")
@@ -194,3 +198,17 @@ def pool_attrs(pool_size, strides, padding_value, fn):
     pool_size = int_pair(pool_size, "pool_size", fn)
     strides = pool_size if strides is None else int_pair(strides, "strides", fn)
     return dict(ksize=pool_size, strides=strides, padding=padding(padding_value, fn))
+
+
+def positive_float(value, name, fn):
+    """A finite Python number > 0 (a hyperparameter such as epsilon); bools refused."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{fn}: {name} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+def fraction(value, name, fn):
+    """A finite Python number in [0, 1] (momentum); bools refused."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ValueError(f"{fn}: {name} must be a number in [0, 1], got {value!r}")
+    return float(value)

@@ -30,10 +30,13 @@ from tf_int_ops._validation import ROUNDINGS  # noqa: F401  (tf_int_ops.ROUNDING
 #   MAX_POOL_CARRIER_TAPS: the largest window max pooling on carriers records.
 #   CROSS_ENTROPY_ERROR_EXPONENT: exponent of int_softmax_cross_entropy_grad's error.
 #   CROSS_ENTROPY_MAX_CLASSES: the widest row int_softmax_cross_entropy_grad sums.
+#   NORM_*: batch normalization's row bound, fraction bits, momentum and
+#     statistic widths, epsilon's mantissa width (docs/algorithms.md 8).
 _LIMIT_NAMES = ("MIN_EXPONENT", "MAX_EXPONENT", "MIN_ACC_EXPONENT", "MAX_ACC_EXPONENT",
                 "MAX_EXACT_DEPTH", "MAX_ALIGN_SHIFT", "AVG_POOL_SHIFT", "AVG_POOL_WINDOW_LOG2",
                 "MAX_POOL_WINDOW_LOG2", "MAX_POOL_CARRIER_TAPS", "CROSS_ENTROPY_ERROR_EXPONENT",
-                "CROSS_ENTROPY_MAX_CLASSES")
+                "CROSS_ENTROPY_MAX_CLASSES", "NORM_MAX_ROWS", "NORM_FRACTION_BITS", "NORM_MOMENTUM_BITS",
+                "NORM_STATISTIC_BITS", "NORM_EPSILON_BITS", "NORM_STATISTIC_EXPONENT_LIMIT")
 
 
 @functools.lru_cache(maxsize=None)

@@ -57,6 +57,23 @@ constexpr int kCrossEntropyErrorExponent = -7;
 // -20), so 2**21 of them stay below 2**63 in int64.
 constexpr int64_t kCrossEntropyMaxClasses = int64_t{1} << 21;
 
+// ---- batch normalization (spec section 8) ----
+
+// Rows per channel a training batch may have: n * sum(q**2) <= n**2 * 2**14
+// stays below 2**60 and |n * q - sum(q)| below 2**31.
+constexpr int64_t kNormMaxRows = int64_t{1} << 23;
+// Fraction bits of the normalised value xhat.
+constexpr int kNormFractionBits = 8;
+// momentum is applied as round(momentum * 2**16) / 2**16.
+constexpr int kNormMomentumBits = 16;
+// Moving statistics are int32 mantissas of at most this many bits.
+constexpr int kNormStatisticBits = 30;
+// epsilon's mantissa lies in [2**14, 2**15).
+constexpr int kNormEpsilonBits = 15;
+// Exponents of the moving statistics: the variance's is about 2 e_x - 16,
+// below the DFP range, so they have their own, wider one.
+constexpr int kNormStatisticExponentLimit = 320;
+
 }  // namespace keras_int
 
 #endif  // KERAS_INT_CC_CORE_LIMITS_H_

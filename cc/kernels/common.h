@@ -11,6 +11,8 @@
 #include "cc/core/parallel.h"
 #include "cc/core/status.h"
 #include "tensorflow/core/framework/op_kernel.h"
+#include "tensorflow/core/framework/resource_mgr.h"
+#include "tensorflow/core/framework/resource_var.h"
 #include "tensorflow/core/framework/tensor.h"
 #include "tensorflow/core/framework/tensor_shape.h"
 
@@ -140,6 +142,15 @@ inline ::absl::Status MakeShape(const char* what, std::initializer_list<int64_t>
   if (status.ok()) return status;
   return ::tensorflow::errors::InvalidArgument(what, ": the element count overflows int64 (",
                                                status.message(), ")");
+}
+
+// The variable behind the resource input `name` (read it under
+// `tf_shared_lock lock(*var->mu())`).
+inline ::absl::Status LookupVariable(::tensorflow::OpKernelContext* ctx, std::string_view name,
+                                     ::tensorflow::core::RefCountPtr<::tensorflow::Var>* var) {
+  ::tensorflow::ResourceHandle handle;
+  TF_RETURN_IF_ERROR(::tensorflow::HandleFromInput(ctx, name, &handle));
+  return ::tensorflow::LookupResource(ctx, handle, var);
 }
 
 // Reads a 2-element list attribute (strides, dilations, ksize), each >= 1.

@@ -65,7 +65,7 @@ class RequantizeOp : public OpKernel {
       // When nothing else holds the accumulator (a gradient's backprop
       // product), the carrier replaces it in its own buffer: same size,
       // reinterpreted as float32, one accumulator-sized buffer less.
-      int acc_index, y_index;
+      int acc_index = 0, y_index = 0;
       OP_REQUIRES_OK(ctx, ArgIndex(ctx, "acc", /*output=*/false, &acc_index));
       OP_REQUIRES_OK(ctx, ArgIndex(ctx, "y", /*output=*/true, &y_index));
       std::unique_ptr<Tensor> forwarded =

@@ -87,13 +87,6 @@ class LayerOpBase : public OpKernel {
     }
   }
 
-  ::absl::Status LookupVariable(OpKernelContext* ctx, std::string_view input,
-                                ::tensorflow::core::RefCountPtr<::tensorflow::Var>* var) {
-    ::tensorflow::ResourceHandle handle;
-    TF_RETURN_IF_ERROR(::tensorflow::HandleFromInput(ctx, input, &handle));
-    return ::tensorflow::LookupResource(ctx, handle, var);
-  }
-
   // Copies the weights into the output `<weights>_q` (what the gradient
   // multiplies with: the optimizer may update the variable before the
   // backward pass runs) and returns that copy in *w.

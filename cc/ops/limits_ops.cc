@@ -37,6 +37,12 @@ REGISTER_OP("IntOps>Limits")
     .Attr(IntAttr("max_pool_carrier_taps", kMaxPoolCarrierMaxTaps))
     .Attr(IntAttr("cross_entropy_error_exponent", kCrossEntropyErrorExponent))
     .Attr(IntAttr("cross_entropy_max_classes", kCrossEntropyMaxClasses))
+    .Attr(IntAttr("norm_max_rows", kNormMaxRows))
+    .Attr(IntAttr("norm_fraction_bits", kNormFractionBits))
+    .Attr(IntAttr("norm_momentum_bits", kNormMomentumBits))
+    .Attr(IntAttr("norm_statistic_bits", kNormStatisticBits))
+    .Attr(IntAttr("norm_epsilon_bits", kNormEpsilonBits))
+    .Attr(IntAttr("norm_statistic_exponent_limit", kNormStatisticExponentLimit))
     .SetShapeFn(::tensorflow::shape_inference::NoOutputs)
     .Doc("Never run: its attributes' defaults publish the constants of cc/core/limits.h to Python "
          "through the op registry (tf_int_ops.MIN_EXPONENT, ...). No inputs, no outputs.");

@@ -15,6 +15,7 @@ quantises raw float input exactly as docs/algorithms.md section 1 says.
 | ``reshaping`` | ``IntFlatten`` |
 | ``regularization`` | ``IntDropout`` |
 | ``merging`` | ``IntAdd`` |
+| ``normalization`` | ``IntBatchNormalization`` |
 
 Every class is registered with Keras under ``keras_int>ClassName``, so saved
 models load whatever module the class lives in.
@@ -24,6 +25,7 @@ from keras_int.layers.activations import IntReLU
 from keras_int.layers.convolutional import IntConv2D
 from keras_int.layers.core import IntDense
 from keras_int.layers.merging import IntAdd
+from keras_int.layers.normalization import IntBatchNormalization
 from keras_int.layers.pooling import (
     IntAveragePooling2D,
     IntAvgPool2D,
@@ -38,6 +40,7 @@ __all__ = [
     "IntAdd",
     "IntAveragePooling2D",
     "IntAvgPool2D",
+    "IntBatchNormalization",
     "IntConv2D",
     "IntDense",
     "IntDropout",

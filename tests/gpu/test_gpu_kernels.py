@@ -350,3 +350,130 @@ def test_sgd_update(gpu, rng, bits, dtype, momentum, decay):
                                   InOut(buffer)), f"scale={scale} mu={mu}")
     bad = run_gpu(gpu, f"sgd{bits}", InOut(w), In(g), I64(n), I32(0), I32(0), I32(0), InOut(buffer))
     assert bad.rc != 0 and "mu" in bad.error
+
+
+# ------------------------------------------------------------ batch normalization
+
+NORM_EPS = reference.epsilon_pair(1e-3)
+
+
+def norm_training_args(q, x_e, gamma, beta, gamma_e, eps=NORM_EPS, mode="nearest", seed=(0, 0), rows=None):
+    """Arguments of ki_*_batch_norm_training; outputs: y, y_e, xhat, r, k, mean, mean_e, variance, variance_e."""
+    n, channels = q.shape
+    return (In(q), I64(n if rows is None else rows), I64(channels), I32(x_e), In(gamma), In(beta), I32(gamma_e),
+            I64(eps[0]), I32(eps[1]), I32(ROUNDINGS[mode]), U64(seed[0]), U64(seed[1]), Out(q.shape, np.float32),
+            OutInt(), Out(q.shape, np.int32), Out((channels,), np.int64), Out((channels,), np.int32),
+            Out((channels,), np.int32), OutInt(), Out((channels,), np.int32), OutInt())
+
+
+def norm_inference_args(q, x_e, gamma, beta, gamma_e, mean, mean_e, variance, variance_e, eps=NORM_EPS,
+                        mode="nearest", seed=(0, 0)):
+    """Arguments of ki_*_batch_norm_inference; outputs: y, y_e."""
+    n, channels = q.shape
+    return (In(q), I64(n), I64(channels), I32(x_e), In(gamma), In(beta), I32(gamma_e), I64(eps[0]), I32(eps[1]),
+            In(mean), I32(mean_e), In(variance), I32(variance_e), I32(ROUNDINGS[mode]), U64(seed[0]), U64(seed[1]),
+            Out(q.shape, np.float32), OutInt())
+
+
+def norm_grad_args(err, err_e, xhat, x_e, r, k, gamma, gamma_e):
+    """Arguments of ki_*_batch_norm_grad; outputs: dx, dx_e, dgamma, dbeta."""
+    n, channels = err.shape
+    return (In(err), I32(err_e), In(xhat), I64(n), I64(channels), I32(x_e), In(r), In(k), In(gamma), I32(gamma_e),
+            Out(err.shape, np.float32), OutInt(), Out((channels,), np.int32), Out((channels,), np.int32))
+
+
+def norm_case(rng, rows, channels):
+    """int8 inputs with a constant channel and a narrow one, gamma and beta."""
+    q = int8s(rng, (rows, channels))
+    if channels > 1 and rows:
+        q[:, 0] = 17          # constant: V = 0, the epsilon term alone
+        q[:, 1] = int8s(rng, rows, -1, 1)
+    gamma = int8s(rng, channels)
+    beta = rng.integers(-(2**12), 2**12, size=channels).astype(np.int32)
+    return q, gamma, beta
+
+
+def test_cpu_side_of_batch_norm_matches_the_reference(lib, rng):
+    # Plumbing of the ki_cpu_batch_norm_* wrappers (no GPU needed).
+    q, gamma, beta = norm_case(rng, 40, 6)
+    train = run_cpu(lib, "batch_norm_training", *norm_training_args(q, -5, gamma, beta, -9))
+    assert train.rc == 0, train.error
+    y, y_e, xhat, r, k, mean, mean_e, variance, variance_e = train.outputs
+    ref = reference.batch_norm_train(q, -5, gamma, -9, beta, *NORM_EPS)
+    np.testing.assert_array_equal(y, reference.dequantize(ref["y_q"], ref["y_exponent"]))
+    assert y_e == ref["y_exponent"] and mean_e == ref["batch_mean_exponent"]
+    assert variance_e == ref["batch_variance_exponent"]
+    np.testing.assert_array_equal(xhat, ref["xhat"])
+    np.testing.assert_array_equal(r, ref["r"])
+    np.testing.assert_array_equal(k, ref["k"])
+    np.testing.assert_array_equal(mean, ref["batch_mean"])
+    np.testing.assert_array_equal(variance, ref["batch_variance"])
+    inference = run_cpu(lib, "batch_norm_inference",
+                        *norm_inference_args(q, -5, gamma, beta, -9, mean, mean_e, variance, variance_e))
+    assert inference.rc == 0, inference.error
+    y_q, y_e = reference.batch_norm_inference(q, -5, gamma, -9, beta, mean, mean_e, variance, variance_e, *NORM_EPS)
+    np.testing.assert_array_equal(inference.outputs[0], reference.dequantize(y_q, y_e))
+    assert inference.outputs[1] == y_e
+    err = int8s(rng, q.shape)
+    grad = run_cpu(lib, "batch_norm_grad", *norm_grad_args(err, -11, xhat, -5, r, k, gamma, -9))
+    assert grad.rc == 0, grad.error
+    dx_q, dx_e, dgamma, dbeta = reference.batch_norm_grad(err, -11, xhat, -5, r, k, gamma, -9)
+    np.testing.assert_array_equal(grad.outputs[0], reference.dequantize(dx_q, dx_e))
+    assert grad.outputs[1] == dx_e
+    np.testing.assert_array_equal(grad.outputs[2], dgamma)
+    np.testing.assert_array_equal(grad.outputs[3], dbeta)
+
+
+# (600001, 2): more row blocks than the sums kernel launches, so its threads stride over rows.
+NORM_SHAPES = [(1, 1), (7, 3), (64, 16), (1000, 5), (333, 130), (300, 300), (40, 1000), (600001, 2), (0, 4),
+               (5, 0)]
+
+
+@pytest.mark.parametrize("rows,channels", NORM_SHAPES)
+def test_batch_norm(gpu, rng, rows, channels):
+    q, gamma, beta = norm_case(rng, rows, channels)
+    for x_e, gamma_e, eps in ((-7, -6, NORM_EPS), (3, -9, NORM_EPS), (-30, -2, NORM_EPS),
+                              (40, -6, (16384, -30))):  # the last: epsilon vanishes, a constant channel gives 0
+        for mode in MODES:
+            seed = (rows + 7, channels + x_e)
+            cpu, gpu_result = run_both(gpu, "batch_norm_training",
+                                       *norm_training_args(q, x_e, gamma, beta, gamma_e, eps, mode, seed))
+            assert_same(cpu, gpu_result, f"training {rows}x{channels} x_e={x_e} {mode}")
+            assert cpu.rc == 0, cpu.error
+            _, _, xhat, r, k, mean, mean_e, variance, variance_e = cpu.outputs
+            # Inference with the batch's statistics, and with a mean far from the data.
+            shifted = (mean.astype(np.int64) * 3 // 2 + 2**29 * (channels > 2)).clip(-(2**31) + 1, 2**31 - 1)
+            for moving_mean, moving_mean_e in ((mean, mean_e), (shifted.astype(np.int32), mean_e + 9)):
+                assert_same(*run_both(gpu, "batch_norm_inference",
+                                      *norm_inference_args(q, x_e, gamma, beta, gamma_e, moving_mean, moving_mean_e,
+                                                           variance, variance_e, eps, mode, seed)),
+                            f"inference {rows}x{channels} x_e={x_e} {mode}")
+        for err_e in (-11, 5):
+            err = int8s(rng, q.shape)
+            if rows > 1 and channels > 2:
+                err[:, 2] = 0  # an all-zero channel
+            assert_same(*run_both(gpu, "batch_norm_grad", *norm_grad_args(err, err_e, xhat, x_e, r, k, gamma,
+                                                                          gamma_e)),
+                        f"grad {rows}x{channels} x_e={x_e} err_e={err_e}")
+
+
+def test_batch_norm_errors_match(gpu, rng):
+    q, gamma, beta = norm_case(rng, 8, 3)
+    cases = {
+        "too many rows": norm_training_args(q, -7, gamma, beta, -6, rows=2**23 + 1),
+        "epsilon": norm_training_args(q, -7, gamma, beta, -6, eps=(100, -20)),
+        "result exponent": norm_training_args(q, 110, gamma, beta, 100),
+    }
+    for name, args in cases.items():
+        cpu, gpu_result = run_both(gpu, "batch_norm_training", *args)
+        assert cpu.rc != 0 and cpu.error == gpu_result.error, name
+    mean = np.array([5, 2**20, -7], np.int32)
+    for variance, message in ((np.array([3, -4, -1], np.int32), "got -4 in channel 1"),
+                              (np.array([3, 4, 1], np.int32), "")):
+        cpu, gpu_result = run_both(gpu, "batch_norm_inference",
+                                   *norm_inference_args(q, -7, gamma, beta, -6, mean, -10, variance, -20))
+        assert_same(cpu, gpu_result, message)
+        assert cpu.error == gpu_result.error and message in cpu.error
+    cpu, gpu_result = run_both(gpu, "batch_norm_inference",
+                               *norm_inference_args(q, -7, gamma, beta, -6, mean, 400, mean, -20))
+    assert cpu.rc != 0 and cpu.error == gpu_result.error

@@ -1,0 +1,271 @@
+#include "cc/core/norm.h"
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "cc/core/carrier_element.h"
+#include "cc/core/dfp.h"
+#include "cc/core/norm_element.h"
+
+namespace keras_int {
+
+namespace {
+
+// Rows per block of the per-channel reductions: blocks are fixed by the
+// shape (not by the thread pool), so the int64 partial sums, added in
+// block order, give the same result on any number of threads (they are
+// exact anyway).
+int64_t BlockRows(int64_t channels) { return std::max<int64_t>(1, (int64_t{1} << 14) / channels); }
+
+// sums[s * channels + c] = sum over rows of term(row, c, s) for kSums
+// sums per channel; term(i, c, add) calls add(s, value) for element i.
+template <int kSums, typename Term>
+std::vector<int64_t> ChannelSums(int64_t rows, int64_t channels, const ParallelFor& parallel_for, Term term) {
+  const int64_t block_rows = BlockRows(channels);
+  const int64_t blocks = (rows + block_rows - 1) / block_rows;
+  std::vector<int64_t> partial(static_cast<size_t>(blocks * kSums * channels), 0);
+  parallel_for(blocks, block_rows * channels * 4, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      int64_t* sums = partial.data() + b * kSums * channels;
+      const int64_t row_end = std::min(rows, (b + 1) * block_rows);
+      for (int64_t r = b * block_rows; r < row_end; ++r) term(r, sums);
+    }
+  });
+  std::vector<int64_t> total(static_cast<size_t>(kSums * channels), 0);
+  for (int64_t b = 0; b < blocks; ++b) {
+    for (int64_t j = 0; j < kSums * channels; ++j) total[j] += partial[b * kSums * channels + j];
+  }
+  return total;
+}
+
+// requantize_channels (spec section 8): value(i, c) at exponent
+// exponents[c] -> int8 carriers in out, one exponent.
+template <typename Value>
+Status RequantizeChannels(int64_t rows, int64_t channels, const int* exponents, Rounding rounding,
+                          RoundingSeed seed, const ParallelFor& parallel_for, Value value, float* out,
+                          int* out_exponent) {
+  const int64_t block_rows = BlockRows(channels);
+  const int64_t blocks = (rows + block_rows - 1) / block_rows;
+  constexpr int kNone = -(1 << 20);
+  std::vector<int> block_max(static_cast<size_t>(blocks), kNone);
+  parallel_for(blocks, block_rows * channels * 8, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      int best = kNone;
+      const int64_t row_end = std::min(rows, (b + 1) * block_rows);
+      for (int64_t r = b * block_rows; r < row_end; ++r) {
+        for (int64_t c = 0; c < channels; ++c) {
+          best = std::max(best, NormValuePosition(value(r, c), exponents[c]));
+        }
+      }
+      block_max[b] = best;
+    }
+  });
+  int position = kNone;
+  for (int best : block_max) position = std::max(position, best);
+  if (position == kNone) {  // all zero
+    *out_exponent = 0;
+    parallel_for(rows * channels, 1, [&](int64_t begin, int64_t end) {
+      std::fill(out + begin, out + end, 0.0f);
+    });
+    return Status::OK();
+  }
+  const int exponent = position - 7;
+  KERAS_INT_RETURN_IF_ERROR(CheckExponent("batch_norm: result exponent", exponent, kMinExponent, kMaxExponent));
+  *out_exponent = exponent;
+  const float scale = PowerOfTwo(exponent);
+  parallel_for(rows, channels * 8, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      for (int64_t c = 0; c < channels; ++c) {
+        const int64_t i = r * channels + c;
+        const int32_t m = NormRequantizeElement(value(r, c), exponents[c], exponent, rounding,
+                                                RandomWordFor(rounding, seed, static_cast<uint64_t>(i)));
+        out[i] = static_cast<float>(m) * scale;
+      }
+    }
+  });
+  return Status::OK();
+}
+
+// Normalises q with the per-channel constants and emits the carrier y;
+// stores xhat when the pointer is given (training).
+Status NormalizeAndEmit(const int8_t* q, int64_t rows, int64_t channels, const NormParams& params,
+                        const std::vector<NormChannel>& stats, Rounding rounding, RoundingSeed seed,
+                        float* y, int* y_exponent, int32_t* xhat, const ParallelFor& parallel_for) {
+  if (xhat != nullptr) {
+    parallel_for(rows, channels * 8, [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        for (int64_t c = 0; c < channels; ++c) xhat[r * channels + c] = NormXhat(q[r * channels + c], stats[c]);
+      }
+    });
+  }
+  const std::vector<int> exponents(static_cast<size_t>(channels), params.gamma_exponent - kNormFractionBits);
+  auto value = [&](int64_t r, int64_t c) {
+    const int64_t i = r * channels + c;
+    const int32_t x = xhat != nullptr ? xhat[i] : NormXhat(q[i], stats[c]);
+    return NormOutput(x, params.gamma[c], params.beta[c]);
+  };
+  return RequantizeChannels(rows, channels, exponents.data(), rounding, seed, parallel_for, value, y, y_exponent);
+}
+
+}  // namespace
+
+Status CheckNormRows(int64_t rows) {
+  if (rows > kNormMaxRows) {
+    return Status::Error("batch_norm: " + std::to_string(rows) + " rows per channel, more than the " +
+                         std::to_string(kNormMaxRows) + " whose statistics are exact in int64");
+  }
+  return Status::OK();
+}
+
+Status CheckNormEpsilon(int64_t mantissa, int exponent) {
+  if (mantissa < (int64_t{1} << (kNormEpsilonBits - 1)) || mantissa >= (int64_t{1} << kNormEpsilonBits)) {
+    return Status::Error("batch_norm: epsilon mantissa " + std::to_string(mantissa) + " is out of range [2**" +
+                         std::to_string(kNormEpsilonBits - 1) + ", 2**" + std::to_string(kNormEpsilonBits) + ")");
+  }
+  return CheckExponent("batch_norm: epsilon exponent", exponent, kMinAccExponent, kMaxAccExponent);
+}
+
+Status CheckNormStatisticExponent(const char* name, int64_t exponent) {
+  return CheckExponent(name, exponent, -kNormStatisticExponentLimit, kNormStatisticExponentLimit);
+}
+
+Status BatchNormTraining(const int8_t* q, int64_t rows, int64_t channels, int x_exponent, const NormParams& params,
+                         Rounding rounding, RoundingSeed seed, float* y, int* y_exponent, int32_t* xhat,
+                         int64_t* inv_sqrt, int32_t* inv_shift, int32_t* mean, int* mean_exponent,
+                         int32_t* variance, int* variance_exponent, const ParallelFor& parallel_for) {
+  KERAS_INT_RETURN_IF_ERROR(CheckNormRows(rows));
+  KERAS_INT_RETURN_IF_ERROR(CheckNormEpsilon(params.eps_mantissa, params.eps_exponent));
+  *mean_exponent = x_exponent - 23;
+  *variance_exponent = 2 * x_exponent - 16;
+  *y_exponent = 0;
+  if (channels == 0) return Status::OK();
+  if (rows == 0) {
+    std::fill(inv_sqrt, inv_sqrt + channels, 0);
+    std::fill(inv_shift, inv_shift + channels, 0);
+    std::fill(mean, mean + channels, 0);
+    std::fill(variance, variance + channels, 0);
+    return Status::OK();
+  }
+  // S1 and S2 per channel (int64, exact: |S1| < 2**30, S2 < 2**37).
+  const std::vector<int64_t> sums = ChannelSums<2>(rows, channels, parallel_for, [&](int64_t r, int64_t* s) {
+    const int8_t* row = q + r * channels;
+    for (int64_t c = 0; c < channels; ++c) {
+      s[c] += row[c];
+      s[channels + c] += int32_t{row[c]} * row[c];
+    }
+  });
+  std::vector<NormChannel> stats(static_cast<size_t>(channels));
+  for (int64_t c = 0; c < channels; ++c) {
+    stats[c] = MakeTrainingChannel(rows, sums[c], sums[channels + c], params.eps_mantissa, params.eps_exponent,
+                                   x_exponent, &mean[c], &variance[c]);
+    inv_sqrt[c] = stats[c].inv_sqrt;
+    inv_shift[c] = stats[c].inv_shift;
+  }
+  return NormalizeAndEmit(q, rows, channels, params, stats, rounding, seed, y, y_exponent, xhat, parallel_for);
+}
+
+Status BatchNormInference(const int8_t* q, int64_t rows, int64_t channels, int x_exponent, const NormParams& params,
+                          const int32_t* moving_mean, int moving_mean_exponent, const int32_t* moving_variance,
+                          int moving_variance_exponent, Rounding rounding, RoundingSeed seed, float* y,
+                          int* y_exponent, const ParallelFor& parallel_for) {
+  KERAS_INT_RETURN_IF_ERROR(CheckNormEpsilon(params.eps_mantissa, params.eps_exponent));
+  KERAS_INT_RETURN_IF_ERROR(CheckNormStatisticExponent("batch_norm: moving_mean_exponent", moving_mean_exponent));
+  KERAS_INT_RETURN_IF_ERROR(
+      CheckNormStatisticExponent("batch_norm: moving_variance_exponent", moving_variance_exponent));
+  *y_exponent = 0;
+  if (channels == 0 || rows == 0) return Status::OK();
+  std::vector<NormChannel> stats(static_cast<size_t>(channels));
+  for (int64_t c = 0; c < channels; ++c) {
+    if (moving_variance[c] < 0) {
+      return Status::Error("batch_norm: moving_variance must be >= 0, got " + std::to_string(moving_variance[c]) +
+                           " in channel " + std::to_string(c));
+    }
+    stats[c] = MakeInferenceChannel(moving_mean[c], moving_mean_exponent, moving_variance[c],
+                                    moving_variance_exponent, params.eps_mantissa, params.eps_exponent, x_exponent);
+  }
+  return NormalizeAndEmit(q, rows, channels, params, stats, rounding, seed, y, y_exponent, nullptr, parallel_for);
+}
+
+Status BatchNormGrad(const int8_t* err, int err_exponent, const int32_t* xhat, int64_t rows, int64_t channels,
+                     int x_exponent, const int64_t* inv_sqrt, const int32_t* inv_shift, const int8_t* gamma,
+                     int gamma_exponent, float* dx, int* dx_exponent, int32_t* dgamma, int32_t* dbeta,
+                     const ParallelFor& parallel_for) {
+  KERAS_INT_RETURN_IF_ERROR(CheckNormRows(rows));
+  *dx_exponent = 0;
+  if (channels == 0) return Status::OK();
+  if (rows == 0) {
+    std::fill(dgamma, dgamma + channels, 0);
+    std::fill(dbeta, dbeta + channels, 0);
+    return Status::OK();
+  }
+  // A = sum(err) (< 2**30), B = sum(err * xhat) (< 2**50) per channel.
+  const std::vector<int64_t> sums = ChannelSums<2>(rows, channels, parallel_for, [&](int64_t r, int64_t* s) {
+    const int8_t* e = err + r * channels;
+    const int32_t* x = xhat + r * channels;
+    for (int64_t c = 0; c < channels; ++c) {
+      s[c] += e[c];
+      s[channels + c] += int64_t{e[c]} * x[c];
+    }
+  });
+  int b_bits = 0;
+  for (int64_t c = 0; c < channels; ++c) b_bits = std::max(b_bits, BitLength64(Magnitude64(sums[channels + c])));
+  const int h = NormGammaGradientShift(b_bits);
+  std::vector<NormGradChannel> constants(static_cast<size_t>(channels));
+  std::vector<int> exponents(static_cast<size_t>(channels));
+  for (int64_t c = 0; c < channels; ++c) {
+    dbeta[c] = static_cast<int32_t>(sums[c]);  // |A| < 2**30
+    dgamma[c] = NormGammaGradient(sums[channels + c], h);
+    constants[c] = MakeNormGradChannel(sums[c], sums[channels + c], rows, inv_sqrt[c], inv_shift[c], gamma[c],
+                                       gamma_exponent, x_exponent, err_exponent);
+    exponents[c] = constants[c].exponent;
+  }
+  auto value = [&](int64_t r, int64_t c) {
+    const int64_t i = r * channels + c;
+    const NormGradChannel& g = constants[c];
+    return NormGradValue(err[i], xhat[i], g.a, g.b, g.gamma_rho);
+  };
+  return RequantizeChannels(rows, channels, exponents.data(), Rounding::kNearest, RoundingSeed{}, parallel_for, value,
+                            dx, dx_exponent);
+}
+
+Status NormMovingAverage(const int32_t* moving, int moving_exponent, const int32_t* batch, int batch_exponent,
+                         int64_t channels, int64_t momentum, int32_t* out, int* out_exponent) {
+  constexpr int64_t kOne = int64_t{1} << kNormMomentumBits;
+  if (momentum < 0 || momentum > kOne) {
+    return Status::Error("moving_average: momentum " + std::to_string(momentum) + " is out of range [0, 2**" +
+                         std::to_string(kNormMomentumBits) + "]");
+  }
+  KERAS_INT_RETURN_IF_ERROR(CheckNormStatisticExponent("moving_average: moving_exponent", moving_exponent));
+  KERAS_INT_RETURN_IF_ERROR(CheckNormStatisticExponent("moving_average: batch_exponent", batch_exponent));
+  bool moving_zero = true, batch_zero = true;
+  for (int64_t c = 0; c < channels; ++c) {
+    moving_zero = moving_zero && moving[c] == 0;
+    batch_zero = batch_zero && batch[c] == 0;
+  }
+  // An all-zero tensor's exponent carries no information (spec section 3).
+  const int e = moving_zero ? batch_exponent
+                            : (batch_zero ? moving_exponent : std::max(moving_exponent, batch_exponent));
+  std::vector<int64_t> mixed(static_cast<size_t>(channels));
+  int bits = 0;
+  for (int64_t c = 0; c < channels; ++c) {
+    const int64_t m = NormAlignStatistic(moving[c], moving_exponent, e);
+    const int64_t b = NormAlignStatistic(batch[c], batch_exponent, e);
+    mixed[c] = RoundShift64(momentum * m + (kOne - momentum) * b, kNormMomentumBits, Rounding::kNearest, 0);
+    bits = std::max(bits, BitLength64(Magnitude64(mixed[c])));
+  }
+  if (bits == 0) {
+    std::fill(out, out + channels, 0);
+    *out_exponent = 0;
+    return Status::OK();
+  }
+  const int shift = bits - kNormStatisticBits;  // > 0: round right; < 0: exact left
+  for (int64_t c = 0; c < channels; ++c) {
+    out[c] = static_cast<int32_t>(shift > 0 ? RoundShift64(mixed[c], shift, Rounding::kNearest, 0)
+                                            : mixed[c] * (int64_t{1} << -shift));
+  }
+  *out_exponent = e + shift;
+  return CheckNormStatisticExponent("moving_average: result exponent", *out_exponent);
+}
+
+}  // namespace keras_int

@@ -1,0 +1,62 @@
+// Batch normalization on int8 mantissas (docs/algorithms.md section 8):
+// training forward with the batch's statistics, inference with moving
+// statistics, the backward pass, and the moving-average update. Data are
+// [rows, channels] row-major (NHWC flattened); everything is integer.
+#ifndef KERAS_INT_CC_CORE_NORM_H_
+#define KERAS_INT_CC_CORE_NORM_H_
+
+#include <cstdint>
+
+#include "cc/core/limits.h"
+#include "cc/core/parallel.h"
+#include "cc/core/rounding.h"
+#include "cc/core/status.h"
+
+namespace keras_int {
+
+// The learned parameters and epsilon (m_eps * 2**e_eps).
+struct NormParams {
+  const int8_t* gamma;  // [channels], at gamma_exponent
+  const int32_t* beta;  // [channels], at gamma_exponent
+  int gamma_exponent;
+  int64_t eps_mantissa;
+  int eps_exponent;
+};
+
+// Checks the rows per channel (kNormMaxRows), epsilon's mantissa range and
+// the statistic exponent range.
+Status CheckNormRows(int64_t rows);
+Status CheckNormEpsilon(int64_t mantissa, int exponent);
+Status CheckNormStatisticExponent(const char* name, int64_t exponent);
+
+// Training forward. q: [rows, channels] int8 at x_exponent. Outputs: the
+// carrier y and its exponent; xhat (int32, exponent -kNormFractionBits),
+// inv_sqrt and inv_shift ([channels]: r and k) for the backward pass; the
+// batch mean and variance ([channels] int32 mantissas and exponents).
+Status BatchNormTraining(const int8_t* q, int64_t rows, int64_t channels, int x_exponent, const NormParams& params,
+                         Rounding rounding, RoundingSeed seed, float* y, int* y_exponent, int32_t* xhat,
+                         int64_t* inv_sqrt, int32_t* inv_shift, int32_t* mean, int* mean_exponent,
+                         int32_t* variance, int* variance_exponent, const ParallelFor& parallel_for = SerialFor);
+
+// Inference forward with the moving statistics.
+Status BatchNormInference(const int8_t* q, int64_t rows, int64_t channels, int x_exponent, const NormParams& params,
+                          const int32_t* moving_mean, int moving_mean_exponent, const int32_t* moving_variance,
+                          int moving_variance_exponent, Rounding rounding, RoundingSeed seed, float* y,
+                          int* y_exponent, const ParallelFor& parallel_for = SerialFor);
+
+// Backward: err (the quantized error, int8 at err_exponent), the forward's
+// xhat, inv_sqrt, inv_shift and gamma -> the error carrier dx (nearest) and
+// its exponent, dgamma and dbeta (int32).
+Status BatchNormGrad(const int8_t* err, int err_exponent, const int32_t* xhat, int64_t rows, int64_t channels,
+                     int x_exponent, const int64_t* inv_sqrt, const int32_t* inv_shift, const int8_t* gamma,
+                     int gamma_exponent, float* dx, int* dx_exponent, int32_t* dgamma, int32_t* dbeta,
+                     const ParallelFor& parallel_for = SerialFor);
+
+// moving' = momentum * moving + (1 - momentum) * batch, momentum =
+// p / 2**kNormMomentumBits, normalised to kNormStatisticBits.
+Status NormMovingAverage(const int32_t* moving, int moving_exponent, const int32_t* batch, int batch_exponent,
+                         int64_t channels, int64_t momentum, int32_t* out, int* out_exponent);
+
+}  // namespace keras_int
+
+#endif  // KERAS_INT_CC_CORE_NORM_H_

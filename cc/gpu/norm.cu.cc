@@ -1,0 +1,383 @@
+// Batch normalization on the GPU (norm.h), built from the same per-channel
+// and per-element functions as the CPU core (cc/core/norm_element.h):
+//
+//   1. per-channel int64 sums (S1, S2 or A, B): each thread adds up one
+//      channel over a strided set of rows, a block combines its threads'
+//      partial sums in shared memory and adds them atomically (integer sums
+//      are exact in any order);
+//   2. the per-channel constants, one thread per channel;
+//   3. requantize_channels: an atomic maximum of NormValuePosition over the
+//      elements, read back to the host (one copy and a stream sync), then an
+//      elementwise kernel that emits the carrier.
+#include <string>
+
+#include "cc/core/carrier_element.h"
+#include "cc/core/dfp.h"
+#include "cc/core/limits.h"
+#include "cc/core/norm.h"
+#include "cc/core/norm_element.h"
+#include "cc/core/rounding.h"
+#include "cc/gpu/launch.cuh"
+#include "cc/gpu/norm.h"
+
+namespace keras_int {
+namespace gpu {
+
+namespace {
+
+// NormValuePosition of a zero (never the maximum of a non-zero tensor).
+constexpr int kNone = -(1 << 20);
+
+// The words of a call in the context's scratch.
+struct NormWords {
+  unsigned long long bad_channel;  // first channel with moving_variance < 0 (all ones: none)
+  uint32_t position;               // max NormValuePosition, as an OrderedKey
+  uint32_t b_bits;                 // max bit_length(|B|) over the channels (backward)
+};
+static_assert(sizeof(NormWords) <= kScratchBytes, "scratch too small");
+
+// An int as an unsigned word with the same order (0 below every int but INT_MIN's key).
+__host__ __device__ __forceinline__ uint32_t OrderedKey(int v) { return static_cast<uint32_t>(v) ^ 0x80000000u; }
+inline int FromOrderedKey(uint32_t key) { return static_cast<int>(key ^ 0x80000000u); }
+
+// Workspace layout: 2 * channels int64 sums, then one NormChannel or
+// NormGradChannel per channel.
+constexpr size_t kWorkspaceAlign = 256;
+size_t AlignUp(size_t bytes) { return (bytes + kWorkspaceAlign - 1) / kWorkspaceAlign * kWorkspaceAlign; }
+size_t SumsBytes(int64_t channels) { return AlignUp(2 * static_cast<size_t>(channels) * sizeof(int64_t)); }
+size_t ConstantsBytes(int64_t channels) {
+  const size_t per_channel = sizeof(NormChannel) > sizeof(NormGradChannel) ? sizeof(NormChannel) : sizeof(NormGradChannel);
+  return AlignUp(static_cast<size_t>(channels) * per_channel);
+}
+unsigned long long* SumsOf(void* workspace) { return static_cast<unsigned long long*>(workspace); }
+template <typename T>
+T* ConstantsOf(void* workspace, int64_t channels) {
+  return reinterpret_cast<T*>(static_cast<char*>(workspace) + SumsBytes(channels));
+}
+
+// ---------------------------------------------------------------- sums
+
+// S1 = sum(q), S2 = sum(q**2).
+struct StatisticTerms {
+  const int8_t* q;
+  __device__ __forceinline__ void operator()(int64_t i, int64_t* s0, int64_t* s1) const {
+    const int32_t v = q[i];
+    *s0 += v;
+    *s1 += v * v;
+  }
+};
+
+// A = sum(err), B = sum(err * xhat).
+struct GradTerms {
+  const int8_t* err;
+  const int32_t* xhat;
+  __device__ __forceinline__ void operator()(int64_t i, int64_t* s0, int64_t* s1) const {
+    const int64_t e = err[i];
+    *s0 += e;
+    *s1 += e * xhat[i];
+  }
+};
+
+// sums[c] and sums[channels + c]: the two sums of channel c over the rows.
+// A block covers `tile` channels (all of them when channels <= kThreads)
+// and `rows_per_step` rows at a time (kThreads / tile), so that consecutive
+// threads read consecutive bytes; thread t takes channel t % tile and rows
+// t / tile, t / tile + rows_per_step * gridDim.x, ...
+template <typename Terms>
+__global__ void ChannelSumsKernel(Terms terms, int64_t rows, int64_t channels, int tile, int rows_per_step,
+                                  unsigned long long* sums) {
+  __shared__ int64_t partial[2][kThreads];
+  const int t = threadIdx.x;
+  const bool active = t < tile * rows_per_step;
+  const int64_t row_stride = static_cast<int64_t>(gridDim.x) * rows_per_step;
+  // The loop bounds are the same for every thread of the block (the barriers).
+  for (int64_t c0 = static_cast<int64_t>(blockIdx.y) * tile; c0 < channels;
+       c0 += static_cast<int64_t>(gridDim.y) * tile) {
+    const int64_t c = c0 + t % tile;
+    int64_t s0 = 0, s1 = 0;
+    if (active && c < channels) {
+      for (int64_t r = static_cast<int64_t>(blockIdx.x) * rows_per_step + t / tile; r < rows; r += row_stride) {
+        terms(r * channels + c, &s0, &s1);
+      }
+    }
+    partial[0][t] = s0;
+    partial[1][t] = s1;
+    __syncthreads();
+    if (t < tile && c < channels) {
+      for (int k = 1; k < rows_per_step; ++k) {
+        s0 += partial[0][k * tile + t];
+        s1 += partial[1][k * tile + t];
+      }
+      // Two's complement: the unsigned sums wrap to the exact signed ones.
+      if (s0 != 0) atomicAdd(&sums[c], static_cast<unsigned long long>(s0));
+      if (s1 != 0) atomicAdd(&sums[channels + c], static_cast<unsigned long long>(s1));
+    }
+    __syncthreads();
+  }
+}
+
+template <typename Terms>
+Status ChannelSums(const Context& ctx, Terms terms, int64_t rows, int64_t channels, unsigned long long* sums,
+                   const char* what) {
+  const cudaStream_t stream = StreamOf(ctx);
+  KI_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(sums, 0, 2 * static_cast<size_t>(channels) * sizeof(*sums), stream),
+                          "memset");
+  const int tile = static_cast<int>(channels < kThreads ? channels : kThreads);
+  const int rows_per_step = kThreads / tile;
+  const int64_t tiles = (channels + tile - 1) / tile;
+  const int64_t grid_y = tiles < 65535 ? tiles : 65535;
+  const int64_t row_blocks = (rows + rows_per_step - 1) / rows_per_step;
+  const int64_t budget = 2048 / grid_y > 1 ? 2048 / grid_y : 1;  // about 2048 blocks in all
+  const int64_t grid_x = row_blocks < budget ? row_blocks : budget;
+  ChannelSumsKernel<Terms><<<dim3(static_cast<unsigned int>(grid_x), static_cast<unsigned int>(grid_y)), kThreads,
+                             0, stream>>>(terms, rows, channels, tile, rows_per_step, sums);
+  return LaunchStatus(what);
+}
+
+// ---------------------------------------------------------------- per-channel constants
+
+__global__ void TrainingChannelsKernel(const unsigned long long* sums, int64_t rows, int64_t channels,
+                                       int64_t eps_mantissa, int eps_exponent, int x_exponent, NormChannel* stats,
+                                       int64_t* inv_sqrt, int32_t* inv_shift, int32_t* mean, int32_t* variance) {
+  KI_GRID_STRIDE(c, channels) {
+    const NormChannel ch = MakeTrainingChannel(rows, static_cast<int64_t>(sums[c]),
+                                               static_cast<int64_t>(sums[channels + c]), eps_mantissa,
+                                               eps_exponent, x_exponent, &mean[c], &variance[c]);
+    stats[c] = ch;
+    inv_sqrt[c] = ch.inv_sqrt;
+    inv_shift[c] = ch.inv_shift;
+  }
+}
+
+__global__ void InferenceChannelsKernel(const int32_t* moving_mean, int moving_mean_exponent,
+                                        const int32_t* moving_variance, int moving_variance_exponent,
+                                        int64_t channels, int64_t eps_mantissa, int eps_exponent, int x_exponent,
+                                        NormChannel* stats, unsigned long long* bad_channel) {
+  KI_GRID_STRIDE(c, channels) {
+    if (moving_variance[c] < 0) {
+      atomicMin(bad_channel, static_cast<unsigned long long>(c));
+      stats[c] = NormChannel{1, 0, 0, 0};  // defined values for the position pass; no output is emitted
+      continue;
+    }
+    stats[c] = MakeInferenceChannel(moving_mean[c], moving_mean_exponent, moving_variance[c],
+                                    moving_variance_exponent, eps_mantissa, eps_exponent, x_exponent);
+  }
+}
+
+__global__ void GradBitsKernel(const unsigned long long* sums, int64_t channels, uint32_t* b_bits) {
+  uint32_t best = 0;
+  KI_GRID_STRIDE(c, channels) {
+    const uint32_t bits = static_cast<uint32_t>(BitLength64(Magnitude64(static_cast<int64_t>(sums[channels + c]))));
+    best = bits > best ? bits : best;
+  }
+  AtomicMaxWarp(b_bits, best);
+}
+
+__global__ void NormGradChannelsKernel(const unsigned long long* sums, int64_t rows, int64_t channels, int x_exponent,
+                                   int err_exponent, int gamma_exponent, const int64_t* inv_sqrt,
+                                   const int32_t* inv_shift, const int8_t* gamma, const uint32_t* b_bits,
+                                   NormGradChannel* constants, int32_t* dgamma, int32_t* dbeta) {
+  const int h = NormGammaGradientShift(static_cast<int>(*b_bits));
+  KI_GRID_STRIDE(c, channels) {
+    const int64_t sum_a = static_cast<int64_t>(sums[c]), sum_b = static_cast<int64_t>(sums[channels + c]);
+    dbeta[c] = static_cast<int32_t>(sum_a);  // |A| < 2**30
+    dgamma[c] = NormGammaGradient(sum_b, h);
+    constants[c] = MakeNormGradChannel(sum_a, sum_b, rows, inv_sqrt[c], inv_shift[c], gamma[c], gamma_exponent,
+                                       x_exponent, err_exponent);
+  }
+}
+
+// ---------------------------------------------------------------- requantize_channels
+
+// The forward accumulator gamma * xhat + (beta << F) of element i (channel
+// c), at exponent e_g - F for every channel; stores xhat when asked to and
+// given a pointer (training).
+struct ForwardValue {
+  const int8_t* q;
+  const NormChannel* stats;
+  const int8_t* gamma;
+  const int32_t* beta;
+  int exponent;
+  int32_t* xhat;
+  __device__ __forceinline__ int64_t operator()(int64_t i, int64_t c, bool store) const {
+    const int32_t x = NormXhat(q[i], stats[c]);
+    if (store && xhat != nullptr) xhat[i] = x;
+    return NormOutput(x, gamma[c], beta[c]);
+  }
+  __device__ __forceinline__ int Exponent(int64_t) const { return exponent; }
+};
+
+// The backward value bracket * gamma * rho of element i, at channel c's exponent.
+struct GradValue {
+  const int8_t* err;
+  const int32_t* xhat;
+  const NormGradChannel* constants;
+  __device__ __forceinline__ int64_t operator()(int64_t i, int64_t c, bool) const {
+    const NormGradChannel& g = constants[c];
+    return NormGradValue(err[i], xhat[i], g.a, g.b, g.gamma_rho);
+  }
+  __device__ __forceinline__ int Exponent(int64_t c) const { return constants[c].exponent; }
+};
+
+template <typename Value>
+__global__ void PositionKernel(Value value, int64_t n, int64_t channels, uint32_t* position) {
+  uint32_t best = 0;
+  KI_GRID_STRIDE(i, n) {
+    const int64_t c = i % channels;
+    const uint32_t key = OrderedKey(NormValuePosition(value(i, c, true), value.Exponent(c)));
+    best = key > best ? key : best;
+  }
+  AtomicMaxWarp(position, best);
+}
+
+template <typename Value>
+__global__ void EmitKernel(Value value, int64_t n, int64_t channels, int exponent, Rounding rounding,
+                           RoundingSeed seed, float scale, float* out) {
+  KI_GRID_STRIDE(i, n) {
+    const int64_t c = i % channels;
+    const int32_t m = NormRequantizeElement(value(i, c, false), value.Exponent(c), exponent, rounding,
+                                            RandomWordFor(rounding, seed, static_cast<uint64_t>(i)));
+    out[i] = static_cast<float>(m) * scale;
+  }
+}
+
+// Zeroes the scratch words (bad_channel: all ones) on the stream.
+Status ResetWords(const Context& ctx, NormWords** words) {
+  KERAS_INT_RETURN_IF_ERROR(ZeroScratch(ctx, static_cast<int>(sizeof(NormWords) / sizeof(uint32_t)),
+                                        reinterpret_cast<uint32_t**>(words)));
+  return CudaStatus(cudaMemsetAsync(&(*words)->bad_channel, 0xFF, sizeof((*words)->bad_channel), StreamOf(ctx)),
+                    "memset");
+}
+
+// The first pass of requantize_channels: every element's position (and
+// xhat, for training), then all the words back on the host.
+template <typename Value>
+Status FindPosition(const Context& ctx, Value value, int64_t n, int64_t channels, NormWords* words,
+                    NormWords* host) {
+  PositionKernel<Value><<<BlocksFor(n), kThreads, 0, StreamOf(ctx)>>>(value, n, channels, &words->position);
+  KERAS_INT_RETURN_IF_ERROR(LaunchStatus("batch_norm"));
+  return ReadBack(ctx, words, host);
+}
+
+// The second pass: the carrier at exponent position - 7 (all zero: 0).
+template <typename Value>
+Status Emit(const Context& ctx, Value value, int64_t n, int64_t channels, uint32_t position_key,
+            Rounding rounding, RoundingSeed seed, float* out, int* out_exponent) {
+  const int position = FromOrderedKey(position_key);
+  if (position == kNone) {  // all zero
+    *out_exponent = 0;
+    return CudaStatus(cudaMemsetAsync(out, 0, static_cast<size_t>(n) * sizeof(float), StreamOf(ctx)), "memset");
+  }
+  const int exponent = position - 7;
+  KERAS_INT_RETURN_IF_ERROR(CheckExponent("batch_norm: result exponent", exponent, kMinExponent, kMaxExponent));
+  *out_exponent = exponent;
+  EmitKernel<Value><<<BlocksFor(n), kThreads, 0, StreamOf(ctx)>>>(value, n, channels, exponent, rounding, seed,
+                                                                  PowerOfTwo(exponent), out);
+  return LaunchStatus("batch_norm");
+}
+
+}  // namespace
+
+size_t BatchNormWorkspaceBytes(int64_t channels) {
+  if (channels <= 0) return 0;
+  return SumsBytes(channels) + ConstantsBytes(channels);
+}
+
+Status BatchNormTraining(const Context& ctx, const int8_t* q, int64_t rows, int64_t channels, int x_exponent,
+                         const NormParams& params, Rounding rounding, RoundingSeed seed, float* y, int* y_exponent,
+                         int32_t* xhat, int64_t* inv_sqrt, int32_t* inv_shift, int32_t* mean, int* mean_exponent,
+                         int32_t* variance, int* variance_exponent, void* workspace) {
+  KERAS_INT_RETURN_IF_ERROR(CheckNormRows(rows));
+  KERAS_INT_RETURN_IF_ERROR(CheckNormEpsilon(params.eps_mantissa, params.eps_exponent));
+  *mean_exponent = x_exponent - 23;
+  *variance_exponent = 2 * x_exponent - 16;
+  *y_exponent = 0;
+  if (channels == 0) return Status::OK();
+  const cudaStream_t stream = StreamOf(ctx);
+  if (rows == 0) {
+    const size_t c = static_cast<size_t>(channels);
+    KI_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(inv_sqrt, 0, c * sizeof(*inv_sqrt), stream), "memset");
+    KI_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(inv_shift, 0, c * sizeof(*inv_shift), stream), "memset");
+    KI_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(mean, 0, c * sizeof(*mean), stream), "memset");
+    return CudaStatus(cudaMemsetAsync(variance, 0, c * sizeof(*variance), stream), "memset");
+  }
+  unsigned long long* sums = SumsOf(workspace);
+  NormChannel* stats = ConstantsOf<NormChannel>(workspace, channels);
+  KERAS_INT_RETURN_IF_ERROR(ChannelSums(ctx, StatisticTerms{q}, rows, channels, sums, "batch_norm"));
+  TrainingChannelsKernel<<<BlocksFor(channels), kThreads, 0, stream>>>(
+      sums, rows, channels, params.eps_mantissa, params.eps_exponent, x_exponent, stats, inv_sqrt, inv_shift, mean,
+      variance);
+  KERAS_INT_RETURN_IF_ERROR(LaunchStatus("batch_norm"));
+  NormWords* words;
+  KERAS_INT_RETURN_IF_ERROR(ResetWords(ctx, &words));
+  const int64_t n = rows * channels;
+  const ForwardValue value{q, stats, params.gamma, params.beta, params.gamma_exponent - kNormFractionBits, xhat};
+  NormWords host;
+  KERAS_INT_RETURN_IF_ERROR(FindPosition(ctx, value, n, channels, words, &host));
+  return Emit(ctx, value, n, channels, host.position, rounding, seed, y, y_exponent);
+}
+
+Status BatchNormInference(const Context& ctx, const int8_t* q, int64_t rows, int64_t channels, int x_exponent,
+                          const NormParams& params, const int32_t* moving_mean, int moving_mean_exponent,
+                          const int32_t* moving_variance, int moving_variance_exponent, Rounding rounding,
+                          RoundingSeed seed, float* y, int* y_exponent, void* workspace) {
+  KERAS_INT_RETURN_IF_ERROR(CheckNormEpsilon(params.eps_mantissa, params.eps_exponent));
+  KERAS_INT_RETURN_IF_ERROR(CheckNormStatisticExponent("batch_norm: moving_mean_exponent", moving_mean_exponent));
+  KERAS_INT_RETURN_IF_ERROR(
+      CheckNormStatisticExponent("batch_norm: moving_variance_exponent", moving_variance_exponent));
+  *y_exponent = 0;
+  if (channels == 0 || rows == 0) return Status::OK();
+  const cudaStream_t stream = StreamOf(ctx);
+  NormChannel* stats = ConstantsOf<NormChannel>(workspace, channels);
+  NormWords* words;
+  KERAS_INT_RETURN_IF_ERROR(ResetWords(ctx, &words));
+  InferenceChannelsKernel<<<BlocksFor(channels), kThreads, 0, stream>>>(
+      moving_mean, moving_mean_exponent, moving_variance, moving_variance_exponent, channels, params.eps_mantissa,
+      params.eps_exponent, x_exponent, stats, &words->bad_channel);
+  KERAS_INT_RETURN_IF_ERROR(LaunchStatus("batch_norm"));
+  const int64_t n = rows * channels;
+  const ForwardValue value{q, stats, params.gamma, params.beta, params.gamma_exponent - kNormFractionBits, nullptr};
+  NormWords host;
+  KERAS_INT_RETURN_IF_ERROR(FindPosition(ctx, value, n, channels, words, &host));
+  if (host.bad_channel != ~0ull) {
+    int32_t bad_value = 0;
+    KERAS_INT_RETURN_IF_ERROR(ReadBack(ctx, moving_variance + host.bad_channel, &bad_value));
+    return Status::Error("batch_norm: moving_variance must be >= 0, got " + std::to_string(bad_value) +
+                         " in channel " + std::to_string(host.bad_channel));
+  }
+  return Emit(ctx, value, n, channels, host.position, rounding, seed, y, y_exponent);
+}
+
+Status BatchNormGrad(const Context& ctx, const int8_t* err, int err_exponent, const int32_t* xhat, int64_t rows,
+                     int64_t channels, int x_exponent, const int64_t* inv_sqrt, const int32_t* inv_shift,
+                     const int8_t* gamma, int gamma_exponent, float* dx, int* dx_exponent, int32_t* dgamma,
+                     int32_t* dbeta, void* workspace) {
+  KERAS_INT_RETURN_IF_ERROR(CheckNormRows(rows));
+  *dx_exponent = 0;
+  if (channels == 0) return Status::OK();
+  const cudaStream_t stream = StreamOf(ctx);
+  if (rows == 0) {
+    const size_t c = static_cast<size_t>(channels);
+    KI_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(dgamma, 0, c * sizeof(*dgamma), stream), "memset");
+    return CudaStatus(cudaMemsetAsync(dbeta, 0, c * sizeof(*dbeta), stream), "memset");
+  }
+  unsigned long long* sums = SumsOf(workspace);
+  NormGradChannel* constants = ConstantsOf<NormGradChannel>(workspace, channels);
+  KERAS_INT_RETURN_IF_ERROR(ChannelSums(ctx, GradTerms{err, xhat}, rows, channels, sums, "batch_norm_grad"));
+  NormWords* words;
+  KERAS_INT_RETURN_IF_ERROR(ResetWords(ctx, &words));
+  GradBitsKernel<<<BlocksFor(channels), kThreads, 0, stream>>>(sums, channels, &words->b_bits);
+  KERAS_INT_RETURN_IF_ERROR(LaunchStatus("batch_norm_grad"));
+  NormGradChannelsKernel<<<BlocksFor(channels), kThreads, 0, stream>>>(sums, rows, channels, x_exponent, err_exponent,
+                                                                   gamma_exponent, inv_sqrt, inv_shift, gamma,
+                                                                   &words->b_bits, constants, dgamma, dbeta);
+  KERAS_INT_RETURN_IF_ERROR(LaunchStatus("batch_norm_grad"));
+  const int64_t n = rows * channels;
+  const GradValue value{err, xhat, constants};
+  NormWords host;
+  KERAS_INT_RETURN_IF_ERROR(FindPosition(ctx, value, n, channels, words, &host));
+  return Emit(ctx, value, n, channels, host.position, Rounding::kNearest, RoundingSeed{}, dx, dx_exponent);
+}
+
+}  // namespace gpu
+}  // namespace keras_int

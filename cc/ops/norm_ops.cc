@@ -1,0 +1,128 @@
+// Batch normalization ops (docs/algorithms.md section 8). Like the layer
+// ops, IntOps>BatchNorm reads gamma and beta through their resource handles
+// (so that the tape connects the variables to the loss) and returns what
+// its gradient needs: xhat, the per-channel inverse square roots and the
+// gamma it used. It also returns the batch statistics, which the Keras
+// layer folds into its moving averages with IntOps>NormMovingAverage.
+#include "cc/ops/op_attrs.h"
+#include "tensorflow/core/framework/op.h"
+#include "tensorflow/core/framework/shape_inference.h"
+
+namespace keras_int {
+
+using ::tensorflow::shape_inference::InferenceContext;
+using ::tensorflow::shape_inference::ShapeHandle;
+
+namespace {
+// The channel vector [C] of an input [..., C].
+ShapeHandle Channels(InferenceContext* c, ShapeHandle x) {
+  if (!c->RankKnown(x) || c->Rank(x) == 0) return c->Vector(InferenceContext::kUnknownDim);
+  return c->Vector(c->Dim(x, c->Rank(x) - 1));
+}
+}  // namespace
+
+REGISTER_OP("IntOps>BatchNorm")
+    .Input("x: float")
+    .Input("gamma: resource")
+    .Input("beta: resource")
+    .Input("gamma_exponent: int32")
+    .Input("seed: int64")
+    .Input("error_exponent: M * resource")
+    .Output("y: float")
+    .Output("y_exponent: int32")
+    .Output("xhat: int32")
+    .Output("x_exponent: int32")
+    .Output("inv_sqrt: int64")
+    .Output("inv_shift: int32")
+    .Output("gamma_q: int8")
+    .Output("batch_mean: int32")
+    .Output("batch_mean_exponent: int32")
+    .Output("batch_variance: int32")
+    .Output("batch_variance_exponent: int32")
+    .Attr("epsilon_mantissa: int")
+    .Attr("epsilon_exponent: int")
+    .Attr("M: int >= 0 = 0")
+    .Attr(kRoundingAttr)
+    .SetShapeFn([](InferenceContext* c) {
+      ShapeHandle x;
+      TF_RETURN_IF_ERROR(c->WithRankAtLeast(c->input(0), 1, &x));
+      const ShapeHandle channels = Channels(c, x);
+      c->set_output(0, x);
+      c->set_output(1, c->Scalar());
+      c->set_output(2, x);
+      c->set_output(3, c->Scalar());
+      c->set_output(4, channels);
+      c->set_output(5, channels);
+      c->set_output(6, channels);
+      c->set_output(7, channels);
+      c->set_output(8, c->Scalar());
+      c->set_output(9, channels);
+      c->set_output(10, c->Scalar());
+      return ::absl::OkStatus();
+    })
+    .Doc("Integer batch normalization over all axes but the last, with the batch's statistics.");
+
+REGISTER_OP("IntOps>BatchNormGrad")
+    .Input("dy: float")
+    .Input("xhat: int32")
+    .Input("x_exponent: int32")
+    .Input("inv_sqrt: int64")
+    .Input("inv_shift: int32")
+    .Input("gamma_q: int8")
+    .Input("gamma_exponent: int32")
+    .Output("dx: float")
+    .Output("dx_exponent: int32")
+    .Output("dgamma: int32")
+    .Output("dbeta: int32")
+    .Output("err_exponent: int32")
+    .SetShapeFn([](InferenceContext* c) {
+      c->set_output(0, c->input(0));
+      c->set_output(1, c->Scalar());
+      c->set_output(2, c->input(5));
+      c->set_output(3, c->input(5));
+      c->set_output(4, c->Scalar());
+      return ::absl::OkStatus();
+    })
+    .Doc("The integer backward pass of IntOps>BatchNorm: dy is quantized to int8 (err_exponent), "
+         "dx is an error carrier, dgamma and dbeta int32.");
+
+REGISTER_OP("IntOps>BatchNormInference")
+    .Input("x: float")
+    .Input("gamma: resource")
+    .Input("beta: resource")
+    .Input("gamma_exponent: int32")
+    .Input("moving_mean: int32")
+    .Input("moving_mean_exponent: int32")
+    .Input("moving_variance: int32")
+    .Input("moving_variance_exponent: int32")
+    .Input("seed: int64")
+    .Output("y: float")
+    .Output("y_exponent: int32")
+    .Attr("epsilon_mantissa: int")
+    .Attr("epsilon_exponent: int")
+    .Attr(kRoundingAttr)
+    .SetShapeFn([](InferenceContext* c) {
+      ShapeHandle x;
+      TF_RETURN_IF_ERROR(c->WithRankAtLeast(c->input(0), 1, &x));
+      c->set_output(0, x);
+      c->set_output(1, c->Scalar());
+      return ::absl::OkStatus();
+    })
+    .Doc("Integer batch normalization with the moving statistics (inference).");
+
+REGISTER_OP("IntOps>NormMovingAverage")
+    .Input("moving: int32")
+    .Input("moving_exponent: int32")
+    .Input("batch: int32")
+    .Input("batch_exponent: int32")
+    .Output("result: int32")
+    .Output("result_exponent: int32")
+    .Attr("momentum: int")
+    .SetShapeFn([](InferenceContext* c) {
+      c->set_output(0, c->input(0));
+      c->set_output(1, c->Scalar());
+      return ::absl::OkStatus();
+    })
+    .Doc("moving * p + batch * (1 - p), p = momentum / 2**16, renormalised to 30-bit mantissas.");
+
+}  // namespace keras_int

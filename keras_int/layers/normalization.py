@@ -1,0 +1,161 @@
+"""Integer batch normalization (docs/algorithms.md section 8)."""
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import tf_int_ops
+from keras_int.layers.base import PACKAGE, IntLayer
+from tf_int_ops import _validation as check
+from tf_int_ops import layer_ops
+from tf_int_ops.layer_ops import normalization as norm_ops
+
+
+def _statistic(values):
+    """Float initial values -> (int32 mantissas of at most 30 bits, exponent); all zero -> exponent 0.
+
+    Runs once when the layer is built (a boundary conversion, like a
+    kernel's quantize), never in a training step.
+    """
+    values = np.asarray(values, np.float64)
+    largest = float(np.max(np.abs(values))) if values.size else 0.0
+    if largest == 0.0:
+        return np.zeros(values.shape, np.int32), 0
+    exponent = math.frexp(largest)[1] - tf_int_ops.NORM_STATISTIC_BITS
+    return np.round(values * 2.0**-exponent).astype(np.int32), exponent
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class IntBatchNormalization(IntLayer):
+    """Batch normalization in integers, with the arguments of ``keras.layers.BatchNormalization``.
+
+    Training (``training=True``, as in ``fit``) normalises each channel with
+    the batch's statistics: exact int64 sums, an integer inverse square root
+    (relative error below 2**-28), ``gamma * xhat + beta`` requantized to an
+    int8 carrier, and an integer backward pass; it also updates the moving
+    mean and variance (int32 mantissas with exponents) with the integer
+    momentum ``round(momentum * 2**16) / 2**16``. Inference (``evaluate``,
+    ``predict``) uses the moving statistics.
+
+    ``gamma`` is an int8 weight (quantised once from ``gamma_initializer``,
+    exponent fixed, as kernels are); ``beta`` is int32 at gamma's exponent
+    (like IntDense's bias). IntegerSGD updates both.
+
+    Args:
+      axis: the channel axis; only the last axis (-1 or rank - 1) is supported.
+      momentum: of the moving averages, in [0, 1].
+      epsilon: added to the variance, > 0 (kept as a 15-bit integer pair).
+      center: learn beta (else beta stays 0).
+      scale: learn gamma (else gamma stays 1).
+      rounding, seed: of the output requantisation (see IntDense).
+
+    Limits: a training batch has at most 2**23 rows per channel; a layer in
+    inference mode (frozen, or ``training=False``) passes no error back.
+
+    >>> layer = IntBatchNormalization()
+    >>> y = layer(keras.random.uniform((8, 4, 4, 16)), training=True)
+    >>> layer.moving_mean.dtype            # 'int32'
+    """
+
+    def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
+                 beta_initializer="zeros", gamma_initializer="ones", moving_mean_initializer="zeros",
+                 moving_variance_initializer="ones", rounding="nearest", seed=None, **kwargs):
+        super().__init__(rounding=rounding, seed=seed, **kwargs)
+        name = type(self).__name__
+        if isinstance(axis, bool) or not isinstance(axis, int):
+            raise ValueError(f"{name}: axis must be an int (the last axis), got {axis!r}")
+        self.axis = axis
+        self.momentum = check.fraction(momentum, "momentum", name)
+        self.epsilon = check.positive_float(epsilon, "epsilon", name)
+        self.center = bool(center)
+        self.scale = bool(scale)
+        self.beta_initializer = keras.initializers.get(beta_initializer)
+        self.gamma_initializer = keras.initializers.get(gamma_initializer)
+        self.moving_mean_initializer = keras.initializers.get(moving_mean_initializer)
+        self.moving_variance_initializer = keras.initializers.get(moving_variance_initializer)
+        self._epsilon_pair = norm_ops.epsilon_pair(self.epsilon, name)
+        self._momentum_q16 = norm_ops.momentum_fraction(self.momentum, name)
+
+    def build(self, input_shape):
+        name = type(self).__name__
+        rank = len(input_shape)
+        if rank < 2:
+            raise ValueError(f"{name}: the input must have rank >= 2, got shape {input_shape}")
+        if self.axis not in (-1, rank - 1):
+            raise ValueError(f"{name}: only the last axis is supported (axis=-1 or {rank - 1}), got axis={self.axis}")
+        channels = input_shape[-1]
+        if channels is None:
+            raise ValueError(f"{name}: the channel dimension must be known, got {input_shape}")
+        shape = (int(channels),)
+        with tf.init_scope():
+            gamma_float = (self.gamma_initializer(shape, dtype="float32") if self.scale
+                           else tf.ones(shape, tf.float32))
+            gamma_q, gamma_e = tf_int_ops.quantize(tf.convert_to_tensor(gamma_float))
+            gamma_q, gamma_e = gamma_q.numpy(), int(gamma_e)
+            beta_float = (self.beta_initializer(shape, dtype="float32") if self.center
+                          else tf.zeros(shape, tf.float32))
+            beta_q = np.clip(np.round(np.asarray(beta_float, np.float64) * 2.0**-gamma_e),
+                             -(2**31 - 1), 2**31 - 1).astype(np.int32)
+            mean_q, mean_e = _statistic(self.moving_mean_initializer(shape, dtype="float32"))
+            variance_q, variance_e = _statistic(self.moving_variance_initializer(shape, dtype="float32"))
+        self.gamma = self.add_weight(name="gamma", shape=shape, dtype="int8", trainable=self.scale,
+                                     initializer=lambda shape, dtype=None: gamma_q)
+        self.gamma_exponent = self._exponent("gamma_exponent", gamma_e)
+        self.beta = self.add_weight(name="beta", shape=shape, dtype="int32", trainable=self.center,
+                                    initializer=lambda shape, dtype=None: beta_q)
+        self.moving_mean = self.add_weight(name="moving_mean", shape=shape, dtype="int32", trainable=False,
+                                           initializer=lambda shape, dtype=None: mean_q)
+        self.moving_mean_exponent = self.add_weight(
+            name="moving_mean_exponent", shape=(), dtype="int32", trainable=False,
+            initializer=keras.initializers.Constant(mean_e))
+        self.moving_variance = self.add_weight(name="moving_variance", shape=shape, dtype="int32", trainable=False,
+                                               initializer=lambda shape, dtype=None: variance_q)
+        self.moving_variance_exponent = self.add_weight(
+            name="moving_variance_exponent", shape=(), dtype="int32", trainable=False,
+            initializer=keras.initializers.Constant(variance_e))
+        self.output_exponent = self._exponent("output_exponent")
+        self.error_exponent = self._exponent("error_exponent")
+        self._build_step_counter()
+
+    def call(self, inputs, training=None):
+        common = {"epsilon": self._epsilon_pair, "rounding": self.rounding, "seed": self._rounding_seed()}
+        if training:
+            out = layer_ops.batch_norm(inputs, self.gamma, self.beta, self.gamma_exponent, training=True,
+                                       error_exponent=self.error_exponent, **common)
+            for moving, exponent, key in ((self.moving_mean, self.moving_mean_exponent, "batch_mean"),
+                                          (self.moving_variance, self.moving_variance_exponent, "batch_variance")):
+                new, new_exponent = layer_ops.moving_average(
+                    moving, exponent, out[key], out[key + "_exponent"], self._momentum_q16)
+                moving.assign(new)
+                exponent.assign(new_exponent)
+        else:
+            out = layer_ops.batch_norm(
+                inputs, self.gamma, self.beta, self.gamma_exponent, training=False,
+                moving_mean=self.moving_mean, moving_mean_exponent=self.moving_mean_exponent,
+                moving_variance=self.moving_variance, moving_variance_exponent=self.moving_variance_exponent,
+                **common)
+        self.output_exponent.assign(out["y_exponent"])
+        return out["y"]
+
+    def _value_range(self, variable):
+        if variable.name in ("moving_mean_exponent", "moving_variance_exponent"):
+            limit = tf_int_ops.NORM_STATISTIC_EXPONENT_LIMIT
+            return -limit, limit
+        if variable.name == "moving_variance":
+            return 0, 2**31 - 1
+        return super()._value_range(variable)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {
+            **super().get_config(), "axis": self.axis, "momentum": self.momentum, "epsilon": self.epsilon,
+            "center": self.center, "scale": self.scale,
+            "beta_initializer": keras.initializers.serialize(self.beta_initializer),
+            "gamma_initializer": keras.initializers.serialize(self.gamma_initializer),
+            "moving_mean_initializer": keras.initializers.serialize(self.moving_mean_initializer),
+            "moving_variance_initializer": keras.initializers.serialize(self.moving_variance_initializer),
+        }

@@ -1,0 +1,140 @@
+"""Batch normalization on carriers (keras_int.layers.IntBatchNormalization) and its integer gradient.
+
+The algorithm is docs/algorithms.md section 8: exact int64 statistics, an
+integer inverse square root, ``gamma`` (int8) and ``beta`` (int32 at gamma's
+exponent) read through their resource handles, and a backward pass in
+integers. ``epsilon`` and ``momentum`` are hyperparameters, turned into
+integers once here (``epsilon_pair``, ``momentum_fraction``).
+"""
+
+import math
+
+import tensorflow as tf
+
+from tf_int_ops import _loader
+from tf_int_ops import _validation as check
+from tf_int_ops import ops
+from tf_int_ops.layer_ops import _op_args, _weighted
+
+
+def epsilon_pair(epsilon, fn="batch_norm"):
+    """``(m, e)`` with ``m * 2**e ~= epsilon`` and ``m`` in ``[2**14, 2**15)`` (relative error below 2**-15).
+
+    >>> epsilon_pair(1e-3)
+    (16777, -24)
+    """
+    epsilon = check.positive_float(epsilon, "epsilon", fn)
+    bits = ops.NORM_EPSILON_BITS
+    fraction, exponent = math.frexp(epsilon)  # fraction in [0.5, 1)
+    mantissa = round(fraction * 2**bits)
+    if mantissa == 2**bits:
+        mantissa, exponent = mantissa // 2, exponent + 1
+    return int(mantissa), int(exponent - bits)
+
+
+def momentum_fraction(momentum, fn="batch_norm"):
+    """``round(momentum * 2**16)``: the integer momentum of the moving averages."""
+    momentum = check.fraction(momentum, "momentum", fn)
+    return int(round(momentum * 2**ops.NORM_MOMENTUM_BITS))
+
+
+def _epsilon_attrs(epsilon, fn):
+    if isinstance(epsilon, (tuple, list)):
+        if len(epsilon) != 2 or not all(check.is_int(v) for v in epsilon):
+            raise ValueError(f"{fn}: epsilon must be a number or a pair (mantissa, exponent) of ints, got {epsilon!r}")
+        mantissa, exponent = (int(v) for v in epsilon)
+    else:
+        mantissa, exponent = epsilon_pair(epsilon, fn)
+    return {"epsilon_mantissa": mantissa, "epsilon_exponent": exponent}
+
+
+def batch_norm(x, gamma, beta, gamma_exponent, epsilon=1e-3, training=True, moving_mean=None,
+               moving_mean_exponent=None, moving_variance=None, moving_variance_exponent=None,
+               rounding="nearest", seed=None, error_exponent=None):
+    """Integer batch normalization of a carrier over all axes but the last.
+
+    Args:
+      x: float32 carrier ``[..., C]`` (rank >= 2).
+      gamma: int8 variable ``[C]`` at ``gamma_exponent``.
+      beta: int32 variable ``[C]`` at ``gamma_exponent`` (like a dense bias).
+      gamma_exponent: int32 scalar.
+      epsilon: a number > 0, or its integer pair ``(m, e)`` (``epsilon_pair``).
+      training: True: the batch's statistics (differentiable); False: the
+        moving statistics ``moving_mean``/``moving_variance`` (int32 ``[C]``
+        mantissas) and their exponents.
+      error_exponent: optional scalar int32 variable in which the backward
+        pass records the exponent of the error reaching the output.
+    Returns:
+      A dict: ``y`` (carrier) and ``y_exponent``; in training also
+      ``batch_mean``, ``batch_mean_exponent``, ``batch_variance``,
+      ``batch_variance_exponent`` (int32 mantissas and exponents).
+
+    >>> gamma = tf.Variable(tf.constant([64, 64], tf.int8))   # 1.0 at exponent -6
+    >>> beta = tf.Variable(tf.zeros([2], tf.int32))
+    >>> out = batch_norm(tf.constant([[1.0, 2.0], [3.0, 0.5]]), gamma, beta, -6)
+    """
+    fn = "batch_norm"
+    x = check.carrier(x, "x", fn)
+    if x.shape.rank is not None and x.shape.rank < 2:
+        raise ValueError(f"{fn}: x must have rank >= 2, got shape {x.shape}")
+    gamma_variable = _weighted.resource_variable(gamma, "gamma", fn, (tf.int8,))
+    beta_variable = _weighted.resource_variable(beta, "beta", fn, (tf.int32,))
+    rounding = check.rounding(rounding, fn)
+    attrs = {**_epsilon_attrs(epsilon, fn), "rounding": rounding}
+    gamma_exponent = check.exponent(gamma_exponent, fn, "gamma_exponent")
+    seed = check.seed(seed, rounding, fn)
+    raw = _loader.load()
+    if training:
+        (y, y_exponent, _, _, _, _, _, batch_mean, batch_mean_exponent, batch_variance,
+         batch_variance_exponent) = raw.int_ops_batch_norm(
+            x, gamma_variable.handle, beta_variable.handle, gamma_exponent, seed,
+            _weighted.error_exponents(error_exponent, fn), **attrs)
+        return {"y": y, "y_exponent": y_exponent, "batch_mean": batch_mean,
+                "batch_mean_exponent": batch_mean_exponent, "batch_variance": batch_variance,
+                "batch_variance_exponent": batch_variance_exponent}
+    statistics = {"moving_mean": moving_mean, "moving_mean_exponent": moving_mean_exponent,
+                  "moving_variance": moving_variance, "moving_variance_exponent": moving_variance_exponent}
+    missing = [name for name, value in statistics.items() if value is None]
+    if missing:
+        raise ValueError(f"{fn}: inference (training=False) needs {missing}")
+    y, y_exponent = raw.int_ops_batch_norm_inference(
+        x, gamma_variable.handle, beta_variable.handle, gamma_exponent,
+        check.tensor(moving_mean, tf.int32, "moving_mean", fn),
+        check.tensor(moving_mean_exponent, tf.int32, "moving_mean_exponent", fn),
+        check.tensor(moving_variance, tf.int32, "moving_variance", fn),
+        check.tensor(moving_variance_exponent, tf.int32, "moving_variance_exponent", fn), seed, **attrs)
+    return {"y": y, "y_exponent": y_exponent}
+
+
+def moving_average(moving, moving_exponent, batch, batch_exponent, momentum):
+    """``momentum * moving + (1 - momentum) * batch`` on int32 mantissas with exponents.
+
+    ``momentum`` is the integer ``p`` of ``momentum_fraction`` (in [0, 2**16]).
+    Returns ``(mantissas, exponent)``, normalised to 30-bit mantissas.
+    """
+    fn = "moving_average"
+    momentum = check.int_in(momentum, "momentum", fn, 0, 2**ops.NORM_MOMENTUM_BITS)
+    return _loader.load().int_ops_norm_moving_average(
+        check.tensor(moving, tf.int32, "moving", fn), check.tensor(moving_exponent, tf.int32, "moving_exponent", fn),
+        check.tensor(batch, tf.int32, "batch", fn), check.tensor(batch_exponent, tf.int32, "batch_exponent", fn),
+        momentum=momentum)
+
+
+@tf.RegisterGradient("IntOps>BatchNorm")
+def _batch_norm_grad(op, dy, *unused_output_grads):
+    # gamma_q is the gamma the forward pass used, not a fresh read of the
+    # variable, which the optimizer may already have updated.
+    outputs, inputs = _op_args.outputs(op), _op_args.inputs(op)
+    dx, _, dgamma, dbeta, err_exponent = _loader.load().int_ops_batch_norm_grad(
+        dy, outputs["xhat"], outputs["x_exponent"], outputs["inv_sqrt"], outputs["inv_shift"],
+        outputs["gamma_q"], inputs["gamma_exponent"])
+    for variable in inputs["error_exponent"]:
+        tf.raw_ops.AssignVariableOp(resource=variable, value=err_exponent)
+    return _op_args.gradients(op, x=dx, gamma=dgamma, beta=dbeta)
+
+
+# The backward op and the integer-only ops take no gradient. Inference is
+# not differentiated (a frozen IntBatchNormalization passes no error back).
+tf.no_gradient("IntOps>BatchNormGrad")
+tf.no_gradient("IntOps>BatchNormInference")
+tf.no_gradient("IntOps>NormMovingAverage")
