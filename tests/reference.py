@@ -484,11 +484,11 @@ def _normalise(d, r, k):
 
 
 def _norm_output(rows_xhat, gamma, beta, e_g, shape, rounding, seed):
-    """acc = gamma * xhat + (beta << F) at e_g - F, then requantize_channels."""
+    """acc = gamma * xhat + beta at e_g - F (beta is stored at that exponent), then requantize_channels."""
     channels = len(gamma)
     acc = np.empty(rows_xhat.shape, dtype=object)
     for c in range(channels):
-        acc[:, c] = int(gamma[c]) * rows_xhat[:, c] + (int(beta[c]) << NORM_FRACTION_BITS)
+        acc[:, c] = int(gamma[c]) * rows_xhat[:, c] + int(beta[c])
     if acc.size and max(abs(int(a)) for a in acc.ravel()) >= 2**63:
         raise OverflowError("batch norm accumulator over 63 bits")
     acc = acc.astype(np.int64).reshape(shape)

@@ -189,7 +189,7 @@ def test_gradient_against_float_batch_norm(rng, shape):
     axes = list(range(len(shape) - 1))
     xf = tf.constant(x, tf.float64)
     g = tf.constant(gamma.astype(np.float64) * 2.0**e_g)
-    b = tf.constant(beta.astype(np.float64) * 2.0**e_g)
+    b = tf.constant(beta.astype(np.float64) * 2.0**(e_g - ref.NORM_FRACTION_BITS))
     with tf.GradientTape() as tape:
         tape.watch([xf, g, b])
         mean, var = tf.nn.moments(xf, axes)

@@ -205,7 +205,7 @@ def test_forward_random_gamma_beta(shape):
     beta = rng.integers(-300, 301, channels)
     m_eps, e_eps = ref.epsilon_pair(1e-5)
     out = ref.batch_norm_train(q, e_x, gamma, e_g, beta, m_eps, e_eps)
-    g, b = gamma * 2.0**e_g, beta * 2.0**e_g
+    g, b = gamma * 2.0**e_g, beta * 2.0**(e_g - ref.NORM_FRACTION_BITS)
     x, eps = q * 2.0**e_x, _eps_value(m_eps, e_eps)
     y_float, xhat_float, _ = _float_bn(x, g, b, eps)
     axes = tuple(range(q.ndim - 1))
@@ -227,7 +227,7 @@ def test_forward_constant_channel_and_batch_one():
     # Batch 1: every channel is constant, y = beta (exactly: beta << F is exact).
     out = ref.batch_norm_train(np.array([[3, -100, 127]]), -7, gamma, e_g, beta, m_eps, e_eps)
     assert np.all(out["xhat"] == 0)
-    np.testing.assert_array_equal(out["y_q"] * 2.0 ** out["y_exponent"], [beta * 2.0**e_g])
+    np.testing.assert_array_equal(out["y_q"] * 2.0 ** out["y_exponent"], [beta * 2.0**(e_g - ref.NORM_FRACTION_BITS)])
     assert list(out["batch_variance"]) == [0, 0, 0]
     # All zero and beta 0: y = 0 at exponent 0.
     out = ref.batch_norm_train(np.zeros((4, 2)), 0, [64, 64], -6, [0, 0], m_eps, e_eps)
@@ -240,7 +240,7 @@ def test_forward_vanishing_epsilon_constant_channel():
     out = ref.batch_norm_train(np.full((5, 1), 7), 40, [64], -6, [2], m_eps, e_eps)
     assert out["E"] == 0 and out["W"] == [0] and list(out["r"]) == [0] and list(out["k"]) == [0]
     assert np.all(out["xhat"] == 0)
-    np.testing.assert_array_equal(out["y_q"] * 2.0 ** out["y_exponent"], np.full((5, 1), 2 * 2.0**-6))
+    np.testing.assert_array_equal(out["y_q"] * 2.0 ** out["y_exponent"], np.full((5, 1), 2 * 2.0**(-6 - ref.NORM_FRACTION_BITS)))
 
 
 def test_forward_extreme_values_stay_in_bounds():
@@ -511,7 +511,7 @@ def _inference_check(q, e_x, gamma, e_g, beta, m_M, e_M, m_V, e_V, eps):
     m_eps, e_eps = ref.epsilon_pair(eps)
     info = ref.batch_norm_inference(q, e_x, gamma, e_g, beta, m_M, e_M, m_V, e_V, m_eps, e_eps,
                                     details=True)
-    g, b = np.asarray(gamma) * 2.0**e_g, np.asarray(beta) * 2.0**e_g
+    g, b = np.asarray(gamma) * 2.0**e_g, np.asarray(beta) * 2.0**(e_g - ref.NORM_FRACTION_BITS)
     mean = np.asarray(m_M, np.float64) * 2.0**e_M
     var = np.asarray(m_V, np.float64) * 2.0**e_V
     x = np.asarray(q) * 2.0**e_x

@@ -168,9 +168,10 @@ KI_HOST_DEVICE int32_t NormXhat(int8_t q, const NormChannel& ch) {
   return d < 0 ? -m : m;
 }
 
-// The forward accumulator gamma * xhat + (beta << F) at exponent e_g - F.
+// The forward accumulator gamma * xhat + beta at exponent e_g - F (beta is
+// stored at that exponent).
 KI_HOST_DEVICE int64_t NormOutput(int32_t xhat, int8_t gamma, int32_t beta) {
-  return int64_t{gamma} * xhat + int64_t{beta} * (int64_t{1} << kNormFractionBits);
+  return int64_t{gamma} * xhat + beta;
 }
 
 // The backward value of one element: bracket * gamma * rho, with bracket =

@@ -189,7 +189,7 @@ __global__ void NormGradChannelsKernel(const unsigned long long* sums, int64_t r
 
 // ---------------------------------------------------------------- requantize_channels
 
-// The forward accumulator gamma * xhat + (beta << F) of element i (channel
+// The forward accumulator gamma * xhat + beta of element i (channel
 // c), at exponent e_g - F for every channel; stores xhat when asked to and
 // given a pointer (training).
 struct ForwardValue {

@@ -41,7 +41,7 @@ class IntBatchNormalization(IntLayer):
 
     ``gamma`` is an int8 weight (quantised once from ``gamma_initializer``,
     exponent fixed, as kernels are); ``beta`` is int32 at gamma's exponent
-    (like IntDense's bias). IntegerSGD updates both.
+    minus 8 (the accumulator's). IntegerSGD updates both.
 
     Args:
       axis: the channel axis; only the last axis (-1 or rank - 1) is supported.
@@ -96,7 +96,8 @@ class IntBatchNormalization(IntLayer):
             gamma_q, gamma_e = gamma_q.numpy(), int(gamma_e)
             beta_float = (self.beta_initializer(shape, dtype="float32") if self.center
                           else tf.zeros(shape, tf.float32))
-            beta_q = np.clip(np.round(np.asarray(beta_float, np.float64) * 2.0**-gamma_e),
+            beta_exponent = gamma_e - tf_int_ops.NORM_FRACTION_BITS
+            beta_q = np.clip(np.round(np.asarray(beta_float, np.float64) * 2.0**-beta_exponent),
                              -(2**31 - 1), 2**31 - 1).astype(np.int32)
             mean_q, mean_e = _statistic(self.moving_mean_initializer(shape, dtype="float32"))
             variance_q, variance_e = _statistic(self.moving_variance_initializer(shape, dtype="float32"))

@@ -56,7 +56,8 @@ def batch_norm(x, gamma, beta, gamma_exponent, epsilon=1e-3, training=True, movi
     Args:
       x: float32 carrier ``[..., C]`` (rank >= 2).
       gamma: int8 variable ``[C]`` at ``gamma_exponent``.
-      beta: int32 variable ``[C]`` at ``gamma_exponent`` (like a dense bias).
+      beta: int32 variable ``[C]`` at ``gamma_exponent - 8`` (``NORM_FRACTION_BITS``:
+        the accumulator's exponent).
       gamma_exponent: int32 scalar.
       epsilon: a number > 0, or its integer pair ``(m, e)`` (``epsilon_pair``).
       training: True: the batch's statistics (differentiable); False: the
