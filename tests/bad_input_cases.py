@@ -125,6 +125,11 @@ LAYER_CASES = [
     (lambda: L.IntDense(3)(tf.constant([[np.inf, 2.0]])), InvalidArgument, "NaN or Inf"),
     (lambda: L.IntDense(3, rounding="banker")(tf.ones((1, 2))), ValueError, "rounding must be one of"),
     (lambda: L.IntConv2D(2, 3)(tf.ones((2, 5))), ValueError, "input must be NHWC"),
+    (lambda: L.IntBatchNormalization()(tf.ones((5,))), ValueError, "IntBatchNormalization: the input must have rank >= 2"),
+    (lambda: L.IntBatchNormalization(axis=1)(tf.ones((2, 3, 4))), ValueError, "only the last axis is supported"),
+    (lambda: L.IntBatchNormalization()(tf.ones((2, 3), tf.int32)), ValueError, "float32 carrier"),
+    (lambda: L.IntBatchNormalization()(tf.constant([[np.nan, 1.0]]), training=True), InvalidArgument, "NaN or Inf"),
+    (lambda: L.IntBatchNormalization()(tf.constant([[np.inf, 1.0]]), training=False), InvalidArgument, "NaN or Inf"),
     (lambda: L.IntConv2D(2, 3, strides=0), ValueError, "strides must be >= 1"),
     (lambda: L.IntConv2D(2, 3, strides=-1), ValueError, "strides must be >= 1"),
     (lambda: L.IntConv2D(2, 3, padding="causal"), ValueError, "padding must be 'same' or 'valid'"),
@@ -174,7 +179,47 @@ ADVERSARIAL_CASES = [
         np.ones((1, 2), np.float32), tf.Variable(np.ones((2, 2), np.int8)).handle,
         [tf.Variable(np.ones(2, np.int32)).handle] * 2, 0, [0, 0], []),
      InvalidArgument, "at most one bias, got N = 2"),
+    # Batch norm's kernels without the Python checks.
+    (lambda: _raw_batch_norm(np.ones((2**23 + 1, 1), np.float32)), InvalidArgument,
+     "8388609 rows per channel, more than the 8388608"),
+    (lambda: _raw_batch_norm(np.ones((2, 3), np.float32), epsilon_mantissa=2**15), InvalidArgument,
+     "epsilon mantissa 32768 is out of range"),
+    (lambda: _raw_batch_norm(np.ones((2, 3), np.float32), gamma=np.ones(4, np.int8)), InvalidArgument,
+     "gamma must have shape \\[3\\] \\(the input's channels\\), got \\[4\\]"),
+    (lambda: _raw_batch_norm(np.ones((2, 3), np.float32), beta=np.ones(3, np.int8)), InvalidArgument,
+     "beta variable must be int32, got int8"),
+    (lambda: _raw_batch_norm_inference(np.ones((2, 3), np.float32), variance=[1, -1, 1]), InvalidArgument,
+     "moving_variance must be >= 0, got -1 in channel 1"),
+    (lambda: _raw_batch_norm_inference(np.ones((2, 3), np.float32), variance_exponent=400), InvalidArgument,
+     "moving_variance_exponent 400 is out of range \\[-320, 320\\]"),
+    (lambda: _raw_batch_norm_inference(np.ones((2, 3), np.float32), mean=[1, 2]), InvalidArgument,
+     "moving_mean must have shape \\[3\\]"),
+    (lambda: layer_ops._loader.load().int_ops_batch_norm_grad(
+        np.ones((2, 3), np.float32), np.ones((2, 4), np.int32), 0, np.ones(3, np.int64), np.ones(3, np.int32),
+        np.ones(3, np.int8), 0), InvalidArgument, "batch_norm_grad: dy has shape \\[2,3\\], xhat \\[2,4\\]"),
+    (lambda: layer_ops._loader.load().int_ops_norm_moving_average([1], 0, [1], 0, momentum=2**16 + 1),
+     InvalidArgument, "momentum 65537 is out of range"),
+    (lambda: layer_ops.moving_average([1], 0, [1], 0, 2**16 + 1), ValueError,
+     "momentum must be an int in \\[0, 65536\\]"),
+    (lambda: layer_ops.batch_norm(np.ones((2, 3), np.float32), tf.Variable(np.ones(3, np.int8)),
+                                  tf.Variable(np.ones(3, np.int32)), 0, training=False),
+     ValueError, "inference \\(training=False\\) needs"),
 ]
+
+
+def _raw_batch_norm(x, gamma=None, beta=None, epsilon_mantissa=2**14):
+    channels = x.shape[-1]
+    gamma = tf.Variable(np.ones(channels, np.int8) if gamma is None else gamma)
+    beta = tf.Variable(np.zeros(channels, np.int32) if beta is None else beta)
+    return layer_ops._loader.load().int_ops_batch_norm(
+        x, gamma.handle, beta.handle, 0, [0, 0], [], epsilon_mantissa=epsilon_mantissa, epsilon_exponent=-24)
+
+
+def _raw_batch_norm_inference(x, mean=(0, 0, 0), variance=(1, 1, 1), variance_exponent=0):
+    gamma, beta = tf.Variable(np.ones(3, np.int8)), tf.Variable(np.zeros(3, np.int32))
+    return layer_ops._loader.load().int_ops_batch_norm_inference(
+        x, gamma.handle, beta.handle, 0, np.asarray(mean, np.int32), 0, np.asarray(variance, np.int32),
+        variance_exponent, [0, 0], epsilon_mantissa=2**14, epsilon_exponent=-24)
 
 
 

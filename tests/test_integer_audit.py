@@ -11,6 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 import keras_int
+from keras_int.examples import models
 from keras_models import compile_integer, digits, digits_cnn
 
 # Ops that move, reshape, select or convert values exactly: no arithmetic.
@@ -75,6 +76,29 @@ def test_training_step_has_no_undocumented_float_arithmetic():
     assert sum(n.op == "IntOps>Conv2DBackpropInput" for n in nodes.values()) <= 1
 
 
+def small_resnet():
+    """Stem, an identity block and a stride-2 block with a projection shortcut:
+    every IntBatchNormalization and IntAdd wiring that ResNet-20 has."""
+    return models.resnet((8, 8, 1), 10, depth=8, widths=(8, 16))
+
+
+def test_resnet_training_step_has_no_undocumented_float_arithmetic():
+    (x, y), _ = digits()
+    model = compile_integer(small_resnet())
+    found, nodes = float_arithmetic_feeding_updates(model, x[:64], y[:64])
+    assert found == [], found
+    ops = {n.op for n in nodes.values()}
+    assert {"IntOps>BatchNorm", "IntOps>BatchNormGrad", "IntOps>NormMovingAverage", "IntOps>AlignedAdd",
+            "IntOps>SgdUpdate"} <= ops, sorted(o for o in ops if o.startswith("IntOps>"))
+    # Training normalises with the batch's statistics, never the moving ones.
+    assert "IntOps>BatchNormInference" not in ops
+    # gamma and beta of every batch norm are updated by IntegerSGD.
+    batch_norms = [layer for layer in model.layers if isinstance(layer, keras_int.layers.IntBatchNormalization)]
+    assert len(batch_norms) == 5
+    updated = {n.name for n in nodes.values() if n.op == "IntOps>SgdUpdate"}
+    assert len(updated) == len(model.trainable_weights) == 5 * 2 + 7 + 1  # 7 convs, 1 dense
+
+
 def test_audit_catches_float_arithmetic():
     (x, y), _ = digits()
     model = keras.Sequential([keras.Input((8, 8, 1)), keras_int.layers.IntFlatten(),
@@ -129,6 +153,13 @@ def test_backward_pass_keeps_no_float_carriers():
     assert kept == [], kept
     # What the integer gradients do keep: int8 mantissas from the layer ops.
     assert ("IntOps>Conv2DLayer", "int8") in read and ("IntOps>Dense", "int8") in read
+
+
+def test_resnet_backward_pass_keeps_no_float_carriers():
+    (x, y), _ = digits()
+    kept, read = float_tensors_kept_for_backward(compile_integer(small_resnet()), x[:64], y[:64])
+    assert kept == [], kept
+    assert ("IntOps>BatchNorm", "int8") in read and ("IntOps>BatchNorm", "int32") in read
 
 
 def test_carrier_check_catches_a_float_layer():

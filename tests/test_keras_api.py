@@ -20,6 +20,8 @@ LAYERS = [
     (L.IntGlobalAveragePooling2D(), (2, 4, 4, 3)),
     (L.IntFlatten(), (2, 3, 3, 2)),
     (L.IntDropout(0.75, seed=4), (2, 5)),
+    (L.IntBatchNormalization(momentum=0.9, epsilon=1e-5, center=False, rounding="truncate", seed=2), (3, 4, 4, 5)),
+    (L.IntBatchNormalization(gamma_initializer="glorot_uniform", moving_variance_initializer="zeros"), (6, 3)),
 ]
 
 
@@ -112,6 +114,10 @@ def tf_int8(w16):
     (lambda: keras_int.optimizers.IntegerSGD(weight_bits=32), "weight_bits must be 8 or 16"),
     (lambda: keras_int.optimizers.IntegerSGD(weight_decay=-1), "weight_decay must be an int"),
     (lambda: keras_int.callbacks.ExponentTracker(every_n_batches=0), "every_n_batches must be a positive int"),
+    (lambda: L.IntBatchNormalization(momentum=1.5), "momentum must be a number in \\[0, 1\\]"),
+    (lambda: L.IntBatchNormalization(epsilon=0), "epsilon must be a finite number > 0"),
+    (lambda: L.IntBatchNormalization(epsilon=float("nan")), "epsilon must be a finite number > 0"),
+    (lambda: L.IntBatchNormalization(axis=True), "axis must be an int"),
 ])
 def test_bad_arguments_are_named(make, pattern):
     with pytest.raises(ValueError, match=pattern):

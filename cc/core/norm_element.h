@@ -158,11 +158,13 @@ KI_HOST_DEVICE int NormGammaGradientShift(int b_bits) { return b_bits > 31 ? b_b
 // xhat = round_shift((count * q - sum) * r, 61 - k - F, nearest): int32 at
 // exponent -F, saturated at +-(2**31 - 1) (2**23 standard deviations: only
 // inference, with moving statistics far from the input, gets there).
+// Unsigned 64-bit suffices: |d| < 3 * 2**30 (inference: 2**23 * 127 plus a
+// saturated |S1| < 2**31) and r <= 3037000503, so |d| * r + 2**(s - 1) < 2**64.
 KI_HOST_DEVICE int32_t NormXhat(int8_t q, const NormChannel& ch) {
   const int64_t d = ch.count * q - ch.sum;
-  const NormUint128 mag = static_cast<NormUint128>(Magnitude64(d)) * static_cast<uint64_t>(ch.inv_sqrt);
+  const uint64_t mag = Magnitude64(d) * static_cast<uint64_t>(ch.inv_sqrt);
   const int s = 61 - ch.inv_shift - kNormFractionBits;
-  NormUint128 rounded = (mag + (static_cast<NormUint128>(1) << (s - 1))) >> s;
+  uint64_t rounded = (mag + (uint64_t{1} << (s - 1))) >> s;
   if (rounded > 0x7fffffff) rounded = 0x7fffffff;
   const int32_t m = static_cast<int32_t>(rounded);
   return d < 0 ? -m : m;

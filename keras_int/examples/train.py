@@ -1,6 +1,7 @@
 """Train a network with integers (and optionally its float32 twin) and compare.
 
     python -m keras_int.examples.train --dataset digits --epochs 2 --compare
+    python -m keras_int.examples.train --model resnet20 --dataset digits --compare
 
 Each model trains in its own process, so that its peak memory (max RSS) is
 its own. Writes report.json and report.png (accuracy curves and exponent
@@ -16,6 +17,12 @@ import sys
 import time
 
 DEFAULT_EPOCHS = {"digits": 20, "mnist": 2, "cifar10": 2}
+# Per model: IntegerSGD's update bit width mu, and the float32 twin's SGD
+# learning rate (momentum 0.9). ResNet-20 (batch norm, BN momentum 0.9 in
+# both twins): MU_RESNET20_NOTE.
+MAX_PLOTTED_EXPONENTS = 16
+DEFAULT_MU = {"lenet": 5, "vgg_small": 5, "resnet20": 3}
+DEFAULT_FLOAT_LR = {"lenet": 0.01, "vgg_small": 0.01, "resnet20": 0.05}
 
 
 def _parse(argv):
@@ -26,11 +33,19 @@ def _parse(argv):
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="auto", choices=DATASETS,
                         help="auto: MNIST through TFDS if it can be loaded, else scikit-learn digits")
-    parser.add_argument("--model", default="lenet", choices=MODELS)
+    parser.add_argument("--model", default="lenet", choices=MODELS,
+                        help="lenet, vgg_small (NITI's VGG-small, no batch norm) or resnet20 (the CIFAR "
+                        "ResNet-20: IntBatchNormalization, IntAdd; any --dataset, 8x8 digits end in 2x2 maps)")
     parser.add_argument("--epochs", type=int, default=None,
                         help="default: 20 for digits, 2 for mnist/cifar10")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--mu", type=int, default=5, help="IntegerSGD update bit width")
+    parser.add_argument("--mu", type=int, default=None,
+                        help="IntegerSGD update bit width; default: 5 for lenet and vgg_small, 3 for "
+                        "resnet20 (MU_HELP_NOTE)")
+    parser.add_argument("--bn-momentum", type=float, default=None,
+                        help="batch-norm momentum of resnet20, integer model and float32 twin alike "
+                        "(default 0.9; Keras' 0.99 needs many more steps than small datasets give "
+                        "before the moving statistics that evaluate uses are usable)")
     parser.add_argument("--niti-schedule", action="store_true",
                         help="mu 5 -> 4 -> 3 at 50%% / 75%% of training (NITI)")
     parser.add_argument("--compare", action="store_true", help="also train the float32 twin")
@@ -42,6 +57,15 @@ def _parse(argv):
         parser.error("--epochs must be >= 1")
     if args.batch_size < 1:
         parser.error("--batch-size must be >= 1")
+    if args.mu is None:
+        args.mu = DEFAULT_MU[args.model]
+    if not 1 <= args.mu <= 30:
+        parser.error("--mu must be in [1, 30]")
+    if args.bn_momentum is not None:
+        if args.model != "resnet20":
+            parser.error(f"--bn-momentum: {args.model} has no batch normalization")
+        if not 0.0 <= args.bn_momentum <= 1.0:
+            parser.error("--bn-momentum must be in [0, 1]")
     return args
 
 
@@ -76,7 +100,8 @@ def train_one(args, integer, dataset):
     keras.utils.set_random_seed(args.seed)
     train, test, info = data.load(dataset, args.batch_size, args.data_dir, log=lambda m: None)
     epochs = args.epochs or DEFAULT_EPOCHS[info["name"]]
-    model = models.build(args.model, info["input_shape"], info["classes"], integer=integer)
+    options = {} if getattr(args, "bn_momentum", None) is None else {"bn_momentum": args.bn_momentum}
+    model = models.build(args.model, info["input_shape"], info["classes"], integer=integer, **options)
     callbacks = [_EpochTimer()]
     if integer:
         schedule = None
@@ -88,7 +113,7 @@ def train_one(args, integer, dataset):
         tracker = keras_int.callbacks.ExponentTracker()
         callbacks.append(tracker)
     else:
-        optimizer = keras.optimizers.SGD(learning_rate=0.01, momentum=0.9)
+        optimizer = keras.optimizers.SGD(learning_rate=DEFAULT_FLOAT_LR[args.model], momentum=0.9)
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
     print(f"\n=== {model.name} on {info['name']}: {epochs} epochs, batch {args.batch_size} ===", flush=True)
@@ -146,11 +171,18 @@ def _plot(results, path):
     top.set_title(f"{integer['dataset']}: integer vs float32")
     top.legend()
     top.grid(alpha=0.3)
-    for name, values in sorted(exponents.items()):
+    names = sorted(exponents)
+    shown = names
+    if len(names) > MAX_PLOTTED_EXPONENTS:  # ResNet-20 has over 100: a legible, evenly spaced subset
+        step = len(names) / MAX_PLOTTED_EXPONENTS
+        shown = [names[int(i * step)] for i in range(MAX_PLOTTED_EXPONENTS)]
+    for name in shown:
+        values = exponents[name]
         bottom.plot(range(1, len(values) + 1), values, marker=".", label=name[len(PREFIX):])
     bottom.set_xlabel("epoch")
     bottom.set_ylabel("exponent e (value = q * 2**e)")
-    bottom.set_title("DFP exponents of the integer model (ExponentTracker)")
+    subset = f", {len(shown)} of {len(names)}; all in report.json" if len(shown) < len(names) else ""
+    bottom.set_title(f"DFP exponents of the integer model (ExponentTracker{subset})")
     bottom.legend(fontsize="x-small")
     bottom.grid(alpha=0.3)
     fig.tight_layout()

