@@ -3,9 +3,11 @@
     python benchmarks/train_step.py [--steps 30]
 
 For each configuration (MNIST LeNet at batch 64 and 256, NITI's VGG-small at
-batch 64) both models are trained by ``model.fit`` on the same synthetic
-batches, in the same process, alternately, after a warm-up (tracing); the
-script prints images/s of each and the ratio integer / float32. Peak memory
+batch 64, the CIFAR ResNet-20 with batch norm at batch 64; ``--batch`` sets
+one batch size for all) both models are trained by ``model.fit`` on the same
+synthetic batches, in the same process, alternately, after a warm-up
+(tracing); the script prints images/s of each and the ratio integer /
+float32. Peak memory
 is measured per model in a fresh process: the peak of the bytes TensorFlow's
 allocator holds during a training epoch (after a warm-up epoch), above what it
 held before the model was built; see memory_child. Quote ratios: the machine
@@ -21,7 +23,8 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-CONFIGS = [("lenet", (28, 28, 1), 64), ("lenet", (28, 28, 1), 256), ("vgg_small", (32, 32, 3), 64)]
+CONFIGS = [("lenet", (28, 28, 1), 64), ("lenet", (28, 28, 1), 256), ("vgg_small", (32, 32, 3), 64),
+           ("resnet20", (32, 32, 3), 64)]
 
 
 def _setup(model_name, input_shape, batch, integer, steps, build=True):
@@ -88,14 +91,18 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20, help="training steps per timed epoch")
     parser.add_argument("--rounds", type=int, default=3, help="alternating timed epochs per model")
-    parser.add_argument("--only", default=None, help="run one model: lenet or vgg_small")
+    parser.add_argument("--only", default=None, help="run one model: lenet, vgg_small or resnet20")
+    parser.add_argument("--batch", type=int, default=None, help="override every configuration's batch size")
     args = parser.parse_args()
     import tensorflow as tf
 
     print(f"TensorFlow {tf.__version__}, {os.cpu_count()} CPUs; integer vs float32, model.fit")
     print(f"{'model':<10} {'batch':>5} {'int img/s':>10} {'f32 img/s':>10} {'ratio':>6}"
           f" {'int MiB':>8} {'f32 MiB':>8} {'ratio':>6}")
-    for model_name, input_shape, batch in CONFIGS:
+    configs = CONFIGS
+    if args.batch is not None:  # one run per model at that batch
+        configs = list({name: (name, shape, args.batch) for name, shape, _ in CONFIGS}.values())
+    for model_name, input_shape, batch in configs:
         if args.only and model_name != args.only:
             continue
         runs = {}

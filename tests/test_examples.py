@@ -50,7 +50,42 @@ def test_models_have_float_twins():
         assert len(integer.layers) == len(twin.layers)
         kernels = lambda m: [tuple(w.shape) for w in m.trainable_weights if len(w.shape) > 1]  # noqa: E731
         assert kernels(integer) == kernels(twin)
-        assert all(w.dtype == "int8" for w in integer.trainable_weights)
+        # int8 weights; batch norm's beta is int32 (at the accumulator's exponent).
+        assert all(w.dtype == "int8" or (w.name == "beta" and w.dtype == "int32")
+                   for w in integer.trainable_weights)
+
+
+@pytest.mark.parametrize("input_shape", [(32, 32, 3), (28, 28, 1), (8, 8, 1)])
+def test_resnet20_architecture(input_shape):
+    import keras
+
+    from keras_int import layers as L
+
+    integer = models.build("resnet20", input_shape, 10, integer=True)
+    twin = models.build("resnet20", input_shape, 10, integer=False)
+    count = lambda m, cls: sum(isinstance(layer, cls) for layer in m.layers)  # noqa: E731
+    # 19 3x3 convs + 2 1x1 projections; a batch norm after each; 9 adds; 19 ReLUs.
+    for model, conv, bn, add, relu, dense in (
+            (integer, L.IntConv2D, L.IntBatchNormalization, L.IntAdd, L.IntReLU, L.IntDense),
+            (twin, keras.layers.Conv2D, keras.layers.BatchNormalization, keras.layers.Add, keras.layers.ReLU,
+             keras.layers.Dense)):
+        assert (count(model, conv), count(model, bn), count(model, add), count(model, relu),
+                count(model, dense)) == (21, 21, 9, 19, 1)
+        assert [layer.name for layer in model.layers] == [layer.name for layer in integer.layers]
+        assert {layer.momentum for layer in model.layers if isinstance(layer, bn)} == {models.BN_MOMENTUM}
+        assert not any(getattr(layer, "use_bias", False) for layer in model.layers if isinstance(layer, conv))
+    strides = {layer.name: tuple(layer.strides) for layer in integer.layers if isinstance(layer, L.IntConv2D)}
+    assert [name for name, s in strides.items() if s == (2, 2)] == [
+        "stage2_block1_proj_conv", "stage2_block1_conv1", "stage3_block1_proj_conv", "stage3_block1_conv1"]
+    side = {32: 8, 28: 7, 8: 2}[input_shape[0]]  # two "same" stride-2 stages
+    for model in (integer, twin):
+        assert model.get_layer("stage3_block3_relu2").output.shape[1:] == (side, side, 64)
+        assert model.output.shape == (None, 10)
+    trainable = lambda m: sum(int(np.prod(w.shape)) for w in m.trainable_weights)  # noqa: E731
+    assert trainable(twin) - trainable(integer) == 10  # the float Dense's bias
+    assert 270_000 < trainable(twin) < 275_000  # He et al.: 0.27M
+    x = np.random.default_rng(0).random((4, *input_shape), dtype=np.float32)
+    assert integer(x, training=True).shape == integer(x, training=False).shape == (4, 10)
 
 
 def _cli(*args):
@@ -68,8 +103,21 @@ def test_cli_trains_digits_and_writes_report(tmp_path):
     assert os.path.getsize(tmp_path / "report.png") > 10000
 
 
+def test_cli_trains_resnet20_on_digits(tmp_path):
+    result = _cli("--model", "resnet20", "--dataset", "digits", "--epochs", "1", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.load(open(tmp_path / "report.json"))
+    assert report["args"]["mu"] == 3 and report["args"]["model"] == "resnet20"
+    (result,) = report["results"]
+    assert result["model"] == "resnet20_int8" and 0 <= result["test_accuracy"] <= 1
+    assert any(k.startswith("exp/stage3_block3_bn2/") for k in result["history"])
+    assert os.path.getsize(tmp_path / "report.png") > 10000
+
+
 def test_cli_rejects_a_bad_dataset_and_data_dir(tmp_path):
     result = _cli("--dataset", "imagenet9")
     assert result.returncode == 2 and "invalid choice: 'imagenet9'" in result.stderr
     result = _cli("--dataset", "mnist", "--data-dir", str(tmp_path / "missing"))
     assert result.returncode != 0 and "is not a readable directory" in result.stderr
+    result = _cli("--model", "lenet", "--bn-momentum", "0.9")
+    assert result.returncode == 2 and "lenet has no batch normalization" in result.stderr

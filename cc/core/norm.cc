@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "cc/core/carrier_element.h"
@@ -39,30 +40,34 @@ std::vector<int64_t> ChannelSums(int64_t rows, int64_t channels, const ParallelF
   return total;
 }
 
-// requantize_channels (spec section 8): value(i, c) at exponent
-// exponents[c] -> int8 carriers in out, one exponent.
-template <typename Value>
+// requantize_channels (spec section 8) of value(r, c) at exponent
+// exponents[c] into int8 carriers with one exponent. The first pass takes
+// each channel's largest magnitude (first_value may also store what the
+// second reuses, e.g. xhat); the second rounds with the mode fixed at
+// compile time.
+template <typename FirstValue, typename Value>
 Status RequantizeChannels(int64_t rows, int64_t channels, const int* exponents, Rounding rounding,
-                          RoundingSeed seed, const ParallelFor& parallel_for, Value value, float* out,
-                          int* out_exponent) {
+                          RoundingSeed seed, const ParallelFor& parallel_for, FirstValue first_value, Value value,
+                          float* out, int* out_exponent) {
   const int64_t block_rows = BlockRows(channels);
   const int64_t blocks = (rows + block_rows - 1) / block_rows;
-  constexpr int kNone = -(1 << 20);
-  std::vector<int> block_max(static_cast<size_t>(blocks), kNone);
+  std::vector<uint64_t> block_max(static_cast<size_t>(blocks * channels), 0);
   parallel_for(blocks, block_rows * channels * 8, [&](int64_t begin, int64_t end) {
     for (int64_t b = begin; b < end; ++b) {
-      int best = kNone;
+      uint64_t* largest = block_max.data() + b * channels;
       const int64_t row_end = std::min(rows, (b + 1) * block_rows);
       for (int64_t r = b * block_rows; r < row_end; ++r) {
-        for (int64_t c = 0; c < channels; ++c) {
-          best = std::max(best, NormValuePosition(value(r, c), exponents[c]));
-        }
+        for (int64_t c = 0; c < channels; ++c) largest[c] = std::max(largest[c], Magnitude64(first_value(r, c)));
       }
-      block_max[b] = best;
     }
   });
+  constexpr int kNone = -(1 << 20);
   int position = kNone;
-  for (int best : block_max) position = std::max(position, best);
+  for (int64_t c = 0; c < channels; ++c) {
+    uint64_t largest = 0;
+    for (int64_t b = 0; b < blocks; ++b) largest = std::max(largest, block_max[b * channels + c]);
+    if (largest != 0) position = std::max(position, BitLength64(largest) + exponents[c]);
+  }
   if (position == kNone) {  // all zero
     *out_exponent = 0;
     parallel_for(rows * channels, 1, [&](int64_t begin, int64_t end) {
@@ -74,38 +79,60 @@ Status RequantizeChannels(int64_t rows, int64_t channels, const int* exponents, 
   KERAS_INT_RETURN_IF_ERROR(CheckExponent("batch_norm: result exponent", exponent, kMinExponent, kMaxExponent));
   *out_exponent = exponent;
   const float scale = PowerOfTwo(exponent);
-  parallel_for(rows, channels * 8, [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r) {
-      for (int64_t c = 0; c < channels; ++c) {
-        const int64_t i = r * channels + c;
-        const int32_t m = NormRequantizeElement(value(r, c), exponents[c], exponent, rounding,
-                                                RandomWordFor(rounding, seed, static_cast<uint64_t>(i)));
-        out[i] = static_cast<float>(m) * scale;
+  auto emit = [&](auto mode) {
+    constexpr Rounding kMode = decltype(mode)::value;
+    parallel_for(rows, channels * 8, [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        for (int64_t c = 0; c < channels; ++c) {
+          const int64_t i = r * channels + c;
+          const uint32_t random =
+              kMode == Rounding::kStochastic ? RandomWordFor(kMode, seed, static_cast<uint64_t>(i)) : 0u;
+          out[i] = static_cast<float>(NormRequantizeElement(value(r, c), exponents[c], exponent, kMode, random)) *
+                   scale;
+        }
       }
-    }
-  });
+    });
+  };
+  switch (rounding) {
+    case Rounding::kNearest:
+      emit(std::integral_constant<Rounding, Rounding::kNearest>());
+      break;
+    case Rounding::kPseudoStochastic:
+      emit(std::integral_constant<Rounding, Rounding::kPseudoStochastic>());
+      break;
+    case Rounding::kStochastic:
+      emit(std::integral_constant<Rounding, Rounding::kStochastic>());
+      break;
+    case Rounding::kTruncate:
+      emit(std::integral_constant<Rounding, Rounding::kTruncate>());
+      break;
+  }
   return Status::OK();
 }
 
 // Normalises q with the per-channel constants and emits the carrier y;
-// stores xhat when the pointer is given (training).
+// stores xhat when the pointer is given (training: the first pass computes
+// and stores it, the second reads it back).
 Status NormalizeAndEmit(const int8_t* q, int64_t rows, int64_t channels, const NormParams& params,
                         const std::vector<NormChannel>& stats, Rounding rounding, RoundingSeed seed,
                         float* y, int* y_exponent, int32_t* xhat, const ParallelFor& parallel_for) {
-  if (xhat != nullptr) {
-    parallel_for(rows, channels * 8, [&](int64_t begin, int64_t end) {
-      for (int64_t r = begin; r < end; ++r) {
-        for (int64_t c = 0; c < channels; ++c) xhat[r * channels + c] = NormXhat(q[r * channels + c], stats[c]);
-      }
-    });
-  }
   const std::vector<int> exponents(static_cast<size_t>(channels), params.gamma_exponent - kNormFractionBits);
-  auto value = [&](int64_t r, int64_t c) {
+  auto computed = [&](int64_t r, int64_t c) {
     const int64_t i = r * channels + c;
-    const int32_t x = xhat != nullptr ? xhat[i] : NormXhat(q[i], stats[c]);
+    const int32_t x = NormXhat(q[i], stats[c]);
+    if (xhat != nullptr) xhat[i] = x;
     return NormOutput(x, params.gamma[c], params.beta[c]);
   };
-  return RequantizeChannels(rows, channels, exponents.data(), rounding, seed, parallel_for, value, y, y_exponent);
+  auto stored = [&](int64_t r, int64_t c) {
+    const int64_t i = r * channels + c;
+    return NormOutput(xhat[i], params.gamma[c], params.beta[c]);
+  };
+  if (xhat != nullptr) {
+    return RequantizeChannels(rows, channels, exponents.data(), rounding, seed, parallel_for, computed, stored, y,
+                              y_exponent);
+  }
+  return RequantizeChannels(rows, channels, exponents.data(), rounding, seed, parallel_for, computed, computed, y,
+                            y_exponent);
 }
 
 }  // namespace
@@ -226,7 +253,7 @@ Status BatchNormGrad(const int8_t* err, int err_exponent, const int32_t* xhat, i
     return NormGradValue(err[i], xhat[i], g.a, g.b, g.gamma_rho);
   };
   return RequantizeChannels(rows, channels, exponents.data(), Rounding::kNearest, RoundingSeed{}, parallel_for, value,
-                            dx, dx_exponent);
+                            value, dx, dx_exponent);
 }
 
 Status NormMovingAverage(const int32_t* moving, int moving_exponent, const int32_t* batch, int batch_exponent,

@@ -22,7 +22,6 @@ DEFAULT_EPOCHS = {"digits": 20, "mnist": 2, "cifar10": 2}
 # both twins): MU_RESNET20_NOTE.
 MAX_PLOTTED_EXPONENTS = 16
 DEFAULT_MU = {"lenet": 5, "vgg_small": 5, "resnet20": 3}
-DEFAULT_FLOAT_LR = {"lenet": 0.01, "vgg_small": 0.01, "resnet20": 0.05}
 
 
 def _parse(argv):
@@ -113,7 +112,7 @@ def train_one(args, integer, dataset):
         tracker = keras_int.callbacks.ExponentTracker()
         callbacks.append(tracker)
     else:
-        optimizer = keras.optimizers.SGD(learning_rate=DEFAULT_FLOAT_LR[args.model], momentum=0.9)
+        optimizer = keras.optimizers.SGD(learning_rate=0.01, momentum=0.9)
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
     print(f"\n=== {model.name} on {info['name']}: {epochs} epochs, batch {args.batch_size} ===", flush=True)
