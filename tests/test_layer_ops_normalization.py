@@ -372,3 +372,38 @@ def test_bad_inputs(rng):
         layer_ops.batch_norm(tf.constant(x), g, b, e_g, epsilon=EPSILON, training=False)
     with pytest.raises(BAD, match=r"(?i)seed"):
         layer_ops.batch_norm(tf.constant(x), g, b, e_g, epsilon=EPSILON, rounding="stochastic")
+
+
+# ---------------------------------------------------------------- randomized sweep
+
+def test_random_cases_bit_exact():
+    """Random shapes (1..300 rows, 1..9 channels), input and gamma exponents,
+    value ranges (some channels constant), epsilons and roundings: training
+    forward, statistics, gradients and inference equal the reference."""
+    rng = np.random.default_rng(20261201)
+    for case in range(40):
+        rows, channels = int(rng.integers(1, 301)), int(rng.integers(1, 10))
+        shape = (rows, channels) if case % 2 else (1, rows, 1, channels)
+        spread = rng.integers(0, 128, channels)  # 0: a constant channel
+        centre = rng.integers(-127, 128, channels)
+        q = np.clip(centre + rng.integers(-1, 2, shape) * rng.integers(0, 128, shape) * (spread > 0), -127, 127)
+        x = (q * 2.0 ** int(rng.integers(-40, 20))).astype(np.float32)
+        dy = (rng.integers(-127, 128, shape) * 2.0 ** int(rng.integers(-30, 5))).astype(np.float32)
+        gamma = rng.integers(-127, 128, channels).astype(np.int8)
+        beta = rng.integers(-2**20, 2**20, channels).astype(np.int32)
+        e_g = int(rng.integers(-10, 0))
+        epsilon = ref.epsilon_pair(float(10.0 ** rng.uniform(-8, 1)))
+        mode = MODES[case % 4]
+        op_seed, ref_seed = _seeds(mode)
+        want, _ = _check_train(x, gamma, beta, e_g, dy, mode, op_seed, ref_seed, epsilon)
+        # Inference with the batch statistics as the moving ones.
+        out = layer_ops.batch_norm(
+            tf.constant(x), tf.Variable(gamma), tf.Variable(beta), e_g, epsilon=epsilon, training=False,
+            moving_mean=want["batch_mean"], moving_mean_exponent=want["batch_mean_exponent"],
+            moving_variance=want["batch_variance"], moving_variance_exponent=want["batch_variance_exponent"],
+            rounding=mode, seed=op_seed)
+        qx, ex = ref.quantize(x)
+        y_q, y_e = ref.batch_norm_inference(qx, ex, gamma, e_g, beta, want["batch_mean"], want["batch_mean_exponent"],
+                                            want["batch_variance"], want["batch_variance_exponent"], *epsilon,
+                                            rounding=mode, seed=ref_seed)
+        np.testing.assert_array_equal(out["y"].numpy(), ref.dequantize(y_q, y_e), err_msg=f"case {case}")
