@@ -5,7 +5,7 @@ statistics.
 
 The model is keras_int.examples.models.resnet at depth 8 (stem, one identity
 block of 16 channels, one stride-2 block of 32 with a 1x1 projection
-shortcut; 5 batch norms, BN momentum 0.9), on scikit-learn's real 8x8 digits
+shortcut; 6 batch norms, BN momentum 0.9), on scikit-learn's real 8x8 digits
 (offline; 1350 train / 447 test).
 """
 
@@ -25,10 +25,14 @@ BATCH = 32
 MU = 3  # IntegerSGD's update bit width; keras_int.examples.train's resnet20 default
 FLOAT_LR = 0.05  # SGD with momentum 0.9 for the float32 twin
 
-# Measured (tests/test_batch_norm_training.py's train_pair, seeds 0-4, 10
-# epochs, 2-core CPU): see MEASURED below; the thresholds leave a margin.
-MIN_INT_ACCURACY = 0.90
-MAX_GAP_TO_FLOAT = 0.05
+# Measured with train_pair (seeds 0-4, 10 epochs, 2-core CPU), evaluate accuracy:
+#   integer  0.964 0.949 0.971 0.911 0.991  (mean 0.957, spread 0.911-0.991)
+#   float32  0.998 0.993 0.996 0.991 0.996  (mean 0.995, spread 0.991-0.998)
+# gap float - int per seed 0.034 0.045 0.025 0.080 0.004. The test trains
+# seed 0 (bit-deterministic for the integer model); the thresholds hold for
+# every measured seed, with margin.
+MIN_INT_ACCURACY = 0.88
+MAX_GAP_TO_FLOAT = 0.10
 
 
 def small_resnet(integer=True):
@@ -45,13 +49,21 @@ def compile_model(model, integer=True):
     return model
 
 
-def train_pair(seed, epochs=EPOCHS, integer=True):
+def train_pair(seed, epochs=EPOCHS, integer=True, return_model=False):
     """Test accuracy (evaluate, i.e. moving statistics) of the model trained from `seed`."""
     (x, y), (x_test, y_test) = digits()
     keras.utils.set_random_seed(seed)
     model = compile_model(small_resnet(integer), integer)
     model.fit(x, y, batch_size=BATCH, epochs=epochs, verbose=0)
-    return float(model.evaluate(x_test, y_test, batch_size=256, verbose=0)[1])
+    accuracy = float(model.evaluate(x_test, y_test, batch_size=256, verbose=0)[1])
+    return (accuracy, model) if return_model else accuracy
+
+
+def refresh_moving_statistics(model, x, batches):
+    """Training-mode forward passes, no weight update: the moving statistics
+    catch up with the final weights."""
+    for i in range(batches):
+        model(tf.constant(x[i * BATCH:(i + 1) * BATCH]), training=True)
 
 
 def _batch_norms(model):
@@ -65,10 +77,17 @@ def _state(model):
 
 def test_small_resnet_learns_digits_close_to_float32():
     seed = 0
-    integer = train_pair(seed, integer=True)
+    integer, model = train_pair(seed, integer=True, return_model=True)
     floating = train_pair(seed, integer=False)
     assert integer >= MIN_INT_ACCURACY, (integer, floating)
     assert integer >= floating - MAX_GAP_TO_FLOAT, (integer, floating)
+    # Most of the gap is moving statistics that lag IntegerSGD's coarse steps
+    # (seed 3: evaluate 0.911, after one epoch of statistics-only passes
+    # 0.987, float32 0.991): the inference path itself is as good as float.
+    (x, _), (x_test, y_test) = digits()
+    refresh_moving_statistics(model, x, batches=len(x) // BATCH)
+    refreshed = float(model.evaluate(x_test, y_test, batch_size=256, verbose=0)[1])
+    assert refreshed >= floating - 0.03, (integer, refreshed, floating)
 
 
 def _fit_a_few_steps(seed, steps=4):
@@ -84,13 +103,16 @@ def test_training_is_bit_deterministic():
     assert first.keys() == second.keys()
     statistics = [path for path in first if path.endswith(("moving_mean", "moving_variance", "moving_mean_exponent",
                                                           "moving_variance_exponent"))]
-    assert len(statistics) == 4 * 5
+    assert len(statistics) == 4 * 6
     for path in first:
         np.testing.assert_array_equal(first[path], second[path], err_msg=path)
-    # The moving statistics did move (else equality above says little).
+    # The moving statistics did move (else equality above says little); an
+    # exponent may keep its initial value.
     initial = _state(compile_model(small_resnet()))
-    moved = [path for path in statistics if not np.array_equal(first[path], initial[path])]
-    assert len(moved) == len(statistics), sorted(set(statistics) - set(moved))
+    mantissas = [path for path in statistics if not path.endswith("_exponent")]
+    moved = [path for path in mantissas if not np.array_equal(first[path], initial[path])]
+    assert moved == mantissas, sorted(set(mantissas) - set(moved))
+    assert any(not np.array_equal(first[p], initial[p]) for p in statistics if p.endswith("_exponent"))
     for layer in _batch_norms(_fit_a_few_steps(1)):
         assert layer.moving_mean.dtype == "int32" and layer.moving_variance.dtype == "int32"
 
@@ -123,7 +145,9 @@ def test_inference_uses_the_moving_statistics():
     np.testing.assert_array_equal(first, second)
     np.testing.assert_array_equal(first, model(x, training=False).numpy())
     after_inference = _state(model)
-    for path in state:  # predict/evaluate move no statistic (and no weight)
+    # predict moves no statistic and no weight (the layers only record the
+    # exponent of their last output, as in training).
+    for path in (p for p in state if not p.endswith("/output_exponent")):
         np.testing.assert_array_equal(state[path], after_inference[path], err_msg=path)
     # Training mode normalises with the batch's statistics: other outputs,
     # and it updates the moving statistics.

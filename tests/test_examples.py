@@ -71,12 +71,12 @@ def test_resnet20_architecture(input_shape):
              keras.layers.Dense)):
         assert (count(model, conv), count(model, bn), count(model, add), count(model, relu),
                 count(model, dense)) == (21, 21, 9, 19, 1)
-        assert [layer.name for layer in model.layers] == [layer.name for layer in integer.layers]
+        assert [layer.name for layer in model.layers][1:] == [layer.name for layer in integer.layers][1:]
         assert {layer.momentum for layer in model.layers if isinstance(layer, bn)} == {models.BN_MOMENTUM}
         assert not any(getattr(layer, "use_bias", False) for layer in model.layers if isinstance(layer, conv))
     strides = {layer.name: tuple(layer.strides) for layer in integer.layers if isinstance(layer, L.IntConv2D)}
-    assert [name for name, s in strides.items() if s == (2, 2)] == [
-        "stage2_block1_proj_conv", "stage2_block1_conv1", "stage3_block1_proj_conv", "stage3_block1_conv1"]
+    assert sorted(name for name, s in strides.items() if s == (2, 2)) == [
+        "stage2_block1_conv1", "stage2_block1_proj_conv", "stage3_block1_conv1", "stage3_block1_proj_conv"]
     side = {32: 8, 28: 7, 8: 2}[input_shape[0]]  # two "same" stride-2 stages
     for model in (integer, twin):
         assert model.get_layer("stage3_block3_relu2").output.shape[1:] == (side, side, 64)

@@ -40,15 +40,22 @@ std::vector<int64_t> ChannelSums(int64_t rows, int64_t channels, const ParallelF
   return total;
 }
 
-// requantize_channels (spec section 8) of value(r, c) at exponent
-// exponents[c] into int8 carriers with one exponent. The first pass takes
-// each channel's largest magnitude (first_value may also store what the
-// second reuses, e.g. xhat); the second rounds with the mode fixed at
-// compile time.
-template <typename FirstValue, typename Value>
-Status RequantizeChannels(int64_t rows, int64_t channels, const int* exponents, Rounding rounding,
-                          RoundingSeed seed, const ParallelFor& parallel_for, FirstValue first_value, Value value,
-                          float* out, int* out_exponent) {
+// requantize_channels (spec section 8), in two steps: the output exponent
+// from each channel's largest magnitude (at exponents[c]), then the
+// rounding of value(r, c) with the mode fixed at compile time.
+constexpr int kNoPosition = -(1 << 20);
+
+int LargestPosition(const std::vector<uint64_t>& largest, const int* exponents) {
+  int position = kNoPosition;
+  for (size_t c = 0; c < largest.size(); ++c) {
+    if (largest[c] != 0) position = std::max(position, BitLength64(largest[c]) + exponents[c]);
+  }
+  return position;
+}
+
+// Each channel's largest |value(r, c)| (one pass).
+template <typename Value>
+std::vector<uint64_t> ChannelLargest(int64_t rows, int64_t channels, const ParallelFor& parallel_for, Value value) {
   const int64_t block_rows = BlockRows(channels);
   const int64_t blocks = (rows + block_rows - 1) / block_rows;
   std::vector<uint64_t> block_max(static_cast<size_t>(blocks * channels), 0);
@@ -57,18 +64,21 @@ Status RequantizeChannels(int64_t rows, int64_t channels, const int* exponents, 
       uint64_t* largest = block_max.data() + b * channels;
       const int64_t row_end = std::min(rows, (b + 1) * block_rows);
       for (int64_t r = b * block_rows; r < row_end; ++r) {
-        for (int64_t c = 0; c < channels; ++c) largest[c] = std::max(largest[c], Magnitude64(first_value(r, c)));
+        for (int64_t c = 0; c < channels; ++c) largest[c] = std::max(largest[c], Magnitude64(value(r, c)));
       }
     }
   });
-  constexpr int kNone = -(1 << 20);
-  int position = kNone;
-  for (int64_t c = 0; c < channels; ++c) {
-    uint64_t largest = 0;
-    for (int64_t b = 0; b < blocks; ++b) largest = std::max(largest, block_max[b * channels + c]);
-    if (largest != 0) position = std::max(position, BitLength64(largest) + exponents[c]);
+  std::vector<uint64_t> largest(static_cast<size_t>(channels), 0);
+  for (int64_t b = 0; b < blocks; ++b) {
+    for (int64_t c = 0; c < channels; ++c) largest[c] = std::max(largest[c], block_max[b * channels + c]);
   }
-  if (position == kNone) {  // all zero
+  return largest;
+}
+
+template <typename Value>
+Status EmitChannels(int64_t rows, int64_t channels, const int* exponents, int position, Rounding rounding,
+                    RoundingSeed seed, const ParallelFor& parallel_for, Value value, float* out, int* out_exponent) {
+  if (position == kNoPosition) {  // all zero
     *out_exponent = 0;
     parallel_for(rows * channels, 1, [&](int64_t begin, int64_t end) {
       std::fill(out + begin, out + end, 0.0f);
@@ -110,29 +120,89 @@ Status RequantizeChannels(int64_t rows, int64_t channels, const int* exponents, 
   return Status::OK();
 }
 
-// Normalises q with the per-channel constants and emits the carrier y;
-// stores xhat when the pointer is given (training: the first pass computes
-// and stores it, the second reads it back).
+// Each channel's smallest and largest mantissa (inference), or also the
+// sums S1 and S2 (training), in one pass over q.
+struct ChannelExtremes {
+  std::vector<int64_t> s1, s2;
+  std::vector<int8_t> low, high;
+};
+
+ChannelExtremes ScanChannels(const int8_t* q, int64_t rows, int64_t channels, bool sums,
+                             const ParallelFor& parallel_for) {
+  const int64_t block_rows = BlockRows(channels);
+  const int64_t blocks = (rows + block_rows - 1) / block_rows;
+  const size_t n = static_cast<size_t>(blocks * channels);
+  std::vector<int64_t> s1(sums ? n : 0, 0), s2(sums ? n : 0, 0);
+  std::vector<int8_t> low(n, 127), high(n, -128);
+  parallel_for(blocks, block_rows * channels * 4, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      const int64_t row_end = std::min(rows, (b + 1) * block_rows);
+      int8_t* lo = low.data() + b * channels;
+      int8_t* hi = high.data() + b * channels;
+      for (int64_t r = b * block_rows; r < row_end; ++r) {
+        const int8_t* row = q + r * channels;
+        for (int64_t c = 0; c < channels; ++c) {
+          lo[c] = std::min(lo[c], row[c]);
+          hi[c] = std::max(hi[c], row[c]);
+        }
+        if (!sums) continue;
+        int64_t* a = s1.data() + b * channels;
+        int64_t* sq = s2.data() + b * channels;
+        for (int64_t c = 0; c < channels; ++c) {
+          a[c] += row[c];
+          sq[c] += int32_t{row[c]} * row[c];
+        }
+      }
+    }
+  });
+  ChannelExtremes out{std::vector<int64_t>(sums ? channels : 0, 0), std::vector<int64_t>(sums ? channels : 0, 0),
+                      std::vector<int8_t>(static_cast<size_t>(channels), 127),
+                      std::vector<int8_t>(static_cast<size_t>(channels), -128)};
+  for (int64_t b = 0; b < blocks; ++b) {
+    for (int64_t c = 0; c < channels; ++c) {
+      const int64_t j = b * channels + c;
+      out.low[c] = std::min(out.low[c], low[j]);
+      out.high[c] = std::max(out.high[c], high[j]);
+      if (sums) {
+        out.s1[c] += s1[j];
+        out.s2[c] += s2[j];
+      }
+    }
+  }
+  return out;
+}
+
+// Normalises q with the per-channel constants and emits the carrier y in
+// one pass (storing xhat when given: training). The output exponent needs
+// no pass of its own: gamma * xhat + beta is affine in xhat, which is
+// monotone in q, so each channel's largest |acc| is at its smallest or
+// largest q.
 Status NormalizeAndEmit(const int8_t* q, int64_t rows, int64_t channels, const NormParams& params,
-                        const std::vector<NormChannel>& stats, Rounding rounding, RoundingSeed seed,
-                        float* y, int* y_exponent, int32_t* xhat, const ParallelFor& parallel_for) {
+                        const std::vector<NormChannel>& stats, const ChannelExtremes& extremes, Rounding rounding,
+                        RoundingSeed seed, float* y, int* y_exponent, int32_t* xhat,
+                        const ParallelFor& parallel_for) {
   const std::vector<int> exponents(static_cast<size_t>(channels), params.gamma_exponent - kNormFractionBits);
-  auto computed = [&](int64_t r, int64_t c) {
+  std::vector<uint64_t> largest(static_cast<size_t>(channels));
+  for (int64_t c = 0; c < channels; ++c) {
+    largest[c] = std::max(
+        Magnitude64(NormOutput(NormXhat(extremes.low[c], stats[c]), params.gamma[c], params.beta[c])),
+        Magnitude64(NormOutput(NormXhat(extremes.high[c], stats[c]), params.gamma[c], params.beta[c])));
+  }
+  auto value = [&](int64_t r, int64_t c) {
     const int64_t i = r * channels + c;
     const int32_t x = NormXhat(q[i], stats[c]);
     if (xhat != nullptr) xhat[i] = x;
     return NormOutput(x, params.gamma[c], params.beta[c]);
   };
-  auto stored = [&](int64_t r, int64_t c) {
-    const int64_t i = r * channels + c;
-    return NormOutput(xhat[i], params.gamma[c], params.beta[c]);
-  };
-  if (xhat != nullptr) {
-    return RequantizeChannels(rows, channels, exponents.data(), rounding, seed, parallel_for, computed, stored, y,
-                              y_exponent);
+  const int position = LargestPosition(largest, exponents.data());
+  if (position == kNoPosition && xhat != nullptr) {
+    // An all-zero output is written without evaluating value(); the
+    // backward pass still needs xhat.
+    parallel_for(rows, channels * 8, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin * channels; i < end * channels; ++i) xhat[i] = NormXhat(q[i], stats[i % channels]);
+    });
   }
-  return RequantizeChannels(rows, channels, exponents.data(), rounding, seed, parallel_for, computed, computed, y,
-                            y_exponent);
+  return EmitChannels(rows, channels, exponents.data(), position, rounding, seed, parallel_for, value, y, y_exponent);
 }
 
 }  // namespace
@@ -174,22 +244,18 @@ Status BatchNormTraining(const int8_t* q, int64_t rows, int64_t channels, int x_
     std::fill(variance, variance + channels, 0);
     return Status::OK();
   }
-  // S1 and S2 per channel (int64, exact: |S1| < 2**30, S2 < 2**37).
-  const std::vector<int64_t> sums = ChannelSums<2>(rows, channels, parallel_for, [&](int64_t r, int64_t* s) {
-    const int8_t* row = q + r * channels;
-    for (int64_t c = 0; c < channels; ++c) {
-      s[c] += row[c];
-      s[channels + c] += int32_t{row[c]} * row[c];
-    }
-  });
+  // S1 and S2 per channel (int64, exact: |S1| < 2**30, S2 < 2**37), and
+  // the extremes of q.
+  const ChannelExtremes extremes = ScanChannels(q, rows, channels, /*sums=*/true, parallel_for);
   std::vector<NormChannel> stats(static_cast<size_t>(channels));
   for (int64_t c = 0; c < channels; ++c) {
-    stats[c] = MakeTrainingChannel(rows, sums[c], sums[channels + c], params.eps_mantissa, params.eps_exponent,
+    stats[c] = MakeTrainingChannel(rows, extremes.s1[c], extremes.s2[c], params.eps_mantissa, params.eps_exponent,
                                    x_exponent, &mean[c], &variance[c]);
     inv_sqrt[c] = stats[c].inv_sqrt;
     inv_shift[c] = stats[c].inv_shift;
   }
-  return NormalizeAndEmit(q, rows, channels, params, stats, rounding, seed, y, y_exponent, xhat, parallel_for);
+  return NormalizeAndEmit(q, rows, channels, params, stats, extremes, rounding, seed, y, y_exponent, xhat,
+                          parallel_for);
 }
 
 Status BatchNormInference(const int8_t* q, int64_t rows, int64_t channels, int x_exponent, const NormParams& params,
@@ -211,7 +277,9 @@ Status BatchNormInference(const int8_t* q, int64_t rows, int64_t channels, int x
     stats[c] = MakeInferenceChannel(moving_mean[c], moving_mean_exponent, moving_variance[c],
                                     moving_variance_exponent, params.eps_mantissa, params.eps_exponent, x_exponent);
   }
-  return NormalizeAndEmit(q, rows, channels, params, stats, rounding, seed, y, y_exponent, nullptr, parallel_for);
+  const ChannelExtremes extremes = ScanChannels(q, rows, channels, /*sums=*/false, parallel_for);
+  return NormalizeAndEmit(q, rows, channels, params, stats, extremes, rounding, seed, y, y_exponent, nullptr,
+                          parallel_for);
 }
 
 Status BatchNormGrad(const int8_t* err, int err_exponent, const int32_t* xhat, int64_t rows, int64_t channels,
@@ -252,8 +320,9 @@ Status BatchNormGrad(const int8_t* err, int err_exponent, const int32_t* xhat, i
     const NormGradChannel& g = constants[c];
     return NormGradValue(err[i], xhat[i], g.a, g.b, g.gamma_rho);
   };
-  return RequantizeChannels(rows, channels, exponents.data(), Rounding::kNearest, RoundingSeed{}, parallel_for, value,
-                            value, dx, dx_exponent);
+  const std::vector<uint64_t> largest = ChannelLargest(rows, channels, parallel_for, value);
+  return EmitChannels(rows, channels, exponents.data(), LargestPosition(largest, exponents.data()), Rounding::kNearest,
+                      RoundingSeed{}, parallel_for, value, dx, dx_exponent);
 }
 
 Status NormMovingAverage(const int32_t* moving, int moving_exponent, const int32_t* batch, int batch_exponent,

@@ -17,9 +17,13 @@ import sys
 import time
 
 DEFAULT_EPOCHS = {"digits": 20, "mnist": 2, "cifar10": 2}
-# Per model: IntegerSGD's update bit width mu, and the float32 twin's SGD
-# learning rate (momentum 0.9). ResNet-20 (batch norm, BN momentum 0.9 in
-# both twins): MU_RESNET20_NOTE.
+# IntegerSGD's update bit width mu per model. ResNet-20 (batch norm, BN
+# momentum 0.9 in both twins) on the digits, batch 64, evaluate accuracy
+# after 15-20 epochs, seeds 0/1/2: mu 5: 0.75 (seed 0; 0.63-0.94 from epoch
+# to epoch), mu 4: 0.92 (seed 0), mu 3: 0.97/0.94/0.96, mu 2: 0.97/0.96/0.92;
+# float32 twin (SGD 0.01, momentum 0.9): 0.98 (seed 0). At mu 5 the int8
+# steps (up to 31 units of a weight of at most 127) are too coarse for the
+# 21 batch-normalised convolutions.
 MAX_PLOTTED_EXPONENTS = 16
 DEFAULT_MU = {"lenet": 5, "vgg_small": 5, "resnet20": 3}
 
@@ -40,7 +44,7 @@ def _parse(argv):
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--mu", type=int, default=None,
                         help="IntegerSGD update bit width; default: 5 for lenet and vgg_small, 3 for "
-                        "resnet20 (MU_HELP_NOTE)")
+                        "resnet20 (on the digits mu 5 reached 0.75 test accuracy, 3 reached 0.94-0.97)")
     parser.add_argument("--bn-momentum", type=float, default=None,
                         help="batch-norm momentum of resnet20, integer model and float32 twin alike "
                         "(default 0.9; Keras' 0.99 needs many more steps than small datasets give "
