@@ -99,7 +99,8 @@ def _fit_a_few_steps(seed, steps=4):
 
 
 def test_training_is_bit_deterministic():
-    first, second = _state(_fit_a_few_steps(1)), _state(_fit_a_few_steps(1))
+    model = _fit_a_few_steps(1)
+    first, second = _state(model), _state(_fit_a_few_steps(1))
     assert first.keys() == second.keys()
     statistics = [path for path in first if path.endswith(("moving_mean", "moving_variance", "moving_mean_exponent",
                                                           "moving_variance_exponent"))]
@@ -113,7 +114,7 @@ def test_training_is_bit_deterministic():
     moved = [path for path in mantissas if not np.array_equal(first[path], initial[path])]
     assert moved == mantissas, sorted(set(mantissas) - set(moved))
     assert any(not np.array_equal(first[p], initial[p]) for p in statistics if p.endswith("_exponent"))
-    for layer in _batch_norms(_fit_a_few_steps(1)):
+    for layer in _batch_norms(model):
         assert layer.moving_mean.dtype == "int32" and layer.moving_variance.dtype == "int32"
 
 

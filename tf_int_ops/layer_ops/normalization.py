@@ -2,7 +2,7 @@
 
 The algorithm is docs/algorithms.md section 8: exact int64 statistics, an
 integer inverse square root, ``gamma`` (int8) and ``beta`` (int32 at gamma's
-exponent) read through their resource handles, and a backward pass in
+exponent minus 8, the accumulator's) read through their resource handles, and a backward pass in
 integers. ``epsilon`` and ``momentum`` are hyperparameters, turned into
 integers once here (``epsilon_pair``, ``momentum_fraction``).
 """
