@@ -195,6 +195,37 @@ Status NormalizeAndEmit(const int8_t* q, int64_t rows, int64_t channels, const N
     return NormOutput(x, params.gamma[c], params.beta[c]);
   };
   const int position = LargestPosition(largest, exponents.data());
+  if (position != kNoPosition && rounding != Rounding::kStochastic) {
+    // Without random words the output of an element depends only on its
+    // channel and its mantissa: 255 values per channel, computed once with
+    // the same element functions, then looked up.
+    const int exponent = position - 7;
+    KERAS_INT_RETURN_IF_ERROR(CheckExponent("batch_norm: result exponent", exponent, kMinExponent, kMaxExponent));
+    *y_exponent = exponent;
+    const float scale = PowerOfTwo(exponent);
+    std::vector<int32_t> xhat_table(static_cast<size_t>(channels * 256));
+    std::vector<float> y_table(static_cast<size_t>(channels * 256));
+    for (int64_t c = 0; c < channels; ++c) {
+      for (int v = -128; v < 128; ++v) {
+        const int32_t x = NormXhat(static_cast<int8_t>(v), stats[c]);
+        const int64_t acc = NormOutput(x, params.gamma[c], params.beta[c]);
+        xhat_table[c * 256 + (v + 128)] = x;
+        y_table[c * 256 + (v + 128)] =
+            static_cast<float>(NormRequantizeElement(acc, exponents[c], exponent, rounding, 0u)) * scale;
+      }
+    }
+    parallel_for(rows, channels * 4, [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        const int8_t* row = q + r * channels;
+        float* out = y + r * channels;
+        for (int64_t c = 0; c < channels; ++c) out[c] = y_table[c * 256 + (row[c] + 128)];
+        if (xhat == nullptr) continue;
+        int32_t* x = xhat + r * channels;
+        for (int64_t c = 0; c < channels; ++c) x[c] = xhat_table[c * 256 + (row[c] + 128)];
+      }
+    });
+    return Status::OK();
+  }
   if (position == kNoPosition && xhat != nullptr) {
     // An all-zero output is written without evaluating value(); the
     // backward pass still needs xhat.
