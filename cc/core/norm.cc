@@ -19,8 +19,8 @@ namespace {
 // exact anyway).
 int64_t BlockRows(int64_t channels) { return std::max<int64_t>(1, (int64_t{1} << 14) / channels); }
 
-// sums[s * channels + c] = sum over rows of term(row, c, s) for kSums
-// sums per channel; term(i, c, add) calls add(s, value) for element i.
+// kSums int64 sums per channel over the rows: term(row, sums) adds row's
+// terms to sums[s * channels + c] (the backward's A and B).
 template <int kSums, typename Term>
 std::vector<int64_t> ChannelSums(int64_t rows, int64_t channels, const ParallelFor& parallel_for, Term term) {
   const int64_t block_rows = BlockRows(channels);
