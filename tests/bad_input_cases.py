@@ -194,9 +194,16 @@ ADVERSARIAL_CASES = [
      "moving_variance_exponent 400 is out of range \\[-320, 320\\]"),
     (lambda: _raw_batch_norm_inference(np.ones((2, 3), np.float32), mean=[1, 2]), InvalidArgument,
      "moving_mean must have shape \\[3\\]"),
-    (lambda: layer_ops._loader.load().int_ops_batch_norm_grad(
-        np.ones((2, 3), np.float32), np.ones((2, 4), np.int32), 0, np.ones(3, np.int64), np.ones(3, np.int32),
-        np.ones(3, np.int8), 0), InvalidArgument, "batch_norm_grad: dy has shape \\[2,3\\], xhat \\[2,4\\]"),
+    (lambda: _raw_batch_norm_grad(np.ones((2, 3), np.float32), x_q=np.ones((2, 4), np.int8)), InvalidArgument,
+     "batch_norm_grad: dy has shape \\[2,3\\], x_q \\[2,4\\]"),
+    (lambda: _raw_batch_norm_grad(np.ones((2, 3), np.float32), x_sum=[0, 257, 0]), InvalidArgument,
+     "batch_norm_grad: channel 1 has x_sum 257, inv_sqrt 1, inv_shift 0: not what the forward pass gives for 2 rows"),
+    (lambda: _raw_batch_norm_grad(np.ones((2, 3), np.float32), inv_sqrt=[1, 1, 2**40]), InvalidArgument,
+     "batch_norm_grad: channel 2 has x_sum 0, inv_sqrt 1099511627776"),
+    (lambda: _raw_batch_norm_grad(np.ones((2, 3), np.float32), inv_shift=[-1, 0, 0]), InvalidArgument,
+     "batch_norm_grad: channel 0 has x_sum 0, inv_sqrt 1, inv_shift -1"),
+    (lambda: _raw_batch_norm_grad(np.ones((2, 3), np.float32), inv_shift=[0, 31, 0]), InvalidArgument,
+     "batch_norm_grad: channel 1 .* inv_shift 31"),
     (lambda: layer_ops._loader.load().int_ops_norm_moving_average([1], 0, [1], 0, momentum=2**16 + 1),
      InvalidArgument, "momentum 65537 is out of range"),
     (lambda: layer_ops.moving_average([1], 0, [1], 0, 2**16 + 1), ValueError,
@@ -213,6 +220,13 @@ def _raw_batch_norm(x, gamma=None, beta=None, epsilon_mantissa=2**14):
     beta = tf.Variable(np.zeros(channels, np.int32) if beta is None else beta)
     return layer_ops._loader.load().int_ops_batch_norm(
         x, gamma.handle, beta.handle, 0, [0, 0], [], epsilon_mantissa=epsilon_mantissa, epsilon_exponent=-24)
+
+
+def _raw_batch_norm_grad(dy, x_q=None, x_sum=(0, 0, 0), inv_sqrt=(1, 1, 1), inv_shift=(0, 0, 0)):
+    x_q = np.ones(dy.shape, np.int8) if x_q is None else x_q
+    return layer_ops._loader.load().int_ops_batch_norm_grad(
+        dy, x_q, 0, np.asarray(x_sum, np.int64), np.asarray(inv_sqrt, np.int64), np.asarray(inv_shift, np.int32),
+        np.ones(3, np.int8), 0)
 
 
 def _raw_batch_norm_inference(x, mean=(0, 0, 0), variance=(1, 1, 1), variance_exponent=0):

@@ -1,6 +1,7 @@
 #include "cc/core/norm.h"
 
 #include <algorithm>
+#include <mutex>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -19,27 +20,6 @@ namespace {
 // exact anyway).
 int64_t BlockRows(int64_t channels) { return std::max<int64_t>(1, (int64_t{1} << 14) / channels); }
 
-// kSums int64 sums per channel over the rows: term(row, sums) adds row's
-// terms to sums[s * channels + c] (the backward's A and B).
-template <int kSums, typename Term>
-std::vector<int64_t> ChannelSums(int64_t rows, int64_t channels, const ParallelFor& parallel_for, Term term) {
-  const int64_t block_rows = BlockRows(channels);
-  const int64_t blocks = (rows + block_rows - 1) / block_rows;
-  std::vector<int64_t> partial(static_cast<size_t>(blocks * kSums * channels), 0);
-  parallel_for(blocks, block_rows * channels * 4, [&](int64_t begin, int64_t end) {
-    for (int64_t b = begin; b < end; ++b) {
-      int64_t* sums = partial.data() + b * kSums * channels;
-      const int64_t row_end = std::min(rows, (b + 1) * block_rows);
-      for (int64_t r = b * block_rows; r < row_end; ++r) term(r, sums);
-    }
-  });
-  std::vector<int64_t> total(static_cast<size_t>(kSums * channels), 0);
-  for (int64_t b = 0; b < blocks; ++b) {
-    for (int64_t j = 0; j < kSums * channels; ++j) total[j] += partial[b * kSums * channels + j];
-  }
-  return total;
-}
-
 // requantize_channels (spec section 8), in two steps: the output exponent
 // from each channel's largest magnitude (at exponents[c]), then the
 // rounding of value(r, c) with the mode fixed at compile time.
@@ -51,28 +31,6 @@ int LargestPosition(const std::vector<uint64_t>& largest, const int* exponents) 
     if (largest[c] != 0) position = std::max(position, BitLength64(largest[c]) + exponents[c]);
   }
   return position;
-}
-
-// Each channel's largest |value(r, c)| (one pass).
-template <typename Value>
-std::vector<uint64_t> ChannelLargest(int64_t rows, int64_t channels, const ParallelFor& parallel_for, Value value) {
-  const int64_t block_rows = BlockRows(channels);
-  const int64_t blocks = (rows + block_rows - 1) / block_rows;
-  std::vector<uint64_t> block_max(static_cast<size_t>(blocks * channels), 0);
-  parallel_for(blocks, block_rows * channels * 8, [&](int64_t begin, int64_t end) {
-    for (int64_t b = begin; b < end; ++b) {
-      uint64_t* largest = block_max.data() + b * channels;
-      const int64_t row_end = std::min(rows, (b + 1) * block_rows);
-      for (int64_t r = b * block_rows; r < row_end; ++r) {
-        for (int64_t c = 0; c < channels; ++c) largest[c] = std::max(largest[c], Magnitude64(value(r, c)));
-      }
-    }
-  });
-  std::vector<uint64_t> largest(static_cast<size_t>(channels), 0);
-  for (int64_t b = 0; b < blocks; ++b) {
-    for (int64_t c = 0; c < channels; ++c) largest[c] = std::max(largest[c], block_max[b * channels + c]);
-  }
-  return largest;
 }
 
 template <typename Value>
@@ -135,22 +93,36 @@ ChannelExtremes ScanChannels(const int8_t* q, int64_t rows, int64_t channels, bo
   std::vector<int64_t> s1(sums ? n : 0, 0), s2(sums ? n : 0, 0);
   std::vector<int8_t> low(n, 127), high(n, -128);
   parallel_for(blocks, block_rows * channels * 4, [&](int64_t begin, int64_t end) {
+    // A block's sums in int32 (at most 2**14 rows: |S1| <= 2**21, S2 <=
+    // 2**28) and extremes in int32 registers-to-be, through restrict
+    // pointers, so that the channel loop vectorises.
+    std::vector<int32_t> block(static_cast<size_t>(4 * channels));
+    int32_t* __restrict a = block.data();
+    int32_t* __restrict sq = a + channels;
+    int32_t* __restrict lo = sq + channels;
+    int32_t* __restrict hi = lo + channels;
     for (int64_t b = begin; b < end; ++b) {
+      std::fill(a, a + 2 * channels, 0);
+      std::fill(lo, lo + channels, 127);
+      std::fill(hi, hi + channels, -128);
       const int64_t row_end = std::min(rows, (b + 1) * block_rows);
-      int8_t* lo = low.data() + b * channels;
-      int8_t* hi = high.data() + b * channels;
       for (int64_t r = b * block_rows; r < row_end; ++r) {
-        const int8_t* row = q + r * channels;
+        const int8_t* __restrict row = q + r * channels;
         for (int64_t c = 0; c < channels; ++c) {
-          lo[c] = std::min(lo[c], row[c]);
-          hi[c] = std::max(hi[c], row[c]);
+          const int32_t v = row[c];
+          lo[c] = std::min(lo[c], v);
+          hi[c] = std::max(hi[c], v);
+          a[c] += v;
+          sq[c] += v * v;
         }
-        if (!sums) continue;
-        int64_t* a = s1.data() + b * channels;
-        int64_t* sq = s2.data() + b * channels;
-        for (int64_t c = 0; c < channels; ++c) {
-          a[c] += row[c];
-          sq[c] += int32_t{row[c]} * row[c];
+      }
+      for (int64_t c = 0; c < channels; ++c) {
+        const int64_t j = b * channels + c;
+        low[j] = static_cast<int8_t>(lo[c]);
+        high[j] = static_cast<int8_t>(hi[c]);
+        if (sums) {
+          s1[j] = a[c];
+          s2[j] = sq[c];
         }
       }
     }
@@ -173,14 +145,13 @@ ChannelExtremes ScanChannels(const int8_t* q, int64_t rows, int64_t channels, bo
 }
 
 // Normalises q with the per-channel constants and emits the carrier y in
-// one pass (storing xhat when given: training). The output exponent needs
+// one pass. The output exponent needs
 // no pass of its own: gamma * xhat + beta is affine in xhat, which is
 // monotone in q, so each channel's largest |acc| is at its smallest or
 // largest q.
 Status NormalizeAndEmit(const int8_t* q, int64_t rows, int64_t channels, const NormParams& params,
                         const std::vector<NormChannel>& stats, const ChannelExtremes& extremes, Rounding rounding,
-                        RoundingSeed seed, float* y, int* y_exponent, int32_t* xhat,
-                        const ParallelFor& parallel_for) {
+                        RoundingSeed seed, float* y, int* y_exponent, const ParallelFor& parallel_for) {
   const std::vector<int> exponents(static_cast<size_t>(channels), params.gamma_exponent - kNormFractionBits);
   std::vector<uint64_t> largest(static_cast<size_t>(channels));
   for (int64_t c = 0; c < channels; ++c) {
@@ -189,10 +160,7 @@ Status NormalizeAndEmit(const int8_t* q, int64_t rows, int64_t channels, const N
         Magnitude64(NormOutput(NormXhat(extremes.high[c], stats[c]), params.gamma[c], params.beta[c])));
   }
   auto value = [&](int64_t r, int64_t c) {
-    const int64_t i = r * channels + c;
-    const int32_t x = NormXhat(q[i], stats[c]);
-    if (xhat != nullptr) xhat[i] = x;
-    return NormOutput(x, params.gamma[c], params.beta[c]);
+    return NormOutput(NormXhat(q[r * channels + c], stats[c]), params.gamma[c], params.beta[c]);
   };
   const int position = LargestPosition(largest, exponents.data());
   if (position != kNoPosition && rounding != Rounding::kStochastic) {
@@ -203,13 +171,10 @@ Status NormalizeAndEmit(const int8_t* q, int64_t rows, int64_t channels, const N
     KERAS_INT_RETURN_IF_ERROR(CheckExponent("batch_norm: result exponent", exponent, kMinExponent, kMaxExponent));
     *y_exponent = exponent;
     const float scale = PowerOfTwo(exponent);
-    std::vector<int32_t> xhat_table(static_cast<size_t>(channels * 256));
     std::vector<float> y_table(static_cast<size_t>(channels * 256));
     for (int64_t c = 0; c < channels; ++c) {
       for (int v = -128; v < 128; ++v) {
-        const int32_t x = NormXhat(static_cast<int8_t>(v), stats[c]);
-        const int64_t acc = NormOutput(x, params.gamma[c], params.beta[c]);
-        xhat_table[c * 256 + (v + 128)] = x;
+        const int64_t acc = NormOutput(NormXhat(static_cast<int8_t>(v), stats[c]), params.gamma[c], params.beta[c]);
         y_table[c * 256 + (v + 128)] =
             static_cast<float>(NormRequantizeElement(acc, exponents[c], exponent, rounding, 0u)) * scale;
       }
@@ -219,21 +184,49 @@ Status NormalizeAndEmit(const int8_t* q, int64_t rows, int64_t channels, const N
         const int8_t* row = q + r * channels;
         float* out = y + r * channels;
         for (int64_t c = 0; c < channels; ++c) out[c] = y_table[c * 256 + (row[c] + 128)];
-        if (xhat == nullptr) continue;
-        int32_t* x = xhat + r * channels;
-        for (int64_t c = 0; c < channels; ++c) x[c] = xhat_table[c * 256 + (row[c] + 128)];
       }
     });
     return Status::OK();
   }
-  if (position == kNoPosition && xhat != nullptr) {
-    // An all-zero output is written without evaluating value(); the
-    // backward pass still needs xhat.
-    parallel_for(rows, channels * 8, [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin * channels; i < end * channels; ++i) xhat[i] = NormXhat(q[i], stats[i % channels]);
-    });
-  }
   return EmitChannels(rows, channels, exponents.data(), position, rounding, seed, parallel_for, value, y, y_exponent);
+}
+
+// The errors of the elements of one (channel, mantissa) bin: their sum
+// (|sum| <= 128 * kNormMaxRows = 2**30) and extremes (low > high: none).
+struct ErrorBin {
+  int32_t sum = 0;
+  int8_t low = 127, high = -128;
+};
+
+// err binned by channel and q: bin c * 256 + q + 128. Each shard bins its
+// rows into its own bins and adds them to the total under a lock: integer
+// sums, minima and maxima are exact in any order, so the result does not
+// depend on the shards.
+std::vector<ErrorBin> BinErrors(const int8_t* err, const int8_t* q, int64_t rows, int64_t channels,
+                                const ParallelFor& parallel_for) {
+  const size_t count = static_cast<size_t>(channels * 256);
+  std::vector<ErrorBin> total(count);
+  std::mutex mutex;
+  parallel_for(rows, channels * 6, [&](int64_t begin, int64_t end) {
+    std::vector<ErrorBin> bins(count);
+    for (int64_t r = begin; r < end; ++r) {
+      const int8_t* e = err + r * channels;
+      const int8_t* m = q + r * channels;
+      for (int64_t c = 0; c < channels; ++c) {
+        ErrorBin& bin = bins[c * 256 + (m[c] + 128)];
+        bin.sum += e[c];
+        bin.low = std::min(bin.low, e[c]);
+        bin.high = std::max(bin.high, e[c]);
+      }
+    }
+    std::lock_guard<std::mutex> lock(mutex);
+    for (size_t j = 0; j < count; ++j) {
+      total[j].sum += bins[j].sum;
+      total[j].low = std::min(total[j].low, bins[j].low);
+      total[j].high = std::max(total[j].high, bins[j].high);
+    }
+  });
+  return total;
 }
 
 }  // namespace
@@ -259,7 +252,7 @@ Status CheckNormStatisticExponent(const char* name, int64_t exponent) {
 }
 
 Status BatchNormTraining(const int8_t* q, int64_t rows, int64_t channels, int x_exponent, const NormParams& params,
-                         Rounding rounding, RoundingSeed seed, float* y, int* y_exponent, int32_t* xhat,
+                         Rounding rounding, RoundingSeed seed, float* y, int* y_exponent, int64_t* x_sum,
                          int64_t* inv_sqrt, int32_t* inv_shift, int32_t* mean, int* mean_exponent,
                          int32_t* variance, int* variance_exponent, const ParallelFor& parallel_for) {
   KERAS_INT_RETURN_IF_ERROR(CheckNormRows(rows));
@@ -269,6 +262,7 @@ Status BatchNormTraining(const int8_t* q, int64_t rows, int64_t channels, int x_
   *y_exponent = 0;
   if (channels == 0) return Status::OK();
   if (rows == 0) {
+    std::fill(x_sum, x_sum + channels, 0);
     std::fill(inv_sqrt, inv_sqrt + channels, 0);
     std::fill(inv_shift, inv_shift + channels, 0);
     std::fill(mean, mean + channels, 0);
@@ -282,11 +276,11 @@ Status BatchNormTraining(const int8_t* q, int64_t rows, int64_t channels, int x_
   for (int64_t c = 0; c < channels; ++c) {
     stats[c] = MakeTrainingChannel(rows, extremes.s1[c], extremes.s2[c], params.eps_mantissa, params.eps_exponent,
                                    x_exponent, &mean[c], &variance[c]);
+    x_sum[c] = extremes.s1[c];
     inv_sqrt[c] = stats[c].inv_sqrt;
     inv_shift[c] = stats[c].inv_shift;
   }
-  return NormalizeAndEmit(q, rows, channels, params, stats, extremes, rounding, seed, y, y_exponent, xhat,
-                          parallel_for);
+  return NormalizeAndEmit(q, rows, channels, params, stats, extremes, rounding, seed, y, y_exponent, parallel_for);
 }
 
 Status BatchNormInference(const int8_t* q, int64_t rows, int64_t channels, int x_exponent, const NormParams& params,
@@ -309,14 +303,31 @@ Status BatchNormInference(const int8_t* q, int64_t rows, int64_t channels, int x
                                     moving_variance_exponent, params.eps_mantissa, params.eps_exponent, x_exponent);
   }
   const ChannelExtremes extremes = ScanChannels(q, rows, channels, /*sums=*/false, parallel_for);
-  return NormalizeAndEmit(q, rows, channels, params, stats, extremes, rounding, seed, y, y_exponent, nullptr,
-                          parallel_for);
+  return NormalizeAndEmit(q, rows, channels, params, stats, extremes, rounding, seed, y, y_exponent, parallel_for);
 }
 
-Status BatchNormGrad(const int8_t* err, int err_exponent, const int32_t* xhat, int64_t rows, int64_t channels,
-                     int x_exponent, const int64_t* inv_sqrt, const int32_t* inv_shift, const int8_t* gamma,
-                     int gamma_exponent, float* dx, int* dx_exponent, int32_t* dgamma, int32_t* dbeta,
-                     const ParallelFor& parallel_for) {
+Status NormSavedChannelError(int64_t rows, int64_t channel, int64_t x_sum, int64_t inv_sqrt, int32_t inv_shift) {
+  return Status::Error("batch_norm_grad: channel " + std::to_string(channel) + " has x_sum " + std::to_string(x_sum) +
+                       ", inv_sqrt " + std::to_string(inv_sqrt) + ", inv_shift " + std::to_string(inv_shift) +
+                       ": not what the forward pass gives for " + std::to_string(rows) +
+                       " rows (|x_sum| <= 128 * rows, 0 <= inv_sqrt <= " + std::to_string(kNormMaxInverseSqrt) +
+                       ", 0 <= inv_shift <= 30)");
+}
+
+Status CheckNormSavedChannels(int64_t rows, int64_t channels, const int64_t* x_sum, const int64_t* inv_sqrt,
+                              const int32_t* inv_shift) {
+  for (int64_t c = 0; c < channels; ++c) {
+    if (!NormSavedChannelValid(rows, x_sum[c], inv_sqrt[c], inv_shift[c])) {
+      return NormSavedChannelError(rows, c, x_sum[c], inv_sqrt[c], inv_shift[c]);
+    }
+  }
+  return Status::OK();
+}
+
+Status BatchNormGrad(const int8_t* err, int err_exponent, const int8_t* q, int64_t rows, int64_t channels,
+                     int x_exponent, const int64_t* x_sum, const int64_t* inv_sqrt, const int32_t* inv_shift,
+                     const int8_t* gamma, int gamma_exponent, float* dx, int* dx_exponent, int32_t* dgamma,
+                     int32_t* dbeta, const ParallelFor& parallel_for) {
   KERAS_INT_RETURN_IF_ERROR(CheckNormRows(rows));
   *dx_exponent = 0;
   if (channels == 0) return Status::OK();
@@ -325,35 +336,92 @@ Status BatchNormGrad(const int8_t* err, int err_exponent, const int32_t* xhat, i
     std::fill(dbeta, dbeta + channels, 0);
     return Status::OK();
   }
-  // A = sum(err) (< 2**30), B = sum(err * xhat) (< 2**50) per channel.
-  const std::vector<int64_t> sums = ChannelSums<2>(rows, channels, parallel_for, [&](int64_t r, int64_t* s) {
-    const int8_t* e = err + r * channels;
-    const int32_t* x = xhat + r * channels;
-    for (int64_t c = 0; c < channels; ++c) {
-      s[c] += e[c];
-      s[channels + c] += int64_t{e[c]} * x[c];
+  KERAS_INT_RETURN_IF_ERROR(CheckNormSavedChannels(rows, channels, x_sum, inv_sqrt, inv_shift));
+  // xhat is a function of the channel and the mantissa q, so an element's
+  // value depends only on its channel, q and err: one pass bins the errors
+  // by (channel, q), which gives A, B and each channel's largest |value|
+  // (at the extreme errors of a bin) from 256 bins per channel; a second
+  // pass emits dx.
+  const std::vector<ErrorBin> bins = BinErrors(err, q, rows, channels, parallel_for);
+  std::vector<int32_t> xhat(static_cast<size_t>(channels * 256));
+  std::vector<int64_t> sum_a(static_cast<size_t>(channels), 0), sum_b(static_cast<size_t>(channels), 0);
+  int b_bits = 0;
+  for (int64_t c = 0; c < channels; ++c) {
+    const NormChannel channel{rows, x_sum[c], inv_sqrt[c], inv_shift[c]};
+    for (int v = 0; v < 256; ++v) {
+      const int64_t j = c * 256 + v;
+      xhat[j] = NormXhat(static_cast<int8_t>(v - 128), channel);
+      sum_a[c] += bins[j].sum;                     // |A| < 2**30
+      sum_b[c] += int64_t{bins[j].sum} * xhat[j];  // each term and B below 2**50 (spec)
+    }
+    b_bits = std::max(b_bits, BitLength64(Magnitude64(sum_b[c])));
+  }
+  const int h = NormGammaGradientShift(b_bits);
+  // Per channel: value = err * unit - term[q] (= NormGradValue, exactly:
+  // each product fits int64 as the value does), its exponent, and its
+  // largest magnitude.
+  std::vector<int64_t> unit(static_cast<size_t>(channels)), term(static_cast<size_t>(channels * 256));
+  std::vector<int> exponents(static_cast<size_t>(channels));
+  std::vector<uint64_t> largest(static_cast<size_t>(channels), 0);
+  for (int64_t c = 0; c < channels; ++c) {
+    dbeta[c] = static_cast<int32_t>(sum_a[c]);
+    dgamma[c] = NormGammaGradient(sum_b[c], h);
+    const NormGradChannel g = MakeNormGradChannel(sum_a[c], sum_b[c], rows, inv_sqrt[c], inv_shift[c], gamma[c],
+                                                  gamma_exponent, x_exponent, err_exponent);
+    exponents[c] = g.exponent;
+    unit[c] = g.gamma_rho * (int64_t{1} << kNormFractionBits);
+    for (int v = 0; v < 256; ++v) {
+      const int64_t j = c * 256 + v;
+      term[j] = NormGradTerm(xhat[j], g.a, g.b) * g.gamma_rho;
+      if (bins[j].low > bins[j].high) continue;  // no element
+      largest[c] = std::max({largest[c], Magnitude64(NormGradValue(bins[j].low, xhat[j], g.a, g.b, g.gamma_rho)),
+                             Magnitude64(NormGradValue(bins[j].high, xhat[j], g.a, g.b, g.gamma_rho))});
+    }
+  }
+  const int position = LargestPosition(largest, exponents.data());
+  if (position == kNoPosition) {
+    parallel_for(rows * channels, 1, [&](int64_t begin, int64_t end) { std::fill(dx + begin, dx + end, 0.0f); });
+    return Status::OK();
+  }
+  const int exponent = position - 7;
+  KERAS_INT_RETURN_IF_ERROR(CheckExponent("batch_norm_grad: result exponent", exponent, kMinExponent, kMaxExponent));
+  *dx_exponent = exponent;
+  // requantize_channels with nearest, branch-free per element: a channel
+  // with s = exponent - e_c <= 0 shifts left by -s (exact, below 2**7),
+  // one with 0 < s < 64 rounds right by s, one with s >= 64 is all zero.
+  std::vector<int> left(static_cast<size_t>(channels), 0), right(static_cast<size_t>(channels), 0);
+  std::vector<uint64_t> half(static_cast<size_t>(channels), 0);
+  for (int64_t c = 0; c < channels; ++c) {
+    const int s = exponent - exponents[c];
+    if (s >= 64) {
+      unit[c] = 0;
+      std::fill(term.begin() + c * 256, term.begin() + (c + 1) * 256, 0);
+    } else if (s > 0) {
+      right[c] = s;
+      half[c] = uint64_t{1} << (s - 1);
+    } else {
+      left[c] = -s;
+    }
+  }
+  const float scale = PowerOfTwo(exponent);
+  parallel_for(rows, channels * 8, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const int8_t* e = err + r * channels;
+      const int8_t* m = q + r * channels;
+      float* out = dx + r * channels;
+      for (int64_t c = 0; c < channels; ++c) {
+        // The sign by arithmetic, not a branch: it is as random as the errors.
+        const int64_t value = int64_t{e[c]} * unit[c] - term[c * 256 + (m[c] + 128)];
+        const int64_t sign = value >> 63;  // 0 or -1
+        const uint64_t magnitude = static_cast<uint64_t>((value ^ sign) - sign);
+        uint64_t rounded = ((magnitude << left[c]) + half[c]) >> right[c];
+        rounded = rounded > 127 ? 127 : rounded;
+        const int32_t mantissa = (static_cast<int32_t>(rounded) ^ static_cast<int32_t>(sign)) - static_cast<int32_t>(sign);
+        out[c] = static_cast<float>(mantissa) * scale;
+      }
     }
   });
-  int b_bits = 0;
-  for (int64_t c = 0; c < channels; ++c) b_bits = std::max(b_bits, BitLength64(Magnitude64(sums[channels + c])));
-  const int h = NormGammaGradientShift(b_bits);
-  std::vector<NormGradChannel> constants(static_cast<size_t>(channels));
-  std::vector<int> exponents(static_cast<size_t>(channels));
-  for (int64_t c = 0; c < channels; ++c) {
-    dbeta[c] = static_cast<int32_t>(sums[c]);  // |A| < 2**30
-    dgamma[c] = NormGammaGradient(sums[channels + c], h);
-    constants[c] = MakeNormGradChannel(sums[c], sums[channels + c], rows, inv_sqrt[c], inv_shift[c], gamma[c],
-                                       gamma_exponent, x_exponent, err_exponent);
-    exponents[c] = constants[c].exponent;
-  }
-  auto value = [&](int64_t r, int64_t c) {
-    const int64_t i = r * channels + c;
-    const NormGradChannel& g = constants[c];
-    return NormGradValue(err[i], xhat[i], g.a, g.b, g.gamma_rho);
-  };
-  const std::vector<uint64_t> largest = ChannelLargest(rows, channels, parallel_for, value);
-  return EmitChannels(rows, channels, exponents.data(), LargestPosition(largest, exponents.data()), Rounding::kNearest,
-                      RoundingSeed{}, parallel_for, value, dx, dx_exponent);
+  return Status::OK();
 }
 
 Status NormMovingAverage(const int32_t* moving, int moving_exponent, const int32_t* batch, int batch_exponent,

@@ -30,11 +30,11 @@ Status CheckNormEpsilon(int64_t mantissa, int exponent);
 Status CheckNormStatisticExponent(const char* name, int64_t exponent);
 
 // Training forward. q: [rows, channels] int8 at x_exponent. Outputs: the
-// carrier y and its exponent; xhat (int32, exponent -kNormFractionBits),
-// inv_sqrt and inv_shift ([channels]: r and k) for the backward pass; the
+// carrier y and its exponent; x_sum, inv_sqrt and inv_shift ([channels]:
+// S1, r and k), which with q let the backward pass recompute xhat; the
 // batch mean and variance ([channels] int32 mantissas and exponents).
 Status BatchNormTraining(const int8_t* q, int64_t rows, int64_t channels, int x_exponent, const NormParams& params,
-                         Rounding rounding, RoundingSeed seed, float* y, int* y_exponent, int32_t* xhat,
+                         Rounding rounding, RoundingSeed seed, float* y, int* y_exponent, int64_t* x_sum,
                          int64_t* inv_sqrt, int32_t* inv_shift, int32_t* mean, int* mean_exponent,
                          int32_t* variance, int* variance_exponent, const ParallelFor& parallel_for = SerialFor);
 
@@ -44,11 +44,19 @@ Status BatchNormInference(const int8_t* q, int64_t rows, int64_t channels, int x
                           int moving_variance_exponent, Rounding rounding, RoundingSeed seed, float* y,
                           int* y_exponent, const ParallelFor& parallel_for = SerialFor);
 
+// Checks the forward's per-channel x_sum, inv_sqrt and inv_shift that the
+// backward pass is given (NormSavedChannelValid); the error names the first
+// channel that fails.
+Status NormSavedChannelError(int64_t rows, int64_t channel, int64_t x_sum, int64_t inv_sqrt, int32_t inv_shift);
+Status CheckNormSavedChannels(int64_t rows, int64_t channels, const int64_t* x_sum, const int64_t* inv_sqrt,
+                              const int32_t* inv_shift);
+
 // Backward: err (the quantized error, int8 at err_exponent), the forward's
-// xhat, inv_sqrt, inv_shift and gamma -> the error carrier dx (nearest) and
-// its exponent, dgamma and dbeta (int32).
-Status BatchNormGrad(const int8_t* err, int err_exponent, const int32_t* xhat, int64_t rows, int64_t channels,
-                     int x_exponent, const int64_t* inv_sqrt, const int32_t* inv_shift, const int8_t* gamma,
+// q, x_exponent, x_sum, inv_sqrt, inv_shift and gamma -> the error carrier
+// dx (nearest) and its exponent, dgamma and dbeta (int32).
+Status BatchNormGrad(const int8_t* err, int err_exponent, const int8_t* q, int64_t rows, int64_t channels,
+                     int x_exponent, const int64_t* x_sum, const int64_t* inv_sqrt, const int32_t* inv_shift,
+                     const int8_t* gamma,
                      int gamma_exponent, float* dx, int* dx_exponent, int32_t* dgamma, int32_t* dbeta,
                      const ParallelFor& parallel_for = SerialFor);
 

@@ -95,6 +95,18 @@ KI_HOST_DEVICE NormChannel MakeNormChannel(int64_t count, int64_t sum, int64_t v
   return ch;
 }
 
+// The largest r of NormInverseSqrt (2**61 // isqrt(2**60), rounded up):
+// the bound that keeps |d| * r within 64 bits in NormXhat.
+constexpr int64_t kNormMaxInverseSqrt = 3037000503;
+
+// Whether a channel's saved forward constants (S1, r, k over `rows` rows)
+// are ones the forward pass can produce, as the backward pass requires of
+// its inputs: |S1| <= 128 * rows, 0 <= r <= kNormMaxInverseSqrt, 0 <= k <= 30.
+KI_HOST_DEVICE bool NormSavedChannelValid(int64_t rows, int64_t sum, int64_t inv_sqrt, int32_t inv_shift) {
+  return Magnitude64(sum) <= static_cast<uint64_t>(rows) * 128 && inv_sqrt >= 0 && inv_sqrt <= kNormMaxInverseSqrt &&
+         inv_shift >= 0 && inv_shift <= 30;
+}
+
 // The training constants of a channel from its sums S1, S2 over n rows,
 // with the batch mean and variance mantissas for the moving averages.
 KI_HOST_DEVICE NormChannel MakeTrainingChannel(int64_t rows, int64_t s1, int64_t s2, int64_t eps_mantissa,
@@ -176,12 +188,16 @@ KI_HOST_DEVICE int64_t NormOutput(int32_t xhat, int8_t gamma, int32_t beta) {
   return int64_t{gamma} * xhat + beta;
 }
 
+// The part of the backward bracket that depends on xhat:
+// a + round_shift(xhat * b, F, nearest).
+KI_HOST_DEVICE int64_t NormGradTerm(int32_t xhat, int64_t a, int64_t b) {
+  return a + RoundShift64(int64_t{xhat} * b, kNormFractionBits, Rounding::kNearest, 0);
+}
+
 // The backward value of one element: bracket * gamma * rho, with bracket =
-// (err << F) - a - round_shift(xhat * b, F, nearest).
+// (err << F) - NormGradTerm(xhat, a, b).
 KI_HOST_DEVICE int64_t NormGradValue(int8_t err, int32_t xhat, int64_t a, int64_t b, int64_t gamma_rho) {
-  const int64_t bracket = int64_t{err} * (int64_t{1} << kNormFractionBits) - a -
-                          RoundShift64(int64_t{xhat} * b, kNormFractionBits, Rounding::kNearest, 0);
-  return bracket * gamma_rho;
+  return (int64_t{err} * (int64_t{1} << kNormFractionBits) - NormGradTerm(xhat, a, b)) * gamma_rho;
 }
 
 // bit_length(|v|) + exponent, the position that requantize_channels

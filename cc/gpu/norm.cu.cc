@@ -60,21 +60,34 @@ T* ConstantsOf(void* workspace, int64_t channels) {
 // S1 = sum(q), S2 = sum(q**2).
 struct StatisticTerms {
   const int8_t* q;
-  __device__ __forceinline__ void operator()(int64_t i, int64_t* s0, int64_t* s1) const {
+  __device__ __forceinline__ void operator()(int64_t i, int64_t, int64_t* s0, int64_t* s1) const {
     const int32_t v = q[i];
     *s0 += v;
     *s1 += v * v;
   }
 };
 
+// The forward's saved per-channel constants, from which the backward pass
+// recomputes xhat from q.
+struct SavedChannels {
+  const int8_t* q;
+  int64_t rows;
+  const int64_t* x_sum;
+  const int64_t* inv_sqrt;
+  const int32_t* inv_shift;
+  __device__ __forceinline__ int32_t Xhat(int64_t i, int64_t c) const {
+    return NormXhat(q[i], NormChannel{rows, x_sum[c], inv_sqrt[c], inv_shift[c]});
+  }
+};
+
 // A = sum(err), B = sum(err * xhat).
 struct GradTerms {
   const int8_t* err;
-  const int32_t* xhat;
-  __device__ __forceinline__ void operator()(int64_t i, int64_t* s0, int64_t* s1) const {
+  SavedChannels saved;
+  __device__ __forceinline__ void operator()(int64_t i, int64_t c, int64_t* s0, int64_t* s1) const {
     const int64_t e = err[i];
     *s0 += e;
-    *s1 += e * xhat[i];
+    *s1 += e * saved.Xhat(i, c);
   }
 };
 
@@ -97,7 +110,7 @@ __global__ void ChannelSumsKernel(Terms terms, int64_t rows, int64_t channels, i
     int64_t s0 = 0, s1 = 0;
     if (active && c < channels) {
       for (int64_t r = static_cast<int64_t>(blockIdx.x) * rows_per_step + t / tile; r < rows; r += row_stride) {
-        terms(r * channels + c, &s0, &s1);
+        terms(r * channels + c, c, &s0, &s1);
       }
     }
     partial[0][t] = s0;
@@ -138,12 +151,14 @@ Status ChannelSums(const Context& ctx, Terms terms, int64_t rows, int64_t channe
 
 __global__ void TrainingChannelsKernel(const unsigned long long* sums, int64_t rows, int64_t channels,
                                        int64_t eps_mantissa, int eps_exponent, int x_exponent, NormChannel* stats,
-                                       int64_t* inv_sqrt, int32_t* inv_shift, int32_t* mean, int32_t* variance) {
+                                       int64_t* x_sum, int64_t* inv_sqrt, int32_t* inv_shift, int32_t* mean,
+                                       int32_t* variance) {
   KI_GRID_STRIDE(c, channels) {
     const NormChannel ch = MakeTrainingChannel(rows, static_cast<int64_t>(sums[c]),
                                                static_cast<int64_t>(sums[channels + c]), eps_mantissa,
                                                eps_exponent, x_exponent, &mean[c], &variance[c]);
     stats[c] = ch;
+    x_sum[c] = ch.sum;
     inv_sqrt[c] = ch.inv_sqrt;
     inv_shift[c] = ch.inv_shift;
   }
@@ -161,6 +176,15 @@ __global__ void InferenceChannelsKernel(const int32_t* moving_mean, int moving_m
     }
     stats[c] = MakeInferenceChannel(moving_mean[c], moving_mean_exponent, moving_variance[c],
                                     moving_variance_exponent, eps_mantissa, eps_exponent, x_exponent);
+  }
+}
+
+__global__ void SavedChannelsKernel(int64_t rows, int64_t channels, const int64_t* x_sum, const int64_t* inv_sqrt,
+                                    const int32_t* inv_shift, unsigned long long* bad_channel) {
+  KI_GRID_STRIDE(c, channels) {
+    if (!NormSavedChannelValid(rows, x_sum[c], inv_sqrt[c], inv_shift[c])) {
+      atomicMin(bad_channel, static_cast<unsigned long long>(c));
+    }
   }
 }
 
@@ -190,19 +214,15 @@ __global__ void NormGradChannelsKernel(const unsigned long long* sums, int64_t r
 // ---------------------------------------------------------------- requantize_channels
 
 // The forward accumulator gamma * xhat + beta of element i (channel
-// c), at exponent e_g - F for every channel; stores xhat when asked to and
-// given a pointer (training).
+// c), at exponent e_g - F for every channel.
 struct ForwardValue {
   const int8_t* q;
   const NormChannel* stats;
   const int8_t* gamma;
   const int32_t* beta;
   int exponent;
-  int32_t* xhat;
-  __device__ __forceinline__ int64_t operator()(int64_t i, int64_t c, bool store) const {
-    const int32_t x = NormXhat(q[i], stats[c]);
-    if (store && xhat != nullptr) xhat[i] = x;
-    return NormOutput(x, gamma[c], beta[c]);
+  __device__ __forceinline__ int64_t operator()(int64_t i, int64_t c) const {
+    return NormOutput(NormXhat(q[i], stats[c]), gamma[c], beta[c]);
   }
   __device__ __forceinline__ int Exponent(int64_t) const { return exponent; }
 };
@@ -210,11 +230,11 @@ struct ForwardValue {
 // The backward value bracket * gamma * rho of element i, at channel c's exponent.
 struct GradValue {
   const int8_t* err;
-  const int32_t* xhat;
+  SavedChannels saved;
   const NormGradChannel* constants;
-  __device__ __forceinline__ int64_t operator()(int64_t i, int64_t c, bool) const {
+  __device__ __forceinline__ int64_t operator()(int64_t i, int64_t c) const {
     const NormGradChannel& g = constants[c];
-    return NormGradValue(err[i], xhat[i], g.a, g.b, g.gamma_rho);
+    return NormGradValue(err[i], saved.Xhat(i, c), g.a, g.b, g.gamma_rho);
   }
   __device__ __forceinline__ int Exponent(int64_t c) const { return constants[c].exponent; }
 };
@@ -224,7 +244,7 @@ __global__ void PositionKernel(Value value, int64_t n, int64_t channels, uint32_
   uint32_t best = 0;
   KI_GRID_STRIDE(i, n) {
     const int64_t c = i % channels;
-    const uint32_t key = OrderedKey(NormValuePosition(value(i, c, true), value.Exponent(c)));
+    const uint32_t key = OrderedKey(NormValuePosition(value(i, c), value.Exponent(c)));
     best = key > best ? key : best;
   }
   AtomicMaxWarp(position, best);
@@ -235,7 +255,7 @@ __global__ void EmitKernel(Value value, int64_t n, int64_t channels, int exponen
                            RoundingSeed seed, float scale, float* out) {
   KI_GRID_STRIDE(i, n) {
     const int64_t c = i % channels;
-    const int32_t m = NormRequantizeElement(value(i, c, false), value.Exponent(c), exponent, rounding,
+    const int32_t m = NormRequantizeElement(value(i, c), value.Exponent(c), exponent, rounding,
                                             RandomWordFor(rounding, seed, static_cast<uint64_t>(i)));
     out[i] = static_cast<float>(m) * scale;
   }
@@ -249,8 +269,8 @@ Status ResetWords(const Context& ctx, NormWords** words) {
                     "memset");
 }
 
-// The first pass of requantize_channels: every element's position (and
-// xhat, for training), then all the words back on the host.
+// The first pass of requantize_channels: every element's position, then
+// all the words back on the host.
 template <typename Value>
 Status FindPosition(const Context& ctx, Value value, int64_t n, int64_t channels, NormWords* words,
                     NormWords* host) {
@@ -285,7 +305,7 @@ size_t BatchNormWorkspaceBytes(int64_t channels) {
 
 Status BatchNormTraining(const Context& ctx, const int8_t* q, int64_t rows, int64_t channels, int x_exponent,
                          const NormParams& params, Rounding rounding, RoundingSeed seed, float* y, int* y_exponent,
-                         int32_t* xhat, int64_t* inv_sqrt, int32_t* inv_shift, int32_t* mean, int* mean_exponent,
+                         int64_t* x_sum, int64_t* inv_sqrt, int32_t* inv_shift, int32_t* mean, int* mean_exponent,
                          int32_t* variance, int* variance_exponent, void* workspace) {
   KERAS_INT_RETURN_IF_ERROR(CheckNormRows(rows));
   KERAS_INT_RETURN_IF_ERROR(CheckNormEpsilon(params.eps_mantissa, params.eps_exponent));
@@ -296,6 +316,7 @@ Status BatchNormTraining(const Context& ctx, const int8_t* q, int64_t rows, int6
   const cudaStream_t stream = StreamOf(ctx);
   if (rows == 0) {
     const size_t c = static_cast<size_t>(channels);
+    KI_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(x_sum, 0, c * sizeof(*x_sum), stream), "memset");
     KI_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(inv_sqrt, 0, c * sizeof(*inv_sqrt), stream), "memset");
     KI_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(inv_shift, 0, c * sizeof(*inv_shift), stream), "memset");
     KI_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(mean, 0, c * sizeof(*mean), stream), "memset");
@@ -305,13 +326,13 @@ Status BatchNormTraining(const Context& ctx, const int8_t* q, int64_t rows, int6
   NormChannel* stats = ConstantsOf<NormChannel>(workspace, channels);
   KERAS_INT_RETURN_IF_ERROR(ChannelSums(ctx, StatisticTerms{q}, rows, channels, sums, "batch_norm"));
   TrainingChannelsKernel<<<BlocksFor(channels), kThreads, 0, stream>>>(
-      sums, rows, channels, params.eps_mantissa, params.eps_exponent, x_exponent, stats, inv_sqrt, inv_shift, mean,
-      variance);
+      sums, rows, channels, params.eps_mantissa, params.eps_exponent, x_exponent, stats, x_sum, inv_sqrt, inv_shift,
+      mean, variance);
   KERAS_INT_RETURN_IF_ERROR(LaunchStatus("batch_norm"));
   NormWords* words;
   KERAS_INT_RETURN_IF_ERROR(ResetWords(ctx, &words));
   const int64_t n = rows * channels;
-  const ForwardValue value{q, stats, params.gamma, params.beta, params.gamma_exponent - kNormFractionBits, xhat};
+  const ForwardValue value{q, stats, params.gamma, params.beta, params.gamma_exponent - kNormFractionBits};
   NormWords host;
   KERAS_INT_RETURN_IF_ERROR(FindPosition(ctx, value, n, channels, words, &host));
   return Emit(ctx, value, n, channels, host.position, rounding, seed, y, y_exponent);
@@ -336,7 +357,7 @@ Status BatchNormInference(const Context& ctx, const int8_t* q, int64_t rows, int
       params.eps_exponent, x_exponent, stats, &words->bad_channel);
   KERAS_INT_RETURN_IF_ERROR(LaunchStatus("batch_norm"));
   const int64_t n = rows * channels;
-  const ForwardValue value{q, stats, params.gamma, params.beta, params.gamma_exponent - kNormFractionBits, nullptr};
+  const ForwardValue value{q, stats, params.gamma, params.beta, params.gamma_exponent - kNormFractionBits};
   NormWords host;
   KERAS_INT_RETURN_IF_ERROR(FindPosition(ctx, value, n, channels, words, &host));
   if (host.bad_channel != ~0ull) {
@@ -348,10 +369,10 @@ Status BatchNormInference(const Context& ctx, const int8_t* q, int64_t rows, int
   return Emit(ctx, value, n, channels, host.position, rounding, seed, y, y_exponent);
 }
 
-Status BatchNormGrad(const Context& ctx, const int8_t* err, int err_exponent, const int32_t* xhat, int64_t rows,
-                     int64_t channels, int x_exponent, const int64_t* inv_sqrt, const int32_t* inv_shift,
-                     const int8_t* gamma, int gamma_exponent, float* dx, int* dx_exponent, int32_t* dgamma,
-                     int32_t* dbeta, void* workspace) {
+Status BatchNormGrad(const Context& ctx, const int8_t* err, int err_exponent, const int8_t* q, int64_t rows,
+                     int64_t channels, int x_exponent, const int64_t* x_sum, const int64_t* inv_sqrt,
+                     const int32_t* inv_shift, const int8_t* gamma, int gamma_exponent, float* dx, int* dx_exponent,
+                     int32_t* dgamma, int32_t* dbeta, void* workspace) {
   KERAS_INT_RETURN_IF_ERROR(CheckNormRows(rows));
   *dx_exponent = 0;
   if (channels == 0) return Status::OK();
@@ -363,9 +384,24 @@ Status BatchNormGrad(const Context& ctx, const int8_t* err, int err_exponent, co
   }
   unsigned long long* sums = SumsOf(workspace);
   NormGradChannel* constants = ConstantsOf<NormGradChannel>(workspace, channels);
-  KERAS_INT_RETURN_IF_ERROR(ChannelSums(ctx, GradTerms{err, xhat}, rows, channels, sums, "batch_norm_grad"));
   NormWords* words;
   KERAS_INT_RETURN_IF_ERROR(ResetWords(ctx, &words));
+  SavedChannelsKernel<<<BlocksFor(channels), kThreads, 0, stream>>>(rows, channels, x_sum, inv_sqrt, inv_shift,
+                                                                    &words->bad_channel);
+  KERAS_INT_RETURN_IF_ERROR(LaunchStatus("batch_norm_grad"));
+  NormWords checked;
+  KERAS_INT_RETURN_IF_ERROR(ReadBack(ctx, words, &checked));
+  if (checked.bad_channel != ~0ull) {
+    const int64_t c = static_cast<int64_t>(checked.bad_channel);
+    int64_t sum = 0, r = 0;
+    int32_t k = 0;
+    KERAS_INT_RETURN_IF_ERROR(ReadBack(ctx, x_sum + c, &sum));
+    KERAS_INT_RETURN_IF_ERROR(ReadBack(ctx, inv_sqrt + c, &r));
+    KERAS_INT_RETURN_IF_ERROR(ReadBack(ctx, inv_shift + c, &k));
+    return NormSavedChannelError(rows, c, sum, r, k);
+  }
+  const SavedChannels saved{q, rows, x_sum, inv_sqrt, inv_shift};
+  KERAS_INT_RETURN_IF_ERROR(ChannelSums(ctx, GradTerms{err, saved}, rows, channels, sums, "batch_norm_grad"));
   GradBitsKernel<<<BlocksFor(channels), kThreads, 0, stream>>>(sums, channels, &words->b_bits);
   KERAS_INT_RETURN_IF_ERROR(LaunchStatus("batch_norm_grad"));
   NormGradChannelsKernel<<<BlocksFor(channels), kThreads, 0, stream>>>(sums, rows, channels, x_exponent, err_exponent,
@@ -373,7 +409,7 @@ Status BatchNormGrad(const Context& ctx, const int8_t* err, int err_exponent, co
                                                                    &words->b_bits, constants, dgamma, dbeta);
   KERAS_INT_RETURN_IF_ERROR(LaunchStatus("batch_norm_grad"));
   const int64_t n = rows * channels;
-  const GradValue value{err, xhat, constants};
+  const GradValue value{err, saved, constants};
   NormWords host;
   KERAS_INT_RETURN_IF_ERROR(FindPosition(ctx, value, n, channels, words, &host));
   return Emit(ctx, value, n, channels, host.position, Rounding::kNearest, RoundingSeed{}, dx, dx_exponent);

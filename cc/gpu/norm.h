@@ -27,7 +27,7 @@ size_t BatchNormWorkspaceBytes(int64_t channels);
 
 Status BatchNormTraining(const Context& ctx, const int8_t* q, int64_t rows, int64_t channels, int x_exponent,
                          const NormParams& params, Rounding rounding, RoundingSeed seed, float* y, int* y_exponent,
-                         int32_t* xhat, int64_t* inv_sqrt, int32_t* inv_shift, int32_t* mean, int* mean_exponent,
+                         int64_t* x_sum, int64_t* inv_sqrt, int32_t* inv_shift, int32_t* mean, int* mean_exponent,
                          int32_t* variance, int* variance_exponent, void* workspace);
 
 // moving_variance < 0 is an error (checked on the device).
@@ -36,10 +36,12 @@ Status BatchNormInference(const Context& ctx, const int8_t* q, int64_t rows, int
                           const int32_t* moving_variance, int moving_variance_exponent, Rounding rounding,
                           RoundingSeed seed, float* y, int* y_exponent, void* workspace);
 
-Status BatchNormGrad(const Context& ctx, const int8_t* err, int err_exponent, const int32_t* xhat, int64_t rows,
-                     int64_t channels, int x_exponent, const int64_t* inv_sqrt, const int32_t* inv_shift,
-                     const int8_t* gamma, int gamma_exponent, float* dx, int* dx_exponent, int32_t* dgamma,
-                     int32_t* dbeta, void* workspace);
+// The forward's x_sum, inv_sqrt and inv_shift are checked on the device
+// (CheckNormSavedChannels' error).
+Status BatchNormGrad(const Context& ctx, const int8_t* err, int err_exponent, const int8_t* q, int64_t rows,
+                     int64_t channels, int x_exponent, const int64_t* x_sum, const int64_t* inv_sqrt,
+                     const int32_t* inv_shift, const int8_t* gamma, int gamma_exponent, float* dx, int* dx_exponent,
+                     int32_t* dgamma, int32_t* dbeta, void* workspace);
 
 }  // namespace gpu
 }  // namespace keras_int

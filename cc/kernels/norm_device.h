@@ -15,9 +15,9 @@ namespace keras_int {
 
 inline Status BatchNormTraining(CpuContext& device, const int8_t* q, int64_t rows, int64_t channels, int x_exponent,
                                 const NormParams& params, Rounding rounding, RoundingSeed seed, float* y,
-                                int* y_exponent, int32_t* xhat, int64_t* inv_sqrt, int32_t* inv_shift, int32_t* mean,
+                                int* y_exponent, int64_t* x_sum, int64_t* inv_sqrt, int32_t* inv_shift, int32_t* mean,
                                 int* mean_exponent, int32_t* variance, int* variance_exponent) {
-  return BatchNormTraining(q, rows, channels, x_exponent, params, rounding, seed, y, y_exponent, xhat, inv_sqrt,
+  return BatchNormTraining(q, rows, channels, x_exponent, params, rounding, seed, y, y_exponent, x_sum, inv_sqrt,
                            inv_shift, mean, mean_exponent, variance, variance_exponent, device.parallel_for());
 }
 inline Status BatchNormInference(CpuContext& device, const int8_t* q, int64_t rows, int64_t channels, int x_exponent,
@@ -27,23 +27,23 @@ inline Status BatchNormInference(CpuContext& device, const int8_t* q, int64_t ro
   return BatchNormInference(q, rows, channels, x_exponent, params, moving_mean, moving_mean_exponent, moving_variance,
                             moving_variance_exponent, rounding, seed, y, y_exponent, device.parallel_for());
 }
-inline Status BatchNormGrad(CpuContext& device, const int8_t* err, int err_exponent, const int32_t* xhat, int64_t rows,
-                            int64_t channels, int x_exponent, const int64_t* inv_sqrt, const int32_t* inv_shift,
+inline Status BatchNormGrad(CpuContext& device, const int8_t* err, int err_exponent, const int8_t* q, int64_t rows,
+                            int64_t channels, int x_exponent, const int64_t* x_sum, const int64_t* inv_sqrt, const int32_t* inv_shift,
                             const int8_t* gamma, int gamma_exponent, float* dx, int* dx_exponent, int32_t* dgamma,
                             int32_t* dbeta) {
-  return BatchNormGrad(err, err_exponent, xhat, rows, channels, x_exponent, inv_sqrt, inv_shift, gamma,
+  return BatchNormGrad(err, err_exponent, q, rows, channels, x_exponent, x_sum, inv_sqrt, inv_shift, gamma,
                        gamma_exponent, dx, dx_exponent, dgamma, dbeta, device.parallel_for());
 }
 
 #if KERAS_INT_CUDA
 inline Status BatchNormTraining(GpuContext& device, const int8_t* q, int64_t rows, int64_t channels, int x_exponent,
                                 const NormParams& params, Rounding rounding, RoundingSeed seed, float* y,
-                                int* y_exponent, int32_t* xhat, int64_t* inv_sqrt, int32_t* inv_shift, int32_t* mean,
+                                int* y_exponent, int64_t* x_sum, int64_t* inv_sqrt, int32_t* inv_shift, int32_t* mean,
                                 int* mean_exponent, int32_t* variance, int* variance_exponent) {
   void* workspace;
   KERAS_INT_RETURN_IF_ERROR(device.Workspace(gpu::BatchNormWorkspaceBytes(channels), &workspace));
   return gpu::BatchNormTraining(device.gpu(), q, rows, channels, x_exponent, params, rounding, seed, y, y_exponent,
-                                xhat, inv_sqrt, inv_shift, mean, mean_exponent, variance, variance_exponent, workspace);
+                                x_sum, inv_sqrt, inv_shift, mean, mean_exponent, variance, variance_exponent, workspace);
 }
 inline Status BatchNormInference(GpuContext& device, const int8_t* q, int64_t rows, int64_t channels, int x_exponent,
                                  const NormParams& params, const int32_t* moving_mean, int moving_mean_exponent,
@@ -55,13 +55,13 @@ inline Status BatchNormInference(GpuContext& device, const int8_t* q, int64_t ro
                                  moving_mean_exponent, moving_variance, moving_variance_exponent, rounding, seed, y,
                                  y_exponent, workspace);
 }
-inline Status BatchNormGrad(GpuContext& device, const int8_t* err, int err_exponent, const int32_t* xhat, int64_t rows,
-                            int64_t channels, int x_exponent, const int64_t* inv_sqrt, const int32_t* inv_shift,
+inline Status BatchNormGrad(GpuContext& device, const int8_t* err, int err_exponent, const int8_t* q, int64_t rows,
+                            int64_t channels, int x_exponent, const int64_t* x_sum, const int64_t* inv_sqrt, const int32_t* inv_shift,
                             const int8_t* gamma, int gamma_exponent, float* dx, int* dx_exponent, int32_t* dgamma,
                             int32_t* dbeta) {
   void* workspace;
   KERAS_INT_RETURN_IF_ERROR(device.Workspace(gpu::BatchNormWorkspaceBytes(channels), &workspace));
-  return gpu::BatchNormGrad(device.gpu(), err, err_exponent, xhat, rows, channels, x_exponent, inv_sqrt, inv_shift,
+  return gpu::BatchNormGrad(device.gpu(), err, err_exponent, q, rows, channels, x_exponent, x_sum, inv_sqrt, inv_shift,
                             gamma, gamma_exponent, dx, dx_exponent, dgamma, dbeta, workspace);
 }
 #endif  // KERAS_INT_CUDA

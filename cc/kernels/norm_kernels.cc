@@ -99,9 +99,10 @@ class BatchNormOp : public NormOpBase {
     RoundingSeed seed;
     OP_REQUIRES_OK(ctx, GetSeed(ctx, "seed", &seed));
     const TensorShape vector({channels});
-    Tensor *y, *xhat, *inv_sqrt, *inv_shift, *gamma_q, *mean, *variance;
+    Tensor *y, *x_q, *x_sum, *inv_sqrt, *inv_shift, *gamma_q, *mean, *variance;
     OP_REQUIRES_OK(ctx, ctx->allocate_output("y", x.shape(), &y));
-    OP_REQUIRES_OK(ctx, ctx->allocate_output("xhat", x.shape(), &xhat));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output("x_q", x.shape(), &x_q));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output("x_sum", vector, &x_sum));
     OP_REQUIRES_OK(ctx, ctx->allocate_output("inv_sqrt", vector, &inv_sqrt));
     OP_REQUIRES_OK(ctx, ctx->allocate_output("inv_shift", vector, &inv_shift));
     OP_REQUIRES_OK(ctx, ctx->allocate_output("gamma_q", vector, &gamma_q));
@@ -109,14 +110,14 @@ class BatchNormOp : public NormOpBase {
     OP_REQUIRES_OK(ctx, ctx->allocate_output("batch_variance", vector, &variance));
     Context device(ctx);
     OP_REQUIRES_OK(ctx, device.status());
-    Tensor q;
     int x_exponent = 0, y_exponent = 0, mean_exponent = 0, variance_exponent = 0;
-    OP_REQUIRES_OK(ctx, QuantizeInput(ctx, device, x, &q, &x_exponent));
+    KI_OP_REQUIRES_OK(ctx, Quantize<int8_t>(device, x.flat<float>().data(), x.NumElements(),
+                                            x_q->flat<int8_t>().data(), &x_exponent));
     OP_REQUIRES_OK(ctx, WithParameters(ctx, channels, gamma_exponent, [&](const NormParams& params, const Tensor& gamma) {
       TF_RETURN_IF_ERROR(ToTf(Copy(device, gamma_q->flat<int8_t>().data(), gamma.flat<int8_t>().data(),
                                    gamma.TotalBytes())));
-      return ToTf(BatchNormTraining(device, q.flat<int8_t>().data(), rows, channels, x_exponent, params, rounding_,
-                                    seed, y->flat<float>().data(), &y_exponent, xhat->flat<int32_t>().data(),
+      return ToTf(BatchNormTraining(device, x_q->flat<int8_t>().data(), rows, channels, x_exponent, params, rounding_,
+                                    seed, y->flat<float>().data(), &y_exponent, x_sum->flat<int64_t>().data(),
                                     inv_sqrt->flat<int64_t>().data(), inv_shift->flat<int32_t>().data(),
                                     mean->flat<int32_t>().data(), &mean_exponent, variance->flat<int32_t>().data(),
                                     &variance_exponent));
@@ -176,16 +177,17 @@ class BatchNormGradOp : public OpKernel {
   explicit BatchNormGradOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
   void Compute(OpKernelContext* ctx) override {
     KI_INPUT(ctx, "dy", dy);
-    KI_INPUT(ctx, "xhat", xhat);
+    KI_INPUT(ctx, "x_q", x_q);
+    KI_INPUT(ctx, "x_sum", x_sum);
     KI_INPUT(ctx, "inv_sqrt", inv_sqrt);
     KI_INPUT(ctx, "inv_shift", inv_shift);
     KI_INPUT(ctx, "gamma_q", gamma);
-    OP_REQUIRES(ctx, dy.dims() >= 1 && dy.shape() == xhat.shape(),
+    OP_REQUIRES(ctx, dy.dims() >= 1 && dy.shape() == x_q.shape(),
                 ::tensorflow::errors::InvalidArgument("batch_norm_grad: dy has shape ", dy.shape().DebugString(),
-                                                      ", xhat ", xhat.shape().DebugString()));
+                                                      ", x_q ", x_q.shape().DebugString()));
     const int64_t channels = dy.dim_size(dy.dims() - 1);
     const int64_t rows = channels == 0 ? 0 : dy.NumElements() / channels;
-    for (const Tensor* t : {&inv_sqrt, &inv_shift, &gamma}) {
+    for (const Tensor* t : {&x_sum, &inv_sqrt, &inv_shift, &gamma}) {
       OP_REQUIRES(ctx, t->dims() == 1 && t->dim_size(0) == channels,
                   ::tensorflow::errors::InvalidArgument("batch_norm_grad: per-channel inputs must have shape [",
                                                         channels, "], got ", t->shape().DebugString()));
@@ -206,8 +208,8 @@ class BatchNormGradOp : public OpKernel {
     int err_exponent = 0, dx_exponent = 0;
     KI_OP_REQUIRES_OK(ctx, Quantize<int8_t>(device, dy.flat<float>().data(), dy.NumElements(),
                                             err.flat<int8_t>().data(), &err_exponent));
-    KI_OP_REQUIRES_OK(ctx, BatchNormGrad(device, err.flat<int8_t>().data(), err_exponent,
-                                         xhat.flat<int32_t>().data(), rows, channels, x_exponent,
+    KI_OP_REQUIRES_OK(ctx, BatchNormGrad(device, err.flat<int8_t>().data(), err_exponent, x_q.flat<int8_t>().data(),
+                                         rows, channels, x_exponent, x_sum.flat<int64_t>().data(),
                                          inv_sqrt.flat<int64_t>().data(), inv_shift.flat<int32_t>().data(),
                                          gamma.flat<int8_t>().data(), gamma_exponent, dx->flat<float>().data(),
                                          &dx_exponent, dgamma->flat<int32_t>().data(), dbeta->flat<int32_t>().data()));

@@ -1,8 +1,9 @@
 // Batch normalization ops (docs/algorithms.md section 8). Like the layer
 // ops, IntOps>BatchNorm reads gamma and beta through their resource handles
 // (so that the tape connects the variables to the loss) and returns what
-// its gradient needs: xhat, the per-channel inverse square roots and the
-// gamma it used. It also returns the batch statistics, which the Keras
+// its gradient needs: the quantized input x_q, and per channel its sum
+// and inverse square root (from which the gradient recomputes xhat) and
+// the gamma it used. It also returns the batch statistics, which the Keras
 // layer folds into its moving averages with IntOps>NormMovingAverage.
 #include "cc/ops/op_attrs.h"
 #include "tensorflow/core/framework/op.h"
@@ -30,8 +31,9 @@ REGISTER_OP("IntOps>BatchNorm")
     .Input("error_exponent: M * resource")
     .Output("y: float")
     .Output("y_exponent: int32")
-    .Output("xhat: int32")
+    .Output("x_q: int8")
     .Output("x_exponent: int32")
+    .Output("x_sum: int64")
     .Output("inv_sqrt: int64")
     .Output("inv_shift: int32")
     .Output("gamma_q: int8")
@@ -55,17 +57,19 @@ REGISTER_OP("IntOps>BatchNorm")
       c->set_output(5, channels);
       c->set_output(6, channels);
       c->set_output(7, channels);
-      c->set_output(8, c->Scalar());
-      c->set_output(9, channels);
-      c->set_output(10, c->Scalar());
+      c->set_output(8, channels);
+      c->set_output(9, c->Scalar());
+      c->set_output(10, channels);
+      c->set_output(11, c->Scalar());
       return ::absl::OkStatus();
     })
     .Doc("Integer batch normalization over all axes but the last, with the batch's statistics.");
 
 REGISTER_OP("IntOps>BatchNormGrad")
     .Input("dy: float")
-    .Input("xhat: int32")
+    .Input("x_q: int8")
     .Input("x_exponent: int32")
+    .Input("x_sum: int64")
     .Input("inv_sqrt: int64")
     .Input("inv_shift: int32")
     .Input("gamma_q: int8")
@@ -78,8 +82,8 @@ REGISTER_OP("IntOps>BatchNormGrad")
     .SetShapeFn([](InferenceContext* c) {
       c->set_output(0, c->input(0));
       c->set_output(1, c->Scalar());
-      c->set_output(2, c->input(5));
-      c->set_output(3, c->input(5));
+      c->set_output(2, c->input(6));
+      c->set_output(3, c->input(6));
       c->set_output(4, c->Scalar());
       return ::absl::OkStatus();
     })

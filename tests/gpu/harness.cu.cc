@@ -396,20 +396,20 @@ KI_SGD_PAIR(32, int32_t)
 // ---- batch normalization (gamma, beta and epsilon travel as NormParams' fields) ----
 int ki_cpu_batch_norm_training(const int8_t* q, int64_t rows, int64_t channels, int x_e, const int8_t* gamma,
                                const int32_t* beta, int gamma_e, int64_t eps_m, int eps_e, int mode, uint64_t key,
-                               uint64_t step, float* y, int* y_e, int32_t* xhat, int64_t* inv_sqrt,
+                               uint64_t step, float* y, int* y_e, int64_t* x_sum, int64_t* inv_sqrt,
                                int32_t* inv_shift, int32_t* mean, int* mean_e, int32_t* variance, int* variance_e) {
   const keras_int::NormParams params{gamma, beta, gamma_e, eps_m, eps_e};
   return Report(keras_int::BatchNormTraining(q, rows, channels, x_e, params, RoundingOf(mode), RoundingSeed{key, step},
-                                             y, y_e, xhat, inv_sqrt, inv_shift, mean, mean_e, variance, variance_e));
+                                             y, y_e, x_sum, inv_sqrt, inv_shift, mean, mean_e, variance, variance_e));
 }
 int ki_gpu_batch_norm_training(const int8_t* q, int64_t rows, int64_t channels, int x_e, const int8_t* gamma,
                                const int32_t* beta, int gamma_e, int64_t eps_m, int eps_e, int mode, uint64_t key,
-                               uint64_t step, float* y, int* y_e, int32_t* xhat, int64_t* inv_sqrt,
+                               uint64_t step, float* y, int* y_e, int64_t* x_sum, int64_t* inv_sqrt,
                                int32_t* inv_shift, int32_t* mean, int* mean_e, int32_t* variance, int* variance_e) {
   const keras_int::NormParams params{gamma, beta, gamma_e, eps_m, eps_e};
   return WithWorkspace(gpu::BatchNormWorkspaceBytes(channels), [&](void* ws) {
     return gpu::BatchNormTraining(Gpu(), q, rows, channels, x_e, params, RoundingOf(mode), RoundingSeed{key, step}, y,
-                                  y_e, xhat, inv_sqrt, inv_shift, mean, mean_e, variance, variance_e, ws);
+                                  y_e, x_sum, inv_sqrt, inv_shift, mean, mean_e, variance, variance_e, ws);
   });
 }
 int ki_cpu_batch_norm_inference(const int8_t* q, int64_t rows, int64_t channels, int x_e, const int8_t* gamma,
@@ -432,18 +432,18 @@ int ki_gpu_batch_norm_inference(const int8_t* q, int64_t rows, int64_t channels,
                                    y_e, ws);
   });
 }
-int ki_cpu_batch_norm_grad(const int8_t* err, int err_e, const int32_t* xhat, int64_t rows, int64_t channels, int x_e,
-                           const int64_t* inv_sqrt, const int32_t* inv_shift, const int8_t* gamma, int gamma_e,
-                           float* dx, int* dx_e, int32_t* dgamma, int32_t* dbeta) {
-  return Report(keras_int::BatchNormGrad(err, err_e, xhat, rows, channels, x_e, inv_sqrt, inv_shift, gamma, gamma_e,
-                                         dx, dx_e, dgamma, dbeta));
+int ki_cpu_batch_norm_grad(const int8_t* err, int err_e, const int8_t* q, int64_t rows, int64_t channels, int x_e,
+                           const int64_t* x_sum, const int64_t* inv_sqrt, const int32_t* inv_shift,
+                           const int8_t* gamma, int gamma_e, float* dx, int* dx_e, int32_t* dgamma, int32_t* dbeta) {
+  return Report(keras_int::BatchNormGrad(err, err_e, q, rows, channels, x_e, x_sum, inv_sqrt, inv_shift, gamma,
+                                         gamma_e, dx, dx_e, dgamma, dbeta));
 }
-int ki_gpu_batch_norm_grad(const int8_t* err, int err_e, const int32_t* xhat, int64_t rows, int64_t channels, int x_e,
-                           const int64_t* inv_sqrt, const int32_t* inv_shift, const int8_t* gamma, int gamma_e,
-                           float* dx, int* dx_e, int32_t* dgamma, int32_t* dbeta) {
+int ki_gpu_batch_norm_grad(const int8_t* err, int err_e, const int8_t* q, int64_t rows, int64_t channels, int x_e,
+                           const int64_t* x_sum, const int64_t* inv_sqrt, const int32_t* inv_shift,
+                           const int8_t* gamma, int gamma_e, float* dx, int* dx_e, int32_t* dgamma, int32_t* dbeta) {
   return WithWorkspace(gpu::BatchNormWorkspaceBytes(channels), [&](void* ws) {
-    return gpu::BatchNormGrad(Gpu(), err, err_e, xhat, rows, channels, x_e, inv_sqrt, inv_shift, gamma, gamma_e, dx,
-                              dx_e, dgamma, dbeta, ws);
+    return gpu::BatchNormGrad(Gpu(), err, err_e, q, rows, channels, x_e, x_sum, inv_sqrt, inv_shift, gamma, gamma_e,
+                              dx, dx_e, dgamma, dbeta, ws);
   });
 }
 

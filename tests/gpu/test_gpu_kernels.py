@@ -358,11 +358,11 @@ NORM_EPS = reference.epsilon_pair(1e-3)
 
 
 def norm_training_args(q, x_e, gamma, beta, gamma_e, eps=NORM_EPS, mode="nearest", seed=(0, 0), rows=None):
-    """Arguments of ki_*_batch_norm_training; outputs: y, y_e, xhat, r, k, mean, mean_e, variance, variance_e."""
+    """Arguments of ki_*_batch_norm_training; outputs: y, y_e, x_sum, r, k, mean, mean_e, variance, variance_e."""
     n, channels = q.shape
     return (In(q), I64(n if rows is None else rows), I64(channels), I32(x_e), In(gamma), In(beta), I32(gamma_e),
             I64(eps[0]), I32(eps[1]), I32(ROUNDINGS[mode]), U64(seed[0]), U64(seed[1]), Out(q.shape, np.float32),
-            OutInt(), Out(q.shape, np.int32), Out((channels,), np.int64), Out((channels,), np.int32),
+            OutInt(), Out((channels,), np.int64), Out((channels,), np.int64), Out((channels,), np.int32),
             Out((channels,), np.int32), OutInt(), Out((channels,), np.int32), OutInt())
 
 
@@ -375,10 +375,11 @@ def norm_inference_args(q, x_e, gamma, beta, gamma_e, mean, mean_e, variance, va
             Out(q.shape, np.float32), OutInt())
 
 
-def norm_grad_args(err, err_e, xhat, x_e, r, k, gamma, gamma_e):
+def norm_grad_args(err, err_e, q, x_e, x_sum, r, k, gamma, gamma_e):
     """Arguments of ki_*_batch_norm_grad; outputs: dx, dx_e, dgamma, dbeta."""
     n, channels = err.shape
-    return (In(err), I32(err_e), In(xhat), I64(n), I64(channels), I32(x_e), In(r), In(k), In(gamma), I32(gamma_e),
+    return (In(err), I32(err_e), In(q), I64(n), I64(channels), I32(x_e), In(np.asarray(x_sum, np.int64)),
+            In(np.asarray(r, np.int64)), In(np.asarray(k, np.int32)), In(gamma), I32(gamma_e),
             Out(err.shape, np.float32), OutInt(), Out((channels,), np.int32), Out((channels,), np.int32))
 
 
@@ -398,12 +399,12 @@ def test_cpu_side_of_batch_norm_matches_the_reference(lib, rng):
     q, gamma, beta = norm_case(rng, 40, 6)
     train = run_cpu(lib, "batch_norm_training", *norm_training_args(q, -5, gamma, beta, -9))
     assert train.rc == 0, train.error
-    y, y_e, xhat, r, k, mean, mean_e, variance, variance_e = train.outputs
+    y, y_e, x_sum, r, k, mean, mean_e, variance, variance_e = train.outputs
     ref = reference.batch_norm_train(q, -5, gamma, -9, beta, *NORM_EPS)
     np.testing.assert_array_equal(y, reference.dequantize(ref["y_q"], ref["y_exponent"]))
     assert y_e == ref["y_exponent"] and mean_e == ref["batch_mean_exponent"]
     assert variance_e == ref["batch_variance_exponent"]
-    np.testing.assert_array_equal(xhat, ref["xhat"])
+    np.testing.assert_array_equal(x_sum, ref["S1"])
     np.testing.assert_array_equal(r, ref["r"])
     np.testing.assert_array_equal(k, ref["k"])
     np.testing.assert_array_equal(mean, ref["batch_mean"])
@@ -415,9 +416,9 @@ def test_cpu_side_of_batch_norm_matches_the_reference(lib, rng):
     np.testing.assert_array_equal(inference.outputs[0], reference.dequantize(y_q, y_e))
     assert inference.outputs[1] == y_e
     err = int8s(rng, q.shape)
-    grad = run_cpu(lib, "batch_norm_grad", *norm_grad_args(err, -11, xhat, -5, r, k, gamma, -9))
+    grad = run_cpu(lib, "batch_norm_grad", *norm_grad_args(err, -11, q, -5, x_sum, r, k, gamma, -9))
     assert grad.rc == 0, grad.error
-    dx_q, dx_e, dgamma, dbeta = reference.batch_norm_grad(err, -11, xhat, -5, r, k, gamma, -9)
+    dx_q, dx_e, dgamma, dbeta = reference.batch_norm_grad(err, -11, ref["xhat"], -5, r, k, gamma, -9)
     np.testing.assert_array_equal(grad.outputs[0], reference.dequantize(dx_q, dx_e))
     assert grad.outputs[1] == dx_e
     np.testing.assert_array_equal(grad.outputs[2], dgamma)
@@ -440,7 +441,7 @@ def test_batch_norm(gpu, rng, rows, channels):
                                        *norm_training_args(q, x_e, gamma, beta, gamma_e, eps, mode, seed))
             assert_same(cpu, gpu_result, f"training {rows}x{channels} x_e={x_e} {mode}")
             assert cpu.rc == 0, cpu.error
-            _, _, xhat, r, k, mean, mean_e, variance, variance_e = cpu.outputs
+            _, _, x_sum, r, k, mean, mean_e, variance, variance_e = cpu.outputs
             # Inference with the batch's statistics, and with a mean far from the data.
             shifted = (mean.astype(np.int64) * 3 // 2 + 2**29 * (channels > 2)).clip(-(2**31) + 1, 2**31 - 1)
             for moving_mean, moving_mean_e in ((mean, mean_e), (shifted.astype(np.int32), mean_e + 9)):
@@ -452,7 +453,7 @@ def test_batch_norm(gpu, rng, rows, channels):
             err = int8s(rng, q.shape)
             if rows > 1 and channels > 2:
                 err[:, 2] = 0  # an all-zero channel
-            assert_same(*run_both(gpu, "batch_norm_grad", *norm_grad_args(err, err_e, xhat, x_e, r, k, gamma,
+            assert_same(*run_both(gpu, "batch_norm_grad", *norm_grad_args(err, err_e, q, x_e, x_sum, r, k, gamma,
                                                                           gamma_e)),
                         f"grad {rows}x{channels} x_e={x_e} err_e={err_e}")
 
@@ -477,3 +478,9 @@ def test_batch_norm_errors_match(gpu, rng):
     cpu, gpu_result = run_both(gpu, "batch_norm_inference",
                                *norm_inference_args(q, -7, gamma, beta, -6, mean, 400, mean, -20))
     assert cpu.rc != 0 and cpu.error == gpu_result.error
+    # Saved forward constants that the forward pass cannot produce.
+    err = int8s(rng, q.shape)
+    for x_sum, r, k in (([0, 8 * 128 + 1, 0], [1, 1, 1], [0, 0, 0]), ([0, 0, 0], [1, 2**40, 1], [0, 0, 0]),
+                        ([0, 0, 0], [1, 1, 1], [0, 0, 31])):
+        cpu, gpu_result = run_both(gpu, "batch_norm_grad", *norm_grad_args(err, -7, q, -7, x_sum, r, k, gamma, -6))
+        assert cpu.rc != 0 and "not what the forward pass gives" in cpu.error and cpu.error == gpu_result.error

@@ -86,7 +86,7 @@ def batch_norm(x, gamma, beta, gamma_exponent, epsilon=1e-3, training=True, movi
     seed = check.seed(seed, rounding, fn)
     raw = _loader.load()
     if training:
-        (y, y_exponent, _, _, _, _, _, batch_mean, batch_mean_exponent, batch_variance,
+        (y, y_exponent, _, _, _, _, _, _, batch_mean, batch_mean_exponent, batch_variance,
          batch_variance_exponent) = raw.int_ops_batch_norm(
             x, gamma_variable.handle, beta_variable.handle, gamma_exponent, seed,
             _weighted.error_exponents(error_exponent, fn), **attrs)
@@ -127,7 +127,7 @@ def _batch_norm_grad(op, dy, *unused_output_grads):
     # variable, which the optimizer may already have updated.
     outputs, inputs = _op_args.outputs(op), _op_args.inputs(op)
     dx, _, dgamma, dbeta, err_exponent = _loader.load().int_ops_batch_norm_grad(
-        dy, outputs["xhat"], outputs["x_exponent"], outputs["inv_sqrt"], outputs["inv_shift"],
+        dy, outputs["x_q"], outputs["x_exponent"], outputs["x_sum"], outputs["inv_sqrt"], outputs["inv_shift"],
         outputs["gamma_q"], inputs["gamma_exponent"])
     for variable in inputs["error_exponent"]:
         tf.raw_ops.AssignVariableOp(resource=variable, value=err_exponent)
