@@ -10,6 +10,7 @@ SANITIZER_COPTS = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", 
 # Flags of the instruction-set-specific core sources (picked at run time).
 AVX2 = ["-mavx2"]
 AVX512_VNNI = ["-mavx512f", "-mavx512bw", "-mavx512vnni"]
+AVX512 = ["-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl"]
 
 # The core is built twice: plain, and with AddressSanitizer +
 # UndefinedBehaviorSanitizer (for core_test and _int_ops_asan.so).

@@ -9,6 +9,7 @@
 #include "cc/core/carrier_element.h"
 #include "cc/core/dfp.h"
 #include "cc/core/norm_element.h"
+#include "cc/core/norm_rows.h"
 
 namespace keras_int {
 
@@ -92,37 +93,26 @@ ChannelExtremes ScanChannels(const int8_t* q, int64_t rows, int64_t channels, bo
   const size_t n = static_cast<size_t>(blocks * channels);
   std::vector<int64_t> s1(sums ? n : 0, 0), s2(sums ? n : 0, 0);
   std::vector<int8_t> low(n, 127), high(n, -128);
+  const bool avx512 = norm_internal::NormAvx512Available();
   parallel_for(blocks, block_rows * channels * 4, [&](int64_t begin, int64_t end) {
-    // A block's sums in int32 (at most 2**14 rows: |S1| <= 2**21, S2 <=
-    // 2**28) and extremes in int32 registers-to-be, through restrict
-    // pointers, so that the channel loop vectorises.
+    // A block's sums in int32 (at most 2**14 rows: |S1| <= 2**21, S2 <= 2**28).
     std::vector<int32_t> block(static_cast<size_t>(4 * channels));
-    int32_t* __restrict a = block.data();
-    int32_t* __restrict sq = a + channels;
-    int32_t* __restrict lo = sq + channels;
-    int32_t* __restrict hi = lo + channels;
+    int32_t* lo = block.data() + 2 * channels;
+    int32_t* hi = lo + channels;
     for (int64_t b = begin; b < end; ++b) {
-      std::fill(a, a + 2 * channels, 0);
+      std::fill(block.begin(), block.begin() + 2 * channels, 0);
       std::fill(lo, lo + channels, 127);
       std::fill(hi, hi + channels, -128);
       const int64_t row_end = std::min(rows, (b + 1) * block_rows);
-      for (int64_t r = b * block_rows; r < row_end; ++r) {
-        const int8_t* __restrict row = q + r * channels;
-        for (int64_t c = 0; c < channels; ++c) {
-          const int32_t v = row[c];
-          lo[c] = std::min(lo[c], v);
-          hi[c] = std::max(hi[c], v);
-          a[c] += v;
-          sq[c] += v * v;
-        }
-      }
+      (avx512 ? norm_internal::ScanRows<1> : norm_internal::ScanRows<0>)(q, b * block_rows, row_end, channels,
+                                                                          block.data());
       for (int64_t c = 0; c < channels; ++c) {
         const int64_t j = b * channels + c;
         low[j] = static_cast<int8_t>(lo[c]);
         high[j] = static_cast<int8_t>(hi[c]);
         if (sums) {
-          s1[j] = a[c];
-          s2[j] = sq[c];
+          s1[j] = block[c];
+          s2[j] = block[channels + c];
         }
       }
     }
@@ -179,12 +169,10 @@ Status NormalizeAndEmit(const int8_t* q, int64_t rows, int64_t channels, const N
             static_cast<float>(NormRequantizeElement(acc, exponents[c], exponent, rounding, 0u)) * scale;
       }
     }
-    parallel_for(rows, channels * 4, [&](int64_t begin, int64_t end) {
-      for (int64_t r = begin; r < end; ++r) {
-        const int8_t* row = q + r * channels;
-        float* out = y + r * channels;
-        for (int64_t c = 0; c < channels; ++c) out[c] = y_table[c * 256 + (row[c] + 128)];
-      }
+    const bool avx512 = norm_internal::NormAvx512Available();
+    parallel_for(rows, channels * 2, [&](int64_t begin, int64_t end) {
+      (avx512 ? norm_internal::LookupRows<1> : norm_internal::LookupRows<0>)(q, begin, end, channels, y_table.data(),
+                                                                              y);
     });
     return Status::OK();
   }
@@ -230,6 +218,16 @@ std::vector<ErrorBin> BinErrors(const int8_t* err, const int8_t* q, int64_t rows
 }
 
 }  // namespace
+
+namespace norm_internal {
+
+bool NormAvx512Available() {
+  static const bool available = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                                __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+  return available;
+}
+
+}  // namespace norm_internal
 
 Status CheckNormRows(int64_t rows) {
   if (rows > kNormMaxRows) {
@@ -389,37 +387,25 @@ Status BatchNormGrad(const int8_t* err, int err_exponent, const int8_t* q, int64
   // requantize_channels with nearest, branch-free per element: a channel
   // with s = exponent - e_c <= 0 shifts left by -s (exact, below 2**7),
   // one with 0 < s < 64 rounds right by s, one with s >= 64 is all zero.
-  std::vector<int> left(static_cast<size_t>(channels), 0), right(static_cast<size_t>(channels), 0);
-  std::vector<uint64_t> half(static_cast<size_t>(channels), 0);
+  std::vector<uint64_t> left(static_cast<size_t>(channels), 0), right(static_cast<size_t>(channels), 0),
+      half(static_cast<size_t>(channels), 0);
   for (int64_t c = 0; c < channels; ++c) {
     const int s = exponent - exponents[c];
     if (s >= 64) {
       unit[c] = 0;
       std::fill(term.begin() + c * 256, term.begin() + (c + 1) * 256, 0);
     } else if (s > 0) {
-      right[c] = s;
+      right[c] = static_cast<uint64_t>(s);
       half[c] = uint64_t{1} << (s - 1);
     } else {
-      left[c] = -s;
+      left[c] = static_cast<uint64_t>(-s);
     }
   }
   const float scale = PowerOfTwo(exponent);
-  parallel_for(rows, channels * 8, [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r) {
-      const int8_t* e = err + r * channels;
-      const int8_t* m = q + r * channels;
-      float* out = dx + r * channels;
-      for (int64_t c = 0; c < channels; ++c) {
-        // The sign by arithmetic, not a branch: it is as random as the errors.
-        const int64_t value = int64_t{e[c]} * unit[c] - term[c * 256 + (m[c] + 128)];
-        const int64_t sign = value >> 63;  // 0 or -1
-        const uint64_t magnitude = static_cast<uint64_t>((value ^ sign) - sign);
-        uint64_t rounded = ((magnitude << left[c]) + half[c]) >> right[c];
-        rounded = rounded > 127 ? 127 : rounded;
-        const int32_t mantissa = (static_cast<int32_t>(rounded) ^ static_cast<int32_t>(sign)) - static_cast<int32_t>(sign);
-        out[c] = static_cast<float>(mantissa) * scale;
-      }
-    }
+  const bool avx512 = norm_internal::NormAvx512Available();
+  parallel_for(rows, channels * 4, [&](int64_t begin, int64_t end) {
+    (avx512 ? norm_internal::GradEmitRows<1> : norm_internal::GradEmitRows<0>)(
+        err, q, begin, end, channels, unit.data(), term.data(), left.data(), half.data(), right.data(), scale, dx);
   });
   return Status::OK();
 }

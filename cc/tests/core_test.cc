@@ -15,6 +15,7 @@
 #include "cc/core/cross_entropy.h"
 #include "cc/core/dfp.h"
 #include "cc/core/gemm.h"
+#include "cc/core/norm_rows.h"
 #include "cc/core/pool.h"
 #include "cc/core/sgd.h"
 
@@ -397,6 +398,59 @@ void TestSubnormalsAndEmptyPools() {
   AvgPoolGrad(g, nullptr, nullptr);
 }
 
+// The AVX-512 row loops of batch normalization against the portable ones,
+// bit for bit, over channel counts with and without a scalar tail and
+// per-channel shifts of every kind (left, right, none).
+void TestNormRowLoops() {
+  if (!norm_internal::NormAvx512Available()) {
+    std::printf("core_test: no AVX-512 here, the batch-norm row loops run portable only\n");
+    return;
+  }
+  std::uniform_int_distribution<int64_t> big(-(int64_t{1} << 40), int64_t{1} << 40);
+  std::uniform_int_distribution<int> shift(0, 45);
+  for (int64_t channels : {1, 3, 7, 8, 9, 15, 16, 17, 31, 33, 64, 70}) {
+    const int64_t rows = 37;
+    const std::vector<int8_t> q = RandomInt8(rows * channels), err = RandomInt8(rows * channels);
+    std::vector<int32_t> sums0(static_cast<size_t>(4 * channels)), sums1;
+    for (int64_t c = 0; c < channels; ++c) {
+      sums0[c] = static_cast<int32_t>(c) - 5;
+      sums0[2 * channels + c] = 127;
+      sums0[3 * channels + c] = -128;
+    }
+    sums1 = sums0;
+    norm_internal::ScanRows<0>(q.data(), 2, rows, channels, sums0.data());
+    norm_internal::ScanRows<1>(q.data(), 2, rows, channels, sums1.data());
+    EXPECT(sums0 == sums1, "ScanRows AVX-512 = portable (%lld channels)", static_cast<long long>(channels));
+    std::vector<float> table(static_cast<size_t>(channels * 256));
+    for (size_t j = 0; j < table.size(); ++j) table[j] = static_cast<float>(static_cast<int>(j % 255) - 127) * 0.25f;
+    std::vector<float> y0(static_cast<size_t>(rows * channels), -1.0f), y1 = y0;
+    norm_internal::LookupRows<0>(q.data(), 1, rows, channels, table.data(), y0.data());
+    norm_internal::LookupRows<1>(q.data(), 1, rows, channels, table.data(), y1.data());
+    EXPECT(y0 == y1, "LookupRows AVX-512 = portable (%lld channels)", static_cast<long long>(channels));
+    std::vector<int64_t> unit(static_cast<size_t>(channels)), term(static_cast<size_t>(channels * 256));
+    std::vector<uint64_t> left(static_cast<size_t>(channels), 0), half(static_cast<size_t>(channels), 0),
+        right(static_cast<size_t>(channels), 0);
+    for (int64_t c = 0; c < channels; ++c) {
+      unit[c] = big(rng) >> 10;
+      const int s = shift(rng);
+      if (c % 3 == 0 && s < 7) {
+        left[c] = static_cast<uint64_t>(s);  // small values only: below 2**7 after the shift
+        unit[c] = 0;
+      } else if (s > 0) {
+        right[c] = static_cast<uint64_t>(s);
+        half[c] = uint64_t{1} << (s - 1);
+      }
+    }
+    for (size_t j = 0; j < term.size(); ++j) term[j] = left[j / 256] ? static_cast<int64_t>(j % 5) - 2 : big(rng);
+    std::vector<float> dx0(static_cast<size_t>(rows * channels), -1.0f), dx1 = dx0;
+    norm_internal::GradEmitRows<0>(err.data(), q.data(), 0, rows, channels, unit.data(), term.data(), left.data(),
+                                   half.data(), right.data(), 0.125f, dx0.data());
+    norm_internal::GradEmitRows<1>(err.data(), q.data(), 0, rows, channels, unit.data(), term.data(), left.data(),
+                                   half.data(), right.data(), 0.125f, dx1.data());
+    EXPECT(dx0 == dx1, "GradEmitRows AVX-512 = portable (%lld channels)", static_cast<long long>(channels));
+  }
+}
+
 }  // namespace
 }  // namespace keras_int
 
@@ -411,6 +465,7 @@ int main() {
   keras_int::TestConv();
   keras_int::TestRequantizeAndQuantize();
   keras_int::TestPoolLossSgdAdd();
+  keras_int::TestNormRowLoops();
   std::printf("core_test: %d checks, %d failed\n", keras_int::checks, keras_int::failures);
   return keras_int::failures == 0 ? 0 : 1;
 }
