@@ -48,15 +48,25 @@ def _sources():
     return sources, headers
 
 
+# cc/BUILD's isa_srcs and the flags of bazel/int_op_library.bzl.
+ISA_FLAGS = {
+    "gemm_avx2.cc": ["-mavx2"],
+    "gemm_avx512.cc": ["-mavx512f", "-mavx512bw", "-mavx512vnni"],
+    "conv_avx512.cc": ["-mavx512f", "-mavx512bw", "-mavx512vnni"],
+    "norm_avx512.cc": ["-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl"],
+}
+
+
 def _compile(compiler, source):
     obj = os.path.join(BUILD_DIR, os.path.relpath(source, ROOT).replace(os.sep, "_") + ".o")
     flags = list(COMMON_FLAGS)
     if source.endswith(".cu.cc"):
         flags = ["-x", "cu"] + ARCH_FLAGS + flags
-    elif source.endswith("gemm_avx2.cc"):  # micro-kernels chosen at run time, as in the Bazel build
-        flags += ["-Xcompiler", "-mavx2"]
-    elif source.endswith(("gemm_avx512.cc", "conv_avx512.cc")):
-        flags += ["-Xcompiler", "-mavx512f,-mavx512bw,-mavx512vnni"]
+    elif "_avx" in os.path.basename(source):
+        # Instruction-set sources chosen at run time: their flags as in cc/BUILD's isa_srcs.
+        if os.path.basename(source) not in ISA_FLAGS:
+            raise RuntimeError(f"{source}: add its flags (cc/BUILD isa_srcs) to ISA_FLAGS in {__file__}")
+        flags += ["-Xcompiler", ",".join(ISA_FLAGS[os.path.basename(source)])]
     result = subprocess.run([compiler, *flags, "-c", source, "-o", obj], capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"nvcc failed on {source}:\n{result.stderr}")
