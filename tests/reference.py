@@ -590,6 +590,26 @@ def batch_norm_grad_from_carrier(dy, xhat, e_x, r, k, gamma, e_g, details=False)
     return batch_norm_grad(err, e_err, xhat, e_x, r, k, gamma, e_g, details=details)
 
 
+def batch_norm_frozen_grad(err, e_err, j, e_x, r, k, gamma, e_g):
+    """Backward of section 8 in inference mode (a frozen layer) from err (int8 [..., C] at e_err).
+
+    Per channel with the inference count n = 2**j[c]: rho = round_shift(n * r,
+    z, nearest), z = max(bit_length(n * r) - 16, 0), v = err * gamma * rho at
+    e_g - e_x + e_err + k - 61 + z, dx = requantize_channels(v, nearest).
+    Returns (dx_q, dx_exponent).
+    """
+    err_rows, _, channels = _as_rows(err)
+    gamma = [int(g) for g in np.ravel(gamma)]
+    v = np.empty(err_rows.shape, dtype=object)
+    e_c = []
+    for c in range(channels):
+        nr = (1 << int(np.ravel(j)[c])) * int(np.ravel(r)[c])
+        z = max(nr.bit_length() - 16, 0)
+        v[:, c] = _obj(err_rows[:, c]) * (gamma[c] * _shift_nearest(nr, z))
+        e_c.append(e_g - e_x + e_err + int(np.ravel(k)[c]) - 61 + z)
+    return requantize_channels(v.astype(np.int64).reshape(np.shape(err)), e_c, "nearest")
+
+
 def moving_average(m, e_m, b, e_b, p):
     """Moving statistic update: (m, e_m) <- p/2**16 * m + (1 - p/2**16) * b.
 

@@ -160,3 +160,30 @@ def test_inference_uses_the_moving_statistics():
     model = _fit_a_few_steps(3)
     expected = float(np.mean(model.predict(x, batch_size=128, verbose=0).argmax(1) == y_test[:128]))
     assert model.evaluate(x, y_test[:128], batch_size=128, verbose=0)[1] == pytest.approx(expected)
+
+
+def test_frozen_batch_norm_fine_tunes_the_layers_before_it():
+    """As with keras.layers.BatchNormalization: trainable=False freezes gamma,
+    beta and the moving statistics, fit runs the layer in inference mode, and
+    the error still reaches the layers before it (integer frozen backward), so
+    fine-tuning trains them and the loss falls."""
+    (x, y), _ = digits()
+    model = _fit_a_few_steps(3)
+    for layer in _batch_norms(model):
+        layer.trainable = False
+    compile_model(model)  # trainability changes take effect at compile
+    state = _state(model)
+    loss_before = float(model.evaluate(x[:256], y[:256], batch_size=256, verbose=0)[0])
+    model.fit(x[:256], y[:256], batch_size=BATCH, epochs=3, verbose=0, shuffle=False)
+    after = _state(model)
+    frozen = [p for p in state if any(p.startswith(layer.path + "/") for layer in _batch_norms(model))]
+    for path in frozen:
+        if path.endswith(("/output_exponent", "/rounding_step")):
+            continue
+        np.testing.assert_array_equal(state[path], after[path], err_msg=path)
+    convs = [layer for layer in model.layers if isinstance(layer, L.IntConv2D)]
+    # The stem convolution comes before every batch norm: only the frozen
+    # backward can have carried the error to it.
+    stem = convs[0].kernel.path
+    assert not np.array_equal(state[stem], after[stem])
+    assert float(model.evaluate(x[:256], y[:256], batch_size=256, verbose=0)[0]) < loss_before

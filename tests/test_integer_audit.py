@@ -122,6 +122,26 @@ def test_resnet_training_step_float_arithmetic_is_only_the_residual_fork_sums():
     assert len(updated) == len(model.trainable_weights) == 6 * 2 + 6 + 1  # 6 convs, 1 dense
 
 
+def test_frozen_batch_norm_training_step_is_integer():
+    """Frozen batch norms (trainable=False) run in inference mode inside fit
+    and pass the error back with the integer frozen backward: still no float
+    arithmetic but the residual fork sums."""
+    (x, y), _ = digits()
+    model = small_resnet()
+    for layer in model.layers:
+        if isinstance(layer, keras_int.layers.IntBatchNormalization):
+            layer.trainable = False
+    compile_integer(model)
+    found, nodes = float_arithmetic_feeding_updates(model, x[:64], y[:64])
+    assert sorted(_residual_fork_sums(found, nodes)) == sorted(found), found
+    ops = {n.op for n in nodes.values()}
+    assert {"IntOps>BatchNormInference", "IntOps>BatchNormFrozenGrad", "IntOps>SgdUpdate"} <= ops, sorted(ops)
+    assert "IntOps>BatchNorm" not in ops and "IntOps>NormMovingAverage" not in ops
+    # Every convolution, the stem's included, is still updated.
+    updated = {n.name for n in nodes.values() if n.op == "IntOps>SgdUpdate"}
+    assert len(updated) == len(model.trainable_weights) == 6 + 1
+
+
 def test_audit_catches_float_arithmetic():
     (x, y), _ = digits()
     model = keras.Sequential([keras.Input((8, 8, 1)), keras_int.layers.IntFlatten(),

@@ -207,24 +207,70 @@ def test_gradient_against_float_batch_norm(rng, shape):
 
 # --------------------------------------------------------------- inference
 
-def _infer(x, gamma, beta, e_g, m_M, e_M, m_V, e_V, rounding="nearest", seed=None):
-    return layer_ops.batch_norm(tf.constant(x), tf.Variable(gamma), tf.Variable(beta), e_g,
-                                epsilon=EPSILON, training=False,
-                                moving_mean=tf.constant(np.asarray(m_M, np.int32)),
-                                moving_mean_exponent=e_M,
-                                moving_variance=tf.constant(np.asarray(m_V, np.int32)),
-                                moving_variance_exponent=e_V, rounding=rounding, seed=seed)
+def _infer(x, gamma, beta, e_g, m_M, e_M, m_V, e_V, rounding="nearest", seed=None, dy=None):
+    """The inference op; with dy, also (dx, dgamma, dbeta) of sum(y * dy) through the tape."""
+    gamma_v, beta_v, x_t = tf.Variable(gamma), tf.Variable(beta), tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x_t)
+        out = layer_ops.batch_norm(x_t, gamma_v, beta_v, e_g, epsilon=EPSILON, training=False,
+                                   moving_mean=tf.constant(np.asarray(m_M, np.int32)),
+                                   moving_mean_exponent=e_M,
+                                   moving_variance=tf.constant(np.asarray(m_V, np.int32)),
+                                   moving_variance_exponent=e_V, rounding=rounding, seed=seed)
+        loss = tf.reduce_sum(out["y"] * (0.0 if dy is None else tf.constant(dy)))
+    return out, (tape.gradient(loss, [x_t, gamma_v, beta_v]) if dy is not None else None)
 
 
 def _check_infer(x, gamma, beta, e_g, m_M, e_M, m_V, e_V, rounding="nearest", op_seed=None,
                  ref_seed=None):
-    out = _infer(x, gamma, beta, e_g, m_M, e_M, m_V, e_V, rounding, op_seed)
+    """Bit-exact inference forward and its frozen backward (dx only: gamma and beta get none)."""
+    dy = _carrier(np.random.default_rng(x.size), x.shape, -9)
+    out, (dx, dgamma, dbeta) = _infer(x, gamma, beta, e_g, m_M, e_M, m_V, e_V, rounding, op_seed, dy)
     assert set(out) == {"y", "y_exponent"}
     qx, ex = ref.quantize(x)
-    y_q, y_e = ref.batch_norm_inference(qx, ex, gamma, e_g, beta, m_M, e_M, m_V, e_V, *EPSILON,
-                                        rounding=rounding, seed=ref_seed)
-    np.testing.assert_array_equal(out["y"].numpy(), ref.dequantize(y_q, y_e))
-    assert int(out["y_exponent"]) == y_e
+    info = ref.batch_norm_inference(qx, ex, gamma, e_g, beta, m_M, e_M, m_V, e_V, *EPSILON,
+                                    rounding=rounding, seed=ref_seed, details=True)
+    np.testing.assert_array_equal(out["y"].numpy(), ref.dequantize(info["y_q"], info["y_exponent"]))
+    assert int(out["y_exponent"]) == info["y_exponent"]
+    err, e_err = ref.quantize(dy)
+    dx_q, dx_e = ref.batch_norm_frozen_grad(err, e_err, info["j"], ex, info["r"], info["k"], gamma, e_g)
+    np.testing.assert_array_equal(dx.numpy(), ref.dequantize(dx_q, dx_e))
+    assert dgamma is None and dbeta is None
+
+
+def test_frozen_gradient_against_float(rng):
+    """The frozen backward is dy * gamma / sqrt(moving_variance + eps), within the quantisation error."""
+    channels = 6
+    gamma, beta, e_g = _params(rng, channels)
+    x = _carrier(rng, (40, channels), -5)
+    dy = _carrier(rng, (40, channels), -9)
+    m_M, e_M = rng.integers(-2**29, 2**29, channels), -34
+    m_V, e_V = rng.integers(2**28, 2**30, channels), -38
+    _, (dx, _, _) = _infer(x, gamma, beta, e_g, m_M, e_M, m_V, e_V, dy=dy)
+    sigma = np.sqrt(np.asarray(m_V, np.float64) * 2.0**e_V + 1e-3)
+    want = dy * (gamma * 2.0**e_g) / sigma
+    # dy's quantisation is exact (a carrier); rho's 16-bit rounding and dx's int8 rounding remain.
+    scale = np.abs(want).max()
+    np.testing.assert_allclose(dx.numpy(), want, atol=scale * (2.0**-7 + 2.0**-15) * 1.01)
+    assert scale > 0 and np.abs(dx.numpy()).max() > 0
+
+
+def test_frozen_gradient_bad_inputs():
+    raw = layer_ops._loader.load()
+    dy = np.ones((2, 3), np.float32)
+    good = dict(count=np.ones(3, np.int64), inv_sqrt=np.ones(3, np.int64), inv_shift=np.zeros(3, np.int32))
+    for key, value, message in [("count", [1, 3, 1], "channel 1 has count 3"),
+                                ("count", [0, 1, 1], "channel 0 has count 0"),
+                                ("count", [1, 1, 2**24], "channel 2 has count 16777216"),
+                                ("inv_sqrt", [1, -1, 1], "inv_sqrt -1"),
+                                ("inv_shift", [0, 0, 31], "inv_shift 31")]:
+        args = {**good, key: np.asarray(value, good[key].dtype)}
+        with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+            raw.int_ops_batch_norm_frozen_grad(dy, 0, args["count"], args["inv_sqrt"], args["inv_shift"],
+                                               np.ones(3, np.int8), 0)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="per-channel inputs must have shape \\[3\\]"):
+        raw.int_ops_batch_norm_frozen_grad(dy, 0, np.ones(2, np.int64), good["inv_sqrt"], good["inv_shift"],
+                                           np.ones(3, np.int8), 0)
 
 
 @pytest.mark.parametrize("shape", SHAPES)

@@ -217,6 +217,49 @@ std::vector<ErrorBin> BinErrors(const int8_t* err, const int8_t* q, int64_t rows
   return total;
 }
 
+// requantize_channels (nearest) of the backward values err * unit[c] -
+// term[c * 256 + q + 128], whose exponents and largest magnitudes per
+// channel are given: the output exponent, then one vectorised pass.
+Status EmitGradChannels(const int8_t* err, const int8_t* q, int64_t rows, int64_t channels,
+                        const std::vector<int>& exponents, const std::vector<uint64_t>& largest,
+                        std::vector<int64_t>* unit_in, std::vector<int64_t>* term_in, const ParallelFor& parallel_for,
+                        float* dx, int* dx_exponent) {
+  std::vector<int64_t>& unit = *unit_in;
+  std::vector<int64_t>& term = *term_in;
+  const int position = LargestPosition(largest, exponents.data());
+  if (position == kNoPosition) {
+    parallel_for(rows * channels, 1, [&](int64_t begin, int64_t end) { std::fill(dx + begin, dx + end, 0.0f); });
+    return Status::OK();
+  }
+  const int exponent = position - 7;
+  KERAS_INT_RETURN_IF_ERROR(CheckExponent("batch_norm_grad: result exponent", exponent, kMinExponent, kMaxExponent));
+  *dx_exponent = exponent;
+  // requantize_channels with nearest, branch-free per element: a channel
+  // with s = exponent - e_c <= 0 shifts left by -s (exact, below 2**7),
+  // one with 0 < s < 64 rounds right by s, one with s >= 64 is all zero.
+  std::vector<uint64_t> left(static_cast<size_t>(channels), 0), right(static_cast<size_t>(channels), 0),
+      half(static_cast<size_t>(channels), 0);
+  for (int64_t c = 0; c < channels; ++c) {
+    const int s = exponent - exponents[c];
+    if (s >= 64) {
+      unit[c] = 0;
+      std::fill(term.begin() + c * 256, term.begin() + (c + 1) * 256, 0);
+    } else if (s > 0) {
+      right[c] = static_cast<uint64_t>(s);
+      half[c] = uint64_t{1} << (s - 1);
+    } else {
+      left[c] = static_cast<uint64_t>(-s);
+    }
+  }
+  const float scale = PowerOfTwo(exponent);
+  const bool avx512 = norm_internal::NormAvx512Available();
+  parallel_for(rows, channels * 4, [&](int64_t begin, int64_t end) {
+    (avx512 ? norm_internal::GradEmitRows<1> : norm_internal::GradEmitRows<0>)(
+        err, q, begin, end, channels, unit.data(), term.data(), left.data(), half.data(), right.data(), scale, dx);
+  });
+  return Status::OK();
+}
+
 }  // namespace
 
 namespace norm_internal {
@@ -284,7 +327,8 @@ Status BatchNormTraining(const int8_t* q, int64_t rows, int64_t channels, int x_
 Status BatchNormInference(const int8_t* q, int64_t rows, int64_t channels, int x_exponent, const NormParams& params,
                           const int32_t* moving_mean, int moving_mean_exponent, const int32_t* moving_variance,
                           int moving_variance_exponent, Rounding rounding, RoundingSeed seed, float* y,
-                          int* y_exponent, const ParallelFor& parallel_for) {
+                          int* y_exponent, int64_t* count, int64_t* inv_sqrt, int32_t* inv_shift,
+                          const ParallelFor& parallel_for) {
   KERAS_INT_RETURN_IF_ERROR(CheckNormEpsilon(params.eps_mantissa, params.eps_exponent));
   KERAS_INT_RETURN_IF_ERROR(CheckNormStatisticExponent("batch_norm: moving_mean_exponent", moving_mean_exponent));
   KERAS_INT_RETURN_IF_ERROR(
@@ -299,6 +343,9 @@ Status BatchNormInference(const int8_t* q, int64_t rows, int64_t channels, int x
     }
     stats[c] = MakeInferenceChannel(moving_mean[c], moving_mean_exponent, moving_variance[c],
                                     moving_variance_exponent, params.eps_mantissa, params.eps_exponent, x_exponent);
+    count[c] = stats[c].count;
+    inv_sqrt[c] = stats[c].inv_sqrt;
+    inv_shift[c] = stats[c].inv_shift;
   }
   const ChannelExtremes extremes = ScanChannels(q, rows, channels, /*sums=*/false, parallel_for);
   return NormalizeAndEmit(q, rows, channels, params, stats, extremes, rounding, seed, y, y_exponent, parallel_for);
@@ -376,38 +423,49 @@ Status BatchNormGrad(const int8_t* err, int err_exponent, const int8_t* q, int64
                              Magnitude64(NormGradValue(bins[j].high, xhat[j], g.a, g.b, g.gamma_rho))});
     }
   }
-  const int position = LargestPosition(largest, exponents.data());
-  if (position == kNoPosition) {
-    parallel_for(rows * channels, 1, [&](int64_t begin, int64_t end) { std::fill(dx + begin, dx + end, 0.0f); });
-    return Status::OK();
-  }
-  const int exponent = position - 7;
-  KERAS_INT_RETURN_IF_ERROR(CheckExponent("batch_norm_grad: result exponent", exponent, kMinExponent, kMaxExponent));
-  *dx_exponent = exponent;
-  // requantize_channels with nearest, branch-free per element: a channel
-  // with s = exponent - e_c <= 0 shifts left by -s (exact, below 2**7),
-  // one with 0 < s < 64 rounds right by s, one with s >= 64 is all zero.
-  std::vector<uint64_t> left(static_cast<size_t>(channels), 0), right(static_cast<size_t>(channels), 0),
-      half(static_cast<size_t>(channels), 0);
+  return EmitGradChannels(err, q, rows, channels, exponents, largest, &unit, &term, parallel_for, dx, dx_exponent);
+}
+
+Status NormFrozenChannelError(int64_t channel, int64_t count, int64_t inv_sqrt, int32_t inv_shift) {
+  return Status::Error("batch_norm_frozen_grad: channel " + std::to_string(channel) + " has count " +
+                       std::to_string(count) + ", inv_sqrt " + std::to_string(inv_sqrt) + ", inv_shift " +
+                       std::to_string(inv_shift) + ": not what the inference pass gives (count a power of two in "
+                       "[1, 2**23], 0 <= inv_sqrt <= " + std::to_string(kNormMaxInverseSqrt) +
+                       ", 0 <= inv_shift <= 30)");
+}
+
+Status CheckNormFrozenChannels(int64_t channels, const int64_t* count, const int64_t* inv_sqrt,
+                               const int32_t* inv_shift) {
   for (int64_t c = 0; c < channels; ++c) {
-    const int s = exponent - exponents[c];
-    if (s >= 64) {
-      unit[c] = 0;
-      std::fill(term.begin() + c * 256, term.begin() + (c + 1) * 256, 0);
-    } else if (s > 0) {
-      right[c] = static_cast<uint64_t>(s);
-      half[c] = uint64_t{1} << (s - 1);
-    } else {
-      left[c] = static_cast<uint64_t>(-s);
+    if (!NormFrozenChannelValid(count[c], inv_sqrt[c], inv_shift[c])) {
+      return NormFrozenChannelError(c, count[c], inv_sqrt[c], inv_shift[c]);
     }
   }
-  const float scale = PowerOfTwo(exponent);
-  const bool avx512 = norm_internal::NormAvx512Available();
-  parallel_for(rows, channels * 4, [&](int64_t begin, int64_t end) {
-    (avx512 ? norm_internal::GradEmitRows<1> : norm_internal::GradEmitRows<0>)(
-        err, q, begin, end, channels, unit.data(), term.data(), left.data(), half.data(), right.data(), scale, dx);
-  });
   return Status::OK();
+}
+
+Status BatchNormFrozenGrad(const int8_t* err, int err_exponent, int64_t rows, int64_t channels, int x_exponent,
+                           const int64_t* count, const int64_t* inv_sqrt, const int32_t* inv_shift,
+                           const int8_t* gamma, int gamma_exponent, float* dx, int* dx_exponent,
+                           const ParallelFor& parallel_for) {
+  *dx_exponent = 0;
+  if (channels == 0 || rows == 0) return Status::OK();
+  KERAS_INT_RETURN_IF_ERROR(CheckNormFrozenChannels(channels, count, inv_sqrt, inv_shift));
+  // Each channel's largest |value| is at its smallest or largest error.
+  const ChannelExtremes extremes = ScanChannels(err, rows, channels, /*sums=*/false, parallel_for);
+  std::vector<int64_t> unit(static_cast<size_t>(channels)), term(static_cast<size_t>(channels * 256), 0);
+  std::vector<int> exponents(static_cast<size_t>(channels));
+  std::vector<uint64_t> largest(static_cast<size_t>(channels));
+  for (int64_t c = 0; c < channels; ++c) {
+    const NormGradChannel g = MakeNormGradChannel(0, 0, count[c], inv_sqrt[c], inv_shift[c], gamma[c], gamma_exponent,
+                                                  x_exponent, err_exponent);
+    exponents[c] = g.exponent;
+    unit[c] = g.gamma_rho * (int64_t{1} << kNormFractionBits);
+    largest[c] = std::max(Magnitude64(NormGradValue(extremes.low[c], 0, 0, 0, g.gamma_rho)),
+                          Magnitude64(NormGradValue(extremes.high[c], 0, 0, 0, g.gamma_rho)));
+  }
+  // term is all zero: err itself stands in for q.
+  return EmitGradChannels(err, err, rows, channels, exponents, largest, &unit, &term, parallel_for, dx, dx_exponent);
 }
 
 Status NormMovingAverage(const int32_t* moving, int moving_exponent, const int32_t* batch, int batch_exponent,

@@ -38,11 +38,13 @@ Status BatchNormTraining(const int8_t* q, int64_t rows, int64_t channels, int x_
                          int64_t* inv_sqrt, int32_t* inv_shift, int32_t* mean, int* mean_exponent,
                          int32_t* variance, int* variance_exponent, const ParallelFor& parallel_for = SerialFor);
 
-// Inference forward with the moving statistics.
+// Inference forward with the moving statistics. Also outputs, per channel,
+// the virtual count 2**j, r and k for the frozen backward pass.
 Status BatchNormInference(const int8_t* q, int64_t rows, int64_t channels, int x_exponent, const NormParams& params,
                           const int32_t* moving_mean, int moving_mean_exponent, const int32_t* moving_variance,
                           int moving_variance_exponent, Rounding rounding, RoundingSeed seed, float* y,
-                          int* y_exponent, const ParallelFor& parallel_for = SerialFor);
+                          int* y_exponent, int64_t* count, int64_t* inv_sqrt, int32_t* inv_shift,
+                          const ParallelFor& parallel_for = SerialFor);
 
 // Checks the forward's per-channel x_sum, inv_sqrt and inv_shift that the
 // backward pass is given (NormSavedChannelValid); the error names the first
@@ -59,6 +61,17 @@ Status BatchNormGrad(const int8_t* err, int err_exponent, const int8_t* q, int64
                      const int8_t* gamma,
                      int gamma_exponent, float* dx, int* dx_exponent, int32_t* dgamma, int32_t* dbeta,
                      const ParallelFor& parallel_for = SerialFor);
+
+// The backward pass of inference mode (a frozen layer): the statistics are
+// constants, so dx = requantize_channels(err * gamma * rho) with rho the
+// 16-bit rounding of count * r: BatchNormGrad's value with A = B = 0.
+Status CheckNormFrozenChannels(int64_t channels, const int64_t* count, const int64_t* inv_sqrt,
+                               const int32_t* inv_shift);
+Status NormFrozenChannelError(int64_t channel, int64_t count, int64_t inv_sqrt, int32_t inv_shift);
+Status BatchNormFrozenGrad(const int8_t* err, int err_exponent, int64_t rows, int64_t channels, int x_exponent,
+                           const int64_t* count, const int64_t* inv_sqrt, const int32_t* inv_shift,
+                           const int8_t* gamma, int gamma_exponent, float* dx, int* dx_exponent,
+                           const ParallelFor& parallel_for = SerialFor);
 
 // moving' = momentum * moving + (1 - momentum) * batch, momentum =
 // p / 2**kNormMomentumBits, normalised to kNormStatisticBits.

@@ -107,6 +107,13 @@ KI_HOST_DEVICE bool NormSavedChannelValid(int64_t rows, int64_t sum, int64_t inv
          inv_shift >= 0 && inv_shift <= 30;
 }
 
+// The same for the inference constants that the frozen backward pass is
+// given: count = 2**j with 0 <= j <= 23, r and k as above.
+KI_HOST_DEVICE bool NormFrozenChannelValid(int64_t count, int64_t inv_sqrt, int32_t inv_shift) {
+  return count >= 1 && count <= (int64_t{1} << 23) && (count & (count - 1)) == 0 && inv_sqrt >= 0 &&
+         inv_sqrt <= kNormMaxInverseSqrt && inv_shift >= 0 && inv_shift <= 30;
+}
+
 // The training constants of a channel from its sums S1, S2 over n rows,
 // with the batch mean and variance mantissas for the moving averages.
 KI_HOST_DEVICE NormChannel MakeTrainingChannel(int64_t rows, int64_t s1, int64_t s2, int64_t eps_mantissa,

@@ -167,15 +167,19 @@ __global__ void TrainingChannelsKernel(const unsigned long long* sums, int64_t r
 __global__ void InferenceChannelsKernel(const int32_t* moving_mean, int moving_mean_exponent,
                                         const int32_t* moving_variance, int moving_variance_exponent,
                                         int64_t channels, int64_t eps_mantissa, int eps_exponent, int x_exponent,
-                                        NormChannel* stats, unsigned long long* bad_channel) {
+                                        NormChannel* stats, int64_t* count, int64_t* inv_sqrt, int32_t* inv_shift,
+                                        unsigned long long* bad_channel) {
   KI_GRID_STRIDE(c, channels) {
     if (moving_variance[c] < 0) {
       atomicMin(bad_channel, static_cast<unsigned long long>(c));
       stats[c] = NormChannel{1, 0, 0, 0};  // defined values for the position pass; no output is emitted
-      continue;
+    } else {
+      stats[c] = MakeInferenceChannel(moving_mean[c], moving_mean_exponent, moving_variance[c],
+                                      moving_variance_exponent, eps_mantissa, eps_exponent, x_exponent);
     }
-    stats[c] = MakeInferenceChannel(moving_mean[c], moving_mean_exponent, moving_variance[c],
-                                    moving_variance_exponent, eps_mantissa, eps_exponent, x_exponent);
+    count[c] = stats[c].count;
+    inv_sqrt[c] = stats[c].inv_sqrt;
+    inv_shift[c] = stats[c].inv_shift;
   }
 }
 
@@ -185,6 +189,20 @@ __global__ void SavedChannelsKernel(int64_t rows, int64_t channels, const int64_
     if (!NormSavedChannelValid(rows, x_sum[c], inv_sqrt[c], inv_shift[c])) {
       atomicMin(bad_channel, static_cast<unsigned long long>(c));
     }
+  }
+}
+
+__global__ void FrozenChannelsKernel(int64_t channels, int x_exponent, int err_exponent, int gamma_exponent,
+                                     const int64_t* count, const int64_t* inv_sqrt, const int32_t* inv_shift,
+                                     const int8_t* gamma, NormGradChannel* constants, unsigned long long* bad_channel) {
+  KI_GRID_STRIDE(c, channels) {
+    if (!NormFrozenChannelValid(count[c], inv_sqrt[c], inv_shift[c])) {
+      atomicMin(bad_channel, static_cast<unsigned long long>(c));
+      constants[c] = NormGradChannel{0, 0, 0, 0};
+      continue;
+    }
+    constants[c] = MakeNormGradChannel(0, 0, count[c], inv_sqrt[c], inv_shift[c], gamma[c], gamma_exponent,
+                                       x_exponent, err_exponent);
   }
 }
 
@@ -235,6 +253,16 @@ struct GradValue {
   __device__ __forceinline__ int64_t operator()(int64_t i, int64_t c) const {
     const NormGradChannel& g = constants[c];
     return NormGradValue(err[i], saved.Xhat(i, c), g.a, g.b, g.gamma_rho);
+  }
+  __device__ __forceinline__ int Exponent(int64_t c) const { return constants[c].exponent; }
+};
+
+// The frozen backward value err * gamma * rho (BatchNormGrad's with A = B = 0).
+struct FrozenGradValue {
+  const int8_t* err;
+  const NormGradChannel* constants;
+  __device__ __forceinline__ int64_t operator()(int64_t i, int64_t c) const {
+    return NormGradValue(err[i], 0, 0, 0, constants[c].gamma_rho);
   }
   __device__ __forceinline__ int Exponent(int64_t c) const { return constants[c].exponent; }
 };
@@ -341,7 +369,8 @@ Status BatchNormTraining(const Context& ctx, const int8_t* q, int64_t rows, int6
 Status BatchNormInference(const Context& ctx, const int8_t* q, int64_t rows, int64_t channels, int x_exponent,
                           const NormParams& params, const int32_t* moving_mean, int moving_mean_exponent,
                           const int32_t* moving_variance, int moving_variance_exponent, Rounding rounding,
-                          RoundingSeed seed, float* y, int* y_exponent, void* workspace) {
+                          RoundingSeed seed, float* y, int* y_exponent, int64_t* count, int64_t* inv_sqrt,
+                          int32_t* inv_shift, void* workspace) {
   KERAS_INT_RETURN_IF_ERROR(CheckNormEpsilon(params.eps_mantissa, params.eps_exponent));
   KERAS_INT_RETURN_IF_ERROR(CheckNormStatisticExponent("batch_norm: moving_mean_exponent", moving_mean_exponent));
   KERAS_INT_RETURN_IF_ERROR(
@@ -354,7 +383,7 @@ Status BatchNormInference(const Context& ctx, const int8_t* q, int64_t rows, int
   KERAS_INT_RETURN_IF_ERROR(ResetWords(ctx, &words));
   InferenceChannelsKernel<<<BlocksFor(channels), kThreads, 0, stream>>>(
       moving_mean, moving_mean_exponent, moving_variance, moving_variance_exponent, channels, params.eps_mantissa,
-      params.eps_exponent, x_exponent, stats, &words->bad_channel);
+      params.eps_exponent, x_exponent, stats, count, inv_sqrt, inv_shift, &words->bad_channel);
   KERAS_INT_RETURN_IF_ERROR(LaunchStatus("batch_norm"));
   const int64_t n = rows * channels;
   const ForwardValue value{q, stats, params.gamma, params.beta, params.gamma_exponent - kNormFractionBits};
@@ -412,6 +441,34 @@ Status BatchNormGrad(const Context& ctx, const int8_t* err, int err_exponent, co
   const GradValue value{err, saved, constants};
   NormWords host;
   KERAS_INT_RETURN_IF_ERROR(FindPosition(ctx, value, n, channels, words, &host));
+  return Emit(ctx, value, n, channels, host.position, Rounding::kNearest, RoundingSeed{}, dx, dx_exponent);
+}
+
+Status BatchNormFrozenGrad(const Context& ctx, const int8_t* err, int err_exponent, int64_t rows, int64_t channels,
+                           int x_exponent, const int64_t* count, const int64_t* inv_sqrt, const int32_t* inv_shift,
+                           const int8_t* gamma, int gamma_exponent, float* dx, int* dx_exponent, void* workspace) {
+  *dx_exponent = 0;
+  if (channels == 0 || rows == 0) return Status::OK();
+  NormGradChannel* constants = ConstantsOf<NormGradChannel>(workspace, channels);
+  NormWords* words;
+  KERAS_INT_RETURN_IF_ERROR(ResetWords(ctx, &words));
+  FrozenChannelsKernel<<<BlocksFor(channels), kThreads, 0, StreamOf(ctx)>>>(
+      channels, x_exponent, err_exponent, gamma_exponent, count, inv_sqrt, inv_shift, gamma, constants,
+      &words->bad_channel);
+  KERAS_INT_RETURN_IF_ERROR(LaunchStatus("batch_norm_frozen_grad"));
+  const int64_t n = rows * channels;
+  const FrozenGradValue value{err, constants};
+  NormWords host;
+  KERAS_INT_RETURN_IF_ERROR(FindPosition(ctx, value, n, channels, words, &host));
+  if (host.bad_channel != ~0ull) {
+    const int64_t c = static_cast<int64_t>(host.bad_channel);
+    int64_t n_c = 0, r = 0;
+    int32_t k = 0;
+    KERAS_INT_RETURN_IF_ERROR(ReadBack(ctx, count + c, &n_c));
+    KERAS_INT_RETURN_IF_ERROR(ReadBack(ctx, inv_sqrt + c, &r));
+    KERAS_INT_RETURN_IF_ERROR(ReadBack(ctx, inv_shift + c, &k));
+    return NormFrozenChannelError(c, n_c, r, k);
+  }
   return Emit(ctx, value, n, channels, host.position, Rounding::kNearest, RoundingSeed{}, dx, dx_exponent);
 }
 

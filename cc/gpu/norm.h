@@ -1,5 +1,5 @@
 // Batch normalization on the GPU: the twins of cc/core/norm.h (training
-// forward, inference forward and the backward pass; the moving-average
+// forward, inference forward, the backward pass and the frozen one; the moving-average
 // update works on host memory and has no twin).
 //
 // Every pointer is device memory, NormParams.gamma and .beta included;
@@ -34,7 +34,8 @@ Status BatchNormTraining(const Context& ctx, const int8_t* q, int64_t rows, int6
 Status BatchNormInference(const Context& ctx, const int8_t* q, int64_t rows, int64_t channels, int x_exponent,
                           const NormParams& params, const int32_t* moving_mean, int moving_mean_exponent,
                           const int32_t* moving_variance, int moving_variance_exponent, Rounding rounding,
-                          RoundingSeed seed, float* y, int* y_exponent, void* workspace);
+                          RoundingSeed seed, float* y, int* y_exponent, int64_t* count, int64_t* inv_sqrt,
+                          int32_t* inv_shift, void* workspace);
 
 // The forward's x_sum, inv_sqrt and inv_shift are checked on the device
 // (CheckNormSavedChannels' error).
@@ -42,6 +43,12 @@ Status BatchNormGrad(const Context& ctx, const int8_t* err, int err_exponent, co
                      int64_t channels, int x_exponent, const int64_t* x_sum, const int64_t* inv_sqrt,
                      const int32_t* inv_shift, const int8_t* gamma, int gamma_exponent, float* dx, int* dx_exponent,
                      int32_t* dgamma, int32_t* dbeta, void* workspace);
+
+// count, inv_sqrt and inv_shift are checked on the device
+// (CheckNormFrozenChannels' error).
+Status BatchNormFrozenGrad(const Context& ctx, const int8_t* err, int err_exponent, int64_t rows, int64_t channels,
+                           int x_exponent, const int64_t* count, const int64_t* inv_sqrt, const int32_t* inv_shift,
+                           const int8_t* gamma, int gamma_exponent, float* dx, int* dx_exponent, void* workspace);
 
 }  // namespace gpu
 }  // namespace keras_int

@@ -23,9 +23,18 @@ inline Status BatchNormTraining(CpuContext& device, const int8_t* q, int64_t row
 inline Status BatchNormInference(CpuContext& device, const int8_t* q, int64_t rows, int64_t channels, int x_exponent,
                                  const NormParams& params, const int32_t* moving_mean, int moving_mean_exponent,
                                  const int32_t* moving_variance, int moving_variance_exponent, Rounding rounding,
-                                 RoundingSeed seed, float* y, int* y_exponent) {
+                                 RoundingSeed seed, float* y, int* y_exponent, int64_t* count, int64_t* inv_sqrt,
+                                 int32_t* inv_shift) {
   return BatchNormInference(q, rows, channels, x_exponent, params, moving_mean, moving_mean_exponent, moving_variance,
-                            moving_variance_exponent, rounding, seed, y, y_exponent, device.parallel_for());
+                            moving_variance_exponent, rounding, seed, y, y_exponent, count, inv_sqrt, inv_shift,
+                            device.parallel_for());
+}
+inline Status BatchNormFrozenGrad(CpuContext& device, const int8_t* err, int err_exponent, int64_t rows,
+                                  int64_t channels, int x_exponent, const int64_t* count, const int64_t* inv_sqrt,
+                                  const int32_t* inv_shift, const int8_t* gamma, int gamma_exponent, float* dx,
+                                  int* dx_exponent) {
+  return BatchNormFrozenGrad(err, err_exponent, rows, channels, x_exponent, count, inv_sqrt, inv_shift, gamma,
+                             gamma_exponent, dx, dx_exponent, device.parallel_for());
 }
 inline Status BatchNormGrad(CpuContext& device, const int8_t* err, int err_exponent, const int8_t* q, int64_t rows,
                             int64_t channels, int x_exponent, const int64_t* x_sum, const int64_t* inv_sqrt, const int32_t* inv_shift,
@@ -48,12 +57,22 @@ inline Status BatchNormTraining(GpuContext& device, const int8_t* q, int64_t row
 inline Status BatchNormInference(GpuContext& device, const int8_t* q, int64_t rows, int64_t channels, int x_exponent,
                                  const NormParams& params, const int32_t* moving_mean, int moving_mean_exponent,
                                  const int32_t* moving_variance, int moving_variance_exponent, Rounding rounding,
-                                 RoundingSeed seed, float* y, int* y_exponent) {
+                                 RoundingSeed seed, float* y, int* y_exponent, int64_t* count, int64_t* inv_sqrt,
+                                 int32_t* inv_shift) {
   void* workspace;
   KERAS_INT_RETURN_IF_ERROR(device.Workspace(gpu::BatchNormWorkspaceBytes(channels), &workspace));
   return gpu::BatchNormInference(device.gpu(), q, rows, channels, x_exponent, params, moving_mean,
                                  moving_mean_exponent, moving_variance, moving_variance_exponent, rounding, seed, y,
-                                 y_exponent, workspace);
+                                 y_exponent, count, inv_sqrt, inv_shift, workspace);
+}
+inline Status BatchNormFrozenGrad(GpuContext& device, const int8_t* err, int err_exponent, int64_t rows,
+                                  int64_t channels, int x_exponent, const int64_t* count, const int64_t* inv_sqrt,
+                                  const int32_t* inv_shift, const int8_t* gamma, int gamma_exponent, float* dx,
+                                  int* dx_exponent) {
+  void* workspace;
+  KERAS_INT_RETURN_IF_ERROR(device.Workspace(gpu::BatchNormWorkspaceBytes(channels), &workspace));
+  return gpu::BatchNormFrozenGrad(device.gpu(), err, err_exponent, rows, channels, x_exponent, count, inv_sqrt,
+                                  inv_shift, gamma, gamma_exponent, dx, dx_exponent, workspace);
 }
 inline Status BatchNormGrad(GpuContext& device, const int8_t* err, int err_exponent, const int8_t* q, int64_t rows,
                             int64_t channels, int x_exponent, const int64_t* x_sum, const int64_t* inv_sqrt, const int32_t* inv_shift,

@@ -154,20 +154,29 @@ class BatchNormInferenceOp : public NormOpBase {
                                     -kNormStatisticExponentLimit, kNormStatisticExponentLimit, &variance_exponent));
     RoundingSeed seed;
     OP_REQUIRES_OK(ctx, GetSeed(ctx, "seed", &seed));
-    Tensor* y;
+    const TensorShape vector({channels});
+    Tensor *y, *count, *inv_sqrt, *inv_shift, *gamma_q;
     OP_REQUIRES_OK(ctx, ctx->allocate_output("y", x.shape(), &y));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output("count", vector, &count));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output("inv_sqrt", vector, &inv_sqrt));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output("inv_shift", vector, &inv_shift));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output("gamma_q", vector, &gamma_q));
     Context device(ctx);
     OP_REQUIRES_OK(ctx, device.status());
     Tensor q;
     int x_exponent = 0, y_exponent = 0;
     OP_REQUIRES_OK(ctx, QuantizeInput(ctx, device, x, &q, &x_exponent));
-    OP_REQUIRES_OK(ctx, WithParameters(ctx, channels, gamma_exponent, [&](const NormParams& params, const Tensor&) {
+    OP_REQUIRES_OK(ctx, WithParameters(ctx, channels, gamma_exponent, [&](const NormParams& params, const Tensor& gamma) {
+      TF_RETURN_IF_ERROR(ToTf(Copy(device, gamma_q->flat<int8_t>().data(), gamma.flat<int8_t>().data(),
+                                   gamma.TotalBytes())));
       return ToTf(BatchNormInference(device, q.flat<int8_t>().data(), rows, channels, x_exponent, params,
                                      moving_mean.flat<int32_t>().data(), mean_exponent,
                                      moving_variance.flat<int32_t>().data(), variance_exponent, rounding_, seed,
-                                     y->flat<float>().data(), &y_exponent));
+                                     y->flat<float>().data(), &y_exponent, count->flat<int64_t>().data(),
+                                     inv_sqrt->flat<int64_t>().data(), inv_shift->flat<int32_t>().data()));
     }));
     OP_REQUIRES_OK(ctx, SetScalarInt32(ctx, "y_exponent", y_exponent));
+    OP_REQUIRES_OK(ctx, SetScalarInt32(ctx, "x_exponent", x_exponent));
   }
 };
 
@@ -218,6 +227,50 @@ class BatchNormGradOp : public OpKernel {
   }
 };
 
+template <typename Context>
+class BatchNormFrozenGradOp : public OpKernel {
+ public:
+  explicit BatchNormFrozenGradOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+  void Compute(OpKernelContext* ctx) override {
+    KI_INPUT(ctx, "dy", dy);
+    KI_INPUT(ctx, "count", count);
+    KI_INPUT(ctx, "inv_sqrt", inv_sqrt);
+    KI_INPUT(ctx, "inv_shift", inv_shift);
+    KI_INPUT(ctx, "gamma_q", gamma);
+    OP_REQUIRES(ctx, dy.dims() >= 1,
+                ::tensorflow::errors::InvalidArgument("batch_norm_frozen_grad: dy must have rank >= 1, got shape ",
+                                                      dy.shape().DebugString()));
+    const int64_t channels = dy.dim_size(dy.dims() - 1);
+    const int64_t rows = channels == 0 ? 0 : dy.NumElements() / channels;
+    for (const Tensor* t : {&count, &inv_sqrt, &inv_shift, &gamma}) {
+      OP_REQUIRES(ctx, t->dims() == 1 && t->dim_size(0) == channels,
+                  ::tensorflow::errors::InvalidArgument("batch_norm_frozen_grad: per-channel inputs must have shape [",
+                                                        channels, "], got ", t->shape().DebugString()));
+    }
+    int x_exponent, gamma_exponent;
+    OP_REQUIRES_OK(ctx, GetExponent(ctx, "x_exponent", "batch_norm_frozen_grad: x_exponent", kMinExponent,
+                                    kMaxExponent, &x_exponent));
+    OP_REQUIRES_OK(ctx, GetExponent(ctx, "gamma_exponent", "batch_norm_frozen_grad: gamma_exponent", kMinExponent,
+                                    kMaxExponent, &gamma_exponent));
+    Tensor* dx;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output("dx", dy.shape(), &dx));
+    Context device(ctx);
+    OP_REQUIRES_OK(ctx, device.status());
+    Tensor err;
+    OP_REQUIRES_OK(ctx, ctx->allocate_temp(::tensorflow::DT_INT8, dy.shape(), &err));
+    int err_exponent = 0, dx_exponent = 0;
+    KI_OP_REQUIRES_OK(ctx, Quantize<int8_t>(device, dy.flat<float>().data(), dy.NumElements(),
+                                            err.flat<int8_t>().data(), &err_exponent));
+    KI_OP_REQUIRES_OK(ctx, BatchNormFrozenGrad(device, err.flat<int8_t>().data(), err_exponent, rows, channels,
+                                               x_exponent, count.flat<int64_t>().data(),
+                                               inv_sqrt.flat<int64_t>().data(), inv_shift.flat<int32_t>().data(),
+                                               gamma.flat<int8_t>().data(), gamma_exponent, dx->flat<float>().data(),
+                                               &dx_exponent));
+    OP_REQUIRES_OK(ctx, SetScalarInt32(ctx, "dx_exponent", dx_exponent));
+    OP_REQUIRES_OK(ctx, SetScalarInt32(ctx, "err_exponent", err_exponent));
+  }
+};
+
 // [channels] vectors: host memory on every device.
 class NormMovingAverageOp : public OpKernel {
  public:
@@ -259,8 +312,12 @@ class NormMovingAverageOp : public OpKernel {
                           BatchNormOp<Context>);                                                                \
   REGISTER_KERNEL_BUILDER(Name("IntOps>BatchNormInference").Device(device_type).HostMemory("gamma")             \
                               .HostMemory("beta").HostMemory("gamma_exponent").HostMemory("moving_mean_exponent") \
-                              .HostMemory("moving_variance_exponent").HostMemory("seed").HostMemory("y_exponent"), \
+                              .HostMemory("moving_variance_exponent").HostMemory("seed").HostMemory("y_exponent") \
+                              .HostMemory("x_exponent"),                                                        \
                           BatchNormInferenceOp<Context>);                                                       \
+  REGISTER_KERNEL_BUILDER(Name("IntOps>BatchNormFrozenGrad").Device(device_type).HostMemory("x_exponent")       \
+                              .HostMemory("gamma_exponent").HostMemory("dx_exponent").HostMemory("err_exponent"), \
+                          BatchNormFrozenGradOp<Context>);                                                      \
   REGISTER_KERNEL_BUILDER(Name("IntOps>BatchNormGrad").Device(device_type).HostMemory("x_exponent")             \
                               .HostMemory("gamma_exponent").HostMemory("dx_exponent").HostMemory("err_exponent"), \
                           BatchNormGradOp<Context>);                                                            \

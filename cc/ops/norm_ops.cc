@@ -102,17 +102,46 @@ REGISTER_OP("IntOps>BatchNormInference")
     .Input("seed: int64")
     .Output("y: float")
     .Output("y_exponent: int32")
+    .Output("x_exponent: int32")
+    .Output("count: int64")
+    .Output("inv_sqrt: int64")
+    .Output("inv_shift: int32")
+    .Output("gamma_q: int8")
     .Attr("epsilon_mantissa: int")
     .Attr("epsilon_exponent: int")
     .Attr(kRoundingAttr)
     .SetShapeFn([](InferenceContext* c) {
       ShapeHandle x;
       TF_RETURN_IF_ERROR(c->WithRankAtLeast(c->input(0), 1, &x));
+      const ShapeHandle channels = Channels(c, x);
       c->set_output(0, x);
       c->set_output(1, c->Scalar());
+      c->set_output(2, c->Scalar());
+      for (int i = 3; i < 7; ++i) c->set_output(i, channels);
       return ::absl::OkStatus();
     })
-    .Doc("Integer batch normalization with the moving statistics (inference).");
+    .Doc("Integer batch normalization with the moving statistics (inference); also returns what the frozen "
+         "backward pass needs: x_exponent and per channel the virtual count, inv_sqrt, inv_shift and gamma.");
+
+REGISTER_OP("IntOps>BatchNormFrozenGrad")
+    .Input("dy: float")
+    .Input("x_exponent: int32")
+    .Input("count: int64")
+    .Input("inv_sqrt: int64")
+    .Input("inv_shift: int32")
+    .Input("gamma_q: int8")
+    .Input("gamma_exponent: int32")
+    .Output("dx: float")
+    .Output("dx_exponent: int32")
+    .Output("err_exponent: int32")
+    .SetShapeFn([](InferenceContext* c) {
+      c->set_output(0, c->input(0));
+      c->set_output(1, c->Scalar());
+      c->set_output(2, c->Scalar());
+      return ::absl::OkStatus();
+    })
+    .Doc("The integer backward pass of IntOps>BatchNormInference (a frozen layer: constant statistics): "
+         "dx = requantize_channels(err * gamma * rho).");
 
 REGISTER_OP("IntOps>NormMovingAverage")
     .Input("moving: int32")

@@ -51,8 +51,11 @@ class IntBatchNormalization(IntLayer):
       scale: learn gamma (else gamma stays 1).
       rounding, seed: of the output requantisation (see IntDense).
 
-    Limits: a training batch has at most 2**23 rows per channel; a layer in
-    inference mode (frozen, or ``training=False``) passes no error back.
+    As in Keras, a frozen layer (``trainable=False``) runs in inference mode
+    with its moving statistics even inside ``fit``, and passes the error
+    back (``dy * gamma / sigma``, in integers) to the layers before it.
+
+    Limits: a training batch has at most 2**23 rows per channel.
 
     >>> layer = IntBatchNormalization()
     >>> y = layer(keras.random.uniform((8, 4, 4, 16)), training=True)
@@ -122,7 +125,9 @@ class IntBatchNormalization(IntLayer):
 
     def call(self, inputs, training=None):
         common = {"epsilon": self._epsilon_pair, "rounding": self.rounding, "seed": self._rounding_seed()}
-        if training:
+        # As keras.layers.BatchNormalization: a frozen layer (trainable=False)
+        # runs in inference mode even in fit, and passes the error back.
+        if training and self.trainable:
             out = layer_ops.batch_norm(inputs, self.gamma, self.beta, self.gamma_exponent, training=True,
                                        error_exponent=self.error_exponent, **common)
             for moving, exponent, key in ((self.moving_mean, self.moving_mean_exponent, "batch_mean"),

@@ -415,21 +415,37 @@ int ki_gpu_batch_norm_training(const int8_t* q, int64_t rows, int64_t channels, 
 int ki_cpu_batch_norm_inference(const int8_t* q, int64_t rows, int64_t channels, int x_e, const int8_t* gamma,
                                 const int32_t* beta, int gamma_e, int64_t eps_m, int eps_e,
                                 const int32_t* moving_mean, int moving_mean_e, const int32_t* moving_variance,
-                                int moving_variance_e, int mode, uint64_t key, uint64_t step, float* y, int* y_e) {
+                                int moving_variance_e, int mode, uint64_t key, uint64_t step, float* y, int* y_e,
+                                int64_t* count, int64_t* inv_sqrt, int32_t* inv_shift) {
   const keras_int::NormParams params{gamma, beta, gamma_e, eps_m, eps_e};
   return Report(keras_int::BatchNormInference(q, rows, channels, x_e, params, moving_mean, moving_mean_e,
                                               moving_variance, moving_variance_e, RoundingOf(mode),
-                                              RoundingSeed{key, step}, y, y_e));
+                                              RoundingSeed{key, step}, y, y_e, count, inv_sqrt, inv_shift));
 }
 int ki_gpu_batch_norm_inference(const int8_t* q, int64_t rows, int64_t channels, int x_e, const int8_t* gamma,
                                 const int32_t* beta, int gamma_e, int64_t eps_m, int eps_e,
                                 const int32_t* moving_mean, int moving_mean_e, const int32_t* moving_variance,
-                                int moving_variance_e, int mode, uint64_t key, uint64_t step, float* y, int* y_e) {
+                                int moving_variance_e, int mode, uint64_t key, uint64_t step, float* y, int* y_e,
+                                int64_t* count, int64_t* inv_sqrt, int32_t* inv_shift) {
   const keras_int::NormParams params{gamma, beta, gamma_e, eps_m, eps_e};
   return WithWorkspace(gpu::BatchNormWorkspaceBytes(channels), [&](void* ws) {
     return gpu::BatchNormInference(Gpu(), q, rows, channels, x_e, params, moving_mean, moving_mean_e,
                                    moving_variance, moving_variance_e, RoundingOf(mode), RoundingSeed{key, step}, y,
-                                   y_e, ws);
+                                   y_e, count, inv_sqrt, inv_shift, ws);
+  });
+}
+int ki_cpu_batch_norm_frozen_grad(const int8_t* err, int err_e, int64_t rows, int64_t channels, int x_e,
+                                  const int64_t* count, const int64_t* inv_sqrt, const int32_t* inv_shift,
+                                  const int8_t* gamma, int gamma_e, float* dx, int* dx_e) {
+  return Report(keras_int::BatchNormFrozenGrad(err, err_e, rows, channels, x_e, count, inv_sqrt, inv_shift, gamma,
+                                               gamma_e, dx, dx_e));
+}
+int ki_gpu_batch_norm_frozen_grad(const int8_t* err, int err_e, int64_t rows, int64_t channels, int x_e,
+                                  const int64_t* count, const int64_t* inv_sqrt, const int32_t* inv_shift,
+                                  const int8_t* gamma, int gamma_e, float* dx, int* dx_e) {
+  return WithWorkspace(gpu::BatchNormWorkspaceBytes(channels), [&](void* ws) {
+    return gpu::BatchNormFrozenGrad(Gpu(), err, err_e, rows, channels, x_e, count, inv_sqrt, inv_shift, gamma,
+                                    gamma_e, dx, dx_e, ws);
   });
 }
 int ki_cpu_batch_norm_grad(const int8_t* err, int err_e, const int8_t* q, int64_t rows, int64_t channels, int x_e,

@@ -368,11 +368,20 @@ def norm_training_args(q, x_e, gamma, beta, gamma_e, eps=NORM_EPS, mode="nearest
 
 def norm_inference_args(q, x_e, gamma, beta, gamma_e, mean, mean_e, variance, variance_e, eps=NORM_EPS,
                         mode="nearest", seed=(0, 0)):
-    """Arguments of ki_*_batch_norm_inference; outputs: y, y_e."""
+    """Arguments of ki_*_batch_norm_inference; outputs: y, y_e, count, r, k."""
     n, channels = q.shape
     return (In(q), I64(n), I64(channels), I32(x_e), In(gamma), In(beta), I32(gamma_e), I64(eps[0]), I32(eps[1]),
             In(mean), I32(mean_e), In(variance), I32(variance_e), I32(ROUNDINGS[mode]), U64(seed[0]), U64(seed[1]),
-            Out(q.shape, np.float32), OutInt())
+            Out(q.shape, np.float32), OutInt(), Out((channels,), np.int64), Out((channels,), np.int64),
+            Out((channels,), np.int32))
+
+
+def norm_frozen_grad_args(err, err_e, x_e, count, r, k, gamma, gamma_e):
+    """Arguments of ki_*_batch_norm_frozen_grad; outputs: dx, dx_e."""
+    n, channels = err.shape
+    return (In(err), I32(err_e), I64(n), I64(channels), I32(x_e), In(np.asarray(count, np.int64)),
+            In(np.asarray(r, np.int64)), In(np.asarray(k, np.int32)), In(gamma), I32(gamma_e),
+            Out(err.shape, np.float32), OutInt())
 
 
 def norm_grad_args(err, err_e, q, x_e, x_sum, r, k, gamma, gamma_e):
@@ -412,9 +421,21 @@ def test_cpu_side_of_batch_norm_matches_the_reference(lib, rng):
     inference = run_cpu(lib, "batch_norm_inference",
                         *norm_inference_args(q, -5, gamma, beta, -9, mean, mean_e, variance, variance_e))
     assert inference.rc == 0, inference.error
-    y_q, y_e = reference.batch_norm_inference(q, -5, gamma, -9, beta, mean, mean_e, variance, variance_e, *NORM_EPS)
-    np.testing.assert_array_equal(inference.outputs[0], reference.dequantize(y_q, y_e))
-    assert inference.outputs[1] == y_e
+    info = reference.batch_norm_inference(q, -5, gamma, -9, beta, mean, mean_e, variance, variance_e, *NORM_EPS,
+                                          details=True)
+    np.testing.assert_array_equal(inference.outputs[0], reference.dequantize(info["y_q"], info["y_exponent"]))
+    assert inference.outputs[1] == info["y_exponent"]
+    count, r_inf, k_inf = inference.outputs[2:]
+    np.testing.assert_array_equal(count, [1 << j for j in info["j"]])
+    np.testing.assert_array_equal(r_inf, info["r"])
+    np.testing.assert_array_equal(k_inf, info["k"])
+    err = int8s(rng, q.shape)
+    frozen = run_cpu(lib, "batch_norm_frozen_grad", *norm_frozen_grad_args(err, -11, -5, count, r_inf, k_inf, gamma,
+                                                                           -9))
+    assert frozen.rc == 0, frozen.error
+    dx_q, dx_e = reference.batch_norm_frozen_grad(err, -11, info["j"], -5, info["r"], info["k"], gamma, -9)
+    np.testing.assert_array_equal(frozen.outputs[0], reference.dequantize(dx_q, dx_e))
+    assert frozen.outputs[1] == dx_e
     err = int8s(rng, q.shape)
     grad = run_cpu(lib, "batch_norm_grad", *norm_grad_args(err, -11, q, -5, x_sum, r, k, gamma, -9))
     assert grad.rc == 0, grad.error
@@ -445,10 +466,17 @@ def test_batch_norm(gpu, rng, rows, channels):
             # Inference with the batch's statistics, and with a mean far from the data.
             shifted = (mean.astype(np.int64) * 3 // 2 + 2**29 * (channels > 2)).clip(-(2**31) + 1, 2**31 - 1)
             for moving_mean, moving_mean_e in ((mean, mean_e), (shifted.astype(np.int32), mean_e + 9)):
-                assert_same(*run_both(gpu, "batch_norm_inference",
-                                      *norm_inference_args(q, x_e, gamma, beta, gamma_e, moving_mean, moving_mean_e,
-                                                           variance, variance_e, eps, mode, seed)),
-                            f"inference {rows}x{channels} x_e={x_e} {mode}")
+                cpu_inference, gpu_inference = run_both(
+                    gpu, "batch_norm_inference", *norm_inference_args(q, x_e, gamma, beta, gamma_e, moving_mean,
+                                                                      moving_mean_e, variance, variance_e, eps, mode,
+                                                                      seed))
+                assert_same(cpu_inference, gpu_inference, f"inference {rows}x{channels} x_e={x_e} {mode}")
+                if mode == "nearest" and rows and channels:
+                    count, r_inf, k_inf = cpu_inference.outputs[2:]
+                    assert_same(*run_both(gpu, "batch_norm_frozen_grad",
+                                          *norm_frozen_grad_args(int8s(rng, q.shape), -9, x_e, count, r_inf, k_inf,
+                                                                 gamma, gamma_e)),
+                                f"frozen grad {rows}x{channels} x_e={x_e}")
         for err_e in (-11, 5):
             err = int8s(rng, q.shape)
             if rows > 1 and channels > 2:
@@ -478,6 +506,12 @@ def test_batch_norm_errors_match(gpu, rng):
     cpu, gpu_result = run_both(gpu, "batch_norm_inference",
                                *norm_inference_args(q, -7, gamma, beta, -6, mean, 400, mean, -20))
     assert cpu.rc != 0 and cpu.error == gpu_result.error
+    # Inference constants that the inference pass cannot produce.
+    for count, r, k in (([1, 3, 1], [1, 1, 1], [0, 0, 0]), ([1, 1, 1], [1, -1, 1], [0, 0, 0]),
+                        ([1, 1, 2**24], [1, 1, 1], [0, 0, 0])):
+        cpu, gpu_result = run_both(gpu, "batch_norm_frozen_grad",
+                                   *norm_frozen_grad_args(int8s(rng, q.shape), -7, -7, count, r, k, gamma, -6))
+        assert cpu.rc != 0 and "not what the inference pass gives" in cpu.error and cpu.error == gpu_result.error
     # Saved forward constants that the forward pass cannot produce.
     err = int8s(rng, q.shape)
     for x_sum, r, k in (([0, 8 * 128 + 1, 0], [1, 1, 1], [0, 0, 0]), ([0, 0, 0], [1, 2**40, 1], [0, 0, 0]),

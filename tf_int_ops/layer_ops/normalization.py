@@ -60,9 +60,9 @@ def batch_norm(x, gamma, beta, gamma_exponent, epsilon=1e-3, training=True, movi
         the accumulator's exponent).
       gamma_exponent: int32 scalar.
       epsilon: a number > 0, or its integer pair ``(m, e)`` (``epsilon_pair``).
-      training: True: the batch's statistics (differentiable); False: the
-        moving statistics ``moving_mean``/``moving_variance`` (int32 ``[C]``
-        mantissas) and their exponents.
+      training: True: the batch's statistics; False: the moving statistics
+        ``moving_mean``/``moving_variance`` (int32 ``[C]`` mantissas) and
+        their exponents, constants to the gradient, which reaches ``x`` only.
       error_exponent: optional scalar int32 variable in which the backward
         pass records the exponent of the error reaching the output.
     Returns:
@@ -98,7 +98,7 @@ def batch_norm(x, gamma, beta, gamma_exponent, epsilon=1e-3, training=True, movi
     missing = [name for name, value in statistics.items() if value is None]
     if missing:
         raise ValueError(f"{fn}: inference (training=False) needs {missing}")
-    y, y_exponent = raw.int_ops_batch_norm_inference(
+    y, y_exponent, *_ = raw.int_ops_batch_norm_inference(
         x, gamma_variable.handle, beta_variable.handle, gamma_exponent,
         check.tensor(moving_mean, tf.int32, "moving_mean", fn),
         check.tensor(moving_mean_exponent, tf.int32, "moving_mean_exponent", fn),
@@ -134,8 +134,19 @@ def _batch_norm_grad(op, dy, *unused_output_grads):
     return _op_args.gradients(op, x=dx, gamma=dgamma, beta=dbeta)
 
 
-# The backward op and the integer-only ops take no gradient. Inference is
-# not differentiated (a frozen IntBatchNormalization passes no error back).
+@tf.RegisterGradient("IntOps>BatchNormInference")
+def _batch_norm_inference_grad(op, dy, *unused_output_grads):
+    # A frozen layer (inference mode): the statistics are constants, so the
+    # error is dy * gamma / sigma per channel (docs/algorithms.md section 8);
+    # gamma, beta and the moving statistics get no gradient in this mode.
+    outputs, inputs = _op_args.outputs(op), _op_args.inputs(op)
+    dx, _, _ = _loader.load().int_ops_batch_norm_frozen_grad(
+        dy, outputs["x_exponent"], outputs["count"], outputs["inv_sqrt"], outputs["inv_shift"],
+        outputs["gamma_q"], inputs["gamma_exponent"])
+    return _op_args.gradients(op, x=dx)
+
+
+# The backward ops and the integer-only ops take no gradient.
 tf.no_gradient("IntOps>BatchNormGrad")
-tf.no_gradient("IntOps>BatchNormInference")
+tf.no_gradient("IntOps>BatchNormFrozenGrad")
 tf.no_gradient("IntOps>NormMovingAverage")
