@@ -22,17 +22,23 @@ L = keras_int.layers
 
 EPOCHS = 10
 BATCH = 32
-MU = 3  # IntegerSGD's update bit width; keras_int.examples.train's resnet20 default
+# IntegerSGD's update bit width: 3, then 2 at 50 % and 1 at 75 % of training
+# (niti_mu_schedule's steps, from 3: the resnet20 default of
+# keras_int.examples.train with --niti-schedule).
+MU_VALUES = (3, 2, 1)
 FLOAT_LR = 0.05  # SGD with momentum 0.9 for the float32 twin
 
-# Measured with train_pair (seeds 0-4, 10 epochs, 2-core CPU), evaluate accuracy:
-#   integer  0.964 0.949 0.971 0.911 0.991  (mean 0.957, spread 0.911-0.991)
-#   float32  0.998 0.993 0.996 0.991 0.996  (mean 0.995, spread 0.991-0.998)
-# gap float - int per seed 0.034 0.045 0.025 0.080 0.004. The test trains
-# seed 0 (bit-deterministic for the integer model); the thresholds hold for
-# every measured seed, with margin.
-MIN_INT_ACCURACY = 0.88
-MAX_GAP_TO_FLOAT = 0.10
+# Measured (seeds 0-4, 10 epochs, 2-core CPU), evaluate accuracy:
+#   integer, mu 3 -> 2 -> 1  0.989 0.993 0.975 0.987 0.991  (mean 0.987)
+#   integer, constant mu 3   0.964 0.949 0.971 0.911 0.991  (mean 0.957)
+#   float32                  0.998 0.993 0.996 0.991 0.996  (mean 0.995)
+# gap float - int per seed with the schedule: 0.009 0.000 0.021 0.004 0.005
+# (constant mu 3: 0.034 0.045 0.025 0.080 0.004; the fixed-size steps of a
+# constant mu keep the batch statistics moving, so the moving averages that
+# evaluate uses lag). The test trains seed 0 (bit-deterministic for the
+# integer model); the thresholds hold for every measured seed, with margin.
+MIN_INT_ACCURACY = 0.95
+MAX_GAP_TO_FLOAT = 0.04
 
 
 def small_resnet(integer=True):
@@ -41,7 +47,9 @@ def small_resnet(integer=True):
 
 def compile_model(model, integer=True):
     if integer:
-        model.compile(optimizer=keras_int.optimizers.IntegerSGD(mu=MU),
+        steps = EPOCHS * -(-len(digits()[0][0]) // BATCH)
+        schedule = keras_int.optimizers.niti_mu_schedule(steps, MU_VALUES)
+        model.compile(optimizer=keras_int.optimizers.IntegerSGD(mu_schedule=schedule),
                       loss=keras_int.losses.IntegerCrossEntropy(), metrics=["accuracy"])
     else:
         model.compile(optimizer=keras.optimizers.SGD(FLOAT_LR, momentum=0.9),
@@ -81,9 +89,8 @@ def test_small_resnet_learns_digits_close_to_float32():
     floating = train_pair(seed, integer=False)
     assert integer >= MIN_INT_ACCURACY, (integer, floating)
     assert integer >= floating - MAX_GAP_TO_FLOAT, (integer, floating)
-    # Most of the gap is moving statistics that lag IntegerSGD's coarse steps
-    # (seed 3: evaluate 0.911, after one epoch of statistics-only passes
-    # 0.987, float32 0.991): the inference path itself is as good as float.
+    # Re-estimated moving statistics (statistics-only passes over an epoch)
+    # stay as good: the inference path itself is as good as float's.
     (x, _), (x_test, y_test) = digits()
     refresh_moving_statistics(model, x, batches=len(x) // BATCH)
     refreshed = float(model.evaluate(x_test, y_test, batch_size=256, verbose=0)[1])
