@@ -2,9 +2,8 @@
 // loops (kIsa = 0, for the baseline instruction set) and AVX-512 versions
 // (kIsa = 1, norm_avx512.cc: 64-bit multiplies, gathers and per-lane
 // shifts); norm.cc picks at run time. Integer arithmetic, lane by lane:
-// both give the same bits (tests/test_layer_ops_normalization.py runs the
-// AVX-512 ones on this project's machines, the core tests the portable ones
-// where a CPU lacks AVX-512).
+// both give the same bits (core_test compares them on an AVX-512 machine;
+// the op tests run whichever this CPU picks).
 #ifndef KERAS_INT_CC_CORE_NORM_ROWS_H_
 #define KERAS_INT_CC_CORE_NORM_ROWS_H_
 

@@ -324,6 +324,21 @@ Status Emit(const Context& ctx, Value value, int64_t n, int64_t channels, uint32
   return LaunchStatus("batch_norm");
 }
 
+// A backward pass's per-channel constants of one channel (first: x_sum or
+// the inference count), read back to name them in an error.
+struct ChannelConstants {
+  int64_t channel = 0, first = 0, inv_sqrt = 0;
+  int32_t inv_shift = 0;
+};
+
+Status ReadChannelConstants(const Context& ctx, unsigned long long channel, const int64_t* first,
+                            const int64_t* inv_sqrt, const int32_t* inv_shift, ChannelConstants* out) {
+  out->channel = static_cast<int64_t>(channel);
+  KERAS_INT_RETURN_IF_ERROR(ReadBack(ctx, first + out->channel, &out->first));
+  KERAS_INT_RETURN_IF_ERROR(ReadBack(ctx, inv_sqrt + out->channel, &out->inv_sqrt));
+  return ReadBack(ctx, inv_shift + out->channel, &out->inv_shift);
+}
+
 }  // namespace
 
 size_t BatchNormWorkspaceBytes(int64_t channels) {
@@ -415,20 +430,11 @@ Status BatchNormGrad(const Context& ctx, const int8_t* err, int err_exponent, co
   NormGradChannel* constants = ConstantsOf<NormGradChannel>(workspace, channels);
   NormWords* words;
   KERAS_INT_RETURN_IF_ERROR(ResetWords(ctx, &words));
+  // Checked with the rest of the words after the position pass (no sync of
+  // its own); no output is emitted for constants that fail.
   SavedChannelsKernel<<<BlocksFor(channels), kThreads, 0, stream>>>(rows, channels, x_sum, inv_sqrt, inv_shift,
                                                                     &words->bad_channel);
   KERAS_INT_RETURN_IF_ERROR(LaunchStatus("batch_norm_grad"));
-  NormWords checked;
-  KERAS_INT_RETURN_IF_ERROR(ReadBack(ctx, words, &checked));
-  if (checked.bad_channel != ~0ull) {
-    const int64_t c = static_cast<int64_t>(checked.bad_channel);
-    int64_t sum = 0, r = 0;
-    int32_t k = 0;
-    KERAS_INT_RETURN_IF_ERROR(ReadBack(ctx, x_sum + c, &sum));
-    KERAS_INT_RETURN_IF_ERROR(ReadBack(ctx, inv_sqrt + c, &r));
-    KERAS_INT_RETURN_IF_ERROR(ReadBack(ctx, inv_shift + c, &k));
-    return NormSavedChannelError(rows, c, sum, r, k);
-  }
   const SavedChannels saved{q, rows, x_sum, inv_sqrt, inv_shift};
   KERAS_INT_RETURN_IF_ERROR(ChannelSums(ctx, GradTerms{err, saved}, rows, channels, sums, "batch_norm_grad"));
   GradBitsKernel<<<BlocksFor(channels), kThreads, 0, stream>>>(sums, channels, &words->b_bits);
@@ -441,6 +447,11 @@ Status BatchNormGrad(const Context& ctx, const int8_t* err, int err_exponent, co
   const GradValue value{err, saved, constants};
   NormWords host;
   KERAS_INT_RETURN_IF_ERROR(FindPosition(ctx, value, n, channels, words, &host));
+  if (host.bad_channel != ~0ull) {
+    ChannelConstants bad;
+    KERAS_INT_RETURN_IF_ERROR(ReadChannelConstants(ctx, host.bad_channel, x_sum, inv_sqrt, inv_shift, &bad));
+    return NormSavedChannelError(rows, bad.channel, bad.first, bad.inv_sqrt, bad.inv_shift);
+  }
   return Emit(ctx, value, n, channels, host.position, Rounding::kNearest, RoundingSeed{}, dx, dx_exponent);
 }
 
@@ -461,13 +472,9 @@ Status BatchNormFrozenGrad(const Context& ctx, const int8_t* err, int err_expone
   NormWords host;
   KERAS_INT_RETURN_IF_ERROR(FindPosition(ctx, value, n, channels, words, &host));
   if (host.bad_channel != ~0ull) {
-    const int64_t c = static_cast<int64_t>(host.bad_channel);
-    int64_t n_c = 0, r = 0;
-    int32_t k = 0;
-    KERAS_INT_RETURN_IF_ERROR(ReadBack(ctx, count + c, &n_c));
-    KERAS_INT_RETURN_IF_ERROR(ReadBack(ctx, inv_sqrt + c, &r));
-    KERAS_INT_RETURN_IF_ERROR(ReadBack(ctx, inv_shift + c, &k));
-    return NormFrozenChannelError(c, n_c, r, k);
+    ChannelConstants bad;
+    KERAS_INT_RETURN_IF_ERROR(ReadChannelConstants(ctx, host.bad_channel, count, inv_sqrt, inv_shift, &bad));
+    return NormFrozenChannelError(bad.channel, bad.first, bad.inv_sqrt, bad.inv_shift);
   }
   return Emit(ctx, value, n, channels, host.position, Rounding::kNearest, RoundingSeed{}, dx, dx_exponent);
 }

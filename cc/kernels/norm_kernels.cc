@@ -1,6 +1,8 @@
 // Batch normalization kernels (cc/ops/norm_ops.cc; docs/algorithms.md
 // section 8). x is viewed as [rows, channels], channels its last axis.
 #include <cstdint>
+#include <initializer_list>
+#include <string>
 
 #include "cc/kernels/common.h"
 #include "cc/kernels/dfp_device.h"
@@ -11,8 +13,39 @@ namespace keras_int {
 
 namespace {
 
-// What the batch-norm kernels share: epsilon and rounding attributes, the
-// input quantize, gamma and beta read under their variables' locks.
+// Quantizes a carrier (the inference input, or a backward pass's dy) into a
+// temporary int8 tensor.
+template <typename Context>
+::absl::Status QuantizeToTemp(OpKernelContext* ctx, Context& device, const Tensor& x, Tensor* q, int* exponent) {
+  TF_RETURN_IF_ERROR(ctx->allocate_temp(::tensorflow::DT_INT8, x.shape(), q));
+  return ToTf(Quantize<int8_t>(device, x.flat<float>().data(), x.NumElements(), q->flat<int8_t>().data(), exponent));
+}
+
+// What the two backward kernels read alike: dy (rank >= 1, checked by the
+// caller) as [rows, channels], per-channel inputs of shape [channels], and
+// the x and gamma exponents. `fn` names the op in the errors.
+struct GradGeometry {
+  int64_t rows, channels;
+  int x_exponent, gamma_exponent;
+};
+
+::absl::Status ReadGradGeometry(OpKernelContext* ctx, const char* fn, const Tensor& dy,
+                                std::initializer_list<const Tensor*> per_channel, GradGeometry* g) {
+  g->channels = dy.dim_size(dy.dims() - 1);
+  g->rows = g->channels == 0 ? 0 : dy.NumElements() / g->channels;
+  for (const Tensor* t : per_channel) {
+    if (t->dims() != 1 || t->dim_size(0) != g->channels) {
+      return ::tensorflow::errors::InvalidArgument(fn, ": per-channel inputs must have shape [", g->channels,
+                                                   "], got ", t->shape().DebugString());
+    }
+  }
+  const std::string x_what = std::string(fn) + ": x_exponent", gamma_what = std::string(fn) + ": gamma_exponent";
+  TF_RETURN_IF_ERROR(GetExponent(ctx, "x_exponent", x_what.c_str(), kMinExponent, kMaxExponent, &g->x_exponent));
+  return GetExponent(ctx, "gamma_exponent", gamma_what.c_str(), kMinExponent, kMaxExponent, &g->gamma_exponent);
+}
+
+// What the forward batch-norm kernels share: epsilon and rounding
+// attributes, gamma and beta read under their variables' locks.
 class NormOpBase : public OpKernel {
  public:
   explicit NormOpBase(OpKernelConstruction* ctx) : OpKernel(ctx) {
@@ -50,15 +83,6 @@ class NormOpBase : public OpKernel {
                                                    "] (the input's channels), got ", t.shape().DebugString());
     }
     return ::absl::OkStatus();
-  }
-
-  // Quantizes x into a temporary int8 tensor.
-  template <typename Context>
-  static ::absl::Status QuantizeInput(OpKernelContext* ctx, Context& device, const Tensor& x, Tensor* q,
-                                      int* x_exponent) {
-    TF_RETURN_IF_ERROR(ctx->allocate_temp(::tensorflow::DT_INT8, x.shape(), q));
-    return ToTf(Quantize<int8_t>(device, x.flat<float>().data(), x.NumElements(), q->flat<int8_t>().data(),
-                                 x_exponent));
   }
 
   // Runs fn(params, gamma tensor) with gamma and beta locked.
@@ -165,7 +189,7 @@ class BatchNormInferenceOp : public NormOpBase {
     OP_REQUIRES_OK(ctx, device.status());
     Tensor q;
     int x_exponent = 0, y_exponent = 0;
-    OP_REQUIRES_OK(ctx, QuantizeInput(ctx, device, x, &q, &x_exponent));
+    OP_REQUIRES_OK(ctx, QuantizeToTemp(ctx, device, x, &q, &x_exponent));
     OP_REQUIRES_OK(ctx, WithParameters(ctx, channels, gamma_exponent, [&](const NormParams& params, const Tensor& gamma) {
       TF_RETURN_IF_ERROR(ToTf(Copy(device, gamma_q->flat<int8_t>().data(), gamma.flat<int8_t>().data(),
                                    gamma.TotalBytes())));
@@ -194,18 +218,8 @@ class BatchNormGradOp : public OpKernel {
     OP_REQUIRES(ctx, dy.dims() >= 1 && dy.shape() == x_q.shape(),
                 ::tensorflow::errors::InvalidArgument("batch_norm_grad: dy has shape ", dy.shape().DebugString(),
                                                       ", x_q ", x_q.shape().DebugString()));
-    const int64_t channels = dy.dim_size(dy.dims() - 1);
-    const int64_t rows = channels == 0 ? 0 : dy.NumElements() / channels;
-    for (const Tensor* t : {&x_sum, &inv_sqrt, &inv_shift, &gamma}) {
-      OP_REQUIRES(ctx, t->dims() == 1 && t->dim_size(0) == channels,
-                  ::tensorflow::errors::InvalidArgument("batch_norm_grad: per-channel inputs must have shape [",
-                                                        channels, "], got ", t->shape().DebugString()));
-    }
-    int x_exponent, gamma_exponent;
-    OP_REQUIRES_OK(ctx, GetExponent(ctx, "x_exponent", "batch_norm_grad: x_exponent", kMinExponent, kMaxExponent,
-                                    &x_exponent));
-    OP_REQUIRES_OK(ctx, GetExponent(ctx, "gamma_exponent", "batch_norm_grad: gamma_exponent", kMinExponent,
-                                    kMaxExponent, &gamma_exponent));
+    GradGeometry g;
+    OP_REQUIRES_OK(ctx, ReadGradGeometry(ctx, "batch_norm_grad", dy, {&x_sum, &inv_sqrt, &inv_shift, &gamma}, &g));
     Tensor *dx, *dgamma, *dbeta;
     OP_REQUIRES_OK(ctx, ctx->allocate_output("dx", dy.shape(), &dx));
     OP_REQUIRES_OK(ctx, ctx->allocate_output("dgamma", gamma.shape(), &dgamma));
@@ -213,14 +227,12 @@ class BatchNormGradOp : public OpKernel {
     Context device(ctx);
     OP_REQUIRES_OK(ctx, device.status());
     Tensor err;
-    OP_REQUIRES_OK(ctx, ctx->allocate_temp(::tensorflow::DT_INT8, dy.shape(), &err));
     int err_exponent = 0, dx_exponent = 0;
-    KI_OP_REQUIRES_OK(ctx, Quantize<int8_t>(device, dy.flat<float>().data(), dy.NumElements(),
-                                            err.flat<int8_t>().data(), &err_exponent));
+    OP_REQUIRES_OK(ctx, QuantizeToTemp(ctx, device, dy, &err, &err_exponent));
     KI_OP_REQUIRES_OK(ctx, BatchNormGrad(device, err.flat<int8_t>().data(), err_exponent, x_q.flat<int8_t>().data(),
-                                         rows, channels, x_exponent, x_sum.flat<int64_t>().data(),
+                                         g.rows, g.channels, g.x_exponent, x_sum.flat<int64_t>().data(),
                                          inv_sqrt.flat<int64_t>().data(), inv_shift.flat<int32_t>().data(),
-                                         gamma.flat<int8_t>().data(), gamma_exponent, dx->flat<float>().data(),
+                                         gamma.flat<int8_t>().data(), g.gamma_exponent, dx->flat<float>().data(),
                                          &dx_exponent, dgamma->flat<int32_t>().data(), dbeta->flat<int32_t>().data()));
     OP_REQUIRES_OK(ctx, SetScalarInt32(ctx, "dx_exponent", dx_exponent));
     OP_REQUIRES_OK(ctx, SetScalarInt32(ctx, "err_exponent", err_exponent));
@@ -240,31 +252,20 @@ class BatchNormFrozenGradOp : public OpKernel {
     OP_REQUIRES(ctx, dy.dims() >= 1,
                 ::tensorflow::errors::InvalidArgument("batch_norm_frozen_grad: dy must have rank >= 1, got shape ",
                                                       dy.shape().DebugString()));
-    const int64_t channels = dy.dim_size(dy.dims() - 1);
-    const int64_t rows = channels == 0 ? 0 : dy.NumElements() / channels;
-    for (const Tensor* t : {&count, &inv_sqrt, &inv_shift, &gamma}) {
-      OP_REQUIRES(ctx, t->dims() == 1 && t->dim_size(0) == channels,
-                  ::tensorflow::errors::InvalidArgument("batch_norm_frozen_grad: per-channel inputs must have shape [",
-                                                        channels, "], got ", t->shape().DebugString()));
-    }
-    int x_exponent, gamma_exponent;
-    OP_REQUIRES_OK(ctx, GetExponent(ctx, "x_exponent", "batch_norm_frozen_grad: x_exponent", kMinExponent,
-                                    kMaxExponent, &x_exponent));
-    OP_REQUIRES_OK(ctx, GetExponent(ctx, "gamma_exponent", "batch_norm_frozen_grad: gamma_exponent", kMinExponent,
-                                    kMaxExponent, &gamma_exponent));
+    GradGeometry g;
+    OP_REQUIRES_OK(ctx, ReadGradGeometry(ctx, "batch_norm_frozen_grad", dy, {&count, &inv_sqrt, &inv_shift, &gamma},
+                                         &g));
     Tensor* dx;
     OP_REQUIRES_OK(ctx, ctx->allocate_output("dx", dy.shape(), &dx));
     Context device(ctx);
     OP_REQUIRES_OK(ctx, device.status());
     Tensor err;
-    OP_REQUIRES_OK(ctx, ctx->allocate_temp(::tensorflow::DT_INT8, dy.shape(), &err));
     int err_exponent = 0, dx_exponent = 0;
-    KI_OP_REQUIRES_OK(ctx, Quantize<int8_t>(device, dy.flat<float>().data(), dy.NumElements(),
-                                            err.flat<int8_t>().data(), &err_exponent));
-    KI_OP_REQUIRES_OK(ctx, BatchNormFrozenGrad(device, err.flat<int8_t>().data(), err_exponent, rows, channels,
-                                               x_exponent, count.flat<int64_t>().data(),
+    OP_REQUIRES_OK(ctx, QuantizeToTemp(ctx, device, dy, &err, &err_exponent));
+    KI_OP_REQUIRES_OK(ctx, BatchNormFrozenGrad(device, err.flat<int8_t>().data(), err_exponent, g.rows, g.channels,
+                                               g.x_exponent, count.flat<int64_t>().data(),
                                                inv_sqrt.flat<int64_t>().data(), inv_shift.flat<int32_t>().data(),
-                                               gamma.flat<int8_t>().data(), gamma_exponent, dx->flat<float>().data(),
+                                               gamma.flat<int8_t>().data(), g.gamma_exponent, dx->flat<float>().data(),
                                                &dx_exponent));
     OP_REQUIRES_OK(ctx, SetScalarInt32(ctx, "dx_exponent", dx_exponent));
     OP_REQUIRES_OK(ctx, SetScalarInt32(ctx, "err_exponent", err_exponent));

@@ -86,25 +86,22 @@ def batch_norm(x, gamma, beta, gamma_exponent, epsilon=1e-3, training=True, movi
     seed = check.seed(seed, rounding, fn)
     raw = _loader.load()
     if training:
-        (y, y_exponent, _, _, _, _, _, _, batch_mean, batch_mean_exponent, batch_variance,
-         batch_variance_exponent) = raw.int_ops_batch_norm(
-            x, gamma_variable.handle, beta_variable.handle, gamma_exponent, seed,
-            _weighted.error_exponents(error_exponent, fn), **attrs)
-        return {"y": y, "y_exponent": y_exponent, "batch_mean": batch_mean,
-                "batch_mean_exponent": batch_mean_exponent, "batch_variance": batch_variance,
-                "batch_variance_exponent": batch_variance_exponent}
+        out = raw.int_ops_batch_norm(x, gamma_variable.handle, beta_variable.handle, gamma_exponent, seed,
+                                     _weighted.error_exponents(error_exponent, fn), **attrs)
+        return {name: getattr(out, name) for name in ("y", "y_exponent", "batch_mean", "batch_mean_exponent",
+                                                      "batch_variance", "batch_variance_exponent")}
     statistics = {"moving_mean": moving_mean, "moving_mean_exponent": moving_mean_exponent,
                   "moving_variance": moving_variance, "moving_variance_exponent": moving_variance_exponent}
     missing = [name for name, value in statistics.items() if value is None]
     if missing:
         raise ValueError(f"{fn}: inference (training=False) needs {missing}")
-    y, y_exponent, *_ = raw.int_ops_batch_norm_inference(
+    out = raw.int_ops_batch_norm_inference(
         x, gamma_variable.handle, beta_variable.handle, gamma_exponent,
         check.tensor(moving_mean, tf.int32, "moving_mean", fn),
         check.tensor(moving_mean_exponent, tf.int32, "moving_mean_exponent", fn),
         check.tensor(moving_variance, tf.int32, "moving_variance", fn),
         check.tensor(moving_variance_exponent, tf.int32, "moving_variance_exponent", fn), seed, **attrs)
-    return {"y": y, "y_exponent": y_exponent}
+    return {"y": out.y, "y_exponent": out.y_exponent}
 
 
 def moving_average(moving, moving_exponent, batch, batch_exponent, momentum):
@@ -126,12 +123,12 @@ def _batch_norm_grad(op, dy, *unused_output_grads):
     # gamma_q is the gamma the forward pass used, not a fresh read of the
     # variable, which the optimizer may already have updated.
     outputs, inputs = _op_args.outputs(op), _op_args.inputs(op)
-    dx, _, dgamma, dbeta, err_exponent = _loader.load().int_ops_batch_norm_grad(
+    grad = _loader.load().int_ops_batch_norm_grad(
         dy, outputs["x_q"], outputs["x_exponent"], outputs["x_sum"], outputs["inv_sqrt"], outputs["inv_shift"],
         outputs["gamma_q"], inputs["gamma_exponent"])
     for variable in inputs["error_exponent"]:
-        tf.raw_ops.AssignVariableOp(resource=variable, value=err_exponent)
-    return _op_args.gradients(op, x=dx, gamma=dgamma, beta=dbeta)
+        tf.raw_ops.AssignVariableOp(resource=variable, value=grad.err_exponent)
+    return _op_args.gradients(op, x=grad.dx, gamma=grad.dgamma, beta=grad.dbeta)
 
 
 @tf.RegisterGradient("IntOps>BatchNormInference")
@@ -140,10 +137,10 @@ def _batch_norm_inference_grad(op, dy, *unused_output_grads):
     # error is dy * gamma / sigma per channel (docs/algorithms.md section 8);
     # gamma, beta and the moving statistics get no gradient in this mode.
     outputs, inputs = _op_args.outputs(op), _op_args.inputs(op)
-    dx, _, _ = _loader.load().int_ops_batch_norm_frozen_grad(
+    grad = _loader.load().int_ops_batch_norm_frozen_grad(
         dy, outputs["x_exponent"], outputs["count"], outputs["inv_sqrt"], outputs["inv_shift"],
         outputs["gamma_q"], inputs["gamma_exponent"])
-    return _op_args.gradients(op, x=dx)
+    return _op_args.gradients(op, x=grad.dx)
 
 
 # The backward ops and the integer-only ops take no gradient.
