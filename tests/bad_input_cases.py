@@ -130,6 +130,11 @@ LAYER_CASES = [
     (lambda: L.IntBatchNormalization()(tf.ones((2, 3), tf.int32)), ValueError, "float32 carrier"),
     (lambda: L.IntBatchNormalization()(tf.constant([[np.nan, 1.0]]), training=True), InvalidArgument, "NaN or Inf"),
     (lambda: L.IntBatchNormalization()(tf.constant([[np.inf, 1.0]]), training=False), InvalidArgument, "NaN or Inf"),
+    (lambda: L.IntLayerNormalization()(tf.constant(1.0)), ValueError,
+     "IntLayerNormalization: the input must have rank >= 1"),
+    (lambda: L.IntLayerNormalization(axis=0)(tf.ones((2, 3))), ValueError, "only the last axis is supported"),
+    (lambda: L.IntLayerNormalization()(tf.ones((2, 3), tf.int8)), ValueError, "float32 carrier"),
+    (lambda: L.IntLayerNormalization()(tf.constant([[np.nan, 1.0]]), training=True), InvalidArgument, "NaN or Inf"),
     (lambda: L.IntConv2D(2, 3, strides=0), ValueError, "strides must be >= 1"),
     (lambda: L.IntConv2D(2, 3, strides=-1), ValueError, "strides must be >= 1"),
     (lambda: L.IntConv2D(2, 3, padding="causal"), ValueError, "padding must be 'same' or 'valid'"),
@@ -204,6 +209,25 @@ ADVERSARIAL_CASES = [
      "batch_norm_grad: channel 0 has x_sum 0, inv_sqrt 1, inv_shift -1"),
     (lambda: _raw_batch_norm_grad(np.ones((2, 3), np.float32), inv_shift=[0, 31, 0]), InvalidArgument,
      "batch_norm_grad: channel 1 .* inv_shift 31"),
+    # Layer norm's kernels without the Python checks.
+    (lambda: _raw_layer_norm(np.ones((1, 2**23 + 1), np.float32)), InvalidArgument,
+     "1 rows of 8388609 features, more than the 8388608"),
+    (lambda: _raw_layer_norm(np.ones((2, 3), np.float32), epsilon_mantissa=5), InvalidArgument,
+     "epsilon mantissa 5 is out of range"),
+    (lambda: _raw_layer_norm(np.ones((2, 3), np.float32), gamma=np.ones(2, np.int8)), InvalidArgument,
+     "layer_norm: gamma must have shape \\[3\\]"),
+    (lambda: _raw_layer_norm(np.ones((2, 3), np.float32), beta=np.ones(3, np.int16)), InvalidArgument,
+     "layer_norm: beta variable must be int32, got int16"),
+    (lambda: _raw_layer_norm_grad(np.ones((2, 3), np.float32), x_q=np.ones((3, 2), np.int8)), InvalidArgument,
+     "layer_norm_grad: dy has shape \\[2,3\\], x_q \\[3,2\\]"),
+    (lambda: _raw_layer_norm_grad(np.ones((2, 3), np.float32), x_sum=[0, 385]), InvalidArgument,
+     "layer_norm_grad: row 1 has x_sum 385, inv_sqrt 1, inv_shift 0, which no forward pass over 3 features"),
+    (lambda: _raw_layer_norm_grad(np.ones((2, 3), np.float32), inv_sqrt=[3037000504, 1]), InvalidArgument,
+     "layer_norm_grad: row 0 has x_sum 0, inv_sqrt 3037000504"),
+    (lambda: _raw_layer_norm_grad(np.ones((2, 3), np.float32), inv_shift=[0, -2]), InvalidArgument,
+     "layer_norm_grad: row 1 .* inv_shift -2"),
+    (lambda: _raw_layer_norm_grad(np.ones((2, 3), np.float32), inv_shift=[0, 0, 0]), InvalidArgument,
+     "layer_norm_grad: per-row inputs must have shape \\[2\\]"),
     (lambda: layer_ops._loader.load().int_ops_norm_moving_average([1], 0, [1], 0, momentum=2**16 + 1),
      InvalidArgument, "momentum 65537 is out of range"),
     (lambda: layer_ops.moving_average([1], 0, [1], 0, 2**16 + 1), ValueError,
@@ -225,6 +249,21 @@ def _raw_batch_norm(x, gamma=None, beta=None, epsilon_mantissa=2**14):
 def _raw_batch_norm_grad(dy, x_q=None, x_sum=(0, 0, 0), inv_sqrt=(1, 1, 1), inv_shift=(0, 0, 0)):
     x_q = np.ones(dy.shape, np.int8) if x_q is None else x_q
     return layer_ops._loader.load().int_ops_batch_norm_grad(
+        dy, x_q, 0, np.asarray(x_sum, np.int64), np.asarray(inv_sqrt, np.int64), np.asarray(inv_shift, np.int32),
+        np.ones(3, np.int8), 0)
+
+
+def _raw_layer_norm(x, gamma=None, beta=None, epsilon_mantissa=2**14):
+    features = x.shape[-1]
+    gamma = tf.Variable(np.ones(features, np.int8) if gamma is None else gamma)
+    beta = tf.Variable(np.zeros(features, np.int32) if beta is None else beta)
+    return layer_ops._loader.load().int_ops_layer_norm(
+        x, gamma.handle, beta.handle, 0, [0, 0], [], epsilon_mantissa=epsilon_mantissa, epsilon_exponent=-24)
+
+
+def _raw_layer_norm_grad(dy, x_q=None, x_sum=(0, 0), inv_sqrt=(1, 1), inv_shift=(0, 0)):
+    x_q = np.ones(dy.shape, np.int8) if x_q is None else x_q
+    return layer_ops._loader.load().int_ops_layer_norm_grad(
         dy, x_q, 0, np.asarray(x_sum, np.int64), np.asarray(inv_sqrt, np.int64), np.asarray(inv_shift, np.int32),
         np.ones(3, np.int8), 0)
 

@@ -715,3 +715,82 @@ def epsilon_pair(eps):
     if m == 1 << NORM_EPSILON_BITS:
         m, p = 1 << (NORM_EPSILON_BITS - 1), p + 1
     return int(m), int(p) - NORM_EPSILON_BITS
+
+
+# ---------------------------------------------------------------- layer normalization (section 9)
+
+def _feature_rows(q):
+    """[..., C] -> [R, C] int64 rows, each normalised over its C features."""
+    q = np.asarray(q, dtype=np.int64)
+    if q.ndim < 1:
+        raise ValueError(f"layer norm needs rank >= 1 ([..., C]), got shape {q.shape}")
+    return q.reshape(-1, q.shape[-1])
+
+
+def layer_norm(q, e_x, gamma, e_g, beta, m_eps, e_eps, rounding="nearest", seed=None):
+    """Forward of section 9 on int8 q [..., C] at e_x: each row over its C features.
+
+    Per row S1, S2, V = C * S2 - S1**2, W = V + E(C), (r, k) =
+    norm_inverse_sqrt(W), xhat = round_shift((C * q - S1) * r, 61 - k - F,
+    nearest); acc = gamma[c] * xhat + beta[c] at e_g - F; requantize_channels
+    with that one exponent. Returns a dict: y_q, y_exponent, xhat (int32 [...,
+    C]) and per row S1 (x_sum), r, k (int64 [R]).
+    """
+    rows = _feature_rows(q)
+    R, C = rows.shape
+    gamma, beta = _check_params(gamma, beta, C)
+    xhat = np.empty(rows.shape, dtype=object)
+    S1, r_list, k_list = [], [], []
+    for i in range(R):
+        s1 = int(rows[i].sum())
+        s2 = int((rows[i] * rows[i]).sum())
+        W = C * s2 - s1 * s1 + norm_epsilon_term(m_eps, e_eps, C, e_x)
+        r, k = norm_inverse_sqrt(W)
+        xhat[i] = _normalise(C * rows[i] - s1, r, k)
+        S1.append(s1), r_list.append(r), k_list.append(k)
+    acc = np.empty(rows.shape, dtype=object)
+    for c in range(C):
+        acc[:, c] = gamma[c] * xhat[:, c] + beta[c]
+    y_q, y_e = requantize_channels(acc.astype(np.int64).reshape(np.shape(q)), [e_g - NORM_FRACTION_BITS] * C,
+                                   rounding, seed)
+    return {"y_q": y_q, "y_exponent": y_e, "xhat": xhat.astype(np.int64).astype(np.int32).reshape(np.shape(q)),
+            "x_sum": np.array(S1, np.int64), "r": np.array(r_list, np.int64), "k": np.array(k_list, np.int64)}
+
+
+def layer_norm_grad(err, e_err, xhat, e_x, r, k, gamma, e_g):
+    """Backward of section 9 from err (int8 [..., C] at e_err) and the forward's xhat, r, k.
+
+    g = err * gamma[c]; per row A = sum(g), B = sum(g * xhat), a =
+    round(A * 2**F / C), b = round(B / C), bracket = (g << F) - a -
+    round_shift(xhat * b, F, nearest), rho = round_shift(C * r, z, nearest)
+    with z = max(bit_length(C * r) - 16, 0), v = bracket * rho at e_g - e_x +
+    e_err - F + k - 61 + z (per row); dx = requantize_channels over the rows
+    (nearest). Per feature dbeta = sum(err), B_c = sum(err * xhat), dgamma =
+    round_shift(B_c, h, nearest) with h = max(0, max bit_length(|B_c|) - 31).
+    Returns (dx_q, dx_exponent, dgamma, dbeta).
+    """
+    F = NORM_FRACTION_BITS
+    err_rows = _feature_rows(err)
+    xhat_rows = np.asarray(xhat, np.int64).reshape(err_rows.shape)
+    R, C = err_rows.shape
+    gamma = [int(g) for g in np.ravel(gamma)]
+    v = np.empty(err_rows.shape, dtype=object)
+    e_rows = []
+    for i in range(R):
+        g = _obj(err_rows[i]) * np.array(gamma, dtype=object)
+        x = _obj(xhat_rows[i])
+        A, B = int(g.sum()), int((g * x).sum())
+        a, b = _div_nearest(A << F, C), _div_nearest(B, C)
+        nr = C * int(np.ravel(r)[i])
+        z = max(nr.bit_length() - 16, 0)
+        v[i] = ((g << F) - a - _shift_nearest(x * b, F)) * _shift_nearest(nr, z)
+        e_rows.append(e_g - e_x + e_err - F + int(np.ravel(k)[i]) - 61 + z)
+    if v.size and max(abs(int(x)) for x in v.ravel()) >= 2**63:
+        raise OverflowError("layer norm gradient over 63 bits")
+    # requantize_channels with the rows as the channels (nearest: no random words).
+    dx_t, dx_e = requantize_channels(v.astype(np.int64).T, e_rows, "nearest") if R else (v.T, 0)
+    B_c = [int(x) for x in (err_rows * xhat_rows).sum(axis=0)]
+    h = max([0] + [_bit_length_abs(b) - 31 for b in B_c])
+    dgamma = np.array([max(-INT32_MAX, min(INT32_MAX, int(_shift_nearest(b, h)))) for b in B_c], np.int32)
+    dbeta = err_rows.sum(axis=0).astype(np.int32)
+    return np.asarray(dx_t, np.int64).T.reshape(np.shape(err)), dx_e, dgamma, dbeta

@@ -14,7 +14,7 @@ from tf_int_ops.layer_ops import _op_args
 
 # The carrier ops the Keras layers differentiate through.
 DIFFERENTIABLE = {"IntOps>Dense", "IntOps>Conv2DLayer", "IntOps>Relu", "IntOps>MaxPoolCarrier",
-                  "IntOps>BatchNorm", "IntOps>BatchNormInference"}
+                  "IntOps>BatchNorm", "IntOps>BatchNormInference", "IntOps>LayerNorm"}
 
 
 def library_op_names():

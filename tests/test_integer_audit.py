@@ -142,6 +142,27 @@ def test_frozen_batch_norm_training_step_is_integer():
     assert len(updated) == len(model.trainable_weights) == 6 + 1
 
 
+def layer_norm_mlp():
+    return keras.Sequential([keras.Input((8, 8, 1)), keras_int.layers.IntFlatten(), keras_int.layers.IntDense(32),
+                             keras_int.layers.IntLayerNormalization(), keras_int.layers.IntReLU(),
+                             keras_int.layers.IntDense(10)])
+
+
+def test_layer_norm_training_step_is_integer():
+    """Layer norm's forward and backward add no float arithmetic; gamma and
+    beta are updated by IntegerSGD; its gradient keeps int8 mantissas only."""
+    (x, y), _ = digits()
+    model = compile_integer(layer_norm_mlp())
+    found, nodes = float_arithmetic_feeding_updates(model, x[:64], y[:64])
+    assert found == [], found
+    ops = {n.op for n in nodes.values()}
+    assert {"IntOps>LayerNorm", "IntOps>LayerNormGrad", "IntOps>SgdUpdate"} <= ops
+    assert sum(n.op == "IntOps>SgdUpdate" for n in nodes.values()) == len(model.trainable_weights) == 4
+    kept, read = float_tensors_kept_for_backward(compile_integer(layer_norm_mlp()), x[:64], y[:64])
+    assert kept == [], kept
+    assert ("IntOps>LayerNorm", "int8") in read
+
+
 def test_audit_catches_float_arithmetic():
     (x, y), _ = digits()
     model = keras.Sequential([keras.Input((8, 8, 1)), keras_int.layers.IntFlatten(),

@@ -22,6 +22,8 @@ LAYERS = [
     (L.IntDropout(0.75, seed=4), (2, 5)),
     (L.IntBatchNormalization(momentum=0.9, epsilon=1e-5, center=False, rounding="truncate", seed=2), (3, 4, 4, 5)),
     (L.IntBatchNormalization(gamma_initializer="glorot_uniform", moving_variance_initializer="zeros"), (6, 3)),
+    (L.IntLayerNormalization(epsilon=1e-5, center=False, rounding="stochastic", seed=6), (2, 7, 12)),
+    (L.IntLayerNormalization(gamma_initializer="glorot_uniform", beta_initializer="ones"), (5,)),
 ]
 
 
@@ -118,6 +120,10 @@ def tf_int8(w16):
     (lambda: L.IntBatchNormalization(epsilon=0), "epsilon must be a finite number > 0"),
     (lambda: L.IntBatchNormalization(epsilon=float("nan")), "epsilon must be a finite number > 0"),
     (lambda: L.IntBatchNormalization(axis=True), "axis must be an int"),
+    (lambda: L.IntLayerNormalization(epsilon=-1.0), "epsilon must be a finite number > 0"),
+    (lambda: L.IntLayerNormalization(axis=[1, 2]), "axis must be an int"),
+    (lambda: L.IntLayerNormalization(axis=1).build((2, 3, 4)), "only the last axis is supported"),
+    (lambda: L.IntLayerNormalization().build((2, None)), "the last dimension must be known"),
 ])
 def test_bad_arguments_are_named(make, pattern):
     with pytest.raises(ValueError, match=pattern):

@@ -185,6 +185,36 @@ def test_layers_with_bias_train_and_save(tmp_path):
     np.testing.assert_array_equal(model.predict(x_test, verbose=0), restored.predict(x_test, verbose=0))
 
 
+def test_layer_normalization_trains_deterministically_and_saves(tmp_path):
+    """gamma and beta move under IntegerSGD, the same seed gives the same
+    weights, and a saved model predicts bit for bit as the original."""
+    (x, y), (x_test, y_test) = digits()
+
+    def train():
+        keras.utils.set_random_seed(3)
+        model = compile_integer(keras.Sequential([
+            keras.Input((8, 8, 1)), L.IntFlatten(), L.IntDense(64), L.IntLayerNormalization(), L.IntReLU(),
+            L.IntDense(10)]), mu=3)
+        history = model.fit(x, y, epochs=3, batch_size=32, verbose=0)
+        return model, history
+
+    model, history = train()
+    trained = _weights(model)  # before predict, which records output exponents of the test set
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    norm = model.layers[2]
+    assert np.any(norm.gamma.numpy() != 64) and np.any(norm.beta.numpy() != 0)
+    accuracy = np.mean(np.argmax(model.predict(x_test, verbose=0), -1) == y_test)
+    assert accuracy > 0.85, accuracy
+    again, _ = train()
+    for a, b in zip(trained, _weights(again)):
+        np.testing.assert_array_equal(a, b)
+    path = str(tmp_path / "layer_norm.keras")
+    model.save(path)
+    restored = keras.models.load_model(path)
+    assert isinstance(restored.layers[2], L.IntLayerNormalization)
+    np.testing.assert_array_equal(model.predict(x_test, verbose=0), restored.predict(x_test, verbose=0))
+
+
 @pytest.mark.parametrize("graph", [False, True])
 def test_error_exponent_is_the_exponent_of_the_error_reaching_the_layer(rng, graph):
     conv, dense = L.IntConv2D(4, 3, padding="same"), L.IntDense(10)

@@ -48,7 +48,7 @@ Status EmitChannels(int64_t rows, int64_t channels, const int* exponents, int po
   KERAS_INT_RETURN_IF_ERROR(CheckExponent("batch_norm: result exponent", exponent, kMinExponent, kMaxExponent));
   *out_exponent = exponent;
   const float scale = PowerOfTwo(exponent);
-  auto emit = [&](auto mode) {
+  const auto emit = [&](auto mode) {
     constexpr Rounding kMode = decltype(mode)::value;
     parallel_for(rows, channels * 8, [&](int64_t begin, int64_t end) {
       for (int64_t r = begin; r < end; ++r) {
@@ -62,20 +62,7 @@ Status EmitChannels(int64_t rows, int64_t channels, const int* exponents, int po
       }
     });
   };
-  switch (rounding) {
-    case Rounding::kNearest:
-      emit(std::integral_constant<Rounding, Rounding::kNearest>());
-      break;
-    case Rounding::kPseudoStochastic:
-      emit(std::integral_constant<Rounding, Rounding::kPseudoStochastic>());
-      break;
-    case Rounding::kStochastic:
-      emit(std::integral_constant<Rounding, Rounding::kStochastic>());
-      break;
-    case Rounding::kTruncate:
-      emit(std::integral_constant<Rounding, Rounding::kTruncate>());
-      break;
-  }
+  WithRounding(rounding, emit);
   return Status::OK();
 }
 

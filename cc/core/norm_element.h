@@ -202,8 +202,10 @@ KI_HOST_DEVICE int64_t NormGradTerm(int32_t xhat, int64_t a, int64_t b) {
 }
 
 // The backward value of one element: bracket * gamma * rho, with bracket =
-// (err << F) - NormGradTerm(xhat, a, b).
-KI_HOST_DEVICE int64_t NormGradValue(int8_t err, int32_t xhat, int64_t a, int64_t b, int64_t gamma_rho) {
+// (err << F) - NormGradTerm(xhat, a, b). err is the int8 error (batch
+// norm) or err * gamma (layer norm, |err * gamma| < 2**14, with gamma_rho
+// then rho alone).
+KI_HOST_DEVICE int64_t NormGradValue(int32_t err, int32_t xhat, int64_t a, int64_t b, int64_t gamma_rho) {
   return (int64_t{err} * (int64_t{1} << kNormFractionBits) - NormGradTerm(xhat, a, b)) * gamma_rho;
 }
 

@@ -5,6 +5,7 @@
 #define KERAS_INT_CC_CORE_ROUNDING_H_
 
 #include <cstdint>
+#include <type_traits>
 
 #include "cc/core/host_device.h"
 #include "cc/core/philox.h"
@@ -12,6 +13,23 @@
 namespace keras_int {
 
 enum class Rounding { kNearest, kPseudoStochastic, kStochastic, kTruncate };
+
+// Calls fn(std::integral_constant<Rounding, mode>()) with the run-time
+// `rounding`, so that a loop over elements has its mode fixed at compile
+// time (host code).
+template <typename Fn>
+inline void WithRounding(Rounding rounding, Fn fn) {
+  switch (rounding) {
+    case Rounding::kNearest:
+      return fn(std::integral_constant<Rounding, Rounding::kNearest>());
+    case Rounding::kPseudoStochastic:
+      return fn(std::integral_constant<Rounding, Rounding::kPseudoStochastic>());
+    case Rounding::kStochastic:
+      return fn(std::integral_constant<Rounding, Rounding::kStochastic>());
+    case Rounding::kTruncate:
+      return fn(std::integral_constant<Rounding, Rounding::kTruncate>());
+  }
+}
 
 // Seed of stochastic rounding: a key and a step (counter offset).
 struct RoundingSeed {

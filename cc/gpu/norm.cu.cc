@@ -1,4 +1,4 @@
-// Batch normalization on the GPU (norm.h), built from the same per-channel
+// Batch and layer normalization on the GPU (norm.h), built from the same per-channel
 // and per-element functions as the CPU core (cc/core/norm_element.h):
 //
 //   1. per-channel int64 sums (S1, S2 or A, B): each thread adds up one
@@ -13,6 +13,7 @@
 
 #include "cc/core/carrier_element.h"
 #include "cc/core/dfp.h"
+#include "cc/core/layer_norm.h"
 #include "cc/core/limits.h"
 #include "cc/core/norm.h"
 #include "cc/core/norm_element.h"
@@ -242,7 +243,7 @@ struct ForwardValue {
   __device__ __forceinline__ int64_t operator()(int64_t i, int64_t c) const {
     return NormOutput(NormXhat(q[i], stats[c]), gamma[c], beta[c]);
   }
-  __device__ __forceinline__ int Exponent(int64_t) const { return exponent; }
+  __device__ __forceinline__ int Exponent(int64_t, int64_t) const { return exponent; }
 };
 
 // The backward value bracket * gamma * rho of element i, at channel c's exponent.
@@ -254,7 +255,7 @@ struct GradValue {
     const NormGradChannel& g = constants[c];
     return NormGradValue(err[i], saved.Xhat(i, c), g.a, g.b, g.gamma_rho);
   }
-  __device__ __forceinline__ int Exponent(int64_t c) const { return constants[c].exponent; }
+  __device__ __forceinline__ int Exponent(int64_t, int64_t c) const { return constants[c].exponent; }
 };
 
 // The frozen backward value err * gamma * rho (BatchNormGrad's with A = B = 0).
@@ -264,15 +265,150 @@ struct FrozenGradValue {
   __device__ __forceinline__ int64_t operator()(int64_t i, int64_t c) const {
     return NormGradValue(err[i], 0, 0, 0, constants[c].gamma_rho);
   }
-  __device__ __forceinline__ int Exponent(int64_t c) const { return constants[c].exponent; }
+  __device__ __forceinline__ int Exponent(int64_t, int64_t c) const { return constants[c].exponent; }
 };
+
+// Layer norm (section 9): element i is in row i / features, feature c.
+// The forward accumulator gamma[c] * xhat + beta[c] at e_g - F.
+struct LayerForwardValue {
+  const int8_t* q;
+  const NormChannel* rows;
+  const int8_t* gamma;
+  const int32_t* beta;
+  int64_t features;
+  int exponent;
+  __device__ __forceinline__ int64_t operator()(int64_t i, int64_t c) const {
+    return NormOutput(NormXhat(q[i], rows[i / features]), gamma[c], beta[c]);
+  }
+  __device__ __forceinline__ int Exponent(int64_t, int64_t) const { return exponent; }
+};
+
+// The forward's saved per-row constants, from which xhat is recomputed.
+struct SavedRows {
+  const int8_t* q;
+  int64_t features;
+  const int64_t* x_sum;
+  const int64_t* inv_sqrt;
+  const int32_t* inv_shift;
+  __device__ __forceinline__ int32_t Xhat(int64_t i) const {
+    const int64_t r = i / features;
+    return NormXhat(q[i], NormChannel{features, x_sum[r], inv_sqrt[r], inv_shift[r]});
+  }
+};
+
+// The backward value bracket * rho of element i (bracket from err * gamma),
+// at its row's exponent.
+struct LayerGradValue {
+  const int8_t* err;
+  const int8_t* gamma;
+  SavedRows saved;
+  const NormGradChannel* constants;
+  __device__ __forceinline__ int64_t operator()(int64_t i, int64_t c) const {
+    const NormGradChannel& g = constants[i / saved.features];
+    return NormGradValue(int32_t{err[i]} * gamma[c], saved.Xhat(i), g.a, g.b, g.gamma_rho);
+  }
+  __device__ __forceinline__ int Exponent(int64_t i, int64_t) const {
+    return constants[i / saved.features].exponent;
+  }
+};
+
+// dbeta = sum(err), sum(err * xhat) per feature, over the rows.
+struct LayerColumnTerms {
+  const int8_t* err;
+  SavedRows saved;
+  __device__ __forceinline__ void operator()(int64_t i, int64_t, int64_t* s0, int64_t* s1) const {
+    const int64_t e = err[i];
+    *s0 += e;
+    *s1 += e * saved.Xhat(i);
+  }
+};
+
+// Per row: the two sums of RowTerms over the features, added up by one
+// block (shared-memory tree), then Finish(row, s0, s1) by thread 0.
+template <typename RowTerms>
+__global__ void RowSumsKernel(RowTerms terms, int64_t rows, int64_t features) {
+  __shared__ int64_t partial[2][kThreads];
+  const int t = threadIdx.x;
+  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    int64_t s0 = 0, s1 = 0;
+    for (int64_t c = t; c < features; c += kThreads) terms(r * features + c, c, &s0, &s1);
+    partial[0][t] = s0;
+    partial[1][t] = s1;
+    __syncthreads();
+    for (int half = kThreads / 2; half > 0; half /= 2) {
+      if (t < half) {
+        partial[0][t] += partial[0][t + half];
+        partial[1][t] += partial[1][t + half];
+      }
+      __syncthreads();
+    }
+    if (t == 0) terms.Finish(r, partial[0][0], partial[1][0]);
+    __syncthreads();
+  }
+}
+
+// The forward row statistics S1, S2 and the row's constants.
+struct LayerStatisticTerms {
+  const int8_t* q;
+  int64_t features;
+  int64_t eps_mantissa;
+  int eps_exponent, x_exponent;
+  NormChannel* stats;
+  int64_t* x_sum;
+  int64_t* inv_sqrt;
+  int32_t* inv_shift;
+  __device__ __forceinline__ void operator()(int64_t i, int64_t, int64_t* s0, int64_t* s1) const {
+    const int32_t v = q[i];
+    *s0 += v;
+    *s1 += v * v;
+  }
+  __device__ __forceinline__ void Finish(int64_t r, int64_t sum1, int64_t sum2) const {
+    const NormChannel ch =
+        MakeNormChannel(features, sum1, features * sum2 - sum1 * sum1, eps_mantissa, eps_exponent, x_exponent);
+    stats[r] = ch;
+    x_sum[r] = ch.sum;
+    inv_sqrt[r] = ch.inv_sqrt;
+    inv_shift[r] = ch.inv_shift;
+  }
+};
+
+// The backward row sums A = sum(err * gamma), B = sum(err * gamma * xhat)
+// and the row's constants (gamma 1: it is inside the sums).
+struct LayerGradRowTerms {
+  const int8_t* err;
+  const int8_t* gamma;
+  SavedRows saved;
+  int gamma_exponent, x_exponent, err_exponent;
+  NormGradChannel* constants;
+  __device__ __forceinline__ void operator()(int64_t i, int64_t c, int64_t* s0, int64_t* s1) const {
+    const int64_t g = int64_t{err[i]} * gamma[c];
+    *s0 += g;
+    *s1 += g * saved.Xhat(i);
+  }
+  __device__ __forceinline__ void Finish(int64_t r, int64_t sum_a, int64_t sum_b) const {
+    constants[r] = MakeNormGradChannel(sum_a, sum_b, saved.features, saved.inv_sqrt[r], saved.inv_shift[r], 1,
+                                       gamma_exponent, x_exponent, err_exponent);
+  }
+};
+
+__global__ void LayerGradColumnsKernel(const unsigned long long* sums, int64_t features, const uint32_t* b_bits,
+                                       int32_t* dgamma, int32_t* dbeta) {
+  const int h = NormGammaGradientShift(static_cast<int>(*b_bits));
+  KI_GRID_STRIDE(c, features) {
+    dbeta[c] = static_cast<int32_t>(static_cast<int64_t>(sums[c]));  // |sum| <= 2**30
+    dgamma[c] = NormGammaGradient(static_cast<int64_t>(sums[features + c]), h);
+  }
+}
+
+// Blocks of a per-row reduction (each block loops over rows).
+unsigned int RowBlocks(int64_t rows) { return static_cast<unsigned int>(rows < 65535 ? rows : 65535); }
 
 template <typename Value>
 __global__ void PositionKernel(Value value, int64_t n, int64_t channels, uint32_t* position) {
   uint32_t best = 0;
   KI_GRID_STRIDE(i, n) {
     const int64_t c = i % channels;
-    const uint32_t key = OrderedKey(NormValuePosition(value(i, c), value.Exponent(c)));
+    const uint32_t key = OrderedKey(NormValuePosition(value(i, c), value.Exponent(i, c)));
     best = key > best ? key : best;
   }
   AtomicMaxWarp(position, best);
@@ -283,7 +419,7 @@ __global__ void EmitKernel(Value value, int64_t n, int64_t channels, int exponen
                            RoundingSeed seed, float scale, float* out) {
   KI_GRID_STRIDE(i, n) {
     const int64_t c = i % channels;
-    const int32_t m = NormRequantizeElement(value(i, c), value.Exponent(c), exponent, rounding,
+    const int32_t m = NormRequantizeElement(value(i, c), value.Exponent(i, c), exponent, rounding,
                                             RandomWordFor(rounding, seed, static_cast<uint64_t>(i)));
     out[i] = static_cast<float>(m) * scale;
   }
@@ -477,6 +613,83 @@ Status BatchNormFrozenGrad(const Context& ctx, const int8_t* err, int err_expone
     return NormFrozenChannelError(bad.channel, bad.first, bad.inv_sqrt, bad.inv_shift);
   }
   return Emit(ctx, value, n, channels, host.position, Rounding::kNearest, RoundingSeed{}, dx, dx_exponent);
+}
+
+size_t LayerNormWorkspaceBytes(int64_t rows, int64_t features) {
+  if (rows <= 0 || features <= 0) return 0;
+  return SumsBytes(features) + ConstantsBytes(rows);
+}
+
+Status LayerNorm(const Context& ctx, const int8_t* q, int64_t rows, int64_t features, int x_exponent,
+                 const NormParams& params, Rounding rounding, RoundingSeed seed, float* y, int* y_exponent,
+                 int64_t* x_sum, int64_t* inv_sqrt, int32_t* inv_shift, void* workspace) {
+  KERAS_INT_RETURN_IF_ERROR(CheckLayerNormShape(rows, features));
+  KERAS_INT_RETURN_IF_ERROR(CheckNormEpsilon(params.eps_mantissa, params.eps_exponent));
+  *y_exponent = 0;
+  if (rows == 0) return Status::OK();
+  const cudaStream_t stream = StreamOf(ctx);
+  if (features == 0) {
+    const size_t r = static_cast<size_t>(rows);
+    KI_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(x_sum, 0, r * sizeof(*x_sum), stream), "memset");
+    KI_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(inv_sqrt, 0, r * sizeof(*inv_sqrt), stream), "memset");
+    return CudaStatus(cudaMemsetAsync(inv_shift, 0, r * sizeof(*inv_shift), stream), "memset");
+  }
+  NormChannel* stats = ConstantsOf<NormChannel>(workspace, features);
+  const LayerStatisticTerms terms{q, features, params.eps_mantissa, params.eps_exponent, x_exponent,
+                                  stats, x_sum, inv_sqrt, inv_shift};
+  RowSumsKernel<<<RowBlocks(rows), kThreads, 0, stream>>>(terms, rows, features);
+  KERAS_INT_RETURN_IF_ERROR(LaunchStatus("layer_norm"));
+  NormWords* words;
+  KERAS_INT_RETURN_IF_ERROR(ResetWords(ctx, &words));
+  const int64_t n = rows * features;
+  const LayerForwardValue value{q, stats, params.gamma, params.beta, features,
+                                params.gamma_exponent - kNormFractionBits};
+  NormWords host;
+  KERAS_INT_RETURN_IF_ERROR(FindPosition(ctx, value, n, features, words, &host));
+  return Emit(ctx, value, n, features, host.position, rounding, seed, y, y_exponent);
+}
+
+Status LayerNormGrad(const Context& ctx, const int8_t* err, int err_exponent, const int8_t* q, int64_t rows,
+                     int64_t features, int x_exponent, const int64_t* x_sum, const int64_t* inv_sqrt,
+                     const int32_t* inv_shift, const int8_t* gamma, int gamma_exponent, float* dx, int* dx_exponent,
+                     int32_t* dgamma, int32_t* dbeta, void* workspace) {
+  KERAS_INT_RETURN_IF_ERROR(CheckLayerNormShape(rows, features));
+  *dx_exponent = 0;
+  if (features == 0) return Status::OK();
+  const cudaStream_t stream = StreamOf(ctx);
+  if (rows == 0) {
+    const size_t c = static_cast<size_t>(features);
+    KI_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(dgamma, 0, c * sizeof(*dgamma), stream), "memset");
+    return CudaStatus(cudaMemsetAsync(dbeta, 0, c * sizeof(*dbeta), stream), "memset");
+  }
+  unsigned long long* sums = SumsOf(workspace);
+  NormGradChannel* constants = ConstantsOf<NormGradChannel>(workspace, features);
+  NormWords* words;
+  KERAS_INT_RETURN_IF_ERROR(ResetWords(ctx, &words));
+  // A row's saved constants are checked as a batch-norm channel's over
+  // `features` elements, with the rest of the words after the position pass.
+  SavedChannelsKernel<<<BlocksFor(rows), kThreads, 0, stream>>>(features, rows, x_sum, inv_sqrt, inv_shift,
+                                                                &words->bad_channel);
+  KERAS_INT_RETURN_IF_ERROR(LaunchStatus("layer_norm_grad"));
+  const SavedRows saved{q, features, x_sum, inv_sqrt, inv_shift};
+  const LayerGradRowTerms row_terms{err, gamma, saved, gamma_exponent, x_exponent, err_exponent, constants};
+  RowSumsKernel<<<RowBlocks(rows), kThreads, 0, stream>>>(row_terms, rows, features);
+  KERAS_INT_RETURN_IF_ERROR(LaunchStatus("layer_norm_grad"));
+  KERAS_INT_RETURN_IF_ERROR(ChannelSums(ctx, LayerColumnTerms{err, saved}, rows, features, sums, "layer_norm_grad"));
+  GradBitsKernel<<<BlocksFor(features), kThreads, 0, stream>>>(sums, features, &words->b_bits);
+  KERAS_INT_RETURN_IF_ERROR(LaunchStatus("layer_norm_grad"));
+  LayerGradColumnsKernel<<<BlocksFor(features), kThreads, 0, stream>>>(sums, features, &words->b_bits, dgamma, dbeta);
+  KERAS_INT_RETURN_IF_ERROR(LaunchStatus("layer_norm_grad"));
+  const int64_t n = rows * features;
+  const LayerGradValue value{err, gamma, saved, constants};
+  NormWords host;
+  KERAS_INT_RETURN_IF_ERROR(FindPosition(ctx, value, n, features, words, &host));
+  if (host.bad_channel != ~0ull) {
+    ChannelConstants bad;
+    KERAS_INT_RETURN_IF_ERROR(ReadChannelConstants(ctx, host.bad_channel, x_sum, inv_sqrt, inv_shift, &bad));
+    return LayerNormSavedRowError(features, bad.channel, bad.first, bad.inv_sqrt, bad.inv_shift);
+  }
+  return Emit(ctx, value, n, features, host.position, Rounding::kNearest, RoundingSeed{}, dx, dx_exponent);
 }
 
 }  // namespace gpu

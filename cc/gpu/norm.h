@@ -1,6 +1,7 @@
-// Batch normalization on the GPU: the twins of cc/core/norm.h (training
-// forward, inference forward, the backward pass and the frozen one; the moving-average
-// update works on host memory and has no twin).
+// Batch and layer normalization on the GPU: the twins of cc/core/norm.h
+// (training forward, inference forward, the backward pass and the frozen
+// one; the moving-average update works on host memory and has no twin) and
+// of cc/core/layer_norm.h.
 //
 // Every pointer is device memory, NormParams.gamma and .beta included;
 // exponents are host ints. `workspace` is device memory of
@@ -14,6 +15,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "cc/core/layer_norm.h"
 #include "cc/core/norm.h"
 #include "cc/core/rounding.h"
 #include "cc/core/status.h"
@@ -49,6 +51,21 @@ Status BatchNormGrad(const Context& ctx, const int8_t* err, int err_exponent, co
 Status BatchNormFrozenGrad(const Context& ctx, const int8_t* err, int err_exponent, int64_t rows, int64_t channels,
                            int x_exponent, const int64_t* count, const int64_t* inv_sqrt, const int32_t* inv_shift,
                            const int8_t* gamma, int gamma_exponent, float* dx, int* dx_exponent, void* workspace);
+
+// Layer normalization (cc/core/layer_norm.h); the workspace holds the
+// per-feature gradient sums and the per-row constants.
+size_t LayerNormWorkspaceBytes(int64_t rows, int64_t features);
+
+Status LayerNorm(const Context& ctx, const int8_t* q, int64_t rows, int64_t features, int x_exponent,
+                 const NormParams& params, Rounding rounding, RoundingSeed seed, float* y, int* y_exponent,
+                 int64_t* x_sum, int64_t* inv_sqrt, int32_t* inv_shift, void* workspace);
+
+// The forward's per-row x_sum, inv_sqrt and inv_shift are checked on the
+// device (LayerNormSavedRowError).
+Status LayerNormGrad(const Context& ctx, const int8_t* err, int err_exponent, const int8_t* q, int64_t rows,
+                     int64_t features, int x_exponent, const int64_t* x_sum, const int64_t* inv_sqrt,
+                     const int32_t* inv_shift, const int8_t* gamma, int gamma_exponent, float* dx, int* dx_exponent,
+                     int32_t* dgamma, int32_t* dbeta, void* workspace);
 
 }  // namespace gpu
 }  // namespace keras_int

@@ -1,5 +1,7 @@
-// Batch normalization kernels (cc/ops/norm_ops.cc; docs/algorithms.md
-// section 8). x is viewed as [rows, channels], channels its last axis.
+// Batch and layer normalization kernels (cc/ops/norm_ops.cc;
+// docs/algorithms.md sections 8 and 9). x is viewed as [rows, channels],
+// channels its last axis: batch norm normalises the columns, layer norm
+// the rows.
 #include <cstdint>
 #include <initializer_list>
 #include <string>
@@ -44,11 +46,12 @@ struct GradGeometry {
   return GetExponent(ctx, "gamma_exponent", gamma_what.c_str(), kMinExponent, kMaxExponent, &g->gamma_exponent);
 }
 
-// What the forward batch-norm kernels share: epsilon and rounding
-// attributes, gamma and beta read under their variables' locks.
+// What the forward normalization kernels share: epsilon and rounding
+// attributes, gamma and beta read under their variables' locks. `fn` names
+// the op in the errors.
 class NormOpBase : public OpKernel {
  public:
-  explicit NormOpBase(OpKernelConstruction* ctx) : OpKernel(ctx) {
+  explicit NormOpBase(OpKernelConstruction* ctx, const char* fn = "batch_norm") : OpKernel(ctx), fn_(fn) {
     OP_REQUIRES_OK(ctx, GetRounding(ctx, &rounding_));
     int64_t mantissa, exponent;
     OP_REQUIRES_OK(ctx, ctx->GetAttr("epsilon_mantissa", &mantissa));
@@ -60,9 +63,9 @@ class NormOpBase : public OpKernel {
 
  protected:
   // x as [rows, channels].
-  static ::absl::Status Geometry(const Tensor& x, int64_t* rows, int64_t* channels) {
+  ::absl::Status Geometry(const Tensor& x, int64_t* rows, int64_t* channels) const {
     if (x.dims() < 1) {
-      return ::tensorflow::errors::InvalidArgument("batch_norm: x must have rank >= 1, got shape ",
+      return ::tensorflow::errors::InvalidArgument(fn_, ": x must have rank >= 1, got shape ",
                                                    x.shape().DebugString());
     }
     *channels = x.dim_size(x.dims() - 1);
@@ -71,15 +74,15 @@ class NormOpBase : public OpKernel {
   }
 
   // Checks a [channels] parameter variable's dtype and shape.
-  static ::absl::Status CheckParameter(const Tensor& t, ::tensorflow::DataType dtype, const char* name,
-                                       int64_t channels) {
+  ::absl::Status CheckParameter(const Tensor& t, ::tensorflow::DataType dtype, const char* name,
+                                int64_t channels) const {
     if (t.dtype() != dtype) {
-      return ::tensorflow::errors::InvalidArgument("batch_norm: ", name, " variable must be ",
+      return ::tensorflow::errors::InvalidArgument(fn_, ": ", name, " variable must be ",
                                                    ::tensorflow::DataTypeString(dtype), ", got ",
                                                    ::tensorflow::DataTypeString(t.dtype()));
     }
     if (t.dims() != 1 || t.dim_size(0) != channels) {
-      return ::tensorflow::errors::InvalidArgument("batch_norm: ", name, " must have shape [", channels,
+      return ::tensorflow::errors::InvalidArgument(fn_, ": ", name, " must have shape [", channels,
                                                    "] (the input's channels), got ", t.shape().DebugString());
     }
     return ::absl::OkStatus();
@@ -102,6 +105,7 @@ class NormOpBase : public OpKernel {
     return fn(params, gamma);
   }
 
+  const char* fn_;
   Rounding rounding_;
   int64_t eps_mantissa_;
   int eps_exponent_;
@@ -302,6 +306,89 @@ class NormMovingAverageOp : public OpKernel {
   int64_t momentum_;
 };
 
+template <typename Context>
+class LayerNormOp : public NormOpBase {
+ public:
+  explicit LayerNormOp(OpKernelConstruction* ctx) : NormOpBase(ctx, "layer_norm") {}
+  void Compute(OpKernelContext* ctx) override {
+    KI_INPUT(ctx, "x", x);
+    int64_t rows, features;
+    OP_REQUIRES_OK(ctx, Geometry(x, &rows, &features));
+    int gamma_exponent;
+    OP_REQUIRES_OK(ctx, GetExponent(ctx, "gamma_exponent", "layer_norm: gamma_exponent", kMinExponent, kMaxExponent,
+                                    &gamma_exponent));
+    RoundingSeed seed;
+    OP_REQUIRES_OK(ctx, GetSeed(ctx, "seed", &seed));
+    TensorShape row_shape = x.shape();
+    row_shape.RemoveLastDims(1);
+    Tensor *y, *x_q, *x_sum, *inv_sqrt, *inv_shift, *gamma_q;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output("y", x.shape(), &y));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output("x_q", x.shape(), &x_q));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output("x_sum", row_shape, &x_sum));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output("inv_sqrt", row_shape, &inv_sqrt));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output("inv_shift", row_shape, &inv_shift));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output("gamma_q", TensorShape({features}), &gamma_q));
+    Context device(ctx);
+    OP_REQUIRES_OK(ctx, device.status());
+    int x_exponent = 0, y_exponent = 0;
+    KI_OP_REQUIRES_OK(ctx, Quantize<int8_t>(device, x.flat<float>().data(), x.NumElements(),
+                                            x_q->flat<int8_t>().data(), &x_exponent));
+    OP_REQUIRES_OK(ctx, WithParameters(ctx, features, gamma_exponent, [&](const NormParams& params, const Tensor& gamma) {
+      TF_RETURN_IF_ERROR(ToTf(Copy(device, gamma_q->flat<int8_t>().data(), gamma.flat<int8_t>().data(),
+                                   gamma.TotalBytes())));
+      return ToTf(LayerNorm(device, x_q->flat<int8_t>().data(), x_sum->NumElements(), features, x_exponent, params,
+                            rounding_, seed, y->flat<float>().data(), &y_exponent, x_sum->flat<int64_t>().data(),
+                            inv_sqrt->flat<int64_t>().data(), inv_shift->flat<int32_t>().data()));
+    }));
+    OP_REQUIRES_OK(ctx, SetScalarInt32(ctx, "y_exponent", y_exponent));
+    OP_REQUIRES_OK(ctx, SetScalarInt32(ctx, "x_exponent", x_exponent));
+  }
+};
+
+template <typename Context>
+class LayerNormGradOp : public OpKernel {
+ public:
+  explicit LayerNormGradOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+  void Compute(OpKernelContext* ctx) override {
+    KI_INPUT(ctx, "dy", dy);
+    KI_INPUT(ctx, "x_q", x_q);
+    KI_INPUT(ctx, "x_sum", x_sum);
+    KI_INPUT(ctx, "inv_sqrt", inv_sqrt);
+    KI_INPUT(ctx, "inv_shift", inv_shift);
+    KI_INPUT(ctx, "gamma_q", gamma);
+    OP_REQUIRES(ctx, dy.dims() >= 1 && dy.shape() == x_q.shape(),
+                ::tensorflow::errors::InvalidArgument("layer_norm_grad: dy has shape ", dy.shape().DebugString(),
+                                                      ", x_q ", x_q.shape().DebugString()));
+    TensorShape row_shape = dy.shape();
+    row_shape.RemoveLastDims(1);
+    for (const Tensor* t : {&x_sum, &inv_sqrt, &inv_shift}) {
+      OP_REQUIRES(ctx, t->shape() == row_shape,
+                  ::tensorflow::errors::InvalidArgument("layer_norm_grad: per-row inputs must have shape ",
+                                                        row_shape.DebugString(), ", got ",
+                                                        t->shape().DebugString()));
+    }
+    GradGeometry g;
+    OP_REQUIRES_OK(ctx, ReadGradGeometry(ctx, "layer_norm_grad", dy, {&gamma}, &g));
+    Tensor *dx, *dgamma, *dbeta;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output("dx", dy.shape(), &dx));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output("dgamma", gamma.shape(), &dgamma));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output("dbeta", gamma.shape(), &dbeta));
+    Context device(ctx);
+    OP_REQUIRES_OK(ctx, device.status());
+    Tensor err;
+    int err_exponent = 0, dx_exponent = 0;
+    OP_REQUIRES_OK(ctx, QuantizeToTemp(ctx, device, dy, &err, &err_exponent));
+    KI_OP_REQUIRES_OK(ctx, LayerNormGrad(device, err.flat<int8_t>().data(), err_exponent, x_q.flat<int8_t>().data(),
+                                         x_sum.NumElements(), g.channels, g.x_exponent,
+                                         x_sum.flat<int64_t>().data(), inv_sqrt.flat<int64_t>().data(),
+                                         inv_shift.flat<int32_t>().data(), gamma.flat<int8_t>().data(),
+                                         g.gamma_exponent, dx->flat<float>().data(), &dx_exponent,
+                                         dgamma->flat<int32_t>().data(), dbeta->flat<int32_t>().data()));
+    OP_REQUIRES_OK(ctx, SetScalarInt32(ctx, "dx_exponent", dx_exponent));
+    OP_REQUIRES_OK(ctx, SetScalarInt32(ctx, "err_exponent", err_exponent));
+  }
+};
+
 // gamma and beta are resource handles (host); exponents and seeds host
 // scalars on every device; the moving statistics are [channels] vectors the
 // GPU kernel reads on the device.
@@ -325,7 +412,14 @@ class NormMovingAverageOp : public OpKernel {
   REGISTER_KERNEL_BUILDER(Name("IntOps>NormMovingAverage").Device(device_type).HostMemory("moving")             \
                               .HostMemory("moving_exponent").HostMemory("batch").HostMemory("batch_exponent")   \
                               .HostMemory("result").HostMemory("result_exponent"),                              \
-                          NormMovingAverageOp)
+                          NormMovingAverageOp);                                                                 \
+  REGISTER_KERNEL_BUILDER(Name("IntOps>LayerNorm").Device(device_type).HostMemory("gamma").HostMemory("beta")   \
+                              .HostMemory("gamma_exponent").HostMemory("seed").HostMemory("error_exponent")     \
+                              .HostMemory("y_exponent").HostMemory("x_exponent"),                               \
+                          LayerNormOp<Context>);                                                                \
+  REGISTER_KERNEL_BUILDER(Name("IntOps>LayerNormGrad").Device(device_type).HostMemory("x_exponent")             \
+                              .HostMemory("gamma_exponent").HostMemory("dx_exponent").HostMemory("err_exponent"), \
+                          LayerNormGradOp<Context>)
 KI_REGISTER_ON_EVERY_DEVICE(KI_REGISTER_NORM);
 #undef KI_REGISTER_NORM
 

@@ -1,4 +1,5 @@
-// Batch normalization ops (docs/algorithms.md section 8). Like the layer
+// Batch normalization ops (docs/algorithms.md section 8) and layer
+// normalization ops (section 9). Like the layer
 // ops, IntOps>BatchNorm reads gamma and beta through their resource handles
 // (so that the tape connects the variables to the loss) and returns what
 // its gradient needs: the quantized input x_q, and per channel its sum
@@ -19,6 +20,14 @@ namespace {
 ShapeHandle Channels(InferenceContext* c, ShapeHandle x) {
   if (!c->RankKnown(x) || c->Rank(x) == 0) return c->Vector(InferenceContext::kUnknownDim);
   return c->Vector(c->Dim(x, c->Rank(x) - 1));
+}
+// The row shape [...] of an input [..., C] of rank >= 1 (layer norm's per-row outputs).
+::absl::Status Rows(InferenceContext* c, ShapeHandle x, ShapeHandle* rows) {
+  if (!c->RankKnown(x)) {
+    *rows = c->UnknownShape();
+    return ::absl::OkStatus();
+  }
+  return c->Subshape(x, 0, c->Rank(x) - 1, rows);
 }
 }  // namespace
 
@@ -157,5 +166,67 @@ REGISTER_OP("IntOps>NormMovingAverage")
       return ::absl::OkStatus();
     })
     .Doc("moving * p + batch * (1 - p), p = momentum / 2**16, renormalised to 30-bit mantissas.");
+
+REGISTER_OP("IntOps>LayerNorm")
+    .Input("x: float")
+    .Input("gamma: resource")
+    .Input("beta: resource")
+    .Input("gamma_exponent: int32")
+    .Input("seed: int64")
+    .Input("error_exponent: M * resource")
+    .Output("y: float")
+    .Output("y_exponent: int32")
+    .Output("x_q: int8")
+    .Output("x_exponent: int32")
+    .Output("x_sum: int64")
+    .Output("inv_sqrt: int64")
+    .Output("inv_shift: int32")
+    .Output("gamma_q: int8")
+    .Attr("epsilon_mantissa: int")
+    .Attr("epsilon_exponent: int")
+    .Attr("M: int >= 0 = 0")
+    .Attr(kRoundingAttr)
+    .SetShapeFn([](InferenceContext* c) {
+      ShapeHandle x;
+      TF_RETURN_IF_ERROR(c->WithRankAtLeast(c->input(0), 1, &x));
+      ShapeHandle rows;
+      TF_RETURN_IF_ERROR(Rows(c, x, &rows));
+      c->set_output(0, x);
+      c->set_output(1, c->Scalar());
+      c->set_output(2, x);
+      c->set_output(3, c->Scalar());
+      c->set_output(4, rows);
+      c->set_output(5, rows);
+      c->set_output(6, rows);
+      c->set_output(7, Channels(c, x));
+      return ::absl::OkStatus();
+    })
+    .Doc("Integer layer normalization of each row over the last axis (training and inference alike); returns "
+         "what its gradient needs: x_q and per row the sum, inv_sqrt and inv_shift, and the gamma it used.");
+
+REGISTER_OP("IntOps>LayerNormGrad")
+    .Input("dy: float")
+    .Input("x_q: int8")
+    .Input("x_exponent: int32")
+    .Input("x_sum: int64")
+    .Input("inv_sqrt: int64")
+    .Input("inv_shift: int32")
+    .Input("gamma_q: int8")
+    .Input("gamma_exponent: int32")
+    .Output("dx: float")
+    .Output("dx_exponent: int32")
+    .Output("dgamma: int32")
+    .Output("dbeta: int32")
+    .Output("err_exponent: int32")
+    .SetShapeFn([](InferenceContext* c) {
+      c->set_output(0, c->input(0));
+      c->set_output(1, c->Scalar());
+      c->set_output(2, c->input(6));
+      c->set_output(3, c->input(6));
+      c->set_output(4, c->Scalar());
+      return ::absl::OkStatus();
+    })
+    .Doc("The integer backward pass of IntOps>LayerNorm: dy is quantized to int8 (err_exponent), dx is an "
+         "error carrier, dgamma and dbeta int32.");
 
 }  // namespace keras_int

@@ -15,6 +15,7 @@
 #include "cc/core/cross_entropy.h"
 #include "cc/core/dfp.h"
 #include "cc/core/gemm.h"
+#include "cc/core/layer_norm.h"
 #include "cc/core/norm_rows.h"
 #include "cc/core/pool.h"
 #include "cc/core/sgd.h"
@@ -451,6 +452,55 @@ void TestNormRowLoops() {
   }
 }
 
+// Layer normalization on shards of three rows (the per-feature gradient
+// sums are added shard by shard under a lock) equals the serial run bit for
+// bit, every output, over shapes with constant and all-zero rows.
+void TestLayerNormShards() {
+  const ParallelFor three_rows_each = [](int64_t n, int64_t, const std::function<void(int64_t, int64_t)>& fn) {
+    for (int64_t i = 0; i < n; i += 3) fn(i, std::min(n, i + 3));
+  };
+  for (const auto& [rows, features] : {std::pair<int64_t, int64_t>{1, 1}, {7, 5}, {10, 64}, {4, 300}, {0, 3}}) {
+    std::vector<int8_t> q = RandomInt8(rows * features), err = RandomInt8(rows * features);
+    const std::vector<int8_t> gamma = RandomInt8(features);
+    std::vector<int32_t> beta(static_cast<size_t>(features));
+    for (int64_t c = 0; c < features; ++c) beta[c] = static_cast<int32_t>(c * 97 % 4001) - 2000;
+    if (rows > 2) {
+      std::fill(q.begin(), q.begin() + features, static_cast<int8_t>(9));           // constant row
+      std::fill(err.begin() + features, err.begin() + 2 * features, int8_t{0});  // all-zero error row
+    }
+    const NormParams params{gamma.data(), beta.data(), -7, 16777, -24};
+    struct Out {
+      std::vector<float> y, dx;
+      std::vector<int64_t> x_sum, inv_sqrt;
+      std::vector<int32_t> inv_shift, dgamma, dbeta;
+      int y_exponent = 0, dx_exponent = 0;
+    } serial, sharded;
+    for (auto* out : {&serial, &sharded}) {
+      const ParallelFor& pf = out == &serial ? ParallelFor(SerialFor) : three_rows_each;
+      out->y.resize(q.size());
+      out->dx.resize(q.size());
+      out->x_sum.resize(rows);
+      out->inv_sqrt.resize(rows);
+      out->inv_shift.resize(rows);
+      out->dgamma.resize(features);
+      out->dbeta.resize(features);
+      EXPECT(LayerNorm(q.data(), rows, features, -6, params, Rounding::kStochastic, RoundingSeed{3, 4},
+                       out->y.data(), &out->y_exponent, out->x_sum.data(), out->inv_sqrt.data(),
+                       out->inv_shift.data(), pf).ok(), "layer norm %lldx%lld", (long long)rows, (long long)features);
+      EXPECT(LayerNormGrad(err.data(), -9, q.data(), rows, features, -6, out->x_sum.data(), out->inv_sqrt.data(),
+                           out->inv_shift.data(), gamma.data(), -7, out->dx.data(), &out->dx_exponent,
+                           out->dgamma.data(), out->dbeta.data(), pf).ok(),
+             "layer norm grad %lldx%lld", (long long)rows, (long long)features);
+    }
+    EXPECT(serial.y == sharded.y && serial.y_exponent == sharded.y_exponent && serial.x_sum == sharded.x_sum &&
+               serial.inv_sqrt == sharded.inv_sqrt && serial.inv_shift == sharded.inv_shift,
+           "layer norm sharded = serial (%lldx%lld)", (long long)rows, (long long)features);
+    EXPECT(serial.dx == sharded.dx && serial.dx_exponent == sharded.dx_exponent && serial.dgamma == sharded.dgamma &&
+               serial.dbeta == sharded.dbeta,
+           "layer norm grad sharded = serial (%lldx%lld)", (long long)rows, (long long)features);
+  }
+}
+
 }  // namespace
 }  // namespace keras_int
 
@@ -466,6 +516,7 @@ int main() {
   keras_int::TestRequantizeAndQuantize();
   keras_int::TestPoolLossSgdAdd();
   keras_int::TestNormRowLoops();
+  keras_int::TestLayerNormShards();
   std::printf("core_test: %d checks, %d failed\n", keras_int::checks, keras_int::failures);
   return keras_int::failures == 0 ? 0 : 1;
 }

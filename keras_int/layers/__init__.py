@@ -15,7 +15,7 @@ quantises raw float input exactly as docs/algorithms.md section 1 says.
 | ``reshaping`` | ``IntFlatten`` |
 | ``regularization`` | ``IntDropout`` |
 | ``merging`` | ``IntAdd`` |
-| ``normalization`` | ``IntBatchNormalization`` |
+| ``normalization`` | ``IntBatchNormalization``, ``IntLayerNormalization`` |
 
 Every class is registered with Keras under ``keras_int>ClassName``, so saved
 models load whatever module the class lives in.
@@ -25,7 +25,7 @@ from keras_int.layers.activations import IntReLU
 from keras_int.layers.convolutional import IntConv2D
 from keras_int.layers.core import IntDense
 from keras_int.layers.merging import IntAdd
-from keras_int.layers.normalization import IntBatchNormalization
+from keras_int.layers.normalization import IntBatchNormalization, IntLayerNormalization
 from keras_int.layers.pooling import (
     IntAveragePooling2D,
     IntAvgPool2D,
@@ -46,6 +46,7 @@ __all__ = [
     "IntDropout",
     "IntFlatten",
     "IntGlobalAveragePooling2D",
+    "IntLayerNormalization",
     "IntMaxPool2D",
     "IntMaxPooling2D",
     "IntReLU",

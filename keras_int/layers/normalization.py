@@ -1,4 +1,4 @@
-"""Integer batch normalization (docs/algorithms.md section 8)."""
+"""Integer batch and layer normalization (docs/algorithms.md sections 8 and 9)."""
 
 import math
 
@@ -25,6 +25,45 @@ def _statistic(values):
         return np.zeros(values.shape, np.int32), 0
     exponent = math.frexp(largest)[1] - tf_int_ops.NORM_STATISTIC_BITS
     return np.round(values * 2.0**-exponent).astype(np.int32), exponent
+
+
+def _scale_and_offset(layer, shape):
+    """gamma (int8, quantised once from the initialiser, or 1 when not scaled) and its exponent,
+    and beta (int32 at gamma's exponent minus F, 0 when not centred), as int weights of `layer`."""
+    with tf.init_scope():
+        gamma_float = (layer.gamma_initializer(shape, dtype="float32") if layer.scale
+                       else tf.ones(shape, tf.float32))
+        gamma_q, gamma_e = tf_int_ops.quantize(tf.convert_to_tensor(gamma_float))
+        gamma_q, gamma_e = gamma_q.numpy(), int(gamma_e)
+        beta_float = (layer.beta_initializer(shape, dtype="float32") if layer.center
+                      else tf.zeros(shape, tf.float32))
+        beta_exponent = gamma_e - tf_int_ops.NORM_FRACTION_BITS
+        beta_q = np.clip(np.round(np.asarray(beta_float, np.float64) * 2.0**-beta_exponent),
+                         -(2**31 - 1), 2**31 - 1).astype(np.int32)
+    layer.gamma = layer.add_weight(name="gamma", shape=shape, dtype="int8", trainable=layer.scale,
+                                   initializer=lambda shape, dtype=None: gamma_q)
+    layer.gamma_exponent = layer._exponent("gamma_exponent", gamma_e)
+    layer.beta = layer.add_weight(name="beta", shape=shape, dtype="int32", trainable=layer.center,
+                                  initializer=lambda shape, dtype=None: beta_q)
+
+
+def _last_axis_features(layer, input_shape, min_rank):
+    """The size of the last axis, the only normalised/channel axis supported."""
+    name = type(layer).__name__
+    rank = len(input_shape)
+    if rank < min_rank:
+        raise ValueError(f"{name}: the input must have rank >= {min_rank}, got shape {input_shape}")
+    if layer.axis not in (-1, rank - 1):
+        raise ValueError(f"{name}: only the last axis is supported (axis=-1 or {rank - 1}), got axis={layer.axis}")
+    if input_shape[-1] is None:
+        raise ValueError(f"{name}: the last dimension must be known, got {input_shape}")
+    return int(input_shape[-1])
+
+
+def _check_axis(axis, name):
+    if isinstance(axis, bool) or not isinstance(axis, int):
+        raise ValueError(f"{name}: axis must be an int (the last axis), got {axis!r}")
+    return axis
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -67,9 +106,7 @@ class IntBatchNormalization(IntLayer):
                  moving_variance_initializer="ones", rounding="nearest", seed=None, **kwargs):
         super().__init__(rounding=rounding, seed=seed, **kwargs)
         name = type(self).__name__
-        if isinstance(axis, bool) or not isinstance(axis, int):
-            raise ValueError(f"{name}: axis must be an int (the last axis), got {axis!r}")
-        self.axis = axis
+        self.axis = _check_axis(axis, name)
         self.momentum = check.fraction(momentum, "momentum", name)
         self.epsilon = check.positive_float(epsilon, "epsilon", name)
         self.center = bool(center)
@@ -82,33 +119,11 @@ class IntBatchNormalization(IntLayer):
         self._momentum_q16 = norm_ops.momentum_fraction(self.momentum, name)
 
     def build(self, input_shape):
-        name = type(self).__name__
-        rank = len(input_shape)
-        if rank < 2:
-            raise ValueError(f"{name}: the input must have rank >= 2, got shape {input_shape}")
-        if self.axis not in (-1, rank - 1):
-            raise ValueError(f"{name}: only the last axis is supported (axis=-1 or {rank - 1}), got axis={self.axis}")
-        channels = input_shape[-1]
-        if channels is None:
-            raise ValueError(f"{name}: the channel dimension must be known, got {input_shape}")
-        shape = (int(channels),)
+        shape = (_last_axis_features(self, input_shape, 2),)
+        _scale_and_offset(self, shape)
         with tf.init_scope():
-            gamma_float = (self.gamma_initializer(shape, dtype="float32") if self.scale
-                           else tf.ones(shape, tf.float32))
-            gamma_q, gamma_e = tf_int_ops.quantize(tf.convert_to_tensor(gamma_float))
-            gamma_q, gamma_e = gamma_q.numpy(), int(gamma_e)
-            beta_float = (self.beta_initializer(shape, dtype="float32") if self.center
-                          else tf.zeros(shape, tf.float32))
-            beta_exponent = gamma_e - tf_int_ops.NORM_FRACTION_BITS
-            beta_q = np.clip(np.round(np.asarray(beta_float, np.float64) * 2.0**-beta_exponent),
-                             -(2**31 - 1), 2**31 - 1).astype(np.int32)
             mean_q, mean_e = _statistic(self.moving_mean_initializer(shape, dtype="float32"))
             variance_q, variance_e = _statistic(self.moving_variance_initializer(shape, dtype="float32"))
-        self.gamma = self.add_weight(name="gamma", shape=shape, dtype="int8", trainable=self.scale,
-                                     initializer=lambda shape, dtype=None: gamma_q)
-        self.gamma_exponent = self._exponent("gamma_exponent", gamma_e)
-        self.beta = self.add_weight(name="beta", shape=shape, dtype="int32", trainable=self.center,
-                                    initializer=lambda shape, dtype=None: beta_q)
         self.moving_mean = self.add_weight(name="moving_mean", shape=shape, dtype="int32", trainable=False,
                                            initializer=lambda shape, dtype=None: mean_q)
         self.moving_mean_exponent = self.add_weight(
@@ -164,4 +179,68 @@ class IntBatchNormalization(IntLayer):
             "gamma_initializer": keras.initializers.serialize(self.gamma_initializer),
             "moving_mean_initializer": keras.initializers.serialize(self.moving_mean_initializer),
             "moving_variance_initializer": keras.initializers.serialize(self.moving_variance_initializer),
+        }
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class IntLayerNormalization(IntLayer):
+    """Layer normalization in integers, with the arguments of ``keras.layers.LayerNormalization``.
+
+    Each row (all axes but the last) is normalised over its last axis:
+    exact int64 sums, the integer inverse square root of batch norm
+    (relative error below 2**-28), ``gamma * xhat + beta`` requantized to an
+    int8 carrier, and an integer backward pass (docs/algorithms.md section
+    9). Training and inference compute the same thing.
+
+    ``gamma`` is an int8 weight (quantised once from ``gamma_initializer``,
+    exponent fixed); ``beta`` is int32 at gamma's exponent minus 8.
+    IntegerSGD updates both.
+
+    Args:
+      axis: the normalised axis; only the last axis (-1 or rank - 1).
+      epsilon: added to the variance, > 0 (kept as a 15-bit integer pair).
+      center: learn beta (else beta stays 0).
+      scale: learn gamma (else gamma stays 1).
+      rounding, seed: of the output requantisation (see IntDense).
+
+    Limits: at most 2**23 features per row and 2**23 rows.
+
+    >>> layer = IntLayerNormalization()
+    >>> y = layer(keras.random.uniform((8, 16, 32)))
+    >>> layer.gamma.dtype                  # 'int8'
+    """
+
+    def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
+                 gamma_initializer="ones", rounding="nearest", seed=None, **kwargs):
+        super().__init__(rounding=rounding, seed=seed, **kwargs)
+        name = type(self).__name__
+        self.axis = _check_axis(axis, name)
+        self.epsilon = check.positive_float(epsilon, "epsilon", name)
+        self.center = bool(center)
+        self.scale = bool(scale)
+        self.beta_initializer = keras.initializers.get(beta_initializer)
+        self.gamma_initializer = keras.initializers.get(gamma_initializer)
+        self._epsilon_pair = norm_ops.epsilon_pair(self.epsilon, name)
+
+    def build(self, input_shape):
+        _scale_and_offset(self, (_last_axis_features(self, input_shape, 1),))
+        self.output_exponent = self._exponent("output_exponent")
+        self.error_exponent = self._exponent("error_exponent")
+        self._build_step_counter()
+
+    def call(self, inputs, training=None):
+        y, exponent = layer_ops.layer_norm(inputs, self.gamma, self.beta, self.gamma_exponent, self._epsilon_pair,
+                                           self.rounding, self._rounding_seed(),
+                                           self.error_exponent if training else None)
+        self.output_exponent.assign(exponent)
+        return y
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {
+            **super().get_config(), "axis": self.axis, "epsilon": self.epsilon, "center": self.center,
+            "scale": self.scale, "beta_initializer": keras.initializers.serialize(self.beta_initializer),
+            "gamma_initializer": keras.initializers.serialize(self.gamma_initializer),
         }

@@ -22,6 +22,7 @@
 #include "cc/core/cross_entropy.h"
 #include "cc/core/dfp.h"
 #include "cc/core/gemm.h"
+#include "cc/core/layer_norm.h"
 #include "cc/core/norm.h"
 #include "cc/core/pool.h"
 #include "cc/core/sgd.h"
@@ -459,6 +460,38 @@ int ki_gpu_batch_norm_grad(const int8_t* err, int err_e, const int8_t* q, int64_
                            const int8_t* gamma, int gamma_e, float* dx, int* dx_e, int32_t* dgamma, int32_t* dbeta) {
   return WithWorkspace(gpu::BatchNormWorkspaceBytes(channels), [&](void* ws) {
     return gpu::BatchNormGrad(Gpu(), err, err_e, q, rows, channels, x_e, x_sum, inv_sqrt, inv_shift, gamma, gamma_e,
+                              dx, dx_e, dgamma, dbeta, ws);
+  });
+}
+
+// ---- layer normalization ----
+int ki_cpu_layer_norm(const int8_t* q, int64_t rows, int64_t features, int x_e, const int8_t* gamma,
+                      const int32_t* beta, int gamma_e, int64_t eps_m, int eps_e, int mode, uint64_t key, uint64_t step,
+                      float* y, int* y_e, int64_t* x_sum, int64_t* inv_sqrt, int32_t* inv_shift) {
+  const keras_int::NormParams params{gamma, beta, gamma_e, eps_m, eps_e};
+  return Report(keras_int::LayerNorm(q, rows, features, x_e, params, RoundingOf(mode), RoundingSeed{key, step}, y,
+                                     y_e, x_sum, inv_sqrt, inv_shift));
+}
+int ki_gpu_layer_norm(const int8_t* q, int64_t rows, int64_t features, int x_e, const int8_t* gamma,
+                      const int32_t* beta, int gamma_e, int64_t eps_m, int eps_e, int mode, uint64_t key, uint64_t step,
+                      float* y, int* y_e, int64_t* x_sum, int64_t* inv_sqrt, int32_t* inv_shift) {
+  const keras_int::NormParams params{gamma, beta, gamma_e, eps_m, eps_e};
+  return WithWorkspace(gpu::LayerNormWorkspaceBytes(rows, features), [&](void* ws) {
+    return gpu::LayerNorm(Gpu(), q, rows, features, x_e, params, RoundingOf(mode), RoundingSeed{key, step}, y, y_e,
+                          x_sum, inv_sqrt, inv_shift, ws);
+  });
+}
+int ki_cpu_layer_norm_grad(const int8_t* err, int err_e, const int8_t* q, int64_t rows, int64_t features, int x_e,
+                           const int64_t* x_sum, const int64_t* inv_sqrt, const int32_t* inv_shift,
+                           const int8_t* gamma, int gamma_e, float* dx, int* dx_e, int32_t* dgamma, int32_t* dbeta) {
+  return Report(keras_int::LayerNormGrad(err, err_e, q, rows, features, x_e, x_sum, inv_sqrt, inv_shift, gamma,
+                                         gamma_e, dx, dx_e, dgamma, dbeta));
+}
+int ki_gpu_layer_norm_grad(const int8_t* err, int err_e, const int8_t* q, int64_t rows, int64_t features, int x_e,
+                           const int64_t* x_sum, const int64_t* inv_sqrt, const int32_t* inv_shift,
+                           const int8_t* gamma, int gamma_e, float* dx, int* dx_e, int32_t* dgamma, int32_t* dbeta) {
+  return WithWorkspace(gpu::LayerNormWorkspaceBytes(rows, features), [&](void* ws) {
+    return gpu::LayerNormGrad(Gpu(), err, err_e, q, rows, features, x_e, x_sum, inv_sqrt, inv_shift, gamma, gamma_e,
                               dx, dx_e, dgamma, dbeta, ws);
   });
 }

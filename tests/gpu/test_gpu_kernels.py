@@ -518,3 +518,92 @@ def test_batch_norm_errors_match(gpu, rng):
                         ([0, 0, 0], [1, 1, 1], [0, 0, 31])):
         cpu, gpu_result = run_both(gpu, "batch_norm_grad", *norm_grad_args(err, -7, q, -7, x_sum, r, k, gamma, -6))
         assert cpu.rc != 0 and "not what the forward pass gives" in cpu.error and cpu.error == gpu_result.error
+
+
+# ------------------------------------------------------------ layer normalization
+
+def layer_norm_args(q, x_e, gamma, beta, gamma_e, eps=NORM_EPS, mode="nearest", seed=(0, 0)):
+    """Arguments of ki_*_layer_norm; outputs: y, y_e, x_sum, r, k (per row)."""
+    rows, features = q.shape
+    return (In(q), I64(rows), I64(features), I32(x_e), In(gamma), In(beta), I32(gamma_e), I64(eps[0]), I32(eps[1]),
+            I32(ROUNDINGS[mode]), U64(seed[0]), U64(seed[1]), Out(q.shape, np.float32), OutInt(),
+            Out((rows,), np.int64), Out((rows,), np.int64), Out((rows,), np.int32))
+
+
+def layer_norm_grad_args(err, err_e, q, x_e, x_sum, r, k, gamma, gamma_e):
+    """Arguments of ki_*_layer_norm_grad; outputs: dx, dx_e, dgamma, dbeta."""
+    rows, features = err.shape
+    return (In(err), I32(err_e), In(q), I64(rows), I64(features), I32(x_e), In(np.asarray(x_sum, np.int64)),
+            In(np.asarray(r, np.int64)), In(np.asarray(k, np.int32)), In(gamma), I32(gamma_e),
+            Out(err.shape, np.float32), OutInt(), Out((features,), np.int32), Out((features,), np.int32))
+
+
+def layer_norm_case(rng, rows, features):
+    """int8 rows with a constant row and a narrow one, gamma and beta."""
+    q = int8s(rng, (rows, features))
+    if rows > 1 and features:
+        q[0, :] = -23          # constant: V = 0, the epsilon term alone
+        q[1, :] = int8s(rng, features, -1, 1)
+    gamma = int8s(rng, features)
+    beta = rng.integers(-(2**12), 2**12, size=features).astype(np.int32)
+    return q, gamma, beta
+
+
+def test_cpu_side_of_layer_norm_matches_the_reference(lib, rng):
+    # Plumbing of the ki_cpu_layer_norm* wrappers (no GPU needed).
+    q, gamma, beta = layer_norm_case(rng, 9, 40)
+    fwd = run_cpu(lib, "layer_norm", *layer_norm_args(q, -5, gamma, beta, -9))
+    assert fwd.rc == 0, fwd.error
+    y, y_e, x_sum, r, k = fwd.outputs
+    ref = reference.layer_norm(q, -5, gamma, -9, beta, *NORM_EPS)
+    np.testing.assert_array_equal(y, reference.dequantize(ref["y_q"], ref["y_exponent"]))
+    assert y_e == ref["y_exponent"]
+    np.testing.assert_array_equal(x_sum, ref["x_sum"])
+    np.testing.assert_array_equal(r, ref["r"])
+    np.testing.assert_array_equal(k, ref["k"])
+    err = int8s(rng, q.shape)
+    grad = run_cpu(lib, "layer_norm_grad", *layer_norm_grad_args(err, -11, q, -5, x_sum, r, k, gamma, -9))
+    assert grad.rc == 0, grad.error
+    dx_q, dx_e, dgamma, dbeta = reference.layer_norm_grad(err, -11, ref["xhat"], -5, r, k, gamma, -9)
+    np.testing.assert_array_equal(grad.outputs[0], reference.dequantize(dx_q, dx_e))
+    assert grad.outputs[1] == dx_e
+    np.testing.assert_array_equal(grad.outputs[2], dgamma)
+    np.testing.assert_array_equal(grad.outputs[3], dbeta)
+
+
+# (70000, 3): more rows than the per-row kernel's blocks; (2, 5000): more features than a block's threads.
+LAYER_NORM_SHAPES = [(1, 1), (7, 3), (64, 16), (33, 257), (4, 768), (2, 5000), (70000, 3), (0, 4), (5, 0)]
+
+
+@pytest.mark.parametrize("rows,features", LAYER_NORM_SHAPES)
+def test_layer_norm(gpu, rng, rows, features):
+    q, gamma, beta = layer_norm_case(rng, rows, features)
+    for x_e, gamma_e, eps in ((-7, -6, NORM_EPS), (3, -9, NORM_EPS), (40, -6, (16384, -30))):
+        for mode in MODES:
+            seed = (rows + 3, features + x_e)
+            cpu, gpu_result = run_both(gpu, "layer_norm", *layer_norm_args(q, x_e, gamma, beta, gamma_e, eps, mode,
+                                                                           seed))
+            assert_same(cpu, gpu_result, f"layer norm {rows}x{features} x_e={x_e} {mode}")
+            assert cpu.rc == 0, cpu.error
+        _, _, x_sum, r, k = cpu.outputs
+        for err_e in (-11, 5):
+            err = int8s(rng, q.shape)
+            if rows > 2 and features:
+                err[2, :] = 0  # an all-zero row
+            assert_same(*run_both(gpu, "layer_norm_grad", *layer_norm_grad_args(err, err_e, q, x_e, x_sum, r, k,
+                                                                                gamma, gamma_e)),
+                        f"layer norm grad {rows}x{features} x_e={x_e} err_e={err_e}")
+
+
+def test_layer_norm_errors_match(gpu, rng):
+    q, gamma, beta = layer_norm_case(rng, 3, 8)
+    for name, args in {"epsilon": layer_norm_args(q, -7, gamma, beta, -6, eps=(100, -20)),
+                       "result exponent": layer_norm_args(q, 110, gamma, np.full_like(beta, 2**30), 100)}.items():
+        cpu, gpu_result = run_both(gpu, "layer_norm", *args)
+        assert cpu.rc != 0 and cpu.error == gpu_result.error, name
+    err = int8s(rng, q.shape)
+    for x_sum, r, k in (([0, 8 * 128 + 1, 0], [1, 1, 1], [0, 0, 0]), ([0, 0, 0], [1, 2**40, 1], [0, 0, 0]),
+                        ([0, 0, 0], [1, 1, 1], [0, 0, 31])):
+        cpu, gpu_result = run_both(gpu, "layer_norm_grad", *layer_norm_grad_args(err, -7, q, -7, x_sum, r, k, gamma,
+                                                                                 -6))
+        assert cpu.rc != 0 and "which no forward pass" in cpu.error and cpu.error == gpu_result.error

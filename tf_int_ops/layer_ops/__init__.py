@@ -19,7 +19,7 @@ weight gradient.
 | ``activations`` | ``relu`` | ``IntReLU`` |
 | ``pooling`` | ``max_pool2d``, ``avg_pool2d`` | the pooling layers |
 | ``merging`` | ``add`` | ``IntAdd`` |
-| ``normalization`` | ``batch_norm``, ``moving_average`` | ``IntBatchNormalization`` |
+| ``normalization`` | ``batch_norm``, ``moving_average``, ``layer_norm`` | ``IntBatchNormalization``, ``IntLayerNormalization`` |
 | ``regularization`` | ``dropout`` | ``IntDropout`` |
 | ``losses`` | ``softmax_cross_entropy`` | ``IntegerCrossEntropy`` |
 
@@ -37,9 +37,9 @@ from tf_int_ops.layer_ops.conv import conv2d
 from tf_int_ops.layer_ops.dense import dense
 from tf_int_ops.layer_ops.losses import softmax_cross_entropy
 from tf_int_ops.layer_ops.merging import add
-from tf_int_ops.layer_ops.normalization import batch_norm, moving_average
+from tf_int_ops.layer_ops.normalization import batch_norm, layer_norm, moving_average
 from tf_int_ops.layer_ops.pooling import avg_pool2d, max_pool2d
 from tf_int_ops.layer_ops.regularization import dropout
 
-__all__ = ["add", "avg_pool2d", "batch_norm", "conv2d", "dense", "dropout", "max_pool2d",
+__all__ = ["add", "avg_pool2d", "batch_norm", "conv2d", "dense", "dropout", "layer_norm", "max_pool2d",
            "moving_average", "relu", "softmax_cross_entropy"]

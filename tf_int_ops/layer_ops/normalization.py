@@ -1,6 +1,8 @@
-"""Batch normalization on carriers (keras_int.layers.IntBatchNormalization) and its integer gradient.
+"""Batch and layer normalization on carriers (keras_int.layers.IntBatchNormalization,
+IntLayerNormalization) and their integer gradients.
 
-The algorithm is docs/algorithms.md section 8: exact int64 statistics, an
+Batch norm is docs/algorithms.md section 8, layer norm section 9 (the same
+statistics, inverse square root and xhat per row instead of per channel). Section 8: exact int64 statistics, an
 integer inverse square root, ``gamma`` (int8) and ``beta`` (int32 at gamma's
 exponent minus 8, the accumulator's) read through their resource handles, and a backward pass in
 integers. ``epsilon`` and ``momentum`` are hyperparameters, turned into
@@ -104,6 +106,40 @@ def batch_norm(x, gamma, beta, gamma_exponent, epsilon=1e-3, training=True, movi
     return {"y": out.y, "y_exponent": out.y_exponent}
 
 
+def layer_norm(x, gamma, beta, gamma_exponent, epsilon=1e-3, rounding="nearest", seed=None, error_exponent=None):
+    """Integer layer normalization of a carrier: each row over its last axis.
+
+    The same in training and inference (no moving statistics).
+
+    Args:
+      x: float32 carrier ``[..., C]`` (rank >= 1).
+      gamma: int8 variable ``[C]`` at ``gamma_exponent``.
+      beta: int32 variable ``[C]`` at ``gamma_exponent - 8`` (the accumulator's).
+      gamma_exponent: int32 scalar.
+      epsilon: a number > 0, or its integer pair ``(m, e)`` (``epsilon_pair``).
+      error_exponent: optional scalar int32 variable in which the backward
+        pass records the exponent of the error reaching the output.
+    Returns:
+      ``(y, y_exponent)``: the output carrier and its exponent.
+
+    >>> gamma = tf.Variable(tf.constant([64, 64, 64], tf.int8))   # 1.0 at exponent -6
+    >>> beta = tf.Variable(tf.zeros([3], tf.int32))
+    >>> y, e = layer_norm(tf.constant([[1.0, 2.0, 3.0]]), gamma, beta, -6)
+    """
+    fn = "layer_norm"
+    x = check.carrier(x, "x", fn)
+    if x.shape.rank is not None and x.shape.rank < 1:
+        raise ValueError(f"{fn}: x must have rank >= 1, got shape {x.shape}")
+    gamma_variable = _weighted.resource_variable(gamma, "gamma", fn, (tf.int8,))
+    beta_variable = _weighted.resource_variable(beta, "beta", fn, (tf.int32,))
+    rounding = check.rounding(rounding, fn)
+    out = _loader.load().int_ops_layer_norm(
+        x, gamma_variable.handle, beta_variable.handle, check.exponent(gamma_exponent, fn, "gamma_exponent"),
+        check.seed(seed, rounding, fn), _weighted.error_exponents(error_exponent, fn),
+        **_epsilon_attrs(epsilon, fn), rounding=rounding)
+    return out.y, out.y_exponent
+
+
 def moving_average(moving, moving_exponent, batch, batch_exponent, momentum):
     """``momentum * moving + (1 - momentum) * batch`` on int32 mantissas with exponents.
 
@@ -143,7 +179,19 @@ def _batch_norm_inference_grad(op, dy, *unused_output_grads):
     return _op_args.gradients(op, x=grad.dx)
 
 
+@tf.RegisterGradient("IntOps>LayerNorm")
+def _layer_norm_grad(op, dy, *unused_output_grads):
+    outputs, inputs = _op_args.outputs(op), _op_args.inputs(op)
+    grad = _loader.load().int_ops_layer_norm_grad(
+        dy, outputs["x_q"], outputs["x_exponent"], outputs["x_sum"], outputs["inv_sqrt"], outputs["inv_shift"],
+        outputs["gamma_q"], inputs["gamma_exponent"])
+    for variable in inputs["error_exponent"]:
+        tf.raw_ops.AssignVariableOp(resource=variable, value=grad.err_exponent)
+    return _op_args.gradients(op, x=grad.dx, gamma=grad.dgamma, beta=grad.dbeta)
+
+
 # The backward ops and the integer-only ops take no gradient.
 tf.no_gradient("IntOps>BatchNormGrad")
 tf.no_gradient("IntOps>BatchNormFrozenGrad")
 tf.no_gradient("IntOps>NormMovingAverage")
+tf.no_gradient("IntOps>LayerNormGrad")

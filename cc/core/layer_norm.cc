@@ -1,0 +1,195 @@
+#include "cc/core/layer_norm.h"
+
+#include <algorithm>
+#include <mutex>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "cc/core/carrier_element.h"
+#include "cc/core/dfp.h"
+#include "cc/core/limits.h"
+#include "cc/core/norm_element.h"
+
+namespace keras_int {
+
+namespace {
+
+constexpr int kNoPosition = -(1 << 20);
+
+// requantize_channels (spec section 8) over rows whose values have the
+// exponent exponent_of(r): the result exponent from each row's largest
+// magnitude, then value(r, c) rounded with the mode fixed at compile time.
+template <typename ExponentOf, typename Value>
+Status EmitRows(const char* fn, int64_t rows, int64_t features, const std::vector<uint64_t>& largest,
+                ExponentOf exponent_of, Rounding rounding, RoundingSeed seed, const ParallelFor& parallel_for,
+                Value value, float* out, int* out_exponent) {
+  int position = kNoPosition;
+  for (int64_t r = 0; r < rows; ++r) {
+    if (largest[r] != 0) position = std::max(position, BitLength64(largest[r]) + exponent_of(r));
+  }
+  if (position == kNoPosition) {  // all zero
+    *out_exponent = 0;
+    parallel_for(rows * features, 1, [&](int64_t begin, int64_t end) { std::fill(out + begin, out + end, 0.0f); });
+    return Status::OK();
+  }
+  const int exponent = position - 7;
+  KERAS_INT_RETURN_IF_ERROR(
+      CheckExponent((std::string(fn) + ": result exponent").c_str(), exponent, kMinExponent, kMaxExponent));
+  *out_exponent = exponent;
+  const float scale = PowerOfTwo(exponent);
+  const auto emit = [&](auto mode) {
+    constexpr Rounding kMode = decltype(mode)::value;
+    parallel_for(rows, features * 12, [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        const int e_r = exponent_of(r);
+        for (int64_t c = 0; c < features; ++c) {
+          const int64_t i = r * features + c;
+          const uint32_t random =
+              kMode == Rounding::kStochastic ? RandomWordFor(kMode, seed, static_cast<uint64_t>(i)) : 0u;
+          out[i] = static_cast<float>(NormRequantizeElement(value(r, c), e_r, exponent, kMode, random)) * scale;
+        }
+      }
+    });
+  };
+  WithRounding(rounding, emit);
+  return Status::OK();
+}
+
+}  // namespace
+
+Status CheckLayerNormShape(int64_t rows, int64_t features) {
+  if (features > kNormMaxRows || rows > kNormMaxRows) {
+    return Status::Error("layer_norm: " + std::to_string(rows) + " rows of " + std::to_string(features) +
+                         " features, more than the " + std::to_string(kNormMaxRows) +
+                         " of either whose sums are exact");
+  }
+  return Status::OK();
+}
+
+Status LayerNormSavedRowError(int64_t features, int64_t row, int64_t x_sum, int64_t inv_sqrt, int32_t inv_shift) {
+  return Status::Error("layer_norm_grad: row " + std::to_string(row) + " has x_sum " + std::to_string(x_sum) +
+                       ", inv_sqrt " + std::to_string(inv_sqrt) + ", inv_shift " + std::to_string(inv_shift) +
+                       ", which no forward pass over " + std::to_string(features) +
+                       " features produces (|x_sum| <= 128 * features, 0 <= inv_sqrt <= " +
+                       std::to_string(kNormMaxInverseSqrt) + ", 0 <= inv_shift <= 30)");
+}
+
+Status LayerNorm(const int8_t* q, int64_t rows, int64_t features, int x_exponent, const NormParams& params,
+                 Rounding rounding, RoundingSeed seed, float* y, int* y_exponent, int64_t* x_sum, int64_t* inv_sqrt,
+                 int32_t* inv_shift, const ParallelFor& parallel_for) {
+  KERAS_INT_RETURN_IF_ERROR(CheckLayerNormShape(rows, features));
+  KERAS_INT_RETURN_IF_ERROR(CheckNormEpsilon(params.eps_mantissa, params.eps_exponent));
+  *y_exponent = 0;
+  if (features == 0) {
+    std::fill(x_sum, x_sum + rows, 0);
+    std::fill(inv_sqrt, inv_sqrt + rows, 0);
+    std::fill(inv_shift, inv_shift + rows, 0);
+    return Status::OK();
+  }
+  // One pass per row: the row's statistics (S1, S2 exact in int64), its
+  // constants, and the largest |gamma * xhat + beta| for the exponent.
+  std::vector<uint64_t> largest(static_cast<size_t>(rows), 0);
+  parallel_for(rows, features * 16, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const int8_t* row = q + r * features;
+      int64_t s1 = 0, s2 = 0;
+      for (int64_t c = 0; c < features; ++c) {
+        const int32_t v = row[c];
+        s1 += v;
+        s2 += v * v;
+      }
+      const NormChannel ch = MakeNormChannel(features, s1, features * s2 - s1 * s1, params.eps_mantissa,
+                                             params.eps_exponent, x_exponent);
+      x_sum[r] = ch.sum;
+      inv_sqrt[r] = ch.inv_sqrt;
+      inv_shift[r] = ch.inv_shift;
+      uint64_t m = 0;
+      for (int64_t c = 0; c < features; ++c) {
+        m = std::max(m, Magnitude64(NormOutput(NormXhat(row[c], ch), params.gamma[c], params.beta[c])));
+      }
+      largest[r] = m;
+    }
+  });
+  const int acc_exponent = params.gamma_exponent - kNormFractionBits;
+  return EmitRows(
+      "layer_norm", rows, features, largest, [&](int64_t) { return acc_exponent; }, rounding, seed, parallel_for,
+      [&](int64_t r, int64_t c) {
+        const NormChannel ch{features, x_sum[r], inv_sqrt[r], inv_shift[r]};
+        return NormOutput(NormXhat(q[r * features + c], ch), params.gamma[c], params.beta[c]);
+      },
+      y, y_exponent);
+}
+
+Status LayerNormGrad(const int8_t* err, int err_exponent, const int8_t* q, int64_t rows, int64_t features,
+                     int x_exponent, const int64_t* x_sum, const int64_t* inv_sqrt, const int32_t* inv_shift,
+                     const int8_t* gamma, int gamma_exponent, float* dx, int* dx_exponent, int32_t* dgamma,
+                     int32_t* dbeta, const ParallelFor& parallel_for) {
+  KERAS_INT_RETURN_IF_ERROR(CheckLayerNormShape(rows, features));
+  *dx_exponent = 0;
+  if (features == 0) return Status::OK();
+  for (int64_t r = 0; r < rows; ++r) {
+    if (!NormSavedChannelValid(features, x_sum[r], inv_sqrt[r], inv_shift[r])) {
+      return LayerNormSavedRowError(features, r, x_sum[r], inv_sqrt[r], inv_shift[r]);
+    }
+  }
+  // Per row: A = sum(err * gamma), B = sum(err * gamma * xhat), then the
+  // row's constants (MakeNormGradChannel with gamma 1: gamma is inside the
+  // sums) and the largest |value|. Per feature: dbeta = sum(err) and
+  // B_c = sum(err * xhat) over the rows, per shard, added under a lock
+  // (exact integer sums in any order).
+  std::vector<NormGradChannel> constants(static_cast<size_t>(rows));
+  std::vector<uint64_t> largest(static_cast<size_t>(rows), 0);
+  std::vector<int64_t> sum_err(static_cast<size_t>(features), 0), sum_err_xhat(static_cast<size_t>(features), 0);
+  std::mutex mutex;
+  parallel_for(rows, features * 40, [&](int64_t begin, int64_t end) {
+    std::vector<int64_t> part_err(static_cast<size_t>(features), 0), part_err_xhat(static_cast<size_t>(features), 0);
+    std::vector<int32_t> xhat(static_cast<size_t>(features));
+    for (int64_t r = begin; r < end; ++r) {
+      const int8_t* e = err + r * features;
+      const NormChannel ch{features, x_sum[r], inv_sqrt[r], inv_shift[r]};
+      int64_t sum_a = 0, sum_b = 0;
+      for (int64_t c = 0; c < features; ++c) {
+        xhat[c] = NormXhat(q[r * features + c], ch);
+        const int64_t g = int64_t{e[c]} * gamma[c];
+        sum_a += g;
+        sum_b += g * xhat[c];  // |g * xhat| < 2**34; |B| < features * 2**34 (spec)
+        part_err[c] += e[c];
+        part_err_xhat[c] += int64_t{e[c]} * xhat[c];
+      }
+      const NormGradChannel k = MakeNormGradChannel(sum_a, sum_b, features, inv_sqrt[r], inv_shift[r], 1,
+                                                    gamma_exponent, x_exponent, err_exponent);
+      constants[r] = k;
+      uint64_t m = 0;
+      for (int64_t c = 0; c < features; ++c) {
+        m = std::max(m, Magnitude64(NormGradValue(int32_t{e[c]} * gamma[c], xhat[c], k.a, k.b, k.gamma_rho)));
+      }
+      largest[r] = m;
+    }
+    std::lock_guard<std::mutex> lock(mutex);
+    for (int64_t c = 0; c < features; ++c) {
+      sum_err[c] += part_err[c];
+      sum_err_xhat[c] += part_err_xhat[c];
+    }
+  });
+  int b_bits = 0;
+  for (int64_t c = 0; c < features; ++c) b_bits = std::max(b_bits, BitLength64(Magnitude64(sum_err_xhat[c])));
+  const int h = NormGammaGradientShift(b_bits);
+  for (int64_t c = 0; c < features; ++c) {
+    dbeta[c] = static_cast<int32_t>(sum_err[c]);  // |sum| <= 128 * kNormMaxRows = 2**30
+    dgamma[c] = NormGammaGradient(sum_err_xhat[c], h);
+  }
+  if (rows == 0) return Status::OK();
+  return EmitRows(
+      "layer_norm_grad", rows, features, largest, [&](int64_t r) { return constants[r].exponent; },
+      Rounding::kNearest, RoundingSeed{}, parallel_for,
+      [&](int64_t r, int64_t c) {
+        const int64_t i = r * features + c;
+        const NormGradChannel& k = constants[r];
+        const int32_t xhat = NormXhat(q[i], NormChannel{features, x_sum[r], inv_sqrt[r], inv_shift[r]});
+        return NormGradValue(int32_t{err[i]} * gamma[c], xhat, k.a, k.b, k.gamma_rho);
+      },
+      dx, dx_exponent);
+}
+
+}  // namespace keras_int
