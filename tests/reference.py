@@ -794,3 +794,151 @@ def layer_norm_grad(err, e_err, xhat, e_x, r, k, gamma, e_g):
     dgamma = np.array([max(-INT32_MAX, min(INT32_MAX, int(_shift_nearest(b, h)))) for b in B_c], np.int32)
     dbeta = err_rows.sum(axis=0).astype(np.int32)
     return np.asarray(dx_t, np.int64).T.reshape(np.shape(err)), dx_e, dgamma, dbeta
+
+
+# ---------------------------------------------------------------- integer softmax (section 10)
+
+SOFTMAX_PROBABILITY_BITS = 22
+SOFTMAX_EXP_CUTOFF = 31 * 256
+
+
+def softmax_exp2_table():
+    """T[j] = round(2**30 * 2**(-j / 256)), j = 0..255 (float64 rounds these exactly: no value is
+    within 1e-6 of a tie, checked against exact decimals when this table was made)."""
+    return [round(2.0 ** (30 - j / 256)) for j in range(256)]
+
+
+_EXP2 = softmax_exp2_table()
+
+
+def softmax_probabilities(q, e, mask=None, scale=(1, 0)):
+    """Section 10: int8 q [..., n] at e, optional bool mask, scale (M, S) -> P int64 at -22.
+
+    t = round_shift(d * 47274 * M, 7 + S - e, nearest) (a left shift when
+    negative) with d = q_max - q over the kept entries, capped at 31 * 256;
+    p = round_shift(T[t % 256], t // 256, nearest) (0 at the cap); P =
+    round(p * 2**22 / sum(p)); masked entries and fully masked rows 0.
+    """
+    M, S = (int(v) for v in scale)
+    rows = np.asarray(q, np.int64).reshape(-1, np.shape(q)[-1])
+    keep = np.ones(rows.shape, bool) if mask is None else np.asarray(mask, bool).reshape(rows.shape)
+    out = np.zeros(rows.shape, np.int64)
+    shift = 7 + S - int(e)
+    for r in range(rows.shape[0]):
+        kept = rows[r][keep[r]]
+        if kept.size == 0:
+            continue
+        q_max = int(kept.max())
+        p = []
+        for i in range(rows.shape[1]):
+            if not keep[r, i]:
+                p.append(0)
+                continue
+            v = (q_max - int(rows[r, i])) * LOG2E_NUMERATOR * M
+            t = v << -shift if shift <= 0 else (0 if shift >= 64 else int(_shift_nearest(v, shift)))
+            t = min(t, SOFTMAX_EXP_CUTOFF)
+            p.append(0 if t >= SOFTMAX_EXP_CUTOFF else int(_shift_nearest(_EXP2[t % 256], t // 256)))
+        total = sum(p)
+        out[r] = [_div_nearest(pi << SOFTMAX_PROBABILITY_BITS, total) for pi in p]
+    return out.reshape(np.shape(q))
+
+
+def softmax(q, e, mask=None, scale=(1, 0), mode="nearest", seed=(0, 0)):
+    """The forward: requantize(P, -22, mode) -> (y_q, y_exponent)."""
+    P = softmax_probabilities(q, e, mask, scale)
+    return requantize(P, -SOFTMAX_PROBABILITY_BITS, mode, seed=seed)
+
+
+def softmax_grad(err, e_err, y, e_y, scale=(1, 0)):
+    """Section 10's backward: D = sum(y * err) per row, v = y * (err * 2**-e_y - D) * M at
+    2 e_y + e_err - S, requantized (nearest) with one exponent -> (dx_q, dx_exponent)."""
+    M, S = (int(v) for v in scale)
+    if not -SOFTMAX_PROBABILITY_BITS <= int(e_y) <= 0:
+        raise ValueError(f"y exponent {e_y} out of [-22, 0]")
+    y_rows = np.asarray(y, np.int64).reshape(-1, np.shape(y)[-1])
+    e_rows = np.asarray(err, np.int64).reshape(y_rows.shape)
+    v = np.empty(y_rows.shape, dtype=object)
+    for r in range(y_rows.shape[0]):
+        D = int((y_rows[r] * e_rows[r]).sum())
+        v[r] = _obj(y_rows[r]) * (_obj(e_rows[r]) * (1 << -int(e_y)) - D) * M
+    if not v.size:
+        return np.zeros(np.shape(y), np.int64), 0
+    # One exponent for all: requantize_channels with a single channel.
+    q, e = requantize_channels(v.astype(np.int64).reshape(-1, 1), [2 * int(e_y) + int(e_err) - S], "nearest")
+    return q.reshape(np.shape(y)), e
+
+
+# ---------------------------------------------------------------- integer GELU (section 11)
+
+GELU_CLIP = 163954        # round(2**16 * 1.769 * sqrt(2))
+GELU_CURVATURE = 9463     # round(2**16 * 0.2888 / 2)
+
+
+def _gelu_magnitude(q, e):
+    mag, shift = abs(int(q)), int(e) + 16
+    if shift >= 0:
+        x = (GELU_CLIP + 1 if mag else 0) if shift > 20 else mag << shift
+    else:
+        x = 0 if -shift >= 64 else int(_shift_nearest(mag, -shift))
+    return min(x, GELU_CLIP + 1)
+
+
+def _gelu_erf(x):
+    d = min(x, GELU_CLIP) - GELU_CLIP
+    return (1 << 16) - int(_shift_nearest(GELU_CURVATURE * d * d, 32)), d
+
+
+def gelu_value(q, e):
+    """q * (2**16 + sign(q) * |erf|) at e - 17 (section 11)."""
+    q = int(q)
+    if q == 0:
+        return 0
+    erf, _ = _gelu_erf(_gelu_magnitude(q, e))
+    return q * ((1 << 16) + (erf if q > 0 else -erf))
+
+
+def gelu_derivative(q, e):
+    """2**16 + sign(q) |erf| - round_shift(curvature * x * d, 31) at -17 (section 11)."""
+    q = int(q)
+    x = _gelu_magnitude(q, e)
+    erf, d = _gelu_erf(x)
+    erf = 0 if q == 0 else erf
+    signed_x = -x if q < 0 else x
+    return (1 << 16) + (-erf if q < 0 else erf) - int(_shift_nearest(GELU_CURVATURE * signed_x * d, 31))
+
+
+def gelu(q, e, mode="nearest", seed=(0, 0)):
+    acc = np.vectorize(lambda v: gelu_value(v, e), otypes=[np.int64])(np.asarray(q)) if np.size(q) else \
+        np.zeros(np.shape(q), np.int64)
+    return requantize(acc, int(e) - 17, mode, seed=seed)
+
+
+def gelu_grad(err, e_err, x_q, e_x):
+    acc = np.asarray(err, np.int64) * np.vectorize(lambda v: gelu_derivative(v, e_x), otypes=[np.int64])(
+        np.asarray(x_q)) if np.size(x_q) else np.zeros(np.shape(x_q), np.int64)
+    return requantize(acc, int(e_err) - 17, "nearest")
+
+
+# ---------------------------------------------------------------- embeddings and products (sections 12, 13)
+
+def embedding(ids, table, e):
+    """Rows of the int8 table at exponent e, as float values."""
+    return dequantize(np.asarray(table)[np.asarray(ids)], e)
+
+
+def embedding_grad(err, ids, vocab):
+    """int32 [vocab, dim]: err rows added into their ids' rows."""
+    err = np.asarray(err, np.int64)
+    out = np.zeros((vocab, err.shape[-1]), np.int64)
+    np.add.at(out, np.asarray(ids).ravel(), err.reshape(-1, err.shape[-1]))
+    return out.astype(np.int32)
+
+
+def batch_matmul(x, w, transpose_x=False, transpose_w=False):
+    """Exact int64 products of matching batches (as int32: the op's result type)."""
+    x, w = np.asarray(x, np.int64), np.asarray(w, np.int64)
+    if transpose_x:
+        x = np.swapaxes(x, -1, -2)
+    if transpose_w:
+        w = np.swapaxes(w, -1, -2)
+    return np.matmul(x, w)

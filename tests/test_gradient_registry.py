@@ -14,7 +14,8 @@ from tf_int_ops.layer_ops import _op_args
 
 # The carrier ops the Keras layers differentiate through.
 DIFFERENTIABLE = {"IntOps>Dense", "IntOps>Conv2DLayer", "IntOps>Relu", "IntOps>MaxPoolCarrier",
-                  "IntOps>BatchNorm", "IntOps>BatchNormInference", "IntOps>LayerNorm"}
+                  "IntOps>BatchNorm", "IntOps>BatchNormInference", "IntOps>LayerNorm", "IntOps>Gelu",
+                  "IntOps>Softmax", "IntOps>Embedding"}
 
 
 def library_op_names():

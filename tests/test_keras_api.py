@@ -24,6 +24,9 @@ LAYERS = [
     (L.IntBatchNormalization(gamma_initializer="glorot_uniform", moving_variance_initializer="zeros"), (6, 3)),
     (L.IntLayerNormalization(epsilon=1e-5, center=False, rounding="stochastic", seed=6), (2, 7, 12)),
     (L.IntLayerNormalization(gamma_initializer="glorot_uniform", beta_initializer="ones"), (5,)),
+    (L.IntGELU(rounding="pseudo_stochastic", seed=5), (2, 3, 7)),
+    (L.IntGlobalAveragePooling1D(rounding="truncate"), (2, 6, 5)),
+    (L.IntPositionEmbedding(9, initializer="uniform", seed=1), (2, 6, 5)),
 ]
 
 

@@ -32,11 +32,15 @@ from tf_int_ops._validation import ROUNDINGS  # noqa: F401  (tf_int_ops.ROUNDING
 #   CROSS_ENTROPY_MAX_CLASSES: the widest row int_softmax_cross_entropy_grad sums.
 #   NORM_*: batch normalization's row bound, fraction bits, momentum and
 #     statistic widths, epsilon's mantissa width (docs/algorithms.md 8).
+#   SOFTMAX_*: the longest softmax row and the range of its folded scale
+#     (docs/algorithms.md 10).
+#   EMBEDDING_MAX_LOOKUPS: the most ids of one embedding lookup (section 12).
 _LIMIT_NAMES = ("MIN_EXPONENT", "MAX_EXPONENT", "MIN_ACC_EXPONENT", "MAX_ACC_EXPONENT",
                 "MAX_EXACT_DEPTH", "MAX_ALIGN_SHIFT", "AVG_POOL_SHIFT", "AVG_POOL_WINDOW_LOG2",
                 "MAX_POOL_WINDOW_LOG2", "MAX_POOL_CARRIER_TAPS", "CROSS_ENTROPY_ERROR_EXPONENT",
                 "CROSS_ENTROPY_MAX_CLASSES", "NORM_MAX_ROWS", "NORM_FRACTION_BITS", "NORM_MOMENTUM_BITS",
-                "NORM_STATISTIC_BITS", "NORM_EPSILON_BITS", "NORM_STATISTIC_EXPONENT_LIMIT")
+                "NORM_STATISTIC_BITS", "NORM_EPSILON_BITS", "NORM_STATISTIC_EXPONENT_LIMIT",
+                "SOFTMAX_MAX_ROW", "SOFTMAX_MAX_MULTIPLIER", "SOFTMAX_MAX_SHIFT", "EMBEDDING_MAX_LOOKUPS")
 
 
 @functools.lru_cache(maxsize=None)
@@ -134,6 +138,27 @@ def int_matmul(x, w, transpose_x=False, transpose_w=False):
     check.rank(x, 2, "x", "int_matmul")
     check.rank(w, 2, "w", "int_matmul")
     return _ops().int_ops_mat_mul(x, w, transpose_x=bool(transpose_x), transpose_w=bool(transpose_w))
+
+
+def int_batch_matmul(x, w, transpose_x=False, transpose_w=False):
+    """Exact int8 x int8 -> int32 products of matching batches of matrices.
+
+    ``x`` ``[..., M, K]`` and ``w`` ``[..., K, N]`` (the last two axes swapped
+    where transposed) with the same batch axes give ``[..., M, N]``: the
+    products of two activation tensors (attention). Each product is exact as
+    ``int_matmul``'s.
+
+    >>> int_batch_matmul(tf.ones([5, 2, 3], tf.int8), tf.ones([5, 3, 4], tf.int8))  # all 3
+    """
+    fn = "int_batch_matmul"
+    x = check.tensor(x, tf.int8, "x", fn)
+    w = check.tensor(w, tf.int8, "w", fn)
+    for value, name in ((x, "x"), (w, "w")):
+        if value.shape.rank is not None and value.shape.rank < 2:
+            raise ValueError(f"{fn}: {name} must have rank >= 2, got shape {value.shape}")
+    if x.shape.rank is not None and w.shape.rank is not None and x.shape.rank != w.shape.rank:
+        raise ValueError(f"{fn}: x and w must have the same rank, got shapes {x.shape} and {w.shape}")
+    return _ops().int_ops_batch_mat_mul(x, w, transpose_x=bool(transpose_x), transpose_w=bool(transpose_w))
 
 
 def int_conv2d(x, w, strides=1, padding="SAME", dilations=1):
@@ -295,7 +320,7 @@ def int8_weights(w16):
 # declare their own gradient ops gradient-free) are the differentiable surface.
 # IntOps>Limits is never run: it only publishes cc/core/limits.h (above).
 for _op_name in ("BitLength", "Quantize", "Dequantize", "Requantize", "RoundShift", "AlignedAdd",
-                 "MatMul", "Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter", "MaxPool",
+                 "MatMul", "BatchMatMul", "Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter", "MaxPool",
                  "MaxPoolGrad", "AvgPool", "AvgPoolGrad", "SoftmaxCrossEntropyGrad", "SgdUpdate",
                  "Limits"):
     tf.no_gradient(f"IntOps>{_op_name}")

@@ -1,5 +1,6 @@
 #include "cc/core/gemm.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -59,6 +60,21 @@ Status MatMul(const int8_t* x, const int8_t* w, int64_t M, int64_t N, int64_t K,
   }
   const StridedMatrix a = transpose_x ? StridedMatrix{x, 1, M} : StridedMatrix{x, K, 1};
   return Gemm(M, N, K, a, b, out, parallel_for);
+}
+
+Status BatchMatMul(const int8_t* x, const int8_t* w, int64_t batch, int64_t M, int64_t N, int64_t K,
+                   bool transpose_x, bool transpose_w, int32_t* out, const ParallelFor& parallel_for) {
+  if (batch == 1) return MatMul(x, w, M, N, K, transpose_x, transpose_w, out, parallel_for);
+  // Every product is exact on its own (MatMul's int32 parts, int64 totals);
+  // the first error, by batch index, is reported.
+  std::vector<Status> status(static_cast<size_t>(batch), Status::OK());
+  parallel_for(batch, std::max<int64_t>(1, M * N * K / 8), [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      status[b] = MatMul(x + b * M * K, w + b * K * N, M, N, K, transpose_x, transpose_w, out + b * M * N, SerialFor);
+    }
+  });
+  for (const Status& s : status) KERAS_INT_RETURN_IF_ERROR(s);
+  return Status::OK();
 }
 
 }  // namespace keras_int

@@ -522,6 +522,13 @@ Status Gemm(int64_t M, int64_t N, int64_t K, const ReaderA& a, const ReaderB& b,
 Status MatMul(const int8_t* x, const int8_t* w, int64_t M, int64_t N, int64_t K, bool transpose_x,
               bool transpose_w, int32_t* out, const ParallelFor& parallel_for);
 
+// `batch` independent MatMuls of consecutive M x K (or K x M) and K x N (or
+// N x K) matrices into consecutive M x N results: the products of two
+// activation tensors (attention's Q K^T and P V). The batch is split
+// across threads, each product computed whole.
+Status BatchMatMul(const int8_t* x, const int8_t* w, int64_t batch, int64_t M, int64_t N, int64_t K,
+                   bool transpose_x, bool transpose_w, int32_t* out, const ParallelFor& parallel_for);
+
 }  // namespace keras_int
 
 #endif  // KERAS_INT_CC_CORE_GEMM_H_

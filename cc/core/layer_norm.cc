@@ -15,8 +15,6 @@ namespace keras_int {
 
 namespace {
 
-constexpr int kNoPosition = -(1 << 20);
-
 // requantize_channels (spec section 8) over rows whose values have the
 // exponent exponent_of(r): the result exponent from each row's largest
 // magnitude, then value(r, c) rounded with the mode fixed at compile time.
@@ -24,11 +22,11 @@ template <typename ExponentOf, typename Value>
 Status EmitRows(const char* fn, int64_t rows, int64_t features, const std::vector<uint64_t>& largest,
                 ExponentOf exponent_of, Rounding rounding, RoundingSeed seed, const ParallelFor& parallel_for,
                 Value value, float* out, int* out_exponent) {
-  int position = kNoPosition;
+  int position = kNoValuePosition;
   for (int64_t r = 0; r < rows; ++r) {
     if (largest[r] != 0) position = std::max(position, BitLength64(largest[r]) + exponent_of(r));
   }
-  if (position == kNoPosition) {  // all zero
+  if (position == kNoValuePosition) {  // all zero
     *out_exponent = 0;
     parallel_for(rows * features, 1, [&](int64_t begin, int64_t end) { std::fill(out + begin, out + end, 0.0f); });
     return Status::OK();
@@ -47,7 +45,7 @@ Status EmitRows(const char* fn, int64_t rows, int64_t features, const std::vecto
           const int64_t i = r * features + c;
           const uint32_t random =
               kMode == Rounding::kStochastic ? RandomWordFor(kMode, seed, static_cast<uint64_t>(i)) : 0u;
-          out[i] = static_cast<float>(NormRequantizeElement(value(r, c), e_r, exponent, kMode, random)) * scale;
+          out[i] = static_cast<float>(RequantizeValue(value(r, c), e_r, exponent, kMode, random)) * scale;
         }
       }
     });

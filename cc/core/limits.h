@@ -57,6 +57,20 @@ constexpr int kCrossEntropyErrorExponent = -7;
 // -20), so 2**21 of them stay below 2**63 in int64.
 constexpr int64_t kCrossEntropyMaxClasses = int64_t{1} << 21;
 
+// The longest softmax row: numerators are at most 2**30, so the row sum
+// stays below 2**51 and p * 2**23 below 2**53; the gradient's D = sum(y *
+// err) below 2**35, its values below 2**59 (docs/algorithms.md section 10).
+constexpr int64_t kSoftmaxMaxRow = int64_t{1} << 21;
+// The softmax scale c = multiplier * 2**-shift folded into the logits: the
+// multiplier below 2**16 keeps d * log2(e) * multiplier below 2**40 and the
+// gradient's values below 2**59.
+constexpr int64_t kSoftmaxMaxMultiplier = (int64_t{1} << 16) - 1;
+constexpr int kSoftmaxMaxShift = 62;
+
+// The most ids of one embedding lookup: the table gradient adds at most
+// that many int8 errors into one element, and (2**24 - 1) * 128 < 2**31.
+constexpr int64_t kEmbeddingMaxLookups = (int64_t{1} << 24) - 1;
+
 // ---- batch normalization (spec section 8) ----
 
 // Rows per channel a training batch may have: n * sum(q**2) <= n**2 * 2**14

@@ -24,10 +24,8 @@ int64_t BlockRows(int64_t channels) { return std::max<int64_t>(1, (int64_t{1} <<
 // requantize_channels (spec section 8), in two steps: the output exponent
 // from each channel's largest magnitude (at exponents[c]), then the
 // rounding of value(r, c) with the mode fixed at compile time.
-constexpr int kNoPosition = -(1 << 20);
-
 int LargestPosition(const std::vector<uint64_t>& largest, const int* exponents) {
-  int position = kNoPosition;
+  int position = kNoValuePosition;
   for (size_t c = 0; c < largest.size(); ++c) {
     if (largest[c] != 0) position = std::max(position, BitLength64(largest[c]) + exponents[c]);
   }
@@ -37,7 +35,7 @@ int LargestPosition(const std::vector<uint64_t>& largest, const int* exponents) 
 template <typename Value>
 Status EmitChannels(int64_t rows, int64_t channels, const int* exponents, int position, Rounding rounding,
                     RoundingSeed seed, const ParallelFor& parallel_for, Value value, float* out, int* out_exponent) {
-  if (position == kNoPosition) {  // all zero
+  if (position == kNoValuePosition) {  // all zero
     *out_exponent = 0;
     parallel_for(rows * channels, 1, [&](int64_t begin, int64_t end) {
       std::fill(out + begin, out + end, 0.0f);
@@ -56,7 +54,7 @@ Status EmitChannels(int64_t rows, int64_t channels, const int* exponents, int po
           const int64_t i = r * channels + c;
           const uint32_t random =
               kMode == Rounding::kStochastic ? RandomWordFor(kMode, seed, static_cast<uint64_t>(i)) : 0u;
-          out[i] = static_cast<float>(NormRequantizeElement(value(r, c), exponents[c], exponent, kMode, random)) *
+          out[i] = static_cast<float>(RequantizeValue(value(r, c), exponents[c], exponent, kMode, random)) *
                    scale;
         }
       }
@@ -140,7 +138,7 @@ Status NormalizeAndEmit(const int8_t* q, int64_t rows, int64_t channels, const N
     return NormOutput(NormXhat(q[r * channels + c], stats[c]), params.gamma[c], params.beta[c]);
   };
   const int position = LargestPosition(largest, exponents.data());
-  if (position != kNoPosition && rounding != Rounding::kStochastic) {
+  if (position != kNoValuePosition && rounding != Rounding::kStochastic) {
     // Without random words the output of an element depends only on its
     // channel and its mantissa: 255 values per channel, computed once with
     // the same element functions, then looked up.
@@ -153,7 +151,7 @@ Status NormalizeAndEmit(const int8_t* q, int64_t rows, int64_t channels, const N
       for (int v = -128; v < 128; ++v) {
         const int64_t acc = NormOutput(NormXhat(static_cast<int8_t>(v), stats[c]), params.gamma[c], params.beta[c]);
         y_table[c * 256 + (v + 128)] =
-            static_cast<float>(NormRequantizeElement(acc, exponents[c], exponent, rounding, 0u)) * scale;
+            static_cast<float>(RequantizeValue(acc, exponents[c], exponent, rounding, 0u)) * scale;
       }
     }
     const bool avx512 = norm_internal::NormAvx512Available();
@@ -214,7 +212,7 @@ Status EmitGradChannels(const int8_t* err, const int8_t* q, int64_t rows, int64_
   std::vector<int64_t>& unit = *unit_in;
   std::vector<int64_t>& term = *term_in;
   const int position = LargestPosition(largest, exponents.data());
-  if (position == kNoPosition) {
+  if (position == kNoValuePosition) {
     parallel_for(rows * channels, 1, [&](int64_t begin, int64_t end) { std::fill(dx + begin, dx + end, 0.0f); });
     return Status::OK();
   }

@@ -9,6 +9,7 @@
 
 #include "cc/core/host_device.h"
 #include "cc/core/limits.h"
+#include "cc/core/requantize_element.h"
 #include "cc/core/rounding.h"
 
 namespace keras_int {
@@ -207,20 +208,6 @@ KI_HOST_DEVICE int64_t NormGradTerm(int32_t xhat, int64_t a, int64_t b) {
 // then rho alone).
 KI_HOST_DEVICE int64_t NormGradValue(int32_t err, int32_t xhat, int64_t a, int64_t b, int64_t gamma_rho) {
   return (int64_t{err} * (int64_t{1} << kNormFractionBits) - NormGradTerm(xhat, a, b)) * gamma_rho;
-}
-
-// bit_length(|v|) + exponent, the position that requantize_channels
-// maximises (a very small number for v = 0, which never wins).
-KI_HOST_DEVICE int NormValuePosition(int64_t v, int exponent) {
-  return v == 0 ? -(1 << 20) : BitLength64(Magnitude64(v)) + exponent;
-}
-
-// One element of requantize_channels: v at exponent e_c to an int8 mantissa
-// at exponent e.
-KI_HOST_DEVICE int32_t NormRequantizeElement(int64_t v, int e_c, int e, Rounding rounding, uint32_t random) {
-  const int s = e - e_c;
-  if (s <= 0) return static_cast<int32_t>(v * (int64_t{1} << -s));  // below 2**7: exact
-  return static_cast<int32_t>(Clip64(RoundShift64(v, s, rounding, random), 127));
 }
 
 // Aligns a statistic mantissa at exponent e_from to exponent e_to >= e_from

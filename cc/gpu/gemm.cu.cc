@@ -225,6 +225,15 @@ Status MatMul(const Context& ctx, const int8_t* x, const int8_t* w, int64_t M, i
   return Run(ctx, MatMulProblem(x, w, M, N, K, transpose_x, transpose_w), out, workspace);
 }
 
+Status BatchMatMul(const Context& ctx, const int8_t* x, const int8_t* w, int64_t batch, int64_t M, int64_t N,
+                   int64_t K, bool transpose_x, bool transpose_w, int32_t* out, void* workspace) {
+  for (int64_t b = 0; b < batch; ++b) {
+    KERAS_INT_RETURN_IF_ERROR(MatMul(ctx, x + b * M * K, w + b * K * N, M, N, K, transpose_x, transpose_w,
+                                     out + b * M * N, workspace));
+  }
+  return Status::OK();
+}
+
 Status Conv2D(const Context& ctx, const Conv2DGeometry& g, const int8_t* x, const int8_t* w,
               int32_t* out, void* workspace) {
   return Run(ctx, Conv2DProblem(g, x, w), out, workspace);

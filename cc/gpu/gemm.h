@@ -24,6 +24,10 @@ size_t Conv2DBackpropFilterWorkspaceBytes(const Conv2DGeometry& g);
 
 Status MatMul(const Context& ctx, const int8_t* x, const int8_t* w, int64_t M, int64_t N,
               int64_t K, bool transpose_x, bool transpose_w, int32_t* out, void* workspace);
+// `batch` MatMuls one after the other on the stream, sharing the workspace
+// of MatMulWorkspaceBytes(M, N, K).
+Status BatchMatMul(const Context& ctx, const int8_t* x, const int8_t* w, int64_t batch, int64_t M, int64_t N,
+                   int64_t K, bool transpose_x, bool transpose_w, int32_t* out, void* workspace);
 Status Conv2D(const Context& ctx, const Conv2DGeometry& g, const int8_t* x, const int8_t* w,
               int32_t* out, void* workspace);
 Status Conv2DBackpropInput(const Context& ctx, const Conv2DGeometry& g, const int8_t* w,

@@ -6,7 +6,7 @@
 //      partial sums in shared memory and adds them atomically (integer sums
 //      are exact in any order);
 //   2. the per-channel constants, one thread per channel;
-//   3. requantize_channels: an atomic maximum of NormValuePosition over the
+//   3. requantize_channels: an atomic maximum of ValuePosition over the
 //      elements, read back to the host (one copy and a stream sync), then an
 //      elementwise kernel that emits the carrier.
 #include <string>
@@ -26,13 +26,10 @@ namespace gpu {
 
 namespace {
 
-// NormValuePosition of a zero (never the maximum of a non-zero tensor).
-constexpr int kNone = -(1 << 20);
-
 // The words of a call in the context's scratch.
 struct NormWords {
   unsigned long long bad_channel;  // first channel with moving_variance < 0 (all ones: none)
-  uint32_t position;               // max NormValuePosition, as an OrderedKey
+  uint32_t position;               // max ValuePosition, as an OrderedKey
   uint32_t b_bits;                 // max bit_length(|B|) over the channels (backward)
 };
 static_assert(sizeof(NormWords) <= kScratchBytes, "scratch too small");
@@ -408,7 +405,7 @@ __global__ void PositionKernel(Value value, int64_t n, int64_t channels, uint32_
   uint32_t best = 0;
   KI_GRID_STRIDE(i, n) {
     const int64_t c = i % channels;
-    const uint32_t key = OrderedKey(NormValuePosition(value(i, c), value.Exponent(i, c)));
+    const uint32_t key = OrderedKey(ValuePosition(value(i, c), value.Exponent(i, c)));
     best = key > best ? key : best;
   }
   AtomicMaxWarp(position, best);
@@ -419,7 +416,7 @@ __global__ void EmitKernel(Value value, int64_t n, int64_t channels, int exponen
                            RoundingSeed seed, float scale, float* out) {
   KI_GRID_STRIDE(i, n) {
     const int64_t c = i % channels;
-    const int32_t m = NormRequantizeElement(value(i, c), value.Exponent(i, c), exponent, rounding,
+    const int32_t m = RequantizeValue(value(i, c), value.Exponent(i, c), exponent, rounding,
                                             RandomWordFor(rounding, seed, static_cast<uint64_t>(i)));
     out[i] = static_cast<float>(m) * scale;
   }
@@ -448,7 +445,7 @@ template <typename Value>
 Status Emit(const Context& ctx, Value value, int64_t n, int64_t channels, uint32_t position_key,
             Rounding rounding, RoundingSeed seed, float* out, int* out_exponent) {
   const int position = FromOrderedKey(position_key);
-  if (position == kNone) {  // all zero
+  if (position == kNoValuePosition) {  // all zero
     *out_exponent = 0;
     return CudaStatus(cudaMemsetAsync(out, 0, static_cast<size_t>(n) * sizeof(float), StreamOf(ctx)), "memset");
   }

@@ -67,4 +67,17 @@ inline Status MaxBitLength(GpuContext& device, const int32_t* x, int64_t n, int*
 
 }  // namespace keras_int
 
+namespace keras_int {
+
+// Quantizes a carrier (a backward pass's dy, an input the op does not
+// return) into a temporary int8 tensor.
+template <typename Context>
+::absl::Status QuantizeToTemp(::tensorflow::OpKernelContext* ctx, Context& device, const ::tensorflow::Tensor& x,
+                              ::tensorflow::Tensor* q, int* exponent) {
+  TF_RETURN_IF_ERROR(ctx->allocate_temp(::tensorflow::DT_INT8, x.shape(), q));
+  return ToTf(Quantize<int8_t>(device, x.flat<float>().data(), x.NumElements(), q->flat<int8_t>().data(), exponent));
+}
+
+}  // namespace keras_int
+
 #endif  // KERAS_INT_CC_KERNELS_DFP_DEVICE_H_

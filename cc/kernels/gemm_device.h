@@ -19,6 +19,10 @@ inline Status MatMul(CpuContext& device, const int8_t* x, const int8_t* w, int64
                      bool transpose_x, bool transpose_w, int32_t* out) {
   return MatMul(x, w, M, N, K, transpose_x, transpose_w, out, device.parallel_for());
 }
+inline Status BatchMatMul(CpuContext& device, const int8_t* x, const int8_t* w, int64_t batch, int64_t M, int64_t N,
+                          int64_t K, bool transpose_x, bool transpose_w, int32_t* out) {
+  return BatchMatMul(x, w, batch, M, N, K, transpose_x, transpose_w, out, device.parallel_for());
+}
 inline Status Conv2D(CpuContext& device, const Conv2DGeometry& g, const int8_t* x, const int8_t* w,
                      int32_t* out) {
   return Conv2D(g, x, w, out, device.parallel_for());
@@ -38,6 +42,12 @@ inline Status MatMul(GpuContext& device, const int8_t* x, const int8_t* w, int64
   void* workspace;
   KERAS_INT_RETURN_IF_ERROR(device.Workspace(gpu::MatMulWorkspaceBytes(M, N, K), &workspace));
   return gpu::MatMul(device.gpu(), x, w, M, N, K, transpose_x, transpose_w, out, workspace);
+}
+inline Status BatchMatMul(GpuContext& device, const int8_t* x, const int8_t* w, int64_t batch, int64_t M, int64_t N,
+                          int64_t K, bool transpose_x, bool transpose_w, int32_t* out) {
+  void* workspace;
+  KERAS_INT_RETURN_IF_ERROR(device.Workspace(gpu::MatMulWorkspaceBytes(M, N, K), &workspace));
+  return gpu::BatchMatMul(device.gpu(), x, w, batch, M, N, K, transpose_x, transpose_w, out, workspace);
 }
 inline Status Conv2D(GpuContext& device, const Conv2DGeometry& g, const int8_t* x, const int8_t* w,
                      int32_t* out) {

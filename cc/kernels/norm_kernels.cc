@@ -15,14 +15,6 @@ namespace keras_int {
 
 namespace {
 
-// Quantizes a carrier (the inference input, or a backward pass's dy) into a
-// temporary int8 tensor.
-template <typename Context>
-::absl::Status QuantizeToTemp(OpKernelContext* ctx, Context& device, const Tensor& x, Tensor* q, int* exponent) {
-  TF_RETURN_IF_ERROR(ctx->allocate_temp(::tensorflow::DT_INT8, x.shape(), q));
-  return ToTf(Quantize<int8_t>(device, x.flat<float>().data(), x.NumElements(), q->flat<int8_t>().data(), exponent));
-}
-
 // What the two backward kernels read alike: dy (rank >= 1, checked by the
 // caller) as [rows, channels], per-channel inputs of shape [channels], and
 // the x and gamma exponents. `fn` names the op in the errors.

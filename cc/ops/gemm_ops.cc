@@ -27,4 +27,38 @@ REGISTER_OP("IntOps>MatMul")
     })
     .Doc("Exact int8 x int8 -> int32 matrix product.");
 
+REGISTER_OP("IntOps>BatchMatMul")
+    .Input("x: int8")
+    .Input("w: int8")
+    .Output("out: int32")
+    .Attr("transpose_x: bool = false")
+    .Attr("transpose_w: bool = false")
+    .SetShapeFn([](InferenceContext* c) {
+      ShapeHandle x, w;
+      TF_RETURN_IF_ERROR(c->WithRankAtLeast(c->input(0), 2, &x));
+      TF_RETURN_IF_ERROR(c->WithRankAtLeast(c->input(1), 2, &w));
+      if (!c->RankKnown(x) || !c->RankKnown(w)) {
+        c->set_output(0, c->UnknownShape());
+        return ::absl::OkStatus();
+      }
+      const int rank = c->Rank(x);
+      TF_RETURN_IF_ERROR(c->WithRank(w, rank, &w));
+      ShapeHandle x_batch, w_batch, batch;
+      TF_RETURN_IF_ERROR(c->Subshape(x, 0, rank - 2, &x_batch));
+      TF_RETURN_IF_ERROR(c->Subshape(w, 0, rank - 2, &w_batch));
+      TF_RETURN_IF_ERROR(c->Merge(x_batch, w_batch, &batch));
+      bool tx, tw;
+      TF_RETURN_IF_ERROR(c->GetAttr("transpose_x", &tx));
+      TF_RETURN_IF_ERROR(c->GetAttr("transpose_w", &tw));
+      DimensionHandle kx = c->Dim(x, tx ? rank - 2 : rank - 1), kw = c->Dim(w, tw ? rank - 1 : rank - 2), k;
+      TF_RETURN_IF_ERROR(c->Merge(kx, kw, &k));
+      ShapeHandle out;
+      TF_RETURN_IF_ERROR(c->Concatenate(
+          batch, c->Matrix(c->Dim(x, tx ? rank - 1 : rank - 2), c->Dim(w, tw ? rank - 2 : rank - 1)), &out));
+      c->set_output(0, out);
+      return ::absl::OkStatus();
+    })
+    .Doc("Exact int8 x int8 -> int32 products of matching batches of matrices: the products of two activation "
+         "tensors (attention).");
+
 }  // namespace keras_int

@@ -43,6 +43,10 @@ REGISTER_OP("IntOps>Limits")
     .Attr(IntAttr("norm_statistic_bits", kNormStatisticBits))
     .Attr(IntAttr("norm_epsilon_bits", kNormEpsilonBits))
     .Attr(IntAttr("norm_statistic_exponent_limit", kNormStatisticExponentLimit))
+    .Attr(IntAttr("softmax_max_row", kSoftmaxMaxRow))
+    .Attr(IntAttr("softmax_max_multiplier", kSoftmaxMaxMultiplier))
+    .Attr(IntAttr("softmax_max_shift", kSoftmaxMaxShift))
+    .Attr(IntAttr("embedding_max_lookups", kEmbeddingMaxLookups))
     .SetShapeFn(::tensorflow::shape_inference::NoOutputs)
     .Doc("Never run: its attributes' defaults publish the constants of cc/core/limits.h to Python "
          "through the op registry (tf_int_ops.MIN_EXPONENT, ...). No inputs, no outputs.");

@@ -4,7 +4,9 @@ import keras
 
 from keras_int import layers as int_layers
 
-MODELS = ("lenet", "vgg_small", "resnet20")
+MODELS = ("lenet", "vgg_small", "resnet20", "vit_tiny", "text_transformer")
+# The transformer examples' width, heads and MLP width.
+TRANSFORMER_DIM, TRANSFORMER_HEADS, TRANSFORMER_MLP = 32, 2, 64
 
 # Batch-norm momentum of the example ResNets (integer and float32 twin alike).
 # Keras' default 0.99 needs many hundred steps before the moving statistics
@@ -80,13 +82,105 @@ def resnet(input_shape, classes, integer=True, depth=20, widths=(16, 32, 64), bn
     return keras.Model(inputs, outputs, name=name)
 
 
-def build(name, input_shape, classes, integer=True, bn_momentum=BN_MOMENTUM):
+@keras.saving.register_keras_serializable(package="keras_int_examples")
+class PositionEmbedding(keras.layers.Layer):
+    """The float32 twin of IntPositionEmbedding (keras_hub's PositionEmbedding,
+    which the examples do not depend on): a learned [sequence_length, dim]
+    table whose first `steps` rows are broadcast to the input's shape."""
+
+    def __init__(self, sequence_length, initializer="glorot_uniform", **kwargs):
+        super().__init__(**kwargs)
+        self.sequence_length = sequence_length
+        self.initializer = keras.initializers.get(initializer)
+
+    def build(self, input_shape):
+        self.embeddings = self.add_weight(name="embeddings", shape=(self.sequence_length, input_shape[-1]),
+                                          initializer=self.initializer)
+
+    def call(self, inputs):
+        shape = keras.ops.shape(inputs)
+        return keras.ops.broadcast_to(self.embeddings[: shape[-2]], shape)
+
+    def get_config(self):
+        return {**super().get_config(), "sequence_length": self.sequence_length,
+                "initializer": keras.initializers.serialize(self.initializer)}
+
+
+def _transformer_layers(integer):
+    """The layer constructors of a transformer, integer or float32."""
+    if integer:
+        L = int_layers
+        return {"dense": L.IntDense, "norm": L.IntLayerNormalization, "attention": L.IntMultiHeadAttention,
+                "gelu": L.IntGELU, "add": L.IntAdd, "position": L.IntPositionEmbedding,
+                "pool": L.IntGlobalAveragePooling1D, "embedding": L.IntEmbedding, "conv": L.IntConv2D}
+    L = keras.layers
+    return {"dense": L.Dense, "norm": L.LayerNormalization, "attention": L.MultiHeadAttention,
+            "gelu": lambda name=None: L.Activation("gelu", name=name), "add": L.Add, "position": PositionEmbedding,
+            "pool": L.GlobalAveragePooling1D, "embedding": L.Embedding, "conv": L.Conv2D}
+
+
+def _encoder_block(h, layers, prefix, dim=TRANSFORMER_DIM, heads=TRANSFORMER_HEADS, mlp=TRANSFORMER_MLP):
+    """A pre-norm transformer block: h + MHA(LN(h)), then h + MLP(LN(h)) with GELU."""
+    x = layers["norm"](name=prefix + "norm1")(h)
+    x = layers["attention"](num_heads=heads, key_dim=dim // heads, name=prefix + "attention")(x, x)
+    h = layers["add"](name=prefix + "add1")([h, x])
+    x = layers["norm"](name=prefix + "norm2")(h)
+    x = layers["gelu"](name=prefix + "gelu")(layers["dense"](mlp, name=prefix + "mlp1")(x))
+    x = layers["dense"](dim, name=prefix + "mlp2")(x)
+    return layers["add"](name=prefix + "add2")([h, x])
+
+
+def vit(input_shape, classes, integer=True, patch=2, blocks=2, dim=TRANSFORMER_DIM, name=None):
+    """A small vision transformer: patches embedded by a convolution with
+    stride = patch size, learned positions, `blocks` pre-norm transformer
+    blocks, a final layer norm, the mean over the patches and a dense
+    classifier. On the 8x8 digits with 2x2 patches: 16 tokens of width 32."""
+    layers = _transformer_layers(integer)
+    height, width = input_shape[0] // patch, input_shape[1] // patch
+    inputs = keras.Input(input_shape)
+    h = layers["conv"](dim, patch, strides=patch, padding="valid", name="patch_embedding")(inputs)
+    h = keras.layers.Reshape((height * width, dim), name="tokens")(h)
+    h = layers["add"](name="add_positions")([h, layers["position"](height * width, name="positions")(h)])
+    for block in range(1, blocks + 1):
+        h = _encoder_block(h, layers, f"block{block}_", dim=dim)
+    h = layers["pool"](name="pool")(layers["norm"](name="final_norm")(h))
+    outputs = layers["dense"](classes, name="logits")(h)
+    return keras.Model(inputs, outputs, name=name or f"vit_tiny_{'int8' if integer else 'float32'}")
+
+
+def text_transformer(sequence_length, vocab, classes, integer=True, blocks=1, dim=TRANSFORMER_DIM, name=None):
+    """A small text classifier: token embedding, learned positions, `blocks`
+    pre-norm transformer blocks, a final layer norm, the mean over the
+    sequence and a dense classifier. Input: int token ids [batch, sequence_length]."""
+    layers = _transformer_layers(integer)
+    inputs = keras.Input((sequence_length,), dtype="int32")
+    h = layers["embedding"](vocab, dim, name="tokens")(inputs)
+    h = layers["add"](name="add_positions")([h, layers["position"](sequence_length, name="positions")(h)])
+    for block in range(1, blocks + 1):
+        h = _encoder_block(h, layers, f"block{block}_", dim=dim)
+    h = layers["pool"](name="pool")(layers["norm"](name="final_norm")(h))
+    outputs = layers["dense"](classes, name="logits")(h)
+    return keras.Model(inputs, outputs, name=name or f"text_transformer_{'int8' if integer else 'float32'}")
+
+
+def build(name, input_shape, classes, integer=True, bn_momentum=BN_MOMENTUM, vocab=None):
     """The integer model (keras_int layers) or its float32 twin (keras.layers).
 
-    ``bn_momentum`` is used by the models with batch normalization (resnet20).
+    ``bn_momentum`` is used by the models with batch normalization (resnet20);
+    ``vocab`` by text models (the token ids are in [0, vocab)).
     """
     if name == "resnet20":
         return resnet(input_shape, classes, integer=integer, depth=20, bn_momentum=bn_momentum)
+    if name == "vit_tiny":
+        if len(input_shape) != 3:
+            raise ValueError(f"vit_tiny needs images, got input shape {input_shape}")
+        return vit(input_shape, classes, integer=integer)
+    if name == "text_transformer":
+        if vocab is None or len(input_shape) != 1:
+            raise ValueError("text_transformer needs a text dataset (token ids and a vocabulary)")
+        return text_transformer(input_shape[0], vocab, classes, integer=integer)
+    if len(input_shape) != 3:
+        raise ValueError(f"{name} needs images, got input shape {input_shape}")
     convs, dense = _blocks(name)
     if integer:
         conv = lambda f: int_layers.IntConv2D(f, 3, padding="same")  # noqa: E731

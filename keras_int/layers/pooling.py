@@ -81,6 +81,34 @@ class IntGlobalAveragePooling2D(IntLayer):
         return (input_shape[0], input_shape[3])
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class IntGlobalAveragePooling1D(IntLayer):
+    """Mean over the sequence axis of a ``[N, steps, C]`` carrier, in integers: output ``[N, C]``.
+
+    The integer sum over the steps, then average pooling's multiply-and-shift
+    by the step count (docs/algorithms.md section 3) and one rounding. The
+    number of steps must be known when the layer is built; masks are not
+    supported (the mean is over every step).
+
+    >>> IntGlobalAveragePooling1D()(keras.random.uniform((2, 6, 3))).shape  # (2, 3)
+    """
+
+    def build(self, input_shape):
+        if len(input_shape) != 3 or input_shape[1] is None:
+            raise ValueError("IntGlobalAveragePooling1D: needs [batch, steps, channels] input with a known number "
+                             f"of steps, got {input_shape}")
+        self._window = (int(input_shape[1]), 1)
+        self._build_step_counter()
+
+    def call(self, inputs):
+        steps = tf.expand_dims(inputs, 2)  # [N, steps, 1, C]: a one-column image
+        y = layer_ops.avg_pool2d(steps, self._window, self._window, "valid", self.rounding, self._rounding_seed())
+        return tf.reshape(y, [-1, y.shape[-1]])
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[2])
+
+
 # The names Keras also gives these layers (keras.layers.MaxPooling2D/AvgPool2D).
 IntMaxPooling2D = IntMaxPool2D
 IntAvgPool2D = IntAveragePooling2D

@@ -16,11 +16,13 @@ weight gradient.
 |---|---|---|
 | ``dense`` | ``dense`` | ``IntDense`` |
 | ``conv`` | ``conv2d`` | ``IntConv2D`` |
-| ``activations`` | ``relu`` | ``IntReLU`` |
+| ``activations`` | ``relu``, ``gelu`` | ``IntReLU``, ``IntGELU`` |
 | ``pooling`` | ``max_pool2d``, ``avg_pool2d`` | the pooling layers |
 | ``merging`` | ``add`` | ``IntAdd`` |
 | ``normalization`` | ``batch_norm``, ``moving_average``, ``layer_norm`` | ``IntBatchNormalization``, ``IntLayerNormalization`` |
 | ``regularization`` | ``dropout`` | ``IntDropout`` |
+| ``embedding`` | ``embedding`` | ``IntEmbedding``, ``IntPositionEmbedding`` |
+| ``attention`` | ``softmax``, ``matmul``, ``attention_scale`` | ``IntMultiHeadAttention`` |
 | ``losses`` | ``softmax_cross_entropy`` | ``IntegerCrossEntropy`` |
 
 Each module registers the gradients of its ops (``tf.RegisterGradient``) and
@@ -32,14 +34,16 @@ the library is one or the other.
 
 from tf_int_ops import _loader  # noqa: F401  (tests reach the raw ops as layer_ops._loader)
 from tf_int_ops import ops  # noqa: F401
-from tf_int_ops.layer_ops.activations import relu
+from tf_int_ops.layer_ops.activations import gelu, relu
+from tf_int_ops.layer_ops.attention import attention_scale, matmul, softmax
 from tf_int_ops.layer_ops.conv import conv2d
 from tf_int_ops.layer_ops.dense import dense
+from tf_int_ops.layer_ops.embedding import embedding
 from tf_int_ops.layer_ops.losses import softmax_cross_entropy
 from tf_int_ops.layer_ops.merging import add
 from tf_int_ops.layer_ops.normalization import batch_norm, layer_norm, moving_average
 from tf_int_ops.layer_ops.pooling import avg_pool2d, max_pool2d
 from tf_int_ops.layer_ops.regularization import dropout
 
-__all__ = ["add", "avg_pool2d", "batch_norm", "conv2d", "dense", "dropout", "layer_norm", "max_pool2d",
-           "moving_average", "relu", "softmax_cross_entropy"]
+__all__ = ["add", "attention_scale", "avg_pool2d", "batch_norm", "conv2d", "dense", "dropout", "embedding", "gelu",
+           "layer_norm", "matmul", "max_pool2d", "moving_average", "relu", "softmax", "softmax_cross_entropy"]

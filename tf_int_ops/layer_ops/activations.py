@@ -1,4 +1,4 @@
-"""Activation ops on carriers (keras_int.layers.IntReLU) and their gradients."""
+"""Activation ops on carriers (keras_int.layers.IntReLU, IntGELU) and their gradients."""
 
 import tensorflow as tf
 
@@ -27,5 +27,29 @@ def _relu_grad(op, dy, unused_mask_grad):
     return _op_args.gradients(op, x=_loader.load().int_ops_relu_grad(dy, _op_args.outputs(op)["mask"]))
 
 
-# The gradient op routes the error carrier by the kept mask: no second-order gradient.
+def gelu(x, rounding="nearest", seed=None):
+    """Integer GELU on a carrier (docs/algorithms.md section 11).
+
+    I-BERT's second-order polynomial for erf, ``GELU(x) ~= x * (1 +
+    erf(x / sqrt(2))) / 2``, evaluated in 16-bit fixed point once per int8
+    mantissa and requantized with ``rounding``. Returns ``(y, y_exponent)``.
+
+    >>> y, e = gelu(tf.constant([-1.0, 0.5, 2.0]))
+    """
+    fn = "gelu"
+    x = check.carrier(x, "x", fn)
+    rounding = check.rounding(rounding, fn)
+    out = _loader.load().int_ops_gelu(x, check.seed(seed, rounding, fn), rounding=rounding)
+    return out.y, out.y_exponent
+
+
+@tf.RegisterGradient("IntOps>Gelu")
+def _gelu_grad(op, dy, *unused_output_grads):
+    outputs = _op_args.outputs(op)
+    grad = _loader.load().int_ops_gelu_grad(dy, outputs["x_q"], outputs["x_exponent"])
+    return _op_args.gradients(op, x=grad.dx)
+
+
+# The gradient ops route or scale the error carrier: no second-order gradient.
 tf.no_gradient("IntOps>ReluGrad")
+tf.no_gradient("IntOps>GeluGrad")

@@ -4,22 +4,51 @@ import tensorflow as tf
 
 from tf_int_ops import _validation as check
 from tf_int_ops import ops
+from tf_int_ops.layer_ops._carrier import error_to_carrier
+
+
+def _same_shape(a, b):
+    """Whether a and b have one static shape (None only where both have it)."""
+    return a.shape.rank is not None and a.shape.as_list() == b.shape.as_list()
+
+
+def _reduce_error(dy, shape):
+    """The error of an operand of shape `shape` broadcast to dy's shape: dy
+    quantized, summed over the broadcast axes in int32, requantized (nearest)."""
+    err, e_err = ops.quantize(dy)
+    axes, _ = tf.raw_ops.BroadcastGradientArgs(s0=shape, s1=tf.shape(dy))
+    total = tf.reduce_sum(tf.cast(err, tf.int32), axis=axes)  # at most 2**24 terms of |err| <= 127
+    return error_to_carrier(tf.reshape(total, shape), e_err)
 
 
 def add(a, b, rounding="nearest", seed=None):
-    """Residual add of two carriers: exponents aligned exactly, one rounding."""
+    """Residual add of two carriers: exponents aligned exactly, one rounding.
+
+    The operands broadcast as in ``tf.add`` (and Keras' ``Add``). The error
+    of a broadcast operand is the integer sum of the error over the axes it
+    was broadcast along.
+
+    >>> add(tf.ones([2, 3]), tf.constant([0.5, 0.25, 1.0]))   # [2, 3]
+    """
     a = check.carrier(a, "a", "add")
     b = check.carrier(b, "b", "add")
+    same = _same_shape(a, b)
 
     @tf.custom_gradient
     def _add(a, b):
         qa, ea = ops.quantize(a)
         qb, eb = ops.quantize(b)
+        if not same:
+            shape = tf.broadcast_dynamic_shape(tf.shape(qa), tf.shape(qb))
+            qa, qb = tf.broadcast_to(qa, shape), tf.broadcast_to(qb, shape)
         q, e = ops.int_add(qa, ea, qb, eb, rounding, seed)
 
         def grad(dy):
-            # d(a + b)/da = d(a + b)/db = 1: the error carrier passes unchanged.
-            return tf.identity(dy), tf.identity(dy)
+            # d(a + b)/da = d(a + b)/db = 1: the error carrier passes
+            # unchanged, summed over the axes an operand was broadcast along.
+            if same:
+                return tf.identity(dy), tf.identity(dy)
+            return _reduce_error(dy, tf.shape(a)), _reduce_error(dy, tf.shape(b))
 
         return ops.dequantize(q, e), grad
 

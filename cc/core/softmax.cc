@@ -1,0 +1,115 @@
+#include "cc/core/softmax.h"
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "cc/core/carrier_element.h"
+#include "cc/core/dfp.h"
+#include "cc/core/limits.h"
+#include "cc/core/requantize_element.h"
+#include "cc/core/softmax_element.h"
+
+namespace keras_int {
+
+Status CheckSoftmaxScale(const SoftmaxScale& scale) {
+  if (scale.multiplier < 1 || scale.multiplier > kSoftmaxMaxMultiplier || scale.shift < 0 ||
+      scale.shift > kSoftmaxMaxShift) {
+    return Status::Error("softmax: scale " + std::to_string(scale.multiplier) + " * 2**-" +
+                         std::to_string(scale.shift) + " is out of range (multiplier in [1, " +
+                         std::to_string(kSoftmaxMaxMultiplier) + "], shift in [0, " +
+                         std::to_string(kSoftmaxMaxShift) + "])");
+  }
+  return Status::OK();
+}
+
+Status CheckSoftmaxRow(int64_t n) {
+  if (n > kSoftmaxMaxRow) {
+    return Status::Error("softmax: rows of " + std::to_string(n) + " entries, more than the " +
+                         std::to_string(kSoftmaxMaxRow) + " whose sums are exact in int64");
+  }
+  return Status::OK();
+}
+
+Status CheckSoftmaxOutputExponent(int exponent) {
+  return CheckExponent("softmax_grad: y_exponent (a softmax output's)", exponent, -kSoftmaxProbabilityBits, 0);
+}
+
+Status SoftmaxProbabilities(const int8_t* q, const uint8_t* mask, int64_t rows, int64_t n, int exponent,
+                            const SoftmaxScale& scale, int32_t* probabilities, const ParallelFor& parallel_for) {
+  KERAS_INT_RETURN_IF_ERROR(CheckSoftmaxScale(scale));
+  KERAS_INT_RETURN_IF_ERROR(CheckSoftmaxRow(n));
+  parallel_for(rows, n * 24, [&](int64_t begin, int64_t end) {
+    std::vector<int64_t> p(static_cast<size_t>(n));
+    for (int64_t r = begin; r < end; ++r) {
+      const int8_t* row = q + r * n;
+      const uint8_t* keep = mask == nullptr ? nullptr : mask + r * n;
+      int32_t* out = probabilities + r * n;
+      int32_t q_max = -129;
+      for (int64_t i = 0; i < n; ++i) {
+        if (keep == nullptr || keep[i]) q_max = std::max<int32_t>(q_max, row[i]);
+      }
+      if (q_max == -129) {  // every entry masked
+        std::fill(out, out + n, 0);
+        continue;
+      }
+      int64_t sum = 0;  // <= n * 2**30 < 2**51
+      for (int64_t i = 0; i < n; ++i) {
+        p[i] = keep == nullptr || keep[i]
+                   ? SoftmaxNumerator(SoftmaxExpArgument(q_max - row[i], exponent, scale.multiplier, scale.shift))
+                   : 0;
+        sum += p[i];
+      }
+      for (int64_t i = 0; i < n; ++i) out[i] = SoftmaxProbability(p[i], sum);
+    }
+  });
+  return Status::OK();
+}
+
+Status SoftmaxGrad(const int8_t* err, int err_exponent, const int8_t* y, int y_exponent, int64_t rows, int64_t n,
+                   const SoftmaxScale& scale, float* dx, int* dx_exponent, const ParallelFor& parallel_for) {
+  KERAS_INT_RETURN_IF_ERROR(CheckSoftmaxScale(scale));
+  KERAS_INT_RETURN_IF_ERROR(CheckSoftmaxRow(n));
+  KERAS_INT_RETURN_IF_ERROR(CheckSoftmaxOutputExponent(y_exponent));
+  *dx_exponent = 0;
+  // Per row D = sum(y * err) (|D| < 2**35) and the largest |value|; then
+  // one exponent for all, 2 y_exponent + err_exponent - shift, and the
+  // requantize (nearest).
+  std::vector<int64_t> dot(static_cast<size_t>(rows));
+  std::vector<uint64_t> largest(static_cast<size_t>(rows));
+  parallel_for(rows, n * 8, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const int8_t* yr = y + r * n;
+      const int8_t* er = err + r * n;
+      int64_t d = 0;
+      for (int64_t i = 0; i < n; ++i) d += int32_t{yr[i]} * er[i];
+      uint64_t m = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        m = std::max(m, Magnitude64(SoftmaxGradValue(yr[i], er[i], y_exponent, d, scale.multiplier)));
+      }
+      dot[r] = d;
+      largest[r] = m;
+    }
+  });
+  const uint64_t top = rows == 0 ? 0 : *std::max_element(largest.begin(), largest.end());
+  const int value_exponent = 2 * y_exponent + err_exponent - scale.shift;
+  if (top == 0) {
+    parallel_for(rows * n, 1, [&](int64_t begin, int64_t end) { std::fill(dx + begin, dx + end, 0.0f); });
+    return Status::OK();
+  }
+  const int exponent = BitLength64(top) + value_exponent - 7;
+  KERAS_INT_RETURN_IF_ERROR(CheckExponent("softmax_grad: result exponent", exponent, kMinExponent, kMaxExponent));
+  *dx_exponent = exponent;
+  const float unit = PowerOfTwo(exponent);
+  parallel_for(rows, n * 8, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      for (int64_t i = r * n; i < (r + 1) * n; ++i) {
+        const int64_t v = SoftmaxGradValue(y[i], err[i], y_exponent, dot[r], scale.multiplier);
+        dx[i] = static_cast<float>(RequantizeValue(v, value_exponent, exponent, Rounding::kNearest, 0u)) * unit;
+      }
+    }
+  });
+  return Status::OK();
+}
+
+}  // namespace keras_int

@@ -1,0 +1,58 @@
+"""Embedding lookups on int8 tables (keras_int.layers.IntEmbedding,
+IntPositionEmbedding) and their integer table gradient (docs/algorithms.md
+section 12)."""
+
+import tensorflow as tf
+
+from tf_int_ops import _loader
+from tf_int_ops import _validation as check
+from tf_int_ops.layer_ops import _op_args, _weighted
+
+
+def embedding(ids, table, table_exponent, error_exponent=None):
+    """Rows ``table[ids]`` as a float32 carrier ``[..., dim]`` at the table's exponent (exact).
+
+    Args:
+      ids: int32 or int64 tensor; every id in ``[0, vocab)`` (else an error
+        naming the first bad one).
+      table: int8 variable ``[vocab, dim]``, read through its handle.
+      table_exponent: int32 scalar.
+      error_exponent: optional scalar int32 variable in which the backward
+        pass records the exponent of the error reaching the output.
+    Returns:
+      ``(y, y_exponent)``. The gradient of ``table`` is int32 ``[vocab,
+      dim]``: the quantized errors of the looked-up rows added into their
+      ids' rows.
+
+    >>> table = tf.Variable(tf.ones([10, 4], tf.int8))
+    >>> y, e = embedding(tf.constant([[1, 2, 2]]), table, -7)   # [1, 3, 4]
+    """
+    fn = "embedding"
+    ids = tf.convert_to_tensor(ids)
+    if ids.dtype not in (tf.int32, tf.int64):
+        raise ValueError(f"{fn}: ids must be int32 or int64, got {ids.dtype.name}")
+    variable = _weighted.resource_variable(table, "table", fn, (tf.int8,))
+    if variable.shape.rank != 2:
+        raise ValueError(f"{fn}: table must be a matrix [vocab, dim], got shape {variable.shape}")
+    out = _loader.load().int_ops_embedding(ids, variable.handle, check.exponent(table_exponent, fn, "table_exponent"),
+                                           _weighted.error_exponents(error_exponent, fn))
+    return out.y, out.y_exponent
+
+
+@tf.RegisterGradient("IntOps>Embedding")
+def _embedding_grad(op, dy, *unused_output_grads):
+    inputs = _op_args.inputs(op)
+    grad = _loader.load().int_ops_embedding_grad(dy, inputs["ids"], _vocab(op))
+    for variable in inputs["error_exponent"]:
+        tf.raw_ops.AssignVariableOp(resource=variable, value=grad.err_exponent)
+    return _op_args.gradients(op, table=grad.dtable)
+
+
+def _vocab(op):
+    """The table's first dimension, from the variable the op read."""
+    handle = _op_args.inputs(op)["table"]
+    shape = tf.raw_ops.VariableShape(input=handle, out_type=tf.int64)
+    return shape[0]
+
+
+tf.no_gradient("IntOps>EmbeddingGrad")
