@@ -19,7 +19,7 @@ from keras_models import compile_integer, digits, digits_cnn
 NOT_ARITHMETIC = {
     "Identity", "IdentityN", "Reshape", "Cast", "Shape", "Const", "Placeholder", "ReadVariableOp",
     "Select", "SelectV2", "ZerosLike", "OnesLike", "Fill", "Pack", "StridedSlice", "ConcatV2",
-    "GatherV2", "ExpandDims", "Squeeze", "BroadcastTo", "Tile", "StopGradient", "NoOp",
+    "GatherV2", "ExpandDims", "Squeeze", "BroadcastTo", "Tile", "StopGradient", "NoOp", "Transpose",
     "IntOps>Quantize", "IntOps>Dequantize",  # exact power-of-two conversions (carriers)
 }
 # Keras' loss-reduction gradient: the float 1/batch upstream of the integer loss gradient.
@@ -161,6 +161,49 @@ def test_layer_norm_training_step_is_integer():
     kept, read = float_tensors_kept_for_backward(compile_integer(layer_norm_mlp()), x[:64], y[:64])
     assert kept == [], kept
     assert ("IntOps>LayerNorm", "int8") in read
+
+
+def small_text_transformer():
+    """Every transformer layer: token and position embeddings, IntAdd, layer
+    norms, multi-head attention (integer softmax, products of two
+    activations), GELU, global average pooling over the sequence."""
+    return models.text_transformer(6, 20, 3)
+
+
+def _carrier_fork_sums(found, nodes):
+    """The float AddN ops in `found` whose inputs are all error carriers (an
+    integer gradient's output, passed on unchanged or reshaped): TensorFlow's
+    sum of the errors of a tensor read by several layers."""
+    carriers = ("Identity", "Reshape", "IntOps>RequantizeToCarrier")
+    forks = []
+    for entry in found:
+        op, name = entry.split(" ", 1)
+        sources = [nodes[i].op for i in _inputs(nodes[name]) if i in nodes]
+        if op == "AddN" and all(s in carriers or (s.startswith("IntOps>") and s.endswith("Grad")) for s in sources):
+            forks.append(entry)
+    return forks
+
+
+def test_transformer_training_step_is_integer():
+    """The only float arithmetic is boundary 5 (README): the sums of error
+    carriers at forks, here the pre-norm residuals (a block's input read by
+    its layer norm and its add, twice) and self-attention's input (read by
+    the query, key and value projections)."""
+    rng = np.random.default_rng(0)
+    ids, labels = rng.integers(0, 20, (32, 6)).astype(np.int32), rng.integers(0, 3, 32)
+    model = compile_integer(small_text_transformer())
+    found, nodes = float_arithmetic_feeding_updates(model, ids, labels)
+    forks = _carrier_fork_sums(found, nodes)
+    assert sorted(forks) == sorted(found) and len(forks) == 3, found
+    ops = {n.op for n in nodes.values()}
+    assert {"IntOps>Embedding", "IntOps>EmbeddingGrad", "IntOps>LayerNorm", "IntOps>LayerNormGrad",
+            "IntOps>BatchMatMul", "IntOps>Softmax", "IntOps>SoftmaxGrad", "IntOps>Gelu", "IntOps>GeluGrad",
+            "IntOps>AlignedAdd", "IntOps>SgdUpdate"} <= ops, sorted(o for o in ops if o.startswith("IntOps>"))
+    updated = sum(n.op == "IntOps>SgdUpdate" for n in nodes.values())
+    assert updated == len(model.trainable_weights), (updated, len(model.trainable_weights))
+    kept, read = float_tensors_kept_for_backward(compile_integer(small_text_transformer()), ids, labels)
+    assert kept == [], kept
+    assert ("IntOps>Softmax", "int8") in read and ("IntOps>Gelu", "int8") in read
 
 
 def test_audit_catches_float_arithmetic():

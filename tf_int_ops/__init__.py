@@ -20,6 +20,7 @@ from tf_int_ops.ops import (
     int_add,
     int_avg_pool2d,
     int_avg_pool2d_grad,
+    int_batch_matmul,
     int_conv2d,
     int_conv2d_backprop_filter,
     int_conv2d_backprop_input,

@@ -1,9 +1,14 @@
-"""Datasets for the example trainings: TFDS (MNIST, CIFAR-10) and scikit-learn's digits."""
+"""Datasets for the example trainings: TFDS (MNIST, CIFAR-10), scikit-learn's digits,
+and the fortune-mod cookies in four languages (text)."""
+
+import os
+import re
 
 import numpy as np
 import tensorflow as tf
 
-DATASETS = ("auto", "mnist", "cifar10", "digits")
+DATASETS = ("auto", "mnist", "cifar10", "digits", "fortunes")
+TEXT_DATASETS = ("fortunes",)
 
 
 class DatasetError(RuntimeError):
@@ -68,6 +73,89 @@ def load_digits(batch_size, test_fraction=0.25, seed=0):
     return train, test, info
 
 
+# Debian's fortune-mod data (packages fortunes, fortunes-de, fortunes-es,
+# fortunes-it): real, human-written sayings and quotes, one language per
+# package. The English files are the ones with a UTF-8 twin (name.u8) at the
+# top level; the others live in a directory per language.
+FORTUNES_DIR = "/usr/share/games/fortunes"
+FORTUNE_LANGUAGES = ("en", "de", "es", "it")
+FORTUNE_PACKAGES = "fortunes fortunes-de fortunes-es fortunes-it"
+
+
+def _fortune_files(root, language):
+    if language == "en":
+        return sorted(os.path.join(root, name) for name in os.listdir(root)
+                      if os.path.isfile(os.path.join(root, name)) and os.path.exists(os.path.join(root, name + ".u8")))
+    directory = os.path.join(root, language)
+    return sorted(os.path.join(directory, name) for name in os.listdir(directory)
+                  if not name.endswith((".dat", ".u8")) and os.path.isfile(os.path.join(directory, name)))
+
+
+def _fortunes(path):
+    """The cookies of one file (its UTF-8 twin when there is one), whitespace collapsed."""
+    if os.path.exists(path + ".u8"):
+        path += ".u8"
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = data.decode("latin-1")
+    cookies = re.split(r"\n%\n", text)
+    return [" ".join(cookie.split()) for cookie in cookies]
+
+
+def load_fortunes(batch_size, sequence_length=64, per_language=3000, test_fraction=0.2, seed=0,
+                  root=FORTUNES_DIR):
+    """Language identification of fortune cookies (en, de, es, it), as (train, test, info).
+
+    Each cookie of at least 20 characters is a sample (duplicates dropped);
+    ``per_language`` of them per language, shuffled with ``seed``, split
+    into train and test per language. Tokens are lower-case characters: 0 is
+    padding, 1 unknown, then the training set's characters seen at least 5
+    times, most frequent first; each sample is its first ``sequence_length``
+    characters. ``info["vocab"]`` is the vocabulary size.
+    """
+    if not all(os.path.isdir(os.path.join(root, language)) for language in FORTUNE_LANGUAGES[1:]) or \
+            not os.path.isfile(os.path.join(root, "fortunes")):
+        raise DatasetError(f"the fortune cookies are not installed under {root}: "
+                           f"apt-get install {FORTUNE_PACKAGES} (make setup does)")
+    rng = np.random.default_rng(seed)
+    train_text, train_labels, test_text, test_labels = [], [], [], []
+    for label, language in enumerate(FORTUNE_LANGUAGES):
+        cookies = sorted({c for path in _fortune_files(root, language) for c in _fortunes(path) if len(c) >= 20})
+        rng.shuffle(cookies)
+        cookies = cookies[:per_language]
+        split = int(len(cookies) * (1 - test_fraction))
+        train_text += cookies[:split]
+        train_labels += [label] * split
+        test_text += cookies[split:]
+        test_labels += [label] * (len(cookies) - split)
+    counts = {}
+    for text in train_text:
+        for ch in text[:sequence_length].lower():
+            counts[ch] = counts.get(ch, 0) + 1
+    alphabet = sorted((ch for ch, n in counts.items() if n >= 5), key=lambda ch: (-counts[ch], ch))
+    index = {ch: i + 2 for i, ch in enumerate(alphabet)}
+
+    def encode(texts):
+        ids = np.zeros((len(texts), sequence_length), np.int32)
+        for row, text in enumerate(texts):
+            codes = [index.get(ch, 1) for ch in text[:sequence_length].lower()]
+            ids[row, :len(codes)] = codes
+        return ids
+
+    make = tf.data.Dataset.from_tensor_slices
+    order = rng.permutation(len(train_text))
+    x_train, y_train = encode(train_text)[order], np.asarray(train_labels, np.int64)[order]
+    train = make((x_train, y_train)).shuffle(len(order), seed=seed).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    test = make((encode(test_text), np.asarray(test_labels, np.int64))).batch(batch_size)
+    info = {"name": "fortunes", "input_shape": (sequence_length,), "classes": len(FORTUNE_LANGUAGES),
+            "train_examples": len(train_text), "vocab": len(alphabet) + 2, "kind": "text",
+            "labels": FORTUNE_LANGUAGES}
+    return train, test, info
+
+
 def _mnist_reachable(data_dir):
     """True when MNIST is prepared, or its download host resolves (a quick
     check: an offline TFDS download otherwise retries for minutes)."""
@@ -95,12 +183,12 @@ def load(name, batch_size, data_dir=None, log=print):
     if name not in DATASETS:
         raise DatasetError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
     if data_dir is not None:
-        import os
-
         if not os.path.isdir(data_dir) or not os.access(data_dir, os.R_OK):
             raise DatasetError(f"--data-dir {data_dir!r} is not a readable directory")
     if name == "digits":
         return load_digits(batch_size)
+    if name == "fortunes":
+        return load_fortunes(batch_size)
     if name == "auto":
         try:
             if not _mnist_reachable(data_dir):

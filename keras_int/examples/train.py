@@ -16,7 +16,7 @@ import resource
 import sys
 import time
 
-DEFAULT_EPOCHS = {"digits": 20, "mnist": 2, "cifar10": 2}
+DEFAULT_EPOCHS = {"digits": 20, "mnist": 2, "cifar10": 2, "fortunes": 10}
 # IntegerSGD's update bit width mu per model. ResNet-20 (batch norm, BN
 # momentum 0.9 in both twins) on the digits, batch 64, evaluate accuracy
 # after 15-20 epochs, seeds 0/1/2: mu 5: 0.75 (seed 0; 0.63-0.94 from epoch
@@ -29,7 +29,7 @@ DEFAULT_EPOCHS = {"digits": 20, "mnist": 2, "cifar10": 2}
 # statistics on the test set, or statistics refreshed with the final weights,
 # give the float accuracy; tests/test_batch_norm_training.py).
 MAX_PLOTTED_EXPONENTS = 16
-DEFAULT_MU = {"lenet": 5, "vgg_small": 5, "resnet20": 3}
+DEFAULT_MU = {"lenet": 5, "vgg_small": 5, "resnet20": 3, "vit_tiny": 3, "text_transformer": 3}
 
 
 def _parse(argv):
@@ -41,10 +41,13 @@ def _parse(argv):
     parser.add_argument("--dataset", default="auto", choices=DATASETS,
                         help="auto: MNIST through TFDS if it can be loaded, else scikit-learn digits")
     parser.add_argument("--model", default="lenet", choices=MODELS,
-                        help="lenet, vgg_small (NITI's VGG-small, no batch norm) or resnet20 (the CIFAR "
-                        "ResNet-20: IntBatchNormalization, IntAdd; any --dataset, 8x8 digits end in 2x2 maps)")
+                        help="lenet, vgg_small (NITI's VGG-small, no batch norm), resnet20 (the CIFAR "
+                        "ResNet-20: IntBatchNormalization, IntAdd; any image --dataset, 8x8 digits end in 2x2 "
+                        "maps), vit_tiny (2x2 patches, 2 pre-norm transformer blocks; any image --dataset) or "
+                        "text_transformer (--dataset fortunes: language of fortune cookies from their "
+                        "characters)")
     parser.add_argument("--epochs", type=int, default=None,
-                        help="default: 20 for digits, 2 for mnist/cifar10")
+                        help="default: 20 for digits, 2 for mnist/cifar10, 10 for fortunes")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--mu", type=int, default=None,
                         help="IntegerSGD update bit width; default: 5 for lenet and vgg_small, 3 for "
@@ -66,6 +69,11 @@ def _parse(argv):
         parser.error("--epochs must be >= 1")
     if args.batch_size < 1:
         parser.error("--batch-size must be >= 1")
+    from keras_int.examples.data import TEXT_DATASETS
+
+    if (args.model == "text_transformer") != (args.dataset in TEXT_DATASETS):
+        parser.error(f"--model {args.model} does not take --dataset {args.dataset}: text_transformer trains on "
+                     f"{', '.join(TEXT_DATASETS)}, the other models on images")
     if args.mu is None:
         args.mu = DEFAULT_MU[args.model]
     if not 1 <= args.mu <= 30:
@@ -110,6 +118,8 @@ def train_one(args, integer, dataset):
     train, test, info = data.load(dataset, args.batch_size, args.data_dir, log=lambda m: None)
     epochs = args.epochs or DEFAULT_EPOCHS[info["name"]]
     options = {} if getattr(args, "bn_momentum", None) is None else {"bn_momentum": args.bn_momentum}
+    if "vocab" in info:
+        options["vocab"] = info["vocab"]
     model = models.build(args.model, info["input_shape"], info["classes"], integer=integer, **options)
     callbacks = [_EpochTimer()]
     if integer:

@@ -100,6 +100,11 @@ class IntMultiHeadAttention(IntLayer):
                 mask = tf.not_equal(mask, tf.zeros_like(mask))
             if mask.shape.rank == 2:
                 mask = mask[:, tf.newaxis, :]  # [B, Tv]: every query
+            expected = (query.shape[1], value.shape[1])
+            if mask.shape.rank != 3 or any(m is not None and e is not None and m not in (e, 1)
+                                           for m, e in zip(mask.shape[1:], expected)):
+                raise ValueError(f"IntMultiHeadAttention: attention_mask must be [batch, T_query, T_value] = "
+                                 f"[batch, {expected[0]}, {expected[1]}] (or [batch, T_value]), got {mask.shape}")
             mask = mask[:, tf.newaxis]
         if use_causal_mask:
             tq, tv = tf.shape(query)[1], tf.shape(value)[1]

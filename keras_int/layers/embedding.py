@@ -65,7 +65,7 @@ class IntEmbedding(_Table):
         return self._lookup(ids, training)
 
     def compute_mask(self, inputs, mask=None):
-        return tf.not_equal(inputs, 0) if self.mask_zero else None
+        return keras.ops.not_equal(inputs, 0) if self.mask_zero else None
 
     def compute_output_shape(self, input_shape):
         return (*input_shape, self.output_dim)

@@ -21,19 +21,25 @@
 #include "cc/core/conv.h"
 #include "cc/core/cross_entropy.h"
 #include "cc/core/dfp.h"
+#include "cc/core/embedding.h"
+#include "cc/core/gelu.h"
 #include "cc/core/gemm.h"
 #include "cc/core/layer_norm.h"
 #include "cc/core/norm.h"
 #include "cc/core/pool.h"
 #include "cc/core/sgd.h"
+#include "cc/core/softmax.h"
 #include "cc/gpu/gemm_plan.h"
 #include "cc/gpu/add.h"
 #include "cc/gpu/context.h"
 #include "cc/gpu/dfp.h"
+#include "cc/gpu/embedding.h"
+#include "cc/gpu/gelu.h"
 #include "cc/gpu/gemm.h"
 #include "cc/gpu/norm.h"
 #include "cc/gpu/pool.h"
 #include "cc/gpu/relu.h"
+#include "cc/gpu/softmax.h"
 #include "cc/gpu/training.h"
 #include "cc/gpu/pool_elements.h"
 
@@ -42,6 +48,7 @@ using keras_int::PoolGeometry;
 using keras_int::Rounding;
 using keras_int::RoundingSeed;
 using keras_int::SerialFor;
+using keras_int::SoftmaxScale;
 using keras_int::Status;
 namespace gpu = keras_int::gpu;
 
@@ -493,6 +500,76 @@ int ki_gpu_layer_norm_grad(const int8_t* err, int err_e, const int8_t* q, int64_
   return WithWorkspace(gpu::LayerNormWorkspaceBytes(rows, features), [&](void* ws) {
     return gpu::LayerNormGrad(Gpu(), err, err_e, q, rows, features, x_e, x_sum, inv_sqrt, inv_shift, gamma, gamma_e,
                               dx, dx_e, dgamma, dbeta, ws);
+  });
+}
+
+// ---- softmax (the scale travels as SoftmaxScale's fields; a null mask keeps every entry) ----
+int ki_cpu_softmax(const int8_t* q, const uint8_t* mask, int64_t rows, int64_t n, int e, int64_t multiplier,
+                   int shift, int32_t* probabilities) {
+  return Report(keras_int::SoftmaxProbabilities(q, mask, rows, n, e, SoftmaxScale{multiplier, shift}, probabilities));
+}
+int ki_gpu_softmax(const int8_t* q, const uint8_t* mask, int64_t rows, int64_t n, int e, int64_t multiplier,
+                   int shift, int32_t* probabilities) {
+  return Report(gpu::SoftmaxProbabilities(Gpu(), q, mask, rows, n, e, SoftmaxScale{multiplier, shift}, probabilities));
+}
+int ki_cpu_softmax_grad(const int8_t* err, int err_e, const int8_t* y, int y_e, int64_t rows, int64_t n,
+                        int64_t multiplier, int shift, float* dx, int* dx_e) {
+  return Report(keras_int::SoftmaxGrad(err, err_e, y, y_e, rows, n, SoftmaxScale{multiplier, shift}, dx, dx_e));
+}
+int ki_gpu_softmax_grad(const int8_t* err, int err_e, const int8_t* y, int y_e, int64_t rows, int64_t n,
+                        int64_t multiplier, int shift, float* dx, int* dx_e) {
+  return WithWorkspace(gpu::SoftmaxGradWorkspaceBytes(rows), [&](void* ws) {
+    return gpu::SoftmaxGrad(Gpu(), err, err_e, y, y_e, rows, n, SoftmaxScale{multiplier, shift}, dx, dx_e, ws);
+  });
+}
+
+// ---- GELU (the int32 accumulators, before the requantize) ----
+int ki_cpu_gelu(const int8_t* q, int64_t n, int e, int32_t* acc) {
+  keras_int::GeluAccumulate(q, n, e, acc);
+  return 0;
+}
+int ki_gpu_gelu(const int8_t* q, int64_t n, int e, int32_t* acc) {
+  return Report(gpu::GeluAccumulate(Gpu(), q, n, e, acc));
+}
+int ki_cpu_gelu_grad(const int8_t* err, const int8_t* x_q, int64_t n, int x_e, int32_t* acc) {
+  keras_int::GeluGradAccumulate(err, x_q, n, x_e, acc);
+  return 0;
+}
+int ki_gpu_gelu_grad(const int8_t* err, const int8_t* x_q, int64_t n, int x_e, int32_t* acc) {
+  return Report(gpu::GeluGradAccumulate(Gpu(), err, x_q, n, x_e, acc));
+}
+
+// ---- embedding (ki_*_embedding32 / 64: int32 or int64 ids) ----
+#define KI_EMBEDDING_PAIR(bits, Id)                                                                              \
+  int ki_cpu_embedding##bits(const Id* ids, int64_t n, const int8_t* table, int64_t vocab, int64_t dim, int e,    \
+                             float* out) {                                                                       \
+    return Report(keras_int::EmbeddingLookup<Id>(ids, n, table, vocab, dim, e, out));                            \
+  }                                                                                                              \
+  int ki_gpu_embedding##bits(const Id* ids, int64_t n, const int8_t* table, int64_t vocab, int64_t dim, int e,    \
+                             float* out) {                                                                       \
+    return Report(gpu::EmbeddingLookup<Id>(Gpu(), ids, n, table, vocab, dim, e, out));                           \
+  }                                                                                                              \
+  int ki_cpu_embedding_grad##bits(const int8_t* err, const Id* ids, int64_t n, int64_t vocab, int64_t dim,        \
+                                  int32_t* dtable) {                                                             \
+    return Report(keras_int::EmbeddingGrad<Id>(err, ids, n, vocab, dim, dtable));                                \
+  }                                                                                                              \
+  int ki_gpu_embedding_grad##bits(const int8_t* err, const Id* ids, int64_t n, int64_t vocab, int64_t dim,        \
+                                  int32_t* dtable) {                                                             \
+    return Report(gpu::EmbeddingGrad<Id>(Gpu(), err, ids, n, vocab, dim, dtable));                               \
+  }
+KI_EMBEDDING_PAIR(32, int32_t)
+KI_EMBEDDING_PAIR(64, int64_t)
+#undef KI_EMBEDDING_PAIR
+
+// ---- batched products: `batch` [M, K] x [K, N] pairs ----
+int ki_cpu_batch_matmul(const int8_t* x, const int8_t* w, int64_t batch, int64_t M, int64_t N, int64_t K, int tx,
+                        int tw, int32_t* out) {
+  return Report(keras_int::BatchMatMul(x, w, batch, M, N, K, tx != 0, tw != 0, out, SerialFor));
+}
+int ki_gpu_batch_matmul(const int8_t* x, const int8_t* w, int64_t batch, int64_t M, int64_t N, int64_t K, int tx,
+                        int tw, int32_t* out) {
+  return WithWorkspace(gpu::MatMulWorkspaceBytes(M, N, K), [&](void* ws) {
+    return gpu::BatchMatMul(Gpu(), x, w, batch, M, N, K, tx != 0, tw != 0, out, ws);
   });
 }
 

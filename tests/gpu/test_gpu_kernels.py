@@ -607,3 +607,290 @@ def test_layer_norm_errors_match(gpu, rng):
         cpu, gpu_result = run_both(gpu, "layer_norm_grad", *layer_norm_grad_args(err, -7, q, -7, x_sum, r, k, gamma,
                                                                                  -6))
         assert cpu.rc != 0 and "which no forward pass" in cpu.error and cpu.error == gpu_result.error
+
+
+# ------------------------------------------------------------ softmax
+
+NO_MASK = ctypes.c_void_p()  # a null mask: every entry kept
+# (multiplier, shift): none, attention's 1 / sqrt(key_dim) for key_dim 64 (~181 * 2**-11), and the largest ones.
+SOFTMAX_SCALES = [(1, 0), (181, 11), (65535, 62), (65535, 0)]
+
+
+def softmax_args(q, e, mask=None, scale=(1, 0), n=None):
+    """Arguments of ki_*_softmax; output: P (int32 at exponent -22)."""
+    rows, features = q.shape
+    return (In(q), NO_MASK if mask is None else In(np.asarray(mask, np.uint8)), I64(rows),
+            I64(features if n is None else n), I32(e), I64(scale[0]), I32(scale[1]), Out(q.shape, np.int32))
+
+
+def softmax_grad_args(err, err_e, y, y_e, scale=(1, 0), n=None):
+    """Arguments of ki_*_softmax_grad; outputs: dx, dx_e."""
+    rows, features = err.shape
+    return (In(err), I32(err_e), In(y), I32(y_e), I64(rows), I64(features if n is None else n), I64(scale[0]),
+            I32(scale[1]), Out(err.shape, np.float32), OutInt())
+
+
+def softmax_case(rng, rows, n):
+    """int8 logits with a constant row and a narrow one; a mask with a fully masked row and a one-entry row."""
+    q = int8s(rng, (rows, n))
+    if rows > 1 and n:
+        q[0, :] = 5            # constant: equal probabilities
+        q[1, :] = int8s(rng, n, -1, 1)
+    mask = rng.random((rows, n)) < 0.7
+    if rows > 2:
+        mask[2, :] = False     # every entry masked: all zero
+    if rows > 3 and n:
+        mask[3, :] = False
+        mask[3, -1] = True     # one entry kept: probability 1
+    return q, mask
+
+
+def softmax_output(lib, probabilities):
+    """The forward's int8 output (nearest) and its exponent: y and y_e of the backward."""
+    res = run_cpu(lib, "requantize8", In(probabilities), I64(probabilities.size), I32(-22),
+                  I32(ROUNDINGS["nearest"]), U64(0), U64(0), Out(probabilities.shape, np.int8), OutInt())
+    assert res.rc == 0, res.error
+    return res.outputs[0], res.outputs[1]
+
+
+def test_cpu_side_of_softmax_matches_the_reference(lib, rng):
+    # Plumbing of the ki_cpu_softmax* wrappers (no GPU needed).
+    q, mask = softmax_case(rng, 9, 40)
+    for e, scale in ((-5, (1, 0)), (-3, (181, 11)), (2, (65535, 62))):
+        for m in (None, mask):
+            fwd = run_cpu(lib, "softmax", *softmax_args(q, e, m, scale))
+            assert fwd.rc == 0, fwd.error
+            np.testing.assert_array_equal(fwd.outputs[0], reference.softmax_probabilities(q, e, m, scale))
+        y, y_e = softmax_output(lib, fwd.outputs[0])
+        err = int8s(rng, q.shape)
+        grad = run_cpu(lib, "softmax_grad", *softmax_grad_args(err, -11, y, y_e, scale))
+        assert grad.rc == 0, grad.error
+        dx_q, dx_e = reference.softmax_grad(err, -11, y, y_e, scale)
+        np.testing.assert_array_equal(grad.outputs[0], reference.dequantize(dx_q, dx_e))
+        assert grad.outputs[1] == dx_e
+    bad = run_cpu(lib, "softmax_grad", *softmax_grad_args(err, -11, y, 1))
+    assert bad.rc != 0 and "y_exponent" in bad.error
+
+
+# (70000, 3): more rows than the per-row kernel's blocks; (33, 257), (2, 5000): more entries than a block's threads.
+SOFTMAX_SHAPES = [(1, 1), (7, 3), (64, 16), (33, 257), (4, 768), (2, 5000), (70000, 3), (0, 4), (5, 0)]
+
+
+@pytest.mark.parametrize("rows,n", SOFTMAX_SHAPES)
+def test_softmax(gpu, rng, rows, n):
+    q, mask = softmax_case(rng, rows, n)
+    for scale in SOFTMAX_SCALES:
+        for e in (-7, -3, 0, 6, -60):  # 6: most numerators underflow (unscaled); -60: all equal
+            for m in (mask, None):
+                cpu, gpu_result = run_both(gpu, "softmax", *softmax_args(q, e, m, scale))
+                assert_same(cpu, gpu_result, f"softmax {rows}x{n} e={e} scale={scale} mask={m is not None}")
+                assert cpu.rc == 0, cpu.error
+            y, y_e = softmax_output(gpu, cpu.outputs[0])  # the unmasked forward's output
+            for err_e in (-11, 5):
+                err = int8s(rng, q.shape)
+                if rows > 2 and n:
+                    err[2, :] = 0  # an all-zero row
+                cpu, gpu_result = run_both(gpu, "softmax_grad", *softmax_grad_args(err, err_e, y, y_e, scale))
+                assert_same(cpu, gpu_result, f"softmax grad {rows}x{n} e={e} scale={scale} err_e={err_e}")
+                assert cpu.rc == 0, cpu.error
+        # Any int8 y at the ends of the exponent range, and an all-zero error (dx = 0 at exponent 0).
+        for y, y_e in ((int8s(rng, q.shape), -22), (int8s(rng, q.shape, 0, 127), 0)):
+            for err in (int8s(rng, q.shape), np.zeros(q.shape, np.int8)):
+                cpu, gpu_result = run_both(gpu, "softmax_grad", *softmax_grad_args(err, -7, y, y_e, scale))
+                assert_same(cpu, gpu_result, f"softmax grad {rows}x{n} y_e={y_e} scale={scale}")
+                assert cpu.rc == 0, cpu.error
+
+
+def test_softmax_errors_match(gpu, rng):
+    q, mask = softmax_case(rng, 4, 8)
+    y, y_e = softmax_output(gpu, reference.softmax_probabilities(q, -5).astype(np.int32))
+    err = int8s(rng, q.shape)
+    for scale in ((0, 0), (65536, 0), (1, -1), (1, 63)):
+        for name, args in (("softmax", softmax_args(q, -5, mask, scale)),
+                           ("softmax_grad", softmax_grad_args(err, -7, y, y_e, scale))):
+            cpu, gpu_result = run_both(gpu, name, *args)
+            assert cpu.rc != 0 and "scale" in cpu.error and cpu.error == gpu_result.error, (name, scale)
+    # Rows too long for exact sums (checked before anything is read).
+    for name, args in (("softmax", softmax_args(q[:1], -5, n=2**21 + 1)),
+                       ("softmax_grad", softmax_grad_args(err[:1], -7, y[:1], y_e, n=2**21 + 1))):
+        cpu, gpu_result = run_both(gpu, name, *args)
+        assert cpu.rc != 0 and "2097153 entries" in cpu.error and cpu.error == gpu_result.error, name
+    # y_exponent outside [-22, 0]: not a softmax output's.
+    for bad_e in (1, -23, 40):
+        cpu, gpu_result = run_both(gpu, "softmax_grad", *softmax_grad_args(err, -7, y, bad_e))
+        assert cpu.rc != 0 and "y_exponent" in cpu.error and cpu.error == gpu_result.error, bad_e
+    # A result exponent outside [-120, 100].
+    for err_e, y_exp in ((-200, y_e), (150, 0)):
+        cpu, gpu_result = run_both(gpu, "softmax_grad", *softmax_grad_args(err, err_e, y, y_exp))
+        assert cpu.rc != 0 and "result exponent" in cpu.error and cpu.error == gpu_result.error, err_e
+
+
+# ------------------------------------------------------------ GELU
+
+GELU_EXPONENTS = (-80, -30, -20, -16, -12, -9, -7, -5, -3, 0, 4, 5, 40)
+
+
+def gelu_case(rng, n):
+    """int8 mantissas, the first 256 of them every value."""
+    q = int8s(rng, n)
+    q[: min(n, 256)] = np.arange(-128, 128)[: min(n, 256)]
+    return q
+
+
+def test_cpu_side_of_gelu_matches_the_reference(lib, rng):
+    # Plumbing of the ki_cpu_gelu* wrappers (no GPU needed).
+    q = np.arange(-128, 128).astype(np.int8)
+    for e in (-20, -7, -3, 0, 5):
+        fwd = run_cpu(lib, "gelu", In(q), I64(q.size), I32(e), Out(q.shape, np.int32))
+        assert fwd.rc == 0, fwd.error
+        np.testing.assert_array_equal(fwd.outputs[0], [reference.gelu_value(v, e) for v in q])
+        err = int8s(rng, q.size)
+        grad = run_cpu(lib, "gelu_grad", In(err), In(q), I64(q.size), I32(e), Out(q.shape, np.int32))
+        assert grad.rc == 0, grad.error
+        np.testing.assert_array_equal(grad.outputs[0],
+                                      err.astype(np.int64) * [reference.gelu_derivative(v, e) for v in q])
+
+
+@pytest.mark.parametrize("n", [0, 1, 255, 256, 257, 5000, 1 << 20])
+def test_gelu(gpu, rng, n):
+    q = gelu_case(rng, n)
+    err = int8s(rng, n)
+    err[: min(n, 3)] = (-128, 0, 127)[: min(n, 3)]
+    for e in GELU_EXPONENTS:
+        assert_same(*run_both(gpu, "gelu", In(q), I64(n), I32(e), Out(q.shape, np.int32)), f"gelu n={n} e={e}")
+        assert_same(*run_both(gpu, "gelu_grad", In(err), In(q), I64(n), I32(e), Out(q.shape, np.int32)),
+                    f"gelu grad n={n} e={e}")
+
+
+# ------------------------------------------------------------ embedding
+
+ID_TYPES = {32: np.int32, 64: np.int64}
+
+
+def embedding_args(ids, table, e, bits):
+    """Arguments of ki_*_embedding{bits}; output: the looked-up rows (float32)."""
+    vocab, dim = table.shape
+    return (In(np.asarray(ids, ID_TYPES[bits])), I64(np.size(ids)), In(table), I64(vocab), I64(dim), I32(e),
+            Out((np.size(ids), dim), np.float32))
+
+
+def embedding_grad_args(err, ids, vocab, bits, n=None):
+    """Arguments of ki_*_embedding_grad{bits}; output: dtable (int32 [vocab, dim])."""
+    rows, dim = err.shape
+    return (In(err), In(np.asarray(ids, ID_TYPES[bits])), I64(rows if n is None else n), I64(vocab), I64(dim),
+            Out((vocab, dim), np.int32))
+
+
+def test_cpu_side_of_embedding_matches_the_reference(lib, rng):
+    # Plumbing of the ki_cpu_embedding* wrappers (no GPU needed).
+    table = int8s(rng, (11, 6))
+    ids = rng.integers(0, 11, size=40)
+    err = int8s(rng, (40, 6))
+    for bits in ID_TYPES:
+        fwd = run_cpu(lib, f"embedding{bits}", *embedding_args(ids, table, -5, bits))
+        assert fwd.rc == 0, fwd.error
+        np.testing.assert_array_equal(fwd.outputs[0], reference.embedding(ids, table, -5))
+        grad = run_cpu(lib, f"embedding_grad{bits}", *embedding_grad_args(err, ids, 11, bits))
+        assert grad.rc == 0, grad.error
+        np.testing.assert_array_equal(grad.outputs[0], reference.embedding_grad(err, ids, 11))
+        bad = run_cpu(lib, f"embedding{bits}", *embedding_args([3, 11], table, -5, bits))
+        assert bad.rc != 0 and "id 11 at position 1 is out of range [0, 11)" in bad.error
+
+
+# (n, vocab, dim): (3000, 1, 300) every id the same row, wider than a block; (70000, 3, 5) many colliding adds.
+EMBEDDING_SHAPES = [(1, 1, 1), (7, 10, 4), (1000, 50, 64), (3000, 1, 300), (70000, 3, 5), (0, 5, 3), (5, 100, 0),
+                    (0, 0, 4)]
+
+
+@pytest.mark.parametrize("bits", list(ID_TYPES))
+@pytest.mark.parametrize("n,vocab,dim", EMBEDDING_SHAPES)
+def test_embedding(gpu, rng, bits, n, vocab, dim):
+    table = int8s(rng, (vocab, dim))
+    ids = rng.integers(0, max(vocab, 1), size=n)
+    if n > 1:
+        ids[:2] = (0, vocab - 1)  # the first and the last row
+    for e in (-120, -7, 0, 100):
+        assert_same(*run_both(gpu, f"embedding{bits}", *embedding_args(ids, table, e, bits)),
+                    f"embedding{bits} {n}x{vocab}x{dim} e={e}")
+    for err in (int8s(rng, (n, dim)), np.full((n, dim), -128, np.int8), np.zeros((n, dim), np.int8)):
+        assert_same(*run_both(gpu, f"embedding_grad{bits}", *embedding_grad_args(err, ids, vocab, bits)),
+                    f"embedding_grad{bits} {n}x{vocab}x{dim}")
+
+
+@pytest.mark.parametrize("bits", list(ID_TYPES))
+def test_embedding_errors_match(gpu, rng, bits):
+    table = int8s(rng, (10, 4))
+    many = rng.integers(0, 10, size=100000)
+    many[[70001, 99999]] = (10, -1)  # the first bad position is past the first blocks
+    cases = {
+        "id 10 at position 2 is out of range [0, 10)": [1, 2, 10, 3],
+        "id -1 at position 0 is out of range [0, 10)": [-1, 2, 3],
+        "id 12 at position 1 is out of range": [0, 12, -3, 11],
+        "id 10 at position 70001 is out of range": many,
+        f"id {np.iinfo(ID_TYPES[bits]).min} at position 1": [0, np.iinfo(ID_TYPES[bits]).min],
+        f"id {np.iinfo(ID_TYPES[bits]).max} at position 0": [np.iinfo(ID_TYPES[bits]).max],
+    }
+    for message, ids in cases.items():
+        ids = np.asarray(ids, ID_TYPES[bits])
+        cpu, gpu_result = run_both(gpu, f"embedding{bits}", *embedding_args(ids, table, -7, bits))
+        assert cpu.rc != 0 and message in cpu.error and cpu.error == gpu_result.error, message
+        err = int8s(rng, (ids.size, 4))
+        cpu, gpu_result = run_both(gpu, f"embedding_grad{bits}", *embedding_grad_args(err, ids, 10, bits))
+        assert cpu.rc != 0 and message in cpu.error and cpu.error == gpu_result.error, message
+    # Any id is out of an empty vocabulary.
+    cpu, gpu_result = run_both(gpu, f"embedding{bits}", *embedding_args([0], np.zeros((0, 4), np.int8), -7, bits))
+    assert cpu.rc != 0 and "out of range [0, 0)" in cpu.error and cpu.error == gpu_result.error
+    # More ids than the gradient's int32 sums allow (checked before anything is read).
+    err = int8s(rng, (3, 4))
+    cpu, gpu_result = run_both(gpu, f"embedding_grad{bits}", *embedding_grad_args(err, [0, 1, 2], 10, bits,
+                                                                                   n=2**24))
+    assert cpu.rc != 0 and "16777216 ids in one call" in cpu.error and cpu.error == gpu_result.error
+
+
+# ------------------------------------------------------------ batched products
+
+def batch_matmul_args(x, w, batch, M, N, K, tx, tw):
+    """Arguments of ki_*_batch_matmul; output: [batch, M, N] int32."""
+    return (In(x), In(w), I64(batch), I64(M), I64(N), I64(K), I32(tx), I32(tw), Out((batch, M, N), np.int32))
+
+
+def batch_matmul_case(rng, batch, M, N, K, tx, tw):
+    x = int8s(rng, (batch, K, M) if tx else (batch, M, K))
+    w = int8s(rng, (batch, N, K) if tw else (batch, K, N))
+    return x, w
+
+
+def test_cpu_side_of_batch_matmul_matches_the_reference(lib, rng):
+    # Plumbing of ki_cpu_batch_matmul (no GPU needed).
+    for batch in (1, 5):
+        for tx, tw in ((0, 0), (1, 0), (0, 1), (1, 1)):
+            x, w = batch_matmul_case(rng, batch, 7, 5, 13, tx, tw)
+            res = run_cpu(lib, "batch_matmul", *batch_matmul_args(x, w, batch, 7, 5, 13, tx, tw))
+            assert res.rc == 0, res.error
+            np.testing.assert_array_equal(res.outputs[0], reference.batch_matmul(x, w, tx, tw))
+
+
+# (batch, M, N, K): one product (the CPU's MatMul path), attention-like shapes, a split depth, empty dimensions.
+BATCH_MATMUL_SHAPES = [(1, 1, 1, 1), (1, 17, 33, 45), (3, 17, 33, 45), (4, 64, 64, 64), (12, 7, 5, 300),
+                       (2, 128, 130, 64), (2, 3, 2, 200000), (0, 4, 4, 4), (3, 0, 4, 4), (3, 4, 0, 4), (3, 4, 4, 0)]
+
+
+@pytest.mark.parametrize("batch,M,N,K", BATCH_MATMUL_SHAPES)
+@pytest.mark.parametrize("tx,tw", [(0, 0), (1, 0), (0, 1), (1, 1)])
+def test_batch_matmul(gpu, rng, batch, M, N, K, tx, tw):
+    x, w = batch_matmul_case(rng, batch, M, N, K, tx, tw)
+    cpu, gpu_result = run_both(gpu, "batch_matmul", *batch_matmul_args(x, w, batch, M, N, K, tx, tw))
+    assert_same(cpu, gpu_result, f"batch matmul {batch}x{M}x{N}x{K} tx={tx} tw={tw}")
+    assert cpu.rc == 0, cpu.error
+
+
+def test_batch_matmul_overflow_matches(gpu):
+    # -128 * -128 = 2**14: 131071 products fit int32, 131072 do not; only the second product of three overflows.
+    for K in (131071, 131072):
+        x = np.full((3, 2, K), -128, np.int8)
+        w = np.full((3, K, 3), -128, np.int8)
+        w[0] = 0
+        cpu, gpu_result = run_both(gpu, "batch_matmul", *batch_matmul_args(x, w, 3, 2, 3, K, 0, 0))
+        assert_same(cpu, gpu_result, f"K={K}")
+        if K > 131071:
+            assert "int32 overflow" in cpu.error and cpu.error == gpu_result.error

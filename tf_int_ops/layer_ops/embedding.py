@@ -36,7 +36,9 @@ def embedding(ids, table, table_exponent, error_exponent=None):
         raise ValueError(f"{fn}: table must be a matrix [vocab, dim], got shape {variable.shape}")
     out = _loader.load().int_ops_embedding(ids, variable.handle, check.exponent(table_exponent, fn, "table_exponent"),
                                            _weighted.error_exponents(error_exponent, fn))
-    return out.y, out.y_exponent
+    y = out.y
+    y.set_shape(ids.shape.concatenate(variable.shape[1:]))  # the op's shape function cannot see the table
+    return y, out.y_exponent
 
 
 @tf.RegisterGradient("IntOps>Embedding")

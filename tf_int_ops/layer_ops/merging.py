@@ -32,6 +32,10 @@ def add(a, b, rounding="nearest", seed=None):
     """
     a = check.carrier(a, "a", "add")
     b = check.carrier(b, "b", "add")
+    try:
+        tf.broadcast_static_shape(a.shape, b.shape)
+    except ValueError:
+        raise ValueError(f"add: a and b must have the same shape or broadcast, got {a.shape} and {b.shape}") from None
     same = _same_shape(a, b)
 
     @tf.custom_gradient
