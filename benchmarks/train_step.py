@@ -3,8 +3,9 @@
     python benchmarks/train_step.py [--steps 30]
 
 For each configuration (MNIST LeNet at batch 64 and 256, NITI's VGG-small at
-batch 64, the CIFAR ResNet-20 with batch norm at batch 64; ``--batch`` sets
-one batch size for all) both models are trained by ``model.fit`` on the same
+batch 64, the CIFAR ResNet-20 with batch norm at batch 64, the small ViT on
+28x28 images (4x4 patches) and the text transformer on 64 tokens of an
+84-symbol vocabulary at batch 64; ``--batch`` sets one batch size for all) both models are trained by ``model.fit`` on the same
 synthetic batches, in the same process, alternately, after a warm-up
 (tracing); the script prints images/s of each and the ratio integer /
 float32. Peak memory
@@ -24,7 +25,9 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 CONFIGS = [("lenet", (28, 28, 1), 64), ("lenet", (28, 28, 1), 256), ("vgg_small", (32, 32, 3), 64),
-           ("resnet20", (32, 32, 3), 64)]
+           ("resnet20", (32, 32, 3), 64), ("vit_tiny", (28, 28, 1), 64), ("text_transformer", (64,), 64)]
+# The text model's vocabulary (the fortune cookies' characters).
+TEXT_VOCAB = 84
 
 
 def _setup(model_name, input_shape, batch, integer, steps, build=True):
@@ -38,12 +41,16 @@ def _setup(model_name, input_shape, batch, integer, steps, build=True):
 
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
-    x = rng.random((steps * batch, *input_shape), dtype=np.float32)
+    text = model_name == "text_transformer"
+    if text:
+        x = rng.integers(0, TEXT_VOCAB, (steps * batch, *input_shape)).astype(np.int32)
+    else:
+        x = rng.random((steps * batch, *input_shape), dtype=np.float32)
     y = rng.integers(0, 10, steps * batch)
     data = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch).cache()
 
     def build_model():
-        model = models.build(model_name, input_shape, 10, integer=integer)
+        model = models.build(model_name, input_shape, 10, integer=integer, vocab=TEXT_VOCAB if text else None)
         if integer:
             model.compile(optimizer=keras_int.optimizers.IntegerSGD(),
                           loss=keras_int.losses.IntegerCrossEntropy())
@@ -91,13 +98,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20, help="training steps per timed epoch")
     parser.add_argument("--rounds", type=int, default=3, help="alternating timed epochs per model")
-    parser.add_argument("--only", default=None, help="run one model: lenet, vgg_small or resnet20")
+    parser.add_argument("--only", default=None,
+                        help="run one model: lenet, vgg_small, resnet20, vit_tiny or text_transformer")
     parser.add_argument("--batch", type=int, default=None, help="override every configuration's batch size")
     args = parser.parse_args()
     import tensorflow as tf
 
     print(f"TensorFlow {tf.__version__}, {os.cpu_count()} CPUs; integer vs float32, model.fit")
-    print(f"{'model':<10} {'batch':>5} {'int img/s':>10} {'f32 img/s':>10} {'ratio':>6}"
+    print(f"{'model':<16} {'batch':>5} {'int img/s':>10} {'f32 img/s':>10} {'ratio':>6}"
           f" {'int MiB':>8} {'f32 MiB':>8} {'ratio':>6}")
     configs = CONFIGS
     if args.batch is not None:  # one run per model at that batch
@@ -118,7 +126,7 @@ def main():
                 times.append(time.perf_counter() - start)
         speed = {k: args.steps * batch / min(v[2]) for k, v in runs.items()}
         memory = {k: _memory(model_name, input_shape, batch, k, args.steps) for k in (True, False)}
-        print(f"{model_name:<10} {batch:>5} {speed[True]:>10.1f} {speed[False]:>10.1f}"
+        print(f"{model_name:<16} {batch:>5} {speed[True]:>10.1f} {speed[False]:>10.1f}"
               f" {speed[True] / speed[False]:>6.2f} {memory[True]:>8.1f} {memory[False]:>8.1f}"
               f" {memory[True] / memory[False]:>6.2f}", flush=True)
 

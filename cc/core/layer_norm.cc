@@ -86,8 +86,10 @@ Status LayerNorm(const int8_t* q, int64_t rows, int64_t features, int x_exponent
     return Status::OK();
   }
   // One pass per row: the row's statistics (S1, S2 exact in int64), its
-  // constants, and the largest |gamma * xhat + beta| for the exponent.
+  // constants, the accumulators gamma * xhat + beta (kept for the emit) and
+  // their largest magnitude for the exponent.
   std::vector<uint64_t> largest(static_cast<size_t>(rows), 0);
+  std::vector<int64_t> acc(static_cast<size_t>(rows * features));
   parallel_for(rows, features * 16, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
       const int8_t* row = q + r * features;
@@ -102,9 +104,11 @@ Status LayerNorm(const int8_t* q, int64_t rows, int64_t features, int x_exponent
       x_sum[r] = ch.sum;
       inv_sqrt[r] = ch.inv_sqrt;
       inv_shift[r] = ch.inv_shift;
+      int64_t* row_acc = acc.data() + r * features;
       uint64_t m = 0;
       for (int64_t c = 0; c < features; ++c) {
-        m = std::max(m, Magnitude64(NormOutput(NormXhat(row[c], ch), params.gamma[c], params.beta[c])));
+        row_acc[c] = NormOutput(NormXhat(row[c], ch), params.gamma[c], params.beta[c]);
+        m = std::max(m, Magnitude64(row_acc[c]));
       }
       largest[r] = m;
     }
@@ -112,11 +116,7 @@ Status LayerNorm(const int8_t* q, int64_t rows, int64_t features, int x_exponent
   const int acc_exponent = params.gamma_exponent - kNormFractionBits;
   return EmitRows(
       "layer_norm", rows, features, largest, [&](int64_t) { return acc_exponent; }, rounding, seed, parallel_for,
-      [&](int64_t r, int64_t c) {
-        const NormChannel ch{features, x_sum[r], inv_sqrt[r], inv_shift[r]};
-        return NormOutput(NormXhat(q[r * features + c], ch), params.gamma[c], params.beta[c]);
-      },
-      y, y_exponent);
+      [&](int64_t r, int64_t c) { return acc[r * features + c]; }, y, y_exponent);
 }
 
 Status LayerNormGrad(const int8_t* err, int err_exponent, const int8_t* q, int64_t rows, int64_t features,
@@ -138,6 +138,7 @@ Status LayerNormGrad(const int8_t* err, int err_exponent, const int8_t* q, int64
   // (exact integer sums in any order).
   std::vector<NormGradChannel> constants(static_cast<size_t>(rows));
   std::vector<uint64_t> largest(static_cast<size_t>(rows), 0);
+  std::vector<int64_t> values(static_cast<size_t>(rows * features));  // kept for the emit
   std::vector<int64_t> sum_err(static_cast<size_t>(features), 0), sum_err_xhat(static_cast<size_t>(features), 0);
   std::mutex mutex;
   parallel_for(rows, features * 40, [&](int64_t begin, int64_t end) {
@@ -158,9 +159,11 @@ Status LayerNormGrad(const int8_t* err, int err_exponent, const int8_t* q, int64
       const NormGradChannel k = MakeNormGradChannel(sum_a, sum_b, features, inv_sqrt[r], inv_shift[r], 1,
                                                     gamma_exponent, x_exponent, err_exponent);
       constants[r] = k;
+      int64_t* row_values = values.data() + r * features;
       uint64_t m = 0;
       for (int64_t c = 0; c < features; ++c) {
-        m = std::max(m, Magnitude64(NormGradValue(int32_t{e[c]} * gamma[c], xhat[c], k.a, k.b, k.gamma_rho)));
+        row_values[c] = NormGradValue(int32_t{e[c]} * gamma[c], xhat[c], k.a, k.b, k.gamma_rho);
+        m = std::max(m, Magnitude64(row_values[c]));
       }
       largest[r] = m;
     }
@@ -181,13 +184,7 @@ Status LayerNormGrad(const int8_t* err, int err_exponent, const int8_t* q, int64
   return EmitRows(
       "layer_norm_grad", rows, features, largest, [&](int64_t r) { return constants[r].exponent; },
       Rounding::kNearest, RoundingSeed{}, parallel_for,
-      [&](int64_t r, int64_t c) {
-        const int64_t i = r * features + c;
-        const NormGradChannel& k = constants[r];
-        const int32_t xhat = NormXhat(q[i], NormChannel{features, x_sum[r], inv_sqrt[r], inv_shift[r]});
-        return NormGradValue(int32_t{err[i]} * gamma[c], xhat, k.a, k.b, k.gamma_rho);
-      },
-      dx, dx_exponent);
+      [&](int64_t r, int64_t c) { return values[r * features + c]; }, dx, dx_exponent);
 }
 
 }  // namespace keras_int

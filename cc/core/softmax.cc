@@ -39,15 +39,24 @@ Status SoftmaxProbabilities(const int8_t* q, const uint8_t* mask, int64_t rows, 
                             const SoftmaxScale& scale, int32_t* probabilities, const ParallelFor& parallel_for) {
   KERAS_INT_RETURN_IF_ERROR(CheckSoftmaxScale(scale));
   KERAS_INT_RETURN_IF_ERROR(CheckSoftmaxRow(n));
-  parallel_for(rows, n * 24, [&](int64_t begin, int64_t end) {
+  // A numerator depends only on d = q_max - q (0..255) and the call's
+  // exponent and scale: 256 of them, computed once with the element
+  // functions, then looked up.
+  int64_t numerator[256];
+  for (int d = 0; d < 256; ++d) {
+    numerator[d] = SoftmaxNumerator(SoftmaxExpArgument(d, exponent, scale.multiplier, scale.shift));
+  }
+  parallel_for(rows, n * 6, [&](int64_t begin, int64_t end) {
     std::vector<int64_t> p(static_cast<size_t>(n));
     for (int64_t r = begin; r < end; ++r) {
       const int8_t* row = q + r * n;
       const uint8_t* keep = mask == nullptr ? nullptr : mask + r * n;
       int32_t* out = probabilities + r * n;
       int32_t q_max = -129;
-      for (int64_t i = 0; i < n; ++i) {
-        if (keep == nullptr || keep[i]) q_max = std::max<int32_t>(q_max, row[i]);
+      if (keep == nullptr) {
+        for (int64_t i = 0; i < n; ++i) q_max = std::max<int32_t>(q_max, row[i]);
+      } else {
+        for (int64_t i = 0; i < n; ++i) q_max = std::max<int32_t>(q_max, keep[i] ? row[i] : -129);
       }
       if (q_max == -129) {  // every entry masked
         std::fill(out, out + n, 0);
@@ -55,9 +64,7 @@ Status SoftmaxProbabilities(const int8_t* q, const uint8_t* mask, int64_t rows, 
       }
       int64_t sum = 0;  // <= n * 2**30 < 2**51
       for (int64_t i = 0; i < n; ++i) {
-        p[i] = keep == nullptr || keep[i]
-                   ? SoftmaxNumerator(SoftmaxExpArgument(q_max - row[i], exponent, scale.multiplier, scale.shift))
-                   : 0;
+        p[i] = keep == nullptr || keep[i] ? numerator[q_max - row[i]] : 0;
         sum += p[i];
       }
       for (int64_t i = 0; i < n; ++i) out[i] = SoftmaxProbability(p[i], sum);

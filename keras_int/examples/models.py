@@ -174,7 +174,9 @@ def build(name, input_shape, classes, integer=True, bn_momentum=BN_MOMENTUM, voc
     if name == "vit_tiny":
         if len(input_shape) != 3:
             raise ValueError(f"vit_tiny needs images, got input shape {input_shape}")
-        return vit(input_shape, classes, integer=integer)
+        # 2x2 patches on small images (the 8x8 digits: 16 tokens), 4x4 from
+        # 28x28 up (MNIST: 49 tokens, CIFAR-10: 64).
+        return vit(input_shape, classes, integer=integer, patch=2 if max(input_shape[:2]) <= 16 else 4)
     if name == "text_transformer":
         if vocab is None or len(input_shape) != 1:
             raise ValueError("text_transformer needs a text dataset (token ids and a vocabulary)")
