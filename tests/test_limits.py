@@ -47,6 +47,12 @@ def test_values_match_the_specification():
     assert ops.CROSS_ENTROPY_ERROR_EXPONENT == spec_value(r"with exponent (-\d+), so that its value")
     # Section 4: "`sum(p)` is exact in int64 for rows of at most 2**21 classes".
     assert ops.CROSS_ENTROPY_MAX_CLASSES == 2 ** spec_value(r"rows of at most 2\*\*(\d+) classes")
+    # Section 10 (softmax): "rows of `n <= 2**21` entries", "`1 <= M < 2**16`, `0 <= S <= 62`".
+    assert ops.SOFTMAX_MAX_ROW == 2 ** spec_value(r"rows of `n <= 2\*\*(\d+)` entries")
+    assert ops.SOFTMAX_MAX_MULTIPLIER == 2 ** spec_value(r"`1 <= M < 2\*\*(\d+)`") - 1
+    assert ops.SOFTMAX_MAX_SHIFT == spec_value(r"`0 <= S <= (\d+)`")
+    # Section 12 (embeddings): "a call takes at most `2**24 - 1` ids".
+    assert ops.EMBEDDING_MAX_LOOKUPS == 2 ** spec_value(r"at most `2\*\*(\d+) - 1` ids") - 1
 
 
 def test_derived_values():
