@@ -6,7 +6,7 @@ import os
 import keras
 import tensorflow as tf
 
-from keras_int.optimizers import IntegerSGD
+from keras_int.optimizers import IntegerAdam, IntegerSGD
 from tf_int_ops import _tf_internal
 from tf_int_ops import _validation as check
 
@@ -79,7 +79,7 @@ class ExponentTracker(keras.callbacks.Callback):
                     values[f"{PREFIX}{layer.name}/{name}"] = int(variable.numpy())
             kernel = getattr(layer, "kernel", None)
             grad_bits = (optimizer.grad_bits(kernel)
-                         if kernel is not None and isinstance(optimizer, IntegerSGD) else None)
+                         if kernel is not None and isinstance(optimizer, (IntegerSGD, IntegerAdam)) else None)
             if grad_bits is not None:
                 values[f"{PREFIX}{layer.name}/grad_bits"] = int(grad_bits.numpy())
         if isinstance(optimizer, IntegerSGD) and optimizer.built:

@@ -1,4 +1,4 @@
-"""IntegerSGD: NITI's integer weight update inside Keras' optimizer API."""
+"""IntegerSGD (NITI's integer weight update) and IntegerAdam inside Keras' optimizer API."""
 
 import keras
 import tensorflow as tf
@@ -41,6 +41,47 @@ def _shifted_copy_of(variable):
     return initializer
 
 
+# Keras' float gradient transformations would scale, clip or average the
+# int32 gradients (or create int8 accumulators).
+_FLOAT_TRANSFORMS = ("clipnorm", "clipvalue", "global_clipnorm", "use_ema", "loss_scale_factor",
+                     "gradient_accumulation_steps")
+
+
+def _refuse_float_transforms(optimizer, name):
+    for option in _FLOAT_TRANSFORMS:
+        if getattr(optimizer, option, None):
+            raise ValueError(f"{name}: {option} is not supported: it would transform the integer gradients in float")
+
+
+def _master(optimizer, variable, weight_bits):
+    """The 16-bit master copy of an int8 variable (None for 8-bit weights and other types)."""
+    if variable.dtype != "int8" or weight_bits != 16:
+        return None
+    # It starts at w << 8 (exact: |w| <= 127).
+    return optimizer.add_variable(shape=variable.shape, dtype="int16", initializer=_shifted_copy_of(variable),
+                                  name=_slot_name(variable, "master16"))
+
+
+def _assign_integer(variable, master, new_w):
+    """new_w into the variable, or into its master and the derived int8 weights."""
+    if master is None:
+        variable.assign(new_w)
+    else:
+        master.assign(new_w)
+        variable.assign(tf_int_ops.int8_weights(new_w))
+
+
+def _check_integer_gradient(name, variable, gradient):
+    if variable.dtype not in (tf.int8, tf.int16, tf.int32) or gradient.dtype != tf.int32:
+        raise ValueError(f"{name}: variable {variable.name} ({variable.dtype.name}) got a "
+                         f"{gradient.dtype.name} gradient; integer variables need int32 gradients "
+                         "from keras_int layers")
+
+
+def _is_float(variable):
+    return variable.dtype in (tf.float16, tf.bfloat16, tf.float32, tf.float64)
+
+
 @keras.saving.register_keras_serializable(package="keras_int")
 class IntegerSGD(keras.optimizers.Optimizer):
     """NITI's integer SGD (docs/algorithms.md 6) for int8 variables (and int32 biases).
@@ -69,13 +110,7 @@ class IntegerSGD(keras.optimizers.Optimizer):
     def __init__(self, mu=5, mu_schedule=None, momentum=0, weight_decay=0, weight_bits=8,
                  learning_rate=0.01, name="integer_sgd", **kwargs):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
-        # Keras' float gradient transformations would scale, clip or average
-        # the int32 gradients (or create int8 accumulators): refused.
-        for option in ("clipnorm", "clipvalue", "global_clipnorm", "use_ema", "loss_scale_factor",
-                       "gradient_accumulation_steps"):
-            if getattr(self, option, None):
-                raise ValueError(f"IntegerSGD: {option} is not supported: it would transform the "
-                                 "integer gradients in float")
+        _refuse_float_transforms(self, "IntegerSGD")
         mu = check.int_in(mu, "mu", "IntegerSGD", 1, 30)
         momentum = check.int_in(momentum, "momentum", "IntegerSGD", 0, 16, " (sixteenths)")
         weight_decay = check.int_in(weight_decay, "weight_decay", "IntegerSGD", 0, 1024)
@@ -107,12 +142,7 @@ class IntegerSGD(keras.optimizers.Optimizer):
         for variable in variables:
             self._grad_bits.append(self.add_variable(shape=(), dtype="int32", initializer="zeros",
                                                      name=_slot_name(variable, "grad_bits")))
-            master = None
-            if variable.dtype == "int8" and self.weight_bits == 16:
-                # The 16-bit master copy starts at w << 8 (exact: |w| <= 127).
-                master = self.add_variable(shape=variable.shape, dtype="int16",
-                                           initializer=_shifted_copy_of(variable),
-                                           name=_slot_name(variable, "master16"))
+            master = _master(self, variable, self.weight_bits)
             self._masters.append(master)
             momentum = None
             if self.momentum:
@@ -146,7 +176,7 @@ class IntegerSGD(keras.optimizers.Optimizer):
 
     def update_step(self, gradient, variable, learning_rate):
         index = _tf_internal.optimizer_variable_index(self, variable)
-        if variable.dtype in (tf.float16, tf.bfloat16, tf.float32, tf.float64):
+        if _is_float(variable):
             # A float layer in an integer model: plain SGD, documented.
             if self._momenta[index] is not None:
                 m = self._momenta[index]
@@ -154,10 +184,7 @@ class IntegerSGD(keras.optimizers.Optimizer):
                 gradient = m
             variable.assign_sub(tf.cast(learning_rate, variable.dtype) * gradient)
             return
-        if variable.dtype not in (tf.int8, tf.int16, tf.int32) or gradient.dtype != tf.int32:
-            raise ValueError(f"IntegerSGD: variable {variable.name} ({variable.dtype.name}) got a "
-                             f"{gradient.dtype.name} gradient; integer variables need int32 gradients "
-                             "from keras_int layers")
+        _check_integer_gradient("IntegerSGD", variable, gradient)
         mu = self._mu()
         self.current_mu.assign(mu)
         self._grad_bits[index].assign(tf_int_ops.bit_length(gradient))
@@ -170,11 +197,7 @@ class IntegerSGD(keras.optimizers.Optimizer):
             self.integer_weight_decay)
         if momentum is not None:
             momentum.assign(new_m)
-        if master is None:
-            variable.assign(new_w)
-        else:
-            master.assign(new_w)
-            variable.assign(tf_int_ops.int8_weights(new_w))
+        _assign_integer(variable, master, new_w)
 
     def grad_bits(self, variable):
         """bit_length of the last integer gradient of `variable` (for ExponentTracker).
@@ -214,3 +237,109 @@ class IntegerSGD(keras.optimizers.Optimizer):
             "weight_bits": self.weight_bits,
         })
         return config
+
+
+def _beta_q16(beta, name):
+    beta = check.fraction(beta, name, "IntegerAdam")
+    q = int(round(beta * 2**16))
+    if q >= 2**16:
+        raise ValueError(f"IntegerAdam: {name} must be below 1 - 2**-17 (16 fraction bits), got {beta!r}")
+    return q
+
+
+@keras.saving.register_keras_serializable(package="keras_int")
+class IntegerAdam(keras.optimizers.Optimizer):
+    """Adam in integers (docs/algorithms.md 14) for int8 variables (and int32 biases).
+
+    Each step normalises the int32 gradient to 15 bits (the shift of its
+    bit length, as IntegerSGD's), keeps int32 first and second moments with
+    the betas as 16-bit fractions, corrects their bias with ``beta**t``
+    computed in Q30, and moves each weight by ``m_hat / (isqrt(v_hat) + 1)``
+    times ``2**step_bits`` weight units, rounded pseudo-stochastically: a
+    per-weight adaptive step where IntegerSGD's is one size per tensor.
+
+    Args:
+      step_bits: log2 of a full step in int8 weight units (-8 to 8): 0 moves
+        a weight with a steady gradient by one unit per step; negative values
+        take fractions of a unit (pseudo-stochastic rounding), best with
+        ``weight_bits=16``.
+      beta_1, beta_2: as Keras' Adam, kept as ``round(beta * 2**16)``.
+      weight_bits: 8, or 16 to keep 16-bit master weights (as IntegerSGD).
+      learning_rate: used only for float variables (float layers mixed into
+        an integer model), which get plain SGD.
+
+    >>> model.compile(optimizer=IntegerAdam(step_bits=0), loss=keras_int.losses.IntegerCrossEntropy())
+    """
+
+    def __init__(self, step_bits=0, beta_1=0.9, beta_2=0.999, weight_bits=8, learning_rate=0.01,
+                 name="integer_adam", **kwargs):
+        super().__init__(learning_rate=learning_rate, name=name, **kwargs)
+        _refuse_float_transforms(self, "IntegerAdam")
+        self.step_bits = check.int_in(step_bits, "step_bits", "IntegerAdam", -8, 8)
+        self.beta_1 = float(beta_1)
+        self.beta_2 = float(beta_2)
+        self._beta_1_q16 = _beta_q16(beta_1, "beta_1")
+        self._beta_2_q16 = _beta_q16(beta_2, "beta_2")
+        if weight_bits not in (8, 16):
+            raise ValueError(f"IntegerAdam: weight_bits must be 8 or 16, got {weight_bits!r}")
+        self.weight_bits = weight_bits
+
+    def build(self, variables):
+        if self.built:
+            return
+        super().build(variables)
+        self._grad_bits, self._masters, self._first, self._second = [], [], [], []
+        for variable in variables:
+            self._grad_bits.append(self.add_variable(shape=(), dtype="int32", initializer="zeros",
+                                                     name=_slot_name(variable, "grad_bits")))
+            self._masters.append(_master(self, variable, self.weight_bits))
+            integer = not _is_float(variable)
+            dtype = "int32" if integer else variable.dtype
+            self._first.append(self.add_variable(shape=variable.shape, dtype=dtype, initializer="zeros",
+                                                 name=_slot_name(variable, "m")) if integer else None)
+            self._second.append(self.add_variable(shape=variable.shape, dtype=dtype, initializer="zeros",
+                                                  name=_slot_name(variable, "v")) if integer else None)
+
+    def update_step(self, gradient, variable, learning_rate):
+        index = _tf_internal.optimizer_variable_index(self, variable)
+        if _is_float(variable):
+            variable.assign_sub(tf.cast(learning_rate, variable.dtype) * gradient)  # plain SGD, documented
+            return
+        _check_integer_gradient("IntegerAdam", variable, gradient)
+        self._grad_bits[index].assign(tf_int_ops.bit_length(gradient))
+        master = self._masters[index]
+        target = variable if master is None else master
+        # A 16-bit master weight's unit is 2**-8 of an int8 weight's.
+        shift = self.step_bits + (8 if master is not None else 0)
+        step = tf.cast(self.iterations, tf.int64) + 1
+        new_w, new_m, new_v = tf_int_ops.integer_adam_update(
+            tf.convert_to_tensor(target), gradient, tf.convert_to_tensor(self._first[index]),
+            tf.convert_to_tensor(self._second[index]), step, self._beta_1_q16, self._beta_2_q16, shift)
+        self._first[index].assign(new_m)
+        self._second[index].assign(new_v)
+        _assign_integer(variable, master, new_w)
+
+    def grad_bits(self, variable):
+        """bit_length of the last integer gradient of `variable` (for ExponentTracker); None if not updated."""
+        index = _tf_internal.optimizer_variable_index(self, variable) if self.built else None
+        return None if index is None else self._grad_bits[index]
+
+    def _value_range(self, variable):
+        if any(variable is bits for bits in self._grad_bits):
+            return 0, 32
+        if variable is self.iterations:
+            return _checkpoint.nonnegative_range(variable.dtype)
+        if any(variable is v for v in self._second if v is not None):
+            return 0, 2**30  # the second moment of a 15-bit gradient
+        if any(variable is m for m in self._first if m is not None):
+            return -(2**15), 2**15
+        return _checkpoint.symmetric_range(variable.dtype)
+
+    def load_own_variables(self, store):
+        """Keras' loading, refusing data of the wrong type or out of range (see _checkpoint)."""
+        super().load_own_variables(_checkpoint.CheckedStore(
+            store, f"IntegerAdam '{self.name}'", self.variables, self._value_range))
+
+    def get_config(self):
+        return {**super().get_config(), "step_bits": self.step_bits, "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "weight_bits": self.weight_bits}

@@ -942,3 +942,51 @@ def batch_matmul(x, w, transpose_x=False, transpose_w=False):
     if transpose_w:
         w = np.swapaxes(w, -1, -2)
     return np.matmul(x, w)
+
+
+# ---------------------------------------------------------------- integer Adam (section 14)
+
+ADAM_GRADIENT_BITS = 15
+ADAM_STEP_FRACTION_BITS = 24
+
+
+def adam_power_q30(beta, t):
+    """beta**t in Q30 (beta in Q16): square-and-multiply from t's lowest bit, each product
+    rounded (nearest) to Q30; stops once the result is 0."""
+    result, base = 1 << 30, int(beta) << 14
+    while t > 0 and result != 0:
+        if t & 1:
+            result = int(_shift_nearest(result * base, 30))
+        base = int(_shift_nearest(base * base, 30))
+        t >>= 1
+    return result
+
+
+def adam_update(w, g, m, v, t, beta_1=58982, beta_2=65470, step_shift=0, bits=8):
+    """Section 14, step t >= 1: (w', m', v') from int weights w (`bits` wide), int32 gradient g
+    and int32 moments m, v."""
+    g = [int(x) for x in np.ravel(g)]
+    s = max((abs(x) for x in g), default=0).bit_length() - ADAM_GRADIENT_BITS
+    c1 = (1 << 30) - adam_power_q30(beta_1, t)
+    c2 = (1 << 30) - adam_power_q30(beta_2, t)
+    limit = (1 << (bits - 1)) - 1
+    w_out, m_out, v_out = [], [], []
+    for wi, gi, mi, vi in zip(np.ravel(w), g, np.ravel(m), np.ravel(v)):
+        gn = int(_shift_nearest(gi, s)) if s > 0 else gi << -s
+        m1 = int(_shift_nearest(beta_1 * int(mi) + ((1 << 16) - beta_1) * gn, 16))
+        v1 = int(_shift_nearest(beta_2 * int(vi) + ((1 << 16) - beta_2) * gn * gn, 16))
+        step = 0
+        if m1:
+            m_hat = (abs(m1) << 30) // c1
+            v_hat = (v1 << 30) // c2
+            fraction = (m_hat << ADAM_STEP_FRACTION_BITS) // (math.isqrt(v_hat) + 1)
+            size = int(round_shift(np.array([fraction], np.int64), ADAM_STEP_FRACTION_BITS - step_shift,
+                                   "pseudo_stochastic")[0])
+            step = -size if m1 < 0 else size
+        w_out.append(max(-limit, min(limit, int(wi) - step)))
+        m_out.append(m1)
+        v_out.append(v1)
+    shape = np.shape(w)
+    dtype = {8: np.int8, 16: np.int16, 32: np.int32}[bits]
+    return (np.array(w_out, dtype).reshape(shape), np.array(m_out, np.int32).reshape(shape),
+            np.array(v_out, np.int32).reshape(shape))

@@ -28,6 +28,7 @@ from tf_int_ops.ops import (
     int_max_pool2d,
     int_max_pool2d_grad,
     int_softmax_cross_entropy_grad,
+    integer_adam_update,
     integer_sgd_update,
     quantize,
     requantize,

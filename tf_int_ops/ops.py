@@ -308,6 +308,30 @@ def integer_sgd_update(w, grad, mu=5, momentum=0, momentum_buffer=None, weight_d
                                      momentum=int(momentum), weight_decay=int(weight_decay))
 
 
+def integer_adam_update(w, grad, m, v, step, beta_1=58982, beta_2=65470, step_shift=0):
+    """Integer Adam step ``step`` (>= 1) (docs/algorithms.md 14): returns ``(new_w, new_m, new_v)``.
+
+    ``w`` int8/int16/int32 weights, ``grad`` their int32 gradient, ``m`` and
+    ``v`` int32 moments; ``beta_1``, ``beta_2`` with 16 fraction bits
+    (``round(beta * 2**16)``); a step ``m_hat / sqrt(v_hat)`` of 1 moves a
+    weight by ``2**step_shift`` units.
+
+    >>> w, m, v = integer_adam_update(w, g, m, v, step=1)
+    """
+    fn = "integer_adam_update"
+    w = tf.convert_to_tensor(w)
+    if w.dtype not in (tf.int8, tf.int16, tf.int32):
+        raise ValueError(f"{fn}: w must be int8, int16 or int32, got {w.dtype.name}")
+    grad = check.tensor(grad, tf.int32, "grad", fn)
+    m = check.tensor(m, tf.int32, "m", fn)
+    v = check.tensor(v, tf.int32, "v", fn)
+    step = check.tensor(step, tf.int64, "step", fn)
+    beta_1 = check.int_in(beta_1, "beta_1", fn, 0, 2**16 - 1)
+    beta_2 = check.int_in(beta_2, "beta_2", fn, 0, 2**16 - 1)
+    step_shift = check.int_in(step_shift, "step_shift", fn, -16, 16)
+    return _ops().int_ops_adam_update(w, grad, m, v, step, beta_1=beta_1, beta_2=beta_2, step_shift=step_shift)
+
+
 def int8_weights(w16):
     """int8 weights from 16-bit accumulated ones: pseudo-stochastic shift by 8, clipped."""
     w16 = check.tensor(w16, tf.int16, "w16", "int8_weights")
@@ -321,6 +345,6 @@ def int8_weights(w16):
 # IntOps>Limits is never run: it only publishes cc/core/limits.h (above).
 for _op_name in ("BitLength", "Quantize", "Dequantize", "Requantize", "RoundShift", "AlignedAdd",
                  "MatMul", "BatchMatMul", "Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter", "MaxPool",
-                 "MaxPoolGrad", "AvgPool", "AvgPoolGrad", "SoftmaxCrossEntropyGrad", "SgdUpdate",
+                 "MaxPoolGrad", "AvgPool", "AvgPoolGrad", "SoftmaxCrossEntropyGrad", "SgdUpdate", "AdamUpdate",
                  "Limits"):
     tf.no_gradient(f"IntOps>{_op_name}")

@@ -3,6 +3,7 @@
 // (cross_entropy_element.h, sgd_element.h).
 #include <string>
 
+#include "cc/core/adam_element.h"
 #include "cc/core/cross_entropy_element.h"
 #include "cc/core/rounding.h"
 #include "cc/core/sgd_element.h"
@@ -58,7 +59,46 @@ __global__ void SgdApplyKernel(T* w, const int32_t* g, int64_t n, int weight_dec
   }
 }
 
+template <typename T>
+__global__ void AdamKernel(T* w, const int32_t* g, int32_t* m, int32_t* v, int64_t n, AdamStep step, int64_t beta1,
+                           int64_t beta2, int64_t limit) {
+  KI_GRID_STRIDE(i, n) {
+    const int64_t gn = AdamNormalizedGradient(g[i], step.gradient_shift);
+    const int64_t m1 = AdamMoment(m[i], gn, beta1);
+    const int64_t v1 = AdamMoment(v[i], gn * gn, beta2);
+    m[i] = static_cast<int32_t>(m1);
+    v[i] = static_cast<int32_t>(v1);
+    w[i] = static_cast<T>(Clip64(int64_t{w[i]} - AdamStepValue(m1, v1, step), limit));
+  }
+}
+
 }  // namespace
+
+template <typename T>
+Status IntegerAdamUpdate(const Context& ctx, T* w, const int32_t* g, int32_t* m, int32_t* v, int64_t n, int64_t t,
+                         const AdamOptions& options) {
+  KERAS_INT_RETURN_IF_ERROR(CheckAdamOptions(options));
+  AdamStep step;
+  if (n == 0) return MakeAdamStep(0, t, options, &step);  // still checks t
+  const cudaStream_t stream = StreamOf(ctx);
+  uint32_t* any;
+  KERAS_INT_RETURN_IF_ERROR(ZeroScratch(ctx, 1, &any));
+  GradientBitsKernel<<<BlocksFor(n), kThreads, 0, stream>>>(g, n, any);
+  KERAS_INT_RETURN_IF_ERROR(LaunchStatus("adam_update"));
+  uint32_t any_host = 0;
+  KERAS_INT_RETURN_IF_ERROR(ReadBack(ctx, any, &any_host));
+  KERAS_INT_RETURN_IF_ERROR(MakeAdamStep(BitLength(any_host), t, options, &step));
+  AdamKernel<T><<<BlocksFor(n), kThreads, 0, stream>>>(w, g, m, v, n, step, options.beta1, options.beta2,
+                                                       SgdWeightLimit<T>());
+  return LaunchStatus("adam_update");
+}
+
+template Status IntegerAdamUpdate<int8_t>(const Context&, int8_t*, const int32_t*, int32_t*, int32_t*, int64_t,
+                                          int64_t, const AdamOptions&);
+template Status IntegerAdamUpdate<int16_t>(const Context&, int16_t*, const int32_t*, int32_t*, int32_t*, int64_t,
+                                           int64_t, const AdamOptions&);
+template Status IntegerAdamUpdate<int32_t>(const Context&, int32_t*, const int32_t*, int32_t*, int32_t*, int64_t,
+                                           int64_t, const AdamOptions&);
 
 template <typename Label>
 Status SoftmaxCrossEntropyGrad(const Context& ctx, const int8_t* logits, int64_t batch,

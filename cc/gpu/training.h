@@ -1,10 +1,11 @@
-// The integer cross-entropy gradient and SGD on the GPU: the twins of
-// cc/core/cross_entropy.h and sgd.h.
+// The integer cross-entropy gradient, SGD and Adam on the GPU: the twins of
+// cc/core/cross_entropy.h, sgd.h and adam.h.
 #ifndef KERAS_INT_CC_GPU_TRAINING_H_
 #define KERAS_INT_CC_GPU_TRAINING_H_
 
 #include <cstdint>
 
+#include "cc/core/adam.h"
 #include "cc/core/rounding.h"
 #include "cc/core/sgd.h"
 #include "cc/core/status.h"
@@ -21,6 +22,10 @@ Status SoftmaxCrossEntropyGrad(const Context& ctx, const int8_t* logits, int64_t
 template <typename T>
 Status IntegerSgdUpdate(const Context& ctx, T* w, const int32_t* g, int64_t n,
                         const SgdOptions& options, T* momentum_buffer);
+// Copies the gradient's bit length back to the host (one word).
+template <typename T>
+Status IntegerAdamUpdate(const Context& ctx, T* w, const int32_t* g, int32_t* m, int32_t* v, int64_t n, int64_t t,
+                         const AdamOptions& options);
 
 }  // namespace gpu
 }  // namespace keras_int

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "cc/core/adam.h"
 #include "cc/core/cross_entropy.h"
 #include "cc/core/sgd.h"
 #include "cc/kernels/device_context.h"
@@ -38,6 +39,12 @@ Status IntegerSgdUpdate(CpuContext&, T* w, const int32_t* g, int64_t n, const Sg
   return IntegerSgdUpdate<T>(w, g, n, options, momentum_buffer);
 }
 
+template <typename T>
+Status IntegerAdamUpdate(CpuContext& device, T* w, const int32_t* g, int32_t* m, int32_t* v, int64_t n, int64_t t,
+                         const AdamOptions& options) {
+  return IntegerAdamUpdate<T>(w, g, m, v, n, t, options, device.parallel_for());
+}
+
 #if KERAS_INT_CUDA
 template <typename Label>
 Status SoftmaxCrossEntropyGrad(GpuContext& device, const int8_t* logits, int64_t batch, int64_t classes,
@@ -50,6 +57,11 @@ template <typename T>
 Status IntegerSgdUpdate(GpuContext& device, T* w, const int32_t* g, int64_t n, const SgdOptions& options,
                         T* momentum_buffer) {
   return gpu::IntegerSgdUpdate<T>(device.gpu(), w, g, n, options, momentum_buffer);
+}
+template <typename T>
+Status IntegerAdamUpdate(GpuContext& device, T* w, const int32_t* g, int32_t* m, int32_t* v, int64_t n, int64_t t,
+                         const AdamOptions& options) {
+  return gpu::IntegerAdamUpdate<T>(device.gpu(), w, g, m, v, n, t, options);
 }
 #endif  // KERAS_INT_CUDA
 

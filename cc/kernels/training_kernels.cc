@@ -92,6 +92,49 @@ class SgdUpdateOp : public OpKernel {
   SgdOptions options_;
 };
 
+// The updated weights and moments are new tensors (as SgdUpdate's): the
+// optimizer assigns them to its variables.
+template <typename Device, typename T>
+class AdamUpdateOp : public OpKernel {
+ public:
+  explicit AdamUpdateOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("beta_1", &options_.beta1));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("beta_2", &options_.beta2));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("step_shift", &options_.step_shift));
+    OP_REQUIRES_OK(ctx, ToTf(CheckAdamOptions(options_)));
+  }
+  void Compute(OpKernelContext* ctx) override {
+    KI_INPUT(ctx, "w", w);
+    KI_INPUT(ctx, "grad", grad);
+    KI_INPUT(ctx, "m", m);
+    KI_INPUT(ctx, "v", v);
+    KI_INPUT(ctx, "step", step);
+    for (const auto& [t, name] : {std::pair<const Tensor*, const char*>{&grad, "grad"}, {&m, "m"}, {&v, "v"}}) {
+      OP_REQUIRES(ctx, t->shape() == w.shape(),
+                  ::tensorflow::errors::InvalidArgument("adam_update: ", name, " has shape ",
+                                                        t->shape().DebugString(), ", the weights ",
+                                                        w.shape().DebugString()));
+    }
+    OP_REQUIRES(ctx, ::tensorflow::TensorShapeUtils::IsScalar(step.shape()),
+                ::tensorflow::errors::InvalidArgument("adam_update: step must be a scalar"));
+    Tensor *new_w, *new_m, *new_v;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output("new_w", w.shape(), &new_w));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output("new_m", m.shape(), &new_m));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output("new_v", v.shape(), &new_v));
+    Device device(ctx);
+    OP_REQUIRES_OK(ctx, device.status());
+    KI_OP_REQUIRES_OK(ctx, Copy(device, new_w->flat<T>().data(), w.flat<T>().data(), w.TotalBytes()));
+    KI_OP_REQUIRES_OK(ctx, Copy(device, new_m->flat<int32_t>().data(), m.flat<int32_t>().data(), m.TotalBytes()));
+    KI_OP_REQUIRES_OK(ctx, Copy(device, new_v->flat<int32_t>().data(), v.flat<int32_t>().data(), v.TotalBytes()));
+    KI_OP_REQUIRES_OK(ctx, IntegerAdamUpdate<T>(device, new_w->flat<T>().data(), grad.flat<int32_t>().data(),
+                                                new_m->flat<int32_t>().data(), new_v->flat<int32_t>().data(),
+                                                w.NumElements(), step.scalar<int64_t>()(), options_));
+  }
+
+ private:
+  AdamOptions options_;
+};
+
 #define KI_REGISTER_TRAINING(device_type, DeviceClass)                                              \
   REGISTER_KERNEL_BUILDER(Name("IntOps>SoftmaxCrossEntropyGrad").Device(device_type)                 \
                               .TypeConstraint<int32_t>("Tlabels").HostMemory("exponent")              \
@@ -106,7 +149,13 @@ class SgdUpdateOp : public OpKernel {
   REGISTER_KERNEL_BUILDER(Name("IntOps>SgdUpdate").Device(device_type).TypeConstraint<int16_t>("T")  \
                               .HostMemory("mu"), SgdUpdateOp<DeviceClass, int16_t>);                  \
   REGISTER_KERNEL_BUILDER(Name("IntOps>SgdUpdate").Device(device_type).TypeConstraint<int32_t>("T")  \
-                              .HostMemory("mu"), SgdUpdateOp<DeviceClass, int32_t>)
+                              .HostMemory("mu"), SgdUpdateOp<DeviceClass, int32_t>);                  \
+  REGISTER_KERNEL_BUILDER(Name("IntOps>AdamUpdate").Device(device_type).TypeConstraint<int8_t>("T")  \
+                              .HostMemory("step"), AdamUpdateOp<DeviceClass, int8_t>);                 \
+  REGISTER_KERNEL_BUILDER(Name("IntOps>AdamUpdate").Device(device_type).TypeConstraint<int16_t>("T") \
+                              .HostMemory("step"), AdamUpdateOp<DeviceClass, int16_t>);                \
+  REGISTER_KERNEL_BUILDER(Name("IntOps>AdamUpdate").Device(device_type).TypeConstraint<int32_t>("T") \
+                              .HostMemory("step"), AdamUpdateOp<DeviceClass, int32_t>)
 KI_REGISTER_ON_EVERY_DEVICE(KI_REGISTER_TRAINING);
 #undef KI_REGISTER_TRAINING
 

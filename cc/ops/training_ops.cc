@@ -42,4 +42,26 @@ REGISTER_OP("IntOps>SgdUpdate")
     })
     .Doc("NITI's integer SGD step (docs/algorithms.md 6).");
 
+REGISTER_OP("IntOps>AdamUpdate")
+    .Input("w: T")
+    .Input("grad: int32")
+    .Input("m: int32")
+    .Input("v: int32")
+    .Input("step: int64")
+    .Output("new_w: T")
+    .Output("new_m: int32")
+    .Output("new_v: int32")
+    .Attr("T: {int8, int16, int32}")
+    .Attr("beta_1: int = 58982")
+    .Attr("beta_2: int = 65470")
+    .Attr("step_shift: int = 0")
+    .SetShapeFn([](InferenceContext* c) {
+      c->set_output(0, c->input(0));
+      c->set_output(1, c->input(2));
+      c->set_output(2, c->input(3));
+      return ::absl::OkStatus();
+    })
+    .Doc("Integer Adam step t (docs/algorithms.md 14): moments of the normalised gradient, bias-corrected, "
+         "m_hat / (isqrt(v_hat) + 1) * 2**step_shift subtracted from the weights.");
+
 }  // namespace keras_int

@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <string>
 
+#include "cc/core/adam.h"
 #include "cc/core/add.h"
 #include "cc/core/carrier_element.h"
 #include "cc/core/conv.h"
@@ -400,6 +401,20 @@ KI_SGD_PAIR(8, int8_t)
 KI_SGD_PAIR(16, int16_t)
 KI_SGD_PAIR(32, int32_t)
 #undef KI_SGD_PAIR
+
+#define KI_ADAM_PAIR(bits, T)                                                                                  \
+  int ki_cpu_adam##bits(T* w, const int32_t* g, int32_t* m, int32_t* v, int64_t n, int64_t t, int64_t beta1,  \
+                        int64_t beta2, int shift) {                                                            \
+    return Report(keras_int::IntegerAdamUpdate<T>(w, g, m, v, n, t, keras_int::AdamOptions{beta1, beta2, shift})); \
+  }                                                                                                            \
+  int ki_gpu_adam##bits(T* w, const int32_t* g, int32_t* m, int32_t* v, int64_t n, int64_t t, int64_t beta1,  \
+                        int64_t beta2, int shift) {                                                            \
+    return Report(gpu::IntegerAdamUpdate<T>(Gpu(), w, g, m, v, n, t, keras_int::AdamOptions{beta1, beta2, shift})); \
+  }
+KI_ADAM_PAIR(8, int8_t)
+KI_ADAM_PAIR(16, int16_t)
+KI_ADAM_PAIR(32, int32_t)
+#undef KI_ADAM_PAIR
 
 // ---- batch normalization (gamma, beta and epsilon travel as NormParams' fields) ----
 int ki_cpu_batch_norm_training(const int8_t* q, int64_t rows, int64_t channels, int x_e, const int8_t* gamma,

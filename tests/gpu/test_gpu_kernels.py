@@ -352,6 +352,33 @@ def test_sgd_update(gpu, rng, bits, dtype, momentum, decay):
     assert bad.rc != 0 and "mu" in bad.error
 
 
+def test_cpu_side_of_adam_matches_the_reference(lib, rng):
+    w = rng.integers(-127, 128, 300).astype(np.int8)
+    g = rng.integers(-2**20, 2**20, 300).astype(np.int32)
+    m, v = np.zeros(300, np.int32), np.zeros(300, np.int32)
+    out = run_cpu(lib, "adam8", InOut(w), In(g), InOut(m), InOut(v), I64(300), I64(1), I64(58982), I64(65470), I32(0))
+    assert out.rc == 0, out.error
+    want = reference.adam_update(w, g, m, v, 1)
+    for got, expected in zip(out.outputs, want):
+        np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("bits,dtype", [(8, np.int8), (16, np.int16), (32, np.int32)])
+def test_adam_update(gpu, rng, bits, dtype):
+    info = np.iinfo(dtype)
+    n = 70000
+    w = rng.integers(max(info.min + 1, -(2**20)), min(info.max, 2**20), size=n).astype(dtype)
+    m = rng.integers(-2**15, 2**15 + 1, size=n).astype(np.int32)
+    v = rng.integers(0, 2**30 + 1, size=n).astype(np.int32)
+    for scale in (2**30, 2**12, 3, 0):
+        g = rng.integers(-scale, scale + 1, size=n).astype(np.int32)
+        for t, betas, shift in ((1, (58982, 65470), 0), (7, (0, 65535), -16), (2**40, (65535, 0), 16)):
+            assert_same(*run_both(gpu, f"adam{bits}", InOut(w), In(g), InOut(m), InOut(v), I64(n), I64(t),
+                                  I64(betas[0]), I64(betas[1]), I32(shift)), f"scale={scale} t={t}")
+    bad = run_both(gpu, f"adam{bits}", InOut(w), In(g), InOut(m), InOut(v), I64(n), I64(0), I64(1), I64(1), I32(0))
+    assert bad[0].rc != 0 and bad[0].error == bad[1].error and "step 0" in bad[0].error
+
+
 # ------------------------------------------------------------ batch normalization
 
 NORM_EPS = reference.epsilon_pair(1e-3)

@@ -1,0 +1,112 @@
+"""Integer Adam (docs/algorithms.md section 14): the op against the reference,
+bit for bit, bad inputs, and the Keras optimizer."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_int
+import reference as ref
+import tf_int_ops
+from keras_models import compile_integer, digits, digits_cnn
+
+BAD = (ValueError, TypeError, tf.errors.InvalidArgumentError)
+
+
+@pytest.mark.parametrize("bits,dtype", [(8, np.int8), (16, np.int16), (32, np.int32)])
+@pytest.mark.parametrize("betas,shift", [((58982, 65470), 0), ((0, 0), 3), ((65535, 65535), -16), ((32768, 60000), 16)])
+def test_steps_bit_exact(rng, bits, dtype, betas, shift):
+    info = np.iinfo(dtype)
+    w = rng.integers(max(info.min + 1, -(2**20)), min(info.max, 2**20), 257).astype(dtype)
+    m = np.zeros(257, np.int32)
+    v = np.zeros(257, np.int32)
+    for t, scale in zip((1, 2, 3, 1000, 2**40), (2**30, 3, 2**12, 0, 2**16)):
+        g = rng.integers(-scale, scale + 1, 257).astype(np.int32)
+        new = tf_int_ops.integer_adam_update(w, g, m, v, t, *betas, shift)
+        want = ref.adam_update(w, g, m, v, t, *betas, shift, bits=bits)
+        for got, expected in zip(new, want):
+            np.testing.assert_array_equal(got.numpy(), expected)
+        w, m, v = want
+
+
+def test_extremes_and_bounds():
+    g = np.array([-2**31, 2**31 - 1, 0, 1], np.int32)
+    w = np.array([-127, 127, 0, 5], np.int8)
+    m = np.array([-2**15, 2**15, 0, 7], np.int32)
+    v = np.array([2**30, 2**30, 0, 3], np.int32)
+    new = tf_int_ops.integer_adam_update(w, g, m, v, 1, 65535, 65535, 16)
+    want = ref.adam_update(w, g, m, v, 1, 65535, 65535, 16)
+    for got, expected in zip(new, want):
+        np.testing.assert_array_equal(got.numpy(), expected)
+    assert np.abs(new[1].numpy()).max() <= 2**15 and 0 <= new[2].numpy().min() and new[2].numpy().max() <= 2**30
+
+
+def test_bias_correction_power():
+    """P(b, t) in Q30 follows the float power closely (not a test of the op: of the spec's formula)."""
+    for beta, t in ((58982, 1), (58982, 10), (65470, 1000), (65535, 70000)):
+        assert abs(ref.adam_power_q30(beta, t) / 2**30 - (beta / 2**16) ** t) < 1e-6 * t
+
+
+def test_bad_inputs():
+    w, g, m = np.zeros(3, np.int8), np.zeros(3, np.int32), np.zeros(3, np.int32)
+    with pytest.raises(BAD, match="w must be int8, int16 or int32"):
+        tf_int_ops.integer_adam_update(w.astype(np.float32), g, m, m, 1)
+    with pytest.raises(BAD, match="beta_1 must be an int in"):
+        tf_int_ops.integer_adam_update(w, g, m, m, 1, beta_1=2**16)
+    with pytest.raises(BAD, match="step_shift must be an int in"):
+        tf_int_ops.integer_adam_update(w, g, m, m, 1, step_shift=17)
+    with pytest.raises(BAD, match="step 0 must be >= 1"):
+        tf_int_ops.integer_adam_update(w, g, m, m, 0)
+    with pytest.raises(BAD, match="m has shape"):
+        tf_int_ops.integer_adam_update(w, g, np.zeros(4, np.int32), m, 1)
+    with pytest.raises(BAD, match="grad must be int32"):
+        tf_int_ops.integer_adam_update(w, g.astype(np.int64), m, m, 1)
+    raw = tf_int_ops.layer_ops._loader.load()
+    with pytest.raises(tf.errors.InvalidArgumentError, match="beta_1 -1 and beta_2"):
+        raw.int_ops_adam_update(w, g, m, m, np.int64(1), beta_1=-1)
+    with pytest.raises(ValueError, match="step_bits must be an int in"):
+        keras_int.optimizers.IntegerAdam(step_bits=9)
+    with pytest.raises(ValueError, match="beta_2 must be"):
+        keras_int.optimizers.IntegerAdam(beta_2=1.0)
+    with pytest.raises(ValueError, match="clipnorm is not supported"):
+        keras_int.optimizers.IntegerAdam(clipnorm=1.0)
+
+
+def _train(seed, **options):
+    (x, y), (x_test, y_test) = digits()
+    keras.utils.set_random_seed(seed)
+    model = digits_cnn()
+    model.compile(optimizer=keras_int.optimizers.IntegerAdam(**options),
+                  loss=keras_int.losses.IntegerCrossEntropy())
+    model.fit(x, y, epochs=3, batch_size=32, verbose=0)
+    accuracy = float(np.mean(np.argmax(model.predict(x_test, verbose=0), -1) == y_test))
+    return model, accuracy
+
+
+@pytest.mark.parametrize("options", [{}, {"weight_bits": 16, "step_bits": 0}])
+def test_optimizer_trains_reproduces_and_round_trips(tmp_path, options):
+    model, accuracy = _train(0, **options)
+    assert accuracy > 0.85, accuracy
+    again, _ = _train(0, **options)
+    for a, b in zip(model.weights + model.optimizer.variables, again.weights + again.optimizer.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    optimizer = model.optimizer
+    clone = keras_int.optimizers.IntegerAdam.from_config(optimizer.get_config())
+    assert (clone.step_bits, clone.beta_1, clone.beta_2, clone.weight_bits) == (
+        optimizer.step_bits, optimizer.beta_1, optimizer.beta_2, optimizer.weight_bits)
+    path = str(tmp_path / "adam.keras")
+    model.save(path)
+    restored = keras.models.load_model(path)
+    assert isinstance(restored.optimizer, keras_int.optimizers.IntegerAdam)
+    for a, b in zip(model.optimizer.variables, restored.optimizer.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_exponent_tracker_reads_grad_bits():
+    (x, y), _ = digits()
+    model = compile_integer(digits_cnn())
+    model.compile(optimizer=keras_int.optimizers.IntegerAdam(), loss=keras_int.losses.IntegerCrossEntropy())
+    tracker = keras_int.callbacks.ExponentTracker()
+    model.fit(x[:64], y[:64], epochs=1, batch_size=32, verbose=0, callbacks=[tracker])
+    assert any(key.endswith("/grad_bits") for key in tracker.read())
