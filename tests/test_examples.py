@@ -43,16 +43,34 @@ def test_digits_pipeline():
     assert float(tf.reduce_max(images)) == 1.0
 
 
+def test_fortunes_pipeline():
+    train, test, info = data.load_fortunes(batch_size=32, per_language=200)
+    ids, labels = next(iter(train))
+    assert ids.shape == (32, 64) and ids.dtype == tf.int32 and info["input_shape"] == (64,)
+    assert info["classes"] == 4 and info["train_examples"] == 4 * 160 and 40 < info["vocab"] < 120
+    assert int(tf.reduce_max(ids)) < info["vocab"] and int(tf.reduce_min(ids)) >= 0
+    test_labels = np.concatenate([y.numpy() for _, y in test])
+    assert np.bincount(test_labels).tolist() == [40] * 4  # balanced: 20 % of 200 per language
+    with pytest.raises(data.DatasetError, match="apt-get install fortunes"):
+        data.load_fortunes(32, root="/nonexistent")
+
+
 def test_models_have_float_twins():
     for name in models.MODELS:
-        integer = models.build(name, (32, 32, 3), 10, integer=True)
-        twin = models.build(name, (32, 32, 3), 10, integer=False)
+        shape, vocab = ((64,), 84) if name == "text_transformer" else ((32, 32, 3), None)
+        integer = models.build(name, shape, 10, integer=True, vocab=vocab)
+        twin = models.build(name, shape, 10, integer=False, vocab=vocab)
         assert len(integer.layers) == len(twin.layers)
-        kernels = lambda m: [tuple(w.shape) for w in m.trainable_weights if len(w.shape) > 1]  # noqa: E731
+        # Kernel sizes in order (Keras' attention keeps its kernels per head: [in, heads, key_dim]).
+        kernels = lambda m: [int(np.prod(w.shape)) for w in m.trainable_weights if len(w.shape) > 1]  # noqa: E731
         assert kernels(integer) == kernels(twin)
         # int8 weights; batch norm's beta is int32 (at the accumulator's exponent).
         assert all(w.dtype == "int8" or (w.name == "beta" and w.dtype == "int32")
                    for w in integer.trainable_weights)
+    with pytest.raises(ValueError, match="text_transformer needs a text dataset"):
+        models.build("text_transformer", (8, 8, 1), 10)
+    with pytest.raises(ValueError, match="vit_tiny needs images"):
+        models.build("vit_tiny", (64,), 10)
 
 
 @pytest.mark.parametrize("input_shape", [(32, 32, 3), (28, 28, 1), (8, 8, 1)])
@@ -114,6 +132,16 @@ def test_cli_trains_resnet20_on_digits(tmp_path):
     assert os.path.getsize(tmp_path / "report.png") > 10000
 
 
+def test_cli_trains_the_text_transformer_on_fortunes(tmp_path):
+    result = _cli("--model", "text_transformer", "--dataset", "fortunes", "--epochs", "1", "--compare",
+                  "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.load(open(tmp_path / "report.json"))
+    assert report["args"]["optimizer"] == "adam"
+    assert [r["model"] for r in report["results"]] == ["text_transformer_int8", "text_transformer_float32"]
+    assert all(r["test_accuracy"] > 0.5 for r in report["results"])  # chance: 0.25
+
+
 def test_cli_rejects_a_bad_dataset_and_data_dir(tmp_path):
     result = _cli("--dataset", "imagenet9")
     assert result.returncode == 2 and "invalid choice: 'imagenet9'" in result.stderr
@@ -121,3 +149,7 @@ def test_cli_rejects_a_bad_dataset_and_data_dir(tmp_path):
     assert result.returncode != 0 and "is not a readable directory" in result.stderr
     result = _cli("--model", "lenet", "--bn-momentum", "0.9")
     assert result.returncode == 2 and "lenet has no batch normalization" in result.stderr
+    result = _cli("--model", "text_transformer", "--dataset", "digits")
+    assert result.returncode == 2 and "does not take --dataset digits" in result.stderr
+    result = _cli("--model", "vit_tiny", "--dataset", "fortunes")
+    assert result.returncode == 2 and "does not take --dataset fortunes" in result.stderr

@@ -114,7 +114,9 @@ def _transformer_layers(integer):
                 "gelu": L.IntGELU, "add": L.IntAdd, "position": L.IntPositionEmbedding,
                 "pool": L.IntGlobalAveragePooling1D, "embedding": L.IntEmbedding, "conv": L.IntConv2D}
     L = keras.layers
-    return {"dense": L.Dense, "norm": L.LayerNormalization, "attention": L.MultiHeadAttention,
+    # Keras' attention without biases, as IntMultiHeadAttention's default.
+    return {"dense": L.Dense, "norm": L.LayerNormalization,
+            "attention": lambda **kw: L.MultiHeadAttention(use_bias=False, **kw),
             "gelu": lambda name=None: L.Activation("gelu", name=name), "add": L.Add, "position": PositionEmbedding,
             "pool": L.GlobalAveragePooling1D, "embedding": L.Embedding, "conv": L.Conv2D}
 

@@ -60,6 +60,10 @@ def _parse(argv):
                         help="mu -> mu - 1 -> mu - 2 (at least 1) at 50%% / 75%% of training: NITI's 5 -> 4 -> 3 "
                         "at mu 5; 3 -> 2 -> 1 for resnet20 (on the digits' small ResNet: 0.987 mean test accuracy "
                         "over 5 seeds, 0.957 at a constant mu 3, float32 0.995)")
+    parser.add_argument("--optimizer", default=None, choices=("sgd", "adam"),
+                        help="sgd: IntegerSGD(mu) vs float32 SGD 0.01 with momentum 0.9; adam: IntegerAdam vs "
+                        "float32 AdamW 1e-3. Default: adam for vit_tiny and text_transformer (on the fortune "
+                        "cookies IntegerSGD reached 0.87, IntegerAdam 0.91, AdamW 0.92), sgd for the others")
     parser.add_argument("--compare", action="store_true", help="also train the float32 twin")
     parser.add_argument("--data-dir", default=None, help="TFDS data directory")
     parser.add_argument("--out", default="runs/latest", help="directory for report.json and report.png")
@@ -74,6 +78,8 @@ def _parse(argv):
     if (args.model == "text_transformer") != (args.dataset in TEXT_DATASETS):
         parser.error(f"--model {args.model} does not take --dataset {args.dataset}: text_transformer trains on "
                      f"{', '.join(TEXT_DATASETS)}, the other models on images")
+    if args.optimizer is None:
+        args.optimizer = "adam" if args.model in ("vit_tiny", "text_transformer") else "sgd"
     if args.mu is None:
         args.mu = DEFAULT_MU[args.model]
     if not 1 <= args.mu <= 30:
@@ -122,7 +128,13 @@ def train_one(args, integer, dataset):
         options["vocab"] = info["vocab"]
     model = models.build(args.model, info["input_shape"], info["classes"], integer=integer, **options)
     callbacks = [_EpochTimer()]
-    if integer:
+    adam = getattr(args, "optimizer", "sgd") == "adam"
+    if integer and adam:
+        optimizer = keras_int.optimizers.IntegerAdam()
+        loss = keras_int.losses.IntegerCrossEntropy()
+        tracker = keras_int.callbacks.ExponentTracker()
+        callbacks.append(tracker)
+    elif integer:
         schedule = None
         if args.niti_schedule:
             steps = epochs * -(-info["train_examples"] // args.batch_size)
@@ -132,7 +144,8 @@ def train_one(args, integer, dataset):
         tracker = keras_int.callbacks.ExponentTracker()
         callbacks.append(tracker)
     else:
-        optimizer = keras.optimizers.SGD(learning_rate=0.01, momentum=0.9)
+        optimizer = (keras.optimizers.AdamW(learning_rate=1e-3) if adam
+                     else keras.optimizers.SGD(learning_rate=0.01, momentum=0.9))
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
     print(f"\n=== {model.name} on {info['name']}: {epochs} epochs, batch {args.batch_size} ===", flush=True)
