@@ -1494,16 +1494,30 @@ def carrier_add_case(a, b, dy, rounding="nearest", tag="random"):
     kwargs = {"dy": dy, "rounding": rounding, "seed": [1, 1] if rounding == "stochastic" else None}
 
     def reference():
-        if a.shape != b.shape:
+        try:
+            shape = np.broadcast_shapes(a.shape, b.shape)
+        except ValueError:
+            raise O.Refused(r"shape") from None
+        if a.shape != b.shape and dy.shape != shape:
             raise O.Refused(r"shape")
         qa, ea = O.quantize(a)
         qb, eb = O.quantize(b)
+        qa, qb = np.broadcast_to(qa, shape), np.broadcast_to(qb, shape)
         acc, acc_e = O.aligned_add(qa, ea, qb, eb)
         q, e = O.requantize(acc, acc_e, rounding, seed=(1, 1))
         if q.size and not O.in_exponent_range(e):
             raise O.Refused(r"exponent|out of range")
+        grads = [dy, dy]
+        if a.shape != b.shape:  # a broadcast operand's error: the requantized int32 sum over its axes
+            err, e_err = O.quantize(dy)
+            grads = []
+            for operand in (a, b):
+                axes = tuple(i for i in range(len(shape)) if i < len(shape) - operand.ndim
+                             or operand.shape[i - len(shape) + operand.ndim] == 1)
+                total = err.astype(np.int64).sum(axis=axes).reshape(operand.shape)
+                grads.append(carrier(*O.requantize(total, e_err, "nearest")))
         return {"y": carrier(q, e), "exact": O.value_of(qa, ea) + O.value_of(qb, eb), "e": e,
-                "zero": not qa.any() or not qb.any(), "far": abs(ea - eb) > 23}
+                "zero": not qa.any() or not qb.any(), "far": abs(ea - eb) > 23, "grads": grads}
 
     def compare(got, want):
         y = np.asarray(got["y"], np.float64)
@@ -1513,8 +1527,8 @@ def carrier_add_case(a, b, dy, rounding="nearest", tag="random"):
             arrays_equal(got["y"], want["y"], "y")
         elif np.any(np.abs(y - want["exact"]) > 2.0 ** want["e"]):
             raise Failure("y is more than one unit from the exact sum")
-        arrays_equal(got["d0"], dy, "da")
-        arrays_equal(got["d1"], dy, "db")
+        arrays_equal(got["d0"], want["grads"][0], "da")
+        arrays_equal(got["d1"], want["grads"][1], "db")
 
     return oracle_case("carrier_add", (a, b), kwargs, reference, compare, tag=tag)
 
@@ -1523,10 +1537,21 @@ def carrier_add_case(a, b, dy, rounding="nearest", tag="random"):
 def carrier_add_cases(draw):
     shape = draw(small_shape(max_dims=3, max_side=5))
     a = draw(carriers(shape))
-    b = draw(carriers(shape if draw(st.integers(0, 15)) else shape + (1,)))
+    kind = draw(st.integers(0, 15))
+    if kind == 0:
+        b_shape = shape + (1,)  # broadcasts only where shape allows it
+    elif kind < 5:
+        b_shape = tuple(1 if draw(st.booleans()) else side for side in shape)[draw(st.integers(0, len(shape))):]
+    else:
+        b_shape = shape
+    b = draw(carriers(b_shape))
     if draw(st.integers(0, 4)) == 0:
         b = np.zeros_like(b)
-    return carrier_add_case(a, b, draw(carriers(shape, raw=False)), draw(st.sampled_from(MODES)))
+    try:
+        out_shape = np.broadcast_shapes(shape, b_shape)
+    except ValueError:
+        out_shape = shape
+    return carrier_add_case(a, b, draw(carriers(out_shape, raw=False)), draw(st.sampled_from(MODES)))
 
 
 def test_fuzz_carrier_add(pool):

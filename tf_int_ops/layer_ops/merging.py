@@ -52,6 +52,11 @@ def add(a, b, rounding="nearest", seed=None):
             # unchanged, summed over the axes an operand was broadcast along.
             if same:
                 return tf.identity(dy), tf.identity(dy)
+            if dy.shape.rank is not None and q.shape.rank is not None and not dy.shape.is_compatible_with(q.shape):
+                raise ValueError(f"add: the error dy has shape {dy.shape}, the sum {q.shape}")
+            with tf.control_dependencies([tf.debugging.assert_equal(
+                    tf.shape(dy), tf.shape(q), message="add: the error dy must have the sum's shape")]):
+                dy = tf.identity(dy)
             return _reduce_error(dy, tf.shape(a)), _reduce_error(dy, tf.shape(b))
 
         return ops.dequantize(q, e), grad
