@@ -2007,10 +2007,13 @@ def keras_layer_case(cls, config, x, training=False, tag="random"):
             return {"y": np.maximum(x, np.float32(0)), "tiny_ok": True}
         if cls == "IntAdd":
             a, b = x
-            if a.shape != b.shape:
-                raise O.Refused(r"shape")
+            try:
+                shape = np.broadcast_shapes(a.shape, b.shape)  # IntAdd broadcasts as Keras' Add
+            except ValueError:
+                raise O.Refused(r"shape") from None
             qa, ea = O.quantize(a)
             qb, eb = O.quantize(b)
+            qa, qb = np.broadcast_to(qa, shape), np.broadcast_to(qb, shape)
             acc, acc_e = O.aligned_add(qa, ea, qb, eb)
             q, e = O.requantize(acc, acc_e, config.get("rounding", "nearest"), seed=(config.get("seed", 0), 1))
             if q.size and not O.in_exponent_range(e):

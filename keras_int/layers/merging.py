@@ -10,6 +10,9 @@ from tf_int_ops import layer_ops
 class IntAdd(IntLayer):
     """Residual add of two carriers: exponents aligned exactly, one rounding.
 
+    The inputs broadcast as in Keras' ``Add`` (the error of a broadcast input
+    is the integer sum of the error over the broadcast axes).
+
     >>> a, b = keras.random.uniform((2, 4)), keras.random.uniform((2, 4))
     >>> IntAdd()([a, b]).shape  # (2, 4)
     """
@@ -23,4 +26,7 @@ class IntAdd(IntLayer):
         return layer_ops.add(inputs[0], inputs[1], self.rounding, self._rounding_seed())
 
     def compute_output_shape(self, input_shape):
-        return input_shape[0]
+        a, b = (tuple(shape) for shape in input_shape)
+        rank = max(len(a), len(b))
+        a, b = (1,) * (rank - len(a)) + a, (1,) * (rank - len(b)) + b
+        return tuple(y if x == 1 else x if y == 1 or y is None else x for x, y in zip(a, b))
