@@ -61,8 +61,10 @@ def test_text_transformer_learns_the_language_of_fortunes():
 def _attention_model(causal=False):
     inputs = keras.Input((6, 8))
     h = L.IntDense(8)(inputs)
+    # Stochastic rounding: each projection, the scores, the softmax and the
+    # weighted sum draw with their own key, reproducibly.
     h = L.IntMultiHeadAttention(num_heads=2, key_dim=3, value_dim=5, output_shape=7, use_bias=True,
-                                dropout=0.5, seed=3)(h, h, use_causal_mask=causal)
+                                dropout=0.5, rounding="stochastic", seed=3)(h, h, use_causal_mask=causal)
     h = L.IntGELU()(L.IntLayerNormalization()(h))
     outputs = L.IntDense(4)(L.IntGlobalAveragePooling1D()(h))
     return keras.Model(inputs, outputs)
@@ -85,6 +87,8 @@ def test_attention_model_trains_reproduces_and_round_trips(tmp_path):
     for a, b in zip(weights, again):
         np.testing.assert_array_equal(a, b)
     attention = next(layer for layer in model.layers if isinstance(layer, L.IntMultiHeadAttention))
+    projections = (attention._query_dense, attention._key_dense, attention._value_dense, attention._output_dense)
+    assert len({dense.seed for dense in projections} | {attention.seed}) == 5
     kernels = [w for w in attention.trainable_weights if w.dtype == "int8"]
     assert len(kernels) == 4 and len(attention.trainable_weights) == 8  # 4 kernels, 4 biases
     path = str(tmp_path / "attention.keras")

@@ -58,12 +58,14 @@ class IntMultiHeadAttention(IntLayer):
                                                                                    name)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self._scale = attention_ops.attention_scale(self.key_dim)
-        self._dropout_layer = IntDropout(self.dropout, seed=self.seed) if self.dropout else None
+        self._dropout_layer = IntDropout(self.dropout, seed=(self.seed + 5) % (2**31 - 1)) if self.dropout else None
 
-    def _dense(self, units, name):
+    def _dense(self, units, name, index):
+        # Each projection its own stochastic-rounding key (seed + index), so
+        # that their rounding draws differ.
         return IntDense(units, kernel_initializer=keras.initializers.get(keras.initializers.serialize(
-            self.kernel_initializer)), use_bias=self.use_bias, rounding=self.rounding, seed=self.seed,
-            name=name)
+            self.kernel_initializer)), use_bias=self.use_bias, rounding=self.rounding,
+            seed=(self.seed + index) % (2**31 - 1), name=name)
 
     def build(self, query_shape, value_shape=None, key_shape=None):
         value_shape = query_shape if value_shape is None else value_shape
@@ -73,10 +75,10 @@ class IntMultiHeadAttention(IntLayer):
                 raise ValueError(f"IntMultiHeadAttention: {what} must be [batch, steps, dim] with a known dim, "
                                  f"got {shape}")
         heads = self.num_heads
-        self._query_dense = self._dense(heads * self.key_dim, "query")
-        self._key_dense = self._dense(heads * self.key_dim, "key")
-        self._value_dense = self._dense(heads * self.value_dim, "value")
-        self._output_dense = self._dense(self.output_shape_ or int(query_shape[-1]), "attention_output")
+        self._query_dense = self._dense(heads * self.key_dim, "query", 1)
+        self._key_dense = self._dense(heads * self.key_dim, "key", 2)
+        self._value_dense = self._dense(heads * self.value_dim, "value", 3)
+        self._output_dense = self._dense(self.output_shape_ or int(query_shape[-1]), "attention_output", 4)
         self._query_dense.build(query_shape)
         self._key_dense.build(key_shape)
         self._value_dense.build(value_shape)
@@ -120,16 +122,18 @@ class IntMultiHeadAttention(IntLayer):
         k = self._heads(self._key_dense(key, training=training), self.key_dim)
         v = self._heads(self._value_dense(value, training=training), self.value_dim)
         seed = self._rounding_seed()
-        scores, _ = attention_ops.matmul(q, k, transpose_b=True, rounding=self.rounding, seed=seed)
+        # The scores, the softmax and the weighted sum each draw with their own key.
+        seeds = [None] * 3 if seed is None else [seed + tf.constant([i, 0], tf.int64) for i in range(3)]
+        scores, _ = attention_ops.matmul(q, k, transpose_b=True, rounding=self.rounding, seed=seeds[0])
         mask = self._mask(attention_mask, use_causal_mask, query, value)
         if mask is not None:
             mask = tf.broadcast_to(mask, tf.shape(scores))
-        probabilities, exponent = attention_ops.softmax(scores, mask, self._scale, self.rounding, seed)
+        probabilities, exponent = attention_ops.softmax(scores, mask, self._scale, self.rounding, seeds[1])
         self.attention_exponent.assign(exponent)
         attended = probabilities
         if self._dropout_layer is not None:
             attended = self._dropout_layer(attended, training=training)
-        out, _ = attention_ops.matmul(attended, v, rounding=self.rounding, seed=seed)
+        out, _ = attention_ops.matmul(attended, v, rounding=self.rounding, seed=seeds[2])
         shape = tf.shape(out)
         out = tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [shape[0], shape[2], self.num_heads * self.value_dim])
         out = self._output_dense(out, training=training)
