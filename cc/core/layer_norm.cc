@@ -3,58 +3,13 @@
 #include <algorithm>
 #include <mutex>
 #include <string>
-#include <type_traits>
 #include <vector>
 
-#include "cc/core/carrier_element.h"
-#include "cc/core/dfp.h"
 #include "cc/core/limits.h"
 #include "cc/core/norm_element.h"
+#include "cc/core/norm_emit.h"
 
 namespace keras_int {
-
-namespace {
-
-// requantize_channels (spec section 8) over rows whose values have the
-// exponent exponent_of(r): the result exponent from each row's largest
-// magnitude, then value(r, c) rounded with the mode fixed at compile time.
-template <typename ExponentOf, typename Value>
-Status EmitRows(const char* fn, int64_t rows, int64_t features, const std::vector<uint64_t>& largest,
-                ExponentOf exponent_of, Rounding rounding, RoundingSeed seed, const ParallelFor& parallel_for,
-                Value value, float* out, int* out_exponent) {
-  int position = kNoValuePosition;
-  for (int64_t r = 0; r < rows; ++r) {
-    if (largest[r] != 0) position = std::max(position, BitLength64(largest[r]) + exponent_of(r));
-  }
-  if (position == kNoValuePosition) {  // all zero
-    *out_exponent = 0;
-    parallel_for(rows * features, 1, [&](int64_t begin, int64_t end) { std::fill(out + begin, out + end, 0.0f); });
-    return Status::OK();
-  }
-  const int exponent = position - 7;
-  KERAS_INT_RETURN_IF_ERROR(
-      CheckExponent((std::string(fn) + ": result exponent").c_str(), exponent, kMinExponent, kMaxExponent));
-  *out_exponent = exponent;
-  const float scale = PowerOfTwo(exponent);
-  const auto emit = [&](auto mode) {
-    constexpr Rounding kMode = decltype(mode)::value;
-    parallel_for(rows, features * 12, [&](int64_t begin, int64_t end) {
-      for (int64_t r = begin; r < end; ++r) {
-        const int e_r = exponent_of(r);
-        for (int64_t c = 0; c < features; ++c) {
-          const int64_t i = r * features + c;
-          const uint32_t random =
-              kMode == Rounding::kStochastic ? RandomWordFor(kMode, seed, static_cast<uint64_t>(i)) : 0u;
-          out[i] = static_cast<float>(RequantizeValue(value(r, c), e_r, exponent, kMode, random)) * scale;
-        }
-      }
-    });
-  };
-  WithRounding(rounding, emit);
-  return Status::OK();
-}
-
-}  // namespace
 
 Status CheckLayerNormShape(int64_t rows, int64_t features) {
   if (features > kNormMaxRows || rows > kNormMaxRows) {
@@ -114,9 +69,10 @@ Status LayerNorm(const int8_t* q, int64_t rows, int64_t features, int x_exponent
     }
   });
   const int acc_exponent = params.gamma_exponent - kNormFractionBits;
-  return EmitRows(
-      "layer_norm", rows, features, largest, [&](int64_t) { return acc_exponent; }, rounding, seed, parallel_for,
-      [&](int64_t r, int64_t c) { return acc[r * features + c]; }, y, y_exponent);
+  const int position = norm_internal::LargestPosition(largest, [&](int64_t) { return acc_exponent; });
+  return norm_internal::EmitRequantized(
+      "layer_norm", rows, features, position, [&](int64_t, int64_t) { return acc_exponent; }, rounding, seed,
+      parallel_for, [&](int64_t r, int64_t c) { return acc[r * features + c]; }, y, y_exponent);
 }
 
 Status LayerNormGrad(const int8_t* err, int err_exponent, const int8_t* q, int64_t rows, int64_t features,
@@ -181,10 +137,11 @@ Status LayerNormGrad(const int8_t* err, int err_exponent, const int8_t* q, int64
     dgamma[c] = NormGammaGradient(sum_err_xhat[c], h);
   }
   if (rows == 0) return Status::OK();
-  return EmitRows(
-      "layer_norm_grad", rows, features, largest, [&](int64_t r) { return constants[r].exponent; },
-      Rounding::kNearest, RoundingSeed{}, parallel_for,
-      [&](int64_t r, int64_t c) { return values[r * features + c]; }, dx, dx_exponent);
+  const int position = norm_internal::LargestPosition(largest, [&](int64_t r) { return constants[r].exponent; });
+  return norm_internal::EmitRequantized(
+      "layer_norm_grad", rows, features, position, [&](int64_t r, int64_t) { return constants[r].exponent; },
+      Rounding::kNearest, RoundingSeed{}, parallel_for, [&](int64_t r, int64_t c) { return values[r * features + c]; },
+      dx, dx_exponent);
 }
 
 }  // namespace keras_int

@@ -3,12 +3,12 @@
 #include <algorithm>
 #include <mutex>
 #include <string>
-#include <type_traits>
 #include <vector>
 
 #include "cc/core/carrier_element.h"
 #include "cc/core/dfp.h"
 #include "cc/core/norm_element.h"
+#include "cc/core/norm_emit.h"
 #include "cc/core/norm_rows.h"
 
 namespace keras_int {
@@ -20,49 +20,6 @@ namespace {
 // block order, give the same result on any number of threads (they are
 // exact anyway).
 int64_t BlockRows(int64_t channels) { return std::max<int64_t>(1, (int64_t{1} << 14) / channels); }
-
-// requantize_channels (spec section 8), in two steps: the output exponent
-// from each channel's largest magnitude (at exponents[c]), then the
-// rounding of value(r, c) with the mode fixed at compile time.
-int LargestPosition(const std::vector<uint64_t>& largest, const int* exponents) {
-  int position = kNoValuePosition;
-  for (size_t c = 0; c < largest.size(); ++c) {
-    if (largest[c] != 0) position = std::max(position, BitLength64(largest[c]) + exponents[c]);
-  }
-  return position;
-}
-
-template <typename Value>
-Status EmitChannels(int64_t rows, int64_t channels, const int* exponents, int position, Rounding rounding,
-                    RoundingSeed seed, const ParallelFor& parallel_for, Value value, float* out, int* out_exponent) {
-  if (position == kNoValuePosition) {  // all zero
-    *out_exponent = 0;
-    parallel_for(rows * channels, 1, [&](int64_t begin, int64_t end) {
-      std::fill(out + begin, out + end, 0.0f);
-    });
-    return Status::OK();
-  }
-  const int exponent = position - 7;
-  KERAS_INT_RETURN_IF_ERROR(CheckExponent("batch_norm: result exponent", exponent, kMinExponent, kMaxExponent));
-  *out_exponent = exponent;
-  const float scale = PowerOfTwo(exponent);
-  const auto emit = [&](auto mode) {
-    constexpr Rounding kMode = decltype(mode)::value;
-    parallel_for(rows, channels * 8, [&](int64_t begin, int64_t end) {
-      for (int64_t r = begin; r < end; ++r) {
-        for (int64_t c = 0; c < channels; ++c) {
-          const int64_t i = r * channels + c;
-          const uint32_t random =
-              kMode == Rounding::kStochastic ? RandomWordFor(kMode, seed, static_cast<uint64_t>(i)) : 0u;
-          out[i] = static_cast<float>(RequantizeValue(value(r, c), exponents[c], exponent, kMode, random)) *
-                   scale;
-        }
-      }
-    });
-  };
-  WithRounding(rounding, emit);
-  return Status::OK();
-}
 
 // Each channel's smallest and largest mantissa (inference), or also the
 // sums S1 and S2 (training), in one pass over q.
@@ -137,7 +94,7 @@ Status NormalizeAndEmit(const int8_t* q, int64_t rows, int64_t channels, const N
   auto value = [&](int64_t r, int64_t c) {
     return NormOutput(NormXhat(q[r * channels + c], stats[c]), params.gamma[c], params.beta[c]);
   };
-  const int position = LargestPosition(largest, exponents.data());
+  const int position = norm_internal::LargestPosition(largest, [&](int64_t c) { return exponents[c]; });
   if (position != kNoValuePosition && rounding != Rounding::kStochastic) {
     // Without random words the output of an element depends only on its
     // channel and its mantissa: 255 values per channel, computed once with
@@ -161,7 +118,9 @@ Status NormalizeAndEmit(const int8_t* q, int64_t rows, int64_t channels, const N
     });
     return Status::OK();
   }
-  return EmitChannels(rows, channels, exponents.data(), position, rounding, seed, parallel_for, value, y, y_exponent);
+  return norm_internal::EmitRequantized(
+      "batch_norm", rows, channels, position, [&](int64_t, int64_t c) { return exponents[c]; }, rounding, seed,
+      parallel_for, value, y, y_exponent);
 }
 
 // The errors of the elements of one (channel, mantissa) bin: their sum
@@ -211,7 +170,7 @@ Status EmitGradChannels(const int8_t* err, const int8_t* q, int64_t rows, int64_
                         float* dx, int* dx_exponent) {
   std::vector<int64_t>& unit = *unit_in;
   std::vector<int64_t>& term = *term_in;
-  const int position = LargestPosition(largest, exponents.data());
+  const int position = norm_internal::LargestPosition(largest, [&](int64_t c) { return exponents[c]; });
   if (position == kNoValuePosition) {
     parallel_for(rows * channels, 1, [&](int64_t begin, int64_t end) { std::fill(dx + begin, dx + end, 0.0f); });
     return Status::OK();
