@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "cc/core/gemm.h"
+#include "cc/core/gemm16.h"
 
 namespace keras_int {
 
@@ -61,10 +62,12 @@ inline void SplitIndex(int64_t i, int64_t b, int64_t c, int64_t* first, int64_t*
 // so all their channels are one contiguous run of x while they stay inside
 // the image: copied at once (a first layer with one channel would otherwise
 // copy one byte per tap).
+// T is the mantissa type (int8_t, or int16_t for the DFP16 datapath).
+template <typename T>
 struct PatchRows {
   const Conv2DGeometry& g;
-  const int8_t* x;
-  void ReadRow(int64_t pixel, int64_t k0, int64_t count, int8_t* out) const {
+  const T* x;
+  void ReadRow(int64_t pixel, int64_t k0, int64_t count, T* out) const {
     int64_t n, oh, ow;
     SplitIndex(pixel, g.out_h, g.out_w, &n, &oh, &ow);
     const int64_t iw0 = ow * g.stride_w - g.pad_left;  // the input column of tap kw = 0
@@ -80,10 +83,10 @@ struct PatchRows {
         // Taps [kw, end) lie inside the image; without dilation they are adjacent.
         if (g.dilation_w == 1) taps = std::min(g.k_w, g.in_w - iw0) - kw;
         run = std::min(taps * g.in_c - c, count);
-        std::memcpy(out, x + ((n * g.in_h + ih) * g.in_w + iw) * g.in_c + c, run);
+        std::memcpy(out, x + ((n * g.in_h + ih) * g.in_w + iw) * g.in_c + c, run * sizeof(T));
       } else {
         run = std::min(g.in_c - c, count);
-        std::memset(out, 0, run);
+        std::memset(out, 0, run * sizeof(T));
       }
       out += run;
       count -= run;
@@ -97,10 +100,11 @@ struct PatchRows {
 
 // A[(n, h, w), (kh, kw, o)] = dy at the output pixel that tap (kh, kw) of
 // input pixel (h, w) feeds, or 0 where no output pixel does (strides, borders).
+template <typename T>
 struct ScatterRows {
   const Conv2DGeometry& g;
-  const int8_t* dy;
-  void ReadRow(int64_t pixel, int64_t k0, int64_t count, int8_t* out) const {
+  const T* dy;
+  void ReadRow(int64_t pixel, int64_t k0, int64_t count, T* out) const {
     int64_t n, h, w;
     SplitIndex(pixel, g.in_h, g.in_w, &n, &h, &w);
     // k0 = 0 (depths up to a packed block) needs no division.
@@ -121,9 +125,9 @@ struct ScatterRows {
                  ow < g.out_w;
       }
       if (inside) {
-        std::memcpy(out, dy + ((n * g.out_h + oh) * g.out_w + ow) * g.out_c + o, run);
+        std::memcpy(out, dy + ((n * g.out_h + oh) * g.out_w + ow) * g.out_c + o, run * sizeof(T));
       } else {
-        std::memset(out, 0, run);
+        std::memset(out, 0, run * sizeof(T));
       }
       out += run;
       count -= run;
@@ -134,12 +138,13 @@ struct ScatterRows {
 };
 
 // B[(kh, kw, o), c] = w[kh, kw, c, o]: the filter with in/out channels swapped.
+template <typename T>
 struct FilterTransposedRows {
   const Conv2DGeometry& g;
-  const int8_t* w;
-  void ReadRow(int64_t k, int64_t c0, int64_t count, int8_t* out) const {
+  const T* w;
+  void ReadRow(int64_t k, int64_t c0, int64_t count, T* out) const {
     const int64_t tap = k / g.out_c, o = k % g.out_c;
-    const int8_t* p = w + (tap * g.in_c + c0) * g.out_c + o;
+    const T* p = w + (tap * g.in_c + c0) * g.out_c + o;
     for (int64_t t = 0; t < count; ++t) out[t] = p[t * g.out_c];
   }
 };
@@ -174,15 +179,15 @@ Status Conv2D(const Conv2DGeometry& g, const int8_t* x, const int8_t* w, int32_t
     conv_internal::Conv2DShortRowsAvx512Vnni(g, x, w, out, parallel_for);
     return Status::OK();
   }
-  return Gemm(g.batch * g.out_h * g.out_w, g.out_c, depth, PatchRows{g, x},
+  return Gemm(g.batch * g.out_h * g.out_w, g.out_c, depth, PatchRows<int8_t>{g, x},
               StridedMatrix{w, g.out_c, 1}, out, parallel_for);
 }
 
 Status Conv2DBackpropInput(const Conv2DGeometry& g, const int8_t* w, const int8_t* dy,
                            int32_t* dx, const ParallelFor& parallel_for) {
   const int64_t depth = g.k_h * g.k_w * g.out_c;
-  return Gemm(g.batch * g.in_h * g.in_w, g.in_c, depth, ScatterRows{g, dy},
-              FilterTransposedRows{g, w}, dx, parallel_for);
+  return Gemm(g.batch * g.in_h * g.in_w, g.in_c, depth, ScatterRows<int8_t>{g, dy},
+              FilterTransposedRows<int8_t>{g, w}, dx, parallel_for);
 }
 
 Status Conv2DBackpropFilter(const Conv2DGeometry& g, const int8_t* x, const int8_t* dy,
@@ -202,7 +207,33 @@ Status Conv2DBackpropFilter(const Conv2DGeometry& g, const int8_t* x, const int8
   }
   std::vector<int32_t> transposed(g.out_c * taps);
   KERAS_INT_RETURN_IF_ERROR(Gemm(g.out_c, taps, depth, StridedMatrix{dy, 1, g.out_c},
-                                 PatchRows{g, x}, transposed.data(), parallel_for));
+                                 PatchRows<int8_t>{g, x}, transposed.data(), parallel_for));
+  for (int64_t o = 0; o < g.out_c; ++o) {
+    for (int64_t t = 0; t < taps; ++t) dw[t * g.out_c + o] = transposed[o * taps + t];
+  }
+  return Status::OK();
+}
+
+// The DFP16 datapath: the same readers over int16 mantissas, the int16 GEMM
+// (gemm16.h) and int64 results; no direct short-row paths.
+Status Conv2D(const Conv2DGeometry& g, const int16_t* x, const int16_t* w, int64_t* out,
+              const ParallelFor& parallel_for) {
+  return Gemm16(g.batch * g.out_h * g.out_w, g.out_c, g.k_h * g.k_w * g.in_c, PatchRows<int16_t>{g, x},
+                StridedMatrix16{w, g.out_c, 1}, out, parallel_for);
+}
+
+Status Conv2DBackpropInput(const Conv2DGeometry& g, const int16_t* w, const int16_t* dy, int64_t* dx,
+                           const ParallelFor& parallel_for) {
+  return Gemm16(g.batch * g.in_h * g.in_w, g.in_c, g.k_h * g.k_w * g.out_c, ScatterRows<int16_t>{g, dy},
+                FilterTransposedRows<int16_t>{g, w}, dx, parallel_for);
+}
+
+Status Conv2DBackpropFilter(const Conv2DGeometry& g, const int16_t* x, const int16_t* dy, int64_t* dw,
+                            const ParallelFor& parallel_for) {
+  const int64_t taps = g.k_h * g.k_w * g.in_c;
+  std::vector<int64_t> transposed(g.out_c * taps);
+  KERAS_INT_RETURN_IF_ERROR(Gemm16(g.out_c, taps, g.batch * g.out_h * g.out_w, StridedMatrix16{dy, 1, g.out_c},
+                                   PatchRows<int16_t>{g, x}, transposed.data(), parallel_for));
   for (int64_t o = 0; o < g.out_c; ++o) {
     for (int64_t t = 0; t < taps; ++t) dw[t * g.out_c + o] = transposed[o * taps + t];
   }

@@ -39,6 +39,14 @@ Status Conv2DBackpropInput(const Conv2DGeometry& g, const int8_t* w, const int8_
 Status Conv2DBackpropFilter(const Conv2DGeometry& g, const int8_t* x, const int8_t* dy,
                             int32_t* dw, const ParallelFor& parallel_for);
 
+// The DFP16 datapath: int16 mantissas, exact int64 results (gemm16.h).
+Status Conv2D(const Conv2DGeometry& g, const int16_t* x, const int16_t* w, int64_t* out,
+              const ParallelFor& parallel_for);
+Status Conv2DBackpropInput(const Conv2DGeometry& g, const int16_t* w, const int16_t* dy, int64_t* dx,
+                           const ParallelFor& parallel_for);
+Status Conv2DBackpropFilter(const Conv2DGeometry& g, const int16_t* x, const int16_t* dy, int64_t* dw,
+                            const ParallelFor& parallel_for);
+
 namespace conv_internal {
 
 // Whether Conv2D takes the direct path below: AVX-512 VNNI present (and

@@ -142,17 +142,16 @@ int MaxBitLength(const int32_t* acc, int64_t n) { return BitLength(MagnitudeOr(a
 
 namespace {
 
-// Requantize into T mantissas, stored as Out: T itself, or (uint32_t) the
-// bit patterns of their float32 carrier (requantize and dequantize in one
-// pass). out may be acc (see ShiftAndClip).
-template <typename T, typename Out>
-Status RequantizeInto(const int32_t* acc, int64_t n, int acc_exponent, Rounding rounding, RoundingSeed seed,
-                      Out* out, int* out_exponent, const ParallelFor& parallel_for) {
-  constexpr int kBits = sizeof(T) * 8;
-  constexpr int32_t kLimit = (1 << (kBits - 1)) - 1;
+// Requantize into `bits`-bit mantissas (8 or 16), stored as Out: int8_t/int16_t
+// themselves, or (uint32_t) the bit patterns of their float32 carrier
+// (requantize and dequantize in one pass). out may be acc (see ShiftAndClip).
+template <typename Out>
+Status RequantizeInto(const int32_t* acc, int64_t n, int acc_exponent, int bits, Rounding rounding,
+                      RoundingSeed seed, Out* out, int* out_exponent, const ParallelFor& parallel_for) {
+  const int32_t limit = (1 << (bits - 1)) - 1;
   KERAS_INT_RETURN_IF_ERROR(
       CheckExponent("requantize: exponent", acc_exponent, kMinAccExponent, kMaxAccExponent));
-  const int shift = MaxBitLength(acc, n) - (kBits - 1);
+  const int shift = MaxBitLength(acc, n) - (bits - 1);
   const int exponent = acc_exponent + std::max(shift, 0);
   KERAS_INT_RETURN_IF_ERROR(
       CheckExponent("requantize: result exponent", exponent, kMinExponent, kMaxExponent));
@@ -164,39 +163,90 @@ Status RequantizeInto(const int32_t* acc, int64_t n, int acc_exponent, Rounding 
     for (int64_t i = 0; i < n; ++i) out[i] = Stored<Out>(acc[i], scale);
     return Status::OK();
   }
-  // shift <= 32 - 7 = 25 here, so every mode fits 32-bit arithmetic.
+  // shift <= 32 - 8 = 24 here, so every mode fits 32-bit arithmetic.
   parallel_for(n, 4, [&](int64_t begin, int64_t end) {
     switch (rounding) {
       case Rounding::kNearest:
-        return ShiftAndClipVector_kNearest(acc, begin, end, shift, kLimit, scale, out);
+        return ShiftAndClipVector_kNearest(acc, begin, end, shift, limit, scale, out);
       case Rounding::kTruncate:
-        return ShiftAndClipVector_kTruncate(acc, begin, end, shift, kLimit, scale, out);
+        return ShiftAndClipVector_kTruncate(acc, begin, end, shift, limit, scale, out);
       case Rounding::kPseudoStochastic:
-        return ShiftAndClipVector_kPseudoStochastic(acc, begin, end, shift, kLimit, scale, out);
+        return ShiftAndClipVector_kPseudoStochastic(acc, begin, end, shift, limit, scale, out);
       case Rounding::kStochastic:
-        return ShiftAndClip<Rounding::kStochastic>(acc, begin, end, shift, seed, kLimit, scale, out);
+        return ShiftAndClip<Rounding::kStochastic>(acc, begin, end, shift, seed, limit, scale, out);
     }
+  });
+  return Status::OK();
+}
+
+KI_VECTOR_CLONES uint64_t MagnitudeOr64(const int64_t* __restrict acc, int64_t n) {
+  uint64_t any = 0;
+  for (int64_t i = 0; i < n; ++i) any |= Magnitude64(acc[i]);
+  return any;
+}
+
+// The same from int64 accumulators (the DFP16 products): shifts up to 63 - 7,
+// on 64-bit magnitudes (RoundShiftMagnitude: a stochastic shift beyond 32
+// bits compares with the random word shifted up, spec section 16).
+template <typename Out>
+Status RequantizeInto(const int64_t* acc, int64_t n, int acc_exponent, int bits, Rounding rounding,
+                      RoundingSeed seed, Out* out, int* out_exponent, const ParallelFor& parallel_for) {
+  const int64_t limit = (int64_t{1} << (bits - 1)) - 1;
+  KERAS_INT_RETURN_IF_ERROR(
+      CheckExponent("requantize: exponent", acc_exponent, kMinAccExponent, kMaxAccExponent));
+  const int shift = BitLength64(MagnitudeOr64(acc, n)) - (bits - 1);
+  const int exponent = acc_exponent + std::max(shift, 0);
+  KERAS_INT_RETURN_IF_ERROR(
+      CheckExponent("requantize: result exponent", exponent, kMinExponent, kMaxExponent));
+  *out_exponent = exponent;
+  const float scale = PowerOfTwo(exponent);
+  parallel_for(n, 8, [&](int64_t begin, int64_t end) {
+    WithRounding(rounding, [&](auto mode) {
+      for (int64_t i = begin; i < end; ++i) {
+        const uint32_t random =
+            mode() == Rounding::kStochastic ? StochasticWord(seed.key, seed.step, static_cast<uint64_t>(i)) : 0;
+        const int64_t v = Clip64(RoundShift64(acc[i], shift, mode(), random), limit);
+        out[i] = Stored<Out>(static_cast<int32_t>(v), scale);
+      }
+    });
   });
   return Status::OK();
 }
 
 }  // namespace
 
-template <typename T>
-Status Requantize(const int32_t* acc, int64_t n, int acc_exponent, Rounding rounding,
-                  RoundingSeed seed, T* out, int* out_exponent, const ParallelFor& parallel_for) {
-  return RequantizeInto<T, T>(acc, n, acc_exponent, rounding, seed, out, out_exponent, parallel_for);
+template <typename T, typename Acc>
+Status Requantize(const Acc* acc, int64_t n, int acc_exponent, Rounding rounding, RoundingSeed seed, T* out,
+                  int* out_exponent, const ParallelFor& parallel_for) {
+  return RequantizeInto<T>(acc, n, acc_exponent, sizeof(T) * 8, rounding, seed, out, out_exponent, parallel_for);
 }
 
-template Status Requantize<int8_t>(const int32_t*, int64_t, int, Rounding, RoundingSeed, int8_t*,
-                                   int*, const ParallelFor&);
-template Status Requantize<int16_t>(const int32_t*, int64_t, int, Rounding, RoundingSeed, int16_t*,
-                                    int*, const ParallelFor&);
+template Status Requantize<int8_t, int32_t>(const int32_t*, int64_t, int, Rounding, RoundingSeed, int8_t*, int*,
+                                            const ParallelFor&);
+template Status Requantize<int16_t, int32_t>(const int32_t*, int64_t, int, Rounding, RoundingSeed, int16_t*, int*,
+                                             const ParallelFor&);
+template Status Requantize<int8_t, int64_t>(const int64_t*, int64_t, int, Rounding, RoundingSeed, int8_t*, int*,
+                                            const ParallelFor&);
+template Status Requantize<int16_t, int64_t>(const int64_t*, int64_t, int, Rounding, RoundingSeed, int16_t*, int*,
+                                             const ParallelFor&);
 
-Status RequantizeToCarrier(const int32_t* acc, int64_t n, int acc_exponent, Rounding rounding,
-                           RoundingSeed seed, float* out, int* out_exponent, const ParallelFor& parallel_for) {
-  return RequantizeInto<int8_t, uint32_t>(acc, n, acc_exponent, rounding, seed, reinterpret_cast<uint32_t*>(out),
-                                          out_exponent, parallel_for);
+Status CheckMantissaBits(int bits) {
+  if (bits != 8 && bits != 16) return Status::Error("bits must be 8 or 16, got " + std::to_string(bits));
+  return Status::OK();
+}
+
+Status RequantizeToCarrier(const int32_t* acc, int64_t n, int acc_exponent, Rounding rounding, RoundingSeed seed,
+                           float* out, int* out_exponent, const ParallelFor& parallel_for, int bits) {
+  KERAS_INT_RETURN_IF_ERROR(CheckMantissaBits(bits));
+  return RequantizeInto<uint32_t>(acc, n, acc_exponent, bits, rounding, seed, reinterpret_cast<uint32_t*>(out),
+                                  out_exponent, parallel_for);
+}
+
+Status RequantizeToCarrier(const int64_t* acc, int64_t n, int acc_exponent, Rounding rounding, RoundingSeed seed,
+                           float* out, int* out_exponent, const ParallelFor& parallel_for, int bits) {
+  KERAS_INT_RETURN_IF_ERROR(CheckMantissaBits(bits));
+  return RequantizeInto<uint32_t>(acc, n, acc_exponent, bits, rounding, seed, reinterpret_cast<uint32_t*>(out),
+                                  out_exponent, parallel_for);
 }
 
 Status RoundShiftTensor(const int32_t* in, int64_t n, int shift, Rounding rounding,

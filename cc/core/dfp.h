@@ -20,17 +20,26 @@ bool ParseRounding(const std::string& name, Rounding* rounding);
 // bit_length(max |acc|).
 int MaxBitLength(const int32_t* acc, int64_t n);
 
-// requantize (spec section 2): int32 accumulator at exponent acc_exponent ->
-// `bits`-bit mantissas in out (int8_t or int16_t) and their exponent.
-template <typename T>
-Status Requantize(const int32_t* acc, int64_t n, int acc_exponent, Rounding rounding,
+// requantize (spec sections 2 and 16): an int32 (or, for the DFP16 products,
+// int64) accumulator at exponent acc_exponent -> mantissas of T's width in
+// out (int8_t or int16_t) and their exponent.
+template <typename T, typename Acc>
+Status Requantize(const Acc* acc, int64_t n, int acc_exponent, Rounding rounding,
                   RoundingSeed seed, T* out, int* out_exponent, const ParallelFor& parallel_for);
 
-// Requantize to int8 and dequantize in one pass: the float32 carrier of the
-// requantized mantissas (and their exponent), without an int8 temporary.
-// out may be acc's own memory: the carrier then replaces the accumulator.
+// "bits must be 8 or 16" unless it is.
+Status CheckMantissaBits(int bits);
+
+// Requantize to `bits` (8 or 16) and dequantize in one pass: the float32
+// carrier of the requantized mantissas (and their exponent), without a
+// mantissa temporary. For int32 accumulators out may be acc's own memory:
+// the carrier then replaces the accumulator.
 Status RequantizeToCarrier(const int32_t* acc, int64_t n, int acc_exponent, Rounding rounding,
-                           RoundingSeed seed, float* out, int* out_exponent, const ParallelFor& parallel_for);
+                           RoundingSeed seed, float* out, int* out_exponent, const ParallelFor& parallel_for,
+                           int bits = 8);
+Status RequantizeToCarrier(const int64_t* acc, int64_t n, int acc_exponent, Rounding rounding,
+                           RoundingSeed seed, float* out, int* out_exponent, const ParallelFor& parallel_for,
+                           int bits = 8);
 
 // Shifts every element right by `shift` with rounding (shift <= 0: copy),
 // clips to [-limit, limit].

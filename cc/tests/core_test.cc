@@ -15,6 +15,7 @@
 #include "cc/core/cross_entropy.h"
 #include "cc/core/dfp.h"
 #include "cc/core/gemm.h"
+#include "cc/core/gemm16.h"
 #include "cc/core/layer_norm.h"
 #include "cc/core/norm_rows.h"
 #include "cc/core/pool.h"
@@ -211,6 +212,110 @@ void TestConv() {
   int64_t want = 0;
   for (size_t i = 0; i < x.size(); ++i) want += int64_t{x[i]} * dy[i];
   EXPECT(dw[0] == want, "filter gradient over 131769 pixels: %d != %ld", dw[0], (long)want);
+}
+
+std::vector<int16_t> RandomInt16(int64_t n, int lo = -32767, int hi = 32767) {
+  std::uniform_int_distribution<int> d(lo, hi);
+  std::vector<int16_t> v(n);
+  for (auto& x : v) x = static_cast<int16_t>(d(rng));
+  return v;
+}
+
+// The DFP16 GEMM (byte planes on the int8 GEMM) and convolutions against
+// int64 loops: random and all-extreme operands, depths past one exact int32
+// part, transposes, and a product that overflows int32 many times over.
+void TestDfp16() {
+  const int64_t shapes[][3] = {{1, 1, 1}, {5, 3, 2}, {7, 17, 513}, {13, 33, 1000}, {0, 4, 3}, {4, 5, 0},
+                               {2, 3, 131071 + 9}, {40, 50, 5000}, {300, 10, 64}};
+  for (const auto& s : shapes) {
+    const int64_t M = s[0], N = s[1], K = s[2];
+    for (int t = 0; t < 4; ++t) {
+      const bool tx = t & 1, tw = t & 2;
+      auto x = RandomInt16(M * K), w = RandomInt16(K * N);
+      if (t == 3) {  // all extremes
+        for (size_t i = 0; i < x.size(); ++i) x[i] = i % 3 ? -32767 : 32767;
+        for (size_t i = 0; i < w.size(); ++i) w[i] = i % 5 ? -32767 : 32767;
+      }
+      std::vector<int64_t> out(M * N, -1);
+      Status status = MatMul(x.data(), w.data(), M, N, K, tx, tw, out.data(), SerialFor);
+      EXPECT(status.ok(), "matmul16 %ld %ld %ld: %s", (long)M, (long)N, (long)K, status.message().c_str());
+      bool same = true;
+      for (int64_t i = 0; i < M; ++i) {
+        for (int64_t j = 0; j < N; ++j) {
+          int64_t want = 0;
+          for (int64_t k = 0; k < K; ++k) want += int64_t{x[tx ? k * M + i : i * K + k]} * w[tw ? j * K + k : k * N + j];
+          same &= out[i * N + j] == want;
+        }
+      }
+      EXPECT(same, "matmul16 %ldx%ldx%ld t=%d", (long)M, (long)N, (long)K, t);
+    }
+  }
+  // 32767**2 * 300000 ~ 2**48: far outside int32, exact in int64.
+  {
+    const int64_t K = 300000;
+    std::vector<int16_t> x(K, 32767), w(K, -32767);
+    std::vector<int64_t> out(1);
+    EXPECT(MatMul(x.data(), w.data(), 1, 1, K, false, false, out.data(), SerialFor).ok() &&
+               out[0] == -int64_t{32767} * 32767 * K,
+           "matmul16 deep extreme: %ld", (long)out[0]);
+  }
+  struct Case { int64_t n, h, w, c, kh, kw, o, sh, sw; bool same; };
+  const Case cases[] = {{2, 7, 6, 3, 3, 3, 5, 2, 2, true}, {1, 9, 8, 17, 3, 2, 7, 3, 1, false},
+                        {2, 12, 12, 1, 5, 5, 6, 1, 1, false}, {1, 5, 6, 2, 3, 3, 130, 1, 1, true}};
+  for (const Case& c : cases) {
+    Conv2DGeometry g{c.n, c.h, c.w, c.c, c.kh, c.kw, c.o, c.sh, c.sw, 1, 1, 0, 0, 0, 0};
+    EXPECT(ComputeConv2DGeometry(c.same, &g).ok(), "geometry");
+    auto x = RandomInt16(g.batch * g.in_h * g.in_w * g.in_c);
+    auto w = RandomInt16(g.k_h * g.k_w * g.in_c * g.out_c);
+    auto dy = RandomInt16(g.batch * g.out_h * g.out_w * g.out_c);
+    std::vector<int64_t> y(dy.size()), dx(x.size()), dw(w.size());
+    EXPECT(Conv2D(g, x.data(), w.data(), y.data(), SerialFor).ok(), "conv16");
+    EXPECT(Conv2DBackpropInput(g, w.data(), dy.data(), dx.data(), SerialFor).ok(), "conv16 bwd input");
+    EXPECT(Conv2DBackpropFilter(g, x.data(), dy.data(), dw.data(), SerialFor).ok(), "conv16 bwd filter");
+    std::vector<int64_t> want_y(y.size(), 0), want_dx(dx.size(), 0), want_dw(dw.size(), 0);
+    for (int64_t n = 0; n < g.batch; ++n)
+      for (int64_t oh = 0; oh < g.out_h; ++oh)
+        for (int64_t ow = 0; ow < g.out_w; ++ow)
+          for (int64_t kh = 0; kh < g.k_h; ++kh)
+            for (int64_t kw = 0; kw < g.k_w; ++kw) {
+              const int64_t ih = oh * g.stride_h - g.pad_top + kh, iw = ow * g.stride_w - g.pad_left + kw;
+              if (ih < 0 || ih >= g.in_h || iw < 0 || iw >= g.in_w) continue;
+              for (int64_t ci = 0; ci < g.in_c; ++ci)
+                for (int64_t o = 0; o < g.out_c; ++o) {
+                  const int64_t xi = ((n * g.in_h + ih) * g.in_w + iw) * g.in_c + ci;
+                  const int64_t wi = ((kh * g.k_w + kw) * g.in_c + ci) * g.out_c + o;
+                  const int64_t yi = ((n * g.out_h + oh) * g.out_w + ow) * g.out_c + o;
+                  want_y[yi] += int64_t{x[xi]} * w[wi];
+                  want_dx[xi] += int64_t{dy[yi]} * w[wi];
+                  want_dw[wi] += int64_t{x[xi]} * dy[yi];
+                }
+            }
+    EXPECT(y == want_y && dx == want_dx && dw == want_dw, "conv16 case %ldx%ldx%ldx%ld k%ldx%ld", (long)c.n,
+           (long)c.h, (long)c.w, (long)c.c, (long)c.kh, (long)c.kw);
+  }
+  // Requantize from int64: 16-bit results within one unit, exponents from the bit length.
+  const Rounding modes[] = {Rounding::kNearest, Rounding::kPseudoStochastic, Rounding::kStochastic,
+                            Rounding::kTruncate};
+  std::vector<int64_t> acc = {0, 1, -1, INT64_C(1) << 46, -(INT64_C(1) << 46) + 3};
+  std::uniform_int_distribution<int64_t> d(-(INT64_C(1) << 46), INT64_C(1) << 46);
+  for (int i = 0; i < 1000; ++i) acc.push_back(d(rng));
+  for (Rounding mode : modes) {
+    std::vector<int16_t> q(acc.size());
+    std::vector<float> carrier(acc.size());
+    int e = 0, e_carrier = 0;
+    EXPECT(Requantize<int16_t>(acc.data(), acc.size(), -60, mode, RoundingSeed{3, 4}, q.data(), &e, SerialFor).ok(),
+           "requantize64");
+    EXPECT(RequantizeToCarrier(acc.data(), acc.size(), -60, mode, RoundingSeed{3, 4}, carrier.data(), &e_carrier,
+                               SerialFor, 16).ok(), "requantize64 to carrier");
+    EXPECT(e == -60 + 32 && e_carrier == e, "exponent of a 47-bit int64 tensor at 16 bits: %d", e);
+    bool ok = true;
+    for (size_t i = 0; i < acc.size(); ++i) {
+      const double exact = static_cast<double>(acc[i]) / 4294967296.0;  // 2**32
+      ok &= q[i] >= -32767 && q[i] <= 32767 && std::abs(q[i] - exact) <= 1.0;
+      ok &= carrier[i] == static_cast<float>(q[i]) * 0x1p-28f;
+    }
+    EXPECT(ok, "requantize64 values");
+  }
 }
 
 void TestRequantizeAndQuantize() {
@@ -513,6 +618,7 @@ int main() {
   keras_int::TestQuadKernel();
   keras_int::TestMatMul();
   keras_int::TestConv();
+  keras_int::TestDfp16();
   keras_int::TestRequantizeAndQuantize();
   keras_int::TestPoolLossSgdAdd();
   keras_int::TestNormRowLoops();

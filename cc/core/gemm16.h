@@ -1,0 +1,189 @@
+// Exact int16 x int16 -> int64 matrix multiplication (the DFP16 datapath,
+// docs/algorithms.md section 16) on the int8 GEMM of gemm.h.
+//
+// Each int16 value is split into two signed bytes, v = 256 h + l + 128 with
+// h = v >> 8 and l = (v & 255) - 128, both in [-128, 127]. With
+// v~ = 256 h + l = v - 128,
+//   sum_k a b = sum_k a~ b~ + 128 (sum_k a + sum_k b) - 16384 K,
+//   sum_k a~ b~ = 65536 (Ah Bh) + 256 (Ah Bl + Al Bh) + Al Bl,
+// and the four byte products are one int8 GEMM of the stacked planes
+// [Ah; Al] (2M x K) by [Bh, Bl] (K x 2N), exact in int32 for every depth
+// up to kMaxExactDepth, combined in int64. This is how int16 runs on int8
+// tensor cores; on this CPU it keeps vpdpbusd's 64 byte products per
+// instruction (16 int16 products' worth) where vpmaddwd pair sums would need
+// a widening to int64 after every instruction, since one pair sum of int16
+// products already reaches 2**31.
+//
+// Operands are read through int16 row readers, as gemm.h's int8 ones:
+//   A: void ReadRow(int64_t i, int64_t k0, int64_t kc, int16_t* out)
+//   B: void ReadRow(int64_t k, int64_t j0, int64_t nj, int16_t* out)
+#ifndef KERAS_INT_CC_CORE_GEMM16_H_
+#define KERAS_INT_CC_CORE_GEMM16_H_
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "cc/core/gemm.h"
+
+namespace keras_int {
+
+// A row reader over a strided int16 matrix: element (r, k) at data[r*rs + k*cs].
+struct StridedMatrix16 {
+  const int16_t* data;
+  int64_t row_stride;
+  int64_t col_stride;
+  void ReadRow(int64_t r, int64_t k0, int64_t count, int16_t* out) const {
+    const int16_t* p = data + r * row_stride + k0 * col_stride;
+    if (col_stride == 1) {
+      std::memcpy(out, p, count * sizeof(int16_t));
+    } else {
+      for (int64_t t = 0; t < count; ++t) out[t] = p[t * col_stride];
+    }
+  }
+};
+
+namespace gemm16_internal {
+
+// The two signed bytes of v: v = 256 * HighByte(v) + LowByteCentred(v) + 128.
+inline int8_t HighByte(int16_t v) { return static_cast<int8_t>(v >> 8); }
+inline int8_t LowByteCentred(int16_t v) { return static_cast<int8_t>((v & 255) - 128); }
+
+// Reads `count` int16 values at a time in chunks through a stack buffer and
+// writes one byte plane of them.
+constexpr int64_t kChunk = 256;
+template <typename Read>
+inline void ReadPlane(int64_t count, bool low, int8_t* out, const Read& read) {
+  int16_t buffer[kChunk];
+  for (int64_t t0 = 0; t0 < count; t0 += kChunk) {
+    const int64_t n = std::min(kChunk, count - t0);
+    read(t0, n, buffer);
+    if (low) {
+      for (int64_t t = 0; t < n; ++t) out[t0 + t] = LowByteCentred(buffer[t]);
+    } else {
+      for (int64_t t = 0; t < n; ++t) out[t0 + t] = HighByte(buffer[t]);
+    }
+  }
+}
+
+// [Ah; Al]: rows [0, M) are the high bytes of A's rows, [M, 2M) the low ones.
+template <typename Reader16>
+struct StackedRowPlanes {
+  const Reader16& a;
+  int64_t M;
+  void ReadRow(int64_t i, int64_t k0, int64_t count, int8_t* out) const {
+    const bool low = i >= M;
+    const int64_t row = low ? i - M : i;
+    ReadPlane(count, low, out, [&](int64_t t0, int64_t n, int16_t* buffer) { a.ReadRow(row, k0 + t0, n, buffer); });
+  }
+};
+
+// [Bh, Bl]: columns [0, N) are the high bytes of B's columns, [N, 2N) the low ones.
+template <typename Reader16>
+struct SideBySidePlanes {
+  const Reader16& b;
+  int64_t N;
+  void ReadRow(int64_t k, int64_t j0, int64_t count, int8_t* out) const {
+    if (j0 < N) {
+      const int64_t high = std::min(count, N - j0);
+      ReadPlane(high, false, out, [&](int64_t t0, int64_t n, int16_t* buffer) { b.ReadRow(k, j0 + t0, n, buffer); });
+      out += high, j0 += high, count -= high;
+    }
+    if (count > 0) {
+      ReadPlane(count, true, out, [&](int64_t t0, int64_t n, int16_t* buffer) {
+        b.ReadRow(k, j0 - N + t0, n, buffer);
+      });
+    }
+  }
+};
+
+template <typename Reader16>
+struct DepthOffset16A {
+  const Reader16& a;
+  int64_t offset;
+  void ReadRow(int64_t i, int64_t k0, int64_t kc, int16_t* out) const { a.ReadRow(i, k0 + offset, kc, out); }
+};
+
+template <typename Reader16>
+struct DepthOffset16B {
+  const Reader16& b;
+  int64_t offset;
+  void ReadRow(int64_t k, int64_t j0, int64_t nj, int16_t* out) const { b.ReadRow(k + offset, j0, nj, out); }
+};
+
+}  // namespace gemm16_internal
+
+// |sum_k a b| <= K * 32767**2 < 2**63 for K below 2**33.
+constexpr int64_t kMaxGemm16Depth = (int64_t{1} << 33) - 1;
+
+// C (M x N, row-major, int64) = A (M x K) * B (K x N), int16 operands, exact.
+template <typename ReaderA, typename ReaderB>
+Status Gemm16(int64_t M, int64_t N, int64_t K, const ReaderA& a, const ReaderB& b, int64_t* c,
+              const ParallelFor& parallel_for) {
+  using namespace gemm16_internal;
+  if (K > kMaxGemm16Depth) {
+    return Status::Error("int16 matmul: depth " + std::to_string(K) + " exceeds " +
+                         std::to_string(kMaxGemm16Depth) + ", beyond which an int64 sum of int16 products can overflow");
+  }
+  std::fill(c, c + M * N, int64_t{0});
+  if (M == 0 || N == 0 || K == 0) return Status::OK();
+  // Byte products of one exact part (<= kMaxExactDepth deep): [[HH, HL], [LH, LL]].
+  std::vector<int32_t> planes(4 * M * N);
+  for (int64_t k0 = 0; k0 < K; k0 += kMaxExactDepth) {
+    const int64_t kc = std::min(kMaxExactDepth, K - k0);
+    const DepthOffset16A<ReaderA> a_part{a, k0};
+    const DepthOffset16B<ReaderB> b_part{b, k0};
+    gemm_internal::GemmExact(2 * M, 2 * N, kc, StackedRowPlanes<DepthOffset16A<ReaderA>>{a_part, M},
+                             SideBySidePlanes<DepthOffset16B<ReaderB>>{b_part, N}, planes.data(), 2 * N,
+                             parallel_for);
+    parallel_for(M, 8 * N, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        const int32_t* high = &planes[i * 2 * N];
+        const int32_t* low = &planes[(M + i) * 2 * N];
+        int64_t* row = c + i * N;
+        for (int64_t j = 0; j < N; ++j) {
+          row[j] += int64_t{high[j]} * 65536 + (int64_t{high[N + j]} + low[j]) * 256 + low[N + j];
+        }
+      }
+    });
+  }
+  // The centring terms: 128 (sum_k a[i, k] + sum_k b[k, j]) - 16384 K.
+  std::vector<int64_t> row_sums(M, 0), column_sums(N, 0);
+  parallel_for(M, 2 * K, [&](int64_t begin, int64_t end) {
+    int16_t buffer[kChunk];
+    for (int64_t i = begin; i < end; ++i) {
+      int64_t sum = 0;
+      for (int64_t k0 = 0; k0 < K; k0 += kChunk) {
+        const int64_t n = std::min(kChunk, K - k0);
+        a.ReadRow(i, k0, n, buffer);
+        for (int64_t t = 0; t < n; ++t) sum += buffer[t];
+      }
+      row_sums[i] = sum;
+    }
+  });
+  {
+    std::vector<int16_t> buffer(N);
+    for (int64_t k = 0; k < K; ++k) {
+      b.ReadRow(k, 0, N, buffer.data());
+      for (int64_t j = 0; j < N; ++j) column_sums[j] += buffer[j];
+    }
+  }
+  parallel_for(M, 2 * N, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t base = 128 * row_sums[i] - 16384 * K;
+      int64_t* row = c + i * N;
+      for (int64_t j = 0; j < N; ++j) row[j] += base + 128 * column_sums[j];
+    }
+  });
+  return Status::OK();
+}
+
+// Plain int16 matrix product with optional transposes (gemm.h's MatMul).
+Status MatMul(const int16_t* x, const int16_t* w, int64_t M, int64_t N, int64_t K, bool transpose_x,
+              bool transpose_w, int64_t* out, const ParallelFor& parallel_for);
+
+}  // namespace keras_int
+
+#endif  // KERAS_INT_CC_CORE_GEMM16_H_
