@@ -24,7 +24,8 @@ if keras.backend.backend() != "tensorflow":
 
 from keras_int import callbacks, layers, losses, optimizers  # noqa: E402
 from keras_int.plotting import plot_exponents  # noqa: E402
+from keras_int.precision import default_bits, set_default_bits  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["callbacks", "layers", "losses", "optimizers", "plot_exponents"]
+__all__ = ["callbacks", "default_bits", "layers", "losses", "optimizers", "plot_exponents", "set_default_bits"]

@@ -3,6 +3,7 @@
 import keras
 import tensorflow as tf
 
+from keras_int.precision import resolve_bits
 from tf_int_ops import layer_ops
 
 
@@ -75,15 +76,18 @@ class IntegerCrossEntropy(keras.losses.Loss):
     training uses the integer gradient (pseudo-stochastic rounding, so it is
     bit-reproducible). Labels are class indices by default, like
     ``SparseCategoricalCrossentropy``; pass ``sparse=False`` for one-hot labels.
+    ``bits=16`` (DFP16) reads the logits as int16 mantissas and gives an
+    int16 error at exponent -15; None takes ``keras_int.default_bits()``.
 
     >>> model.compile(optimizer=keras_int.optimizers.IntegerSGD(),
     ...               loss=keras_int.losses.IntegerCrossEntropy(), metrics=["accuracy"])
     """
 
     def __init__(self, sparse=True, reduction="sum_over_batch_size", name="integer_cross_entropy",
-                 dtype=None):
+                 dtype=None, bits=None):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.sparse = bool(sparse)
+        self.bits = resolve_bits(bits, _NAME)
 
     def call(self, y_true, y_pred):
         y_true, y_pred = tf.convert_to_tensor(y_true), tf.convert_to_tensor(y_pred)
@@ -91,7 +95,7 @@ class IntegerCrossEntropy(keras.losses.Loss):
             raise ValueError(f"{_NAME}: y_pred must be logits of shape [batch, classes], got shape "
                              f"{y_pred.shape}")
         labels = _sparse_labels(y_true, y_pred) if self.sparse else _one_hot_labels(y_true, y_pred)
-        return layer_ops.softmax_cross_entropy(labels, y_pred)
+        return layer_ops.softmax_cross_entropy(labels, y_pred, bits=self.bits)
 
     def get_config(self):
-        return {**super().get_config(), "sparse": self.sparse}
+        return {**super().get_config(), "sparse": self.sparse, "bits": self.bits}

@@ -71,11 +71,18 @@ def _assign_integer(variable, master, new_w):
         variable.assign(tf_int_ops.int8_weights(new_w))
 
 
-def _check_integer_gradient(name, variable, gradient):
-    if variable.dtype not in (tf.int8, tf.int16, tf.int32) or gradient.dtype != tf.int32:
+def _check_integer_gradient(name, variable, gradient, dtypes=(tf.int32, tf.int64)):
+    if variable.dtype not in (tf.int8, tf.int16, tf.int32) or gradient.dtype not in dtypes:
+        allowed = " or ".join(d.name for d in dtypes)
         raise ValueError(f"{name}: variable {variable.name} ({variable.dtype.name}) got a "
-                         f"{gradient.dtype.name} gradient; integer variables need int32 gradients "
+                         f"{gradient.dtype.name} gradient; integer variables need {allowed} gradients "
                          "from keras_int layers")
+
+
+# The weights and biases of 16-bit layers (DFP16) have int64 gradients and
+# units 2**-8 of their 8-bit counterparts' (the same float initialiser
+# quantized to 8 more bits): their steps are 8 bits wider, the same value.
+DFP16_EXTRA_STEP_BITS = 8
 
 
 def _is_float(variable):
@@ -88,7 +95,10 @@ class IntegerSGD(keras.optimizers.Optimizer):
 
     The int32 gradient is shifted to ``mu`` bits (pseudo-stochastic rounding)
     and subtracted from the int8 weights with clipping; ``mu`` plays the role
-    of the learning rate.
+    of the learning rate. The int16 weights (and int32 biases) of 16-bit
+    layers (``bits=16``, DFP16) get int64 gradients and take steps of
+    ``mu + 8`` bits: the same value, since their units are 2**-8 of the
+    8-bit layers'.
 
     Args:
       mu: update bit width (NITI: 5).
@@ -187,6 +197,8 @@ class IntegerSGD(keras.optimizers.Optimizer):
         _check_integer_gradient("IntegerSGD", variable, gradient)
         mu = self._mu()
         self.current_mu.assign(mu)
+        if gradient.dtype == tf.int64:
+            mu = mu + DFP16_EXTRA_STEP_BITS
         self._grad_bits[index].assign(tf_int_ops.bit_length(gradient))
         master = self._masters[index]
         momentum = self._momenta[index]
@@ -305,7 +317,7 @@ class IntegerAdam(keras.optimizers.Optimizer):
         if _is_float(variable):
             variable.assign_sub(tf.cast(learning_rate, variable.dtype) * gradient)  # plain SGD, documented
             return
-        _check_integer_gradient("IntegerAdam", variable, gradient)
+        _check_integer_gradient("IntegerAdam", variable, gradient, (tf.int32,))
         self._grad_bits[index].assign(tf_int_ops.bit_length(gradient))
         master = self._masters[index]
         target = variable if master is None else master

@@ -90,6 +90,20 @@ def one_of(value, dtypes, name, fn):
     return result
 
 
+def product_operands(x, w, fn, x_name="x", w_name="w"):
+    """The two mantissa operands of an exact product, as one type, and the result type.
+
+    int8 x int8 gives int32; an int16 operand (DFP16, docs/algorithms.md 16)
+    gives int64, and an int8 operand beside it is widened to int16, exactly.
+    Returns ``(x, w, T, Tacc)``.
+    """
+    x = one_of(x, (tf.int8, tf.int16), x_name, fn)
+    w = one_of(w, (tf.int8, tf.int16), w_name, fn)
+    if x.dtype == w.dtype == tf.int8:
+        return x, w, tf.int8, tf.int32
+    return tf.cast(x, tf.int16), tf.cast(w, tf.int16), tf.int16, tf.int64
+
+
 def carrier(x, name, fn):
     """`x` as a float32 tensor: a carrier, or raw input the op quantizes."""
     x = tf.convert_to_tensor(x)

@@ -90,7 +90,7 @@ def dequantize(q, exponent):
 
 
 def requantize(acc, exponent, rounding="nearest", bits=8, seed=None):
-    """int32 accumulator at ``exponent`` -> ``(q, e)`` with ``bits``-bit mantissas.
+    """int32 (or int64, DFP16) accumulator at ``exponent`` -> ``(q, e)`` with ``bits``-bit mantissas.
 
     Shifts right by ``s = bit_length(max|acc|) - (bits - 1)`` when positive,
     with the given rounding, and clips; small values are never scaled up.
@@ -99,7 +99,7 @@ def requantize(acc, exponent, rounding="nearest", bits=8, seed=None):
 
     >>> q, e = requantize(tf.constant([1000, -3], tf.int32), 0)  # q = [125, 0], e = 3
     """
-    acc = check.tensor(acc, tf.int32, "acc", "requantize")
+    acc = check.one_of(acc, (tf.int32, tf.int64), "acc", "requantize")
     rounding = check.rounding(rounding, "requantize")
     return _ops().int_ops_requantize(acc, check.exponent(exponent, "requantize"),
                                      check.seed(seed, rounding, "requantize"),
@@ -117,27 +117,29 @@ def round_shift(x, shift, rounding="nearest", limit=2**31 - 1, seed=None):
 
 
 def bit_length(x):
-    """``bit_length(max|x|)`` of an int32 tensor as an int32 scalar (0 if all zero).
+    """``bit_length(max|x|)`` of an int32 (or int64) tensor as an int32 scalar (0 if all zero).
 
     >>> bit_length(tf.constant([5, -130]))  # 8
     """
-    return _ops().int_ops_bit_length(check.tensor(x, tf.int32, "x", "bit_length"))
+    return _ops().int_ops_bit_length(check.one_of(x, (tf.int32, tf.int64), "x", "bit_length"))
 
 
 def int_matmul(x, w, transpose_x=False, transpose_w=False):
-    """Exact int8 x int8 -> int32 matrix product.
+    """Exact int8 x int8 -> int32 matrix product; int16 operands (DFP16) give int64.
 
-    Depths beyond ``MAX_EXACT_DEPTH`` (2**17 - 1, where int32 could overflow)
-    are summed exactly in int64 and raise InvalidArgumentError only if a
-    result leaves int32.
+    int8: depths beyond ``MAX_EXACT_DEPTH`` (2**17 - 1, where int32 could
+    overflow) are summed exactly in int64 and raise InvalidArgumentError only
+    if a result leaves int32. int16 (either operand; an int8 one is widened):
+    exact int64 results for any depth below 2**33 (docs/algorithms.md 16).
 
     >>> int_matmul(tf.ones([2, 3], tf.int8), tf.ones([3, 4], tf.int8))  # all 3
+    >>> int_matmul(tf.fill([1, 4], tf.constant(32767, tf.int16)), tf.ones([4, 1], tf.int16))  # int64 131068
     """
-    x = check.tensor(x, tf.int8, "x", "int_matmul")
-    w = check.tensor(w, tf.int8, "w", "int_matmul")
+    x, w, _, acc_dtype = check.product_operands(x, w, "int_matmul")
     check.rank(x, 2, "x", "int_matmul")
     check.rank(w, 2, "w", "int_matmul")
-    return _ops().int_ops_mat_mul(x, w, transpose_x=bool(transpose_x), transpose_w=bool(transpose_w))
+    return _ops().int_ops_mat_mul(x, w, transpose_x=bool(transpose_x), transpose_w=bool(transpose_w),
+                                  Tacc=acc_dtype)
 
 
 def int_batch_matmul(x, w, transpose_x=False, transpose_w=False):
@@ -162,40 +164,39 @@ def int_batch_matmul(x, w, transpose_x=False, transpose_w=False):
 
 
 def int_conv2d(x, w, strides=1, padding="SAME", dilations=1):
-    """Exact int8 2-D convolution: x NHWC, w HWIO -> int32 NHWC.
+    """Exact int8 2-D convolution: x NHWC, w HWIO -> int32 NHWC (int16 operands: int64).
 
     >>> int_conv2d(tf.ones([1, 4, 4, 2], tf.int8), tf.ones([3, 3, 2, 5], tf.int8), 1, "VALID")
     """
     fn = "int_conv2d"
-    x = check.tensor(x, tf.int8, "x", fn)
-    w = check.tensor(w, tf.int8, "w", fn)
+    x, w, _, acc_dtype = check.product_operands(x, w, fn)
     check.rank(x, 4, "x", fn)
     check.rank(w, 4, "w", fn)
-    return _ops().int_ops_conv2d(x, w, **check.conv_attrs(strides, padding, dilations, fn))
+    return _ops().int_ops_conv2d(x, w, **check.conv_attrs(strides, padding, dilations, fn), Tacc=acc_dtype)
 
 
 def int_conv2d_backprop_input(input_sizes, w, dy, strides=1, padding="SAME", dilations=1):
-    """Gradient of ``int_conv2d`` w.r.t. its input, int32, for any stride/padding."""
+    """Gradient of ``int_conv2d`` w.r.t. its input, int32 (int16 operands: int64), for any stride/padding."""
     fn = "int_conv2d_backprop_input"
     input_sizes = check.tensor(input_sizes, tf.int32, "input_sizes", fn)
-    w = check.tensor(w, tf.int8, "w", fn)
-    dy = check.tensor(dy, tf.int8, "dy", fn)
+    w, dy, _, acc_dtype = check.product_operands(w, dy, fn, "w", "dy")
     check.rank(w, 4, "w", fn)
     check.rank(dy, 4, "dy", fn)
     return _ops().int_ops_conv2d_backprop_input(input_sizes, w, dy,
-                                                **check.conv_attrs(strides, padding, dilations, fn))
+                                                **check.conv_attrs(strides, padding, dilations, fn),
+                                                Tacc=acc_dtype)
 
 
 def int_conv2d_backprop_filter(x, filter_sizes, dy, strides=1, padding="SAME", dilations=1):
-    """Gradient of ``int_conv2d`` w.r.t. its filter, int32, for any stride/padding."""
+    """Gradient of ``int_conv2d`` w.r.t. its filter, int32 (int16 operands: int64), for any stride/padding."""
     fn = "int_conv2d_backprop_filter"
-    x = check.tensor(x, tf.int8, "x", fn)
+    x, dy, _, acc_dtype = check.product_operands(x, dy, fn, "x", "dy")
     filter_sizes = check.tensor(filter_sizes, tf.int32, "filter_sizes", fn)
-    dy = check.tensor(dy, tf.int8, "dy", fn)
     check.rank(x, 4, "x", fn)
     check.rank(dy, 4, "dy", fn)
     return _ops().int_ops_conv2d_backprop_filter(x, filter_sizes, dy,
-                                                 **check.conv_attrs(strides, padding, dilations, fn))
+                                                 **check.conv_attrs(strides, padding, dilations, fn),
+                                                 Tacc=acc_dtype)
 
 
 def int_max_pool2d(q, pool_size=2, strides=None, padding="VALID"):
@@ -261,12 +262,13 @@ def int_add(a, a_exponent, b, b_exponent, rounding="nearest", seed=None):
 def int_softmax_cross_entropy_grad(logits, exponent, labels, rounding="pseudo_stochastic",
                                    seed=None):
     """NITI's integer cross-entropy gradient: ``(err, -7)`` with
-    ``err * 2**-7 ~= softmax(logits * 2**exponent) - onehot(labels)``.
+    ``err * 2**-7 ~= softmax(logits * 2**exponent) - onehot(labels)``; int16
+    logits (DFP16) give int16 ``err`` at exponent -15 (docs/algorithms.md 16).
 
     >>> err, e = int_softmax_cross_entropy_grad(tf.constant([[10, 0]], tf.int8), -2, [0])
     """
     fn = "int_softmax_cross_entropy_grad"
-    logits = check.tensor(logits, tf.int8, "logits", fn)
+    logits = check.one_of(logits, (tf.int8, tf.int16), "logits", fn)
     check.rank(logits, 2, "logits", fn)
     labels = check.one_of(labels, (tf.int32, tf.int64), "labels", fn)
     check.rank(labels, 1, "labels", fn)
@@ -285,13 +287,13 @@ def integer_sgd_update(w, grad, mu=5, momentum=0, momentum_buffer=None, weight_d
     ``d * w * 2**(bit_length(max|grad|) - 15)`` to the gradient first. With
     int16 ``w`` this is the 16-bit weight accumulation of NITI; derive the
     int8 weights with :func:`int8_weights`. int32 ``w`` (biases) clip at the
-    int32 range.
+    int32 range. ``grad`` is int32, or int64 (the DFP16 products).
 
     >>> new_w, _ = integer_sgd_update(tf.zeros([3], tf.int8), tf.constant([640, -64, 0]), mu=3)
     """
     fn = "integer_sgd_update"
     w = check.one_of(w, (tf.int8, tf.int16, tf.int32), "w", fn)
-    grad = check.tensor(grad, tf.int32, "grad", fn)
+    grad = check.one_of(grad, (tf.int32, tf.int64), "grad", fn)
     if w.shape.is_fully_defined() and grad.shape.is_fully_defined() and w.shape != grad.shape:
         raise ValueError(f"{fn}: grad has shape {grad.shape}, the weights {w.shape}")
     if check.is_int(mu):  # a tensor (a schedule's value) is checked by the kernel

@@ -44,4 +44,22 @@ Status AddBias(int32_t* acc, int64_t rows, int64_t channels, const int32_t* bias
   return Status::OK();
 }
 
+Status AddBias(int64_t* acc, int64_t rows, int64_t channels, const int32_t* bias, int shift) {
+  if (shift > 31) {
+    return Status::Error("bias: alignment shift " + std::to_string(shift) +
+                         " is too large (input exponent below -31)");
+  }
+  std::vector<int64_t> aligned(channels);
+  for (int64_t c = 0; c < channels; ++c) aligned[c] = AlignedBias(bias[c], shift);
+  for (int64_t r = 0; r < rows; ++r) {
+    int64_t* row = acc + r * channels;
+    for (int64_t c = 0; c < channels; ++c) {
+      if (__builtin_add_overflow(row[c], aligned[c], &row[c])) {
+        return Status::Error("int64 overflow: accumulator plus bias leaves int64");
+      }
+    }
+  }
+  return Status::OK();
+}
+
 }  // namespace keras_int

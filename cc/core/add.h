@@ -46,6 +46,8 @@ void AlignedAdd(const int8_t* a, int ea, const int8_t* b, int eb, int64_t n, int
 // acc[r, c] += bias[c] * 2**shift (shift < 0: rounded to nearest), exactly;
 // a sum outside int32 is an error.
 Status AddBias(int32_t* acc, int64_t rows, int64_t channels, const int32_t* bias, int shift);
+// The same on the int64 accumulators of the DFP16 products (a sum outside int64 is an error).
+Status AddBias(int64_t* acc, int64_t rows, int64_t channels, const int32_t* bias, int shift);
 
 }  // namespace keras_int
 

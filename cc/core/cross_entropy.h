@@ -11,12 +11,13 @@
 
 namespace keras_int {
 
-// err[b, :] ~= round((softmax(q[b, :] * 2**e) - onehot(labels[b])) * 2**7).
+// err[b, :] ~= round((softmax(q[b, :] * 2**e) - onehot(labels[b])) * 2**(bits - 1)),
+// T = int8_t or int16_t (DFP16) for the logits and the error.
 // labels must already be checked to lie in [0, classes), and classes to be
 // at most kCrossEntropyMaxClasses.
-void SoftmaxCrossEntropyGrad(const int8_t* logits, int64_t batch, int64_t classes, int exponent,
-                             const int64_t* labels, Rounding rounding, RoundingSeed seed,
-                             int8_t* err);
+template <typename T>
+void SoftmaxCrossEntropyGrad(const T* logits, int64_t batch, int64_t classes, int exponent, const int64_t* labels,
+                             Rounding rounding, RoundingSeed seed, T* err);
 
 }  // namespace keras_int
 

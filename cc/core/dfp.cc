@@ -98,6 +98,12 @@ KI_VECTOR_CLONES uint32_t MagnitudeOr(const int32_t* __restrict acc, int64_t n) 
   return any;
 }
 
+KI_VECTOR_CLONES uint64_t MagnitudeOr64(const int64_t* __restrict acc, int64_t n) {
+  uint64_t any = 0;
+  for (int64_t i = 0; i < n; ++i) any |= Magnitude64(acc[i]);
+  return any;
+}
+
 // max |x| as the maximum of the bit patterns with the sign cleared: for
 // non-negative floats the order of the patterns is the order of the values,
 // and NaN/Inf are exactly the patterns >= 0x7F800000.
@@ -139,6 +145,7 @@ void DequantizeRangeOf(const int16_t* q, int64_t n, float factor, float* out) { 
 }  // namespace
 
 int MaxBitLength(const int32_t* acc, int64_t n) { return BitLength(MagnitudeOr(acc, n)); }
+int MaxBitLength(const int64_t* acc, int64_t n) { return BitLength64(MagnitudeOr64(acc, n)); }
 
 namespace {
 
@@ -179,11 +186,6 @@ Status RequantizeInto(const int32_t* acc, int64_t n, int acc_exponent, int bits,
   return Status::OK();
 }
 
-KI_VECTOR_CLONES uint64_t MagnitudeOr64(const int64_t* __restrict acc, int64_t n) {
-  uint64_t any = 0;
-  for (int64_t i = 0; i < n; ++i) any |= Magnitude64(acc[i]);
-  return any;
-}
 
 // The same from int64 accumulators (the DFP16 products): shifts up to 63 - 7,
 // on 64-bit magnitudes (RoundShiftMagnitude: a stochastic shift beyond 32
@@ -194,7 +196,7 @@ Status RequantizeInto(const int64_t* acc, int64_t n, int acc_exponent, int bits,
   const int64_t limit = (int64_t{1} << (bits - 1)) - 1;
   KERAS_INT_RETURN_IF_ERROR(
       CheckExponent("requantize: exponent", acc_exponent, kMinAccExponent, kMaxAccExponent));
-  const int shift = BitLength64(MagnitudeOr64(acc, n)) - (bits - 1);
+  const int shift = MaxBitLength(acc, n) - (bits - 1);
   const int exponent = acc_exponent + std::max(shift, 0);
   KERAS_INT_RETURN_IF_ERROR(
       CheckExponent("requantize: result exponent", exponent, kMinExponent, kMaxExponent));

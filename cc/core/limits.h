@@ -7,6 +7,8 @@
 
 #include <cstdint>
 
+#include "cc/core/host_device.h"
+
 namespace keras_int {
 
 // ---- exponents (spec section 1) ----
@@ -52,6 +54,9 @@ constexpr int64_t kMaxPoolCarrierMaxTaps = 256;
 // Exponent of the error the gradient produces: its values approximate
 // softmax - onehot.
 constexpr int kCrossEntropyErrorExponent = -7;
+// ... and for `bits`-bit logits and errors: -7 for int8, -15 for int16
+// (DFP16, spec section 16).
+KI_HOST_DEVICE constexpr int CrossEntropyErrorExponent(int bits) { return kCrossEntropyErrorExponent + 8 - bits; }
 // Widest row the normaliser sums exactly: a numerator is below 2**42 (at
 // most 2**41 + 127 * 2**21 + 127**2, the second-order form at exponent
 // -20), so 2**21 of them stay below 2**63 in int64.

@@ -55,22 +55,27 @@ KI_VECTOR_CLONES void PlainSgd(int32_t* __restrict w, const int32_t* __restrict 
 
 }  // namespace
 
-template <typename T>
-Status IntegerSgdUpdate(T* w, const int32_t* g, int64_t n, const SgdOptions& options,
-                        T* momentum_buffer) {
+template <typename T, typename G>
+Status IntegerSgdUpdate(T* w, const G* g, int64_t n, const SgdOptions& options, T* momentum_buffer) {
   constexpr int64_t kLimit = SgdWeightLimit<T>();
   KERAS_INT_RETURN_IF_ERROR(CheckSgdOptions(options));
   if (options.momentum > 0 && momentum_buffer == nullptr && n > 0) {
     return Status::Error("momentum > 0 needs a momentum buffer");
   }
-  uint32_t any = 0;
-  for (int64_t i = 0; i < n; ++i) any |= Magnitude(g[i]);
-  const int bits = BitLength(any);
+  uint64_t any = 0;
+  for (int64_t i = 0; i < n; ++i) any |= Magnitude64(g[i]);
+  const int bits = BitLength64(any);
   if (bits == 0) return Status::OK();
-  if (options.weight_decay == 0 && options.momentum == 0) {
-    // The decayed gradient is the gradient: its bit length is `bits`.
-    PlainSgd(w, g, n, bits - options.mu);
-    return Status::OK();
+  if (!SgdDecayFits(options.weight_decay, kLimit, bits)) {
+    return Status::Error("sgd_update: weight_decay " + std::to_string(options.weight_decay) + " on a " +
+                         std::to_string(bits) + "-bit gradient would leave int64");
+  }
+  if constexpr (std::is_same_v<G, int32_t>) {
+    if (options.weight_decay == 0 && options.momentum == 0) {
+      // The decayed gradient is the gradient: its bit length is `bits`.
+      PlainSgd(w, g, n, bits - options.mu);
+      return Status::OK();
+    }
   }
 
   // Two passes: the bit length of the decayed gradient sets the shift, then
@@ -91,11 +96,14 @@ Status IntegerSgdUpdate(T* w, const int32_t* g, int64_t n, const SgdOptions& opt
   return Status::OK();
 }
 
-template Status IntegerSgdUpdate<int8_t>(int8_t*, const int32_t*, int64_t, const SgdOptions&,
-                                         int8_t*);
-template Status IntegerSgdUpdate<int16_t>(int16_t*, const int32_t*, int64_t, const SgdOptions&,
-                                          int16_t*);
-template Status IntegerSgdUpdate<int32_t>(int32_t*, const int32_t*, int64_t, const SgdOptions&,
-                                          int32_t*);
+#define KI_INSTANTIATE_SGD(T, G) \
+  template Status IntegerSgdUpdate<T, G>(T*, const G*, int64_t, const SgdOptions&, T*)
+KI_INSTANTIATE_SGD(int8_t, int32_t);
+KI_INSTANTIATE_SGD(int16_t, int32_t);
+KI_INSTANTIATE_SGD(int32_t, int32_t);
+KI_INSTANTIATE_SGD(int8_t, int64_t);
+KI_INSTANTIATE_SGD(int16_t, int64_t);
+KI_INSTANTIATE_SGD(int32_t, int64_t);
+#undef KI_INSTANTIATE_SGD
 
 }  // namespace keras_int

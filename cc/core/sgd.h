@@ -24,13 +24,12 @@ constexpr int64_t SgdWeightLimit() {
   return sizeof(T) == 1 ? 127 : sizeof(T) == 2 ? 32767 : INT32_MAX;
 }
 
-// Updates weights w (int8; int16 when 16-bit weights are kept; int32 biases) in place
-// with the int32 gradient g; `momentum_buffer` (same type as w, may be null
-// when options.momentum == 0) is updated in place too. An all-zero gradient
-// changes nothing.
-template <typename T>
-Status IntegerSgdUpdate(T* w, const int32_t* g, int64_t n, const SgdOptions& options,
-                        T* momentum_buffer);
+// Updates weights w (int8; int16 for 16-bit weights or masters; int32 biases) in place
+// with the gradient g (int32, or int64 from the DFP16 products, G);
+// `momentum_buffer` (same type as w, may be null when options.momentum == 0)
+// is updated in place too. An all-zero gradient changes nothing.
+template <typename T, typename G>
+Status IntegerSgdUpdate(T* w, const G* g, int64_t n, const SgdOptions& options, T* momentum_buffer);
 
 }  // namespace keras_int
 

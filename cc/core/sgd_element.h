@@ -12,12 +12,20 @@ namespace keras_int {
 
 // The gradient of one weight with weight decay folded in: g + decay * w *
 // 2**(bits - 15), where bits = b(g) of the whole gradient.
-KI_HOST_DEVICE int64_t SgdDecayedGradient(int32_t g, int64_t w, int weight_decay, int bits) {
+// int64 gradients (the DFP16 products) are checked by SgdDecayFits first.
+KI_HOST_DEVICE int64_t SgdDecayedGradient(int64_t g, int64_t w, int weight_decay, int bits) {
   if (weight_decay == 0) return g;
   const int shift = bits - 15;
   const int64_t decay = int64_t{weight_decay} * w;
   return g + (shift >= 0 ? decay * (int64_t{1} << shift)
                          : RoundShift64(decay, -shift, Rounding::kNearest, 0));
+}
+
+// Whether g + decay * w * 2**(bits - 15) stays within int64 for every weight
+// below `limit` and every gradient of `bits` bits (always for int32 gradients).
+KI_HOST_DEVICE bool SgdDecayFits(int weight_decay, int64_t limit, int bits) {
+  return weight_decay == 0 || BitLength64(static_cast<uint64_t>(weight_decay) * static_cast<uint64_t>(limit)) +
+                                      (bits > 15 ? bits - 15 : 0) <= 61;
 }
 
 // Applies the normalised step (shift = b(step) - mu; pseudo-stochastic when

@@ -155,12 +155,12 @@ Status Dequantize(const Context& ctx, const T* q, int64_t n, int exponent, float
 
 namespace {
 
-// Requantize into T mantissas, stored as Out: T itself or a float32 carrier.
-template <typename T, typename Out>
-Status RequantizeInto(const Context& ctx, const int32_t* acc, int64_t n, int acc_exponent, Rounding rounding,
-                      RoundingSeed seed, Out* out, int* out_exponent) {
-  constexpr int kBits = sizeof(T) * 8;
-  constexpr uint32_t kLimit = (1u << (kBits - 1)) - 1;
+// Requantize into kBits-bit mantissas (8 or 16), stored as Out: int8/int16
+// or a float32 carrier.
+template <typename Out>
+Status RequantizeInto(const Context& ctx, const int32_t* acc, int64_t n, int acc_exponent, int kBits,
+                      Rounding rounding, RoundingSeed seed, Out* out, int* out_exponent) {
+  const uint32_t kLimit = (1u << (kBits - 1)) - 1;
   KERAS_INT_RETURN_IF_ERROR(
       CheckExponent("requantize: exponent", acc_exponent, kMinAccExponent, kMaxAccExponent));
   int bits;
@@ -204,12 +204,13 @@ Status RequantizeInto(const Context& ctx, const int32_t* acc, int64_t n, int acc
 template <typename T>
 Status Requantize(const Context& ctx, const int32_t* acc, int64_t n, int acc_exponent,
                   Rounding rounding, RoundingSeed seed, T* out, int* out_exponent) {
-  return RequantizeInto<T, T>(ctx, acc, n, acc_exponent, rounding, seed, out, out_exponent);
+  return RequantizeInto<T>(ctx, acc, n, acc_exponent, sizeof(T) * 8, rounding, seed, out, out_exponent);
 }
 
 Status RequantizeToCarrier(const Context& ctx, const int32_t* acc, int64_t n, int acc_exponent,
-                           Rounding rounding, RoundingSeed seed, float* out, int* out_exponent) {
-  return RequantizeInto<int8_t, float>(ctx, acc, n, acc_exponent, rounding, seed, out, out_exponent);
+                           Rounding rounding, RoundingSeed seed, float* out, int* out_exponent, int bits) {
+  KERAS_INT_RETURN_IF_ERROR(CheckMantissaBits(bits));
+  return RequantizeInto<float>(ctx, acc, n, acc_exponent, bits, rounding, seed, out, out_exponent);
 }
 
 Status RoundShiftTensor(const Context& ctx, const int32_t* in, int64_t n, int shift,

@@ -21,7 +21,7 @@ Status Requantize(const Context& ctx, const int32_t* acc, int64_t n, int acc_exp
 // Requantize to int8 and dequantize in one pass (as the core's).
 // out may be acc's own memory (each element is read, then written, by one thread).
 Status RequantizeToCarrier(const Context& ctx, const int32_t* acc, int64_t n, int acc_exponent,
-                           Rounding rounding, RoundingSeed seed, float* out, int* out_exponent);
+                           Rounding rounding, RoundingSeed seed, float* out, int* out_exponent, int bits = 8);
 Status RoundShiftTensor(const Context& ctx, const int32_t* in, int64_t n, int shift,
                         Rounding rounding, RoundingSeed seed, int32_t limit, int32_t* out);
 Status MaxBitLength(const Context& ctx, const int32_t* acc, int64_t n, int* bits);

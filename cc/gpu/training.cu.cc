@@ -38,16 +38,23 @@ __global__ void GradientBitsKernel(const int32_t* g, int64_t n, uint32_t* any) {
   AtomicOrWarp(any, v);
 }
 
-template <typename T>
-__global__ void StepBitsKernel(const T* w, const int32_t* g, int64_t n, int weight_decay, int bits,
+// The OR of an int64 gradient's magnitudes (their bit length is the maximum's).
+__global__ void GradientBits64Kernel(const int64_t* g, int64_t n, uint64_t* any) {
+  uint64_t v = 0;
+  KI_GRID_STRIDE(i, n) { v |= Magnitude64(g[i]); }
+  AtomicOr64(any, v);
+}
+
+template <typename T, typename G>
+__global__ void StepBitsKernel(const T* w, const G* g, int64_t n, int weight_decay, int bits,
                                uint64_t* any) {
   uint64_t v = 0;
   KI_GRID_STRIDE(i, n) { v |= Magnitude64(SgdDecayedGradient(g[i], w[i], weight_decay, bits)); }
   AtomicOr64(any, v);
 }
 
-template <typename T>
-__global__ void SgdApplyKernel(T* w, const int32_t* g, int64_t n, int weight_decay, int bits, int shift,
+template <typename T, typename G>
+__global__ void SgdApplyKernel(T* w, const G* g, int64_t n, int weight_decay, int bits, int shift,
                                int momentum, int64_t limit, T* momentum_buffer) {
   KI_GRID_STRIDE(i, n) {
     int64_t weight = w[i];
@@ -123,33 +130,54 @@ Status SoftmaxCrossEntropyGrad(const Context& ctx, const int8_t* logits, int64_t
   return Status::OK();
 }
 
-template <typename T>
-Status IntegerSgdUpdate(const Context& ctx, T* w, const int32_t* g, int64_t n,
-                        const SgdOptions& options, T* momentum_buffer) {
+// bit_length(max |g|), read back to the host.
+static Status GradientBits(const Context& ctx, const int32_t* g, int64_t n, int* bits) {
+  uint32_t* any;
+  KERAS_INT_RETURN_IF_ERROR(ZeroScratch(ctx, 1, &any));
+  GradientBitsKernel<<<BlocksFor(n), kThreads, 0, StreamOf(ctx)>>>(g, n, any);
+  KERAS_INT_RETURN_IF_ERROR(LaunchStatus("sgd_update"));
+  uint32_t any_host = 0;
+  KERAS_INT_RETURN_IF_ERROR(ReadBack(ctx, any, &any_host));
+  *bits = BitLength(any_host);
+  return Status::OK();
+}
+static Status GradientBits(const Context& ctx, const int64_t* g, int64_t n, int* bits) {
+  uint64_t* any;
+  KERAS_INT_RETURN_IF_ERROR(ZeroScratch(ctx, 1, &any));
+  GradientBits64Kernel<<<BlocksFor(n), kThreads, 0, StreamOf(ctx)>>>(g, n, any);
+  KERAS_INT_RETURN_IF_ERROR(LaunchStatus("sgd_update"));
+  uint64_t any_host = 0;
+  KERAS_INT_RETURN_IF_ERROR(ReadBack(ctx, any, &any_host));
+  *bits = BitLength64(any_host);
+  return Status::OK();
+}
+
+template <typename T, typename G>
+Status IntegerSgdUpdate(const Context& ctx, T* w, const G* g, int64_t n, const SgdOptions& options,
+                        T* momentum_buffer) {
   KERAS_INT_RETURN_IF_ERROR(CheckSgdOptions(options));
   if (options.momentum > 0 && momentum_buffer == nullptr && n > 0) {
     return Status::Error("momentum > 0 needs a momentum buffer");
   }
   if (n == 0) return Status::OK();
   const cudaStream_t stream = StreamOf(ctx);
-  uint32_t* any;
-  KERAS_INT_RETURN_IF_ERROR(ZeroScratch(ctx, 1, &any));
-  GradientBitsKernel<<<BlocksFor(n), kThreads, 0, stream>>>(g, n, any);
-  KERAS_INT_RETURN_IF_ERROR(LaunchStatus("sgd_update"));
-  uint32_t any_host = 0;
-  KERAS_INT_RETURN_IF_ERROR(ReadBack(ctx, any, &any_host));
-  const int bits = BitLength(any_host);
+  int bits;
+  KERAS_INT_RETURN_IF_ERROR(GradientBits(ctx, g, n, &bits));
   if (bits == 0) return Status::OK();  // an all-zero gradient changes nothing
+  if (!SgdDecayFits(options.weight_decay, SgdWeightLimit<T>(), bits)) {
+    return Status::Error("sgd_update: weight_decay " + std::to_string(options.weight_decay) + " on a " +
+                         std::to_string(bits) + "-bit gradient would leave int64");
+  }
   uint64_t* any64;
   KERAS_INT_RETURN_IF_ERROR(ZeroScratch(ctx, 1, &any64));
-  StepBitsKernel<T><<<BlocksFor(n), kThreads, 0, stream>>>(w, g, n, options.weight_decay, bits, any64);
+  StepBitsKernel<T, G><<<BlocksFor(n), kThreads, 0, stream>>>(w, g, n, options.weight_decay, bits, any64);
   KERAS_INT_RETURN_IF_ERROR(LaunchStatus("sgd_update"));
   uint64_t any64_host = 0;
   KERAS_INT_RETURN_IF_ERROR(ReadBack(ctx, any64, &any64_host));
   const int shift = BitLength64(any64_host) - options.mu;
-  SgdApplyKernel<T><<<BlocksFor(n), kThreads, 0, stream>>>(w, g, n, options.weight_decay, bits, shift,
-                                                           options.momentum, SgdWeightLimit<T>(),
-                                                           momentum_buffer);
+  SgdApplyKernel<T, G><<<BlocksFor(n), kThreads, 0, stream>>>(w, g, n, options.weight_decay, bits, shift,
+                                                              options.momentum, SgdWeightLimit<T>(),
+                                                              momentum_buffer);
   return LaunchStatus("sgd_update");
 }
 
@@ -157,12 +185,16 @@ template Status SoftmaxCrossEntropyGrad<int32_t>(const Context&, const int8_t*, 
                                                  const int32_t*, Rounding, RoundingSeed, int8_t*);
 template Status SoftmaxCrossEntropyGrad<int64_t>(const Context&, const int8_t*, int64_t, int64_t, int,
                                                  const int64_t*, Rounding, RoundingSeed, int8_t*);
-template Status IntegerSgdUpdate<int8_t>(const Context&, int8_t*, const int32_t*, int64_t,
-                                         const SgdOptions&, int8_t*);
-template Status IntegerSgdUpdate<int16_t>(const Context&, int16_t*, const int32_t*, int64_t,
-                                          const SgdOptions&, int16_t*);
-template Status IntegerSgdUpdate<int32_t>(const Context&, int32_t*, const int32_t*, int64_t,
-                                          const SgdOptions&, int32_t*);
+
+#define KI_INSTANTIATE_SGD(T, G) \
+  template Status IntegerSgdUpdate<T, G>(const Context&, T*, const G*, int64_t, const SgdOptions&, T*)
+KI_INSTANTIATE_SGD(int8_t, int32_t);
+KI_INSTANTIATE_SGD(int16_t, int32_t);
+KI_INSTANTIATE_SGD(int32_t, int32_t);
+KI_INSTANTIATE_SGD(int8_t, int64_t);
+KI_INSTANTIATE_SGD(int16_t, int64_t);
+KI_INSTANTIATE_SGD(int32_t, int64_t);
+#undef KI_INSTANTIATE_SGD
 
 }  // namespace gpu
 }  // namespace keras_int

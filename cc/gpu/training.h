@@ -19,9 +19,9 @@ template <typename Label>
 Status SoftmaxCrossEntropyGrad(const Context& ctx, const int8_t* logits, int64_t batch,
                                int64_t classes, int exponent, const Label* labels,
                                Rounding rounding, RoundingSeed seed, int8_t* err);
-template <typename T>
-Status IntegerSgdUpdate(const Context& ctx, T* w, const int32_t* g, int64_t n,
-                        const SgdOptions& options, T* momentum_buffer);
+template <typename T, typename G>
+Status IntegerSgdUpdate(const Context& ctx, T* w, const G* g, int64_t n, const SgdOptions& options,
+                        T* momentum_buffer);
 // Copies the gradient's bit length back to the host (one word).
 template <typename T>
 Status IntegerAdamUpdate(const Context& ctx, T* w, const int32_t* g, int32_t* m, int32_t* v, int64_t n, int64_t t,

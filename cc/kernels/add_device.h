@@ -21,6 +21,9 @@ inline Status AddBias(CpuContext&, int32_t* acc, int64_t rows, int64_t channels,
                       int shift) {
   return AddBias(acc, rows, channels, bias, shift);
 }
+inline Status AddBias(CpuContext&, int64_t* acc, int64_t rows, int64_t channels, const int32_t* bias, int shift) {
+  return AddBias(acc, rows, channels, bias, shift);
+}
 
 #if KERAS_INT_CUDA
 inline Status AlignedAdd(GpuContext& device, const int8_t* a, int ea, const int8_t* b, int eb, int64_t n,

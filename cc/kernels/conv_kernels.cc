@@ -5,7 +5,7 @@
 
 namespace keras_int {
 
-template <typename Device>
+template <typename Device, typename T, typename Acc>
 class Conv2DOp : public OpKernel {
  public:
   explicit Conv2DOp(OpKernelConstruction* ctx) : OpKernel(ctx), attrs_(ctx) {}
@@ -21,15 +21,15 @@ class Conv2DOp : public OpKernel {
     if (out->NumElements() == 0) return;  // no work (the input may still claim huge sizes)
     Device device(ctx);
     OP_REQUIRES_OK(ctx, device.status());
-    KI_OP_REQUIRES_OK(ctx, Conv2D(device, g, x.flat<int8_t>().data(), filter.flat<int8_t>().data(),
-                                         out->flat<int32_t>().data()));
+    KI_OP_REQUIRES_OK(ctx, Conv2D(device, g, x.flat<T>().data(), filter.flat<T>().data(),
+                                         out->flat<Acc>().data()));
   }
 
  private:
   ConvAttrs attrs_;
 };
 
-template <typename Device>
+template <typename Device, typename T, typename Acc>
 class Conv2DBackpropInputOp : public OpKernel {
  public:
   explicit Conv2DBackpropInputOp(OpKernelConstruction* ctx) : OpKernel(ctx), attrs_(ctx) {}
@@ -46,15 +46,15 @@ class Conv2DBackpropInputOp : public OpKernel {
     if (dx->NumElements() == 0) return;
     Device device(ctx);
     OP_REQUIRES_OK(ctx, device.status());
-    KI_OP_REQUIRES_OK(ctx, Conv2DBackpropInput(device, g, filter.flat<int8_t>().data(),
-                                                      dy.flat<int8_t>().data(), dx->flat<int32_t>().data()));
+    KI_OP_REQUIRES_OK(ctx, Conv2DBackpropInput(device, g, filter.flat<T>().data(),
+                                                      dy.flat<T>().data(), dx->flat<Acc>().data()));
   }
 
  private:
   ConvAttrs attrs_;
 };
 
-template <typename Device>
+template <typename Device, typename T, typename Acc>
 class Conv2DBackpropFilterOp : public OpKernel {
  public:
   explicit Conv2DBackpropFilterOp(OpKernelConstruction* ctx) : OpKernel(ctx), attrs_(ctx) {}
@@ -71,21 +71,29 @@ class Conv2DBackpropFilterOp : public OpKernel {
     if (dw->NumElements() == 0) return;
     Device device(ctx);
     OP_REQUIRES_OK(ctx, device.status());
-    KI_OP_REQUIRES_OK(ctx, Conv2DBackpropFilter(device, g, x.flat<int8_t>().data(), dy.flat<int8_t>().data(),
-                                                       dw->flat<int32_t>().data()));
+    KI_OP_REQUIRES_OK(ctx, Conv2DBackpropFilter(device, g, x.flat<T>().data(), dy.flat<T>().data(),
+                                                       dw->flat<Acc>().data()));
   }
 
  private:
   ConvAttrs attrs_;
 };
 
-#define KI_REGISTER_CONV(device_type, DeviceClass)                                              \
-  REGISTER_KERNEL_BUILDER(Name("IntOps>Conv2D").Device(device_type), Conv2DOp<DeviceClass>);       \
-  REGISTER_KERNEL_BUILDER(Name("IntOps>Conv2DBackpropInput").Device(device_type).HostMemory("input_sizes"), \
-                          Conv2DBackpropInputOp<DeviceClass>);                                      \
-  REGISTER_KERNEL_BUILDER(Name("IntOps>Conv2DBackpropFilter").Device(device_type).HostMemory("filter_sizes"), \
-                          Conv2DBackpropFilterOp<DeviceClass>)
+#define KI_REGISTER_CONV_OF_TYPE(device_type, DeviceClass, T, Acc)                                        \
+  REGISTER_KERNEL_BUILDER(Name("IntOps>Conv2D").Device(device_type).TypeConstraint<T>("T")                 \
+                              .TypeConstraint<Acc>("Tacc"), Conv2DOp<DeviceClass, T, Acc>);                \
+  REGISTER_KERNEL_BUILDER(Name("IntOps>Conv2DBackpropInput").Device(device_type).TypeConstraint<T>("T")    \
+                              .TypeConstraint<Acc>("Tacc").HostMemory("input_sizes"),                      \
+                          Conv2DBackpropInputOp<DeviceClass, T, Acc>);                                      \
+  REGISTER_KERNEL_BUILDER(Name("IntOps>Conv2DBackpropFilter").Device(device_type).TypeConstraint<T>("T")   \
+                              .TypeConstraint<Acc>("Tacc").HostMemory("filter_sizes"),                     \
+                          Conv2DBackpropFilterOp<DeviceClass, T, Acc>)
+#define KI_REGISTER_CONV(device_type, DeviceClass) KI_REGISTER_CONV_OF_TYPE(device_type, DeviceClass, int8_t, int32_t)
 KI_REGISTER_ON_EVERY_DEVICE(KI_REGISTER_CONV);
+// The DFP16 convolutions run on the CPU (their CUDA twins are not built yet:
+// TensorFlow places them on the CPU).
+KI_REGISTER_CONV_OF_TYPE(::tensorflow::DEVICE_CPU, CpuContext, int16_t, int64_t);
+#undef KI_REGISTER_CONV_OF_TYPE
 #undef KI_REGISTER_CONV
 
 }  // namespace keras_int

@@ -20,20 +20,26 @@ template <typename T>
 Status Dequantize(CpuContext& device, const T* q, int64_t n, int exponent, float* out) {
   return Dequantize<T>(q, n, exponent, out, device.parallel_for());
 }
-template <typename T>
-Status Requantize(CpuContext& device, const int32_t* acc, int64_t n, int acc_exponent, Rounding rounding,
+template <typename T, typename Acc>
+Status Requantize(CpuContext& device, const Acc* acc, int64_t n, int acc_exponent, Rounding rounding,
                   RoundingSeed seed, T* out, int* out_exponent) {
   return Requantize<T>(acc, n, acc_exponent, rounding, seed, out, out_exponent, device.parallel_for());
 }
-inline Status RequantizeToCarrier(CpuContext& device, const int32_t* acc, int64_t n, int acc_exponent,
-                                  Rounding rounding, RoundingSeed seed, float* out, int* out_exponent) {
-  return RequantizeToCarrier(acc, n, acc_exponent, rounding, seed, out, out_exponent, device.parallel_for());
+// bits: 8 or 16; int64 accumulators: the DFP16 products (CPU only so far).
+template <typename Acc>
+Status RequantizeToCarrier(CpuContext& device, const Acc* acc, int64_t n, int acc_exponent, Rounding rounding,
+                           RoundingSeed seed, float* out, int* out_exponent, int bits = 8) {
+  return RequantizeToCarrier(acc, n, acc_exponent, rounding, seed, out, out_exponent, device.parallel_for(), bits);
 }
 inline Status RoundShiftTensor(CpuContext&, const int32_t* in, int64_t n, int shift, Rounding rounding,
                                RoundingSeed seed, int32_t limit, int32_t* out) {
   return RoundShiftTensor(in, n, shift, rounding, seed, limit, out);
 }
 inline Status MaxBitLength(CpuContext&, const int32_t* x, int64_t n, int* bits) {
+  *bits = MaxBitLength(x, n);
+  return Status::OK();
+}
+inline Status MaxBitLength(CpuContext&, const int64_t* x, int64_t n, int* bits) {
   *bits = MaxBitLength(x, n);
   return Status::OK();
 }
@@ -53,8 +59,8 @@ Status Requantize(GpuContext& device, const int32_t* acc, int64_t n, int acc_exp
   return gpu::Requantize<T>(device.gpu(), acc, n, acc_exponent, rounding, seed, out, out_exponent);
 }
 inline Status RequantizeToCarrier(GpuContext& device, const int32_t* acc, int64_t n, int acc_exponent,
-                                  Rounding rounding, RoundingSeed seed, float* out, int* out_exponent) {
-  return gpu::RequantizeToCarrier(device.gpu(), acc, n, acc_exponent, rounding, seed, out, out_exponent);
+                                  Rounding rounding, RoundingSeed seed, float* out, int* out_exponent, int bits = 8) {
+  return gpu::RequantizeToCarrier(device.gpu(), acc, n, acc_exponent, rounding, seed, out, out_exponent, bits);
 }
 inline Status RoundShiftTensor(GpuContext& device, const int32_t* in, int64_t n, int shift, Rounding rounding,
                                RoundingSeed seed, int32_t limit, int32_t* out) {

@@ -42,13 +42,18 @@ class DequantizeOp : public OpKernel {
   }
 };
 
-// Requantize into int8/int16 mantissas (Out = T), or into the float32
-// carrier of int8 mantissas in one pass (Out = float: RequantizeToCarrier).
-template <typename Device, typename Out>
+// Requantize an int32 (int64: DFP16) accumulator into int8/int16 mantissas
+// (Out = T), or into the float32 carrier of `bits`-bit mantissas in one pass
+// (Out = float: RequantizeToCarrier).
+template <typename Device, typename Out, typename Acc>
 class RequantizeOp : public OpKernel {
  public:
   explicit RequantizeOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
     OP_REQUIRES_OK(ctx, GetRounding(ctx, &rounding_));
+    if constexpr (std::is_same_v<Out, float>) {
+      OP_REQUIRES_OK(ctx, ctx->GetAttr("bits", &bits_));
+      OP_REQUIRES_OK(ctx, ToTf(CheckMantissaBits(bits_)));
+    }
   }
   void Compute(OpKernelContext* ctx) override {
     KI_INPUT(ctx, "acc", acc);
@@ -60,8 +65,13 @@ class RequantizeOp : public OpKernel {
     int out_exponent = 0;
     Device device(ctx);
     OP_REQUIRES_OK(ctx, device.status());
-    const int32_t* in = acc.flat<int32_t>().data();
-    if constexpr (std::is_same_v<Out, float>) {
+    const Acc* in = acc.flat<Acc>().data();
+    if constexpr (std::is_same_v<Out, float> && std::is_same_v<Acc, int64_t>) {
+      Tensor* y = nullptr;
+      OP_REQUIRES_OK(ctx, ctx->allocate_output("y", acc.shape(), &y));
+      KI_OP_REQUIRES_OK(ctx, RequantizeToCarrier(device, in, acc.NumElements(), exponent, rounding_, seed,
+                                                 y->flat<float>().data(), &out_exponent, bits_));
+    } else if constexpr (std::is_same_v<Out, float>) {
       // When nothing else holds the accumulator (a gradient's backprop
       // product), the carrier replaces it in its own buffer: same size,
       // reinterpreted as float32, one accumulator-sized buffer less.
@@ -79,19 +89,20 @@ class RequantizeOp : public OpKernel {
                                                ctx->output_alloc_attr(y_index)));
       }
       KI_OP_REQUIRES_OK(ctx, RequantizeToCarrier(device, in, acc.NumElements(), exponent, rounding_, seed,
-                                                        carrier.flat<float>().data(), &out_exponent));
+                                                 carrier.flat<float>().data(), &out_exponent, bits_));
       OP_REQUIRES_OK(ctx, ctx->set_output("y", carrier));
     } else {
       Tensor* out = nullptr;
       OP_REQUIRES_OK(ctx, ctx->allocate_output("q", acc.shape(), &out));
       KI_OP_REQUIRES_OK(ctx, Requantize<Out>(device, in, acc.NumElements(), exponent, rounding_, seed,
-                                                             out->flat<Out>().data(), &out_exponent));
+                                             out->flat<Out>().data(), &out_exponent));
     }
     OP_REQUIRES_OK(ctx, SetScalarInt32(ctx, "out_exponent", out_exponent));
   }
 
  private:
   Rounding rounding_;
+  int bits_ = 8;
 };
 
 template <typename Device>
@@ -151,7 +162,7 @@ class AlignedAddOp : public OpKernel {
   }
 };
 
-template <typename Device>
+template <typename Device, typename T>
 class BitLengthOp : public OpKernel {
  public:
   explicit BitLengthOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
@@ -160,15 +171,25 @@ class BitLengthOp : public OpKernel {
     Device device(ctx);
     OP_REQUIRES_OK(ctx, device.status());
     int bits = 0;
-    KI_OP_REQUIRES_OK(ctx, MaxBitLength(device, x.flat<int32_t>().data(), x.NumElements(), &bits));
+    KI_OP_REQUIRES_OK(ctx, MaxBitLength(device, x.flat<T>().data(), x.NumElements(), &bits));
     OP_REQUIRES_OK(ctx, SetScalarInt32(ctx, "bits", bits));
   }
 };
 
+#define KI_REGISTER_REQUANTIZE(device_type, DeviceClass, Acc)                                             \
+  REGISTER_KERNEL_BUILDER(Name("IntOps>Requantize").Device(device_type).TypeConstraint<int8_t>("out_type")   \
+                              .TypeConstraint<Acc>("Tacc").HostMemory("exponent").HostMemory("seed")         \
+                              .HostMemory("out_exponent"), RequantizeOp<DeviceClass, int8_t, Acc>);          \
+  REGISTER_KERNEL_BUILDER(Name("IntOps>Requantize").Device(device_type).TypeConstraint<int16_t>("out_type")  \
+                              .TypeConstraint<Acc>("Tacc").HostMemory("exponent").HostMemory("seed")         \
+                              .HostMemory("out_exponent"), RequantizeOp<DeviceClass, int16_t, Acc>);         \
+  REGISTER_KERNEL_BUILDER(Name("IntOps>RequantizeToCarrier").Device(device_type).TypeConstraint<Acc>("Tacc") \
+                              .HostMemory("exponent").HostMemory("seed").HostMemory("out_exponent"),         \
+                          RequantizeOp<DeviceClass, float, Acc>)
 // Exponents, seeds and shifts are host scalars on every device.
 #define KI_REGISTER_DFP(device_type, DeviceClass)                                                       \
-  REGISTER_KERNEL_BUILDER(Name("IntOps>BitLength").Device(device_type).HostMemory("bits"),                \
-                          BitLengthOp<DeviceClass>);                                                      \
+  REGISTER_KERNEL_BUILDER(Name("IntOps>BitLength").Device(device_type).TypeConstraint<int32_t>("T")        \
+                              .HostMemory("bits"), BitLengthOp<DeviceClass, int32_t>);                    \
   REGISTER_KERNEL_BUILDER(Name("IntOps>Quantize").Device(device_type).TypeConstraint<int8_t>("out_type")  \
                               .HostMemory("exponent"), QuantizeOp<DeviceClass, int8_t>);                  \
   REGISTER_KERNEL_BUILDER(Name("IntOps>Quantize").Device(device_type).TypeConstraint<int16_t>("out_type") \
@@ -177,15 +198,7 @@ class BitLengthOp : public OpKernel {
                               .HostMemory("exponent"), DequantizeOp<DeviceClass, int8_t>);                \
   REGISTER_KERNEL_BUILDER(Name("IntOps>Dequantize").Device(device_type).TypeConstraint<int16_t>("T")      \
                               .HostMemory("exponent"), DequantizeOp<DeviceClass, int16_t>);               \
-  REGISTER_KERNEL_BUILDER(Name("IntOps>Requantize").Device(device_type).TypeConstraint<int8_t>("out_type") \
-                              .HostMemory("exponent").HostMemory("seed").HostMemory("out_exponent"),      \
-                          RequantizeOp<DeviceClass, int8_t>);                                             \
-  REGISTER_KERNEL_BUILDER(Name("IntOps>Requantize").Device(device_type).TypeConstraint<int16_t>("out_type") \
-                              .HostMemory("exponent").HostMemory("seed").HostMemory("out_exponent"),      \
-                          RequantizeOp<DeviceClass, int16_t>);                                            \
-  REGISTER_KERNEL_BUILDER(Name("IntOps>RequantizeToCarrier").Device(device_type).HostMemory("exponent")     \
-                              .HostMemory("seed").HostMemory("out_exponent"),                              \
-                          RequantizeOp<DeviceClass, float>);                                            \
+  KI_REGISTER_REQUANTIZE(device_type, DeviceClass, int32_t);                                              \
   REGISTER_KERNEL_BUILDER(Name("IntOps>RoundShift").Device(device_type).HostMemory("shift").HostMemory("seed"), \
                           RoundShiftOp<DeviceClass>);                                                     \
   REGISTER_KERNEL_BUILDER(Name("IntOps>AlignedAdd").Device(device_type).HostMemory("a_exponent")          \
@@ -193,5 +206,10 @@ class BitLengthOp : public OpKernel {
                           AlignedAddOp<DeviceClass>)
 KI_REGISTER_ON_EVERY_DEVICE(KI_REGISTER_DFP);
 #undef KI_REGISTER_DFP
+// DFP16's int64 accumulators: on the CPU, where their products run.
+KI_REGISTER_REQUANTIZE(::tensorflow::DEVICE_CPU, CpuContext, int64_t);
+REGISTER_KERNEL_BUILDER(Name("IntOps>BitLength").Device(::tensorflow::DEVICE_CPU).TypeConstraint<int64_t>("T"),
+                        BitLengthOp<CpuContext, int64_t>);
+#undef KI_REGISTER_REQUANTIZE
 
 }  // namespace keras_int

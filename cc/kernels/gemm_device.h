@@ -8,6 +8,7 @@
 
 #include "cc/core/conv.h"
 #include "cc/core/gemm.h"
+#include "cc/core/gemm16.h"
 #include "cc/kernels/device_context.h"
 #if KERAS_INT_CUDA
 #include "cc/gpu/gemm.h"
@@ -33,6 +34,24 @@ inline Status Conv2DBackpropInput(CpuContext& device, const Conv2DGeometry& g, c
 }
 inline Status Conv2DBackpropFilter(CpuContext& device, const Conv2DGeometry& g, const int8_t* x,
                                    const int8_t* dy, int32_t* dw) {
+  return Conv2DBackpropFilter(g, x, dy, dw, device.parallel_for());
+}
+
+// The DFP16 products (CPU only so far).
+inline Status MatMul(CpuContext& device, const int16_t* x, const int16_t* w, int64_t M, int64_t N, int64_t K,
+                     bool transpose_x, bool transpose_w, int64_t* out) {
+  return MatMul(x, w, M, N, K, transpose_x, transpose_w, out, device.parallel_for());
+}
+inline Status Conv2D(CpuContext& device, const Conv2DGeometry& g, const int16_t* x, const int16_t* w,
+                     int64_t* out) {
+  return Conv2D(g, x, w, out, device.parallel_for());
+}
+inline Status Conv2DBackpropInput(CpuContext& device, const Conv2DGeometry& g, const int16_t* w,
+                                  const int16_t* dy, int64_t* dx) {
+  return Conv2DBackpropInput(g, w, dy, dx, device.parallel_for());
+}
+inline Status Conv2DBackpropFilter(CpuContext& device, const Conv2DGeometry& g, const int16_t* x,
+                                   const int16_t* dy, int64_t* dw) {
   return Conv2DBackpropFilter(g, x, dy, dw, device.parallel_for());
 }
 

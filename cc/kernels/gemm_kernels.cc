@@ -3,7 +3,7 @@
 
 namespace keras_int {
 
-template <typename Device>
+template <typename Device, typename T, typename Acc>
 class MatMulOp : public OpKernel {
  public:
   explicit MatMulOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
@@ -28,8 +28,8 @@ class MatMulOp : public OpKernel {
     if (out->NumElements() == 0) return;
     Device device(ctx);
     OP_REQUIRES_OK(ctx, device.status());
-    KI_OP_REQUIRES_OK(ctx, MatMul(device, x.flat<int8_t>().data(), w.flat<int8_t>().data(), M, N, K,
-                                         transpose_x_, transpose_w_, out->flat<int32_t>().data()));
+    KI_OP_REQUIRES_OK(ctx, MatMul(device, x.flat<T>().data(), w.flat<T>().data(), M, N, K, transpose_x_,
+                                  transpose_w_, out->flat<Acc>().data()));
   }
 
  private:
@@ -83,10 +83,15 @@ class BatchMatMulOp : public OpKernel {
   bool transpose_x_, transpose_w_;
 };
 
-#define KI_REGISTER_GEMM(device_type, Context)                                       \
-  REGISTER_KERNEL_BUILDER(Name("IntOps>MatMul").Device(device_type), MatMulOp<Context>); \
+#define KI_REGISTER_GEMM(device_type, Context)                                                             \
+  REGISTER_KERNEL_BUILDER(Name("IntOps>MatMul").Device(device_type).TypeConstraint<int8_t>("T")             \
+                              .TypeConstraint<int32_t>("Tacc"), MatMulOp<Context, int8_t, int32_t>);       \
   REGISTER_KERNEL_BUILDER(Name("IntOps>BatchMatMul").Device(device_type), BatchMatMulOp<Context>)
 KI_REGISTER_ON_EVERY_DEVICE(KI_REGISTER_GEMM);
 #undef KI_REGISTER_GEMM
+// The DFP16 product runs on the CPU (its CUDA twin is not built yet:
+// TensorFlow places it on the CPU).
+REGISTER_KERNEL_BUILDER(Name("IntOps>MatMul").Device(::tensorflow::DEVICE_CPU).TypeConstraint<int16_t>("T")
+                            .TypeConstraint<int64_t>("Tacc"), MatMulOp<CpuContext, int16_t, int64_t>);
 
 }  // namespace keras_int

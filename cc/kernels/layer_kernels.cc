@@ -25,8 +25,9 @@ namespace {
 //   Plan: what one call computes (shapes, geometry), built per call, since
 //     TensorFlow may run one kernel's Compute on several threads at once;
 //   ::absl::Status MakePlan(const Tensor& x, const Tensor& w, Plan*, TensorShape* y_shape);
-//   ::absl::Status Accumulate(Context&, const Plan&, const Tensor& x_q, const Tensor& w, int32_t* acc):
-//     the int32 product of the input's mantissas and the weights.
+//   ::absl::Status Accumulate(Context&, const Plan&, const Tensor& x_q, const Tensor& w, Acc* acc):
+//     the exact product of the input's mantissas and the weights (int32, or
+//     int64 for T = int16).
 template <typename Op, typename Context, typename T>
 class LayerOpBase : public OpKernel {
  public:
@@ -75,15 +76,18 @@ class LayerOpBase : public OpKernel {
     int32_t* acc;
     TF_RETURN_IF_ERROR(AllocateOutput(ctx, y_shape, &y, &acc));
     if constexpr (std::is_same_v<T, int16_t>) {
-      // Registered so that models and gradients can name the type already;
-      // the exact 16-bit GEMM and convolutions come with the DFP16 datapath.
-      return ::tensorflow::errors::Unimplemented(
-          op_, ": T=int16 layer ops need the 16-bit GEMM of the DFP16 datapath, which is not built yet; "
-          "use int8 weights");
+      // DFP16: int16 products are summed exactly in int64 (docs/algorithms.md
+      // 16), which does not fit the carrier's memory: a temporary.
+      Tensor wide;
+      TF_RETURN_IF_ERROR(ctx->allocate_temp(::tensorflow::DT_INT64, y_shape, &wide));
+      int64_t* acc64 = wide.flat<int64_t>().data();
+      if (y_shape.num_elements() > 0) TF_RETURN_IF_ERROR(Op::Accumulate(device, plan, *x_q, w, acc64));
+      TF_RETURN_IF_ERROR(AddBias(ctx, device, acc64, y_shape, x_exponent));
+      return EmitOutput(ctx, device, acc64, y, x_exponent + w_exponent, seed);
     } else {
       if (y_shape.num_elements() > 0) TF_RETURN_IF_ERROR(Op::Accumulate(device, plan, *x_q, w, acc));
       TF_RETURN_IF_ERROR(AddBias(ctx, device, acc, y_shape, x_exponent));
-      return EmitOutput(ctx, device, y, x_exponent + w_exponent, seed);
+      return EmitOutput(ctx, device, acc, y, x_exponent + w_exponent, seed);
     }
   }
 
@@ -128,9 +132,10 @@ class LayerOpBase : public OpKernel {
     return ::absl::OkStatus();
   }
 
-  // Adds the optional int32 bias (at the weights' exponent) to acc, whose
-  // exponent is x_exponent + the weights' exponent.
-  ::absl::Status AddBias(OpKernelContext* ctx, Context& device, int32_t* acc, const TensorShape& shape,
+  // Adds the optional int32 bias (at the weights' exponent) to acc (int32,
+  // or int64 for DFP16), whose exponent is x_exponent + the weights' exponent.
+  template <typename Acc>
+  ::absl::Status AddBias(OpKernelContext* ctx, Context& device, Acc* acc, const TensorShape& shape,
                          int x_exponent) {
     ::tensorflow::OpInputList biases;
     TF_RETURN_IF_ERROR(ctx->input_list("bias", &biases));
@@ -153,13 +158,14 @@ class LayerOpBase : public OpKernel {
                                    bias.flat<int32_t>().data(), -x_exponent));
   }
 
-  // Requantizes the accumulator in y (at acc_exponent) into the carrier y
-  // and the output y_exponent.
-  ::absl::Status EmitOutput(OpKernelContext* ctx, Context& device, Tensor* y, int acc_exponent, RoundingSeed seed) {
-    float* carrier = y->flat<float>().data();
+  // Requantizes the accumulator acc (at acc_exponent; for int8 it is y's own
+  // memory) into the carrier y of T's width and the output y_exponent.
+  template <typename Acc>
+  ::absl::Status EmitOutput(OpKernelContext* ctx, Context& device, const Acc* acc, Tensor* y, int acc_exponent,
+                            RoundingSeed seed) {
     int exponent;
-    TF_RETURN_IF_ERROR(ToTf(RequantizeToCarrier(device, reinterpret_cast<const int32_t*>(carrier), y->NumElements(),
-                                                acc_exponent, rounding_, seed, carrier, &exponent)));
+    TF_RETURN_IF_ERROR(ToTf(RequantizeToCarrier(device, acc, y->NumElements(), acc_exponent, rounding_, seed,
+                                                y->flat<float>().data(), &exponent, 8 * sizeof(T))));
     return SetScalarInt32(ctx, "y_exponent", exponent);
   }
 
@@ -188,8 +194,8 @@ class DenseLayerOp : public LayerOpBase<DenseLayerOp<Context, T>, Context, T> {
     *plan = Plan{x.dim_size(0), w.dim_size(1), x.dim_size(1)};
     return MakeShape("dense: output shape", {plan->M, plan->N}, y_shape);
   }
-  static ::absl::Status Accumulate(Context& device, const Plan& plan, const Tensor& x_q, const Tensor& w,
-                                   int32_t* acc) {
+  template <typename Acc>
+  static ::absl::Status Accumulate(Context& device, const Plan& plan, const Tensor& x_q, const Tensor& w, Acc* acc) {
     return ToTf(MatMul(device, x_q.flat<T>().data(), w.flat<T>().data(), plan.M, plan.N, plan.K, false, false, acc));
   }
 };
@@ -206,8 +212,8 @@ class Conv2DLayerOp : public LayerOpBase<Conv2DLayerOp<Context, T>, Context, T> 
     TF_RETURN_IF_ERROR(attrs_.Geometry(x.shape(), w.shape(), plan));
     return OutputShape(*plan, y_shape);
   }
-  static ::absl::Status Accumulate(Context& device, const Plan& plan, const Tensor& x_q, const Tensor& w,
-                                   int32_t* acc) {
+  template <typename Acc>
+  static ::absl::Status Accumulate(Context& device, const Plan& plan, const Tensor& x_q, const Tensor& w, Acc* acc) {
     return ToTf(Conv2D(device, plan, x_q.flat<T>().data(), w.flat<T>().data(), acc));
   }
 
@@ -228,10 +234,11 @@ class Conv2DLayerOp : public LayerOpBase<Conv2DLayerOp<Context, T>, Context, T> 
                               .HostMemory("seed").HostMemory("error_exponent").HostMemory("y_exponent")         \
                               .HostMemory("x_exponent"),                                                        \
                           Conv2DLayerOp<Context, T>)
-#define KI_REGISTER_LAYERS(device_type, Context)            \
-  KI_REGISTER_LAYERS_OF_TYPE(device_type, Context, int8_t); \
-  KI_REGISTER_LAYERS_OF_TYPE(device_type, Context, int16_t)
+#define KI_REGISTER_LAYERS(device_type, Context) KI_REGISTER_LAYERS_OF_TYPE(device_type, Context, int8_t)
 KI_REGISTER_ON_EVERY_DEVICE(KI_REGISTER_LAYERS);
+// DFP16 layers run on the CPU (the CUDA twins of the 16-bit products are
+// not built yet: TensorFlow places these ops on the CPU).
+KI_REGISTER_LAYERS_OF_TYPE(::tensorflow::DEVICE_CPU, CpuContext, int16_t);
 #undef KI_REGISTER_LAYERS
 #undef KI_REGISTER_LAYERS_OF_TYPE
 

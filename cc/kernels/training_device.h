@@ -18,10 +18,9 @@
 namespace keras_int {
 
 // Labels outside [0, classes) are an error (on the GPU, found there).
-template <typename Label>
-Status SoftmaxCrossEntropyGrad(CpuContext&, const int8_t* logits, int64_t batch, int64_t classes,
-                               int exponent, const Label* labels, Rounding rounding, RoundingSeed seed,
-                               int8_t* err) {
+template <typename T, typename Label>
+Status SoftmaxCrossEntropyGrad(CpuContext&, const T* logits, int64_t batch, int64_t classes, int exponent,
+                               const Label* labels, Rounding rounding, RoundingSeed seed, T* err) {
   std::vector<int64_t> checked(batch);
   for (int64_t b = 0; b < batch; ++b) {
     if (labels[b] < 0 || labels[b] >= classes) {
@@ -33,10 +32,9 @@ Status SoftmaxCrossEntropyGrad(CpuContext&, const int8_t* logits, int64_t batch,
   SoftmaxCrossEntropyGrad(logits, batch, classes, exponent, checked.data(), rounding, seed, err);
   return Status::OK();
 }
-template <typename T>
-Status IntegerSgdUpdate(CpuContext&, T* w, const int32_t* g, int64_t n, const SgdOptions& options,
-                        T* momentum_buffer) {
-  return IntegerSgdUpdate<T>(w, g, n, options, momentum_buffer);
+template <typename T, typename G>
+Status IntegerSgdUpdate(CpuContext&, T* w, const G* g, int64_t n, const SgdOptions& options, T* momentum_buffer) {
+  return IntegerSgdUpdate<T, G>(w, g, n, options, momentum_buffer);
 }
 
 template <typename T>
@@ -46,17 +44,17 @@ Status IntegerAdamUpdate(CpuContext& device, T* w, const int32_t* g, int32_t* m,
 }
 
 #if KERAS_INT_CUDA
-template <typename Label>
-Status SoftmaxCrossEntropyGrad(GpuContext& device, const int8_t* logits, int64_t batch, int64_t classes,
+template <typename T, typename Label>
+Status SoftmaxCrossEntropyGrad(GpuContext& device, const T* logits, int64_t batch, int64_t classes,
                                int exponent, const Label* labels, Rounding rounding, RoundingSeed seed,
                                int8_t* err) {
   return gpu::SoftmaxCrossEntropyGrad<Label>(device.gpu(), logits, batch, classes, exponent, labels, rounding,
                                              seed, err);
 }
-template <typename T>
-Status IntegerSgdUpdate(GpuContext& device, T* w, const int32_t* g, int64_t n, const SgdOptions& options,
+template <typename T, typename G>
+Status IntegerSgdUpdate(GpuContext& device, T* w, const G* g, int64_t n, const SgdOptions& options,
                         T* momentum_buffer) {
-  return gpu::IntegerSgdUpdate<T>(device.gpu(), w, g, n, options, momentum_buffer);
+  return gpu::IntegerSgdUpdate<T, G>(device.gpu(), w, g, n, options, momentum_buffer);
 }
 template <typename T>
 Status IntegerAdamUpdate(GpuContext& device, T* w, const int32_t* g, int32_t* m, int32_t* v, int64_t n, int64_t t,

@@ -6,7 +6,8 @@
 
 namespace keras_int {
 
-template <typename Device, typename Label>
+// T: the logits' and the error's mantissa type (int8, or int16 for DFP16).
+template <typename Device, typename T, typename Label>
 class SoftmaxCrossEntropyGradOp : public OpKernel {
  public:
   explicit SoftmaxCrossEntropyGradOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
@@ -35,21 +36,23 @@ class SoftmaxCrossEntropyGradOp : public OpKernel {
     OP_REQUIRES_OK(ctx, GetSeed(ctx, "seed", &seed));
     Tensor* err = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output("err", logits.shape(), &err));
-    OP_REQUIRES_OK(ctx, SetScalarInt32(ctx, "err_exponent", kCrossEntropyErrorExponent));
+    OP_REQUIRES_OK(ctx, SetScalarInt32(ctx, "err_exponent", CrossEntropyErrorExponent(8 * sizeof(T))));
     if (err->NumElements() == 0) return;
     Device device(ctx);
     OP_REQUIRES_OK(ctx, device.status());
     // The device checks that every label lies in [0, classes).
-    KI_OP_REQUIRES_OK(ctx, SoftmaxCrossEntropyGrad<Label>(device,
-                               logits.flat<int8_t>().data(), batch, classes, exponent,
-                               labels.flat<Label>().data(), rounding_, seed, err->flat<int8_t>().data()));
+    const Status status = SoftmaxCrossEntropyGrad<T, Label>(device, logits.flat<T>().data(), batch, classes,
+                                                            exponent, labels.flat<Label>().data(), rounding_, seed,
+                                                            err->flat<T>().data());
+    KI_OP_REQUIRES_OK(ctx, status);
   }
 
  private:
   Rounding rounding_;
 };
 
-template <typename Device, typename T>
+// G: the gradient's type (int32, or int64 from the DFP16 products).
+template <typename Device, typename T, typename G>
 class SgdUpdateOp : public OpKernel {
  public:
   explicit SgdUpdateOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
@@ -83,9 +86,10 @@ class SgdUpdateOp : public OpKernel {
     KI_OP_REQUIRES_OK(ctx, Copy(device, new_w->flat<T>().data(), w.flat<T>().data(), w.TotalBytes()));
     KI_OP_REQUIRES_OK(ctx, Copy(device, new_buffer->flat<T>().data(), buffer.flat<T>().data(),
                                        buffer.TotalBytes()));
-    KI_OP_REQUIRES_OK(ctx, IntegerSgdUpdate<T>(device,
-                               new_w->flat<T>().data(), grad.flat<int32_t>().data(), w.NumElements(),
-                               options, use_momentum ? new_buffer->flat<T>().data() : nullptr));
+    const Status status = IntegerSgdUpdate<T, G>(device, new_w->flat<T>().data(), grad.flat<G>().data(),
+                                                 w.NumElements(), options,
+                                                 use_momentum ? new_buffer->flat<T>().data() : nullptr);
+    KI_OP_REQUIRES_OK(ctx, status);
   }
 
  private:
@@ -135,21 +139,23 @@ class AdamUpdateOp : public OpKernel {
   AdamOptions options_;
 };
 
+#define KI_REGISTER_CROSS_ENTROPY(device_type, DeviceClass, T, Label)                                      \
+  REGISTER_KERNEL_BUILDER(Name("IntOps>SoftmaxCrossEntropyGrad").Device(device_type).TypeConstraint<T>("T")  \
+                              .TypeConstraint<Label>("Tlabels").HostMemory("exponent").HostMemory("seed")    \
+                              .HostMemory("err_exponent"),                                                   \
+                          SoftmaxCrossEntropyGradOp<DeviceClass, T, Label>)
+#define KI_REGISTER_SGD(device_type, DeviceClass, T, G)                                                   \
+  REGISTER_KERNEL_BUILDER(Name("IntOps>SgdUpdate").Device(device_type).TypeConstraint<T>("T")            \
+                              .TypeConstraint<G>("G").HostMemory("mu"), SgdUpdateOp<DeviceClass, T, G>)
 #define KI_REGISTER_TRAINING(device_type, DeviceClass)                                              \
-  REGISTER_KERNEL_BUILDER(Name("IntOps>SoftmaxCrossEntropyGrad").Device(device_type)                 \
-                              .TypeConstraint<int32_t>("Tlabels").HostMemory("exponent")              \
-                              .HostMemory("seed").HostMemory("err_exponent"),                         \
-                          SoftmaxCrossEntropyGradOp<DeviceClass, int32_t>);                           \
-  REGISTER_KERNEL_BUILDER(Name("IntOps>SoftmaxCrossEntropyGrad").Device(device_type)                 \
-                              .TypeConstraint<int64_t>("Tlabels").HostMemory("exponent")              \
-                              .HostMemory("seed").HostMemory("err_exponent"),                         \
-                          SoftmaxCrossEntropyGradOp<DeviceClass, int64_t>);                           \
-  REGISTER_KERNEL_BUILDER(Name("IntOps>SgdUpdate").Device(device_type).TypeConstraint<int8_t>("T")   \
-                              .HostMemory("mu"), SgdUpdateOp<DeviceClass, int8_t>);                   \
-  REGISTER_KERNEL_BUILDER(Name("IntOps>SgdUpdate").Device(device_type).TypeConstraint<int16_t>("T")  \
-                              .HostMemory("mu"), SgdUpdateOp<DeviceClass, int16_t>);                  \
-  REGISTER_KERNEL_BUILDER(Name("IntOps>SgdUpdate").Device(device_type).TypeConstraint<int32_t>("T")  \
-                              .HostMemory("mu"), SgdUpdateOp<DeviceClass, int32_t>);                  \
+  KI_REGISTER_CROSS_ENTROPY(device_type, DeviceClass, int8_t, int32_t);                               \
+  KI_REGISTER_CROSS_ENTROPY(device_type, DeviceClass, int8_t, int64_t);                               \
+  KI_REGISTER_SGD(device_type, DeviceClass, int8_t, int32_t);                                          \
+  KI_REGISTER_SGD(device_type, DeviceClass, int16_t, int32_t);                                         \
+  KI_REGISTER_SGD(device_type, DeviceClass, int32_t, int32_t);                                         \
+  KI_REGISTER_SGD(device_type, DeviceClass, int8_t, int64_t);                                          \
+  KI_REGISTER_SGD(device_type, DeviceClass, int16_t, int64_t);                                         \
+  KI_REGISTER_SGD(device_type, DeviceClass, int32_t, int64_t);                                         \
   REGISTER_KERNEL_BUILDER(Name("IntOps>AdamUpdate").Device(device_type).TypeConstraint<int8_t>("T")  \
                               .HostMemory("step"), AdamUpdateOp<DeviceClass, int8_t>);                 \
   REGISTER_KERNEL_BUILDER(Name("IntOps>AdamUpdate").Device(device_type).TypeConstraint<int16_t>("T") \
@@ -157,6 +163,11 @@ class AdamUpdateOp : public OpKernel {
   REGISTER_KERNEL_BUILDER(Name("IntOps>AdamUpdate").Device(device_type).TypeConstraint<int32_t>("T") \
                               .HostMemory("step"), AdamUpdateOp<DeviceClass, int32_t>)
 KI_REGISTER_ON_EVERY_DEVICE(KI_REGISTER_TRAINING);
+// DFP16 logits: on the CPU (the CUDA twin is int8 only so far).
+KI_REGISTER_CROSS_ENTROPY(::tensorflow::DEVICE_CPU, CpuContext, int16_t, int32_t);
+KI_REGISTER_CROSS_ENTROPY(::tensorflow::DEVICE_CPU, CpuContext, int16_t, int64_t);
+#undef KI_REGISTER_CROSS_ENTROPY
+#undef KI_REGISTER_SGD
 #undef KI_REGISTER_TRAINING
 
 }  // namespace keras_int

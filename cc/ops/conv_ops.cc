@@ -24,9 +24,11 @@ namespace {
       .Attr("dilations: list(int) = [1, 1]")
 
 REGISTER_OP("IntOps>Conv2D")
-    .Input("x: int8")
-    .Input("filter: int8")
-    .Output("out: int32")
+    .Input("x: T")
+    .Input("filter: T")
+    .Output("out: Tacc")
+    .Attr(kMantissaTypeAttr)
+    .Attr(kProductTypeAttr)
     .KI_CONV_ATTRS
     .SetShapeFn([](InferenceContext* c) {
       ShapeHandle x, f;
@@ -39,18 +41,22 @@ REGISTER_OP("IntOps>Conv2D")
 
 REGISTER_OP("IntOps>Conv2DBackpropInput")
     .Input("input_sizes: int32")
-    .Input("filter: int8")
-    .Input("out_backprop: int8")
-    .Output("out: int32")
+    .Input("filter: T")
+    .Input("out_backprop: T")
+    .Output("out: Tacc")
+    .Attr(kMantissaTypeAttr)
+    .Attr(kProductTypeAttr)
     .KI_CONV_ATTRS
     .SetShapeFn([](InferenceContext* c) { return ShapeFromSizesInput(c, 0); })
     .Doc("Gradient of IntOps>Conv2D with respect to its input, in integers.");
 
 REGISTER_OP("IntOps>Conv2DBackpropFilter")
-    .Input("x: int8")
+    .Input("x: T")
     .Input("filter_sizes: int32")
-    .Input("out_backprop: int8")
-    .Output("out: int32")
+    .Input("out_backprop: T")
+    .Output("out: Tacc")
+    .Attr(kMantissaTypeAttr)
+    .Attr(kProductTypeAttr)
     .KI_CONV_ATTRS
     .SetShapeFn([](InferenceContext* c) { return ShapeFromSizesInput(c, 1); })
     .Doc("Gradient of IntOps>Conv2D with respect to its filter, in integers.");

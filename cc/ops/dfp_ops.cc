@@ -33,25 +33,29 @@ REGISTER_OP("IntOps>Dequantize")
     .Doc("x = q * 2**exponent as float32 (exact).");
 
 REGISTER_OP("IntOps>Requantize")
-    .Input("acc: int32")
+    .Input("acc: Tacc")
     .Input("exponent: int32")
     .Input("seed: int64")
     .Output("q: out_type")
     .Output("out_exponent: int32")
     .Attr("out_type: {int8, int16}")
+    .Attr(kProductTypeAttr)
     .Attr(kRoundingAttr)
     .SetShapeFn(SameShapeAndScalarExponent)
-    .Doc("int32 accumulator -> int8/int16 mantissas with a shared exponent (docs/algorithms.md 2).");
+    .Doc("int32 (int64: DFP16) accumulator -> int8/int16 mantissas with a shared exponent (docs/algorithms.md 2, "
+         "16).");
 
 REGISTER_OP("IntOps>RequantizeToCarrier")
-    .Input("acc: int32")
+    .Input("acc: Tacc")
     .Input("exponent: int32")
     .Input("seed: int64")
     .Output("y: float")
     .Output("out_exponent: int32")
+    .Attr(kProductTypeAttr)
+    .Attr("bits: int = 8")
     .Attr(kRoundingAttr)
     .SetShapeFn(SameShapeAndScalarExponent)
-    .Doc("IntOps>Requantize to int8 followed by IntOps>Dequantize, in one pass: the float32 carrier "
+    .Doc("IntOps>Requantize to `bits` (8 or 16) followed by IntOps>Dequantize, in one pass: the float32 carrier "
          "of the requantized mantissas.");
 
 REGISTER_OP("IntOps>RoundShift")
@@ -85,7 +89,8 @@ REGISTER_OP("IntOps>AlignedAdd")
 namespace keras_int {
 
 REGISTER_OP("IntOps>BitLength")
-    .Input("x: int32")
+    .Input("x: T")
+    .Attr("T: {int32, int64} = DT_INT32")
     .Output("bits: int32")
     .SetShapeFn(::tensorflow::shape_inference::ScalarShape)
     .Doc("bit_length(max |x|), 0 for an all-zero tensor (from the leading-zero count).");

@@ -1,6 +1,8 @@
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/shape_inference.h"
 
+#include "cc/ops/op_attrs.h"
+
 namespace keras_int {
 
 using ::tensorflow::shape_inference::DimensionHandle;
@@ -8,9 +10,11 @@ using ::tensorflow::shape_inference::InferenceContext;
 using ::tensorflow::shape_inference::ShapeHandle;
 
 REGISTER_OP("IntOps>MatMul")
-    .Input("x: int8")
-    .Input("w: int8")
-    .Output("out: int32")
+    .Input("x: T")
+    .Input("w: T")
+    .Output("out: Tacc")
+    .Attr(kMantissaTypeAttr)
+    .Attr(kProductTypeAttr)
     .Attr("transpose_x: bool = false")
     .Attr("transpose_w: bool = false")
     .SetShapeFn([](InferenceContext* c) {
@@ -25,7 +29,7 @@ REGISTER_OP("IntOps>MatMul")
       c->set_output(0, c->Matrix(c->Dim(x, tx ? 1 : 0), c->Dim(w, tw ? 0 : 1)));
       return ::absl::OkStatus();
     })
-    .Doc("Exact int8 x int8 -> int32 matrix product.");
+    .Doc("Exact int8 x int8 -> int32 (int16 x int16 -> int64) matrix product.");
 
 REGISTER_OP("IntOps>BatchMatMul")
     .Input("x: int8")

@@ -1,4 +1,5 @@
 // The integer loss gradient and the integer weight update.
+#include "cc/ops/op_attrs.h"
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/shape_inference.h"
 
@@ -8,12 +9,13 @@ using ::tensorflow::shape_inference::InferenceContext;
 using ::tensorflow::shape_inference::ShapeHandle;
 
 REGISTER_OP("IntOps>SoftmaxCrossEntropyGrad")
-    .Input("logits: int8")
+    .Input("logits: T")
     .Input("exponent: int32")
     .Input("labels: Tlabels")
     .Input("seed: int64")
-    .Output("err: int8")
+    .Output("err: T")
     .Output("err_exponent: int32")
+    .Attr(kMantissaTypeAttr)
     .Attr("Tlabels: {int32, int64} = DT_INT64")
     .Attr("rounding: {'pseudo_stochastic', 'stochastic'} = 'pseudo_stochastic'")
     .SetShapeFn([](InferenceContext* c) {
@@ -27,12 +29,13 @@ REGISTER_OP("IntOps>SoftmaxCrossEntropyGrad")
 
 REGISTER_OP("IntOps>SgdUpdate")
     .Input("w: T")
-    .Input("grad: int32")
+    .Input("grad: G")
     .Input("momentum_buffer: T")
     .Input("mu: int32")
     .Output("new_w: T")
     .Output("new_momentum_buffer: T")
     .Attr("T: {int8, int16, int32}")
+    .Attr("G: {int32, int64} = DT_INT32")
     .Attr("momentum: int = 0")
     .Attr("weight_decay: int = 0")
     .SetShapeFn([](InferenceContext* c) {

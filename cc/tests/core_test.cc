@@ -382,6 +382,24 @@ void TestPoolLossSgdAdd() {
   options.weight_decay = 3;
   EXPECT(IntegerSgdUpdate<int8_t>(w.data(), grad.data(), w.size(), options, m.data()).ok(), "sgd");
   for (int8_t v : w) EXPECT(v >= -127 && v <= 127, "sgd clips");
+  // int64 gradients (DFP16) give int32 gradients' update where they fit, for every option.
+  for (int variant = 0; variant < 3; ++variant) {
+    SgdOptions o;
+    o.momentum = variant == 1 ? 8 : 0;
+    o.weight_decay = variant == 2 ? 5 : 0;
+    std::vector<int16_t> w32 = RandomInt16(300), m32 = RandomInt16(300);
+    std::vector<int16_t> w64 = w32, m64 = m32;
+    std::vector<int64_t> grad64(grad.begin(), grad.end());
+    EXPECT(IntegerSgdUpdate<int16_t>(w32.data(), grad.data(), 300, o, m32.data()).ok() &&
+               IntegerSgdUpdate<int16_t>(w64.data(), grad64.data(), 300, o, m64.data()).ok() && w32 == w64 &&
+               m32 == m64, "sgd int64 gradient = int32 gradient (variant %d)", variant);
+  }
+  std::vector<int32_t> w_wide(2, 5);
+  std::vector<int64_t> huge(2, INT64_C(1) << 60);
+  SgdOptions decay;
+  decay.weight_decay = 1024;
+  EXPECT(!IntegerSgdUpdate<int32_t>(w_wide.data(), huge.data(), 2, decay, static_cast<int32_t*>(nullptr)).ok(),
+         "weight decay beyond int64 must be reported");
 
   auto a = RandomInt8(100), b2 = RandomInt8(100);
   std::vector<int32_t> sum(100);

@@ -12,6 +12,7 @@ import tensorflow as tf
 
 import tf_int_ops
 from keras_int import _checkpoint
+from keras_int.precision import resolve_bits
 from tf_int_ops import _tf_internal
 from tf_int_ops import _validation as check
 
@@ -74,18 +75,22 @@ class IntLayer(keras.layers.Layer):
 
 
 class WeightedIntLayer(IntLayer):
-    """A layer with an int8 kernel, quantised once from a float initialiser."""
-
-    # The one place the layers take their weights' mantissa type from: the
-    # kernel variable's dtype, the bits it is quantised to, and through the
-    # variable the layer op's T. (int16 arrives with the DFP16 datapath.)
-    weight_dtype = "int8"
+    """A layer with an int8 (``bits=16``: int16) kernel, quantised once from a float initialiser."""
 
     def __init__(self, kernel_initializer="glorot_uniform", use_bias=False, rounding="nearest",
-                 seed=None, **kwargs):
+                 seed=None, bits=None, **kwargs):
         super().__init__(rounding=rounding, seed=seed, **kwargs)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.use_bias = bool(use_bias)
+        self.bits = resolve_bits(bits, type(self).__name__)
+
+    @property
+    def weight_dtype(self):
+        """The one place the layers take their weights' mantissa type from: the
+        kernel variable's dtype, the bits it is quantised to, and through the
+        variable the layer op's T (and with it the width of its input, output
+        and error mantissas)."""
+        return "int16" if self.bits == 16 else "int8"
 
     def _build_kernel(self, shape):
         with tf.init_scope():
@@ -112,5 +117,5 @@ class WeightedIntLayer(IntLayer):
         return y
 
     def get_config(self):
-        return {**super().get_config(), "use_bias": self.use_bias,
+        return {**super().get_config(), "use_bias": self.use_bias, "bits": self.bits,
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer)}

@@ -18,9 +18,9 @@ class IntConv2D(WeightedIntLayer):
 
     def __init__(self, filters, kernel_size, strides=1, padding="valid", dilation_rate=1,
                  kernel_initializer="glorot_uniform", use_bias=False, rounding="nearest", seed=None,
-                 **kwargs):
+                 bits=None, **kwargs):
         super().__init__(kernel_initializer=kernel_initializer, use_bias=use_bias, rounding=rounding,
-                         seed=seed, **kwargs)
+                         seed=seed, bits=bits, **kwargs)
         fn = "IntConv2D"
         self.filters = check.positive_int(filters, "filters", fn)
         self.kernel_size = tuple(check.int_pair(kernel_size, "kernel_size", fn))

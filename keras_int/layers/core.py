@@ -19,6 +19,9 @@ class IntDense(WeightedIntLayer):
       rounding: rounding of the output requantisation ("nearest", as NITI,
         "pseudo_stochastic", "stochastic" or "truncate").
       seed: key of stochastic rounding (an int64; drawn when None).
+      bits: mantissa width, 8 or 16 (DFP16: int16 kernel, input, output and
+        error mantissas, exact int64 sums); None takes
+        ``keras_int.default_bits()``.
 
     >>> layer = IntDense(10)
     >>> y = layer(keras.random.uniform((4, 64)))   # float32 carrier, values q * 2**e
@@ -26,9 +29,9 @@ class IntDense(WeightedIntLayer):
     """
 
     def __init__(self, units, kernel_initializer="glorot_uniform", use_bias=False, rounding="nearest",
-                 seed=None, **kwargs):
+                 seed=None, bits=None, **kwargs):
         super().__init__(kernel_initializer=kernel_initializer, use_bias=use_bias, rounding=rounding,
-                         seed=seed, **kwargs)
+                         seed=seed, bits=bits, **kwargs)
         self.units = check.positive_int(units, "units", "IntDense")
 
     def build(self, input_shape):

@@ -22,9 +22,8 @@ def _inner_variable(variable):
     return inner
 
 
-# The weight types the layer ops take (their attribute T, cc/ops/op_attrs.h).
-# int16 is accepted and dispatched; its GEMM arrives with the DFP16
-# datapath, and until then the op raises UnimplementedError.
+# The weight types the layer ops take (their attribute T, cc/ops/op_attrs.h):
+# int8, and int16 for the DFP16 datapath (docs/algorithms.md 16).
 WEIGHT_DTYPES = (tf.int8, tf.int16)
 
 
@@ -60,18 +59,26 @@ def error_exponents(error_exponent, fn):
     return [inner.handle]
 
 
+def bits(op):
+    """The mantissa width of a layer op: 8, or 16 for ``T = int16``."""
+    return 16 if op.get_attr("T") == tf.int16 else 8
+
+
 def error(op, dy):
-    """The error as int8 mantissas and exponent, the exponent recorded when asked
-    (an ``error_exponent`` variable given to the op)."""
-    err, err_exponent = ops.quantize(dy)
+    """The error as mantissas of the op's width (int8, or int16 for ``T = int16``)
+    and exponent, the exponent recorded when asked (an ``error_exponent``
+    variable given to the op)."""
+    err, err_exponent = ops.quantize(dy, bits=bits(op))
     for variable in _op_args.inputs(op)["error_exponent"]:
         tf.raw_ops.AssignVariableOp(resource=variable, value=err_exponent)
     return err, err_exponent
 
 
 def bias_gradient(op, err):
-    """The ``bias`` inputs' gradients: the int32 sum of the error over all but the
-    channel axis (a bias is a weight on a constant input of 1)."""
+    """The ``bias`` inputs' gradients: the integer sum of the error over all but the
+    channel axis (a bias is a weight on a constant input of 1): int32 for int8
+    errors, int64 for int16 ones (more than 2**16 rows of them reach 2**31)."""
     if op.get_attr("N") == 0:
         return []
-    return [tf.reduce_sum(tf.cast(err, tf.int32), axis=tf.range(tf.rank(err) - 1))]
+    wide = tf.int64 if err.dtype == tf.int16 else tf.int32
+    return [tf.reduce_sum(tf.cast(err, wide), axis=tf.range(tf.rank(err) - 1))]

@@ -11,7 +11,7 @@ from tf_int_ops.layer_ops._carrier import error_to_carrier
 
 def conv2d(x, kernel, kernel_exponent, strides=1, padding="SAME", dilations=1,
            rounding="nearest", seed=None, bias=None, error_exponent=None):
-    """Integer 2-D convolution on an NHWC carrier with an int8 HWIO kernel variable.
+    """Integer 2-D convolution on an NHWC carrier with an int8 (or int16: DFP16) HWIO kernel variable.
 
     ``bias``: optional int32 variable ``[filters]`` at the kernel's exponent.
     ``error_exponent``: optional scalar int32 variable where the backward
@@ -43,6 +43,6 @@ def _conv2d_grad(op, dy, *unused_output_grads):
     err, err_exponent = _weighted.error(op, dy)
     dx = error_to_carrier(
         ops.int_conv2d_backprop_input(tf.shape(x_q), kernel, err, **attrs),
-        err_exponent + _op_args.inputs(op)["filter_exponent"])
+        err_exponent + _op_args.inputs(op)["filter_exponent"], _weighted.bits(op))
     dkernel = ops.int_conv2d_backprop_filter(x_q, tf.shape(kernel), err, **attrs)
     return _op_args.gradients(op, x=dx, filter=dkernel, bias=_weighted.bias_gradient(op, err))

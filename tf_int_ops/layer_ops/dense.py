@@ -15,8 +15,9 @@ def dense(x, kernel, kernel_exponent, rounding="nearest", seed=None, bias=None, 
     Args:
       x: float32 carrier (or raw input, quantized exactly as the spec says),
         shape ``[..., in]``.
-      kernel: int8 variable ``[in, units]`` (int16: the op's ``T``, not
-        computed until the DFP16 datapath; UnimplementedError).
+      kernel: int8 variable ``[in, units]``, or int16 (the DFP16 datapath,
+        docs/algorithms.md 16: x is quantized to int16, the products are
+        exact int64 sums and y carries 16-bit mantissas).
       kernel_exponent: int32 scalar, the kernel's exponent.
       bias: optional int32 variable ``[units]`` at the kernel's exponent (a
         weight on a constant input of 1), aligned exactly to the accumulator.
@@ -52,6 +53,6 @@ def _dense_grad(op, dy, *unused_output_grads):
     x_q, kernel = outputs["x_q"], outputs["kernel_q"]
     err, err_exponent = _weighted.error(op, dy)
     dx = error_to_carrier(ops.int_matmul(err, kernel, transpose_w=True),
-                          err_exponent + _op_args.inputs(op)["kernel_exponent"])
+                          err_exponent + _op_args.inputs(op)["kernel_exponent"], _weighted.bits(op))
     dkernel = ops.int_matmul(x_q, err, transpose_x=True)
     return _op_args.gradients(op, x=dx, kernel=dkernel, bias=_weighted.bias_gradient(op, err))

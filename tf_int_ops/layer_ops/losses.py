@@ -7,7 +7,7 @@ from tf_int_ops import ops
 from tf_int_ops.layer_ops._carrier import error_to_carrier
 
 
-def softmax_cross_entropy(labels, logits, rounding="pseudo_stochastic", seed=None):
+def softmax_cross_entropy(labels, logits, rounding="pseudo_stochastic", seed=None, bits=8):
     """Per-sample cross-entropy whose gradient is NITI's integer one.
 
     The returned loss values are computed in float32 for display only; they
@@ -20,21 +20,25 @@ def softmax_cross_entropy(labels, logits, rounding="pseudo_stochastic", seed=Non
     Args:
       labels: int class indices ``[batch]``.
       logits: float32 carrier ``[batch, classes]``.
+      bits: the logits' and the error's mantissa width: 8, or 16 (DFP16:
+        int16 logits, an int16 error at exponent -15).
     """
     fn = "softmax_cross_entropy"
     logits = check.carrier(logits, "logits", fn)
+    check.bits(bits, fn)
     labels = check.one_of(labels, (tf.int32, tf.int64), "labels", fn)
 
     @tf.custom_gradient
     def _loss(logits):
-        q, e = ops.quantize(logits)
+        q, e = ops.quantize(logits, bits=bits)
         display_loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
 
         def grad(upstream):
             err, err_exponent = ops.int_softmax_cross_entropy_grad(q, e, labels, rounding, seed)
             scale, scale_exponent = ops.quantize(upstream)
             acc = tf.cast(err, tf.int32) * tf.cast(scale, tf.int32)[:, tf.newaxis]
-            return error_to_carrier(acc, err_exponent + scale_exponent)
+            # |err * scale| < 2**15 * 2**7: exact in int32 at either width.
+            return error_to_carrier(acc, err_exponent + scale_exponent, bits)
 
         return display_loss, grad
 
