@@ -274,12 +274,14 @@ def _trunc_shift(v, s):
     return np.sign(v) * (np.abs(v) >> s)
 
 
-def softmax_cross_entropy_grad(logits, exponent, labels, mode="pseudo_stochastic", seed=(0, 0)):
+def softmax_cross_entropy_grad(logits, exponent, labels, mode="pseudo_stochastic", seed=(0, 0), bits=8):
+    """Section 4; bits=16: section 16 (Taylor form from e <= -15, 19 fraction bits, error at -15)."""
     q = np.asarray(logits, np.int64)
+    fraction_bits = bits + 3
     rows = []
     for b in range(q.shape[0]):
         row = q[b]
-        if exponent <= -7:
+        if exponent <= 1 - bits:
             e = max(exponent, -20)
             v = round_shift(row, e - exponent, "nearest")
             p = [(1 << (1 - 2 * e)) + int(t) * (1 << (1 - e)) + int(t) ** 2 for t in v]
@@ -290,12 +292,13 @@ def softmax_cross_entropy_grad(logits, exponent, labels, mode="pseudo_stochastic
             s = np.maximum(s - (s.max() - 10), 0)
             p = [(1 << int(t)) - 1 for t in s]
         total = sum(p)
-        big_p = [(t << 11) // total for t in p]
+        big_p = [(t << fraction_bits) // total for t in p]
         big_p[int(labels[b])] -= sum(big_p)
         rows.append(big_p)
     big = np.array(rows, dtype=np.int64)
     random = random_words(seed[0], seed[1], big.size) if mode == "stochastic" else None
-    return np.clip(round_shift(big, 4, mode, random), -127, 127), -7
+    limit = 2 ** (bits - 1) - 1
+    return np.clip(round_shift(big, 4, mode, random), -limit, limit), 1 - bits
 
 
 # ------------------------------------------------------------ integer SGD

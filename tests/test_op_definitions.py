@@ -79,14 +79,20 @@ def test_layer_ops_take_the_mantissa_type_as_an_attribute(op_name):
 
 
 def test_int16_weights_dispatch_to_the_int16_kernel():
-    # The variable's type selects T; the int16 kernel runs (it is registered)
-    # and reports what is missing rather than TensorFlow's "no kernel".
+    # The variable's type selects T: int16 weights run the DFP16 kernel,
+    # whose snapshots and input mantissas are int16 (values: test_dfp16.py).
     kernel = tf.Variable(np.ones((3, 2), np.int16))
-    with pytest.raises(tf.errors.UnimplementedError, match="dense: T=int16 layer ops need the 16-bit GEMM"):
-        layer_ops.dense(np.ones((4, 3), np.float32), kernel, -7)
-    filt = tf.Variable(np.ones((1, 1, 3, 2), np.int16))
-    with pytest.raises(tf.errors.UnimplementedError, match="conv2d: T=int16 layer ops need the 16-bit GEMM"):
-        layer_ops.conv2d(np.ones((1, 2, 2, 3), np.float32), filt, -7)
+
+    @tf.function
+    def call(x):
+        return layer_ops.dense(x, kernel, -7)
+
+    graph = call.get_concrete_function(tf.TensorSpec([4, 3], tf.float32)).graph
+    op = next(op for op in graph.get_operations() if op.type == "IntOps>Dense")
+    assert op.get_attr("T") == tf.int16
+    assert [output.dtype for output in op.outputs][2:] == [tf.int16, tf.int32, tf.int16]
+    y, _ = layer_ops.dense(np.full((4, 3), 0.5, np.float32), kernel, -7)
+    np.testing.assert_array_equal(y.numpy(), np.full((4, 2), 1.5 * 2.0**-7, np.float32))
 
 
 def test_int8_weights_give_int8_snapshots():

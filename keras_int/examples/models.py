@@ -2,6 +2,7 @@
 
 import keras
 
+import keras_int
 from keras_int import layers as int_layers
 
 MODELS = ("lenet", "vgg_small", "resnet20", "vit_tiny", "text_transformer")
@@ -13,6 +14,11 @@ TRANSFORMER_DIM, TRANSFORMER_HEADS, TRANSFORMER_MLP = 32, 2, 64
 # are usable, which the small example datasets (digits: 43 steps an epoch at
 # batch 32) do not give; 0.9 is what the original ResNet (Torch) used.
 BN_MOMENTUM = 0.9
+
+
+def _suffix(integer):
+    """A model's name suffix: its mantissa width (int8, or int16 under keras_int.set_default_bits(16)) or float32."""
+    return f"int{keras_int.default_bits()}" if integer else "float32"
 
 
 def _blocks(name):
@@ -78,7 +84,7 @@ def resnet(input_shape, classes, integer=True, depth=20, widths=(16, 32, 64), bn
             h = relu(name=prefix + "relu2")(add(name=prefix + "add")([shortcut, h]))
     h = gap(name="pool")(h)
     outputs = dense(classes, name="logits")(h)
-    name = name or f"resnet{depth}_{'int8' if integer else 'float32'}"
+    name = name or f"resnet{depth}_{_suffix(integer)}"
     return keras.Model(inputs, outputs, name=name)
 
 
@@ -147,7 +153,7 @@ def vit(input_shape, classes, integer=True, patch=2, blocks=2, dim=TRANSFORMER_D
         h = _encoder_block(h, layers, f"block{block}_", dim=dim)
     h = layers["pool"](name="pool")(layers["norm"](name="final_norm")(h))
     outputs = layers["dense"](classes, name="logits")(h)
-    return keras.Model(inputs, outputs, name=name or f"vit_tiny_{'int8' if integer else 'float32'}")
+    return keras.Model(inputs, outputs, name=name or f"vit_tiny_{_suffix(integer)}")
 
 
 def text_transformer(sequence_length, vocab, classes, integer=True, blocks=1, dim=TRANSFORMER_DIM, name=None):
@@ -162,7 +168,7 @@ def text_transformer(sequence_length, vocab, classes, integer=True, blocks=1, di
         h = _encoder_block(h, layers, f"block{block}_", dim=dim)
     h = layers["pool"](name="pool")(layers["norm"](name="final_norm")(h))
     outputs = layers["dense"](classes, name="logits")(h)
-    return keras.Model(inputs, outputs, name=name or f"text_transformer_{'int8' if integer else 'float32'}")
+    return keras.Model(inputs, outputs, name=name or f"text_transformer_{_suffix(integer)}")
 
 
 def build(name, input_shape, classes, integer=True, bn_momentum=BN_MOMENTUM, vocab=None):
@@ -200,4 +206,4 @@ def build(name, input_shape, classes, integer=True, bn_momentum=BN_MOMENTUM, voc
     for units in dense:
         stack += [fc(units), relu()]
     stack.append(fc(classes))
-    return keras.Sequential(stack, name=f"{name}_{'int8' if integer else 'float32'}")
+    return keras.Sequential(stack, name=f"{name}_{_suffix(integer)}")

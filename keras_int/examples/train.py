@@ -64,7 +64,11 @@ def _parse(argv):
                         help="sgd: IntegerSGD(mu) vs float32 SGD 0.01 with momentum 0.9; adam: IntegerAdam vs "
                         "float32 AdamW 1e-3. Default: adam for vit_tiny and text_transformer (on the fortune "
                         "cookies IntegerSGD reached 0.87, IntegerAdam 0.91, AdamW 0.92), sgd for the others")
-    parser.add_argument("--compare", action="store_true", help="also train the float32 twin")
+    parser.add_argument("--bits", type=int, default=8, choices=(8, 16),
+                        help="mantissa width of the integer model: 8 (NITI) or 16 (DFP16: int16 dense and "
+                             "convolution layers, loss and SGD steps; docs/algorithms.md 16)")
+    parser.add_argument("--compare", action="store_true",
+                        help="also train the float32 twin (and, with --bits 16, the int8 model)")
     parser.add_argument("--data-dir", default=None, help="TFDS data directory")
     parser.add_argument("--out", default="runs/latest", help="directory for report.json and report.png")
     parser.add_argument("--seed", type=int, default=0)
@@ -80,6 +84,9 @@ def _parse(argv):
                      f"{', '.join(TEXT_DATASETS)}, the other models on images")
     if args.optimizer is None:
         args.optimizer = "adam" if args.model in ("vit_tiny", "text_transformer") else "sgd"
+    if args.bits == 16 and args.optimizer == "adam":
+        parser.error("--bits 16 needs --optimizer sgd: IntegerAdam takes the int32 gradients of 8-bit layers only "
+                     "so far")
     if args.mu is None:
         args.mu = DEFAULT_MU[args.model]
     if not 1 <= args.mu <= 30:
@@ -112,8 +119,8 @@ class _EpochTimer:
         return Timer()
 
 
-def train_one(args, integer, dataset):
-    """Trains one model in this process; returns its results."""
+def train_one(args, integer, dataset, bits=8):
+    """Trains one model in this process (integer: with `bits`-bit mantissas); returns its results."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
@@ -121,6 +128,7 @@ def train_one(args, integer, dataset):
     from keras_int.examples import data, models
 
     keras.utils.set_random_seed(args.seed)
+    keras_int.set_default_bits(bits)
     train, test, info = data.load(dataset, args.batch_size, args.data_dir, log=lambda m: None)
     epochs = args.epochs or DEFAULT_EPOCHS[info["name"]]
     options = {} if getattr(args, "bn_momentum", None) is None else {"bn_momentum": args.bn_momentum}
@@ -162,18 +170,18 @@ def train_one(args, integer, dataset):
     }
 
 
-def _train_in_child(args, integer, dataset, queue):
+def _train_in_child(args, integer, dataset, bits, queue):
     try:
-        queue.put(train_one(args, integer, dataset))
+        queue.put(train_one(args, integer, dataset, bits))
     except BaseException as error:  # report it to the parent instead of dying silently
         queue.put({"error": f"{type(error).__name__}: {error}"})
         raise
 
 
-def _run_isolated(args, integer, dataset):
+def _run_isolated(args, integer, dataset, bits=8):
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    process = context.Process(target=_train_in_child, args=(args, integer, dataset, queue))
+    process = context.Process(target=_train_in_child, args=(args, integer, dataset, bits, queue))
     process.start()
     result = queue.get()
     process.join()
@@ -233,17 +241,20 @@ def main(argv=None):
         sys.exit(f"error: {error}")
     dataset = info["name"]
     os.makedirs(args.out, exist_ok=True)
-    results = [_run_isolated(args, True, dataset)]
+    results = [_run_isolated(args, True, dataset, args.bits)]
+    if args.compare and args.bits == 16:
+        results.append(_run_isolated(args, True, dataset, 8))
     if args.compare:
         results.append(_run_isolated(args, False, dataset))
 
-    print(f"\n{'':<24}" + "".join(f"{r['model']:>18}" for r in results) + ("      ratio" if args.compare else ""))
-    for key, label, fmt in (("test_accuracy", "test accuracy", "{:18.4f}"),
-                            ("images_per_second", "train images/s", "{:18.1f}"),
-                            ("peak_rss_mib", "peak memory (MiB)", "{:18.1f}")):
+    # The ratio column: the first (integer) model to the float32 twin.
+    print(f"\n{'':<24}" + "".join(f"{r['model']:>22}" for r in results) + ("      ratio" if args.compare else ""))
+    for key, label, fmt in (("test_accuracy", "test accuracy", "{:22.4f}"),
+                            ("images_per_second", "train images/s", "{:22.1f}"),
+                            ("peak_rss_mib", "peak memory (MiB)", "{:22.1f}")):
         row = f"{label:<24}" + "".join(fmt.format(r[key]) for r in results)
         if args.compare:
-            row += f"{results[0][key] / results[1][key]:11.2f}"
+            row += f"{results[0][key] / results[-1][key]:11.2f}"
         print(row)
     report = {"args": vars(args), "results": results}
     with open(os.path.join(args.out, "report.json"), "w") as f:
