@@ -1,9 +1,11 @@
 """Integer op throughput vs TensorFlow float32 on the same shapes, in one run.
 
-    python benchmarks/ops.py [--repeats 20]
+    python benchmarks/ops.py [--repeats 20] [--bits 16]
 
-Prints, per problem, the int8 GOPS (2 * multiply-accumulates per second) and
-the ratio of integer to float32 throughput. The two are measured alternately
+Prints, per problem, the integer GOPS (2 * multiply-accumulates per second)
+and the ratio of integer to float32 throughput; ``--bits 16`` times the
+DFP16 products (int16 operands, exact int64 sums, docs/algorithms.md 16)
+instead of the int8 ones. The two are measured alternately
 in the same process, so a busy machine slows both; quote the ratios, not the
 absolute numbers.
 """
@@ -46,27 +48,30 @@ def _compare(name, macs, int_fn, float_fn, repeats):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--bits", type=int, default=8, choices=(8, 16), help="operand width: int8 or int16")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
+    dtype = np.int8 if args.bits == 8 else np.int16
+    top = 2 ** (args.bits - 1) - 1
 
-    def int8(shape, low=-128, high=127):
-        return tf.constant(rng.integers(low, high + 1, shape).astype(np.int8))
+    def operand(shape, low=-top, high=top):  # int8 or int16
+        return tf.constant(rng.integers(low, high + 1, shape).astype(dtype))
 
-    print(f"TensorFlow {tf.__version__}, {os.cpu_count()} CPUs; int8 ops vs float32 ops")
+    print(f"TensorFlow {tf.__version__}, {os.cpu_count()} CPUs; int{args.bits} ops vs float32 ops")
     print(f"{'problem':<44} {'int GOPS':>8} {'f32 GOPS':>8} {'ratio':>7}")
     ratios = []
     for m, n, k in ((512, 512, 512), (1024, 1024, 1024), (25088, 64, 288), (8192, 128, 576),
                     (288, 64, 25088)):
-        a, b = int8((m, k)), int8((k, n))
+        a, b = operand((m, k)), operand((k, n))
         af, bf = tf.cast(a, tf.float32), tf.cast(b, tf.float32)
         ratios.append(_compare(f"matmul {m}x{n}x{k}", m * n * k,
                                lambda: ops.int_matmul(a, b).numpy(),
                                lambda: tf.matmul(af, bf).numpy(), args.repeats))
 
     for batch, size, cin, cout in ((32, 28, 32, 64), (64, 14, 64, 64), (32, 32, 3, 64)):
-        x = int8((batch, size, size, cin), 0, 127)
-        w = int8((3, 3, cin, cout))
-        dy = int8((batch, size, size, cout))
+        x = operand((batch, size, size, cin), 0, top)
+        w = operand((3, 3, cin, cout))
+        dy = operand((batch, size, size, cout))
         xf, wf, dyf = (tf.cast(t, tf.float32) for t in (x, w, dy))
         macs = batch * size * size * cin * cout * 9
         shape = f"{batch}x{size}x{size}x{cin}->{cout} 3x3"

@@ -1,6 +1,6 @@
 """Training throughput and memory: integer model vs its float32 Keras twin.
 
-    python benchmarks/train_step.py [--steps 30]
+    python benchmarks/train_step.py [--steps 30] [--bits 16]
 
 For each configuration (MNIST LeNet at batch 64 and 256, NITI's VGG-small at
 batch 64, the CIFAR ResNet-20 with batch norm at batch 64, the small ViT on
@@ -8,7 +8,8 @@ batch 64, the CIFAR ResNet-20 with batch norm at batch 64, the small ViT on
 84-symbol vocabulary at batch 64; ``--batch`` sets one batch size for all) both models are trained by ``model.fit`` on the same
 synthetic batches, in the same process, alternately, after a warm-up
 (tracing); the script prints images/s of each and the ratio integer /
-float32. Peak memory
+float32. ``--bits 16`` measures the DFP16 models (int16 dense and convolution
+layers, docs/algorithms.md 16) instead of the int8 ones. Peak memory
 is measured per model in a fresh process: the peak of the bytes TensorFlow's
 allocator holds during a training epoch (after a warm-up epoch), above what it
 held before the model was built; see memory_child. Quote ratios: the machine
@@ -30,7 +31,7 @@ CONFIGS = [("lenet", (28, 28, 1), 64), ("lenet", (28, 28, 1), 256), ("vgg_small"
 TEXT_VOCAB = 84
 
 
-def _setup(model_name, input_shape, batch, integer, steps, build=True):
+def _setup(model_name, input_shape, batch, integer, steps, build=True, bits=8):
     """(model, data); with build=False, model is a function that builds it."""
     import keras
     import numpy as np
@@ -40,6 +41,7 @@ def _setup(model_name, input_shape, batch, integer, steps, build=True):
     from keras_int.examples import models
 
     keras.utils.set_random_seed(0)
+    keras_int.set_default_bits(bits)
     rng = np.random.default_rng(0)
     text = model_name == "text_transformer"
     if text:
@@ -62,7 +64,7 @@ def _setup(model_name, input_shape, batch, integer, steps, build=True):
     return (build_model() if build else build_model), data
 
 
-def memory_child(model_name, input_shape, batch, integer, steps):
+def memory_child(model_name, input_shape, batch, integer, steps, bits=8):
     """Runs in a fresh process: peak training memory of one model (MiB).
 
     TensorFlow's CPU allocator counts the bytes it holds for tensors (every
@@ -74,7 +76,7 @@ def memory_child(model_name, input_shape, batch, integer, steps):
     """
     import tensorflow as tf
 
-    model, data = _setup(model_name, input_shape, batch, integer, steps, build=False)
+    model, data = _setup(model_name, input_shape, batch, integer, steps, build=False, bits=bits)
     for _ in data:  # fill the cache before the baseline
         pass
     baseline = tf.config.experimental.get_memory_info("CPU:0")["current"]
@@ -86,10 +88,10 @@ def memory_child(model_name, input_shape, batch, integer, steps):
     print(json.dumps({"train_mib": (peak - baseline) / 2**20}))
 
 
-def _memory(model_name, input_shape, batch, integer, steps):
+def _memory(model_name, input_shape, batch, integer, steps, bits):
     code = (f"import sys; sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r}); "
             f"import train_step; train_step.memory_child({model_name!r}, {input_shape!r}, {batch}, "
-            f"{integer}, {steps})")
+            f"{integer}, {steps}, {bits})")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])["train_mib"]
 
@@ -101,10 +103,12 @@ def main():
     parser.add_argument("--only", default=None,
                         help="run one model: lenet, vgg_small, resnet20, vit_tiny or text_transformer")
     parser.add_argument("--batch", type=int, default=None, help="override every configuration's batch size")
+    parser.add_argument("--bits", type=int, default=8, choices=(8, 16),
+                        help="mantissa width of the integer models (16: DFP16)")
     args = parser.parse_args()
     import tensorflow as tf
 
-    print(f"TensorFlow {tf.__version__}, {os.cpu_count()} CPUs; integer vs float32, model.fit")
+    print(f"TensorFlow {tf.__version__}, {os.cpu_count()} CPUs; int{args.bits} vs float32, model.fit")
     print(f"{'model':<16} {'batch':>5} {'int img/s':>10} {'f32 img/s':>10} {'ratio':>6}"
           f" {'int MiB':>8} {'f32 MiB':>8} {'ratio':>6}")
     configs = CONFIGS
@@ -115,7 +119,7 @@ def main():
             continue
         runs = {}
         for integer in (True, False):
-            model, data = _setup(model_name, input_shape, batch, integer, args.steps)
+            model, data = _setup(model_name, input_shape, batch, integer, args.steps, bits=args.bits)
             model.fit(data, epochs=1, verbose=0)  # warm-up: tracing, allocation
             runs[integer] = (model, data, [])
         for _ in range(args.rounds):
@@ -125,7 +129,7 @@ def main():
                 model.fit(data, epochs=1, verbose=0)
                 times.append(time.perf_counter() - start)
         speed = {k: args.steps * batch / min(v[2]) for k, v in runs.items()}
-        memory = {k: _memory(model_name, input_shape, batch, k, args.steps) for k in (True, False)}
+        memory = {k: _memory(model_name, input_shape, batch, k, args.steps, args.bits) for k in (True, False)}
         print(f"{model_name:<16} {batch:>5} {speed[True]:>10.1f} {speed[False]:>10.1f}"
               f" {speed[True] / speed[False]:>6.2f} {memory[True]:>8.1f} {memory[False]:>8.1f}"
               f" {memory[True] / memory[False]:>6.2f}", flush=True)

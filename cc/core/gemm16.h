@@ -7,8 +7,11 @@
 //   sum_k a b = sum_k a~ b~ + 128 (sum_k a + sum_k b) - 16384 K,
 //   sum_k a~ b~ = 65536 (Ah Bh) + 256 (Ah Bl + Al Bh) + Al Bl,
 // and the four byte products are one int8 GEMM of the stacked planes
-// [Ah; Al] (2M x K) by [Bh, Bl] (K x 2N), exact in int32 for every depth
-// up to kMaxExactDepth, combined in int64. This is how int16 runs on int8
+// [Ah; Al; 1] ((2M + 1) x K) by [Bh, Bl, 1] (K x (2N + 1)), exact in int32
+// for every depth up to kMaxExactDepth, combined in int64. The row and the
+// column of ones give the planes' sums, from which sum_k a and sum_k b
+// follow (sum_k a = 256 sum_k h + sum_k l + 128 K): no second pass over
+// the operands. This is how int16 runs on int8
 // tensor cores; on this CPU it keeps vpdpbusd's 64 byte products per
 // instruction (16 int16 products' worth) where vpmaddwd pair sums would need
 // a widening to int64 after every instruction, since one pair sum of int16
@@ -68,19 +71,25 @@ inline void ReadPlane(int64_t count, bool low, int8_t* out, const Read& read) {
   }
 }
 
-// [Ah; Al]: rows [0, M) are the high bytes of A's rows, [M, 2M) the low ones.
+// [Ah; Al; 1]: rows [0, M) are the high bytes of A's rows, [M, 2M) the low
+// ones, row 2M is ones.
 template <typename Reader16>
 struct StackedRowPlanes {
   const Reader16& a;
   int64_t M;
   void ReadRow(int64_t i, int64_t k0, int64_t count, int8_t* out) const {
+    if (i == 2 * M) {
+      std::memset(out, 1, count);
+      return;
+    }
     const bool low = i >= M;
     const int64_t row = low ? i - M : i;
     ReadPlane(count, low, out, [&](int64_t t0, int64_t n, int16_t* buffer) { a.ReadRow(row, k0 + t0, n, buffer); });
   }
 };
 
-// [Bh, Bl]: columns [0, N) are the high bytes of B's columns, [N, 2N) the low ones.
+// [Bh, Bl, 1]: columns [0, N) are the high bytes of B's columns, [N, 2N)
+// the low ones, column 2N is ones.
 template <typename Reader16>
 struct SideBySidePlanes {
   const Reader16& b;
@@ -91,11 +100,12 @@ struct SideBySidePlanes {
       ReadPlane(high, false, out, [&](int64_t t0, int64_t n, int16_t* buffer) { b.ReadRow(k, j0 + t0, n, buffer); });
       out += high, j0 += high, count -= high;
     }
-    if (count > 0) {
-      ReadPlane(count, true, out, [&](int64_t t0, int64_t n, int16_t* buffer) {
-        b.ReadRow(k, j0 - N + t0, n, buffer);
-      });
+    if (j0 < 2 * N && count > 0) {
+      const int64_t low = std::min(count, 2 * N - j0);
+      ReadPlane(low, true, out, [&](int64_t t0, int64_t n, int16_t* buffer) { b.ReadRow(k, j0 - N + t0, n, buffer); });
+      out += low, j0 += low, count -= low;
     }
+    if (count > 0) *out = 1;  // column 2N
   }
 };
 
@@ -129,54 +139,32 @@ Status Gemm16(int64_t M, int64_t N, int64_t K, const ReaderA& a, const ReaderB& 
   }
   std::fill(c, c + M * N, int64_t{0});
   if (M == 0 || N == 0 || K == 0) return Status::OK();
-  // Byte products of one exact part (<= kMaxExactDepth deep): [[HH, HL], [LH, LL]].
-  std::vector<int32_t> planes(4 * M * N);
+  // Byte products of one exact part (<= kMaxExactDepth deep), (2M + 1) x (2N + 1):
+  // [[HH, HL, sum Ah], [LH, LL, sum Al], [sum Bh, sum Bl, K]].
+  const int64_t width = 2 * N + 1;
+  std::vector<int32_t> planes((2 * M + 1) * width);
   for (int64_t k0 = 0; k0 < K; k0 += kMaxExactDepth) {
     const int64_t kc = std::min(kMaxExactDepth, K - k0);
     const DepthOffset16A<ReaderA> a_part{a, k0};
     const DepthOffset16B<ReaderB> b_part{b, k0};
-    gemm_internal::GemmExact(2 * M, 2 * N, kc, StackedRowPlanes<DepthOffset16A<ReaderA>>{a_part, M},
-                             SideBySidePlanes<DepthOffset16B<ReaderB>>{b_part, N}, planes.data(), 2 * N,
+    gemm_internal::GemmExact(2 * M + 1, width, kc, StackedRowPlanes<DepthOffset16A<ReaderA>>{a_part, M},
+                             SideBySidePlanes<DepthOffset16B<ReaderB>>{b_part, N}, planes.data(), width,
                              parallel_for);
+    const int32_t* b_sums = &planes[2 * M * width];
     parallel_for(M, 8 * N, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
-        const int32_t* high = &planes[i * 2 * N];
-        const int32_t* low = &planes[(M + i) * 2 * N];
+        const int32_t* high = &planes[i * width];
+        const int32_t* low = &planes[(M + i) * width];
+        // 128 (sum_k a + sum_k b) - 16384 kc, with sum_k v = 256 sum h + sum l + 128 kc.
+        const int64_t a_term = 128 * (256 * int64_t{high[2 * N]} + low[2 * N]) + 16384 * kc;
         int64_t* row = c + i * N;
         for (int64_t j = 0; j < N; ++j) {
-          row[j] += int64_t{high[j]} * 65536 + (int64_t{high[N + j]} + low[j]) * 256 + low[N + j];
+          const int64_t b_term = 128 * (256 * int64_t{b_sums[j]} + b_sums[N + j]);
+          row[j] += int64_t{high[j]} * 65536 + (int64_t{high[N + j]} + low[j]) * 256 + low[N + j] + a_term + b_term;
         }
       }
     });
   }
-  // The centring terms: 128 (sum_k a[i, k] + sum_k b[k, j]) - 16384 K.
-  std::vector<int64_t> row_sums(M, 0), column_sums(N, 0);
-  parallel_for(M, 2 * K, [&](int64_t begin, int64_t end) {
-    int16_t buffer[kChunk];
-    for (int64_t i = begin; i < end; ++i) {
-      int64_t sum = 0;
-      for (int64_t k0 = 0; k0 < K; k0 += kChunk) {
-        const int64_t n = std::min(kChunk, K - k0);
-        a.ReadRow(i, k0, n, buffer);
-        for (int64_t t = 0; t < n; ++t) sum += buffer[t];
-      }
-      row_sums[i] = sum;
-    }
-  });
-  {
-    std::vector<int16_t> buffer(N);
-    for (int64_t k = 0; k < K; ++k) {
-      b.ReadRow(k, 0, N, buffer.data());
-      for (int64_t j = 0; j < N; ++j) column_sums[j] += buffer[j];
-    }
-  }
-  parallel_for(M, 2 * N, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      const int64_t base = 128 * row_sums[i] - 16384 * K;
-      int64_t* row = c + i * N;
-      for (int64_t j = 0; j < N; ++j) row[j] += base + 128 * column_sums[j];
-    }
-  });
   return Status::OK();
 }
 
