@@ -77,6 +77,26 @@ def test_training_step_has_no_undocumented_float_arithmetic():
     assert sum(n.op == "IntOps>Conv2DBackpropInput" for n in nodes.values()) <= 1
 
 
+def test_16_bit_training_step_is_integer():
+    """DFP16 (bits=16 conv and dense, int16 loss): the same ops at 16 bits, int64
+    products and SGD on int64 gradients, and no float arithmetic."""
+    (x, y), _ = digits()
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras_int.layers.IntConv2D(8, 3, padding="same", bits=16),
+                              keras_int.layers.IntReLU(), keras_int.layers.IntMaxPool2D(2),
+                              keras_int.layers.IntFlatten(), keras_int.layers.IntDense(10, bits=16)])
+    model.compile(optimizer=keras_int.optimizers.IntegerSGD(),
+                  loss=keras_int.losses.IntegerCrossEntropy(bits=16))
+    found, nodes = float_arithmetic_feeding_updates(model, x[:64], y[:64])
+    assert found == [], found
+    layer_types = {n.attr["T"].type for n in nodes.values() if n.op in ("IntOps>Conv2DLayer", "IntOps>Dense")}
+    assert layer_types == {tf.int16.as_datatype_enum}
+    products = [n for n in nodes.values() if n.op in ("IntOps>MatMul", "IntOps>Conv2DBackpropFilter")]
+    assert products and all(n.attr["Tacc"].type == tf.int64.as_datatype_enum for n in products)
+    assert {n.attr["G"].type for n in nodes.values() if n.op == "IntOps>SgdUpdate"} == {tf.int64.as_datatype_enum}
+    assert {n.attr["T"].type for n in nodes.values() if n.op == "IntOps>SoftmaxCrossEntropyGrad"} == {
+        tf.int16.as_datatype_enum}
+
+
 def small_resnet():
     """Stem, an identity block and a stride-2 block with a projection shortcut:
     every IntBatchNormalization and IntAdd wiring that ResNet-20 has."""

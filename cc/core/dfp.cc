@@ -91,6 +91,32 @@ KI_SHIFT_AND_CLIP_CLONE(kPseudoStochastic, int16_t)
 KI_SHIFT_AND_CLIP_CLONE(kPseudoStochastic, uint32_t)
 #undef KI_SHIFT_AND_CLIP_CLONE
 
+// The same from int64 accumulators (the DFP16 products), shift 1..63.
+template <Rounding kMode, typename Out>
+void ShiftAndClip64(const int64_t* acc, int64_t begin, int64_t end, int s, RoundingSeed seed, int32_t limit,
+                    float scale, Out* out) {
+  for (int64_t i = begin; i < end; ++i) {
+    const uint32_t random =
+        kMode == Rounding::kStochastic ? StochasticWord(seed.key, seed.step, static_cast<uint64_t>(i)) : 0;
+    out[i] = Stored<Out>(ShiftAndClipElement64<kMode>(acc[i], s, random, static_cast<uint32_t>(limit)), scale);
+  }
+}
+#define KI_SHIFT_AND_CLIP64_CLONE(Mode, Out)                                                             \
+  KI_VECTOR_CLONES void ShiftAndClip64Vector_##Mode(const int64_t* __restrict acc, int64_t begin, int64_t end, \
+                                                    int s, int32_t limit, float scale, Out* __restrict out) {  \
+    ShiftAndClip64<Rounding::Mode, Out>(acc, begin, end, s, RoundingSeed{}, limit, scale, out);           \
+  }
+KI_SHIFT_AND_CLIP64_CLONE(kNearest, int8_t)
+KI_SHIFT_AND_CLIP64_CLONE(kNearest, int16_t)
+KI_SHIFT_AND_CLIP64_CLONE(kNearest, uint32_t)
+KI_SHIFT_AND_CLIP64_CLONE(kTruncate, int8_t)
+KI_SHIFT_AND_CLIP64_CLONE(kTruncate, int16_t)
+KI_SHIFT_AND_CLIP64_CLONE(kTruncate, uint32_t)
+KI_SHIFT_AND_CLIP64_CLONE(kPseudoStochastic, int8_t)
+KI_SHIFT_AND_CLIP64_CLONE(kPseudoStochastic, int16_t)
+KI_SHIFT_AND_CLIP64_CLONE(kPseudoStochastic, uint32_t)
+#undef KI_SHIFT_AND_CLIP64_CLONE
+
 // OR of magnitudes has the same bit length as their maximum.
 KI_VECTOR_CLONES uint32_t MagnitudeOr(const int32_t* __restrict acc, int64_t n) {
   uint32_t any = 0;
@@ -193,7 +219,7 @@ Status RequantizeInto(const int32_t* acc, int64_t n, int acc_exponent, int bits,
 template <typename Out>
 Status RequantizeInto(const int64_t* acc, int64_t n, int acc_exponent, int bits, Rounding rounding,
                       RoundingSeed seed, Out* out, int* out_exponent, const ParallelFor& parallel_for) {
-  const int64_t limit = (int64_t{1} << (bits - 1)) - 1;
+  const int32_t limit = (1 << (bits - 1)) - 1;
   KERAS_INT_RETURN_IF_ERROR(
       CheckExponent("requantize: exponent", acc_exponent, kMinAccExponent, kMaxAccExponent));
   const int shift = MaxBitLength(acc, n) - (bits - 1);
@@ -202,15 +228,21 @@ Status RequantizeInto(const int64_t* acc, int64_t n, int acc_exponent, int bits,
       CheckExponent("requantize: result exponent", exponent, kMinExponent, kMaxExponent));
   *out_exponent = exponent;
   const float scale = PowerOfTwo(exponent);
-  parallel_for(n, 8, [&](int64_t begin, int64_t end) {
-    WithRounding(rounding, [&](auto mode) {
-      for (int64_t i = begin; i < end; ++i) {
-        const uint32_t random =
-            mode() == Rounding::kStochastic ? StochasticWord(seed.key, seed.step, static_cast<uint64_t>(i)) : 0;
-        const int64_t v = Clip64(RoundShift64(acc[i], shift, mode(), random), limit);
-        out[i] = Stored<Out>(static_cast<int32_t>(v), scale);
-      }
-    });
+  if (shift <= 0) {  // small values are never scaled up
+    for (int64_t i = 0; i < n; ++i) out[i] = Stored<Out>(static_cast<int32_t>(acc[i]), scale);
+    return Status::OK();
+  }
+  parallel_for(n, 6, [&](int64_t begin, int64_t end) {
+    switch (rounding) {
+      case Rounding::kNearest:
+        return ShiftAndClip64Vector_kNearest(acc, begin, end, shift, limit, scale, out);
+      case Rounding::kTruncate:
+        return ShiftAndClip64Vector_kTruncate(acc, begin, end, shift, limit, scale, out);
+      case Rounding::kPseudoStochastic:
+        return ShiftAndClip64Vector_kPseudoStochastic(acc, begin, end, shift, limit, scale, out);
+      case Rounding::kStochastic:
+        return ShiftAndClip64<Rounding::kStochastic>(acc, begin, end, shift, seed, limit, scale, out);
+    }
   });
   return Status::OK();
 }

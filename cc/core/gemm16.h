@@ -26,6 +26,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -71,11 +72,12 @@ inline void ReadPlane(int64_t count, bool low, int8_t* out, const Read& read) {
   }
 }
 
-// [Ah; Al; 1]: rows [0, M) are the high bytes of A's rows, [M, 2M) the low
-// ones, row 2M is ones.
+// [Ah; Al; 1] of the M rows of A from `first`: rows [0, M) are their high
+// bytes, [M, 2M) their low ones, row 2M is ones.
 template <typename Reader16>
 struct StackedRowPlanes {
   const Reader16& a;
+  int64_t first;
   int64_t M;
   void ReadRow(int64_t i, int64_t k0, int64_t count, int8_t* out) const {
     if (i == 2 * M) {
@@ -83,7 +85,7 @@ struct StackedRowPlanes {
       return;
     }
     const bool low = i >= M;
-    const int64_t row = low ? i - M : i;
+    const int64_t row = first + (low ? i - M : i);
     ReadPlane(count, low, out, [&](int64_t t0, int64_t n, int16_t* buffer) { a.ReadRow(row, k0 + t0, n, buffer); });
   }
 };
@@ -137,33 +139,46 @@ Status Gemm16(int64_t M, int64_t N, int64_t K, const ReaderA& a, const ReaderB& 
     return Status::Error("int16 matmul: depth " + std::to_string(K) + " exceeds " +
                          std::to_string(kMaxGemm16Depth) + ", beyond which an int64 sum of int16 products can overflow");
   }
-  std::fill(c, c + M * N, int64_t{0});
-  if (M == 0 || N == 0 || K == 0) return Status::OK();
-  // Byte products of one exact part (<= kMaxExactDepth deep), (2M + 1) x (2N + 1):
-  // [[HH, HL, sum Ah], [LH, LL, sum Al], [sum Bh, sum Bl, K]].
+  if (M == 0 || N == 0) return Status::OK();
+  if (K == 0) {
+    std::fill(c, c + M * N, int64_t{0});
+    return Status::OK();
+  }
+  // Rows of A in blocks, so that a block's byte products stay in cache
+  // (about 2 MiB) instead of streaming 16 bytes per result through memory;
+  // B is packed again per block, a 1/rows share of the work.
   const int64_t width = 2 * N + 1;
-  std::vector<int32_t> planes((2 * M + 1) * width);
-  for (int64_t k0 = 0; k0 < K; k0 += kMaxExactDepth) {
-    const int64_t kc = std::min(kMaxExactDepth, K - k0);
-    const DepthOffset16A<ReaderA> a_part{a, k0};
-    const DepthOffset16B<ReaderB> b_part{b, k0};
-    gemm_internal::GemmExact(2 * M + 1, width, kc, StackedRowPlanes<DepthOffset16A<ReaderA>>{a_part, M},
-                             SideBySidePlanes<DepthOffset16B<ReaderB>>{b_part, N}, planes.data(), width,
-                             parallel_for);
-    const int32_t* b_sums = &planes[2 * M * width];
-    parallel_for(M, 8 * N, [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i) {
-        const int32_t* high = &planes[i * width];
-        const int32_t* low = &planes[(M + i) * width];
-        // 128 (sum_k a + sum_k b) - 16384 kc, with sum_k v = 256 sum h + sum l + 128 kc.
-        const int64_t a_term = 128 * (256 * int64_t{high[2 * N]} + low[2 * N]) + 16384 * kc;
-        int64_t* row = c + i * N;
-        for (int64_t j = 0; j < N; ++j) {
-          const int64_t b_term = 128 * (256 * int64_t{b_sums[j]} + b_sums[N + j]);
-          row[j] += int64_t{high[j]} * 65536 + (int64_t{high[N + j]} + low[j]) * 256 + low[N + j] + a_term + b_term;
+  const int64_t block_rows = std::min(M, std::max<int64_t>(96, (int64_t{1} << 18) / width));
+  // Byte products of one block and one exact part (<= kMaxExactDepth deep),
+  // (2R + 1) x (2N + 1): [[HH, HL, sum Ah], [LH, LL, sum Al], [sum Bh, sum Bl, K]].
+  std::unique_ptr<int32_t[]> planes(new int32_t[(2 * block_rows + 1) * width]);
+  for (int64_t i0 = 0; i0 < M; i0 += block_rows) {
+    const int64_t R = std::min(block_rows, M - i0);
+    for (int64_t k0 = 0; k0 < K; k0 += kMaxExactDepth) {
+      const int64_t kc = std::min(kMaxExactDepth, K - k0);
+      const DepthOffset16A<ReaderA> a_part{a, k0};
+      const DepthOffset16B<ReaderB> b_part{b, k0};
+      gemm_internal::GemmExact(2 * R + 1, width, kc, StackedRowPlanes<DepthOffset16A<ReaderA>>{a_part, i0, R},
+                               SideBySidePlanes<DepthOffset16B<ReaderB>>{b_part, N}, planes.get(), width,
+                               parallel_for);
+      const int32_t* b_sums = &planes[2 * R * width];
+      const bool first_part = k0 == 0;
+      parallel_for(R, 8 * N, [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i) {
+          const int32_t* high = &planes[i * width];
+          const int32_t* low = &planes[(R + i) * width];
+          // 128 (sum_k a + sum_k b) - 16384 kc, with sum_k v = 256 sum h + sum l + 128 kc.
+          const int64_t a_term = 128 * (256 * int64_t{high[2 * N]} + low[2 * N]) + 16384 * kc;
+          int64_t* row = c + (i0 + i) * N;
+          for (int64_t j = 0; j < N; ++j) {
+            const int64_t b_term = 128 * (256 * int64_t{b_sums[j]} + b_sums[N + j]);
+            const int64_t part =
+                int64_t{high[j]} * 65536 + (int64_t{high[N + j]} + low[j]) * 256 + low[N + j] + a_term + b_term;
+            row[j] = first_part ? part : row[j] + part;
+          }
         }
-      }
-    });
+      });
+    }
   }
   return Status::OK();
 }

@@ -143,6 +143,32 @@ KI_HOST_DEVICE int32_t ShiftAndClipElement(int32_t v, int s, uint32_t random, ui
   return v < 0 ? -m : m;
 }
 
+// The same for an int64 accumulator (DFP16 products), shift s in [1, 63]:
+// 64-bit magnitudes; stochastic rounding compares the discarded bits with
+// the random word, shifted up by s - 32 when s > 32 (RoundShiftMagnitude's
+// rule).
+template <Rounding kMode>
+KI_HOST_DEVICE int32_t ShiftAndClipElement64(int64_t v, int s, uint32_t random, uint32_t limit) {
+  const uint64_t mag = Magnitude64(v);
+  const uint64_t t = mag >> s;
+  const uint64_t r = mag & ((uint64_t{1} << s) - 1);
+  uint64_t up;
+  if (kMode == Rounding::kNearest) {
+    up = r >= (uint64_t{1} << (s - 1));
+  } else if (kMode == Rounding::kTruncate) {
+    up = 0;
+  } else if (kMode == Rounding::kPseudoStochastic) {
+    const int h = s / 2;
+    up = (r >> h) > ((r & ((uint64_t{1} << h) - 1)) << (s & 1));
+  } else {
+    const uint64_t q = s <= 32 ? (random & ((uint64_t{1} << s) - 1)) : (static_cast<uint64_t>(random) << (s - 32));
+    up = r > q;
+  }
+  const uint64_t rounded = t + up;
+  const int32_t m = static_cast<int32_t>(rounded < limit ? rounded : limit);
+  return v < 0 ? -m : m;
+}
+
 }  // namespace keras_int
 
 #endif  // KERAS_INT_CC_CORE_ROUNDING_H_

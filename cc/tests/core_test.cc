@@ -226,7 +226,8 @@ std::vector<int16_t> RandomInt16(int64_t n, int lo = -32767, int hi = 32767) {
 // part, transposes, and a product that overflows int32 many times over.
 void TestDfp16() {
   const int64_t shapes[][3] = {{1, 1, 1}, {5, 3, 2}, {7, 17, 513}, {13, 33, 1000}, {0, 4, 3}, {4, 5, 0},
-                               {2, 3, 131071 + 9}, {40, 50, 5000}, {300, 10, 64}};
+                               {2, 3, 131071 + 9}, {40, 50, 5000}, {300, 10, 64},
+                               {1000, 300, 70}, {2100, 130, 5}};  // several row blocks
   for (const auto& s : shapes) {
     const int64_t M = s[0], N = s[1], K = s[2];
     for (int t = 0; t < 4; ++t) {
