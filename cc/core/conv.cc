@@ -232,7 +232,9 @@ Status Conv2DBackpropFilter(const Conv2DGeometry& g, const int16_t* x, const int
                             const ParallelFor& parallel_for) {
   const int64_t taps = g.k_h * g.k_w * g.in_c;
   std::vector<int64_t> transposed(g.out_c * taps);
-  KERAS_INT_RETURN_IF_ERROR(Gemm16(g.out_c, taps, g.batch * g.out_h * g.out_w, StridedMatrix16{dy, 1, g.out_c},
+  const int64_t pixels = g.batch * g.out_h * g.out_w;
+  const std::vector<int16_t> dy_t = Transposed16(dy, pixels, g.out_c, parallel_for);  // rows read contiguously
+  KERAS_INT_RETURN_IF_ERROR(Gemm16(g.out_c, taps, pixels, StridedMatrix16{dy_t.data(), pixels, 1},
                                    PatchRows<int16_t>{g, x}, transposed.data(), parallel_for));
   for (int64_t o = 0; o < g.out_c; ++o) {
     for (int64_t t = 0; t < taps; ++t) dw[t * g.out_c + o] = transposed[o * taps + t];

@@ -152,20 +152,11 @@ void PackB(const ReaderB& b, int64_t N, int64_t n_panels, int64_t k0, int64_t kc
   }
 }
 
-// Quads: rows of A as a + 128 (a byte's pattern xor 0x80), four depths per
-// word (the row's own byte order), kMR rows interleaved.
-template <typename ReaderA>
-void PackAQuads(const ReaderA& a, int64_t i0, int64_t rows, int64_t k0, int64_t kc, uint32_t* dst) {
-  const int64_t k_quads = (kc + 3) / 4;
-  alignas(32) int8_t block[kMR][kQuadKC + 4];
-  for (int r = 0; r < kMR; ++r) {
-    if (r < rows) {
-      a.ReadRow(i0 + r, k0, kc, block[r]);
-      std::memset(block[r] + kc, 0, k_quads * 4 - kc);  // the last quad's missing depths are zeros
-    } else {
-      std::memset(block[r], 0, k_quads * 4);
-    }
-  }
+// A block of kMR rows of A, each kc bytes followed by zeros up to a whole
+// quad, as packed quads: a + 128 (a byte's pattern xor 0x80), four depths
+// per word (the row's own byte order), kMR rows interleaved.
+using QuadRows = int8_t[kMR][kQuadKC + 4];
+inline void QuadsFromRows(const QuadRows& block, int64_t k_quads, uint32_t* dst) {
   int64_t q = 0;
 #if defined(__SSE2__) && !defined(__CUDACC__)
   // Four quads of the six rows at a time: a 6 x 4 transpose of 32-bit words.
@@ -194,6 +185,22 @@ void PackAQuads(const ReaderA& a, int64_t i0, int64_t rows, int64_t k0, int64_t 
       dst[q * kMR + r] = word ^ 0x80808080u;
     }
   }
+}
+
+// Quads of kMR rows of A read through its reader.
+template <typename ReaderA>
+void PackAQuads(const ReaderA& a, int64_t i0, int64_t rows, int64_t k0, int64_t kc, uint32_t* dst) {
+  const int64_t k_quads = (kc + 3) / 4;
+  alignas(32) QuadRows block;
+  for (int r = 0; r < kMR; ++r) {
+    if (r < rows) {
+      a.ReadRow(i0 + r, k0, kc, block[r]);
+      std::memset(block[r] + kc, 0, k_quads * 4 - kc);  // the last quad's missing depths are zeros
+    } else {
+      std::memset(block[r], 0, k_quads * 4);
+    }
+  }
+  QuadsFromRows(block, k_quads, dst);
 }
 
 // Transposed operands (columns not contiguous): each element read once,

@@ -1,12 +1,44 @@
 #include "cc/core/gemm16.h"
 
+#include "cc/core/host_device.h"
+
 namespace keras_int {
+namespace gemm16_internal {
+
+KI_VECTOR_CLONES void ShallowRows(const int16_t* a, int64_t rows, int64_t K, const int32_t* b, int64_t N,
+                                  int64_t* c) {
+  for (int64_t r = 0; r < rows; ++r) {
+    int64_t* __restrict out = c + r * N;
+    for (int64_t j = 0; j < N; ++j) out[j] = 0;
+    for (int64_t k = 0; k < K; ++k) {
+      const int32_t v = a[r * K + k];
+      const int32_t* __restrict w = b + k * N;
+      for (int64_t j = 0; j < N; ++j) out[j] += v * w[j];  // |v w| < 2**30: exact in int32
+    }
+  }
+}
+
+}  // namespace gemm16_internal
+
+// `rows` x `cols` (row-major) transposed, so that the GEMM reads its rows
+// contiguously (a strided int16 row would be gathered element by element,
+// once per row block).
+std::vector<int16_t> Transposed16(const int16_t* m, int64_t rows, int64_t cols, const ParallelFor& parallel_for) {
+  std::vector<int16_t> t(rows * cols);
+  parallel_for(cols, rows, [&](int64_t begin, int64_t end) {
+    for (int64_t j = begin; j < end; ++j) {
+      for (int64_t i = 0; i < rows; ++i) t[j * rows + i] = m[i * cols + j];
+    }
+  });
+  return t;
+}
 
 Status MatMul(const int16_t* x, const int16_t* w, int64_t M, int64_t N, int64_t K, bool transpose_x,
               bool transpose_w, int64_t* out, const ParallelFor& parallel_for) {
-  const StridedMatrix16 a = transpose_x ? StridedMatrix16{x, 1, M} : StridedMatrix16{x, K, 1};
-  const StridedMatrix16 b = transpose_w ? StridedMatrix16{w, 1, K} : StridedMatrix16{w, N, 1};
-  return Gemm16(M, N, K, a, b, out, parallel_for);
+  std::vector<int16_t> x_t, w_t;
+  if (transpose_x) x_t = Transposed16(x, K, M, parallel_for), x = x_t.data();
+  if (transpose_w) w_t = Transposed16(w, N, K, parallel_for), w = w_t.data();
+  return Gemm16(M, N, K, StridedMatrix16{x, K, 1}, StridedMatrix16{w, N, 1}, out, parallel_for);
 }
 
 }  // namespace keras_int
