@@ -258,13 +258,15 @@ def add_bias(acc, bias, shift):
     return np.asarray(acc, np.int64) + aligned
 
 
-def aligned_add(a, ea, b, eb):
+def aligned_add(a, ea, b, eb, bits=8):
+    """Section 3; bits=16: section 16 (int64, exact alignment up to 47 bits)."""
+    max_shift = 23 if bits == 8 else 47
     a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
     if ea < eb:
         a, ea, b, eb = b, eb, a, ea
-    if ea - eb > 23 and not a.any():  # x + 0 is x (an all-zero tensor's exponent means nothing)
+    if ea - eb > max_shift and not a.any():  # x + 0 is x (an all-zero tensor's exponent means nothing)
         return b, eb
-    left = min(ea - eb, 23)
+    left = min(ea - eb, max_shift)
     return a * 2 ** left + round_shift(b, ea - eb - left, "nearest"), ea - left
 
 

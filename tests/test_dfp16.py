@@ -175,6 +175,76 @@ def test_conv_layer_op_at_16_bits(rng):
     np.testing.assert_array_equal(dx.numpy(), ref.dequantize(dx_q, dx_e))
 
 
+@pytest.mark.parametrize("ea, eb", [(-20, -20), (-10, -30), (-30, 0), (5, -50), (-60, 0)])
+def test_add_of_16_bit_operands(rng, ea, eb):
+    a, b = _int16(rng, (5, 7)), _int16(rng, (5, 7))
+    q, e = ops.int_add(a, ea, b, eb, "nearest")
+    acc, acc_e = ref.aligned_add(a, ea, b, eb, bits=16)
+    want_q, want_e = ref.requantize(acc, acc_e, "nearest", bits=16)
+    assert q.dtype == tf.int16
+    np.testing.assert_array_equal(q.numpy(), want_q)
+    assert int(e) == want_e
+    # The carrier op: a 16-bit sum, and errors passed through unchanged.
+    x, y = ops.dequantize(a, ea), ops.dequantize(b, eb)
+    with tf.GradientTape() as tape:
+        tape.watch([x, y])
+        out = layer_ops.add(x, y, bits=16)
+    np.testing.assert_array_equal(out.numpy(), ref.dequantize(want_q, want_e))
+    dx, dy = tape.gradient(out, [x, y], output_gradients=tf.ones_like(out))
+    np.testing.assert_array_equal(dx.numpy(), np.ones((5, 7), np.float32))
+
+
+def test_broadcast_add_error_sums_16_bit_errors_in_int64(rng):
+    a = ops.dequantize(_int16(rng, (300, 4)), -15)
+    b = ops.dequantize(_int16(rng, (4,)), -15)
+    g = ops.dequantize(_int16(rng, (300, 4)), -3)
+    with tf.GradientTape() as tape:
+        tape.watch(b)
+        out = layer_ops.add(a, b, bits=16)
+    db = tape.gradient(out, b, output_gradients=g)
+    err, e_err = ref.quantize(g.numpy(), bits=16)
+    want_q, want_e = ref.requantize(err.sum(axis=0), e_err, "nearest", bits=16)
+    np.testing.assert_array_equal(db.numpy(), ref.dequantize(want_q, want_e))
+
+
+@pytest.mark.parametrize("pool, strides, padding", [(2, 2, "VALID"), (3, 2, "SAME"), ((3, 2), 1, "VALID")])
+def test_average_pooling_of_16_bit_mantissas(rng, pool, strides, padding):
+    x = rng.normal(size=(2, 7, 6, 3)).astype(np.float32)
+    with tf.GradientTape() as tape:
+        x_t = tf.constant(x)
+        tape.watch(x_t)
+        y = layer_ops.avg_pool2d(x_t, pool, strides, padding, bits=16)
+    dy = rng.normal(size=y.shape).astype(np.float32)
+    dx = tape.gradient(y, x_t, output_gradients=tf.constant(dy))
+    p = (pool, pool) if isinstance(pool, int) else pool
+    s = (strides, strides) if isinstance(strides, int) else strides
+    qx, ex = ref.quantize(x, bits=16)
+    want_q, want_e = ref.requantize(ref.avg_pool_acc(qx, p, s, padding), ex - 16, "nearest", bits=16)
+    np.testing.assert_array_equal(y.numpy(), ref.dequantize(want_q, want_e))
+    assert np.abs(want_q).max() > 2**13  # 16-bit results
+    err, e_err = ref.quantize(dy, bits=16)
+    dx_q, dx_e = ref.requantize(ref.avg_pool_grad_acc(x.shape, err, p, s, padding), e_err - 16, "nearest", bits=16)
+    np.testing.assert_array_equal(dx.numpy(), ref.dequantize(dx_q, dx_e))
+
+
+def test_dropout_keeps_16_bit_mantissas(rng):
+    x = ops.dequantize(_int16(rng, (64,)), -15)  # 16-bit values an 8-bit dropout would round
+    y = layer_ops.dropout(x, 1, [3, 4], bits=16)
+    kept = y.numpy() != 0
+    np.testing.assert_array_equal(y.numpy()[kept], 2 * x.numpy()[kept])
+    y8 = layer_ops.dropout(x, 1, [3, 4], bits=8)
+    assert not np.array_equal(y8.numpy()[kept], y.numpy()[kept])
+
+
+def test_overlapping_max_pooling_at_16_bits_is_refused_by_name():
+    with pytest.raises(ValueError, match="overlapping windows .* not supported at bits=16"):
+        layer_ops.max_pool2d(tf.ones([1, 4, 4, 1]), 3, 1, "VALID", bits=16)
+    # Non-overlapping windows compare the carriers' patterns: exact at any width.
+    x = ops.dequantize(np.arange(-8, 8, dtype=np.int16).reshape(1, 4, 4, 1) * 4000, -15)
+    y = layer_ops.max_pool2d(x, 2, 2, "VALID", bits=16)
+    np.testing.assert_array_equal(y.numpy(), tf.nn.max_pool2d(x, 2, 2, "VALID").numpy())
+
+
 @pytest.mark.parametrize("exponent", [-120, -60, 0, 100])
 def test_16_bit_carriers_are_exact_at_the_extremes(exponent):
     q = np.array([32767, -32767, 1, -1, 0, 12345], np.int16)

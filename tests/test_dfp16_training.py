@@ -79,7 +79,7 @@ def test_mixed_8_and_16_bit_layers_train_and_round_trip(tmp_path):
     path = str(tmp_path / "mixed.keras")
     model.save(path)
     loaded = keras.models.load_model(path)
-    assert [layer.bits for layer in loaded.layers if hasattr(layer, "bits")] == [16, 8]
+    assert [layer.bits for layer in loaded.layers if hasattr(layer, "kernel")] == [16, 8]
     np.testing.assert_array_equal(loaded.predict(x_test, verbose=0), model.predict(x_test, verbose=0))
 
 

@@ -69,6 +69,11 @@ def _ops():
     return _loader.load()
 
 
+def _acc_type(q):
+    """The exact sums' type of int8 (int32) or int16 (int64, DFP16) mantissas."""
+    return tf.int64 if q.dtype == tf.int16 else tf.int32
+
+
 def quantize(x, bits=8):
     """Exact float32 -> DFP: returns ``(q, e)`` with ``q * 2**e ~= x``.
 
@@ -222,41 +227,45 @@ def int_avg_pool2d(q, exponent, pool_size=2, strides=None, padding="VALID", roun
     """Average pooling: int32 window sums times round(2**16/n), requantized.
 
     Returns ``(q, e)``. n is the number of window elements inside the input;
-    for n a power of two the average is exact before rounding.
+    for n a power of two the average is exact before rounding. int16 ``q``
+    (DFP16): int64 sums, int16 results.
     """
     fn = "int_avg_pool2d"
-    q = check.tensor(q, tf.int8, "q", fn)
+    q = check.one_of(q, (tf.int8, tf.int16), "q", fn)
     check.rank(q, 4, "q", fn)
     exponent = check.exponent(exponent, fn)
-    acc = _ops().int_ops_avg_pool(q, **check.pool_attrs(pool_size, strides, padding, fn))
-    return requantize(acc, exponent - _limits()["AVG_POOL_SHIFT"], rounding, seed=seed)
+    acc = _ops().int_ops_avg_pool(q, **check.pool_attrs(pool_size, strides, padding, fn), Tacc=_acc_type(q))
+    return requantize(acc, exponent - _limits()["AVG_POOL_SHIFT"], rounding, bits=q.dtype.size * 8, seed=seed)
 
 
 def int_avg_pool2d_grad(input_sizes, dy, exponent, pool_size=2, strides=None, padding="VALID"):
-    """Gradient of ``int_avg_pool2d``: ``(dx, e)``, requantized with nearest rounding."""
+    """Gradient of ``int_avg_pool2d``: ``(dx, e)``, requantized with nearest rounding (int16 ``dy``: 16 bits)."""
     fn = "int_avg_pool2d_grad"
     input_sizes = check.tensor(input_sizes, tf.int32, "input_sizes", fn)
-    dy = check.tensor(dy, tf.int8, "dy", fn)
+    dy = check.one_of(dy, (tf.int8, tf.int16), "dy", fn)
     check.rank(dy, 4, "dy", fn)
     exponent = check.exponent(exponent, fn)
-    acc = _ops().int_ops_avg_pool_grad(input_sizes, dy,
-                                       **check.pool_attrs(pool_size, strides, padding, fn))
-    return requantize(acc, exponent - _limits()["AVG_POOL_SHIFT"], "nearest")
+    acc = _ops().int_ops_avg_pool_grad(input_sizes, dy, **check.pool_attrs(pool_size, strides, padding, fn),
+                                       Tacc=_acc_type(dy))
+    return requantize(acc, exponent - _limits()["AVG_POOL_SHIFT"], "nearest", bits=dy.dtype.size * 8)
 
 
 def int_add(a, a_exponent, b, b_exponent, rounding="nearest", seed=None):
     """Residual add of two int8 DFP tensors: exact alignment, one rounding.
 
+    int16 operands (DFP16; an int8 one beside an int16 one is widened) are
+    aligned in int64 (exact up to a 47-bit shift) and give int16 results.
+
     >>> int_add(tf.constant([100], tf.int8), 0, tf.constant([1], tf.int8), -3)
     """
     fn = "int_add"
-    a = check.tensor(a, tf.int8, "a", fn)
-    b = check.tensor(b, tf.int8, "b", fn)
+    a, b, dtype, acc_dtype = check.product_operands(a, b, fn, "a", "b")
     if a.shape.is_fully_defined() and b.shape.is_fully_defined() and a.shape != b.shape:
         raise ValueError(f"{fn}: a and b must have the same shape, got {a.shape} and {b.shape}")
     acc, acc_exponent = _ops().int_ops_aligned_add(
-        a, check.exponent(a_exponent, fn, "a_exponent"), b, check.exponent(b_exponent, fn, "b_exponent"))
-    return requantize(acc, acc_exponent, rounding, seed=seed)
+        a, check.exponent(a_exponent, fn, "a_exponent"), b, check.exponent(b_exponent, fn, "b_exponent"),
+        Tacc=acc_dtype)
+    return requantize(acc, acc_exponent, rounding, bits=dtype.size * 8, seed=seed)
 
 
 def int_softmax_cross_entropy_grad(logits, exponent, labels, rounding="pseudo_stochastic",

@@ -22,6 +22,19 @@ void AlignedAdd(const int8_t* a, int ea, const int8_t* b, int eb, int64_t n, int
   *acc_exponent = align.exponent;
 }
 
+void AlignedAdd(const int16_t* a, int ea, const int16_t* b, int eb, int64_t n, int64_t* acc,
+                int* acc_exponent) {
+  bool larger_is_zero = false;
+  if (AlignmentNeedsZeroTest(ea, eb, kMaxAlignShift16)) {
+    const int16_t* larger = ea > eb ? a : b;
+    larger_is_zero = std::all_of(larger, larger + n, [](int16_t v) { return v == 0; });
+  }
+  const AddAlignment align = AlignExponents(ea, eb, larger_is_zero, kMaxAlignShift16);
+  if (align.swap) std::swap(a, b);
+  for (int64_t i = 0; i < n; ++i) acc[i] = AlignedAddElement64(a[i], b[i], align.left, align.right);
+  *acc_exponent = align.exponent;
+}
+
 Status AddBias(int32_t* acc, int64_t rows, int64_t channels, const int32_t* bias, int shift) {
   if (shift > 31) {
     return Status::Error("bias: alignment shift " + std::to_string(shift) +

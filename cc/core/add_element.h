@@ -17,6 +17,11 @@ KI_HOST_DEVICE int32_t AlignedAddElement(int8_t a, int8_t b, int left, int right
   return a * (int32_t{1} << left) + RoundShift(b, right, Rounding::kNearest, 0);
 }
 
+// The same for int16 operands into int64 (left <= kMaxAlignShift16).
+KI_HOST_DEVICE int64_t AlignedAddElement64(int16_t a, int16_t b, int left, int right) {
+  return a * (int64_t{1} << left) + RoundShift64(b, right, Rounding::kNearest, 0);
+}
+
 // bias * 2**shift (shift < 0: rounded to nearest), exactly, in int64.
 KI_HOST_DEVICE int64_t AlignedBias(int32_t bias, int shift) {
   return shift >= 0 ? int64_t{bias} * (int64_t{1} << shift)

@@ -32,6 +32,8 @@ constexpr int64_t kMaxExactDepth = 131071;
 
 // Largest exact alignment: 8-bit mantissas shifted by 23 stay below 2**30.
 constexpr int kMaxAlignShift = 23;
+// ... of 16-bit mantissas into int64 (DFP16): shifted by 47, below 2**62.
+constexpr int kMaxAlignShift16 = 47;
 
 // ---- pooling (pool.h) ----
 

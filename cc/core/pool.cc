@@ -71,6 +71,15 @@ KI_VECTOR_CLONES void AddInto(int32_t* __restrict out, const int8_t* __restrict 
 KI_VECTOR_CLONES void AddScaledInto(int32_t* __restrict out, const int8_t* __restrict in, int32_t multiplier, int64_t n) {
   for (int64_t c = 0; c < n; ++c) out[c] += in[c] * multiplier;
 }
+// DFP16: int16 values into int64 sums (a window's sum times the multiplier
+// reaches 2**47).
+KI_VECTOR_CLONES void AddInto(int64_t* __restrict out, const int16_t* __restrict in, int64_t n) {
+  for (int64_t c = 0; c < n; ++c) out[c] += in[c];
+}
+KI_VECTOR_CLONES void AddScaledInto(int64_t* __restrict out, const int16_t* __restrict in, int32_t multiplier,
+                                    int64_t n) {
+  for (int64_t c = 0; c < n; ++c) out[c] += int64_t{in[c]} * multiplier;
+}
 
 // Whether any of n patterns is NaN or Inf (all exponent bits set).
 KI_VECTOR_CLONES bool AnyNonFinite(const int32_t* __restrict bits, int64_t n) {
@@ -262,12 +271,13 @@ void MaxPoolCarrierGrad(const PoolGeometry& g, const float* dy, const uint8_t* w
   });
 }
 
-void AvgPool(const PoolGeometry& g, const int8_t* x, int32_t* y, const ParallelFor& parallel_for) {
+template <typename T, typename Acc>
+void AvgPool(const PoolGeometry& g, const T* x, Acc* y, const ParallelFor& parallel_for) {
   if (NoWork(g)) return;
   parallel_for(g.batch, WindowCost(g), [&](int64_t first, int64_t last) {
     ForEachWindow(g, first, last, [&](int64_t n, int64_t oh, int64_t ow, int64_t offset) {
-      int32_t* out = y + offset;
-      std::fill(out, out + g.channels, 0);
+      Acc* out = y + offset;
+      std::fill(out, out + g.channels, Acc{0});
       ForEachTap(g, n, oh, ow, [&](int64_t tap) { AddInto(out, x + tap, g.channels); });
       const int32_t multiplier = AvgPoolMultiplier(TapCount(g, oh, ow));
       for (int64_t c = 0; c < g.channels; ++c) out[c] *= multiplier;
@@ -275,17 +285,22 @@ void AvgPool(const PoolGeometry& g, const int8_t* x, int32_t* y, const ParallelF
   });
 }
 
-void AvgPoolGrad(const PoolGeometry& g, const int8_t* dy, int32_t* dx,
-                 const ParallelFor& parallel_for) {
+template <typename T, typename Acc>
+void AvgPoolGrad(const PoolGeometry& g, const T* dy, Acc* dx, const ParallelFor& parallel_for) {
   if (NoWork(g)) return;
   const int64_t image = g.in_h * g.in_w * g.channels;
   parallel_for(g.batch, WindowCost(g), [&](int64_t first, int64_t last) {
-    std::fill(dx + first * image, dx + last * image, 0);
+    std::fill(dx + first * image, dx + last * image, Acc{0});
     ForEachWindow(g, first, last, [&](int64_t n, int64_t oh, int64_t ow, int64_t offset) {
       const int32_t multiplier = AvgPoolMultiplier(TapCount(g, oh, ow));
       ForEachTap(g, n, oh, ow, [&](int64_t tap) { AddScaledInto(dx + tap, dy + offset, multiplier, g.channels); });
     });
   });
 }
+
+template void AvgPool<int8_t, int32_t>(const PoolGeometry&, const int8_t*, int32_t*, const ParallelFor&);
+template void AvgPool<int16_t, int64_t>(const PoolGeometry&, const int16_t*, int64_t*, const ParallelFor&);
+template void AvgPoolGrad<int8_t, int32_t>(const PoolGeometry&, const int8_t*, int32_t*, const ParallelFor&);
+template void AvgPoolGrad<int16_t, int64_t>(const PoolGeometry&, const int16_t*, int64_t*, const ParallelFor&);
 
 }  // namespace keras_int

@@ -53,13 +53,14 @@ Status MaxPoolCarrier(const PoolGeometry& g, const float* x, float* y, uint8_t* 
 void MaxPoolCarrierGrad(const PoolGeometry& g, const float* dy, const uint8_t* which, float* dx,
                         const ParallelFor& parallel_for = SerialFor);
 
-// y = sum over each window * AvgPoolMultiplier(n), at exponent offset -16.
-void AvgPool(const PoolGeometry& g, const int8_t* x, int32_t* y,
-             const ParallelFor& parallel_for = SerialFor);
+// y = sum over each window * AvgPoolMultiplier(n), at exponent offset -16:
+// int8 x into int32, or int16 x (DFP16) into int64.
+template <typename T, typename Acc>
+void AvgPool(const PoolGeometry& g, const T* x, Acc* y, const ParallelFor& parallel_for = SerialFor);
 
 // dx[i] = sum over windows containing i of dy * AvgPoolMultiplier(n), offset -16.
-void AvgPoolGrad(const PoolGeometry& g, const int8_t* dy, int32_t* dx,
-                 const ParallelFor& parallel_for = SerialFor);
+template <typename T, typename Acc>
+void AvgPoolGrad(const PoolGeometry& g, const T* dy, Acc* dx, const ParallelFor& parallel_for = SerialFor);
 
 }  // namespace keras_int
 

@@ -17,6 +17,11 @@ inline Status AlignedAdd(CpuContext&, const int8_t* a, int ea, const int8_t* b, 
   AlignedAdd(a, ea, b, eb, n, acc, acc_exponent);
   return Status::OK();
 }
+inline Status AlignedAdd(CpuContext&, const int16_t* a, int ea, const int16_t* b, int eb, int64_t n,
+                         int64_t* acc, int* acc_exponent) {
+  AlignedAdd(a, ea, b, eb, n, acc, acc_exponent);
+  return Status::OK();
+}
 inline Status AddBias(CpuContext&, int32_t* acc, int64_t rows, int64_t channels, const int32_t* bias,
                       int shift) {
   return AddBias(acc, rows, channels, bias, shift);

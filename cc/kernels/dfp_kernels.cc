@@ -137,7 +137,7 @@ class RoundShiftOp : public OpKernel {
   int32_t limit_;
 };
 
-template <typename Device>
+template <typename Device, typename T, typename Acc>
 class AlignedAddOp : public OpKernel {
  public:
   explicit AlignedAddOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
@@ -156,8 +156,8 @@ class AlignedAddOp : public OpKernel {
     int acc_exponent;
     Device device(ctx);
     OP_REQUIRES_OK(ctx, device.status());
-    KI_OP_REQUIRES_OK(ctx, AlignedAdd(device, a.flat<int8_t>().data(), ea, b.flat<int8_t>().data(), eb,
-                                             a.NumElements(), acc->flat<int32_t>().data(), &acc_exponent));
+    KI_OP_REQUIRES_OK(ctx, AlignedAdd(device, a.flat<T>().data(), ea, b.flat<T>().data(), eb, a.NumElements(),
+                                      acc->flat<Acc>().data(), &acc_exponent));
     OP_REQUIRES_OK(ctx, SetScalarInt32(ctx, "acc_exponent", acc_exponent));
   }
 };
@@ -186,6 +186,11 @@ class BitLengthOp : public OpKernel {
   REGISTER_KERNEL_BUILDER(Name("IntOps>RequantizeToCarrier").Device(device_type).TypeConstraint<Acc>("Tacc") \
                               .HostMemory("exponent").HostMemory("seed").HostMemory("out_exponent"),         \
                           RequantizeOp<DeviceClass, float, Acc>)
+#define KI_REGISTER_ALIGNED_ADD(device_type, DeviceClass, T, Acc)                                          \
+  REGISTER_KERNEL_BUILDER(Name("IntOps>AlignedAdd").Device(device_type).TypeConstraint<T>("T")                \
+                              .TypeConstraint<Acc>("Tacc").HostMemory("a_exponent").HostMemory("b_exponent")  \
+                              .HostMemory("acc_exponent"),                                                   \
+                          AlignedAddOp<DeviceClass, T, Acc>)
 // Exponents, seeds and shifts are host scalars on every device.
 #define KI_REGISTER_DFP(device_type, DeviceClass)                                                       \
   REGISTER_KERNEL_BUILDER(Name("IntOps>BitLength").Device(device_type).TypeConstraint<int32_t>("T")        \
@@ -201,13 +206,13 @@ class BitLengthOp : public OpKernel {
   KI_REGISTER_REQUANTIZE(device_type, DeviceClass, int32_t);                                              \
   REGISTER_KERNEL_BUILDER(Name("IntOps>RoundShift").Device(device_type).HostMemory("shift").HostMemory("seed"), \
                           RoundShiftOp<DeviceClass>);                                                     \
-  REGISTER_KERNEL_BUILDER(Name("IntOps>AlignedAdd").Device(device_type).HostMemory("a_exponent")          \
-                              .HostMemory("b_exponent").HostMemory("acc_exponent"),                        \
-                          AlignedAddOp<DeviceClass>)
+  KI_REGISTER_ALIGNED_ADD(device_type, DeviceClass, int8_t, int32_t)
 KI_REGISTER_ON_EVERY_DEVICE(KI_REGISTER_DFP);
 #undef KI_REGISTER_DFP
 // DFP16's int64 accumulators: on the CPU, where their products run.
 KI_REGISTER_REQUANTIZE(::tensorflow::DEVICE_CPU, CpuContext, int64_t);
+KI_REGISTER_ALIGNED_ADD(::tensorflow::DEVICE_CPU, CpuContext, int16_t, int64_t);
+#undef KI_REGISTER_ALIGNED_ADD
 REGISTER_KERNEL_BUILDER(Name("IntOps>BitLength").Device(::tensorflow::DEVICE_CPU).TypeConstraint<int64_t>("T"),
                         BitLengthOp<CpuContext, int64_t>);
 #undef KI_REGISTER_REQUANTIZE

@@ -30,11 +30,13 @@ inline Status MaxPoolCarrierGrad(CpuContext& device, const PoolGeometry& g, cons
   MaxPoolCarrierGrad(g, dy, which, dx, device.parallel_for());
   return Status::OK();
 }
-inline Status AvgPool(CpuContext& device, const PoolGeometry& g, const int8_t* x, int32_t* y) {
+template <typename T, typename Acc>
+Status AvgPool(CpuContext& device, const PoolGeometry& g, const T* x, Acc* y) {
   AvgPool(g, x, y, device.parallel_for());
   return Status::OK();
 }
-inline Status AvgPoolGrad(CpuContext& device, const PoolGeometry& g, const int8_t* dy, int32_t* dx) {
+template <typename T, typename Acc>
+Status AvgPoolGrad(CpuContext& device, const PoolGeometry& g, const T* dy, Acc* dx) {
   AvgPoolGrad(g, dy, dx, device.parallel_for());
   return Status::OK();
 }

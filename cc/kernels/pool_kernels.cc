@@ -158,7 +158,8 @@ class MaxPoolCarrierGradOp : public MaxPoolOpBase {
   }
 };
 
-template <typename Device>
+// T: int8 (sums in int32) or int16 (DFP16, sums in int64: Acc).
+template <typename Device, typename T, typename Acc>
 class AvgPoolOp : public AvgPoolOpBase {
  public:
   using AvgPoolOpBase::AvgPoolOpBase;
@@ -168,12 +169,12 @@ class AvgPoolOp : public AvgPoolOpBase {
     Tensor* acc = nullptr;
     OP_REQUIRES_OK(ctx, Forward(ctx, x.shape(), &g, {{"acc", &acc}}));
     RunOn<Device>(ctx, *acc, [&](Device& device) {
-      return AvgPool(device, g, x.flat<int8_t>().data(), acc->flat<int32_t>().data());
+      return AvgPool(device, g, x.flat<T>().data(), acc->flat<Acc>().data());
     });
   }
 };
 
-template <typename Device>
+template <typename Device, typename T, typename Acc>
 class AvgPoolGradOp : public AvgPoolOpBase {
  public:
   using AvgPoolOpBase::AvgPoolOpBase;
@@ -186,21 +187,28 @@ class AvgPoolGradOp : public AvgPoolOpBase {
     Tensor* dx = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output("acc", x_shape, &dx));
     RunOn<Device>(ctx, *dx, [&](Device& device) {
-      return AvgPoolGrad(device, g, dy.flat<int8_t>().data(), dx->flat<int32_t>().data());
+      return AvgPoolGrad(device, g, dy.flat<T>().data(), dx->flat<Acc>().data());
     });
   }
 };
 
+#define KI_REGISTER_AVG_POOL(device_type, DeviceClass, T, Acc)                                              \
+  REGISTER_KERNEL_BUILDER(Name("IntOps>AvgPool").Device(device_type).TypeConstraint<T>("T")                   \
+                              .TypeConstraint<Acc>("Tacc"), AvgPoolOp<DeviceClass, T, Acc>);                  \
+  REGISTER_KERNEL_BUILDER(Name("IntOps>AvgPoolGrad").Device(device_type).TypeConstraint<T>("T")               \
+                              .TypeConstraint<Acc>("Tacc").HostMemory("input_sizes"),                         \
+                          AvgPoolGradOp<DeviceClass, T, Acc>)
 #define KI_REGISTER_POOL(device_type, DeviceClass)                                                    \
   REGISTER_KERNEL_BUILDER(Name("IntOps>MaxPool").Device(device_type), MaxPoolOp<DeviceClass>);           \
   REGISTER_KERNEL_BUILDER(Name("IntOps>MaxPoolGrad").Device(device_type), MaxPoolGradOp<DeviceClass>);   \
   REGISTER_KERNEL_BUILDER(Name("IntOps>MaxPoolCarrier").Device(device_type), MaxPoolCarrierOp<DeviceClass>); \
   REGISTER_KERNEL_BUILDER(Name("IntOps>MaxPoolCarrierGrad").Device(device_type).HostMemory("input_sizes"),   \
                           MaxPoolCarrierGradOp<DeviceClass>);                                               \
-  REGISTER_KERNEL_BUILDER(Name("IntOps>AvgPool").Device(device_type), AvgPoolOp<DeviceClass>);           \
-  REGISTER_KERNEL_BUILDER(Name("IntOps>AvgPoolGrad").Device(device_type).HostMemory("input_sizes"),     \
-                          AvgPoolGradOp<DeviceClass>)
+  KI_REGISTER_AVG_POOL(device_type, DeviceClass, int8_t, int32_t)
 KI_REGISTER_ON_EVERY_DEVICE(KI_REGISTER_POOL);
+// DFP16: on the CPU (the CUDA twin is int8 only so far).
+KI_REGISTER_AVG_POOL(::tensorflow::DEVICE_CPU, CpuContext, int16_t, int64_t);
 #undef KI_REGISTER_POOL
+#undef KI_REGISTER_AVG_POOL
 
 }  // namespace keras_int

@@ -69,12 +69,14 @@ REGISTER_OP("IntOps>RoundShift")
     .Doc("y = clip(round(x / 2**shift), -limit, limit) on magnitudes.");
 
 REGISTER_OP("IntOps>AlignedAdd")
-    .Input("a: int8")
+    .Input("a: T")
     .Input("a_exponent: int32")
-    .Input("b: int8")
+    .Input("b: T")
     .Input("b_exponent: int32")
-    .Output("acc: int32")
+    .Output("acc: Tacc")
     .Output("acc_exponent: int32")
+    .Attr(kMantissaTypeAttr)
+    .Attr(kProductTypeAttr)
     .SetShapeFn([](InferenceContext* c) {
       ::tensorflow::shape_inference::ShapeHandle shape;
       TF_RETURN_IF_ERROR(c->Merge(c->input(0), c->input(2), &shape));
@@ -82,7 +84,7 @@ REGISTER_OP("IntOps>AlignedAdd")
       c->set_output(1, c->Scalar());
       return ::absl::OkStatus();
     })
-    .Doc("a * 2**a_exponent + b * 2**b_exponent, exactly, as an int32 accumulator.");
+    .Doc("a * 2**a_exponent + b * 2**b_exponent, exactly, as an int32 accumulator (int16 operands: int64).");
 
 }  // namespace keras_int
 

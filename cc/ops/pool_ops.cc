@@ -69,16 +69,20 @@ REGISTER_OP("IntOps>MaxPoolCarrierGrad")
     .Doc("Routes each error carrier to its window's recorded tap; +0.0 elsewhere.");
 
 REGISTER_OP("IntOps>AvgPool")
-    .Input("x: int8")
-    .Output("acc: int32")
+    .Input("x: T")
+    .Output("acc: Tacc")
+    .Attr(kMantissaTypeAttr)
+    .Attr(kProductTypeAttr)
     .KI_POOL_ATTRS
     .SetShapeFn(PoolShape)
     .Doc("Window sums times round(2**16 / n): the average at exponent offset -16.");
 
 REGISTER_OP("IntOps>AvgPoolGrad")
     .Input("input_sizes: int32")
-    .Input("dy: int8")
-    .Output("acc: int32")
+    .Input("dy: T")
+    .Output("acc: Tacc")
+    .Attr(kMantissaTypeAttr)
+    .Attr(kProductTypeAttr)
     .KI_POOL_ATTRS
     .SetShapeFn([](InferenceContext* c) { return SizesShape(c, 0); })
     .Doc("Gradient of IntOps>AvgPool at exponent offset -16.");

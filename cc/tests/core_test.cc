@@ -518,9 +518,9 @@ void TestSubnormalsAndEmptyPools() {
   PoolGeometry g{1, int64_t{1} << 20, int64_t{1} << 20, 0, 2, 2, 2, 2, 0, 0, 0, 0};
   EXPECT(ComputePoolGeometry(false, &g).ok(), "pool geometry");
   MaxPool(g, nullptr, nullptr);  // 2**38 windows of no channels: returns at once
-  AvgPool(g, nullptr, nullptr);
+  AvgPool(g, static_cast<const int8_t*>(nullptr), static_cast<int32_t*>(nullptr));
   MaxPoolGrad(g, nullptr, nullptr, nullptr);
-  AvgPoolGrad(g, nullptr, nullptr);
+  AvgPoolGrad(g, static_cast<const int8_t*>(nullptr), static_cast<int32_t*>(nullptr));
 }
 
 // The AVX-512 row loops of batch normalization against the portable ones,

@@ -74,15 +74,27 @@ class IntLayer(keras.layers.Layer):
         return {**super().get_config(), "rounding": self.rounding, "seed": self.seed}
 
 
-class WeightedIntLayer(IntLayer):
+class QuantizingIntLayer(IntLayer):
+    """A layer whose op quantizes its input and requantizes its output: ``bits``
+    is the width of those mantissas (8, or 16 for DFP16; None takes
+    ``keras_int.default_bits()``, resolved here and saved in the config)."""
+
+    def __init__(self, rounding="nearest", seed=None, bits=None, **kwargs):
+        super().__init__(rounding=rounding, seed=seed, **kwargs)
+        self.bits = resolve_bits(bits, type(self).__name__)
+
+    def get_config(self):
+        return {**super().get_config(), "bits": self.bits}
+
+
+class WeightedIntLayer(QuantizingIntLayer):
     """A layer with an int8 (``bits=16``: int16) kernel, quantised once from a float initialiser."""
 
     def __init__(self, kernel_initializer="glorot_uniform", use_bias=False, rounding="nearest",
                  seed=None, bits=None, **kwargs):
-        super().__init__(rounding=rounding, seed=seed, **kwargs)
+        super().__init__(rounding=rounding, seed=seed, bits=bits, **kwargs)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.use_bias = bool(use_bias)
-        self.bits = resolve_bits(bits, type(self).__name__)
 
     @property
     def weight_dtype(self):
@@ -117,5 +129,5 @@ class WeightedIntLayer(IntLayer):
         return y
 
     def get_config(self):
-        return {**super().get_config(), "use_bias": self.use_bias, "bits": self.bits,
+        return {**super().get_config(), "use_bias": self.use_bias,
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer)}

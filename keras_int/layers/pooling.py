@@ -3,15 +3,15 @@
 import keras
 import tensorflow as tf
 
-from keras_int.layers.base import PACKAGE, IntLayer
+from keras_int.layers.base import PACKAGE, QuantizingIntLayer
 from tf_int_ops import _validation as check
 from tf_int_ops import layer_ops
 
 
-class IntPool(IntLayer):
-    def __init__(self, pool_size=2, strides=None, padding="valid", rounding="nearest", seed=None,
+class IntPool(QuantizingIntLayer):
+    def __init__(self, pool_size=2, strides=None, padding="valid", rounding="nearest", seed=None, bits=None,
                  **kwargs):
-        super().__init__(rounding=rounding, seed=seed, **kwargs)
+        super().__init__(rounding=rounding, seed=seed, bits=bits, **kwargs)
         name = type(self).__name__
         self.pool_size = tuple(check.int_pair(pool_size, "pool_size", name))
         self.strides = (self.pool_size if strides is None
@@ -37,29 +37,34 @@ class IntPool(IntLayer):
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class IntMaxPool2D(IntPool):
-    """Max pooling on int8 mantissas; the backward pass routes int8 errors in integers.
+    """Max pooling; the backward pass routes the errors in integers.
+
+    Windows that do not overlap compare the carriers' bit patterns (any
+    width); overlapping ones pool ``bits``-bit mantissas (8, or 16 for
+    DFP16).
 
     >>> IntMaxPool2D(2)(keras.random.uniform((1, 4, 4, 3))).shape  # (1, 2, 2, 3)
     """
 
     def call(self, inputs):
-        return layer_ops.max_pool2d(inputs, self.pool_size, self.strides, self.padding)
+        return layer_ops.max_pool2d(inputs, self.pool_size, self.strides, self.padding, self.bits)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class IntAveragePooling2D(IntPool):
-    """Average pooling: integer window sums times round(2**16 / n), requantised.
+    """Average pooling: integer window sums times round(2**16 / n), requantised
+    to ``bits`` (8, or 16 for DFP16: int64 sums).
 
     >>> IntAveragePooling2D(2)(keras.random.uniform((1, 4, 4, 3))).shape  # (1, 2, 2, 3)
     """
 
     def call(self, inputs):
         return layer_ops.avg_pool2d(inputs, self.pool_size, self.strides, self.padding,
-                                    self.rounding, self._rounding_seed())
+                                    self.rounding, self._rounding_seed(), self.bits)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class IntGlobalAveragePooling2D(IntLayer):
+class IntGlobalAveragePooling2D(QuantizingIntLayer):
     """Mean over height and width of an NHWC carrier, in integers: output ``[N, C]``.
 
     >>> IntGlobalAveragePooling2D()(keras.random.uniform((2, 4, 4, 3))).shape  # (2, 3)
@@ -74,7 +79,7 @@ class IntGlobalAveragePooling2D(IntLayer):
 
     def call(self, inputs):
         y = layer_ops.avg_pool2d(inputs, self._window, self._window, "valid", self.rounding,
-                                 self._rounding_seed())
+                                 self._rounding_seed(), self.bits)
         return tf.reshape(y, [-1, y.shape[-1]])
 
     def compute_output_shape(self, input_shape):
@@ -82,7 +87,7 @@ class IntGlobalAveragePooling2D(IntLayer):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class IntGlobalAveragePooling1D(IntLayer):
+class IntGlobalAveragePooling1D(QuantizingIntLayer):
     """Mean over the sequence axis of a ``[N, steps, C]`` carrier, in integers: output ``[N, C]``.
 
     The integer sum over the steps, then average pooling's multiply-and-shift
@@ -102,7 +107,8 @@ class IntGlobalAveragePooling1D(IntLayer):
 
     def call(self, inputs):
         steps = tf.expand_dims(inputs, 2)  # [N, steps, 1, C]: a one-column image
-        y = layer_ops.avg_pool2d(steps, self._window, self._window, "valid", self.rounding, self._rounding_seed())
+        y = layer_ops.avg_pool2d(steps, self._window, self._window, "valid", self.rounding, self._rounding_seed(),
+                                 self.bits)
         return tf.reshape(y, [-1, y.shape[-1]])
 
     def compute_output_shape(self, input_shape):

@@ -12,26 +12,29 @@ def _same_shape(a, b):
     return a.shape.rank is not None and a.shape.as_list() == b.shape.as_list()
 
 
-def _reduce_error(dy, shape):
+def _reduce_error(dy, shape, bits):
     """The error of an operand of shape `shape` broadcast to dy's shape: dy
-    quantized, summed over the broadcast axes in int32, requantized (nearest)."""
-    err, e_err = ops.quantize(dy)
+    quantized to `bits`, summed over the broadcast axes in int32 (int64 for
+    16 bits), requantized (nearest)."""
+    err, e_err = ops.quantize(dy, bits=bits)
     axes, _ = tf.raw_ops.BroadcastGradientArgs(s0=shape, s1=tf.shape(dy))
-    total = tf.reduce_sum(tf.cast(err, tf.int32), axis=axes)  # at most 2**24 terms of |err| <= 127
-    return error_to_carrier(tf.reshape(total, shape), e_err)
+    # int8: at most 2**24 terms of |err| <= 127 fit int32.
+    total = tf.reduce_sum(tf.cast(err, tf.int64 if bits == 16 else tf.int32), axis=axes)
+    return error_to_carrier(tf.reshape(total, shape), e_err, bits)
 
 
-def add(a, b, rounding="nearest", seed=None):
+def add(a, b, rounding="nearest", seed=None, bits=8):
     """Residual add of two carriers: exponents aligned exactly, one rounding.
 
     The operands broadcast as in ``tf.add`` (and Keras' ``Add``). The error
     of a broadcast operand is the integer sum of the error over the axes it
-    was broadcast along.
+    was broadcast along. ``bits``: the mantissa width (8, or 16 for DFP16).
 
     >>> add(tf.ones([2, 3]), tf.constant([0.5, 0.25, 1.0]))   # [2, 3]
     """
     a = check.carrier(a, "a", "add")
     b = check.carrier(b, "b", "add")
+    check.bits(bits, "add")
     try:
         tf.broadcast_static_shape(a.shape, b.shape)
     except ValueError:
@@ -40,8 +43,8 @@ def add(a, b, rounding="nearest", seed=None):
 
     @tf.custom_gradient
     def _add(a, b):
-        qa, ea = ops.quantize(a)
-        qb, eb = ops.quantize(b)
+        qa, ea = ops.quantize(a, bits=bits)
+        qb, eb = ops.quantize(b, bits=bits)
         if not same:
             shape = tf.broadcast_dynamic_shape(tf.shape(qa), tf.shape(qb))
             qa, qb = tf.broadcast_to(qa, shape), tf.broadcast_to(qb, shape)
@@ -57,7 +60,7 @@ def add(a, b, rounding="nearest", seed=None):
             with tf.control_dependencies([tf.debugging.assert_equal(
                     tf.shape(dy), tf.shape(q), message="add: the error dy must have the sum's shape")]):
                 dy = tf.identity(dy)
-            return _reduce_error(dy, tf.shape(a)), _reduce_error(dy, tf.shape(b))
+            return _reduce_error(dy, tf.shape(a), bits), _reduce_error(dy, tf.shape(b), bits)
 
         return ops.dequantize(q, e), grad
 

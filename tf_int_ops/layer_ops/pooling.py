@@ -9,7 +9,7 @@ from tf_int_ops import ops
 from tf_int_ops.layer_ops._carrier import error_to_carrier
 
 
-def max_pool2d(x, pool_size=2, strides=None, padding="VALID"):
+def max_pool2d(x, pool_size=2, strides=None, padding="VALID", bits=8):
     """Integer max pooling on an NHWC carrier; the backward pass is integer too.
 
     Windows that do not overlap (the usual ``strides == pool_size``) are
@@ -20,15 +20,20 @@ def max_pool2d(x, pool_size=2, strides=None, padding="VALID"):
     without arithmetic. A raw float input (not a carrier) is pooled the same
     way, so it reaches the next integer layer unquantized, which quantizes it.
     Overlapping windows quantize, pool the int8 mantissas and route int8
-    errors with int32 sums.
+    errors with int32 sums; at ``bits=16`` (DFP16) they are not supported
+    yet (an error says so): their int16 errors would need int64 sums.
     """
     fn = "max_pool2d"
     x = check.carrier(x, "x", fn)
     check.rank(x, 4, "x", fn)
+    check.bits(bits, fn)
     attrs = check.pool_attrs(pool_size, strides, padding, fn)
     (k_h, k_w), (s_h, s_w) = attrs["ksize"], attrs["strides"]
     if s_h >= k_h and s_w >= k_w and k_h * k_w <= ops.MAX_POOL_CARRIER_TAPS:
         return _loader.load().int_ops_max_pool_carrier(x, **attrs)[0]
+    if bits == 16:
+        raise ValueError(f"{fn}: overlapping windows (pool_size {attrs['ksize']} with strides {attrs['strides']}) are "
+                         "not supported at bits=16 yet; use strides >= pool_size or bits=8")
 
     @tf.custom_gradient
     def _max_pool(x):
@@ -58,19 +63,20 @@ def _max_pool_carrier_grad(op, dy, unused_which_grad):
 tf.no_gradient("IntOps>MaxPoolCarrierGrad")
 
 
-def avg_pool2d(x, pool_size=2, strides=None, padding="VALID", rounding="nearest", seed=None):
-    """Integer average pooling on an NHWC carrier."""
+def avg_pool2d(x, pool_size=2, strides=None, padding="VALID", rounding="nearest", seed=None, bits=8):
+    """Integer average pooling on an NHWC carrier of ``bits``-bit mantissas (8, or 16 for DFP16)."""
     x = check.carrier(x, "x", "avg_pool2d")
     check.rank(x, 4, "x", "avg_pool2d")
+    check.bits(bits, "avg_pool2d")
 
     @tf.custom_gradient
     def _avg_pool(x):
-        q, e = ops.quantize(x)
+        q, e = ops.quantize(x, bits=bits)
         input_sizes = tf.shape(q)
         y_q, y_e = ops.int_avg_pool2d(q, e, pool_size, strides, padding, rounding, seed)
 
         def grad(dy):
-            err, err_exponent = ops.quantize(dy)
+            err, err_exponent = ops.quantize(dy, bits=bits)
             dx, dx_e = ops.int_avg_pool2d_grad(input_sizes, err, err_exponent, pool_size,
                                                strides, padding)
             return ops.dequantize(dx, dx_e)
