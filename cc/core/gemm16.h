@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "cc/core/gemm.h"
+#include "cc/core/gemm16_element.h"
 
 namespace keras_int {
 
@@ -51,9 +52,6 @@ struct StridedMatrix16 {
 
 namespace gemm16_internal {
 
-// The two signed bytes of v: v = 256 * HighByte(v) + LowByteCentred(v) + 128.
-inline int8_t HighByte(int16_t v) { return static_cast<int8_t>(v >> 8); }
-inline int8_t LowByteCentred(int16_t v) { return static_cast<int8_t>((v & 255) - 128); }
 
 // Reads `count` int16 values at a time in chunks through a stack buffer and
 // writes one byte plane of them.

@@ -14,6 +14,10 @@ Status AlignedAdd(const Context& ctx, const int8_t* a, int ea, const int8_t* b, 
                   int32_t* acc, int* acc_exponent);
 Status AddBias(const Context& ctx, int32_t* acc, int64_t rows, int64_t channels,
                const int32_t* bias, int shift);
+// DFP16: int16 operands into int64, and the bias on int64 sums.
+Status AlignedAdd(const Context& ctx, const int16_t* a, int ea, const int16_t* b, int eb, int64_t n, int64_t* acc,
+                  int* acc_exponent);
+Status AddBias(const Context& ctx, int64_t* acc, int64_t rows, int64_t channels, const int32_t* bias, int shift);
 
 }  // namespace gpu
 }  // namespace keras_int

@@ -26,6 +26,14 @@ Status RoundShiftTensor(const Context& ctx, const int32_t* in, int64_t n, int sh
                         Rounding rounding, RoundingSeed seed, int32_t limit, int32_t* out);
 Status MaxBitLength(const Context& ctx, const int32_t* acc, int64_t n, int* bits);
 
+// DFP16: the same from int64 accumulators.
+Status MaxBitLength(const Context& ctx, const int64_t* acc, int64_t n, int* bits);
+template <typename T>
+Status Requantize(const Context& ctx, const int64_t* acc, int64_t n, int acc_exponent, Rounding rounding,
+                  RoundingSeed seed, T* out, int* out_exponent);
+Status RequantizeToCarrier(const Context& ctx, const int64_t* acc, int64_t n, int acc_exponent, Rounding rounding,
+                           RoundingSeed seed, float* out, int* out_exponent, int bits);
+
 }  // namespace gpu
 }  // namespace keras_int
 

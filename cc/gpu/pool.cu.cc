@@ -20,12 +20,14 @@ __global__ void MaxPoolGradKernel(PoolGeometry g, const int8_t* x, const int8_t*
   KI_GRID_STRIDE(i, n) { dx[i] = MaxPoolGradElement(g, x, dy, i); }
 }
 
-__global__ void AvgPoolKernel(PoolGeometry g, const int8_t* x, int32_t* y, int64_t n) {
-  KI_GRID_STRIDE(i, n) { y[i] = AvgPoolElement(g, x, i); }
+template <typename T, typename Acc>
+__global__ void AvgPoolKernel(PoolGeometry g, const T* x, Acc* y, int64_t n) {
+  KI_GRID_STRIDE(i, n) { y[i] = AvgPoolElement<T, Acc>(g, x, i); }
 }
 
-__global__ void AvgPoolGradKernel(PoolGeometry g, const int8_t* dy, int32_t* dx, int64_t n) {
-  KI_GRID_STRIDE(i, n) { dx[i] = AvgPoolGradElement(g, dy, i); }
+template <typename T, typename Acc>
+__global__ void AvgPoolGradKernel(PoolGeometry g, const T* dy, Acc* dx, int64_t n) {
+  KI_GRID_STRIDE(i, n) { dx[i] = AvgPoolGradElement<T, Acc>(g, dy, i); }
 }
 
 __global__ void MaxPoolCarrierKernel(PoolGeometry g, const int32_t* x, int32_t* y, uint8_t* which, int64_t n) {
@@ -88,19 +90,26 @@ Status MaxPoolGrad(const Context& ctx, const PoolGeometry& g, const int8_t* x, c
   return LaunchStatus("max_pool_grad");
 }
 
-Status AvgPool(const Context& ctx, const PoolGeometry& g, const int8_t* x, int32_t* y) {
+template <typename T, typename Acc>
+Status AvgPool(const Context& ctx, const PoolGeometry& g, const T* x, Acc* y) {
   const int64_t n = g.batch * g.out_h * g.out_w * g.channels;
   if (n == 0) return Status::OK();
-  AvgPoolKernel<<<BlocksFor(n), kThreads, 0, StreamOf(ctx)>>>(g, x, y, n);
+  AvgPoolKernel<T, Acc><<<BlocksFor(n), kThreads, 0, StreamOf(ctx)>>>(g, x, y, n);
   return LaunchStatus("avg_pool");
 }
 
-Status AvgPoolGrad(const Context& ctx, const PoolGeometry& g, const int8_t* dy, int32_t* dx) {
+template <typename T, typename Acc>
+Status AvgPoolGrad(const Context& ctx, const PoolGeometry& g, const T* dy, Acc* dx) {
   const int64_t n = g.batch * g.in_h * g.in_w * g.channels;
   if (n == 0) return Status::OK();
-  AvgPoolGradKernel<<<BlocksFor(n), kThreads, 0, StreamOf(ctx)>>>(g, dy, dx, n);
+  AvgPoolGradKernel<T, Acc><<<BlocksFor(n), kThreads, 0, StreamOf(ctx)>>>(g, dy, dx, n);
   return LaunchStatus("avg_pool_grad");
 }
+
+template Status AvgPool<int8_t, int32_t>(const Context&, const PoolGeometry&, const int8_t*, int32_t*);
+template Status AvgPool<int16_t, int64_t>(const Context&, const PoolGeometry&, const int16_t*, int64_t*);
+template Status AvgPoolGrad<int8_t, int32_t>(const Context&, const PoolGeometry&, const int8_t*, int32_t*);
+template Status AvgPoolGrad<int16_t, int64_t>(const Context&, const PoolGeometry&, const int16_t*, int64_t*);
 
 }  // namespace gpu
 }  // namespace keras_int

@@ -17,8 +17,11 @@ Status MaxPoolGrad(const Context& ctx, const PoolGeometry& g, const int8_t* x, c
 Status MaxPoolCarrier(const Context& ctx, const PoolGeometry& g, const float* x, float* y, uint8_t* which);
 Status MaxPoolCarrierGrad(const Context& ctx, const PoolGeometry& g, const float* dy, const uint8_t* which,
                           float* dx);
-Status AvgPool(const Context& ctx, const PoolGeometry& g, const int8_t* x, int32_t* y);
-Status AvgPoolGrad(const Context& ctx, const PoolGeometry& g, const int8_t* dy, int32_t* dx);
+// T, Acc: int8_t, int32_t, or int16_t, int64_t (DFP16).
+template <typename T, typename Acc>
+Status AvgPool(const Context& ctx, const PoolGeometry& g, const T* x, Acc* y);
+template <typename T, typename Acc>
+Status AvgPoolGrad(const Context& ctx, const PoolGeometry& g, const T* dy, Acc* dx);
 
 }  // namespace gpu
 }  // namespace keras_int

@@ -107,20 +107,23 @@ KI_HOST_DEVICE int32_t MaxPoolGradElement(const PoolGeometry& g, const int8_t* x
   return sum;
 }
 
-KI_HOST_DEVICE int32_t AvgPoolElement(const PoolGeometry& g, const int8_t* x, int64_t i) {
+// T, Acc: int8_t, int32_t, or int16_t, int64_t (DFP16).
+template <typename T, typename Acc>
+KI_HOST_DEVICE Acc AvgPoolElement(const PoolGeometry& g, const T* x, int64_t i) {
   const OutputElement e = OutputElementOf(g, i);
-  int32_t sum = 0;
+  Acc sum = 0;
   for (int64_t h = e.win.h_begin; h < e.win.h_end; ++h)
     for (int64_t w = e.win.w_begin; w < e.win.w_end; ++w) sum += x[((e.b * g.in_h + h) * g.in_w + w) * g.channels + e.c];
   return sum * MultiplierOf(e.win);
 }
 
-KI_HOST_DEVICE int32_t AvgPoolGradElement(const PoolGeometry& g, const int8_t* dy, int64_t i) {
+template <typename T, typename Acc>
+KI_HOST_DEVICE Acc AvgPoolGradElement(const PoolGeometry& g, const T* dy, int64_t i) {
   const InputElement e = InputElementOf(g, i);
-  int32_t sum = 0;
+  Acc sum = 0;
   for (int64_t oh = e.oh_first; oh < e.oh_last; ++oh)
     for (int64_t ow = e.ow_first; ow < e.ow_last; ++ow)
-      sum += dy[((e.b * g.out_h + oh) * g.out_w + ow) * g.channels + e.c] * MultiplierOf(WindowOf(g, oh, ow));
+      sum += Acc{dy[((e.b * g.out_h + oh) * g.out_w + ow) * g.channels + e.c]} * MultiplierOf(WindowOf(g, oh, ow));
   return sum;
 }
 

@@ -17,10 +17,10 @@ namespace {
 
 // One thread per row: rows are short (the classes), and the row function
 // recomputes its numerators instead of storing them.
-template <typename Label>
-__global__ void CrossEntropyGradKernel(const int8_t* logits, int64_t batch, int64_t classes,
+template <typename T, typename Label>
+__global__ void CrossEntropyGradKernel(const T* logits, int64_t batch, int64_t classes,
                                        int exponent, const Label* labels, Rounding rounding,
-                                       RoundingSeed seed, int8_t* err, unsigned long long* bad_row) {
+                                       RoundingSeed seed, T* err, unsigned long long* bad_row) {
   KI_GRID_STRIDE(b, batch) {
     const int64_t label = labels[b];
     if (label < 0 || label >= classes) {
@@ -107,16 +107,16 @@ template Status IntegerAdamUpdate<int16_t>(const Context&, int16_t*, const int32
 template Status IntegerAdamUpdate<int32_t>(const Context&, int32_t*, const int32_t*, int32_t*, int32_t*, int64_t,
                                            int64_t, const AdamOptions&);
 
-template <typename Label>
-Status SoftmaxCrossEntropyGrad(const Context& ctx, const int8_t* logits, int64_t batch,
+template <typename T, typename Label>
+Status SoftmaxCrossEntropyGrad(const Context& ctx, const T* logits, int64_t batch,
                                int64_t classes, int exponent, const Label* labels,
-                               Rounding rounding, RoundingSeed seed, int8_t* err) {
+                               Rounding rounding, RoundingSeed seed, T* err) {
   if (batch == 0) return Status::OK();
   if (classes == 0) return Status::Error("softmax_cross_entropy_grad: logits has no classes");
   const cudaStream_t stream = StreamOf(ctx);
   auto* bad_row = static_cast<unsigned long long*>(ctx.scratch);
   KI_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(bad_row, 0xFF, sizeof(*bad_row), stream), "memset");
-  CrossEntropyGradKernel<Label><<<BlocksFor(batch), kThreads, 0, stream>>>(
+  CrossEntropyGradKernel<T, Label><<<BlocksFor(batch), kThreads, 0, stream>>>(
       logits, batch, classes, exponent, labels, rounding, seed, err, bad_row);
   KERAS_INT_RETURN_IF_ERROR(LaunchStatus("softmax_cross_entropy_grad"));
   unsigned long long row = 0;
@@ -181,10 +181,14 @@ Status IntegerSgdUpdate(const Context& ctx, T* w, const G* g, int64_t n, const S
   return LaunchStatus("sgd_update");
 }
 
-template Status SoftmaxCrossEntropyGrad<int32_t>(const Context&, const int8_t*, int64_t, int64_t, int,
-                                                 const int32_t*, Rounding, RoundingSeed, int8_t*);
-template Status SoftmaxCrossEntropyGrad<int64_t>(const Context&, const int8_t*, int64_t, int64_t, int,
-                                                 const int64_t*, Rounding, RoundingSeed, int8_t*);
+#define KI_INSTANTIATE_CROSS_ENTROPY(T, Label)                                                              \
+  template Status SoftmaxCrossEntropyGrad<T, Label>(const Context&, const T*, int64_t, int64_t, int, const Label*, \
+                                                    Rounding, RoundingSeed, T*)
+KI_INSTANTIATE_CROSS_ENTROPY(int8_t, int32_t);
+KI_INSTANTIATE_CROSS_ENTROPY(int8_t, int64_t);
+KI_INSTANTIATE_CROSS_ENTROPY(int16_t, int32_t);
+KI_INSTANTIATE_CROSS_ENTROPY(int16_t, int64_t);
+#undef KI_INSTANTIATE_CROSS_ENTROPY
 
 #define KI_INSTANTIATE_SGD(T, G) \
   template Status IntegerSgdUpdate<T, G>(const Context&, T*, const G*, int64_t, const SgdOptions&, T*)

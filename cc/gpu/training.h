@@ -15,10 +15,10 @@ namespace keras_int {
 namespace gpu {
 
 // Labels outside [0, classes) are an error (checked on the device).
-template <typename Label>
-Status SoftmaxCrossEntropyGrad(const Context& ctx, const int8_t* logits, int64_t batch,
-                               int64_t classes, int exponent, const Label* labels,
-                               Rounding rounding, RoundingSeed seed, int8_t* err);
+// T: int8_t, or int16_t (DFP16) logits and error.
+template <typename T, typename Label>
+Status SoftmaxCrossEntropyGrad(const Context& ctx, const T* logits, int64_t batch, int64_t classes, int exponent,
+                               const Label* labels, Rounding rounding, RoundingSeed seed, T* err);
 template <typename T, typename G>
 Status IntegerSgdUpdate(const Context& ctx, T* w, const G* g, int64_t n, const SgdOptions& options,
                         T* momentum_buffer);

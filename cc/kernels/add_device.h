@@ -39,6 +39,14 @@ inline Status AddBias(GpuContext& device, int32_t* acc, int64_t rows, int64_t ch
                       int shift) {
   return gpu::AddBias(device.gpu(), acc, rows, channels, bias, shift);
 }
+inline Status AlignedAdd(GpuContext& device, const int16_t* a, int ea, const int16_t* b, int eb, int64_t n,
+                         int64_t* acc, int* acc_exponent) {
+  return gpu::AlignedAdd(device.gpu(), a, ea, b, eb, n, acc, acc_exponent);
+}
+inline Status AddBias(GpuContext& device, int64_t* acc, int64_t rows, int64_t channels, const int32_t* bias,
+                      int shift) {
+  return gpu::AddBias(device.gpu(), acc, rows, channels, bias, shift);
+}
 #endif  // KERAS_INT_CUDA
 
 }  // namespace keras_int

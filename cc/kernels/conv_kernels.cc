@@ -88,11 +88,11 @@ class Conv2DBackpropFilterOp : public OpKernel {
   REGISTER_KERNEL_BUILDER(Name("IntOps>Conv2DBackpropFilter").Device(device_type).TypeConstraint<T>("T")   \
                               .TypeConstraint<Acc>("Tacc").HostMemory("filter_sizes"),                     \
                           Conv2DBackpropFilterOp<DeviceClass, T, Acc>)
-#define KI_REGISTER_CONV(device_type, DeviceClass) KI_REGISTER_CONV_OF_TYPE(device_type, DeviceClass, int8_t, int32_t)
+// int8 with int32 sums; int16 (DFP16) with int64 sums.
+#define KI_REGISTER_CONV(device_type, DeviceClass)                          \
+  KI_REGISTER_CONV_OF_TYPE(device_type, DeviceClass, int8_t, int32_t);    \
+  KI_REGISTER_CONV_OF_TYPE(device_type, DeviceClass, int16_t, int64_t)
 KI_REGISTER_ON_EVERY_DEVICE(KI_REGISTER_CONV);
-// The DFP16 convolutions run on the CPU (their CUDA twins are not built yet:
-// TensorFlow places them on the CPU).
-KI_REGISTER_CONV_OF_TYPE(::tensorflow::DEVICE_CPU, CpuContext, int16_t, int64_t);
 #undef KI_REGISTER_CONV_OF_TYPE
 #undef KI_REGISTER_CONV
 

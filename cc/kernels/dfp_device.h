@@ -25,7 +25,7 @@ Status Requantize(CpuContext& device, const Acc* acc, int64_t n, int acc_exponen
                   RoundingSeed seed, T* out, int* out_exponent) {
   return Requantize<T>(acc, n, acc_exponent, rounding, seed, out, out_exponent, device.parallel_for());
 }
-// bits: 8 or 16; int64 accumulators: the DFP16 products (CPU only so far).
+// bits: 8 or 16; int64 accumulators: the DFP16 products.
 template <typename Acc>
 Status RequantizeToCarrier(CpuContext& device, const Acc* acc, int64_t n, int acc_exponent, Rounding rounding,
                            RoundingSeed seed, float* out, int* out_exponent, int bits = 8) {
@@ -53,20 +53,22 @@ template <typename T>
 Status Dequantize(GpuContext& device, const T* q, int64_t n, int exponent, float* out) {
   return gpu::Dequantize<T>(device.gpu(), q, n, exponent, out);
 }
-template <typename T>
-Status Requantize(GpuContext& device, const int32_t* acc, int64_t n, int acc_exponent, Rounding rounding,
+template <typename T, typename Acc>
+Status Requantize(GpuContext& device, const Acc* acc, int64_t n, int acc_exponent, Rounding rounding,
                   RoundingSeed seed, T* out, int* out_exponent) {
   return gpu::Requantize<T>(device.gpu(), acc, n, acc_exponent, rounding, seed, out, out_exponent);
 }
-inline Status RequantizeToCarrier(GpuContext& device, const int32_t* acc, int64_t n, int acc_exponent,
-                                  Rounding rounding, RoundingSeed seed, float* out, int* out_exponent, int bits = 8) {
+template <typename Acc>
+Status RequantizeToCarrier(GpuContext& device, const Acc* acc, int64_t n, int acc_exponent, Rounding rounding,
+                           RoundingSeed seed, float* out, int* out_exponent, int bits = 8) {
   return gpu::RequantizeToCarrier(device.gpu(), acc, n, acc_exponent, rounding, seed, out, out_exponent, bits);
 }
 inline Status RoundShiftTensor(GpuContext& device, const int32_t* in, int64_t n, int shift, Rounding rounding,
                                RoundingSeed seed, int32_t limit, int32_t* out) {
   return gpu::RoundShiftTensor(device.gpu(), in, n, shift, rounding, seed, limit, out);
 }
-inline Status MaxBitLength(GpuContext& device, const int32_t* x, int64_t n, int* bits) {
+template <typename Acc>
+Status MaxBitLength(GpuContext& device, const Acc* x, int64_t n, int* bits) {
   return gpu::MaxBitLength(device.gpu(), x, n, bits);
 }
 #endif  // KERAS_INT_CUDA

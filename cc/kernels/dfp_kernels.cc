@@ -204,17 +204,16 @@ class BitLengthOp : public OpKernel {
   REGISTER_KERNEL_BUILDER(Name("IntOps>Dequantize").Device(device_type).TypeConstraint<int16_t>("T")      \
                               .HostMemory("exponent"), DequantizeOp<DeviceClass, int16_t>);               \
   KI_REGISTER_REQUANTIZE(device_type, DeviceClass, int32_t);                                              \
+  KI_REGISTER_REQUANTIZE(device_type, DeviceClass, int64_t);                                              \
+  KI_REGISTER_ALIGNED_ADD(device_type, DeviceClass, int16_t, int64_t);                                    \
+  REGISTER_KERNEL_BUILDER(Name("IntOps>BitLength").Device(device_type).TypeConstraint<int64_t>("T")        \
+                              .HostMemory("bits"), BitLengthOp<DeviceClass, int64_t>);                    \
   REGISTER_KERNEL_BUILDER(Name("IntOps>RoundShift").Device(device_type).HostMemory("shift").HostMemory("seed"), \
                           RoundShiftOp<DeviceClass>);                                                     \
   KI_REGISTER_ALIGNED_ADD(device_type, DeviceClass, int8_t, int32_t)
 KI_REGISTER_ON_EVERY_DEVICE(KI_REGISTER_DFP);
 #undef KI_REGISTER_DFP
-// DFP16's int64 accumulators: on the CPU, where their products run.
-KI_REGISTER_REQUANTIZE(::tensorflow::DEVICE_CPU, CpuContext, int64_t);
-KI_REGISTER_ALIGNED_ADD(::tensorflow::DEVICE_CPU, CpuContext, int16_t, int64_t);
 #undef KI_REGISTER_ALIGNED_ADD
-REGISTER_KERNEL_BUILDER(Name("IntOps>BitLength").Device(::tensorflow::DEVICE_CPU).TypeConstraint<int64_t>("T"),
-                        BitLengthOp<CpuContext, int64_t>);
 #undef KI_REGISTER_REQUANTIZE
 
 }  // namespace keras_int

@@ -86,12 +86,11 @@ class BatchMatMulOp : public OpKernel {
 #define KI_REGISTER_GEMM(device_type, Context)                                                             \
   REGISTER_KERNEL_BUILDER(Name("IntOps>MatMul").Device(device_type).TypeConstraint<int8_t>("T")             \
                               .TypeConstraint<int32_t>("Tacc"), MatMulOp<Context, int8_t, int32_t>);       \
+  REGISTER_KERNEL_BUILDER(Name("IntOps>MatMul").Device(device_type).TypeConstraint<int16_t>("T")            \
+                              .TypeConstraint<int64_t>("Tacc"), MatMulOp<Context, int16_t, int64_t>);      \
   REGISTER_KERNEL_BUILDER(Name("IntOps>BatchMatMul").Device(device_type), BatchMatMulOp<Context>)
 KI_REGISTER_ON_EVERY_DEVICE(KI_REGISTER_GEMM);
 #undef KI_REGISTER_GEMM
-// The DFP16 product runs on the CPU (its CUDA twin is not built yet:
-// TensorFlow places it on the CPU).
-REGISTER_KERNEL_BUILDER(Name("IntOps>MatMul").Device(::tensorflow::DEVICE_CPU).TypeConstraint<int16_t>("T")
-                            .TypeConstraint<int64_t>("Tacc"), MatMulOp<CpuContext, int16_t, int64_t>);
+
 
 }  // namespace keras_int

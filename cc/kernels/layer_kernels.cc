@@ -234,11 +234,10 @@ class Conv2DLayerOp : public LayerOpBase<Conv2DLayerOp<Context, T>, Context, T> 
                               .HostMemory("seed").HostMemory("error_exponent").HostMemory("y_exponent")         \
                               .HostMemory("x_exponent"),                                                        \
                           Conv2DLayerOp<Context, T>)
-#define KI_REGISTER_LAYERS(device_type, Context) KI_REGISTER_LAYERS_OF_TYPE(device_type, Context, int8_t)
+#define KI_REGISTER_LAYERS(device_type, Context)            \
+  KI_REGISTER_LAYERS_OF_TYPE(device_type, Context, int8_t); \
+  KI_REGISTER_LAYERS_OF_TYPE(device_type, Context, int16_t)
 KI_REGISTER_ON_EVERY_DEVICE(KI_REGISTER_LAYERS);
-// DFP16 layers run on the CPU (the CUDA twins of the 16-bit products are
-// not built yet: TensorFlow places these ops on the CPU).
-KI_REGISTER_LAYERS_OF_TYPE(::tensorflow::DEVICE_CPU, CpuContext, int16_t);
 #undef KI_REGISTER_LAYERS
 #undef KI_REGISTER_LAYERS_OF_TYPE
 

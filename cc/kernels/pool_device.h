@@ -57,10 +57,12 @@ inline Status MaxPoolCarrierGrad(GpuContext& device, const PoolGeometry& g, cons
                                  const uint8_t* which, float* dx) {
   return gpu::MaxPoolCarrierGrad(device.gpu(), g, dy, which, dx);
 }
-inline Status AvgPool(GpuContext& device, const PoolGeometry& g, const int8_t* x, int32_t* y) {
+template <typename T, typename Acc>
+Status AvgPool(GpuContext& device, const PoolGeometry& g, const T* x, Acc* y) {
   return gpu::AvgPool(device.gpu(), g, x, y);
 }
-inline Status AvgPoolGrad(GpuContext& device, const PoolGeometry& g, const int8_t* dy, int32_t* dx) {
+template <typename T, typename Acc>
+Status AvgPoolGrad(GpuContext& device, const PoolGeometry& g, const T* dy, Acc* dx) {
   return gpu::AvgPoolGrad(device.gpu(), g, dy, dx);
 }
 #endif  // KERAS_INT_CUDA

@@ -204,10 +204,9 @@ class AvgPoolGradOp : public AvgPoolOpBase {
   REGISTER_KERNEL_BUILDER(Name("IntOps>MaxPoolCarrier").Device(device_type), MaxPoolCarrierOp<DeviceClass>); \
   REGISTER_KERNEL_BUILDER(Name("IntOps>MaxPoolCarrierGrad").Device(device_type).HostMemory("input_sizes"),   \
                           MaxPoolCarrierGradOp<DeviceClass>);                                               \
-  KI_REGISTER_AVG_POOL(device_type, DeviceClass, int8_t, int32_t)
+  KI_REGISTER_AVG_POOL(device_type, DeviceClass, int8_t, int32_t);                                          \
+  KI_REGISTER_AVG_POOL(device_type, DeviceClass, int16_t, int64_t)
 KI_REGISTER_ON_EVERY_DEVICE(KI_REGISTER_POOL);
-// DFP16: on the CPU (the CUDA twin is int8 only so far).
-KI_REGISTER_AVG_POOL(::tensorflow::DEVICE_CPU, CpuContext, int16_t, int64_t);
 #undef KI_REGISTER_POOL
 #undef KI_REGISTER_AVG_POOL
 

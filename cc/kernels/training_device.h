@@ -47,9 +47,9 @@ Status IntegerAdamUpdate(CpuContext& device, T* w, const int32_t* g, int32_t* m,
 template <typename T, typename Label>
 Status SoftmaxCrossEntropyGrad(GpuContext& device, const T* logits, int64_t batch, int64_t classes,
                                int exponent, const Label* labels, Rounding rounding, RoundingSeed seed,
-                               int8_t* err) {
-  return gpu::SoftmaxCrossEntropyGrad<Label>(device.gpu(), logits, batch, classes, exponent, labels, rounding,
-                                             seed, err);
+                               T* err) {
+  return gpu::SoftmaxCrossEntropyGrad<T, Label>(device.gpu(), logits, batch, classes, exponent, labels, rounding,
+                                                seed, err);
 }
 template <typename T, typename G>
 Status IntegerSgdUpdate(GpuContext& device, T* w, const G* g, int64_t n, const SgdOptions& options,

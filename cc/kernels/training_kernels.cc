@@ -150,6 +150,8 @@ class AdamUpdateOp : public OpKernel {
 #define KI_REGISTER_TRAINING(device_type, DeviceClass)                                              \
   KI_REGISTER_CROSS_ENTROPY(device_type, DeviceClass, int8_t, int32_t);                               \
   KI_REGISTER_CROSS_ENTROPY(device_type, DeviceClass, int8_t, int64_t);                               \
+  KI_REGISTER_CROSS_ENTROPY(device_type, DeviceClass, int16_t, int32_t);                              \
+  KI_REGISTER_CROSS_ENTROPY(device_type, DeviceClass, int16_t, int64_t);                              \
   KI_REGISTER_SGD(device_type, DeviceClass, int8_t, int32_t);                                          \
   KI_REGISTER_SGD(device_type, DeviceClass, int16_t, int32_t);                                         \
   KI_REGISTER_SGD(device_type, DeviceClass, int32_t, int32_t);                                         \
@@ -163,9 +165,6 @@ class AdamUpdateOp : public OpKernel {
   REGISTER_KERNEL_BUILDER(Name("IntOps>AdamUpdate").Device(device_type).TypeConstraint<int32_t>("T") \
                               .HostMemory("step"), AdamUpdateOp<DeviceClass, int32_t>)
 KI_REGISTER_ON_EVERY_DEVICE(KI_REGISTER_TRAINING);
-// DFP16 logits: on the CPU (the CUDA twin is int8 only so far).
-KI_REGISTER_CROSS_ENTROPY(::tensorflow::DEVICE_CPU, CpuContext, int16_t, int32_t);
-KI_REGISTER_CROSS_ENTROPY(::tensorflow::DEVICE_CPU, CpuContext, int16_t, int64_t);
 #undef KI_REGISTER_CROSS_ENTROPY
 #undef KI_REGISTER_SGD
 #undef KI_REGISTER_TRAINING

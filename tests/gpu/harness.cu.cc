@@ -25,6 +25,7 @@
 #include "cc/core/embedding.h"
 #include "cc/core/gelu.h"
 #include "cc/core/gemm.h"
+#include "cc/core/gemm16.h"
 #include "cc/core/layer_norm.h"
 #include "cc/core/norm.h"
 #include "cc/core/pool.h"
@@ -37,6 +38,7 @@
 #include "cc/gpu/embedding.h"
 #include "cc/gpu/gelu.h"
 #include "cc/gpu/gemm.h"
+#include "cc/gpu/gemm16.h"
 #include "cc/gpu/norm.h"
 #include "cc/gpu/pool.h"
 #include "cc/gpu/relu.h"
@@ -301,6 +303,64 @@ int ki_gpu_conv2d_backprop_filter(const int64_t* geometry, int same, const int8_
                        [&](void* ws) { return gpu::Conv2DBackpropFilter(Gpu(), g, x, dy, dw, ws); });
 }
 
+// ---- the DFP16 products (int16 operands, int64 results) ----
+int ki_cpu_matmul16(const int16_t* x, const int16_t* w, int64_t M, int64_t N, int64_t K, int tx, int tw,
+                    int64_t* out) {
+  return Report(keras_int::MatMul(x, w, M, N, K, tx != 0, tw != 0, out, SerialFor));
+}
+int ki_gpu_matmul16(const int16_t* x, const int16_t* w, int64_t M, int64_t N, int64_t K, int tx, int tw,
+                    int64_t* out) {
+  return WithWorkspace(gpu::MatMul16WorkspaceBytes(M, N, K), [&](void* ws) {
+    return gpu::MatMul(Gpu(), x, w, M, N, K, tx != 0, tw != 0, out, ws);
+  });
+}
+int ki_cpu_conv2d16(const int64_t* geometry, int same, const int16_t* x, const int16_t* w, int64_t* out) {
+  Conv2DGeometry g;
+  if (Report(ConvGeometry(geometry, same, &g))) return -1;
+  return Report(keras_int::Conv2D(g, x, w, out, SerialFor));
+}
+int ki_gpu_conv2d16(const int64_t* geometry, int same, const int16_t* x, const int16_t* w, int64_t* out) {
+  Conv2DGeometry g;
+  if (Report(ConvGeometry(geometry, same, &g))) return -1;
+  return WithWorkspace(gpu::Conv2D16WorkspaceBytes(g), [&](void* ws) { return gpu::Conv2D(Gpu(), g, x, w, out, ws); });
+}
+int ki_cpu_conv2d16_backprop_input(const int64_t* geometry, int same, const int16_t* w, const int16_t* dy,
+                                   int64_t* dx) {
+  Conv2DGeometry g;
+  if (Report(ConvGeometry(geometry, same, &g))) return -1;
+  return Report(keras_int::Conv2DBackpropInput(g, w, dy, dx, SerialFor));
+}
+int ki_gpu_conv2d16_backprop_input(const int64_t* geometry, int same, const int16_t* w, const int16_t* dy,
+                                   int64_t* dx) {
+  Conv2DGeometry g;
+  if (Report(ConvGeometry(geometry, same, &g))) return -1;
+  return WithWorkspace(gpu::Conv2DBackpropInput16WorkspaceBytes(g),
+                       [&](void* ws) { return gpu::Conv2DBackpropInput(Gpu(), g, w, dy, dx, ws); });
+}
+int ki_cpu_conv2d16_backprop_filter(const int64_t* geometry, int same, const int16_t* x, const int16_t* dy,
+                                    int64_t* dw) {
+  Conv2DGeometry g;
+  if (Report(ConvGeometry(geometry, same, &g))) return -1;
+  return Report(keras_int::Conv2DBackpropFilter(g, x, dy, dw, SerialFor));
+}
+int ki_gpu_conv2d16_backprop_filter(const int64_t* geometry, int same, const int16_t* x, const int16_t* dy,
+                                    int64_t* dw) {
+  Conv2DGeometry g;
+  if (Report(ConvGeometry(geometry, same, &g))) return -1;
+  return WithWorkspace(gpu::Conv2DBackpropFilter16WorkspaceBytes(g),
+                       [&](void* ws) { return gpu::Conv2DBackpropFilter(Gpu(), g, x, dy, dw, ws); });
+}
+int ki_cpu_requantize64(const int64_t* acc, int64_t n, int e, int mode, int bits, uint64_t key, uint64_t step,
+                        float* out, int* out_e) {
+  return Report(keras_int::RequantizeToCarrier(acc, n, e, RoundingOf(mode), RoundingSeed{key, step}, out, out_e,
+                                               SerialFor, bits));
+}
+int ki_gpu_requantize64(const int64_t* acc, int64_t n, int e, int mode, int bits, uint64_t key, uint64_t step,
+                        float* out, int* out_e) {
+  return Report(gpu::RequantizeToCarrier(Gpu(), acc, n, e, RoundingOf(mode), RoundingSeed{key, step}, out, out_e,
+                                         bits));
+}
+
 int ki_emu_matmul(const int8_t* x, const int8_t* w, int64_t M, int64_t N, int64_t K, int tx, int tw, int32_t* out) {
   return Report(EmulateGemm(gpu::MatMulProblem(x, w, M, N, K, tx != 0, tw != 0), out));
 }
@@ -352,10 +412,10 @@ KI_POOL_PAIR(max_pool_grad, keras_int::MaxPoolGrad(g, x, dy, dx), gpu::MaxPoolGr
              for (int64_t i = 0; i < PoolInputs(g); ++i) dx[i] = gpu::MaxPoolGradElement(g, x, dy, i),
              const int8_t* x, const int8_t* dy, int32_t* dx)
 KI_POOL_PAIR(avg_pool, keras_int::AvgPool(g, x, y), gpu::AvgPool(Gpu(), g, x, y),
-             for (int64_t i = 0; i < PoolOutputs(g); ++i) y[i] = gpu::AvgPoolElement(g, x, i),
+             for (int64_t i = 0; i < PoolOutputs(g); ++i) y[i] = (gpu::AvgPoolElement<int8_t, int32_t>)(g, x, i),
              const int8_t* x, int32_t* y)
 KI_POOL_PAIR(avg_pool_grad, keras_int::AvgPoolGrad(g, dy, dx), gpu::AvgPoolGrad(Gpu(), g, dy, dx),
-             for (int64_t i = 0; i < PoolInputs(g); ++i) dx[i] = gpu::AvgPoolGradElement(g, dy, i),
+             for (int64_t i = 0; i < PoolInputs(g); ++i) dx[i] = (gpu::AvgPoolGradElement<int8_t, int32_t>)(g, dy, i),
              const int8_t* dy, int32_t* dx)
 KI_POOL_PAIR(max_pool_carrier, if (Report(keras_int::MaxPoolCarrier(g, x, y, which))) return -1,
              gpu::MaxPoolCarrier(Gpu(), g, x, y, which),
@@ -379,12 +439,12 @@ int ki_cpu_ce_grad(const int8_t* logits, int64_t batch, int64_t classes, int e, 
 }
 int ki_gpu_ce_grad(const int8_t* logits, int64_t batch, int64_t classes, int e, const int64_t* labels, int mode,
                    uint64_t key, uint64_t step, int8_t* err) {
-  return Report(gpu::SoftmaxCrossEntropyGrad<int64_t>(Gpu(), logits, batch, classes, e, labels, RoundingOf(mode),
+  return Report(gpu::SoftmaxCrossEntropyGrad<int8_t, int64_t>(Gpu(), logits, batch, classes, e, labels, RoundingOf(mode),
                                                       RoundingSeed{key, step}, err));
 }
 int ki_gpu_ce_grad_int32_labels(const int8_t* logits, int64_t batch, int64_t classes, int e, const int32_t* labels,
                                 int mode, uint64_t key, uint64_t step, int8_t* err) {
-  return Report(gpu::SoftmaxCrossEntropyGrad<int32_t>(Gpu(), logits, batch, classes, e, labels, RoundingOf(mode),
+  return Report(gpu::SoftmaxCrossEntropyGrad<int8_t, int32_t>(Gpu(), logits, batch, classes, e, labels, RoundingOf(mode),
                                                       RoundingSeed{key, step}, err));
 }
 

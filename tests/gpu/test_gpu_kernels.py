@@ -921,3 +921,44 @@ def test_batch_matmul_overflow_matches(gpu):
         assert_same(cpu, gpu_result, f"K={K}")
         if K > 131071:
             assert "int32 overflow" in cpu.error and cpu.error == gpu_result.error
+
+
+# ------------------------------------------------ DFP16 (int16 operands, int64 results)
+
+def int16s(rng, shape):
+    return rng.integers(-32767, 32768, size=shape).astype(np.int16)
+
+
+@pytest.mark.parametrize("M,N,K", [(1, 1, 1), (17, 33, 45), (128, 64, 300), (5, 7, 0), (3, 2, 200000)])
+@pytest.mark.parametrize("tx,tw", [(0, 0), (1, 1)])
+def test_matmul16(gpu, rng, M, N, K, tx, tw):
+    x = int16s(rng, (K, M) if tx else (M, K))
+    w = int16s(rng, (N, K) if tw else (K, N))
+    assert_same(*run_both(gpu, "matmul16", In(x), In(w), I64(M), I64(N), I64(K), I32(tx), I32(tw),
+                          Out((M, N), np.int64)), f"{M}x{N}x{K}")
+
+
+@pytest.mark.parametrize("geometry,same", [((2, 9, 8, 3, 3, 3, 5, 1, 1, 1, 1), 1), ((1, 10, 11, 4, 3, 2, 7, 2, 3, 1, 1), 0),
+                                           ((2, 9, 9, 2, 3, 3, 4, 1, 1, 2, 2), 1)])
+def test_conv2d16(gpu, rng, geometry, same):
+    n, h, w_, c, kh, kw, o = geometry[:7]
+    out_hw = np.zeros(2, np.int64)
+    assert gpu.ki_conv_output(np.ascontiguousarray(geometry, np.int64).ctypes.data_as(ctypes.c_void_p), same,
+                              out_hw.ctypes.data_as(ctypes.c_void_p)) == 0
+    oh, ow = (int(v) for v in out_hw)
+    x, w, dy = int16s(rng, (n, h, w_, c)), int16s(rng, (kh, kw, c, o)), int16s(rng, (n, oh, ow, o))
+    g = In(np.asarray(geometry, np.int64))
+    assert_same(*run_both(gpu, "conv2d16", g, I32(same), In(x), In(w), Out((n, oh, ow, o), np.int64)), "fwd")
+    assert_same(*run_both(gpu, "conv2d16_backprop_input", g, I32(same), In(w), In(dy), Out(x.shape, np.int64)),
+                "bwd input")
+    assert_same(*run_both(gpu, "conv2d16_backprop_filter", g, I32(same), In(x), In(dy), Out(w.shape, np.int64)),
+                "bwd filter")
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("bits", [8, 16])
+def test_requantize64(gpu, rng, mode, bits):
+    acc = rng.integers(-(2**50), 2**50, size=4099, dtype=np.int64)
+    for e, seed in ((-40, (0, 0)), (-90, (12345, 67))):
+        assert_same(*run_both(gpu, "requantize64", In(acc), I64(acc.size), I32(e), I32(ROUNDINGS[mode]), I32(bits),
+                              U64(seed[0]), U64(seed[1]), Out(acc.shape, np.float32), OutInt()), f"e={e}")
