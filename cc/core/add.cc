@@ -35,29 +35,10 @@ void AlignedAdd(const int16_t* a, int ea, const int16_t* b, int eb, int64_t n, i
   *acc_exponent = align.exponent;
 }
 
-Status AddBias(int32_t* acc, int64_t rows, int64_t channels, const int32_t* bias, int shift) {
-  if (shift > 31) {
-    return Status::Error("bias: alignment shift " + std::to_string(shift) +
-                         " is too large (input exponent below -31)");
-  }
-  std::vector<int64_t> aligned(channels);
-  for (int64_t c = 0; c < channels; ++c) {
-    aligned[c] = AlignedBias(bias[c], shift);
-  }
-  for (int64_t r = 0; r < rows; ++r) {
-    int32_t* row = acc + r * channels;
-    for (int64_t c = 0; c < channels; ++c) {
-      const int64_t sum = row[c] + aligned[c];
-      if (sum > INT32_MAX || sum < INT32_MIN) {
-        return Status::Error("int32 overflow: accumulator plus bias is " + std::to_string(sum));
-      }
-      row[c] = static_cast<int32_t>(sum);
-    }
-  }
-  return Status::OK();
-}
+namespace {
 
-Status AddBias(int64_t* acc, int64_t rows, int64_t channels, const int32_t* bias, int shift) {
+template <typename Acc>
+Status AddBiasRows(Acc* acc, int64_t rows, int64_t channels, const int32_t* bias, int shift, const char* type) {
   if (shift > 31) {
     return Status::Error("bias: alignment shift " + std::to_string(shift) +
                          " is too large (input exponent below -31)");
@@ -65,14 +46,24 @@ Status AddBias(int64_t* acc, int64_t rows, int64_t channels, const int32_t* bias
   std::vector<int64_t> aligned(channels);
   for (int64_t c = 0; c < channels; ++c) aligned[c] = AlignedBias(bias[c], shift);
   for (int64_t r = 0; r < rows; ++r) {
-    int64_t* row = acc + r * channels;
+    Acc* row = acc + r * channels;
     for (int64_t c = 0; c < channels; ++c) {
-      if (__builtin_add_overflow(row[c], aligned[c], &row[c])) {
-        return Status::Error("int64 overflow: accumulator plus bias leaves int64");
+      if (!AddWithinRange(row[c], aligned[c], &row[c])) {
+        return Status::Error(std::string(type) + " overflow: accumulator plus bias leaves " + type);
       }
     }
   }
   return Status::OK();
+}
+
+}  // namespace
+
+Status AddBias(int32_t* acc, int64_t rows, int64_t channels, const int32_t* bias, int shift) {
+  return AddBiasRows(acc, rows, channels, bias, shift, "int32");
+}
+
+Status AddBias(int64_t* acc, int64_t rows, int64_t channels, const int32_t* bias, int shift) {
+  return AddBiasRows(acc, rows, channels, bias, shift, "int64");
 }
 
 }  // namespace keras_int

@@ -3,6 +3,7 @@
 #ifndef KERAS_INT_CC_CORE_ADD_ELEMENT_H_
 #define KERAS_INT_CC_CORE_ADD_ELEMENT_H_
 
+#include <climits>
 #include <cstdint>
 
 #include "cc/core/host_device.h"
@@ -26,6 +27,21 @@ KI_HOST_DEVICE int64_t AlignedAddElement64(int16_t a, int16_t b, int left, int r
 KI_HOST_DEVICE int64_t AlignedBias(int32_t bias, int shift) {
   return shift >= 0 ? int64_t{bias} * (int64_t{1} << shift)
                     : RoundShift64(bias, -shift, Rounding::kNearest, 0);
+}
+
+// acc + aligned bias into *sum; false (and *sum untouched) where the sum
+// leaves the accumulator's type: int32, or int64 for the DFP16 products.
+KI_HOST_DEVICE bool AddWithinRange(int32_t acc, int64_t aligned, int32_t* sum) {
+  const int64_t wide = acc + aligned;  // |aligned| <= 2**62: exact
+  if (wide > INT32_MAX || wide < INT32_MIN) return false;
+  *sum = static_cast<int32_t>(wide);
+  return true;
+}
+KI_HOST_DEVICE bool AddWithinRange(int64_t acc, int64_t aligned, int64_t* sum) {
+  const int64_t wrapped = static_cast<int64_t>(static_cast<uint64_t>(acc) + static_cast<uint64_t>(aligned));
+  if (((acc ^ wrapped) & (aligned ^ wrapped)) < 0) return false;  // both addends' sign differs from the sum's
+  *sum = wrapped;
+  return true;
 }
 
 }  // namespace keras_int

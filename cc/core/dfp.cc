@@ -62,8 +62,8 @@ inline Out Stored(int32_t v, float scale) {
 // before it is written and no other element is touched, so there is no
 // dependence between iterations, which ivdep tells the vectoriser in place
 // of restrict.
-template <Rounding kMode, typename Out>
-void ShiftAndClip(const int32_t* acc, int64_t begin, int64_t end, int s, RoundingSeed seed,
+template <Rounding kMode, typename Acc, typename Out>
+void ShiftAndClip(const Acc* acc, int64_t begin, int64_t end, int s, RoundingSeed seed,
                   int32_t limit, float scale, Out* out) {
 #pragma GCC ivdep
   for (int64_t i = begin; i < end; ++i) {
@@ -75,47 +75,27 @@ void ShiftAndClip(const int32_t* acc, int64_t begin, int64_t end, int s, Roundin
 
 // The deterministic modes, vectorised (stochastic rounding's Philox per
 // element does not vectorise).
-#define KI_SHIFT_AND_CLIP_CLONE(Mode, Out)                                                           \
-  KI_VECTOR_CLONES void ShiftAndClipVector_##Mode(const int32_t* acc, int64_t begin, int64_t end,    \
+// (int64 accumulators: the DFP16 products, shifts up to 63 - 7.)
+#define KI_SHIFT_AND_CLIP_CLONE(Mode, Acc, Out)                                                      \
+  KI_VECTOR_CLONES void ShiftAndClipVector_##Mode(const Acc* acc, int64_t begin, int64_t end,        \
                                                   int s, int32_t limit, float scale, Out* out) {     \
-    ShiftAndClip<Rounding::Mode, Out>(acc, begin, end, s, RoundingSeed{}, limit, scale, out);        \
+    ShiftAndClip<Rounding::Mode>(acc, begin, end, s, RoundingSeed{}, limit, scale, out);             \
   }
-KI_SHIFT_AND_CLIP_CLONE(kNearest, int8_t)
-KI_SHIFT_AND_CLIP_CLONE(kNearest, int16_t)
-KI_SHIFT_AND_CLIP_CLONE(kNearest, uint32_t)
-KI_SHIFT_AND_CLIP_CLONE(kTruncate, int8_t)
-KI_SHIFT_AND_CLIP_CLONE(kTruncate, int16_t)
-KI_SHIFT_AND_CLIP_CLONE(kTruncate, uint32_t)
-KI_SHIFT_AND_CLIP_CLONE(kPseudoStochastic, int8_t)
-KI_SHIFT_AND_CLIP_CLONE(kPseudoStochastic, int16_t)
-KI_SHIFT_AND_CLIP_CLONE(kPseudoStochastic, uint32_t)
+#define KI_SHIFT_AND_CLIP_CLONES(Acc)                     \
+  KI_SHIFT_AND_CLIP_CLONE(kNearest, Acc, int8_t)          \
+  KI_SHIFT_AND_CLIP_CLONE(kNearest, Acc, int16_t)         \
+  KI_SHIFT_AND_CLIP_CLONE(kNearest, Acc, uint32_t)        \
+  KI_SHIFT_AND_CLIP_CLONE(kTruncate, Acc, int8_t)         \
+  KI_SHIFT_AND_CLIP_CLONE(kTruncate, Acc, int16_t)        \
+  KI_SHIFT_AND_CLIP_CLONE(kTruncate, Acc, uint32_t)       \
+  KI_SHIFT_AND_CLIP_CLONE(kPseudoStochastic, Acc, int8_t) \
+  KI_SHIFT_AND_CLIP_CLONE(kPseudoStochastic, Acc, int16_t) \
+  KI_SHIFT_AND_CLIP_CLONE(kPseudoStochastic, Acc, uint32_t)
+KI_SHIFT_AND_CLIP_CLONES(int32_t)
+KI_SHIFT_AND_CLIP_CLONES(int64_t)
+#undef KI_SHIFT_AND_CLIP_CLONES
 #undef KI_SHIFT_AND_CLIP_CLONE
 
-// The same from int64 accumulators (the DFP16 products), shift 1..63.
-template <Rounding kMode, typename Out>
-void ShiftAndClip64(const int64_t* acc, int64_t begin, int64_t end, int s, RoundingSeed seed, int32_t limit,
-                    float scale, Out* out) {
-  for (int64_t i = begin; i < end; ++i) {
-    const uint32_t random =
-        kMode == Rounding::kStochastic ? StochasticWord(seed.key, seed.step, static_cast<uint64_t>(i)) : 0;
-    out[i] = Stored<Out>(ShiftAndClipElement64<kMode>(acc[i], s, random, static_cast<uint32_t>(limit)), scale);
-  }
-}
-#define KI_SHIFT_AND_CLIP64_CLONE(Mode, Out)                                                             \
-  KI_VECTOR_CLONES void ShiftAndClip64Vector_##Mode(const int64_t* __restrict acc, int64_t begin, int64_t end, \
-                                                    int s, int32_t limit, float scale, Out* __restrict out) {  \
-    ShiftAndClip64<Rounding::Mode, Out>(acc, begin, end, s, RoundingSeed{}, limit, scale, out);           \
-  }
-KI_SHIFT_AND_CLIP64_CLONE(kNearest, int8_t)
-KI_SHIFT_AND_CLIP64_CLONE(kNearest, int16_t)
-KI_SHIFT_AND_CLIP64_CLONE(kNearest, uint32_t)
-KI_SHIFT_AND_CLIP64_CLONE(kTruncate, int8_t)
-KI_SHIFT_AND_CLIP64_CLONE(kTruncate, int16_t)
-KI_SHIFT_AND_CLIP64_CLONE(kTruncate, uint32_t)
-KI_SHIFT_AND_CLIP64_CLONE(kPseudoStochastic, int8_t)
-KI_SHIFT_AND_CLIP64_CLONE(kPseudoStochastic, int16_t)
-KI_SHIFT_AND_CLIP64_CLONE(kPseudoStochastic, uint32_t)
-#undef KI_SHIFT_AND_CLIP64_CLONE
 
 // OR of magnitudes has the same bit length as their maximum.
 KI_VECTOR_CLONES uint32_t MagnitudeOr(const int32_t* __restrict acc, int64_t n) {
@@ -175,12 +155,13 @@ int MaxBitLength(const int64_t* acc, int64_t n) { return BitLength64(MagnitudeOr
 
 namespace {
 
-// Requantize into `bits`-bit mantissas (8 or 16), stored as Out: int8_t/int16_t
-// themselves, or (uint32_t) the bit patterns of their float32 carrier
-// (requantize and dequantize in one pass). out may be acc (see ShiftAndClip).
-template <typename Out>
-Status RequantizeInto(const int32_t* acc, int64_t n, int acc_exponent, int bits, Rounding rounding,
-                      RoundingSeed seed, Out* out, int* out_exponent, const ParallelFor& parallel_for) {
+// Requantize an int32 (or, for the DFP16 products, int64) accumulator into
+// `bits`-bit mantissas (8 or 16), stored as Out: int8_t/int16_t themselves,
+// or (uint32_t) the bit patterns of their float32 carrier (requantize and
+// dequantize in one pass). For int32, out may be acc (see ShiftAndClip).
+template <typename Acc, typename Out>
+Status RequantizeInto(const Acc* acc, int64_t n, int acc_exponent, int bits, Rounding rounding, RoundingSeed seed,
+                      Out* out, int* out_exponent, const ParallelFor& parallel_for) {
   const int32_t limit = (1 << (bits - 1)) - 1;
   KERAS_INT_RETURN_IF_ERROR(
       CheckExponent("requantize: exponent", acc_exponent, kMinAccExponent, kMaxAccExponent));
@@ -193,10 +174,9 @@ Status RequantizeInto(const int32_t* acc, int64_t n, int acc_exponent, int bits,
   if (shift <= 0) {
     // Small values are never scaled up.
 #pragma GCC ivdep
-    for (int64_t i = 0; i < n; ++i) out[i] = Stored<Out>(acc[i], scale);
+    for (int64_t i = 0; i < n; ++i) out[i] = Stored<Out>(static_cast<int32_t>(acc[i]), scale);
     return Status::OK();
   }
-  // shift <= 32 - 8 = 24 here, so every mode fits 32-bit arithmetic.
   parallel_for(n, 4, [&](int64_t begin, int64_t end) {
     switch (rounding) {
       case Rounding::kNearest:
@@ -212,47 +192,12 @@ Status RequantizeInto(const int32_t* acc, int64_t n, int acc_exponent, int bits,
   return Status::OK();
 }
 
-
-// The same from int64 accumulators (the DFP16 products): shifts up to 63 - 7,
-// on 64-bit magnitudes (RoundShiftMagnitude: a stochastic shift beyond 32
-// bits compares with the random word shifted up, spec section 16).
-template <typename Out>
-Status RequantizeInto(const int64_t* acc, int64_t n, int acc_exponent, int bits, Rounding rounding,
-                      RoundingSeed seed, Out* out, int* out_exponent, const ParallelFor& parallel_for) {
-  const int32_t limit = (1 << (bits - 1)) - 1;
-  KERAS_INT_RETURN_IF_ERROR(
-      CheckExponent("requantize: exponent", acc_exponent, kMinAccExponent, kMaxAccExponent));
-  const int shift = MaxBitLength(acc, n) - (bits - 1);
-  const int exponent = acc_exponent + std::max(shift, 0);
-  KERAS_INT_RETURN_IF_ERROR(
-      CheckExponent("requantize: result exponent", exponent, kMinExponent, kMaxExponent));
-  *out_exponent = exponent;
-  const float scale = PowerOfTwo(exponent);
-  if (shift <= 0) {  // small values are never scaled up
-    for (int64_t i = 0; i < n; ++i) out[i] = Stored<Out>(static_cast<int32_t>(acc[i]), scale);
-    return Status::OK();
-  }
-  parallel_for(n, 6, [&](int64_t begin, int64_t end) {
-    switch (rounding) {
-      case Rounding::kNearest:
-        return ShiftAndClip64Vector_kNearest(acc, begin, end, shift, limit, scale, out);
-      case Rounding::kTruncate:
-        return ShiftAndClip64Vector_kTruncate(acc, begin, end, shift, limit, scale, out);
-      case Rounding::kPseudoStochastic:
-        return ShiftAndClip64Vector_kPseudoStochastic(acc, begin, end, shift, limit, scale, out);
-      case Rounding::kStochastic:
-        return ShiftAndClip64<Rounding::kStochastic>(acc, begin, end, shift, seed, limit, scale, out);
-    }
-  });
-  return Status::OK();
-}
-
 }  // namespace
 
 template <typename T, typename Acc>
 Status Requantize(const Acc* acc, int64_t n, int acc_exponent, Rounding rounding, RoundingSeed seed, T* out,
                   int* out_exponent, const ParallelFor& parallel_for) {
-  return RequantizeInto<T>(acc, n, acc_exponent, sizeof(T) * 8, rounding, seed, out, out_exponent, parallel_for);
+  return RequantizeInto(acc, n, acc_exponent, sizeof(T) * 8, rounding, seed, out, out_exponent, parallel_for);
 }
 
 template Status Requantize<int8_t, int32_t>(const int32_t*, int64_t, int, Rounding, RoundingSeed, int8_t*, int*,
@@ -272,15 +217,15 @@ Status CheckMantissaBits(int bits) {
 Status RequantizeToCarrier(const int32_t* acc, int64_t n, int acc_exponent, Rounding rounding, RoundingSeed seed,
                            float* out, int* out_exponent, const ParallelFor& parallel_for, int bits) {
   KERAS_INT_RETURN_IF_ERROR(CheckMantissaBits(bits));
-  return RequantizeInto<uint32_t>(acc, n, acc_exponent, bits, rounding, seed, reinterpret_cast<uint32_t*>(out),
-                                  out_exponent, parallel_for);
+  return RequantizeInto(acc, n, acc_exponent, bits, rounding, seed, reinterpret_cast<uint32_t*>(out), out_exponent,
+                        parallel_for);
 }
 
 Status RequantizeToCarrier(const int64_t* acc, int64_t n, int acc_exponent, Rounding rounding, RoundingSeed seed,
                            float* out, int* out_exponent, const ParallelFor& parallel_for, int bits) {
   KERAS_INT_RETURN_IF_ERROR(CheckMantissaBits(bits));
-  return RequantizeInto<uint32_t>(acc, n, acc_exponent, bits, rounding, seed, reinterpret_cast<uint32_t*>(out),
-                                  out_exponent, parallel_for);
+  return RequantizeInto(acc, n, acc_exponent, bits, rounding, seed, reinterpret_cast<uint32_t*>(out), out_exponent,
+                        parallel_for);
 }
 
 Status RoundShiftTensor(const int32_t* in, int64_t n, int shift, Rounding rounding,

@@ -148,7 +148,7 @@ KI_HOST_DEVICE int32_t ShiftAndClipElement(int32_t v, int s, uint32_t random, ui
 // the random word, shifted up by s - 32 when s > 32 (RoundShiftMagnitude's
 // rule).
 template <Rounding kMode>
-KI_HOST_DEVICE int32_t ShiftAndClipElement64(int64_t v, int s, uint32_t random, uint32_t limit) {
+KI_HOST_DEVICE int32_t ShiftAndClipElement(int64_t v, int s, uint32_t random, uint32_t limit) {
   const uint64_t mag = Magnitude64(v);
   const uint64_t t = mag >> s;
   const uint64_t r = mag & ((uint64_t{1} << s) - 1);

@@ -26,6 +26,12 @@ Status CheckSgdOptions(const SgdOptions& options) {
   return Status::OK();
 }
 
+Status CheckSgdDecay(int weight_decay, int64_t limit, int bits) {
+  if (SgdDecayFits(weight_decay, limit, bits)) return Status::OK();
+  return Status::Error("sgd_update: weight_decay " + std::to_string(weight_decay) + " on a " + std::to_string(bits) +
+                       "-bit gradient would leave int64");
+}
+
 namespace {
 
 // The plain update (no weight decay, no momentum), one pass: the step is the
@@ -66,10 +72,7 @@ Status IntegerSgdUpdate(T* w, const G* g, int64_t n, const SgdOptions& options, 
   for (int64_t i = 0; i < n; ++i) any |= Magnitude64(g[i]);
   const int bits = BitLength64(any);
   if (bits == 0) return Status::OK();
-  if (!SgdDecayFits(options.weight_decay, kLimit, bits)) {
-    return Status::Error("sgd_update: weight_decay " + std::to_string(options.weight_decay) + " on a " +
-                         std::to_string(bits) + "-bit gradient would leave int64");
-  }
+  KERAS_INT_RETURN_IF_ERROR(CheckSgdDecay(options.weight_decay, kLimit, bits));
   if constexpr (std::is_same_v<G, int32_t>) {
     if (options.weight_decay == 0 && options.momentum == 0) {
       // The decayed gradient is the gradient: its bit length is `bits`.

@@ -18,6 +18,10 @@ struct SgdOptions {
 // mu in [1, 30], momentum in [0, 16], weight_decay in [0, 1024].
 Status CheckSgdOptions(const SgdOptions& options);
 
+// Weight decay on a `bits`-bit gradient of weights below `limit` stays
+// within int64 (SgdDecayFits), or an error saying it would not.
+Status CheckSgdDecay(int weight_decay, int64_t limit, int bits);
+
 // The limit of a weight of type T: +-127, +-32767, +-(2**31 - 1).
 template <typename T>
 constexpr int64_t SgdWeightLimit() {

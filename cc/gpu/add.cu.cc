@@ -30,36 +30,33 @@ __global__ void AnyNonZeroKernel(const T* x, int64_t n, uint32_t* nonzero) {
   AtomicOrWarp(nonzero, found);
 }
 
-// Adds the aligned bias; a sum outside int32 leaves acc unchanged there and
-// raises the flag.
-__global__ void AddBiasKernel(int32_t* acc, int64_t n, int64_t channels, const int32_t* bias,
-                              int shift, uint32_t* overflow) {
+// Adds the aligned bias; a sum outside the accumulator's type (int32, or
+// int64 for DFP16) leaves acc unchanged there and raises the flag.
+template <typename Acc>
+__global__ void AddBiasKernel(Acc* acc, int64_t n, int64_t channels, const int32_t* bias, int shift,
+                              uint32_t* overflow) {
   uint32_t bad = 0;
-  KI_GRID_STRIDE(i, n) {
-    const int64_t sum = acc[i] + AlignedBias(bias[i % channels], shift);
-    if (sum > INT32_MAX || sum < INT32_MIN) {
-      bad = 1;
-    } else {
-      acc[i] = static_cast<int32_t>(sum);
-    }
-  }
+  KI_GRID_STRIDE(i, n) { bad |= !AddWithinRange(acc[i], AlignedBias(bias[i % channels], shift), &acc[i]); }
   AtomicOrWarp(overflow, bad);
 }
 
-// DFP16: into int64 sums; a sum outside int64 raises the flag.
-__global__ void AddBias64Kernel(int64_t* acc, int64_t n, int64_t channels, const int32_t* bias, int shift,
-                                uint32_t* overflow) {
-  uint32_t bad = 0;
-  KI_GRID_STRIDE(i, n) {
-    const int64_t a = acc[i], b = AlignedBias(bias[i % channels], shift);
-    const int64_t sum = static_cast<int64_t>(static_cast<uint64_t>(a) + static_cast<uint64_t>(b));
-    if (((a ^ sum) & (b ^ sum)) < 0) {  // the sign of both addends differs from the wrapped sum's
-      bad = 1;
-    } else {
-      acc[i] = sum;
-    }
+template <typename Acc>
+Status AddBiasRows(const Context& ctx, Acc* acc, int64_t rows, int64_t channels, const int32_t* bias, int shift,
+                   const char* type) {
+  if (shift > 31) {
+    return Status::Error("bias: alignment shift " + std::to_string(shift) +
+                         " is too large (input exponent below -31)");
   }
-  AtomicOrWarp(overflow, bad);
+  const int64_t n = rows * channels;
+  if (n == 0) return Status::OK();
+  uint32_t* overflow;
+  KERAS_INT_RETURN_IF_ERROR(ZeroScratch(ctx, 1, &overflow));
+  AddBiasKernel<Acc><<<BlocksFor(n), kThreads, 0, StreamOf(ctx)>>>(acc, n, channels, bias, shift, overflow);
+  KERAS_INT_RETURN_IF_ERROR(LaunchStatus("bias"));
+  uint32_t host = 0;
+  KERAS_INT_RETURN_IF_ERROR(ReadBack(ctx, overflow, &host));
+  if (host) return Status::Error(std::string(type) + " overflow: accumulator plus bias leaves " + type);
+  return Status::OK();
 }
 
 // Whether the operand with the larger exponent is all zero (only asked
@@ -94,20 +91,7 @@ Status AlignedAdd(const Context& ctx, const int8_t* a, int ea, const int8_t* b, 
 
 Status AddBias(const Context& ctx, int32_t* acc, int64_t rows, int64_t channels,
                const int32_t* bias, int shift) {
-  if (shift > 31) {
-    return Status::Error("bias: alignment shift " + std::to_string(shift) +
-                         " is too large (input exponent below -31)");
-  }
-  const int64_t n = rows * channels;
-  if (n == 0) return Status::OK();
-  uint32_t* overflow;
-  KERAS_INT_RETURN_IF_ERROR(ZeroScratch(ctx, 1, &overflow));
-  AddBiasKernel<<<BlocksFor(n), kThreads, 0, StreamOf(ctx)>>>(acc, n, channels, bias, shift, overflow);
-  KERAS_INT_RETURN_IF_ERROR(LaunchStatus("bias"));
-  uint32_t host = 0;
-  KERAS_INT_RETURN_IF_ERROR(ReadBack(ctx, overflow, &host));
-  if (host) return Status::Error("int32 overflow: accumulator plus bias leaves the int32 range");
-  return Status::OK();
+  return AddBiasRows(ctx, acc, rows, channels, bias, shift, "int32");
 }
 
 Status AlignedAdd(const Context& ctx, const int16_t* a, int ea, const int16_t* b, int eb, int64_t n, int64_t* acc,
@@ -125,20 +109,7 @@ Status AlignedAdd(const Context& ctx, const int16_t* a, int ea, const int16_t* b
 }
 
 Status AddBias(const Context& ctx, int64_t* acc, int64_t rows, int64_t channels, const int32_t* bias, int shift) {
-  if (shift > 31) {
-    return Status::Error("bias: alignment shift " + std::to_string(shift) +
-                         " is too large (input exponent below -31)");
-  }
-  const int64_t n = rows * channels;
-  if (n == 0) return Status::OK();
-  uint32_t* overflow;
-  KERAS_INT_RETURN_IF_ERROR(ZeroScratch(ctx, 1, &overflow));
-  AddBias64Kernel<<<BlocksFor(n), kThreads, 0, StreamOf(ctx)>>>(acc, n, channels, bias, shift, overflow);
-  KERAS_INT_RETURN_IF_ERROR(LaunchStatus("bias"));
-  uint32_t host = 0;
-  KERAS_INT_RETURN_IF_ERROR(ReadBack(ctx, overflow, &host));
-  if (host) return Status::Error("int64 overflow: accumulator plus bias leaves int64");
-  return Status::OK();
+  return AddBiasRows(ctx, acc, rows, channels, bias, shift, "int64");
 }
 
 }  // namespace gpu

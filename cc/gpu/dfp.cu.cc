@@ -64,8 +64,9 @@ __device__ __forceinline__ Out Stored(int32_t v, float scale) {
   }
 }
 
-template <Rounding kMode, typename Out>
-__global__ void ShiftAndClipKernel(const int32_t* acc, int64_t n, int s, RoundingSeed seed,
+// Acc: int32_t, or int64_t (the DFP16 products).
+template <Rounding kMode, typename Acc, typename Out>
+__global__ void ShiftAndClipKernel(const Acc* acc, int64_t n, int s, RoundingSeed seed,
                                    uint32_t limit, float scale, Out* out) {
   KI_GRID_STRIDE(i, n) {
     const uint32_t random =
@@ -74,9 +75,9 @@ __global__ void ShiftAndClipKernel(const int32_t* acc, int64_t n, int s, Roundin
   }
 }
 
-template <typename Out>
-__global__ void NarrowKernel(const int32_t* acc, int64_t n, float scale, Out* out) {
-  KI_GRID_STRIDE(i, n) { out[i] = Stored<Out>(acc[i], scale); }
+template <typename Acc, typename Out>
+__global__ void NarrowKernel(const Acc* acc, int64_t n, float scale, Out* out) {
+  KI_GRID_STRIDE(i, n) { out[i] = Stored<Out>(static_cast<int32_t>(acc[i]), scale); }
 }
 
 // DFP16: int64 accumulators.
@@ -84,21 +85,6 @@ __global__ void MagnitudeOr64Kernel(const int64_t* x, int64_t n, uint64_t* any) 
   uint64_t v = 0;
   KI_GRID_STRIDE(i, n) { v |= Magnitude64(x[i]); }
   AtomicOr64(any, v);
-}
-
-template <Rounding kMode, typename Out>
-__global__ void ShiftAndClip64Kernel(const int64_t* acc, int64_t n, int s, RoundingSeed seed, uint32_t limit,
-                                     float scale, Out* out) {
-  KI_GRID_STRIDE(i, n) {
-    const uint32_t random =
-        kMode == Rounding::kStochastic ? StochasticWord(seed.key, seed.step, static_cast<uint64_t>(i)) : 0;
-    out[i] = Stored<Out>(ShiftAndClipElement64<kMode>(acc[i], s, random, limit), scale);
-  }
-}
-
-template <typename Out>
-__global__ void Narrow64Kernel(const int64_t* acc, int64_t n, float scale, Out* out) {
-  KI_GRID_STRIDE(i, n) { out[i] = Stored<Out>(static_cast<int32_t>(acc[i]), scale); }
 }
 
 __global__ void RoundShiftKernel(const int32_t* in, int64_t n, int shift, Rounding rounding,
@@ -190,10 +176,10 @@ Status Dequantize(const Context& ctx, const T* q, int64_t n, int exponent, float
 
 namespace {
 
-// Requantize into kBits-bit mantissas (8 or 16), stored as Out: int8/int16
-// or a float32 carrier.
-template <typename Out>
-Status RequantizeInto(const Context& ctx, const int32_t* acc, int64_t n, int acc_exponent, int kBits,
+// Requantize an int32 (int64: DFP16) accumulator into kBits-bit mantissas
+// (8 or 16), stored as Out: int8/int16 or a float32 carrier.
+template <typename Acc, typename Out>
+Status RequantizeInto(const Context& ctx, const Acc* acc, int64_t n, int acc_exponent, int kBits,
                       Rounding rounding, RoundingSeed seed, Out* out, int* out_exponent) {
   const uint32_t kLimit = (1u << (kBits - 1)) - 1;
   KERAS_INT_RETURN_IF_ERROR(
@@ -210,68 +196,23 @@ Status RequantizeInto(const Context& ctx, const int32_t* acc, int64_t n, int acc
   const cudaStream_t stream = StreamOf(ctx);
   const unsigned int blocks = BlocksFor(n);
   if (shift <= 0) {
-    NarrowKernel<Out><<<blocks, kThreads, 0, stream>>>(acc, n, scale, out);  // never scaled up
-  } else {
-    switch (rounding) {
-      case Rounding::kNearest:
-        ShiftAndClipKernel<Rounding::kNearest, Out><<<blocks, kThreads, 0, stream>>>(acc, n, shift, seed, kLimit,
-                                                                                     scale, out);
-        break;
-      case Rounding::kTruncate:
-        ShiftAndClipKernel<Rounding::kTruncate, Out><<<blocks, kThreads, 0, stream>>>(acc, n, shift, seed, kLimit,
-                                                                                      scale, out);
-        break;
-      case Rounding::kPseudoStochastic:
-        ShiftAndClipKernel<Rounding::kPseudoStochastic, Out><<<blocks, kThreads, 0, stream>>>(
-            acc, n, shift, seed, kLimit, scale, out);
-        break;
-      case Rounding::kStochastic:
-        ShiftAndClipKernel<Rounding::kStochastic, Out><<<blocks, kThreads, 0, stream>>>(acc, n, shift, seed, kLimit,
-                                                                                        scale, out);
-        break;
-    }
-  }
-  return LaunchStatus("requantize");
-}
-
-// The same from int64 accumulators (DFP16), shifts up to 63 - (bits - 1).
-template <typename Out>
-Status RequantizeInto(const Context& ctx, const int64_t* acc, int64_t n, int acc_exponent, int kBits,
-                      Rounding rounding, RoundingSeed seed, Out* out, int* out_exponent) {
-  const uint32_t kLimit = (1u << (kBits - 1)) - 1;
-  KERAS_INT_RETURN_IF_ERROR(
-      CheckExponent("requantize: exponent", acc_exponent, kMinAccExponent, kMaxAccExponent));
-  int bits;
-  KERAS_INT_RETURN_IF_ERROR(MaxBitLength(ctx, acc, n, &bits));
-  const int shift = bits - (kBits - 1);
-  const int exponent = acc_exponent + (shift > 0 ? shift : 0);
-  KERAS_INT_RETURN_IF_ERROR(
-      CheckExponent("requantize: result exponent", exponent, kMinExponent, kMaxExponent));
-  *out_exponent = exponent;
-  if (n == 0) return Status::OK();
-  const float scale = PowerOfTwo(exponent);
-  const cudaStream_t stream = StreamOf(ctx);
-  const unsigned int blocks = BlocksFor(n);
-  if (shift <= 0) {
-    Narrow64Kernel<Out><<<blocks, kThreads, 0, stream>>>(acc, n, scale, out);  // never scaled up
+    NarrowKernel<Acc, Out><<<blocks, kThreads, 0, stream>>>(acc, n, scale, out);  // never scaled up
     return LaunchStatus("requantize");
   }
   switch (rounding) {
     case Rounding::kNearest:
-      ShiftAndClip64Kernel<Rounding::kNearest, Out><<<blocks, kThreads, 0, stream>>>(acc, n, shift, seed, kLimit,
-                                                                                     scale, out);
+      ShiftAndClipKernel<Rounding::kNearest><<<blocks, kThreads, 0, stream>>>(acc, n, shift, seed, kLimit, scale, out);
       break;
     case Rounding::kTruncate:
-      ShiftAndClip64Kernel<Rounding::kTruncate, Out><<<blocks, kThreads, 0, stream>>>(acc, n, shift, seed, kLimit,
-                                                                                      scale, out);
+      ShiftAndClipKernel<Rounding::kTruncate><<<blocks, kThreads, 0, stream>>>(acc, n, shift, seed, kLimit, scale, out);
       break;
     case Rounding::kPseudoStochastic:
-      ShiftAndClip64Kernel<Rounding::kPseudoStochastic, Out><<<blocks, kThreads, 0, stream>>>(
-          acc, n, shift, seed, kLimit, scale, out);
+      ShiftAndClipKernel<Rounding::kPseudoStochastic><<<blocks, kThreads, 0, stream>>>(acc, n, shift, seed, kLimit,
+                                                                                       scale, out);
       break;
     case Rounding::kStochastic:
-      ShiftAndClip64Kernel<Rounding::kStochastic, Out><<<blocks, kThreads, 0, stream>>>(acc, n, shift, seed,
-                                                                                        kLimit, scale, out);
+      ShiftAndClipKernel<Rounding::kStochastic><<<blocks, kThreads, 0, stream>>>(acc, n, shift, seed, kLimit, scale,
+                                                                                 out);
       break;
   }
   return LaunchStatus("requantize");
@@ -282,25 +223,25 @@ Status RequantizeInto(const Context& ctx, const int64_t* acc, int64_t n, int acc
 template <typename T>
 Status Requantize(const Context& ctx, const int64_t* acc, int64_t n, int acc_exponent, Rounding rounding,
                   RoundingSeed seed, T* out, int* out_exponent) {
-  return RequantizeInto<T>(ctx, acc, n, acc_exponent, sizeof(T) * 8, rounding, seed, out, out_exponent);
+  return RequantizeInto(ctx, acc, n, acc_exponent, sizeof(T) * 8, rounding, seed, out, out_exponent);
 }
 
 Status RequantizeToCarrier(const Context& ctx, const int64_t* acc, int64_t n, int acc_exponent, Rounding rounding,
                            RoundingSeed seed, float* out, int* out_exponent, int bits) {
   KERAS_INT_RETURN_IF_ERROR(CheckMantissaBits(bits));
-  return RequantizeInto<float>(ctx, acc, n, acc_exponent, bits, rounding, seed, out, out_exponent);
+  return RequantizeInto(ctx, acc, n, acc_exponent, bits, rounding, seed, out, out_exponent);
 }
 
 template <typename T>
 Status Requantize(const Context& ctx, const int32_t* acc, int64_t n, int acc_exponent,
                   Rounding rounding, RoundingSeed seed, T* out, int* out_exponent) {
-  return RequantizeInto<T>(ctx, acc, n, acc_exponent, sizeof(T) * 8, rounding, seed, out, out_exponent);
+  return RequantizeInto(ctx, acc, n, acc_exponent, sizeof(T) * 8, rounding, seed, out, out_exponent);
 }
 
 Status RequantizeToCarrier(const Context& ctx, const int32_t* acc, int64_t n, int acc_exponent,
                            Rounding rounding, RoundingSeed seed, float* out, int* out_exponent, int bits) {
   KERAS_INT_RETURN_IF_ERROR(CheckMantissaBits(bits));
-  return RequantizeInto<float>(ctx, acc, n, acc_exponent, bits, rounding, seed, out, out_exponent);
+  return RequantizeInto(ctx, acc, n, acc_exponent, bits, rounding, seed, out, out_exponent);
 }
 
 Status RoundShiftTensor(const Context& ctx, const int32_t* in, int64_t n, int shift,

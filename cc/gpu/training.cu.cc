@@ -164,10 +164,7 @@ Status IntegerSgdUpdate(const Context& ctx, T* w, const G* g, int64_t n, const S
   int bits;
   KERAS_INT_RETURN_IF_ERROR(GradientBits(ctx, g, n, &bits));
   if (bits == 0) return Status::OK();  // an all-zero gradient changes nothing
-  if (!SgdDecayFits(options.weight_decay, SgdWeightLimit<T>(), bits)) {
-    return Status::Error("sgd_update: weight_decay " + std::to_string(options.weight_decay) + " on a " +
-                         std::to_string(bits) + "-bit gradient would leave int64");
-  }
+  KERAS_INT_RETURN_IF_ERROR(CheckSgdDecay(options.weight_decay, SgdWeightLimit<T>(), bits));
   uint64_t* any64;
   KERAS_INT_RETURN_IF_ERROR(ZeroScratch(ctx, 1, &any64));
   StepBitsKernel<T, G><<<BlocksFor(n), kThreads, 0, stream>>>(w, g, n, options.weight_decay, bits, any64);
