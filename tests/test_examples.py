@@ -121,6 +121,15 @@ def test_cli_trains_digits_and_writes_report(tmp_path):
     assert os.path.getsize(tmp_path / "report.png") > 10000
 
 
+def test_cli_trains_16_bit_beside_int8_and_float32(tmp_path):
+    result = _cli("--dataset", "digits", "--epochs", "1", "--bits", "16", "--compare", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.load(open(tmp_path / "report.json"))
+    assert [r["model"] for r in report["results"]] == ["lenet_int16", "lenet_int8", "lenet_float32"]
+    assert report["args"]["bits"] == 16
+    assert any(k.startswith("exp/") for k in report["results"][0]["history"])
+
+
 def test_cli_trains_resnet20_on_digits(tmp_path):
     result = _cli("--model", "resnet20", "--dataset", "digits", "--epochs", "1", "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr[-2000:]
@@ -153,3 +162,7 @@ def test_cli_rejects_a_bad_dataset_and_data_dir(tmp_path):
     assert result.returncode == 2 and "does not take --dataset digits" in result.stderr
     result = _cli("--model", "vit_tiny", "--dataset", "fortunes")
     assert result.returncode == 2 and "does not take --dataset fortunes" in result.stderr
+    result = _cli("--model", "vit_tiny", "--bits", "16")
+    assert result.returncode == 2 and "--bits 16 needs --optimizer sgd" in result.stderr
+    result = _cli("--bits", "12")
+    assert result.returncode == 2 and "invalid choice: 12" in result.stderr
