@@ -90,6 +90,19 @@ def one_of(value, dtypes, name, fn):
     return result
 
 
+def _mantissas(value, name, fn):
+    """An int8 or int16 tensor; a Python value takes int8 when it fits, else
+    int16, and beyond int16 is an error (never a wrapped value)."""
+    if hasattr(value, "dtype"):
+        return one_of(value, (tf.int8, tf.int16), name, fn)
+    check_range(value, tf.int16, name, fn)
+    try:
+        check_range(value, tf.int8, name, fn)
+    except ValueError:  # inside int16 (checked above), outside int8
+        return tensor(value, tf.int16, name, fn)
+    return tensor(value, tf.int8, name, fn)
+
+
 def product_operands(x, w, fn, x_name="x", w_name="w"):
     """The two mantissa operands of an exact product, as one type, and the result type.
 
@@ -97,8 +110,7 @@ def product_operands(x, w, fn, x_name="x", w_name="w"):
     gives int64, and an int8 operand beside it is widened to int16, exactly.
     Returns ``(x, w, T, Tacc)``.
     """
-    x = one_of(x, (tf.int8, tf.int16), x_name, fn)
-    w = one_of(w, (tf.int8, tf.int16), w_name, fn)
+    x, w = _mantissas(x, x_name, fn), _mantissas(w, w_name, fn)
     if x.dtype == w.dtype == tf.int8:
         return x, w, tf.int8, tf.int32
     return tf.cast(x, tf.int16), tf.cast(w, tf.int16), tf.int16, tf.int64
