@@ -268,7 +268,9 @@ class IntegerAdam(keras.optimizers.Optimizer):
     the betas as 16-bit fractions, corrects their bias with ``beta**t``
     computed in Q30, and moves each weight by ``m_hat / (isqrt(v_hat) + 1)``
     times ``2**step_bits`` weight units, rounded pseudo-stochastically: a
-    per-weight adaptive step where IntegerSGD's is one size per tensor.
+    per-weight adaptive step where IntegerSGD's is one size per tensor. The
+    int16 weights (and int32 biases) of 16-bit layers (``bits=16``) get
+    int64 gradients and a step 8 bits wider: the same value.
 
     Args:
       step_bits: log2 of a full step in int8 weight units (-8 to 8): 0 moves
@@ -317,12 +319,14 @@ class IntegerAdam(keras.optimizers.Optimizer):
         if _is_float(variable):
             variable.assign_sub(tf.cast(learning_rate, variable.dtype) * gradient)  # plain SGD, documented
             return
-        _check_integer_gradient("IntegerAdam", variable, gradient, (tf.int32,))
+        _check_integer_gradient("IntegerAdam", variable, gradient)
         self._grad_bits[index].assign(tf_int_ops.bit_length(gradient))
         master = self._masters[index]
         target = variable if master is None else master
-        # A 16-bit master weight's unit is 2**-8 of an int8 weight's.
-        shift = self.step_bits + (8 if master is not None else 0)
+        # A 16-bit master weight's unit is 2**-8 of an int8 weight's, and so
+        # is a 16-bit layer's (its gradients are int64).
+        wide = master is not None or gradient.dtype == tf.int64
+        shift = self.step_bits + (DFP16_EXTRA_STEP_BITS if wide else 0)
         step = tf.cast(self.iterations, tf.int64) + 1
         new_w, new_m, new_v = tf_int_ops.integer_adam_update(
             tf.convert_to_tensor(target), gradient, tf.convert_to_tensor(self._first[index]),

@@ -114,6 +114,20 @@ def test_sgd_on_int16_weights_with_int64_gradients(rng, momentum, weight_decay):
     assert int(ops.bit_length(g)) == ref.bit_length(g)
 
 
+@pytest.mark.parametrize("shift", [0, 8, -4])
+def test_adam_on_int16_weights_with_int64_gradients(rng, shift):
+    w = _int16(rng, (60,))
+    m = np.zeros(60, np.int32)
+    v = np.zeros(60, np.int32)
+    for t, scale in ((1, 2**45), (2, 2**20), (3, 5)):
+        g = rng.integers(-scale, scale + 1, (60,), dtype=np.int64)
+        got = ops.integer_adam_update(w, g, m, v, t, step_shift=shift)
+        want = ref.adam_update(w, g, m, v, t, step_shift=shift, bits=16)
+        for a, b in zip(got, want):
+            np.testing.assert_array_equal(a.numpy(), b)
+        w, m, v = want
+
+
 def test_sgd_weight_decay_that_would_leave_int64_is_an_error():
     with pytest.raises(tf.errors.InvalidArgumentError, match="weight_decay 1024 on a 62-bit gradient would leave int64"):
         ops.integer_sgd_update(np.ones(2, np.int32), np.full(2, 2**61, np.int64), mu=5, weight_decay=1024)

@@ -98,13 +98,23 @@ def test_same_seed_gives_bit_identical_16_bit_weights():
         np.testing.assert_array_equal(a, b)
 
 
-def test_integer_adam_refuses_the_int64_gradients_of_16_bit_layers():
+def test_integer_adam_steps_16_bit_kernels_8_bits_wider():
     (x, y), _ = digits()
+    keras.utils.set_random_seed(2)
     model = _cnn()
-    model.compile(optimizer=keras_int.optimizers.IntegerAdam(), loss=keras_int.losses.IntegerCrossEntropy(bits=16))
-    with pytest.raises(ValueError, match="IntegerAdam: variable .* got a int64 gradient; integer variables need "
-                                         "int32 gradients"):
-        model.fit(x[:32], y[:32], epochs=1, batch_size=32, verbose=0)
+    model.compile(optimizer=keras_int.optimizers.IntegerAdam(step_bits=1),
+                  loss=keras_int.losses.IntegerCrossEntropy(bits=16))
+    model(x[:2])
+    kernel = model.layers[-1].kernel
+    before = kernel.numpy()
+    with tf.GradientTape() as tape:
+        loss = model.loss(y[:32], model(x[:32], training=True))
+    grads = tape.gradient(loss, model.trainable_variables)
+    model.optimizer.apply(grads, model.trainable_variables)
+    zeros = np.zeros(before.shape, np.int32)
+    want, _, _ = ref.adam_update(before, grads[-1].numpy(), zeros, zeros, 1, step_shift=1 + 8, bits=16)
+    np.testing.assert_array_equal(kernel.numpy(), want)
+    assert np.abs(kernel.numpy().astype(int) - before).max() > 256  # steps in 16-bit units
 
 
 def _example_args(seed):

@@ -322,7 +322,8 @@ def integer_sgd_update(w, grad, mu=5, momentum=0, momentum_buffer=None, weight_d
 def integer_adam_update(w, grad, m, v, step, beta_1=58982, beta_2=65470, step_shift=0):
     """Integer Adam step ``step`` (>= 1) (docs/algorithms.md 14): returns ``(new_w, new_m, new_v)``.
 
-    ``w`` int8/int16/int32 weights, ``grad`` their int32 gradient, ``m`` and
+    ``w`` int8/int16/int32 weights, ``grad`` their int32 gradient (int64:
+    the DFP16 products), ``m`` and
     ``v`` int32 moments; ``beta_1``, ``beta_2`` with 16 fraction bits
     (``round(beta * 2**16)``); a step ``m_hat / sqrt(v_hat)`` of 1 moves a
     weight by ``2**step_shift`` units.
@@ -333,7 +334,7 @@ def integer_adam_update(w, grad, m, v, step, beta_1=58982, beta_2=65470, step_sh
     w = tf.convert_to_tensor(w)
     if w.dtype not in (tf.int8, tf.int16, tf.int32):
         raise ValueError(f"{fn}: w must be int8, int16 or int32, got {w.dtype.name}")
-    grad = check.tensor(grad, tf.int32, "grad", fn)
+    grad = check.one_of(grad, (tf.int32, tf.int64), "grad", fn)
     m = check.tensor(m, tf.int32, "m", fn)
     v = check.tensor(v, tf.int32, "v", fn)
     step = check.tensor(step, tf.int64, "step", fn)

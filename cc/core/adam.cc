@@ -49,8 +49,8 @@ Status MakeAdamStep(int gradient_bits, int64_t t, const AdamOptions& options, Ad
   return Status::OK();
 }
 
-template <typename T>
-Status IntegerAdamUpdate(T* w, const int32_t* g, int32_t* m, int32_t* v, int64_t n, int64_t t,
+template <typename T, typename G>
+Status IntegerAdamUpdate(T* w, const G* g, int32_t* m, int32_t* v, int64_t n, int64_t t,
                          const AdamOptions& options, const ParallelFor& parallel_for) {
   AdamStep step;
   KERAS_INT_RETURN_IF_ERROR(MakeAdamStep(MaxBitLength(g, n), t, options, &step));
@@ -68,11 +68,15 @@ Status IntegerAdamUpdate(T* w, const int32_t* g, int32_t* m, int32_t* v, int64_t
   return Status::OK();
 }
 
-template Status IntegerAdamUpdate<int8_t>(int8_t*, const int32_t*, int32_t*, int32_t*, int64_t, int64_t,
-                                          const AdamOptions&, const ParallelFor&);
-template Status IntegerAdamUpdate<int16_t>(int16_t*, const int32_t*, int32_t*, int32_t*, int64_t, int64_t,
-                                           const AdamOptions&, const ParallelFor&);
-template Status IntegerAdamUpdate<int32_t>(int32_t*, const int32_t*, int32_t*, int32_t*, int64_t, int64_t,
-                                           const AdamOptions&, const ParallelFor&);
+#define KI_INSTANTIATE_ADAM(T, G)                                                                       \
+  template Status IntegerAdamUpdate<T, G>(T*, const G*, int32_t*, int32_t*, int64_t, int64_t, const AdamOptions&, \
+                                          const ParallelFor&)
+KI_INSTANTIATE_ADAM(int8_t, int32_t);
+KI_INSTANTIATE_ADAM(int16_t, int32_t);
+KI_INSTANTIATE_ADAM(int32_t, int32_t);
+KI_INSTANTIATE_ADAM(int8_t, int64_t);
+KI_INSTANTIATE_ADAM(int16_t, int64_t);
+KI_INSTANTIATE_ADAM(int32_t, int64_t);
+#undef KI_INSTANTIATE_ADAM
 
 }  // namespace keras_int

@@ -25,10 +25,11 @@ Status CheckAdamOptions(const AdamOptions& options);
 // gradient's bit length: beta**t by square-and-multiply in Q30.
 Status MakeAdamStep(int gradient_bits, int64_t t, const AdamOptions& options, AdamStep* step);
 
-// Updates weights w (int8, int16 master weights or int32 biases), m and v
-// (int32) in place with the int32 gradient g of step t.
-template <typename T>
-Status IntegerAdamUpdate(T* w, const int32_t* g, int32_t* m, int32_t* v, int64_t n, int64_t t,
+// Updates weights w (int8, int16 weights or masters, int32 biases), m and v
+// (int32) in place with the gradient g (int32, or int64 from the DFP16
+// products: G) of step t.
+template <typename T, typename G>
+Status IntegerAdamUpdate(T* w, const G* g, int32_t* m, int32_t* v, int64_t n, int64_t t,
                          const AdamOptions& options, const ParallelFor& parallel_for = SerialFor);
 
 }  // namespace keras_int

@@ -33,8 +33,9 @@ struct AdamStep {
 
 // g normalised to kAdamGradientBits: round_shift(g, s, nearest) for s > 0,
 // g * 2**-s otherwise (exact).
-KI_HOST_DEVICE int64_t AdamNormalizedGradient(int32_t g, int shift) {
-  return shift > 0 ? RoundShift64(g, shift, Rounding::kNearest, 0) : int64_t{g} * (int64_t{1} << -shift);
+// (int64 g: the DFP16 products; s <= 0 only when g has at most 15 bits.)
+KI_HOST_DEVICE int64_t AdamNormalizedGradient(int64_t g, int shift) {
+  return shift > 0 ? RoundShift64(g, shift, Rounding::kNearest, 0) : g * (int64_t{1} << -shift);
 }
 
 // m' = round_shift(b1 * m + (2**16 - b1) * g, 16, nearest) and v' likewise

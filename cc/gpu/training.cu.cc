@@ -66,8 +66,8 @@ __global__ void SgdApplyKernel(T* w, const G* g, int64_t n, int weight_decay, in
   }
 }
 
-template <typename T>
-__global__ void AdamKernel(T* w, const int32_t* g, int32_t* m, int32_t* v, int64_t n, AdamStep step, int64_t beta1,
+template <typename T, typename G>
+__global__ void AdamKernel(T* w, const G* g, int32_t* m, int32_t* v, int64_t n, AdamStep step, int64_t beta1,
                            int64_t beta2, int64_t limit) {
   KI_GRID_STRIDE(i, n) {
     const int64_t gn = AdamNormalizedGradient(g[i], step.gradient_shift);
@@ -81,31 +81,42 @@ __global__ void AdamKernel(T* w, const int32_t* g, int32_t* m, int32_t* v, int64
 
 }  // namespace
 
-template <typename T>
-Status IntegerAdamUpdate(const Context& ctx, T* w, const int32_t* g, int32_t* m, int32_t* v, int64_t n, int64_t t,
+// bit_length(max |g|), read back to the host.
+static Status GradientBits(const Context& ctx, const int32_t* g, int64_t n, int* bits) {
+  uint32_t* any;
+  KERAS_INT_RETURN_IF_ERROR(ZeroScratch(ctx, 1, &any));
+  GradientBitsKernel<<<BlocksFor(n), kThreads, 0, StreamOf(ctx)>>>(g, n, any);
+  KERAS_INT_RETURN_IF_ERROR(LaunchStatus("sgd_update"));
+  uint32_t any_host = 0;
+  KERAS_INT_RETURN_IF_ERROR(ReadBack(ctx, any, &any_host));
+  *bits = BitLength(any_host);
+  return Status::OK();
+}
+static Status GradientBits(const Context& ctx, const int64_t* g, int64_t n, int* bits) {
+  uint64_t* any;
+  KERAS_INT_RETURN_IF_ERROR(ZeroScratch(ctx, 1, &any));
+  GradientBits64Kernel<<<BlocksFor(n), kThreads, 0, StreamOf(ctx)>>>(g, n, any);
+  KERAS_INT_RETURN_IF_ERROR(LaunchStatus("sgd_update"));
+  uint64_t any_host = 0;
+  KERAS_INT_RETURN_IF_ERROR(ReadBack(ctx, any, &any_host));
+  *bits = BitLength64(any_host);
+  return Status::OK();
+}
+
+template <typename T, typename G>
+Status IntegerAdamUpdate(const Context& ctx, T* w, const G* g, int32_t* m, int32_t* v, int64_t n, int64_t t,
                          const AdamOptions& options) {
   KERAS_INT_RETURN_IF_ERROR(CheckAdamOptions(options));
   AdamStep step;
   if (n == 0) return MakeAdamStep(0, t, options, &step);  // still checks t
-  const cudaStream_t stream = StreamOf(ctx);
-  uint32_t* any;
-  KERAS_INT_RETURN_IF_ERROR(ZeroScratch(ctx, 1, &any));
-  GradientBitsKernel<<<BlocksFor(n), kThreads, 0, stream>>>(g, n, any);
-  KERAS_INT_RETURN_IF_ERROR(LaunchStatus("adam_update"));
-  uint32_t any_host = 0;
-  KERAS_INT_RETURN_IF_ERROR(ReadBack(ctx, any, &any_host));
-  KERAS_INT_RETURN_IF_ERROR(MakeAdamStep(BitLength(any_host), t, options, &step));
-  AdamKernel<T><<<BlocksFor(n), kThreads, 0, stream>>>(w, g, m, v, n, step, options.beta1, options.beta2,
-                                                       SgdWeightLimit<T>());
+  int bits;
+  KERAS_INT_RETURN_IF_ERROR(GradientBits(ctx, g, n, &bits));
+  KERAS_INT_RETURN_IF_ERROR(MakeAdamStep(bits, t, options, &step));
+  AdamKernel<T, G><<<BlocksFor(n), kThreads, 0, StreamOf(ctx)>>>(w, g, m, v, n, step, options.beta1, options.beta2,
+                                                                 SgdWeightLimit<T>());
   return LaunchStatus("adam_update");
 }
 
-template Status IntegerAdamUpdate<int8_t>(const Context&, int8_t*, const int32_t*, int32_t*, int32_t*, int64_t,
-                                          int64_t, const AdamOptions&);
-template Status IntegerAdamUpdate<int16_t>(const Context&, int16_t*, const int32_t*, int32_t*, int32_t*, int64_t,
-                                           int64_t, const AdamOptions&);
-template Status IntegerAdamUpdate<int32_t>(const Context&, int32_t*, const int32_t*, int32_t*, int32_t*, int64_t,
-                                           int64_t, const AdamOptions&);
 
 template <typename T, typename Label>
 Status SoftmaxCrossEntropyGrad(const Context& ctx, const T* logits, int64_t batch,
@@ -127,28 +138,6 @@ Status SoftmaxCrossEntropyGrad(const Context& ctx, const T* logits, int64_t batc
     return Status::Error("softmax_cross_entropy_grad: labels[" + std::to_string(row) + "] = " +
                          std::to_string(label) + " is out of range [0, " + std::to_string(classes) + ")");
   }
-  return Status::OK();
-}
-
-// bit_length(max |g|), read back to the host.
-static Status GradientBits(const Context& ctx, const int32_t* g, int64_t n, int* bits) {
-  uint32_t* any;
-  KERAS_INT_RETURN_IF_ERROR(ZeroScratch(ctx, 1, &any));
-  GradientBitsKernel<<<BlocksFor(n), kThreads, 0, StreamOf(ctx)>>>(g, n, any);
-  KERAS_INT_RETURN_IF_ERROR(LaunchStatus("sgd_update"));
-  uint32_t any_host = 0;
-  KERAS_INT_RETURN_IF_ERROR(ReadBack(ctx, any, &any_host));
-  *bits = BitLength(any_host);
-  return Status::OK();
-}
-static Status GradientBits(const Context& ctx, const int64_t* g, int64_t n, int* bits) {
-  uint64_t* any;
-  KERAS_INT_RETURN_IF_ERROR(ZeroScratch(ctx, 1, &any));
-  GradientBits64Kernel<<<BlocksFor(n), kThreads, 0, StreamOf(ctx)>>>(g, n, any);
-  KERAS_INT_RETURN_IF_ERROR(LaunchStatus("sgd_update"));
-  uint64_t any_host = 0;
-  KERAS_INT_RETURN_IF_ERROR(ReadBack(ctx, any, &any_host));
-  *bits = BitLength64(any_host);
   return Status::OK();
 }
 
@@ -186,6 +175,17 @@ KI_INSTANTIATE_CROSS_ENTROPY(int8_t, int64_t);
 KI_INSTANTIATE_CROSS_ENTROPY(int16_t, int32_t);
 KI_INSTANTIATE_CROSS_ENTROPY(int16_t, int64_t);
 #undef KI_INSTANTIATE_CROSS_ENTROPY
+
+#define KI_INSTANTIATE_ADAM(T, G)                                                                        \
+  template Status IntegerAdamUpdate<T, G>(const Context&, T*, const G*, int32_t*, int32_t*, int64_t, int64_t, \
+                                          const AdamOptions&)
+KI_INSTANTIATE_ADAM(int8_t, int32_t);
+KI_INSTANTIATE_ADAM(int16_t, int32_t);
+KI_INSTANTIATE_ADAM(int32_t, int32_t);
+KI_INSTANTIATE_ADAM(int8_t, int64_t);
+KI_INSTANTIATE_ADAM(int16_t, int64_t);
+KI_INSTANTIATE_ADAM(int32_t, int64_t);
+#undef KI_INSTANTIATE_ADAM
 
 #define KI_INSTANTIATE_SGD(T, G) \
   template Status IntegerSgdUpdate<T, G>(const Context&, T*, const G*, int64_t, const SgdOptions&, T*)

@@ -23,8 +23,8 @@ template <typename T, typename G>
 Status IntegerSgdUpdate(const Context& ctx, T* w, const G* g, int64_t n, const SgdOptions& options,
                         T* momentum_buffer);
 // Copies the gradient's bit length back to the host (one word).
-template <typename T>
-Status IntegerAdamUpdate(const Context& ctx, T* w, const int32_t* g, int32_t* m, int32_t* v, int64_t n, int64_t t,
+template <typename T, typename G>
+Status IntegerAdamUpdate(const Context& ctx, T* w, const G* g, int32_t* m, int32_t* v, int64_t n, int64_t t,
                          const AdamOptions& options);
 
 }  // namespace gpu

@@ -37,10 +37,10 @@ Status IntegerSgdUpdate(CpuContext&, T* w, const G* g, int64_t n, const SgdOptio
   return IntegerSgdUpdate<T, G>(w, g, n, options, momentum_buffer);
 }
 
-template <typename T>
-Status IntegerAdamUpdate(CpuContext& device, T* w, const int32_t* g, int32_t* m, int32_t* v, int64_t n, int64_t t,
+template <typename T, typename G>
+Status IntegerAdamUpdate(CpuContext& device, T* w, const G* g, int32_t* m, int32_t* v, int64_t n, int64_t t,
                          const AdamOptions& options) {
-  return IntegerAdamUpdate<T>(w, g, m, v, n, t, options, device.parallel_for());
+  return IntegerAdamUpdate<T, G>(w, g, m, v, n, t, options, device.parallel_for());
 }
 
 #if KERAS_INT_CUDA
@@ -56,10 +56,10 @@ Status IntegerSgdUpdate(GpuContext& device, T* w, const G* g, int64_t n, const S
                         T* momentum_buffer) {
   return gpu::IntegerSgdUpdate<T, G>(device.gpu(), w, g, n, options, momentum_buffer);
 }
-template <typename T>
-Status IntegerAdamUpdate(GpuContext& device, T* w, const int32_t* g, int32_t* m, int32_t* v, int64_t n, int64_t t,
+template <typename T, typename G>
+Status IntegerAdamUpdate(GpuContext& device, T* w, const G* g, int32_t* m, int32_t* v, int64_t n, int64_t t,
                          const AdamOptions& options) {
-  return gpu::IntegerAdamUpdate<T>(device.gpu(), w, g, m, v, n, t, options);
+  return gpu::IntegerAdamUpdate<T, G>(device.gpu(), w, g, m, v, n, t, options);
 }
 #endif  // KERAS_INT_CUDA
 

@@ -98,7 +98,8 @@ class SgdUpdateOp : public OpKernel {
 
 // The updated weights and moments are new tensors (as SgdUpdate's): the
 // optimizer assigns them to its variables.
-template <typename Device, typename T>
+// G: the gradient's type (int32, or int64 from the DFP16 products).
+template <typename Device, typename T, typename G>
 class AdamUpdateOp : public OpKernel {
  public:
   explicit AdamUpdateOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
@@ -130,9 +131,10 @@ class AdamUpdateOp : public OpKernel {
     KI_OP_REQUIRES_OK(ctx, Copy(device, new_w->flat<T>().data(), w.flat<T>().data(), w.TotalBytes()));
     KI_OP_REQUIRES_OK(ctx, Copy(device, new_m->flat<int32_t>().data(), m.flat<int32_t>().data(), m.TotalBytes()));
     KI_OP_REQUIRES_OK(ctx, Copy(device, new_v->flat<int32_t>().data(), v.flat<int32_t>().data(), v.TotalBytes()));
-    KI_OP_REQUIRES_OK(ctx, IntegerAdamUpdate<T>(device, new_w->flat<T>().data(), grad.flat<int32_t>().data(),
-                                                new_m->flat<int32_t>().data(), new_v->flat<int32_t>().data(),
-                                                w.NumElements(), step.scalar<int64_t>()(), options_));
+    const Status status = IntegerAdamUpdate<T, G>(device, new_w->flat<T>().data(), grad.flat<G>().data(),
+                                                  new_m->flat<int32_t>().data(), new_v->flat<int32_t>().data(),
+                                                  w.NumElements(), step.scalar<int64_t>()(), options_);
+    KI_OP_REQUIRES_OK(ctx, status);
   }
 
  private:
@@ -144,6 +146,9 @@ class AdamUpdateOp : public OpKernel {
                               .TypeConstraint<Label>("Tlabels").HostMemory("exponent").HostMemory("seed")    \
                               .HostMemory("err_exponent"),                                                   \
                           SoftmaxCrossEntropyGradOp<DeviceClass, T, Label>)
+#define KI_REGISTER_ADAM(device_type, DeviceClass, T, G)                                                  \
+  REGISTER_KERNEL_BUILDER(Name("IntOps>AdamUpdate").Device(device_type).TypeConstraint<T>("T")           \
+                              .TypeConstraint<G>("G").HostMemory("step"), AdamUpdateOp<DeviceClass, T, G>)
 #define KI_REGISTER_SGD(device_type, DeviceClass, T, G)                                                   \
   REGISTER_KERNEL_BUILDER(Name("IntOps>SgdUpdate").Device(device_type).TypeConstraint<T>("T")            \
                               .TypeConstraint<G>("G").HostMemory("mu"), SgdUpdateOp<DeviceClass, T, G>)
@@ -158,15 +163,16 @@ class AdamUpdateOp : public OpKernel {
   KI_REGISTER_SGD(device_type, DeviceClass, int8_t, int64_t);                                          \
   KI_REGISTER_SGD(device_type, DeviceClass, int16_t, int64_t);                                         \
   KI_REGISTER_SGD(device_type, DeviceClass, int32_t, int64_t);                                         \
-  REGISTER_KERNEL_BUILDER(Name("IntOps>AdamUpdate").Device(device_type).TypeConstraint<int8_t>("T")  \
-                              .HostMemory("step"), AdamUpdateOp<DeviceClass, int8_t>);                 \
-  REGISTER_KERNEL_BUILDER(Name("IntOps>AdamUpdate").Device(device_type).TypeConstraint<int16_t>("T") \
-                              .HostMemory("step"), AdamUpdateOp<DeviceClass, int16_t>);                \
-  REGISTER_KERNEL_BUILDER(Name("IntOps>AdamUpdate").Device(device_type).TypeConstraint<int32_t>("T") \
-                              .HostMemory("step"), AdamUpdateOp<DeviceClass, int32_t>)
+  KI_REGISTER_ADAM(device_type, DeviceClass, int8_t, int32_t);                                         \
+  KI_REGISTER_ADAM(device_type, DeviceClass, int16_t, int32_t);                                        \
+  KI_REGISTER_ADAM(device_type, DeviceClass, int32_t, int32_t);                                        \
+  KI_REGISTER_ADAM(device_type, DeviceClass, int8_t, int64_t);                                         \
+  KI_REGISTER_ADAM(device_type, DeviceClass, int16_t, int64_t);                                        \
+  KI_REGISTER_ADAM(device_type, DeviceClass, int32_t, int64_t)
 KI_REGISTER_ON_EVERY_DEVICE(KI_REGISTER_TRAINING);
 #undef KI_REGISTER_CROSS_ENTROPY
 #undef KI_REGISTER_SGD
+#undef KI_REGISTER_ADAM
 #undef KI_REGISTER_TRAINING
 
 }  // namespace keras_int

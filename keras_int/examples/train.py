@@ -84,9 +84,6 @@ def _parse(argv):
                      f"{', '.join(TEXT_DATASETS)}, the other models on images")
     if args.optimizer is None:
         args.optimizer = "adam" if args.model in ("vit_tiny", "text_transformer") else "sgd"
-    if args.bits == 16 and args.optimizer == "adam":
-        parser.error("--bits 16 needs --optimizer sgd: IntegerAdam takes the int32 gradients of 8-bit layers only "
-                     "so far")
     if args.mu is None:
         args.mu = DEFAULT_MU[args.model]
     if not 1 <= args.mu <= 30:
