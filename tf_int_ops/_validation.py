@@ -90,6 +90,11 @@ def one_of(value, dtypes, name, fn):
     return result
 
 
+def sum_dtype(dtype):
+    """The exact sums' type of int8 mantissas (int32) or int16 ones (int64, DFP16)."""
+    return tf.int64 if dtype == tf.int16 else tf.int32
+
+
 def _mantissas(value, name, fn):
     """An int8 or int16 tensor; a Python value takes int8 when it fits, else
     int16, and beyond int16 is an error (never a wrapped value)."""
@@ -111,9 +116,8 @@ def product_operands(x, w, fn, x_name="x", w_name="w"):
     Returns ``(x, w, T, Tacc)``.
     """
     x, w = _mantissas(x, x_name, fn), _mantissas(w, w_name, fn)
-    if x.dtype == w.dtype == tf.int8:
-        return x, w, tf.int8, tf.int32
-    return tf.cast(x, tf.int16), tf.cast(w, tf.int16), tf.int16, tf.int64
+    dtype = tf.int8 if x.dtype == w.dtype == tf.int8 else tf.int16
+    return tf.cast(x, dtype), tf.cast(w, dtype), dtype, sum_dtype(dtype)
 
 
 def carrier(x, name, fn):

@@ -69,11 +69,6 @@ def _ops():
     return _loader.load()
 
 
-def _acc_type(q):
-    """The exact sums' type of int8 (int32) or int16 (int64, DFP16) mantissas."""
-    return tf.int64 if q.dtype == tf.int16 else tf.int32
-
-
 def quantize(x, bits=8):
     """Exact float32 -> DFP: returns ``(q, e)`` with ``q * 2**e ~= x``.
 
@@ -234,7 +229,7 @@ def int_avg_pool2d(q, exponent, pool_size=2, strides=None, padding="VALID", roun
     q = check.one_of(q, (tf.int8, tf.int16), "q", fn)
     check.rank(q, 4, "q", fn)
     exponent = check.exponent(exponent, fn)
-    acc = _ops().int_ops_avg_pool(q, **check.pool_attrs(pool_size, strides, padding, fn), Tacc=_acc_type(q))
+    acc = _ops().int_ops_avg_pool(q, **check.pool_attrs(pool_size, strides, padding, fn), Tacc=check.sum_dtype(q.dtype))
     return requantize(acc, exponent - _limits()["AVG_POOL_SHIFT"], rounding, bits=q.dtype.size * 8, seed=seed)
 
 
@@ -246,7 +241,7 @@ def int_avg_pool2d_grad(input_sizes, dy, exponent, pool_size=2, strides=None, pa
     check.rank(dy, 4, "dy", fn)
     exponent = check.exponent(exponent, fn)
     acc = _ops().int_ops_avg_pool_grad(input_sizes, dy, **check.pool_attrs(pool_size, strides, padding, fn),
-                                       Tacc=_acc_type(dy))
+                                       Tacc=check.sum_dtype(dy.dtype))
     return requantize(acc, exponent - _limits()["AVG_POOL_SHIFT"], "nearest", bits=dy.dtype.size * 8)
 
 

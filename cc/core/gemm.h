@@ -38,20 +38,23 @@
 
 namespace keras_int {
 
-// A row reader over a strided int8 matrix: element (r, k) at data[r*rs + k*cs].
-struct StridedMatrix {
-  const int8_t* data;
+// A row reader over a strided matrix of E (int8_t; int16_t for the DFP16
+// products, gemm16.h): element (r, k) at data[r*rs + k*cs].
+template <typename E>
+struct StridedRows {
+  const E* data;
   int64_t row_stride;
   int64_t col_stride;
-  void ReadRow(int64_t r, int64_t k0, int64_t count, int8_t* out) const {
-    const int8_t* p = data + r * row_stride + k0 * col_stride;
+  void ReadRow(int64_t r, int64_t k0, int64_t count, E* out) const {
+    const E* p = data + r * row_stride + k0 * col_stride;
     if (col_stride == 1) {
-      std::memcpy(out, p, count);
+      std::memcpy(out, p, count * sizeof(E));
     } else {
       for (int64_t t = 0; t < count; ++t) out[t] = p[t * col_stride];
     }
   }
 };
+using StridedMatrix = StridedRows<int8_t>;
 
 namespace gemm_internal {
 
@@ -474,11 +477,13 @@ void GemmExact(int64_t M, int64_t N, int64_t K, const ReaderA& a, const ReaderB&
   }
 }
 
+// A reader's depths from `offset` on (E: the reader's element type).
 template <typename ReaderA>
 struct DepthOffsetA {
   const ReaderA& a;
   int64_t offset;
-  void ReadRow(int64_t i, int64_t k0, int64_t kc, int8_t* out) const {
+  template <typename E>
+  void ReadRow(int64_t i, int64_t k0, int64_t kc, E* out) const {
     a.ReadRow(i, k0 + offset, kc, out);
   }
 };
@@ -487,7 +492,8 @@ template <typename ReaderB>
 struct DepthOffsetB {
   const ReaderB& b;
   int64_t offset;
-  void ReadRow(int64_t k, int64_t j0, int64_t nj, int8_t* out) const {
+  template <typename E>
+  void ReadRow(int64_t k, int64_t j0, int64_t nj, E* out) const {
     b.ReadRow(k + offset, j0, nj, out);
   }
 };

@@ -35,23 +35,10 @@
 
 namespace keras_int {
 
-// A row reader over a strided int16 matrix: element (r, k) at data[r*rs + k*cs].
-struct StridedMatrix16 {
-  const int16_t* data;
-  int64_t row_stride;
-  int64_t col_stride;
-  void ReadRow(int64_t r, int64_t k0, int64_t count, int16_t* out) const {
-    const int16_t* p = data + r * row_stride + k0 * col_stride;
-    if (col_stride == 1) {
-      std::memcpy(out, p, count * sizeof(int16_t));
-    } else {
-      for (int64_t t = 0; t < count; ++t) out[t] = p[t * col_stride];
-    }
-  }
-};
+// A row reader over a strided int16 matrix (gemm.h's StridedRows).
+using StridedMatrix16 = StridedRows<int16_t>;
 
 namespace gemm16_internal {
-
 
 // Reads `count` int16 values at a time in chunks through a stack buffer and
 // writes one byte plane of them.
@@ -149,20 +136,6 @@ struct SideBySidePlanes {
   }
 };
 
-template <typename Reader16>
-struct DepthOffset16A {
-  const Reader16& a;
-  int64_t offset;
-  void ReadRow(int64_t i, int64_t k0, int64_t kc, int16_t* out) const { a.ReadRow(i, k0 + offset, kc, out); }
-};
-
-template <typename Reader16>
-struct DepthOffset16B {
-  const Reader16& b;
-  int64_t offset;
-  void ReadRow(int64_t k, int64_t j0, int64_t nj, int16_t* out) const { b.ReadRow(k + offset, j0, nj, out); }
-};
-
 }  // namespace gemm16_internal
 
 // |sum_k a b| <= K * 32767**2 < 2**63 for K below 2**33.
@@ -257,10 +230,10 @@ Status Gemm16(int64_t M, int64_t N, int64_t K, const ReaderA& a, const ReaderB& 
     }
     for (int64_t k0 = 0; k0 < K; k0 += kMaxExactDepth) {
       const int64_t kc = std::min(kMaxExactDepth, K - k0);
-      const DepthOffset16A<ReaderA> a_part{a, k0};
-      const DepthOffset16B<ReaderB> b_part{b, k0};
-      gemm_internal::GemmExact(2 * R + 1, width, kc, InterleavedRowPlanes<DepthOffset16A<ReaderA>>{a_part, i0, R},
-                               SideBySidePlanes<DepthOffset16B<ReaderB>>{b_part, N}, planes.get(), width,
+      const gemm_internal::DepthOffsetA<ReaderA> a_part{a, k0};
+      const gemm_internal::DepthOffsetB<ReaderB> b_part{b, k0};
+      gemm_internal::GemmExact(2 * R + 1, width, kc, InterleavedRowPlanes<gemm_internal::DepthOffsetA<ReaderA>>{a_part, i0, R},
+                               SideBySidePlanes<gemm_internal::DepthOffsetB<ReaderB>>{b_part, N}, planes.get(), width,
                                parallel_for);
       // sum_k v = 256 sum_k h + sum_k l + 128 kc over this part.
       const int32_t* ones = &planes[2 * R * width];

@@ -210,14 +210,14 @@ size_t GemmWorkspaceBytes(int64_t M, int64_t N, int64_t K) {
 
 size_t MatMulWorkspaceBytes(int64_t M, int64_t N, int64_t K) { return GemmWorkspaceBytes(M, N, K); }
 
-size_t Conv2DWorkspaceBytes(const Conv2DGeometry& g) { return WorkspaceBytes(Conv2DProblem(g, nullptr, nullptr)); }
+size_t Conv2DWorkspaceBytes(const Conv2DGeometry& g) { return WorkspaceBytes(Conv2DProblem<int8_t>(g, nullptr, nullptr)); }
 
 size_t Conv2DBackpropInputWorkspaceBytes(const Conv2DGeometry& g) {
-  return WorkspaceBytes(Conv2DBackpropInputProblem(g, nullptr, nullptr));
+  return WorkspaceBytes(Conv2DBackpropInputProblem<int8_t>(g, nullptr, nullptr));
 }
 
 size_t Conv2DBackpropFilterWorkspaceBytes(const Conv2DGeometry& g) {
-  return WorkspaceBytes(Conv2DBackpropFilterProblem(g, nullptr, nullptr));
+  return WorkspaceBytes(Conv2DBackpropFilterProblem<int8_t>(g, nullptr, nullptr));
 }
 
 Status MatMul(const Context& ctx, const int8_t* x, const int8_t* w, int64_t M, int64_t N,

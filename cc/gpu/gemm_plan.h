@@ -59,11 +59,15 @@ struct StridedReader {
   KI_HOST_DEVICE E operator()(int64_t r, int64_t c) const { return data[r * row_stride + c * col_stride]; }
 };
 
+// The convolutions' readers take the element type E: int8_t, or int16_t
+// for the DFP16 products (gemm16.cu.cc).
+
 // A[pixel, (kh, kw, c)] = x at tap (kh, kw) of output pixel `pixel` (forward).
+template <typename E>
 struct PatchReader {
   Conv2DGeometry g;
-  const int8_t* x;
-  KI_HOST_DEVICE int8_t operator()(int64_t pixel, int64_t k) const {
+  const E* x;
+  KI_HOST_DEVICE E operator()(int64_t pixel, int64_t k) const {
     const int64_t ow = pixel % g.out_w, oh = (pixel / g.out_w) % g.out_h, n = pixel / (g.out_w * g.out_h);
     const int64_t c = k % g.in_c, tap = k / g.in_c;
     const int64_t ih = oh * g.stride_h - g.pad_top + (tap / g.k_w) * g.dilation_h;
@@ -75,10 +79,11 @@ struct PatchReader {
 
 // A[(n, h, w), (kh, kw, o)] = dy at the output pixel that tap (kh, kw) of
 // input pixel (h, w) feeds, 0 where none does (backprop-input).
+template <typename E>
 struct ScatterReader {
   Conv2DGeometry g;
-  const int8_t* dy;
-  KI_HOST_DEVICE int8_t operator()(int64_t pixel, int64_t k) const {
+  const E* dy;
+  KI_HOST_DEVICE E operator()(int64_t pixel, int64_t k) const {
     const int64_t w = pixel % g.in_w, h = (pixel / g.in_w) % g.in_h, n = pixel / (g.in_w * g.in_h);
     const int64_t o = k % g.out_c, tap = k / g.out_c;
     const int64_t th = h + g.pad_top - (tap / g.k_w) * g.dilation_h;
@@ -91,18 +96,20 @@ struct ScatterReader {
 };
 
 // B[(kh, kw, o), c] = w[kh, kw, c, o] (backprop-input).
+template <typename E>
 struct FilterTransposedReader {
   Conv2DGeometry g;
-  const int8_t* w;
-  KI_HOST_DEVICE int8_t operator()(int64_t k, int64_t c) const {
+  const E* w;
+  KI_HOST_DEVICE E operator()(int64_t k, int64_t c) const {
     return w[((k / g.out_c) * g.in_c + c) * g.out_c + k % g.out_c];
   }
 };
 
 // A[(kh, kw, c), (n, oh, ow)] = x at that tap of that output pixel (backprop-filter).
+template <typename E>
 struct TapPixelReader {
-  PatchReader patches;
-  KI_HOST_DEVICE int8_t operator()(int64_t tap_channel, int64_t pixel) const {
+  PatchReader<E> patches;
+  KI_HOST_DEVICE E operator()(int64_t tap_channel, int64_t pixel) const {
     return patches(pixel, tap_channel);
   }
 };
@@ -116,35 +123,36 @@ struct GemmProblem {
   ReaderB b;
 };
 
-inline GemmProblem<StridedReader<int8_t>, StridedReader<int8_t>> MatMulProblem(
-    const int8_t* x, const int8_t* w, int64_t M, int64_t N, int64_t K, bool transpose_x, bool transpose_w) {
+template <typename E>
+GemmProblem<StridedReader<E>, StridedReader<E>> MatMulProblem(const E* x, const E* w, int64_t M, int64_t N, int64_t K,
+                                                              bool transpose_x, bool transpose_w) {
   // A transposed operand is read with swapped strides.
-  const StridedReader<int8_t> a{x, transpose_x ? 1 : K, transpose_x ? M : 1};
-  const StridedReader<int8_t> b{w, transpose_w ? 1 : N, transpose_w ? K : 1};
+  const StridedReader<E> a{x, transpose_x ? 1 : K, transpose_x ? M : 1};
+  const StridedReader<E> b{w, transpose_w ? 1 : N, transpose_w ? K : 1};
   return {M, N, K, a, b};
 }
 
 // out [pixels, o] = patches [pixels, (kh, kw, c)] * w [(kh, kw, c), o].
-inline GemmProblem<PatchReader, StridedReader<int8_t>> Conv2DProblem(const Conv2DGeometry& g, const int8_t* x,
-                                                                     const int8_t* w) {
-  return {g.batch * g.out_h * g.out_w, g.out_c, g.k_h * g.k_w * g.in_c, PatchReader{g, x},
-          StridedReader<int8_t>{w, g.out_c, 1}};
+template <typename E>
+GemmProblem<PatchReader<E>, StridedReader<E>> Conv2DProblem(const Conv2DGeometry& g, const E* x, const E* w) {
+  return {g.batch * g.out_h * g.out_w, g.out_c, g.k_h * g.k_w * g.in_c, PatchReader<E>{g, x},
+          StridedReader<E>{w, g.out_c, 1}};
 }
 
 // dx [pixels, c] = scattered dy [pixels, (kh, kw, o)] * w^T [(kh, kw, o), c].
-inline GemmProblem<ScatterReader, FilterTransposedReader> Conv2DBackpropInputProblem(const Conv2DGeometry& g,
-                                                                                     const int8_t* w,
-                                                                                     const int8_t* dy) {
-  return {g.batch * g.in_h * g.in_w, g.in_c, g.k_h * g.k_w * g.out_c, ScatterReader{g, dy},
-          FilterTransposedReader{g, w}};
+template <typename E>
+GemmProblem<ScatterReader<E>, FilterTransposedReader<E>> Conv2DBackpropInputProblem(const Conv2DGeometry& g,
+                                                                                    const E* w, const E* dy) {
+  return {g.batch * g.in_h * g.in_w, g.in_c, g.k_h * g.k_w * g.out_c, ScatterReader<E>{g, dy},
+          FilterTransposedReader<E>{g, w}};
 }
 
 // dw [(kh, kw, c), o] = patches^T [(kh, kw, c), pixels] * dy [pixels, o].
-inline GemmProblem<TapPixelReader, StridedReader<int8_t>> Conv2DBackpropFilterProblem(const Conv2DGeometry& g,
-                                                                                      const int8_t* x,
-                                                                                      const int8_t* dy) {
-  return {g.k_h * g.k_w * g.in_c, g.out_c, g.batch * g.out_h * g.out_w, TapPixelReader{PatchReader{g, x}},
-          StridedReader<int8_t>{dy, g.out_c, 1}};
+template <typename E>
+GemmProblem<TapPixelReader<E>, StridedReader<E>> Conv2DBackpropFilterProblem(const Conv2DGeometry& g, const E* x,
+                                                                             const E* dy) {
+  return {g.k_h * g.k_w * g.in_c, g.out_c, g.batch * g.out_h * g.out_w, TapPixelReader<E>{PatchReader<E>{g, x}},
+          StridedReader<E>{dy, g.out_c, 1}};
 }
 
 }  // namespace gpu

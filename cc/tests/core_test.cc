@@ -40,12 +40,15 @@ int checks = 0;
 
 std::mt19937 rng(42);
 
-std::vector<int8_t> RandomInt8(int64_t n, int lo = -128, int hi = 127) {
+template <typename T>
+std::vector<T> RandomInts(int64_t n, int lo, int hi) {
   std::uniform_int_distribution<int> d(lo, hi);
-  std::vector<int8_t> v(n);
-  for (auto& x : v) x = static_cast<int8_t>(d(rng));
+  std::vector<T> v(n);
+  for (auto& x : v) x = static_cast<T>(d(rng));
   return v;
 }
+std::vector<int8_t> RandomInt8(int64_t n, int lo = -128, int hi = 127) { return RandomInts<int8_t>(n, lo, hi); }
+std::vector<int16_t> RandomInt16(int64_t n, int lo = -32767, int hi = 32767) { return RandomInts<int16_t>(n, lo, hi); }
 
 void TestMatMul() {
   const int64_t shapes[][3] = {{1, 1, 1}, {5, 3, 2}, {6, 16, 512}, {7, 17, 513}, {13, 33, 1000},
@@ -212,13 +215,6 @@ void TestConv() {
   int64_t want = 0;
   for (size_t i = 0; i < x.size(); ++i) want += int64_t{x[i]} * dy[i];
   EXPECT(dw[0] == want, "filter gradient over 131769 pixels: %d != %ld", dw[0], (long)want);
-}
-
-std::vector<int16_t> RandomInt16(int64_t n, int lo = -32767, int hi = 32767) {
-  std::uniform_int_distribution<int> d(lo, hi);
-  std::vector<int16_t> v(n);
-  for (auto& x : v) x = static_cast<int16_t>(d(rng));
-  return v;
 }
 
 // The DFP16 GEMM (byte planes on the int8 GEMM) and convolutions against

@@ -10,6 +10,7 @@ weight gradient. The ops' inputs and outputs are read by name
 import tensorflow as tf
 
 from tf_int_ops import _tf_internal
+from tf_int_ops import _validation as check
 from tf_int_ops import ops
 from tf_int_ops.layer_ops import _op_args
 
@@ -80,5 +81,4 @@ def bias_gradient(op, err):
     errors, int64 for int16 ones (more than 2**16 rows of them reach 2**31)."""
     if op.get_attr("N") == 0:
         return []
-    wide = tf.int64 if err.dtype == tf.int16 else tf.int32
-    return [tf.reduce_sum(tf.cast(err, wide), axis=tf.range(tf.rank(err) - 1))]
+    return [tf.reduce_sum(tf.cast(err, check.sum_dtype(err.dtype)), axis=tf.range(tf.rank(err) - 1))]

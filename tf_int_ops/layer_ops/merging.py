@@ -19,7 +19,7 @@ def _reduce_error(dy, shape, bits):
     err, e_err = ops.quantize(dy, bits=bits)
     axes, _ = tf.raw_ops.BroadcastGradientArgs(s0=shape, s1=tf.shape(dy))
     # int8: at most 2**24 terms of |err| <= 127 fit int32.
-    total = tf.reduce_sum(tf.cast(err, tf.int64 if bits == 16 else tf.int32), axis=axes)
+    total = tf.reduce_sum(tf.cast(err, check.sum_dtype(err.dtype)), axis=axes)
     return error_to_carrier(tf.reshape(total, shape), e_err, bits)
 
 
