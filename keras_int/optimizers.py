@@ -7,6 +7,7 @@ import tf_int_ops
 from keras_int import _checkpoint
 from tf_int_ops import _tf_internal
 from tf_int_ops import _validation as check
+from tf_int_ops import replicas
 
 
 def niti_mu_schedule(total_steps, values=(5, 4, 3)):
@@ -89,8 +90,36 @@ def _is_float(variable):
     return variable.dtype in (tf.float16, tf.bfloat16, tf.float32, tf.float64)
 
 
+class _ExactReplicaSum:
+    """Sums the replicas' gradients of a tf.distribute strategy exactly.
+
+    Keras adds them with one ``all_reduce`` of the whole list
+    (``_all_reduce_sum_gradients``, see tf_int_ops._tf_internal), which
+    TensorFlow refuses for several int32 tensors and which would wrap int32
+    sums silently. The integer gradients are summed instead by
+    ``tf_int_ops.replicas.sum_exactly``: one int64 all-reduce, an error
+    where a sum leaves its type. Their exponents need no alignment: every
+    replica quantized its activations and errors at the exponents agreed
+    across replicas, so all of them have the same. Float gradients (float
+    layers in an integer model) are summed as Keras sums them.
+    """
+
+    def _all_reduce_sum_gradients(self, grads_and_vars):
+        grads_and_vars = list(grads_and_vars)
+        integer = [i for i, (g, _) in enumerate(grads_and_vars) if g is not None and g.dtype.is_integer]
+        if not integer or replicas.count() == 1:
+            return super()._all_reduce_sum_gradients(grads_and_vars)
+        summed = replicas.sum_exactly([grads_and_vars[i][0] for i in integer])
+        floats = [(None, v) if i in integer else (g, v) for i, (g, v) in enumerate(grads_and_vars)]
+        if any(g is not None for g, _ in floats):
+            grads_and_vars = super()._all_reduce_sum_gradients(floats)
+        for i, total in zip(integer, summed):
+            grads_and_vars[i] = (total, grads_and_vars[i][1])
+        return grads_and_vars
+
+
 @keras.saving.register_keras_serializable(package="keras_int")
-class IntegerSGD(keras.optimizers.Optimizer):
+class IntegerSGD(_ExactReplicaSum, keras.optimizers.Optimizer):
     """NITI's integer SGD (docs/algorithms.md 6) for int8 variables (and int32 biases).
 
     The int32 gradient is shifted to ``mu`` bits (pseudo-stochastic rounding)
@@ -260,7 +289,7 @@ def _beta_q16(beta, name):
 
 
 @keras.saving.register_keras_serializable(package="keras_int")
-class IntegerAdam(keras.optimizers.Optimizer):
+class IntegerAdam(_ExactReplicaSum, keras.optimizers.Optimizer):
     """Adam in integers (docs/algorithms.md 14) for int8 variables (and int32 biases).
 
     Each step normalises the int32 gradient to 15 bits (the shift of its

@@ -141,3 +141,22 @@ def op_def(op_type):
     Public alternative: ``tf.Operation.op_def`` on graph operations only.
     """
     return _op_def_registry.get(op_type)
+
+
+def resource_handle(variable):
+    """The resource handle the layer ops read `variable` through.
+
+    Why: a tf.distribute variable (MirroredVariable, ...) has one component
+    per device and gives its ``handle`` only inside a replica context (the
+    current replica's component). Keras also calls layers in the cross-replica
+    context (building a model symbolically, ``predict`` outside
+    ``strategy.run``), where the component on the current device (or the
+    primary one) is what the op must read. Public alternative: none
+    (``strategy.experimental_local_results`` lists the components but not
+    which one is on the current device).
+    """
+    if isinstance(variable, tf.distribute.DistributedValues) and not tf.distribute.in_cross_replica_context():
+        return variable.handle
+    if isinstance(variable, tf.distribute.DistributedValues):
+        return variable._get_on_device_or_primary().handle
+    return variable.handle

@@ -2,14 +2,13 @@
 
 import tensorflow as tf
 
-from tf_int_ops import _loader
-from tf_int_ops import _validation as check
+from tf_int_ops import replicas
 
 
 def error_to_carrier(acc, exponent, bits=8):
-    """An int32 (int64: DFP16) error accumulator -> requantized (nearest) carrier of `bits`-bit mantissas, in one op."""
-    return _loader.load().int_ops_requantize_to_carrier(acc, exponent, check.seed(None, "nearest", "error"),
-                                                        bits=bits)[0]
+    """An int32 (int64: DFP16) error accumulator -> requantized (nearest) carrier of `bits`-bit
+    mantissas, in one op; under a tf.distribute strategy with the shift agreed across replicas."""
+    return replicas.requantize_to_carrier(acc, exponent, "nearest", None, bits)[0]
 
 
 # An integer op: its int32 input carries no gradient.

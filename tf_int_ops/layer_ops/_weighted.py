@@ -11,8 +11,9 @@ import tensorflow as tf
 
 from tf_int_ops import _tf_internal
 from tf_int_ops import _validation as check
-from tf_int_ops import ops
+from tf_int_ops import replicas
 from tf_int_ops.layer_ops import _op_args
+from tf_int_ops.layer_ops._carrier import error_to_carrier
 
 
 def _inner_variable(variable):
@@ -44,7 +45,7 @@ def resource_variable(variable, name, fn, dtypes=WEIGHT_DTYPES):
 
 def biases(bias, fn):
     """The op's list of 0 or 1 int32 bias handles."""
-    return [] if bias is None else [resource_variable(bias, "bias", fn, (tf.int32,)).handle]
+    return [] if bias is None else [_tf_internal.resource_handle(resource_variable(bias, "bias", fn, (tf.int32,)))]
 
 
 def error_exponents(error_exponent, fn):
@@ -57,7 +58,7 @@ def error_exponents(error_exponent, fn):
     inner = _inner_variable(error_exponent)
     if not isinstance(inner, tf.Variable) or inner.dtype != tf.int32 or inner.shape.rank != 0:
         raise ValueError(f"{fn}: error_exponent must be a scalar int32 variable, got {error_exponent!r}")
-    return [inner.handle]
+    return [_tf_internal.resource_handle(inner)]
 
 
 def bits(op):
@@ -65,20 +66,106 @@ def bits(op):
     return 16 if op.get_attr("T") == tf.int16 else 8
 
 
-def error(op, dy):
-    """The error as mantissas of the op's width (int8, or int16 for ``T = int16``)
-    and exponent, the exponent recorded when asked (an ``error_exponent``
-    variable given to the op)."""
-    err, err_exponent = ops.quantize(dy, bits=bits(op))
-    for variable in _op_args.inputs(op)["error_exponent"]:
-        tf.raw_ops.AssignVariableOp(resource=variable, value=err_exponent)
+def quantize_error(dy, width, error_exponent_handles):
+    """The error as `width`-bit mantissas and exponent (agreed across replicas
+    under a tf.distribute strategy), the exponent recorded in the given
+    ``error_exponent`` variable handles (0 or 1)."""
+    err, err_exponent = replicas.quantize(dy, bits=width)
+    for handle in error_exponent_handles:
+        tf.raw_ops.AssignVariableOp(resource=handle, value=err_exponent)
     return err, err_exponent
 
 
+def error(op, dy):
+    """The error reaching a layer op's output, as mantissas of the op's width
+    (int8, or int16 for ``T = int16``) and exponent (``quantize_error``)."""
+    return quantize_error(dy, bits(op), _op_args.inputs(op)["error_exponent"])
+
+
 def bias_gradient(op, err):
-    """The ``bias`` inputs' gradients: the integer sum of the error over all but the
+    """The ``bias`` inputs' gradients (``bias_gradients`` for the op's N biases)."""
+    return bias_gradients(op.get_attr("N"), err)
+
+
+def bias_gradients(count, err):
+    """`count` (0 or 1) bias gradients: the integer sum of the error over all but the
     channel axis (a bias is a weight on a constant input of 1): int32 for int8
     errors, int64 for int16 ones (more than 2**16 rows of them reach 2**31)."""
-    if op.get_attr("N") == 0:
+    if count == 0:
         return []
     return [tf.reduce_sum(tf.cast(err, check.sum_dtype(err.dtype)), axis=tf.range(tf.rank(err) - 1))]
+
+
+def _aligned_bias_sum(acc, bias, x_exponent):
+    """acc + the int32 bias (at the weights' exponent) aligned to acc's exponent
+    (x_exponent higher): what the layer ops' AddBias does (docs/algorithms.md 8),
+    in int64 TensorFlow integer ops, with the same errors."""
+    shift = -tf.convert_to_tensor(x_exponent, tf.int32)
+    too_far = tf.debugging.assert_less_equal(
+        shift, 31, message="bias: alignment shift is too large (input exponent below -31)")
+    b = tf.cast(bias, tf.int64)
+    left = b * tf.bitwise.left_shift(tf.constant(1, tf.int64), tf.cast(tf.clip_by_value(shift, 0, 31), tf.int64))
+    k = tf.cast(tf.clip_by_value(-shift, 1, 63), tf.int64)
+    magnitude = tf.abs(b)
+    rest = tf.bitwise.bitwise_and(magnitude, tf.bitwise.left_shift(tf.constant(1, tf.int64), k) - 1)
+    rounded = tf.bitwise.right_shift(magnitude, k) + tf.cast(
+        rest >= tf.bitwise.left_shift(tf.constant(1, tf.int64), k - 1), tf.int64)  # nearest, half away
+    aligned = tf.where(shift >= 0, left, tf.sign(b) * rounded)
+    with tf.control_dependencies([too_far]):
+        if acc.dtype == tf.int32:
+            total = tf.cast(acc, tf.int64) + aligned
+            fits = tf.debugging.assert_less_equal(
+                tf.reduce_max(tf.abs(tf.concat([tf.reshape(total, [-1]), [0]], 0))),
+                tf.constant(2**31 - 1, tf.int64), message="int32 overflow: accumulator plus bias leaves int32")
+            with tf.control_dependencies([fits]):
+                return tf.cast(total, tf.int32)
+        total = acc + aligned
+        wrapped = tf.reduce_any(tf.bitwise.bitwise_and(tf.bitwise.bitwise_xor(acc, total),
+                                                       tf.bitwise.bitwise_xor(aligned, total)) < 0)
+        fits = tf.debugging.assert_equal(wrapped, False,
+                                         message="int64 overflow: accumulator plus bias leaves int64")
+        with tf.control_dependencies([fits]):
+            return tf.identity(total)
+
+
+def across_replicas(x, variable, bias, weights_exponent, rounding, seed, error_exponent, fn,
+                    product, backward_products):
+    """A layer op (quantize, product, bias, requantize) computed so that every
+    replica of a tf.distribute strategy takes the exponent decisions one device
+    takes over the whole batch (tf_int_ops.replicas), forward and backward.
+
+    The fused layer op decides its exponents inside one kernel, where no
+    replica can take part; here the same steps run as separate ops with the
+    agreements between them. The weights are read through their handle, as
+    the fused op reads them, so the tape still hands the integer weight
+    gradient to the variable.
+
+    product(x_q, w) -> the int32 (int64) accumulator; backward_products(x_q, w,
+    err) -> (the error accumulator of x, the weight gradient).
+    Returns ``(y, y_exponent)``.
+    """
+    width = 16 if variable.dtype == tf.int16 else 8
+    weights_exponent = tf.convert_to_tensor(weights_exponent, tf.int32)
+    seed = check.seed(seed, rounding, fn)
+    bias_handles = biases(bias, fn)
+    error_handles = error_exponents(error_exponent, fn)
+
+    @tf.custom_gradient
+    def run(x, weights_handle, *bias_handle):
+        w = tf.raw_ops.ReadVariableOp(resource=weights_handle, dtype=variable.dtype)
+        x_q, x_exponent = replicas.quantize(x, bits=width)
+        acc = product(x_q, w)
+        if bias_handle:
+            acc = _aligned_bias_sum(acc, tf.raw_ops.ReadVariableOp(resource=bias_handle[0], dtype=tf.int32),
+                                    x_exponent)
+        y, y_exponent = replicas.requantize_to_carrier(acc, x_exponent + weights_exponent, rounding, seed, width)
+
+        def grad(dy, *unused_exponent_gradient):
+            err, err_exponent = quantize_error(dy, width, error_handles)
+            dx_acc, dw = backward_products(x_q, w, err)
+            dx = error_to_carrier(dx_acc, err_exponent + weights_exponent, width)
+            return [dx, dw] + bias_gradients(len(bias_handle), err)
+
+        return (y, y_exponent), grad
+
+    return run(x, _tf_internal.resource_handle(variable), *bias_handles)

@@ -2,9 +2,9 @@
 
 import tensorflow as tf
 
-from tf_int_ops import _loader
+from tf_int_ops import _loader, _tf_internal
 from tf_int_ops import _validation as check
-from tf_int_ops import ops
+from tf_int_ops import ops, replicas
 from tf_int_ops.layer_ops import _op_args, _weighted
 from tf_int_ops.layer_ops._carrier import error_to_carrier
 
@@ -26,23 +26,32 @@ def conv2d(x, kernel, kernel_exponent, strides=1, padding="SAME", dilations=1,
     check.rank(x, 4, "x", fn)
     variable = _weighted.resource_variable(kernel, "kernel", fn)
     rounding = check.rounding(rounding, fn)
+    attrs = check.conv_attrs(strides, padding, dilations, fn)
+    kernel_exponent = check.exponent(kernel_exponent, fn, "kernel_exponent")
+    if replicas.count() > 1:
+        return _weighted.across_replicas(
+            x, variable, bias, kernel_exponent, rounding, seed, error_exponent, fn,
+            lambda x_q, w: ops.int_conv2d(x_q, w, **attrs),
+            lambda x_q, w, err: _conv2d_backward_products(x_q, w, err, attrs))
     y, y_exponent, _, _, _ = _loader.load().int_ops_conv2d_layer(
-        x, variable.handle, _weighted.biases(bias, fn),
-        check.exponent(kernel_exponent, fn, "kernel_exponent"), check.seed(seed, rounding, fn),
-        _weighted.error_exponents(error_exponent, fn), T=variable.dtype, rounding=rounding,
-        **check.conv_attrs(strides, padding, dilations, fn))
+        x, _tf_internal.resource_handle(variable), _weighted.biases(bias, fn), kernel_exponent,
+        check.seed(seed, rounding, fn), _weighted.error_exponents(error_exponent, fn), T=variable.dtype,
+        rounding=rounding, **attrs)
     return y, y_exponent
+
+
+def _conv2d_backward_products(x_q, kernel, err, attrs):
+    """The error accumulator of x and the kernel gradient of a convolution."""
+    return (ops.int_conv2d_backprop_input(tf.shape(x_q), kernel, err, **attrs),
+            ops.int_conv2d_backprop_filter(x_q, tf.shape(kernel), err, **attrs))
 
 
 @tf.RegisterGradient("IntOps>Conv2DLayer")
 def _conv2d_grad(op, dy, *unused_output_grads):
     outputs = _op_args.outputs(op)
-    x_q, kernel = outputs["x_q"], outputs["filter_q"]
     attrs = dict(strides=op.get_attr("strides"), padding=op.get_attr("padding").decode(),
                  dilations=op.get_attr("dilations"))
     err, err_exponent = _weighted.error(op, dy)
-    dx = error_to_carrier(
-        ops.int_conv2d_backprop_input(tf.shape(x_q), kernel, err, **attrs),
-        err_exponent + _op_args.inputs(op)["filter_exponent"], _weighted.bits(op))
-    dkernel = ops.int_conv2d_backprop_filter(x_q, tf.shape(kernel), err, **attrs)
+    dx_acc, dkernel = _conv2d_backward_products(outputs["x_q"], outputs["filter_q"], err, attrs)
+    dx = error_to_carrier(dx_acc, err_exponent + _op_args.inputs(op)["filter_exponent"], _weighted.bits(op))
     return _op_args.gradients(op, x=dx, filter=dkernel, bias=_weighted.bias_gradient(op, err))

@@ -2,9 +2,9 @@
 
 import tensorflow as tf
 
-from tf_int_ops import _loader
+from tf_int_ops import _loader, _tf_internal
 from tf_int_ops import _validation as check
-from tf_int_ops import ops
+from tf_int_ops import ops, replicas
 from tf_int_ops.layer_ops import _op_args, _weighted
 from tf_int_ops.layer_ops._carrier import error_to_carrier
 
@@ -36,13 +36,24 @@ def dense(x, kernel, kernel_exponent, rounding="nearest", seed=None, bias=None, 
     if x.shape.rank is not None and x.shape.rank < 2:
         raise ValueError(f"{fn}: x must have rank >= 2, got shape {x.shape}")
     flat = x if x.shape.rank == 2 else tf.reshape(x, [-1, tf.shape(x)[-1]])
-    y, y_exponent, _, _, _ = _loader.load().int_ops_dense(
-        flat, variable.handle, _weighted.biases(bias, fn),
-        check.exponent(kernel_exponent, fn, "kernel_exponent"), check.seed(seed, rounding, fn),
-        _weighted.error_exponents(error_exponent, fn), T=variable.dtype, rounding=rounding)
+    kernel_exponent = check.exponent(kernel_exponent, fn, "kernel_exponent")
+    if replicas.count() > 1:
+        y, y_exponent = _weighted.across_replicas(
+            flat, variable, bias, kernel_exponent, rounding, seed, error_exponent, fn,
+            ops.int_matmul, _dense_backward_products)
+    else:
+        y, y_exponent, _, _, _ = _loader.load().int_ops_dense(
+            flat, _tf_internal.resource_handle(variable), _weighted.biases(bias, fn), kernel_exponent,
+            check.seed(seed, rounding, fn), _weighted.error_exponents(error_exponent, fn), T=variable.dtype,
+            rounding=rounding)
     if x.shape.rank != 2:
         y = tf.reshape(y, tf.concat([tf.shape(x)[:-1], tf.shape(y)[-1:]], 0))
     return y, y_exponent
+
+
+def _dense_backward_products(x_q, kernel, err):
+    """(err @ kernel^T, x_q^T @ err): the error accumulator of x and the kernel gradient."""
+    return ops.int_matmul(err, kernel, transpose_w=True), ops.int_matmul(x_q, err, transpose_x=True)
 
 
 @tf.RegisterGradient("IntOps>Dense")
@@ -50,9 +61,7 @@ def _dense_grad(op, dy, *unused_output_grads):
     # The weights the forward pass used (kernel_q), not a fresh read of the
     # variable, which the optimizer may already have updated.
     outputs = _op_args.outputs(op)
-    x_q, kernel = outputs["x_q"], outputs["kernel_q"]
     err, err_exponent = _weighted.error(op, dy)
-    dx = error_to_carrier(ops.int_matmul(err, kernel, transpose_w=True),
-                          err_exponent + _op_args.inputs(op)["kernel_exponent"], _weighted.bits(op))
-    dkernel = ops.int_matmul(x_q, err, transpose_x=True)
+    dx_acc, dkernel = _dense_backward_products(outputs["x_q"], outputs["kernel_q"], err)
+    dx = error_to_carrier(dx_acc, err_exponent + _op_args.inputs(op)["kernel_exponent"], _weighted.bits(op))
     return _op_args.gradients(op, x=dx, kernel=dkernel, bias=_weighted.bias_gradient(op, err))

@@ -4,7 +4,7 @@ section 12)."""
 
 import tensorflow as tf
 
-from tf_int_ops import _loader
+from tf_int_ops import _loader, _tf_internal
 from tf_int_ops import _validation as check
 from tf_int_ops.layer_ops import _op_args, _weighted
 
@@ -34,7 +34,7 @@ def embedding(ids, table, table_exponent, error_exponent=None):
     variable = _weighted.resource_variable(table, "table", fn, (tf.int8,))
     if variable.shape.rank != 2:
         raise ValueError(f"{fn}: table must be a matrix [vocab, dim], got shape {variable.shape}")
-    out = _loader.load().int_ops_embedding(ids, variable.handle, check.exponent(table_exponent, fn, "table_exponent"),
+    out = _loader.load().int_ops_embedding(ids, _tf_internal.resource_handle(variable), check.exponent(table_exponent, fn, "table_exponent"),
                                            _weighted.error_exponents(error_exponent, fn))
     y = out.y
     y.set_shape(ids.shape.concatenate(variable.shape[1:]))  # the op's shape function cannot see the table

@@ -3,7 +3,7 @@
 import tensorflow as tf
 
 from tf_int_ops import _validation as check
-from tf_int_ops import ops
+from tf_int_ops import ops, replicas
 from tf_int_ops.layer_ops._carrier import error_to_carrier
 
 
@@ -30,12 +30,12 @@ def softmax_cross_entropy(labels, logits, rounding="pseudo_stochastic", seed=Non
 
     @tf.custom_gradient
     def _loss(logits):
-        q, e = ops.quantize(logits, bits=bits)
+        q, e = replicas.quantize(logits, bits=bits)
         display_loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
 
         def grad(upstream):
             err, err_exponent = ops.int_softmax_cross_entropy_grad(q, e, labels, rounding, seed)
-            scale, scale_exponent = ops.quantize(upstream)
+            scale, scale_exponent = replicas.quantize(upstream)
             acc = tf.cast(err, tf.int32) * tf.cast(scale, tf.int32)[:, tf.newaxis]
             # |err * scale| < 2**15 * 2**7: exact in int32 at either width.
             return error_to_carrier(acc, err_exponent + scale_exponent, bits)

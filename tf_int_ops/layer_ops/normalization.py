@@ -13,7 +13,7 @@ import math
 
 import tensorflow as tf
 
-from tf_int_ops import _loader
+from tf_int_ops import _loader, _tf_internal
 from tf_int_ops import _validation as check
 from tf_int_ops import ops
 from tf_int_ops.layer_ops import _op_args, _weighted
@@ -88,7 +88,7 @@ def batch_norm(x, gamma, beta, gamma_exponent, epsilon=1e-3, training=True, movi
     seed = check.seed(seed, rounding, fn)
     raw = _loader.load()
     if training:
-        out = raw.int_ops_batch_norm(x, gamma_variable.handle, beta_variable.handle, gamma_exponent, seed,
+        out = raw.int_ops_batch_norm(x, _tf_internal.resource_handle(gamma_variable), _tf_internal.resource_handle(beta_variable), gamma_exponent, seed,
                                      _weighted.error_exponents(error_exponent, fn), **attrs)
         return {name: getattr(out, name) for name in ("y", "y_exponent", "batch_mean", "batch_mean_exponent",
                                                       "batch_variance", "batch_variance_exponent")}
@@ -98,7 +98,7 @@ def batch_norm(x, gamma, beta, gamma_exponent, epsilon=1e-3, training=True, movi
     if missing:
         raise ValueError(f"{fn}: inference (training=False) needs {missing}")
     out = raw.int_ops_batch_norm_inference(
-        x, gamma_variable.handle, beta_variable.handle, gamma_exponent,
+        x, _tf_internal.resource_handle(gamma_variable), _tf_internal.resource_handle(beta_variable), gamma_exponent,
         check.tensor(moving_mean, tf.int32, "moving_mean", fn),
         check.tensor(moving_mean_exponent, tf.int32, "moving_mean_exponent", fn),
         check.tensor(moving_variance, tf.int32, "moving_variance", fn),
@@ -134,7 +134,7 @@ def layer_norm(x, gamma, beta, gamma_exponent, epsilon=1e-3, rounding="nearest",
     beta_variable = _weighted.resource_variable(beta, "beta", fn, (tf.int32,))
     rounding = check.rounding(rounding, fn)
     out = _loader.load().int_ops_layer_norm(
-        x, gamma_variable.handle, beta_variable.handle, check.exponent(gamma_exponent, fn, "gamma_exponent"),
+        x, _tf_internal.resource_handle(gamma_variable), _tf_internal.resource_handle(beta_variable), check.exponent(gamma_exponent, fn, "gamma_exponent"),
         check.seed(seed, rounding, fn), _weighted.error_exponents(error_exponent, fn),
         **_epsilon_attrs(epsilon, fn), rounding=rounding)
     return out.y, out.y_exponent

@@ -1,0 +1,166 @@
+"""Agreement across the replicas of a tf.distribute strategy (docs/algorithms.md 17).
+
+Integer sums are exact in any order, so N replicas with B/N rows each can
+compute exactly what one device computes with B rows, if every decision one
+device takes over the whole batch is taken over all replicas' rows. There
+are two kinds of such decisions in keras-int:
+
+* the shared exponent of a tensor: quantize (``max|x|``, and whether every
+  value is a multiple of the next power of two) and requantize
+  (``bit_length(max|acc|)``). Each replica computes its statistics as
+  integers, the replicas gather them (one ``all_gather`` of a few int32s)
+  and reduce them to the batch's: a maximum, or a minimum. The op then runs
+  on the local rows together with one or two *sentinel* elements standing
+  for the other replicas' rows (the batch's largest magnitude, and a value
+  with the batch's lowest set bit), so that the same kernel takes exactly
+  the decision it takes on one device; the sentinels are cut off its output.
+* the sums over the batch (weight gradients): exact int64 all-reduces
+  (``sum_exactly``), with an error where a sum leaves its type.
+
+Outside a replica context, or with one replica, every function here is the
+plain single-device computation.
+
+>>> q, e = quantize(x)                  # the exponent all replicas agree on
+>>> y, e = requantize_to_carrier(acc, acc_exponent)
+"""
+
+import tensorflow as tf
+
+from tf_int_ops import _loader
+from tf_int_ops import _validation as check
+from tf_int_ops import ops
+
+# bit_length(max|acc|) of an empty or all-zero tensor; the stand-in for "no
+# set bit" in the lowest-set-bit statistic (any value above a float's).
+_NO_BIT = 1 << 30
+_MAGNITUDE_MASK = 0x7FFFFFFF
+_SMALLEST_NORMAL_BITS = 0x00800000
+_FRACTION_BITS = 23
+_EXPONENT_BIAS = 127
+
+
+def _context():
+    """The replica context when it has more than one replica in sync, else None."""
+    if not tf.distribute.has_strategy() or tf.distribute.in_cross_replica_context():
+        return None
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return None
+    return context
+
+
+def count():
+    """The replicas in sync in the current replica context (1 outside one).
+
+    >>> count()   # 2 inside strategy.run of a MirroredStrategy on two devices
+    """
+    context = _context()
+    return 1 if context is None else context.num_replicas_in_sync
+
+
+def agree_max(values):
+    """The element-wise maximum over all replicas of an int32 vector (itself with one replica).
+
+    One ``all_gather``: tf.distribute has no MAX all-reduce.
+    """
+    values = tf.convert_to_tensor(values, tf.int32)
+    context = _context()
+    if context is None:
+        return values
+    return tf.reduce_max(context.all_gather(values[tf.newaxis], axis=0), axis=0)
+
+
+def _quantize_statistics(x):
+    """[the bit pattern of max|x|, -(the lowest set bit's exponent over x's normal values)],
+    in integers on x's bit patterns (both combine across replicas by a maximum)."""
+    magnitude = tf.bitwise.bitwise_and(tf.bitcast(tf.reshape(x, [-1]), tf.int32), _MAGNITUDE_MASK)
+    max_bits = tf.reduce_max(tf.concat([magnitude, [0]], 0))
+    normal = magnitude >= _SMALLEST_NORMAL_BITS
+    significand = tf.bitwise.bitwise_or(tf.bitwise.bitwise_and(magnitude, (1 << _FRACTION_BITS) - 1),
+                                        1 << _FRACTION_BITS)
+    # Trailing zeros of the significand: popcount(lowest set bit - 1).
+    lowest = tf.bitwise.bitwise_and(significand, -significand)
+    trailing = tf.cast(tf.raw_ops.PopulationCount(x=lowest - 1), tf.int32)
+    exponent = tf.bitwise.right_shift(magnitude, _FRACTION_BITS) - (_EXPONENT_BIAS + _FRACTION_BITS)
+    lowest_bit = tf.where(normal, exponent + trailing, _NO_BIT)
+    return tf.stack([max_bits, -tf.reduce_min(tf.concat([lowest_bit, [_NO_BIT]], 0))])
+
+
+def _float_with_lowest_bit(lowest_bit):
+    """A normal float32 whose lowest set bit is 2**lowest_bit (0 for _NO_BIT), as its bit pattern:
+    2**lowest_bit where that is normal, else the smallest normal plus it."""
+    normal_power = tf.bitwise.left_shift(lowest_bit + _EXPONENT_BIAS, _FRACTION_BITS)
+    below_normal = _SMALLEST_NORMAL_BITS + tf.bitwise.left_shift(
+        1, tf.clip_by_value(lowest_bit + _EXPONENT_BIAS + _FRACTION_BITS - 1, 0, _FRACTION_BITS - 1))
+    pattern = tf.where(lowest_bit >= 1 - _EXPONENT_BIAS, normal_power, below_normal)
+    return tf.where(lowest_bit >= _NO_BIT, 0, pattern)
+
+
+def quantize(x, bits=8):
+    """``ops.quantize`` with the exponent one device would choose for all replicas' rows.
+
+    The batch's statistics (largest magnitude; lowest set bit, which decides
+    whether a power-of-two maximum may take the next exponent) are agreed
+    and enter the quantize kernel as two sentinel elements.
+    """
+    if _context() is None:
+        return ops.quantize(x, bits=bits)
+    x = check.tensor(x, tf.float32, "x", "quantize")
+    agreed = agree_max(_quantize_statistics(x))
+    sentinels = tf.bitcast(tf.stack([agreed[0], _float_with_lowest_bit(-agreed[1])]), tf.float32)
+    q, exponent = ops.quantize(tf.concat([tf.reshape(x, [-1]), sentinels], 0), bits=bits)
+    return tf.reshape(q[:-2], tf.shape(x)), exponent
+
+
+def requantize_to_carrier(acc, exponent, rounding="nearest", seed=None, bits=8):
+    """RequantizeToCarrier (an int32/int64 accumulator -> a carrier of `bits`-bit mantissas)
+    with the shift one device would choose for all replicas' rows: the largest
+    ``bit_length`` is agreed and enters the kernel as a sentinel element
+    ``-2**(bit_length - 1)``."""
+    raw = _loader.load()
+    seed = check.seed(seed, rounding, "requantize")
+    if _context() is None:
+        return raw.int_ops_requantize_to_carrier(acc, exponent, seed, bits=bits, rounding=rounding)
+    bit_length = agree_max(ops.bit_length(acc)[tf.newaxis])[0]
+    sentinel = tf.where(bit_length > 0,
+                        -tf.bitwise.left_shift(tf.constant(1, tf.int64), tf.cast(bit_length, tf.int64) - 1), 0)
+    flat = tf.concat([tf.reshape(acc, [-1]), [tf.cast(sentinel, acc.dtype)]], 0)
+    y, y_exponent = raw.int_ops_requantize_to_carrier(flat, exponent, seed, bits=bits, rounding=rounding)
+    return tf.reshape(y[:-1], tf.shape(acc)), y_exponent
+
+
+def sum_exactly(tensors):
+    """The sums over all replicas of a list of int32/int64 tensors, exactly.
+
+    One int64 all-reduce of all of them, concatenated. int32 sums must fit
+    int32 (else an error: one device's int32 sum would not fit either);
+    int64 summands must leave room for the sum (their agreed bit length
+    plus log2 of the replicas below 63), else an error.
+    """
+    context = _context()
+    if context is None or not tensors:
+        return list(tensors)
+    replicas = context.num_replicas_in_sync
+    wide = [t for t in tensors if t.dtype == tf.int64]
+    checks = []
+    if wide:
+        bit_length = agree_max(tf.stack([ops.bit_length(t) for t in wide]))
+        checks.append(tf.debugging.assert_less_equal(
+            tf.reduce_max(bit_length) + (replicas - 1).bit_length(), 63,
+            message="sum over replicas: an int64 gradient is too large to sum exactly in int64"))
+    flat = tf.concat([tf.reshape(tf.cast(t, tf.int64), [-1]) for t in tensors], 0)
+    with tf.control_dependencies(checks):
+        total = context.all_reduce(tf.distribute.ReduceOp.SUM, flat)
+    sums, offset = [], 0
+    for t in tensors:
+        size = tf.size(t, out_type=tf.int64) if t.shape.num_elements() is None else t.shape.num_elements()
+        part = tf.reshape(total[offset:offset + size], tf.shape(t))
+        offset = offset + size
+        if t.dtype == tf.int32:
+            fits = tf.debugging.assert_less_equal(
+                tf.reduce_max(tf.abs(tf.concat([tf.reshape(part, [-1]), [0]], 0))), tf.constant(2**31 - 1, tf.int64),
+                message="sum over replicas: an int32 gradient sum leaves int32 (as it would on one device)")
+            with tf.control_dependencies([fits]):
+                part = tf.cast(part, tf.int32)
+        sums.append(part)
+    return sums
