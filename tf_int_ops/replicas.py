@@ -164,3 +164,26 @@ def sum_exactly(tensors):
                 part = tf.cast(part, tf.int32)
         sums.append(part)
     return sums
+
+
+def index():
+    """This replica's index among the replicas in sync (0 outside a replica context)."""
+    context = _context()
+    return 0 if context is None else context.replica_id_in_sync_group
+
+
+# The layer ops whose exponents are agreed across replicas; the others decide
+# an exponent inside one kernel over the local rows (tf_int_ops.replicas).
+AGREED_OPS = ("dense", "conv2d", "relu", "max_pool2d", "dropout", "softmax_cross_entropy")
+
+
+def refuse(fn):
+    """Raises ValueError when `fn`, a layer op that decides exponents inside its
+    kernel, runs under a strategy with more than one replica: the replicas would
+    disagree on them and sum gradients at different exponents."""
+    replicas = count()
+    if replicas > 1:
+        raise ValueError(
+            f"{fn}: not supported yet under a tf.distribute strategy with {replicas} replicas: its kernel "
+            "decides exponents over the local rows only, so the replicas would disagree (docs/algorithms.md "
+            f"17). Layer ops that agree across replicas: {', '.join(AGREED_OPS)}")

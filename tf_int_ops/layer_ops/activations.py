@@ -4,6 +4,7 @@ import tensorflow as tf
 
 from tf_int_ops import _loader
 from tf_int_ops import _validation as check
+from tf_int_ops import replicas
 from tf_int_ops.layer_ops import _op_args
 
 
@@ -37,6 +38,7 @@ def gelu(x, rounding="nearest", seed=None):
     >>> y, e = gelu(tf.constant([-1.0, 0.5, 2.0]))
     """
     fn = "gelu"
+    replicas.refuse("gelu")
     x = check.carrier(x, "x", fn)
     rounding = check.rounding(rounding, fn)
     out = _loader.load().int_ops_gelu(x, check.seed(seed, rounding, fn), rounding=rounding)

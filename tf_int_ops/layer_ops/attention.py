@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from tf_int_ops import _loader
 from tf_int_ops import _validation as check
-from tf_int_ops import ops
+from tf_int_ops import ops, replicas
 from tf_int_ops.layer_ops import _op_args
 from tf_int_ops.layer_ops._carrier import error_to_carrier
 
@@ -53,6 +53,7 @@ def softmax(x, mask=None, scale=(1, 0), rounding="nearest", seed=None):
     >>> y, e = softmax(tf.constant([[1.0, 2.0, 3.0]]))
     """
     fn = "softmax"
+    replicas.refuse("softmax")
     x = check.carrier(x, "x", fn)
     rounding = check.rounding(rounding, fn)
     multiplier, shift = _scale(scale, fn)
@@ -96,6 +97,7 @@ def matmul(a, b, transpose_b=False, rounding="nearest", seed=None):
     >>> y, e = matmul(tf.ones([2, 3, 4]), tf.ones([2, 5, 4]), transpose_b=True)   # [2, 3, 5]
     """
     fn = "matmul"
+    replicas.refuse("matmul")
     a = check.carrier(a, "a", fn)
     b = check.carrier(b, "b", fn)
     rounding = check.rounding(rounding, fn)

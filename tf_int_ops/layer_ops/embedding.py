@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from tf_int_ops import _loader, _tf_internal
 from tf_int_ops import _validation as check
+from tf_int_ops import replicas
 from tf_int_ops.layer_ops import _op_args, _weighted
 
 
@@ -28,6 +29,7 @@ def embedding(ids, table, table_exponent, error_exponent=None):
     >>> y, e = embedding(tf.constant([[1, 2, 2]]), table, -7)   # [1, 3, 4]
     """
     fn = "embedding"
+    replicas.refuse("embedding")
     ids = tf.convert_to_tensor(ids)
     if ids.dtype not in (tf.int32, tf.int64):
         raise ValueError(f"{fn}: ids must be int32 or int64, got {ids.dtype.name}")

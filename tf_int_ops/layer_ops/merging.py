@@ -3,7 +3,7 @@
 import tensorflow as tf
 
 from tf_int_ops import _validation as check
-from tf_int_ops import ops
+from tf_int_ops import ops, replicas
 from tf_int_ops.layer_ops._carrier import error_to_carrier
 
 
@@ -32,6 +32,7 @@ def add(a, b, rounding="nearest", seed=None, bits=8):
 
     >>> add(tf.ones([2, 3]), tf.constant([0.5, 0.25, 1.0]))   # [2, 3]
     """
+    replicas.refuse("add")
     a = check.carrier(a, "a", "add")
     b = check.carrier(b, "b", "add")
     check.bits(bits, "add")

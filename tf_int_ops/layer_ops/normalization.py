@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from tf_int_ops import _loader, _tf_internal
 from tf_int_ops import _validation as check
-from tf_int_ops import ops
+from tf_int_ops import ops, replicas
 from tf_int_ops.layer_ops import _op_args, _weighted
 
 
@@ -77,6 +77,7 @@ def batch_norm(x, gamma, beta, gamma_exponent, epsilon=1e-3, training=True, movi
     >>> out = batch_norm(tf.constant([[1.0, 2.0], [3.0, 0.5]]), gamma, beta, -6)
     """
     fn = "batch_norm"
+    replicas.refuse("batch_norm")
     x = check.carrier(x, "x", fn)
     if x.shape.rank is not None and x.shape.rank < 2:
         raise ValueError(f"{fn}: x must have rank >= 2, got shape {x.shape}")
@@ -127,6 +128,7 @@ def layer_norm(x, gamma, beta, gamma_exponent, epsilon=1e-3, rounding="nearest",
     >>> y, e = layer_norm(tf.constant([[1.0, 2.0, 3.0]]), gamma, beta, -6)
     """
     fn = "layer_norm"
+    replicas.refuse("layer_norm")
     x = check.carrier(x, "x", fn)
     if x.shape.rank is not None and x.shape.rank < 1:
         raise ValueError(f"{fn}: x must have rank >= 1, got shape {x.shape}")

@@ -4,8 +4,8 @@ import tensorflow as tf
 
 from tf_int_ops import _loader
 from tf_int_ops import _validation as check
+from tf_int_ops import ops, replicas
 from tf_int_ops.layer_ops import _op_args
-from tf_int_ops import ops
 from tf_int_ops.layer_ops._carrier import error_to_carrier
 
 
@@ -37,11 +37,11 @@ def max_pool2d(x, pool_size=2, strides=None, padding="VALID", bits=8):
 
     @tf.custom_gradient
     def _max_pool(x):
-        q, e = ops.quantize(x)
+        q, e = replicas.quantize(x)
         y = ops.dequantize(ops.int_max_pool2d(q, pool_size, strides, padding), e)
 
         def grad(dy):
-            err, err_exponent = ops.quantize(dy)
+            err, err_exponent = replicas.quantize(dy)
             return error_to_carrier(
                 ops.int_max_pool2d_grad(q, err, pool_size, strides, padding), err_exponent)
 
@@ -65,6 +65,7 @@ tf.no_gradient("IntOps>MaxPoolCarrierGrad")
 
 def avg_pool2d(x, pool_size=2, strides=None, padding="VALID", rounding="nearest", seed=None, bits=8):
     """Integer average pooling on an NHWC carrier of ``bits``-bit mantissas (8, or 16 for DFP16)."""
+    replicas.refuse("avg_pool2d")
     x = check.carrier(x, "x", "avg_pool2d")
     check.rank(x, 4, "x", "avg_pool2d")
     check.bits(bits, "avg_pool2d")

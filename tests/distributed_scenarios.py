@@ -1,0 +1,189 @@
+"""Training scenarios on one device and under tf.distribute.MirroredStrategy with two
+logical CPU devices, run in a fresh process (logical devices must be configured
+before TensorFlow starts) by tests/test_distribute.py.
+
+Usage: python tests/distributed_scenarios.py OUT_DIR
+Writes OUT_DIR/results.json: per scenario, whether the mirrored run's weights
+(and optimizer variables, predictions, evaluation) equal the one-device run's
+bit for bit, whether the replicas' copies equal each other, and errors.
+"""
+
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import tensorflow as tf  # noqa: E402
+
+_CPU = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(_CPU, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+from sklearn.datasets import load_digits  # noqa: E402
+
+import keras_int  # noqa: E402
+import tf_int_ops  # noqa: E402
+from keras_int import layers as L  # noqa: E402
+
+DEVICES = ["/cpu:0", "/cpu:1"]
+
+
+def digits(n=256):
+    data = load_digits()
+    return (data.images[:n, :, :, None] / 16.0).astype("float32"), data.target[:n].astype("int64")
+
+
+def cnn(bits=8, dropout=False, overlapping_pool=False):
+    pool = L.IntMaxPool2D(3, strides=2, padding="same", bits=bits) if overlapping_pool else L.IntMaxPool2D(2, bits=bits)
+    layers = [keras.Input((8, 8, 1)), L.IntConv2D(8, 3, use_bias=True, bits=bits), L.IntReLU(), pool, L.IntFlatten()]
+    if dropout:
+        layers.append(L.IntDropout(0.5, bits=bits))
+    layers += [L.IntDense(16, bits=bits), L.IntReLU(), L.IntDense(10, use_bias=True, bits=bits)]
+    return keras.Sequential(layers)
+
+
+SCENARIOS = {
+    "cnn_sgd_momentum": dict(model=lambda: cnn(), optimizer=lambda: keras_int.optimizers.IntegerSGD(momentum=8)),
+    "cnn_master_weights_dropout_overlapping_pool": dict(
+        model=lambda: cnn(dropout=True, overlapping_pool=True),
+        optimizer=lambda: keras_int.optimizers.IntegerSGD(weight_bits=16)),
+    "cnn_dfp16_adam": dict(model=lambda: cnn(bits=16),
+                           optimizer=lambda: keras_int.optimizers.IntegerAdam(step_bits=-2),
+                           loss=lambda: keras_int.losses.IntegerCrossEntropy(bits=16)),
+}
+
+
+def build(scenario):
+    keras.utils.set_random_seed(0)
+    model = scenario["model"]()
+    loss = scenario.get("loss", keras_int.losses.IntegerCrossEntropy)()
+    model.compile(optimizer=scenario["optimizer"](), loss=loss, metrics=["accuracy"])
+    return model
+
+
+def train(scenario, strategy, out, name, x, y):
+    with strategy.scope():
+        model = build(scenario)
+    checkpoint = os.path.join(out, f"{name}.weights.h5")
+    model.fit(x, y, batch_size=32, epochs=2, verbose=0, shuffle=False,
+              callbacks=[keras.callbacks.ModelCheckpoint(checkpoint, save_weights_only=True)])
+    return model, checkpoint
+
+
+def equal_lists(a, b):
+    return len(a) == len(b) and all(np.array_equal(u, v) for u, v in zip(a, b))
+
+
+def replicas_agree(model):
+    for variable in model.weights + model.optimizer.variables:
+        inner = variable.value if hasattr(variable, "value") else variable
+        components = getattr(inner, "values", None)
+        if components and not all(np.array_equal(components[0].numpy(), c.numpy()) for c in components[1:]):
+            return False
+    return True
+
+
+def run_scenario(name, scenario, out, x, y):
+    single, _ = train(scenario, tf.distribute.get_strategy(), out, f"{name}_single", x, y)
+    mirrored, checkpoint = train(scenario, tf.distribute.MirroredStrategy(DEVICES), out, f"{name}_mirrored", x, y)
+    trained, mirrored_trained = single.get_weights(), mirrored.get_weights()
+    single_eval = single.evaluate(x, y, batch_size=32, verbose=0, return_dict=True)
+    mirrored_eval = mirrored.evaluate(x, y, batch_size=32, verbose=0, return_dict=True)
+    result = {
+        "weights_equal": equal_lists(trained, mirrored_trained),
+        "optimizer_equal": equal_lists([v.numpy() for v in single.optimizer.variables],
+                                       [v.numpy() for v in mirrored.optimizer.variables]),
+        "replicas_agree": replicas_agree(mirrored),
+        "predict_equal": np.array_equal(single.predict(x, batch_size=32, verbose=0),
+                                        mirrored.predict(x, batch_size=32, verbose=0)),
+        # Accuracy counts integers; the displayed loss is float32 (display only), summed
+        # over the replicas in another order.
+        "accuracy_equal": single_eval["accuracy"] == mirrored_eval["accuracy"],
+        "loss_close": bool(np.isclose(single_eval["loss"], mirrored_eval["loss"], rtol=1e-6)),
+        "trained": not equal_lists(trained, build(scenario).get_weights()),
+    }
+    # The weights a strategy's ModelCheckpoint saved load on one device.
+    restored = build(scenario)
+    restored.load_weights(checkpoint)
+    result["checkpoint_equal"] = equal_lists(restored.get_weights(), trained)
+    # A whole model saved under the strategy loads on one device and predicts the same.
+    path = os.path.join(out, f"{name}.keras")
+    mirrored.save(path)
+    loaded = keras.models.load_model(path)
+    result["saved_model_equal"] = (equal_lists(loaded.get_weights(), mirrored.get_weights())
+                                   and np.array_equal(loaded.predict(x, batch_size=32, verbose=0),
+                                                      single.predict(x, batch_size=32, verbose=0)))
+    return result
+
+
+def refused_layer():
+    """IntAdd decides its exponent inside its kernel: refused under a strategy, by name."""
+    strategy = tf.distribute.MirroredStrategy(DEVICES)
+    with strategy.scope():
+        keras.utils.set_random_seed(0)
+        inputs = keras.Input((8, 8, 1))
+        h = L.IntConv2D(4, 3, padding="same")(inputs)
+        h = L.IntAdd()([h, h])
+        model = keras.Model(inputs, L.IntDense(10)(L.IntFlatten()(h)))
+        model.compile(optimizer=keras_int.optimizers.IntegerSGD(), loss=keras_int.losses.IntegerCrossEntropy())
+    x, y = digits(64)
+    try:
+        model.fit(x, y, batch_size=32, epochs=1, verbose=0)
+    except Exception as error:  # noqa: BLE001  (the message is what the test checks)
+        return str(error)
+    return None
+
+
+def agreed_quantize_cases():
+    """replicas.quantize and replicas.requantize_to_carrier of each replica's half
+    against ops.quantize / requantize of the whole tensor (one device)."""
+    strategy = tf.distribute.MirroredStrategy(DEVICES)
+    rng = np.random.default_rng(7)
+    cases = {
+        "random": rng.normal(size=(8, 5)).astype(np.float32),
+        # max 1.0 (a power of two) in one half, the multiples decided by the other half
+        "power_of_two_max_exact": np.array([[1.0, 0.5], [0.25, -0.5], [0.125, 0.0], [-0.75, 0.5]], np.float32),
+        "power_of_two_max_fine": np.array([[1.0, 0.5], [0.25, -0.5], [2**-7, 0.0], [-0.75, 2**-9]], np.float32),
+        "one_half_zero": np.array([[0.0, 0.0], [0.0, 0.0], [3.0, -1.5], [0.25, 7.0]], np.float32),
+        "subnormal_half": np.array([[1e-40, -1e-41], [0.0, 1e-39], [2**-100, 2**-108], [-3 * 2**-102, 0.0]], np.float32),
+        "all_zero": np.zeros((4, 3), np.float32),
+        "negative_power_of_two": np.array([[-2.0, 1.0], [0.5, 0.0], [1.5, -0.25], [0.0, 0.0]], np.float32),
+    }
+    results = {}
+    for name, value in cases.items():
+        half = value.shape[0] // 2
+
+        def step(_):
+            rows = tf.distribute.get_replica_context().replica_id_in_sync_group * half
+            local = tf.constant(value)[rows:rows + half]
+            q, e = tf_int_ops.replicas.quantize(local)
+            acc = tf.cast(q, tf.int32) * 1000 + 7
+            y, ey = tf_int_ops.replicas.requantize_to_carrier(acc, e)
+            return q, e, y, ey
+
+        q, e, y, ey = strategy.run(tf.function(step), args=(0,))
+        q = np.concatenate([t.numpy() for t in strategy.experimental_local_results(q)])
+        y = np.concatenate([t.numpy() for t in strategy.experimental_local_results(y)])
+        exponents = {int(t) for t in strategy.experimental_local_results(e)}
+        y_exponents = {int(t) for t in strategy.experimental_local_results(ey)}
+        q1, e1 = tf_int_ops.quantize(tf.constant(value))
+        acc1 = tf.cast(q1, tf.int32) * 1000 + 7
+        y1, ey1 = tf_int_ops.layer_ops._loader.load().int_ops_requantize_to_carrier(acc1, e1, tf.zeros([2], tf.int64))
+        results[name] = (np.array_equal(q, q1.numpy()) and exponents == {int(e1)}
+                         and np.array_equal(y, y1.numpy()) and y_exponents == {int(ey1)})
+    return results
+
+
+def main(out):
+    x, y = digits()
+    results = {"quantize": agreed_quantize_cases(), "refused": refused_layer()}
+    for name, scenario in SCENARIOS.items():
+        results[name] = run_scenario(name, scenario, out, x, y)
+    with open(os.path.join(out, "results.json"), "w") as f:
+        json.dump(results, f, indent=1, default=bool)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
