@@ -90,19 +90,28 @@ def _is_float(variable):
     return variable.dtype in (tf.float16, tf.bfloat16, tf.float32, tf.float64)
 
 
-class _ExactReplicaSum:
-    """Sums the replicas' gradients of a tf.distribute strategy exactly.
+class _Distributed:
+    """What IntegerSGD and IntegerAdam add to Keras' optimizer under a tf.distribute strategy.
 
-    Keras adds them with one ``all_reduce`` of the whole list
-    (``_all_reduce_sum_gradients``, see tf_int_ops._tf_internal), which
-    TensorFlow refuses for several int32 tensors and which would wrap int32
-    sums silently. The integer gradients are summed instead by
-    ``tf_int_ops.replicas.sum_exactly``: one int64 all-reduce, an error
-    where a sum leaves its type. Their exponents need no alignment: every
-    replica quantized its activations and errors at the exponents agreed
-    across replicas, so all of them have the same. Float gradients (float
-    layers in an integer model) are summed as Keras sums them.
+    * The replicas' gradients are summed exactly. Keras adds them with one
+      ``all_reduce`` of the whole list (``_all_reduce_sum_gradients``, see
+      tf_int_ops._tf_internal), which TensorFlow refuses for several int32
+      tensors and which would wrap int32 sums silently. The integer
+      gradients are summed by ``tf_int_ops.replicas.sum_exactly`` instead:
+      one int64 all-reduce, an error where a sum leaves its type. Their
+      exponents need no alignment: every replica quantized its activations
+      and errors at the exponents agreed across replicas, so all have the
+      same. Float gradients (float layers in an integer model) are summed as
+      Keras sums them.
+    * Under MultiWorkerMirroredStrategy the int8/int16 weights and slots are
+      plain variables of each worker (tf_int_ops.replicas.integer_variable_scope):
+      they are updated directly, where Keras would ask the strategy to update
+      each mirrored copy.
     """
+
+    def add_variable(self, *args, **kwargs):
+        with replicas.integer_variable_scope():
+            return super().add_variable(*args, **kwargs)
 
     def _all_reduce_sum_gradients(self, grads_and_vars):
         grads_and_vars = list(grads_and_vars)
@@ -117,9 +126,18 @@ class _ExactReplicaSum:
             grads_and_vars[i] = (total, grads_and_vars[i][1])
         return grads_and_vars
 
+    def _distributed_tf_update_step(self, distribution, grads_and_vars, learning_rate):
+        mirrored = [(g, v) for g, v in grads_and_vars if isinstance(v, tf.distribute.DistributedValues)]
+        super()._distributed_tf_update_step(distribution, mirrored, learning_rate)
+        for gradient, variable in grads_and_vars:
+            if not isinstance(variable, tf.distribute.DistributedValues):
+                # A worker's own int8/int16 variable: one local replica.
+                with tf.device(variable.device):
+                    self.update_step(_tf_internal.local_value(gradient), variable, learning_rate)
+
 
 @keras.saving.register_keras_serializable(package="keras_int")
-class IntegerSGD(_ExactReplicaSum, keras.optimizers.Optimizer):
+class IntegerSGD(_Distributed, keras.optimizers.Optimizer):
     """NITI's integer SGD (docs/algorithms.md 6) for int8 variables (and int32 biases).
 
     The int32 gradient is shifted to ``mu`` bits (pseudo-stochastic rounding)
@@ -289,7 +307,7 @@ def _beta_q16(beta, name):
 
 
 @keras.saving.register_keras_serializable(package="keras_int")
-class IntegerAdam(_ExactReplicaSum, keras.optimizers.Optimizer):
+class IntegerAdam(_Distributed, keras.optimizers.Optimizer):
     """Adam in integers (docs/algorithms.md 14) for int8 variables (and int32 biases).
 
     Each step normalises the int32 gradient to 15 bits (the shift of its

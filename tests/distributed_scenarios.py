@@ -1,11 +1,19 @@
-"""Training scenarios on one device and under tf.distribute.MirroredStrategy with two
-logical CPU devices, run in a fresh process (logical devices must be configured
-before TensorFlow starts) by tests/test_distribute.py.
+"""Training scenarios on one device, under tf.distribute.MirroredStrategy with two
+logical CPU devices, and as one worker of keras_int.distribute.MultiWorkerMirroredStrategy,
+run in fresh processes by tests/test_distribute.py (logical devices and
+TF_CONFIG must be set before TensorFlow starts).
 
-Usage: python tests/distributed_scenarios.py OUT_DIR
-Writes OUT_DIR/results.json: per scenario, whether the mirrored run's weights
-(and optimizer variables, predictions, evaluation) equal the one-device run's
-bit for bit, whether the replicas' copies equal each other, and errors.
+Usage:
+  python tests/distributed_scenarios.py OUT_DIR
+    Writes OUT_DIR/results.json: per scenario, whether the mirrored run's
+    weights (and optimizer variables, predictions, evaluation) equal the
+    one-device run's bit for bit, whether the replicas' copies equal each
+    other, and errors.
+  python tests/distributed_scenarios.py OUT_DIR worker INDEX PORT,PORT
+    Trains the CNN scenario as worker INDEX of a localhost cluster and writes
+    OUT_DIR/worker_INDEX.npz (its weights) and, for worker 0, nothing else.
+  python tests/distributed_scenarios.py OUT_DIR single
+    Trains the same on one device: OUT_DIR/single.npz.
 """
 
 import json
@@ -13,17 +21,24 @@ import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+MODE = sys.argv[2] if len(sys.argv) > 2 else "mirrored"
+if MODE == "worker":
+    os.environ["TF_CONFIG"] = json.dumps({
+        "cluster": {"worker": [f"localhost:{port}" for port in sys.argv[4].split(",")]},
+        "task": {"type": "worker", "index": int(sys.argv[3])}})
 
 import tensorflow as tf  # noqa: E402
 
-_CPU = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(_CPU, [tf.config.LogicalDeviceConfiguration()] * 2)
+if MODE == "mirrored":
+    tf.config.set_logical_device_configuration(tf.config.list_physical_devices("CPU")[0],
+                                               [tf.config.LogicalDeviceConfiguration()] * 2)
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 
 import keras_int  # noqa: E402
+import keras_int.distribute  # noqa: E402
 import tf_int_ops  # noqa: E402
 from keras_int import layers as L  # noqa: E402
 
@@ -118,6 +133,35 @@ def run_scenario(name, scenario, out, x, y):
     return result
 
 
+class _Interrupt(keras.callbacks.Callback):
+    """Stops training with an error at the start of the second epoch (after the first backup)."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == 1:
+            raise RuntimeError("interrupted")
+
+
+def resumed(scenario, strategy, directory, x, y):
+    """Weights after a 2-epoch fit interrupted after epoch 1 and resumed by BackupAndRestore."""
+    for callbacks in ([keras.callbacks.BackupAndRestore(directory), _Interrupt()],
+                      [keras.callbacks.BackupAndRestore(directory)]):
+        with strategy.scope():
+            model = build(scenario)
+        try:
+            model.fit(x, y, batch_size=32, epochs=2, verbose=0, shuffle=False, callbacks=callbacks)
+        except RuntimeError as error:
+            assert "interrupted" in str(error)
+    return model.get_weights()
+
+
+def backup_and_restore(out, x, y):
+    """BackupAndRestore under MirroredStrategy resumes exactly as on one device."""
+    scenario = SCENARIOS["cnn_sgd_momentum"]
+    single = resumed(scenario, tf.distribute.get_strategy(), os.path.join(out, "backup_single"), x, y)
+    mirrored = resumed(scenario, tf.distribute.MirroredStrategy(DEVICES), os.path.join(out, "backup_mirrored"), x, y)
+    return equal_lists(single, mirrored)
+
+
 def refused_layer():
     """IntAdd decides its exponent inside its kernel: refused under a strategy, by name."""
     strategy = tf.distribute.MirroredStrategy(DEVICES)
@@ -134,6 +178,23 @@ def refused_layer():
     except Exception as error:  # noqa: BLE001  (the message is what the test checks)
         return str(error)
     return None
+
+
+def audit():
+    """Float arithmetic feeding the weight updates of a replica's training step
+    (tests/test_integer_audit.py's walk), and whether the step agrees exponents."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from test_integer_audit import float_arithmetic_feeding_updates
+
+    strategy = tf.distribute.MirroredStrategy(DEVICES)
+    with strategy.scope():
+        model = build(SCENARIOS["cnn_master_weights_dropout_overlapping_pool"])
+    x, y = digits(16)
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0)  # creates the optimizer's and metrics' variables
+    found, nodes = float_arithmetic_feeding_updates(model, x, y, strategy)
+    ops = {node.op for node in nodes.values()}
+    return {"float_arithmetic": found, "agrees": "IntOps>MatMul" in ops and "IntOps>Conv2D" in ops
+            and "IntOps>Dense" not in ops and "IntOps>Conv2DLayer" not in ops}
 
 
 def agreed_quantize_cases():
@@ -178,12 +239,34 @@ def agreed_quantize_cases():
 
 def main(out):
     x, y = digits()
-    results = {"quantize": agreed_quantize_cases(), "refused": refused_layer()}
+    results = {"quantize": agreed_quantize_cases(), "refused": refused_layer(), "audit": audit(),
+               "backup_and_restore_equal": backup_and_restore(out, x, y)}
     for name, scenario in SCENARIOS.items():
         results[name] = run_scenario(name, scenario, out, x, y)
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump(results, f, indent=1, default=bool)
 
 
+def multi_worker(out, mode):
+    """The CNN scenario (with a dropout layer) on one device or as one worker: its weights and
+    what it predicts, for the test to compare across processes."""
+    strategy = (keras_int.distribute.MultiWorkerMirroredStrategy() if mode == "worker"
+                else tf.distribute.get_strategy())
+    scenario = {**SCENARIOS["cnn_master_weights_dropout_overlapping_pool"]}
+    x, y = digits()
+    with strategy.scope():
+        model = build(scenario)
+    model.fit(x, y, batch_size=32, epochs=2, verbose=0, shuffle=False)
+    weights = model.get_weights() + [v.numpy() for v in model.optimizer.variables]
+    predictions = model.predict(x, batch_size=32, verbose=0)
+    accuracy = model.evaluate(x, y, batch_size=32, verbose=0, return_dict=True)["accuracy"]
+    name = f"worker_{sys.argv[3]}" if mode == "worker" else "single"
+    np.savez(os.path.join(out, f"{name}.npz"), predictions=predictions, accuracy=accuracy,
+             **{f"w{i}": w for i, w in enumerate(weights)})
+
+
 if __name__ == "__main__":
-    main(sys.argv[1])
+    if MODE == "mirrored":
+        main(sys.argv[1])
+    else:
+        multi_worker(sys.argv[1], MODE)

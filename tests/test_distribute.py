@@ -1,15 +1,19 @@
-"""Data-parallel training under tf.distribute.MirroredStrategy (two logical CPU devices):
-bit-identical to one device, replicas identical, checkpoints portable, unagreed layers refused.
+"""Data-parallel training: tf.distribute.MirroredStrategy (two logical CPU devices) and
+keras_int.distribute.MultiWorkerMirroredStrategy (two localhost worker processes),
+bit-identical to one device; replicas identical, checkpoints portable, unagreed
+layers refused.
 
-The scenarios run once, in a fresh process (tests/distributed_scenarios.py):
-logical devices must be configured before TensorFlow starts.
+The scenarios run in fresh processes (tests/distributed_scenarios.py):
+logical devices and TF_CONFIG must be set before TensorFlow starts.
 """
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -56,7 +60,59 @@ def test_agreed_quantize_and_requantize_equal_one_device(results, case):
     assert results["quantize"][case]
 
 
+def test_backup_and_restore_resumes_as_on_one_device(results):
+    assert results["backup_and_restore_equal"]
+
+
 def test_layer_deciding_exponents_in_its_kernel_is_refused_by_name(results):
     message = results["refused"]
     assert message is not None, "IntAdd trained under two replicas without an error"
     assert "add: not supported yet under a tf.distribute strategy with 2 replicas" in message
+
+
+def test_replica_training_step_is_integer(results):
+    """The agreed op sequences (not the fused layer ops) run under the strategy, and
+    nothing but the documented boundaries is float arithmetic (test_integer_audit)."""
+    assert results["audit"]["agrees"]
+    assert results["audit"]["float_arithmetic"] == []
+
+
+def _free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("localhost", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+@pytest.fixture(scope="module")
+def multi_worker(tmp_path_factory):
+    """Two localhost workers of keras_int.distribute.MultiWorkerMirroredStrategy (TF_CONFIG)
+    and one device, each in its own process, training the same CNN with stock ``fit``."""
+    out = tmp_path_factory.mktemp("multi_worker")
+    script = os.path.join(HERE, "distributed_scenarios.py")
+    ports = ",".join(str(p) for p in _free_ports(2))
+    workers = [subprocess.Popen([sys.executable, script, str(out), "worker", str(i), ports],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=os.path.dirname(HERE))
+               for i in range(2)]
+    single = subprocess.run([sys.executable, script, str(out), "single"], capture_output=True, text=True,
+                            timeout=600, cwd=os.path.dirname(HERE))
+    try:
+        outputs = [w.communicate(timeout=600) for w in workers]
+    finally:
+        for w in workers:
+            w.kill()
+    assert single.returncode == 0, single.stderr[-3000:]
+    for w, (_, err) in zip(workers, outputs):
+        assert w.returncode == 0, err[-3000:]
+    return [np.load(out / f"{name}.npz") for name in ("single", "worker_0", "worker_1")]
+
+
+def test_two_workers_train_bit_identically_to_one_device(multi_worker):
+    single, worker_0, worker_1 = multi_worker
+    assert single.files == worker_0.files == worker_1.files
+    for key in single.files:
+        assert np.array_equal(worker_0[key], worker_1[key]), f"the workers differ in {key}"
+        assert np.array_equal(single[key], worker_0[key]), f"the workers differ from one device in {key}"

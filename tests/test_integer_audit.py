@@ -6,6 +6,8 @@ display-only loss and metrics, and Keras' loss-reduction gradient that hands
 the 1/batch factor to the integer loss gradient.
 """
 
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -21,9 +23,19 @@ NOT_ARITHMETIC = {
     "Select", "SelectV2", "ZerosLike", "OnesLike", "Fill", "Pack", "StridedSlice", "ConcatV2",
     "GatherV2", "ExpandDims", "Squeeze", "BroadcastTo", "Tile", "StopGradient", "NoOp", "Transpose",
     "IntOps>Quantize", "IntOps>Dequantize",  # exact power-of-two conversions (carriers)
+    "Bitcast",  # a carrier's bit pattern read as int32 (exponent agreement across replicas)
 }
 # Keras' loss-reduction gradient: the float 1/batch upstream of the integer loss gradient.
 BOUNDARY_SCOPES = ("gradient_tape/compile_loss/",)
+# IntegerCrossEntropy's check that float labels are whole class indices (it
+# compares them, computes nothing from them).
+LABEL_CHECK_SCOPE, LABEL_CHECK_OPS = "compile_loss/integer_cross_entropy/", {"Round", "Equal"}
+
+
+def _boundary(node):
+    """A documented float boundary; a replica's copy of the step (``replica_1/``) counts as the step."""
+    name = re.sub(r"(^|/)replica_\d+/", r"\1", node.name)
+    return name.startswith(BOUNDARY_SCOPES) or (name.startswith(LABEL_CHECK_SCOPE) and node.op in LABEL_CHECK_OPS)
 
 
 def _dtype(node):
@@ -33,8 +45,12 @@ def _dtype(node):
     return None
 
 
-def _train_step_graph(model, x, y):
-    concrete = tf.function(model.train_step).get_concrete_function((tf.constant(x), tf.constant(y)))
+def _train_step_graph(model, x, y, strategy=None):
+    step = model.train_step
+    if strategy is not None:
+        def step(data):
+            return strategy.run(model.train_step, args=(data,))
+    concrete = tf.function(step).get_concrete_function((tf.constant(x), tf.constant(y)))
     graph_def = concrete.graph.as_graph_def()
     nodes = list(graph_def.node)
     for function in graph_def.library.function:
@@ -46,9 +62,10 @@ def _inputs(node):
     return [name.lstrip("^").split(":")[0] for name in node.input]
 
 
-def float_arithmetic_feeding_updates(model, x, y):
-    """Float arithmetic ops on the paths that produce the integer weight updates."""
-    nodes = _train_step_graph(model, x, y)
+def float_arithmetic_feeding_updates(model, x, y, strategy=None):
+    """Float arithmetic ops on the paths that produce the integer weight updates
+    (of one replica's step under `strategy`, a tf.distribute strategy)."""
+    nodes = _train_step_graph(model, x, y, strategy)
     frontier = [n for n in nodes.values() if n.op == "IntOps>SgdUpdate"]
     assert frontier, "no integer weight update in the training step"
     seen, found = set(), []
@@ -58,8 +75,7 @@ def float_arithmetic_feeding_updates(model, x, y):
             continue
         seen.add(node.name)
         dtype = _dtype(node)
-        if (dtype is not None and dtype.is_floating and node.op not in NOT_ARITHMETIC
-                and not node.name.startswith(BOUNDARY_SCOPES)):
+        if dtype is not None and dtype.is_floating and node.op not in NOT_ARITHMETIC and not _boundary(node):
             found.append(f"{node.op} {node.name}")
         frontier += [nodes[name] for name in _inputs(node) if name in nodes]
     return found, nodes

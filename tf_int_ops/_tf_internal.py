@@ -160,3 +160,32 @@ def resource_handle(variable):
     if isinstance(variable, tf.distribute.DistributedValues):
         return variable._get_on_device_or_primary().handle
     return variable.handle
+
+
+def local_variable(**kwargs):
+    """A plain resource variable, made without the variable creators in scope.
+
+    Why: under MultiWorkerMirroredStrategy, the strategy's creator broadcasts
+    initial values with CollectiveBcastSend, which has no int8/int16 type
+    (tf_int_ops.replicas.integer_variable_scope). Public alternative: none
+    (``tf.Variable`` always goes through the creators in scope).
+    """
+    from tensorflow.python.ops import resource_variable_ops
+
+    keep = ("initial_value", "trainable", "name", "dtype", "constraint", "synchronization", "aggregation",
+            "shape", "caching_device", "validate_shape")
+    return resource_variable_ops.ResourceVariable(**{k: v for k, v in kwargs.items() if k in keep})
+
+
+def local_value(value):
+    """The one local replica's component of a strategy's per-replica value (the value itself otherwise).
+
+    Why: a worker's own variable (``local_variable``) is updated in the
+    cross-replica context, where its gradient is a Mirrored value of the
+    worker's single device. Public alternative:
+    ``strategy.experimental_local_results(value)[0]``, which needs the strategy.
+    """
+    if isinstance(value, tf.distribute.DistributedValues):
+        return value.values[0]
+    return value
+

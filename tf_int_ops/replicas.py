@@ -24,9 +24,11 @@ plain single-device computation.
 >>> y, e = requantize_to_carrier(acc, acc_exponent)
 """
 
+import contextlib
+
 import tensorflow as tf
 
-from tf_int_ops import _loader
+from tf_int_ops import _loader, _tf_internal
 from tf_int_ops import _validation as check
 from tf_int_ops import ops
 
@@ -187,3 +189,48 @@ def refuse(fn):
             f"{fn}: not supported yet under a tf.distribute strategy with {replicas} replicas: its kernel "
             "decides exponents over the local rows only, so the replicas would disagree (docs/algorithms.md "
             f"17). Layer ops that agree across replicas: {', '.join(AGREED_OPS)}")
+
+
+def _workers(strategy):
+    """The worker (and chief) tasks of a multi-worker strategy's cluster; 1 for other strategies."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or resolver is None:
+        return 1
+    spec = resolver.cluster_spec().as_dict()
+    return sum(len(spec.get(job, ())) for job in ("chief", "worker"))
+
+
+def _local_integer_variable(next_creator, **kwargs):
+    """Creates an int8/int16 variable under MultiWorkerMirroredStrategy.
+
+    The strategy broadcasts every initial value from the chief with
+    ``CollectiveBcastSend``, which has no int8 or int16 type. The value is
+    broadcast as int32 instead (through the strategy, as a temporary int32
+    variable) and the int8/int16 variable is a plain one on this worker's
+    device: each worker holds one replica, and every replica applies the
+    same integer update (``sum_exactly``), so the workers' copies stay equal
+    without mirroring.
+    """
+    dtype = tf.as_dtype(kwargs.get("dtype") or tf.int8)
+    if dtype not in (tf.int8, tf.int16):
+        return next_creator(**kwargs)
+    initial = kwargs["initial_value"]
+    initial = initial() if callable(initial) else initial
+    broadcast = next_creator(**{**kwargs, "initial_value": tf.cast(initial, tf.int32), "dtype": tf.int32,
+                                "trainable": False, "name": f"{kwargs.get('name') or 'integer'}_broadcast"})
+    device = tf.distribute.get_strategy().extended.worker_devices[0]
+    with tf.device(device):
+        return _tf_internal.local_variable(**{**kwargs, "initial_value": tf.cast(broadcast.read_value(), dtype),
+                                              "dtype": dtype})
+
+
+def integer_variable_scope():
+    """A context in which the current strategy can create int8/int16 variables.
+
+    >>> with integer_variable_scope():
+    ...     kernel = tf.Variable(tf.zeros([3, 3], tf.int8))
+    """
+    if _workers(tf.distribute.get_strategy()) > 1:
+        return tf.variable_creator_scope(_local_integer_variable)
+    return contextlib.nullcontext()
+

@@ -15,6 +15,7 @@ from keras_int import _checkpoint
 from keras_int.precision import resolve_bits
 from tf_int_ops import _tf_internal
 from tf_int_ops import _validation as check
+from tf_int_ops import replicas
 
 PACKAGE = "keras_int"
 
@@ -35,6 +36,11 @@ class IntLayer(keras.layers.Layer):
         self.seed = int(np.random.randint(0, 2**31 - 1)) if seed is None else int(seed)
         # Custom ops have no XLA kernels.
         self.supports_jit = False
+
+    def _integer_weight(self, name, shape, dtype, trainable, initializer):
+        """An int8/int16 weight: what add_weight makes, in a way the strategy can make it."""
+        with replicas.integer_variable_scope():
+            return self.add_weight(name=name, shape=shape, dtype=dtype, trainable=trainable, initializer=initializer)
 
     def _exponent(self, name, value=0):
         return self.add_weight(name=name, shape=(), dtype="int32", trainable=False,
@@ -109,8 +115,8 @@ class WeightedIntLayer(QuantizingIntLayer):
             q, e = tf_int_ops.quantize(
                 tf.convert_to_tensor(self.kernel_initializer(shape, dtype="float32")),
                 bits=tf.as_dtype(self.weight_dtype).size * 8)
-        self.kernel = self.add_weight(name="kernel", shape=shape, dtype=self.weight_dtype, trainable=True,
-                                      initializer=lambda shape, dtype=None: q)
+        self.kernel = self._integer_weight("kernel", shape, self.weight_dtype, True,
+                                           lambda shape, dtype=None: q)
         self.kernel_exponent = self._exponent("kernel_exponent", int(e))
         # The bias is a weight on a constant input of 1: int32, at the
         # kernel's exponent, starting at zero.

@@ -15,8 +15,7 @@ class _Table(IntLayer):
     def _build_table(self, shape, initializer):
         with tf.init_scope():
             q, e = tf_int_ops.quantize(tf.convert_to_tensor(initializer(shape, dtype="float32")))
-        self.embeddings = self.add_weight(name="embeddings", shape=shape, dtype="int8", trainable=True,
-                                          initializer=lambda shape, dtype=None: q)
+        self.embeddings = self._integer_weight("embeddings", shape, "int8", True, lambda shape, dtype=None: q)
         self.embeddings_exponent = self._exponent("embeddings_exponent", int(e))
         self.error_exponent = self._exponent("error_exponent")
 

@@ -40,8 +40,7 @@ def _scale_and_offset(layer, shape):
         beta_exponent = gamma_e - tf_int_ops.NORM_FRACTION_BITS
         beta_q = np.clip(np.round(np.asarray(beta_float, np.float64) * 2.0**-beta_exponent),
                          -(2**31 - 1), 2**31 - 1).astype(np.int32)
-    layer.gamma = layer.add_weight(name="gamma", shape=shape, dtype="int8", trainable=layer.scale,
-                                   initializer=lambda shape, dtype=None: gamma_q)
+    layer.gamma = layer._integer_weight("gamma", shape, "int8", layer.scale, lambda shape, dtype=None: gamma_q)
     layer.gamma_exponent = layer._exponent("gamma_exponent", gamma_e)
     layer.beta = layer.add_weight(name="beta", shape=shape, dtype="int32", trainable=layer.center,
                                   initializer=lambda shape, dtype=None: beta_q)
