@@ -123,6 +123,9 @@ def requantize_to_carrier(acc, exponent, rounding="nearest", seed=None, bits=8):
     seed = check.seed(seed, rounding, "requantize")
     if _context() is None:
         return raw.int_ops_requantize_to_carrier(acc, exponent, seed, bits=bits, rounding=rounding)
+    # Stochastic rounding draws by element index: each replica keys its own
+    # stream, so that the replicas' rows do not share their random bits.
+    seed = tf.bitwise.bitwise_xor(seed, tf.stack([tf.cast(index(), tf.int64), tf.constant(0, tf.int64)]))
     bit_length = agree_max(ops.bit_length(acc)[tf.newaxis])[0]
     sentinel = tf.where(bit_length > 0,
                         -tf.bitwise.left_shift(tf.constant(1, tf.int64), tf.cast(bit_length, tf.int64) - 1), 0)
