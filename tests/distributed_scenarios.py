@@ -43,6 +43,15 @@ import tf_int_ops  # noqa: E402
 from keras_int import layers as L  # noqa: E402
 
 DEVICES = ["/cpu:0", "/cpu:1"]
+_MIRRORED = []
+
+
+def mirrored_strategy():
+    """The process's one MirroredStrategy: two strategy objects in one process reuse
+    collective keys, and their all-reduces of different shapes collide."""
+    if not _MIRRORED:
+        _MIRRORED.append(tf.distribute.MirroredStrategy(DEVICES))
+    return _MIRRORED[0]
 
 
 def digits(n=256):
@@ -59,11 +68,20 @@ def cnn(bits=8, dropout=False, overlapping_pool=False):
     return keras.Sequential(layers)
 
 
+def residual_cnn():
+    inputs = keras.Input((8, 8, 1))
+    h = L.IntReLU()(L.IntConv2D(8, 3, padding="same", use_bias=True)(inputs))
+    h = L.IntReLU()(L.IntAdd()([h, L.IntConv2D(8, 3, padding="same")(h)]))
+    h = L.IntFlatten()(L.IntMaxPool2D(2)(h))
+    return keras.Model(inputs, L.IntDense(10)(h))
+
+
 SCENARIOS = {
     "cnn_sgd_momentum": dict(model=lambda: cnn(), optimizer=lambda: keras_int.optimizers.IntegerSGD(momentum=8)),
     "cnn_master_weights_dropout_overlapping_pool": dict(
         model=lambda: cnn(dropout=True, overlapping_pool=True),
         optimizer=lambda: keras_int.optimizers.IntegerSGD(weight_bits=16)),
+    "residual_cnn": dict(model=residual_cnn, optimizer=lambda: keras_int.optimizers.IntegerSGD()),
     "cnn_dfp16_adam": dict(model=lambda: cnn(bits=16),
                            optimizer=lambda: keras_int.optimizers.IntegerAdam(step_bits=-2),
                            loss=lambda: keras_int.losses.IntegerCrossEntropy(bits=16)),
@@ -102,7 +120,7 @@ def replicas_agree(model):
 
 def run_scenario(name, scenario, out, x, y):
     single, _ = train(scenario, tf.distribute.get_strategy(), out, f"{name}_single", x, y)
-    mirrored, checkpoint = train(scenario, tf.distribute.MirroredStrategy(DEVICES), out, f"{name}_mirrored", x, y)
+    mirrored, checkpoint = train(scenario, mirrored_strategy(), out, f"{name}_mirrored", x, y)
     trained, mirrored_trained = single.get_weights(), mirrored.get_weights()
     single_eval = single.evaluate(x, y, batch_size=32, verbose=0, return_dict=True)
     mirrored_eval = mirrored.evaluate(x, y, batch_size=32, verbose=0, return_dict=True)
@@ -158,18 +176,18 @@ def backup_and_restore(out, x, y):
     """BackupAndRestore under MirroredStrategy resumes exactly as on one device."""
     scenario = SCENARIOS["cnn_sgd_momentum"]
     single = resumed(scenario, tf.distribute.get_strategy(), os.path.join(out, "backup_single"), x, y)
-    mirrored = resumed(scenario, tf.distribute.MirroredStrategy(DEVICES), os.path.join(out, "backup_mirrored"), x, y)
+    mirrored = resumed(scenario, mirrored_strategy(), os.path.join(out, "backup_mirrored"), x, y)
     return equal_lists(single, mirrored)
 
 
 def refused_layer():
-    """IntAdd decides its exponent inside its kernel: refused under a strategy, by name."""
-    strategy = tf.distribute.MirroredStrategy(DEVICES)
+    """Batch normalization decides its statistics inside its kernel: refused under a strategy, by name."""
+    strategy = mirrored_strategy()
     with strategy.scope():
         keras.utils.set_random_seed(0)
         inputs = keras.Input((8, 8, 1))
         h = L.IntConv2D(4, 3, padding="same")(inputs)
-        h = L.IntAdd()([h, h])
+        h = L.IntBatchNormalization()(h)
         model = keras.Model(inputs, L.IntDense(10)(L.IntFlatten()(h)))
         model.compile(optimizer=keras_int.optimizers.IntegerSGD(), loss=keras_int.losses.IntegerCrossEntropy())
     x, y = digits(64)
@@ -186,7 +204,7 @@ def audit():
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from test_integer_audit import float_arithmetic_feeding_updates
 
-    strategy = tf.distribute.MirroredStrategy(DEVICES)
+    strategy = mirrored_strategy()
     with strategy.scope():
         model = build(SCENARIOS["cnn_master_weights_dropout_overlapping_pool"])
     x, y = digits(16)
@@ -200,7 +218,7 @@ def audit():
 def agreed_quantize_cases():
     """replicas.quantize and replicas.requantize_to_carrier of each replica's half
     against ops.quantize / requantize of the whole tensor (one device)."""
-    strategy = tf.distribute.MirroredStrategy(DEVICES)
+    strategy = mirrored_strategy()
     rng = np.random.default_rng(7)
     cases = {
         "random": rng.normal(size=(8, 5)).astype(np.float32),

@@ -134,6 +134,29 @@ def requantize_to_carrier(acc, exponent, rounding="nearest", seed=None, bits=8):
     return tf.reshape(y[:-1], tf.shape(acc)), y_exponent
 
 
+def aligned_add_to_carrier(a, a_exponent, b, b_exponent, rounding="nearest", seed=None):
+    """``int_add`` as a carrier (AlignedAdd, then RequantizeToCarrier), agreed across replicas.
+
+    AlignedAdd reads its data once: when the exponents are too far apart to
+    align exactly, whether the operand with the larger exponent is all zero.
+    Each operand gets a sentinel element, 1 where that operand is non-zero on
+    some replica, else 0, so the kernel's test answers for the whole batch;
+    the sentinels' sum is cut off before the agreed requantize.
+    """
+    a, b, dtype, acc_dtype = check.product_operands(a, b, "int_add", "a", "b")
+    raw = _loader.load()
+    bits = dtype.size * 8
+    if _context() is None:
+        acc, acc_exponent = raw.int_ops_aligned_add(a, a_exponent, b, b_exponent, Tacc=acc_dtype)
+        return requantize_to_carrier(acc, acc_exponent, rounding, seed, bits)[0]
+    nonzero = agree_max(tf.stack([tf.cast(tf.reduce_any(tf.not_equal(t, 0)), tf.int32) for t in (a, b)]))
+    acc, acc_exponent = raw.int_ops_aligned_add(
+        tf.concat([tf.reshape(a, [-1]), tf.cast(nonzero[:1], dtype)], 0), a_exponent,
+        tf.concat([tf.reshape(b, [-1]), tf.cast(nonzero[1:], dtype)], 0), b_exponent, Tacc=acc_dtype)
+    y, _ = requantize_to_carrier(tf.reshape(acc[:-1], tf.shape(a)), acc_exponent, rounding, seed, bits)
+    return y
+
+
 def sum_exactly(tensors):
     """The sums over all replicas of a list of int32/int64 tensors, exactly.
 
@@ -179,7 +202,7 @@ def index():
 
 # The layer ops whose exponents are agreed across replicas; the others decide
 # an exponent inside one kernel over the local rows (tf_int_ops.replicas).
-AGREED_OPS = ("dense", "conv2d", "relu", "max_pool2d", "dropout", "softmax_cross_entropy")
+AGREED_OPS = ("dense", "conv2d", "relu", "max_pool2d", "dropout", "add", "softmax_cross_entropy")
 
 
 def refuse(fn):

@@ -3,7 +3,7 @@
 import tensorflow as tf
 
 from tf_int_ops import _validation as check
-from tf_int_ops import ops, replicas
+from tf_int_ops import replicas
 from tf_int_ops.layer_ops._carrier import error_to_carrier
 
 
@@ -16,7 +16,7 @@ def _reduce_error(dy, shape, bits):
     """The error of an operand of shape `shape` broadcast to dy's shape: dy
     quantized to `bits`, summed over the broadcast axes in int32 (int64 for
     16 bits), requantized (nearest)."""
-    err, e_err = ops.quantize(dy, bits=bits)
+    err, e_err = replicas.quantize(dy, bits=bits)
     axes, _ = tf.raw_ops.BroadcastGradientArgs(s0=shape, s1=tf.shape(dy))
     # int8: at most 2**24 terms of |err| <= 127 fit int32.
     total = tf.reduce_sum(tf.cast(err, check.sum_dtype(err.dtype)), axis=axes)
@@ -32,10 +32,14 @@ def add(a, b, rounding="nearest", seed=None, bits=8):
 
     >>> add(tf.ones([2, 3]), tf.constant([0.5, 0.25, 1.0]))   # [2, 3]
     """
-    replicas.refuse("add")
     a = check.carrier(a, "a", "add")
     b = check.carrier(b, "b", "add")
     check.bits(bits, "add")
+    if replicas.count() > 1 and (a.shape.rank != b.shape.rank or a.shape[:1] != b.shape[:1]):
+        # Its error would be summed over the batch, which the replicas split:
+        # rounded per replica, not as one device rounds it.
+        raise ValueError(f"add: under a tf.distribute strategy with {replicas.count()} replicas an operand "
+                         f"broadcast along the batch axis is not supported yet, got shapes {a.shape} and {b.shape}")
     try:
         tf.broadcast_static_shape(a.shape, b.shape)
     except ValueError:
@@ -44,25 +48,25 @@ def add(a, b, rounding="nearest", seed=None, bits=8):
 
     @tf.custom_gradient
     def _add(a, b):
-        qa, ea = ops.quantize(a, bits=bits)
-        qb, eb = ops.quantize(b, bits=bits)
+        qa, ea = replicas.quantize(a, bits=bits)
+        qb, eb = replicas.quantize(b, bits=bits)
         if not same:
             shape = tf.broadcast_dynamic_shape(tf.shape(qa), tf.shape(qb))
             qa, qb = tf.broadcast_to(qa, shape), tf.broadcast_to(qb, shape)
-        q, e = ops.int_add(qa, ea, qb, eb, rounding, seed)
+        y = replicas.aligned_add_to_carrier(qa, ea, qb, eb, rounding, seed)
 
         def grad(dy):
             # d(a + b)/da = d(a + b)/db = 1: the error carrier passes
             # unchanged, summed over the axes an operand was broadcast along.
             if same:
                 return tf.identity(dy), tf.identity(dy)
-            if dy.shape.rank is not None and q.shape.rank is not None and not dy.shape.is_compatible_with(q.shape):
-                raise ValueError(f"add: the error dy has shape {dy.shape}, the sum {q.shape}")
+            if dy.shape.rank is not None and y.shape.rank is not None and not dy.shape.is_compatible_with(y.shape):
+                raise ValueError(f"add: the error dy has shape {dy.shape}, the sum {y.shape}")
             with tf.control_dependencies([tf.debugging.assert_equal(
-                    tf.shape(dy), tf.shape(q), message="add: the error dy must have the sum's shape")]):
+                    tf.shape(dy), tf.shape(y), message="add: the error dy must have the sum's shape")]):
                 dy = tf.identity(dy)
             return _reduce_error(dy, tf.shape(a), bits), _reduce_error(dy, tf.shape(b), bits)
 
-        return ops.dequantize(q, e), grad
+        return y, grad
 
     return _add(a, b)
