@@ -72,8 +72,8 @@ def residual_cnn():
     inputs = keras.Input((8, 8, 1))
     h = L.IntReLU()(L.IntConv2D(8, 3, padding="same", use_bias=True)(inputs))
     h = L.IntReLU()(L.IntAdd()([h, L.IntConv2D(8, 3, padding="same")(h)]))
-    h = L.IntFlatten()(L.IntMaxPool2D(2)(h))
-    return keras.Model(inputs, L.IntDense(10)(h))
+    h = L.IntConv2D(16, 3, padding="same")(L.IntAveragePooling2D(3, strides=2, padding="same")(h))
+    return keras.Model(inputs, L.IntDense(10)(L.IntGlobalAveragePooling2D()(L.IntReLU()(h))))
 
 
 SCENARIOS = {

@@ -64,24 +64,32 @@ tf.no_gradient("IntOps>MaxPoolCarrierGrad")
 
 
 def avg_pool2d(x, pool_size=2, strides=None, padding="VALID", rounding="nearest", seed=None, bits=8):
-    """Integer average pooling on an NHWC carrier of ``bits``-bit mantissas (8, or 16 for DFP16)."""
-    replicas.refuse("avg_pool2d")
-    x = check.carrier(x, "x", "avg_pool2d")
-    check.rank(x, 4, "x", "avg_pool2d")
-    check.bits(bits, "avg_pool2d")
+    """Integer average pooling on an NHWC carrier of ``bits``-bit mantissas (8, or 16 for DFP16).
+
+    ``int_avg_pool2d`` on the carrier's mantissas (window sums times
+    round(2**16/n), requantized); the gradient is ``int_avg_pool2d_grad`` of
+    the quantized error. Under a tf.distribute strategy the quantize and
+    requantize exponents are agreed across replicas (tf_int_ops.replicas).
+    """
+    fn = "avg_pool2d"
+    x = check.carrier(x, "x", fn)
+    check.rank(x, 4, "x", fn)
+    check.bits(bits, fn)
+    attrs = check.pool_attrs(pool_size, strides, padding, fn)
+    raw = _loader.load()
 
     @tf.custom_gradient
     def _avg_pool(x):
-        q, e = ops.quantize(x, bits=bits)
-        input_sizes = tf.shape(q)
-        y_q, y_e = ops.int_avg_pool2d(q, e, pool_size, strides, padding, rounding, seed)
+        q, e = replicas.quantize(x, bits=bits)
+        sum_dtype = check.sum_dtype(q.dtype)
+        acc = raw.int_ops_avg_pool(q, **attrs, Tacc=sum_dtype)
+        y, _ = replicas.requantize_to_carrier(acc, e - ops.AVG_POOL_SHIFT, rounding, seed, bits)
 
         def grad(dy):
-            err, err_exponent = ops.quantize(dy, bits=bits)
-            dx, dx_e = ops.int_avg_pool2d_grad(input_sizes, err, err_exponent, pool_size,
-                                               strides, padding)
-            return ops.dequantize(dx, dx_e)
+            err, err_exponent = replicas.quantize(dy, bits=bits)
+            dx = raw.int_ops_avg_pool_grad(tf.shape(q), err, **attrs, Tacc=sum_dtype)
+            return error_to_carrier(dx, err_exponent - ops.AVG_POOL_SHIFT, bits)
 
-        return ops.dequantize(y_q, y_e), grad
+        return y, grad
 
     return _avg_pool(x)
