@@ -164,3 +164,23 @@ def test_cli_rejects_a_bad_dataset_and_data_dir(tmp_path):
     assert result.returncode == 2 and "does not take --dataset fortunes" in result.stderr
     result = _cli("--bits", "12")
     assert result.returncode == 2 and "invalid choice: 12" in result.stderr
+
+
+def test_cli_trains_data_parallel_on_two_replicas(tmp_path):
+    """--replicas 2: MirroredStrategy on two logical CPU devices (no GPU here), stock fit.
+    (Bit-identity with one device is tests/test_distribute.py's: the example's
+    per-epoch reshuffling does not keep one order across the two runs.)"""
+    result = _cli("--dataset", "digits", "--epochs", "1", "--replicas", "2", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "2 replicas" in result.stdout
+    report = json.load(open(tmp_path / "report.json"))
+    assert report["args"]["replicas"] == 2
+    (result,) = report["results"]
+    assert result["model"] == "lenet_int8" and result["test_accuracy"] > 0.2  # chance: 0.1
+
+
+def test_cli_refuses_a_model_that_cannot_run_on_replicas_yet(tmp_path):
+    result = _cli("--model", "resnet20", "--dataset", "digits", "--epochs", "1", "--replicas", "2",
+                  "--out", str(tmp_path))
+    assert result.returncode != 0
+    assert "batch_norm: not supported yet under a tf.distribute strategy with 2 replicas" in result.stderr

@@ -2,6 +2,7 @@
 
     python -m keras_int.examples.train --dataset digits --epochs 2 --compare
     python -m keras_int.examples.train --model resnet20 --dataset digits --compare
+    python -m keras_int.examples.train --replicas 2 --compare    # tf.distribute.MirroredStrategy
 
 Each model trains in its own process, so that its peak memory (max RSS) is
 its own. Writes report.json and report.png (accuracy curves and exponent
@@ -69,6 +70,14 @@ def _parse(argv):
                              "convolution layers, loss and SGD steps; docs/algorithms.md 16)")
     parser.add_argument("--compare", action="store_true",
                         help="also train the float32 twin (and, with --bits 16, the int8 model)")
+    parser.add_argument("--replicas", type=int, default=1,
+                        help="train data-parallel under tf.distribute.MirroredStrategy on this many GPUs, or "
+                             "logical CPU devices where there are fewer GPUs (--batch-size stays the global "
+                             "batch). The integer arithmetic is one device's, bit for bit, when the replicas "
+                             "divide every batch and see the same data order (README, 'Scaling out'); this "
+                             "example reshuffles every epoch, and Keras reads the distributed data once more "
+                             "to build the model, so its order, and results, differ from --replicas 1. "
+                             "lenet and vgg_small only for now")
     parser.add_argument("--data-dir", default=None, help="TFDS data directory")
     parser.add_argument("--out", default="runs/latest", help="directory for report.json and report.png")
     parser.add_argument("--seed", type=int, default=0)
@@ -77,6 +86,8 @@ def _parse(argv):
         parser.error("--epochs must be >= 1")
     if args.batch_size < 1:
         parser.error("--batch-size must be >= 1")
+    if args.replicas < 1:
+        parser.error("--replicas must be >= 1")
     from keras_int.examples.data import TEXT_DATASETS
 
     if (args.model == "text_transformer") != (args.dataset in TEXT_DATASETS):
@@ -116,21 +127,28 @@ class _EpochTimer:
         return Timer()
 
 
-def train_one(args, integer, dataset, bits=8):
-    """Trains one model in this process (integer: with `bits`-bit mantissas); returns its results."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+def _strategy(replicas):
+    """The default strategy, or a MirroredStrategy over `replicas` GPUs (logical CPU
+    devices where there are fewer GPUs; set before TensorFlow places anything)."""
+    import tensorflow as tf
+
+    if replicas == 1:
+        return tf.distribute.get_strategy()
+    gpus = tf.config.list_physical_devices("GPU")
+    if len(gpus) >= replicas:
+        return tf.distribute.MirroredStrategy([f"/gpu:{i}" for i in range(replicas)])
+    tf.config.set_logical_device_configuration(tf.config.list_physical_devices("CPU")[0],
+                                               [tf.config.LogicalDeviceConfiguration()] * replicas)
+    return tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(replicas)])
+
+
+def _compiled(args, integer, info, epochs, options):
+    """The example model compiled for training, and its callbacks."""
     import keras
 
     import keras_int
-    from keras_int.examples import data, models
+    from keras_int.examples import models
 
-    keras.utils.set_random_seed(args.seed)
-    keras_int.set_default_bits(bits)
-    train, test, info = data.load(dataset, args.batch_size, args.data_dir, log=lambda m: None)
-    epochs = args.epochs or DEFAULT_EPOCHS[info["name"]]
-    options = {} if getattr(args, "bn_momentum", None) is None else {"bn_momentum": args.bn_momentum}
-    if "vocab" in info:
-        options["vocab"] = info["vocab"]
     model = models.build(args.model, info["input_shape"], info["classes"], integer=integer, **options)
     callbacks = [_EpochTimer()]
     adam = getattr(args, "optimizer", "sgd") == "adam"
@@ -153,7 +171,30 @@ def train_one(args, integer, dataset, bits=8):
                      else keras.optimizers.SGD(learning_rate=0.01, momentum=0.9))
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
-    print(f"\n=== {model.name} on {info['name']}: {epochs} epochs, batch {args.batch_size} ===", flush=True)
+    return model, callbacks
+
+
+def train_one(args, integer, dataset, bits=8):
+    """Trains one model in this process (integer: with `bits`-bit mantissas); returns its results."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    strategy = _strategy(getattr(args, "replicas", 1))
+    import keras
+
+    import keras_int
+    from keras_int.examples import data
+
+    keras.utils.set_random_seed(args.seed)
+    keras_int.set_default_bits(bits)
+    train, test, info = data.load(dataset, args.batch_size, args.data_dir, log=lambda m: None)
+    epochs = args.epochs or DEFAULT_EPOCHS[info["name"]]
+    options = {} if getattr(args, "bn_momentum", None) is None else {"bn_momentum": args.bn_momentum}
+    if "vocab" in info:
+        options["vocab"] = info["vocab"]
+    with strategy.scope():  # the model, its optimizer and metrics: variables of the strategy
+        model, callbacks = _compiled(args, integer, info, epochs, options)
+    replicas = f", {strategy.num_replicas_in_sync} replicas" if strategy.num_replicas_in_sync > 1 else ""
+    print(f"\n=== {model.name} on {info['name']}: {epochs} epochs, batch {args.batch_size}{replicas} ===",
+          flush=True)
     history = model.fit(train, epochs=epochs, validation_data=test, callbacks=callbacks, verbose=1)
     times = callbacks[0].times
     steady = times[1:] if len(times) > 1 else times  # the first epoch includes tracing
