@@ -76,12 +76,36 @@ def residual_cnn():
     return keras.Model(inputs, L.IntDense(10)(L.IntGlobalAveragePooling2D()(L.IntReLU()(h))))
 
 
+@keras.saving.register_keras_serializable(package="keras_int_tests")
+class SelfProduct(keras.layers.Layer):
+    """h @ h^T per sample with tf_int_ops.layer_ops.matmul (attention's product of two carriers)."""
+
+    def call(self, h):
+        return tf_int_ops.layer_ops.matmul(h, h, transpose_b=True)[0]
+
+
+def sequence_model():
+    ids = keras.Input((12,), dtype="int32")
+    h = L.IntEmbedding(17, 8)(ids)
+    h = L.IntAdd()([h, L.IntPositionEmbedding(12)(h)])
+    h = L.IntReLU()(L.IntDense(8)(h))
+    h = L.IntGlobalAveragePooling1D()(SelfProduct()(h))
+    return keras.Model(ids, L.IntDense(10)(h))
+
+
+def digit_sequences(x):
+    """Every fifth pixel of the digits (0..16) as 12 token ids."""
+    return np.round(x.reshape(len(x), 64)[:, ::5][:, :12] * 16).astype("int32")
+
+
 SCENARIOS = {
     "cnn_sgd_momentum": dict(model=lambda: cnn(), optimizer=lambda: keras_int.optimizers.IntegerSGD(momentum=8)),
     "cnn_master_weights_dropout_overlapping_pool": dict(
         model=lambda: cnn(dropout=True, overlapping_pool=True),
         optimizer=lambda: keras_int.optimizers.IntegerSGD(weight_bits=16)),
     "residual_cnn": dict(model=residual_cnn, optimizer=lambda: keras_int.optimizers.IntegerSGD()),
+    "sequence_embedding_matmul": dict(model=sequence_model, optimizer=lambda: keras_int.optimizers.IntegerSGD(),
+                                      inputs=digit_sequences),
     "cnn_dfp16_adam": dict(model=lambda: cnn(bits=16),
                            optimizer=lambda: keras_int.optimizers.IntegerAdam(step_bits=-2),
                            loss=lambda: keras_int.losses.IntegerCrossEntropy(bits=16)),
@@ -119,6 +143,7 @@ def replicas_agree(model):
 
 
 def run_scenario(name, scenario, out, x, y):
+    x = scenario.get("inputs", lambda x: x)(x)
     single, _ = train(scenario, tf.distribute.get_strategy(), out, f"{name}_single", x, y)
     mirrored, checkpoint = train(scenario, mirrored_strategy(), out, f"{name}_mirrored", x, y)
     trained, mirrored_trained = single.get_weights(), mirrored.get_weights()

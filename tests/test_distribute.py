@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SCENARIOS = ("cnn_sgd_momentum", "cnn_master_weights_dropout_overlapping_pool", "residual_cnn", "cnn_dfp16_adam")
+SCENARIOS = ("cnn_sgd_momentum", "cnn_master_weights_dropout_overlapping_pool", "residual_cnn",
+             "sequence_embedding_matmul", "cnn_dfp16_adam")
 
 
 @pytest.fixture(scope="module")

@@ -202,7 +202,8 @@ def index():
 
 # The layer ops whose exponents are agreed across replicas; the others decide
 # an exponent inside one kernel over the local rows (tf_int_ops.replicas).
-AGREED_OPS = ("dense", "conv2d", "relu", "max_pool2d", "avg_pool2d", "dropout", "add", "softmax_cross_entropy")
+AGREED_OPS = ("dense", "conv2d", "relu", "max_pool2d", "avg_pool2d", "dropout", "add", "matmul", "embedding",
+              "softmax_cross_entropy")
 
 
 def refuse(fn):

@@ -97,7 +97,6 @@ def matmul(a, b, transpose_b=False, rounding="nearest", seed=None):
     >>> y, e = matmul(tf.ones([2, 3, 4]), tf.ones([2, 5, 4]), transpose_b=True)   # [2, 3, 5]
     """
     fn = "matmul"
-    replicas.refuse("matmul")
     a = check.carrier(a, "a", fn)
     b = check.carrier(b, "b", fn)
     rounding = check.rounding(rounding, fn)
@@ -106,13 +105,13 @@ def matmul(a, b, transpose_b=False, rounding="nearest", seed=None):
 
     @tf.custom_gradient
     def _product(a, b):
-        qa, ea = ops.quantize(a)
-        qb, eb = ops.quantize(b)
+        qa, ea = replicas.quantize(a)
+        qb, eb = replicas.quantize(b)
         acc = ops.int_batch_matmul(qa, qb, transpose_w=transpose_b)
-        out = _loader.load().int_ops_requantize_to_carrier(acc, ea + eb, seed, rounding=rounding)
+        out = replicas.requantize_to_carrier(acc, ea + eb, rounding, seed)
 
         def grad(dy, unused_exponent_grad=None):
-            err, e_err = ops.quantize(dy)
+            err, e_err = replicas.quantize(dy)
             da = error_to_carrier(ops.int_batch_matmul(err, qb, transpose_w=not transpose_b), e_err + eb)
             if transpose_b:
                 db = ops.int_batch_matmul(err, qa, transpose_x=True)

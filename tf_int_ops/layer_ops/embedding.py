@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from tf_int_ops import _loader, _tf_internal
 from tf_int_ops import _validation as check
-from tf_int_ops import replicas
+from tf_int_ops import ops, replicas
 from tf_int_ops.layer_ops import _op_args, _weighted
 
 
@@ -29,7 +29,6 @@ def embedding(ids, table, table_exponent, error_exponent=None):
     >>> y, e = embedding(tf.constant([[1, 2, 2]]), table, -7)   # [1, 3, 4]
     """
     fn = "embedding"
-    replicas.refuse("embedding")
     ids = tf.convert_to_tensor(ids)
     if ids.dtype not in (tf.int32, tf.int64):
         raise ValueError(f"{fn}: ids must be int32 or int64, got {ids.dtype.name}")
@@ -46,10 +45,29 @@ def embedding(ids, table, table_exponent, error_exponent=None):
 @tf.RegisterGradient("IntOps>Embedding")
 def _embedding_grad(op, dy, *unused_output_grads):
     inputs = _op_args.inputs(op)
-    grad = _loader.load().int_ops_embedding_grad(dy, inputs["ids"], _vocab(op))
+    if replicas.count() == 1:
+        grad = _loader.load().int_ops_embedding_grad(dy, inputs["ids"], _vocab(op))
+        dtable, err_exponent = grad.dtable, grad.err_exponent
+    else:
+        dtable, err_exponent = _agreed_table_gradient(dy, inputs["ids"], _vocab(op))
     for variable in inputs["error_exponent"]:
-        tf.raw_ops.AssignVariableOp(resource=variable, value=grad.err_exponent)
-    return _op_args.gradients(op, table=grad.dtable)
+        tf.raw_ops.AssignVariableOp(resource=variable, value=err_exponent)
+    return _op_args.gradients(op, table=dtable)
+
+
+def _agreed_table_gradient(dy, ids, vocab):
+    """EmbeddingGrad with the error exponent agreed across replicas.
+
+    The error is quantized at the agreed exponent E and handed to the kernel
+    as the exact carrier of those mantissas: the kernel's own quantize then
+    reads it at E or a finer exponent e' (a smaller local maximum), where the
+    mantissas are those at E times 2**(E - e'), so the int32 table sums are
+    shifted right by E - e' exactly (an all-zero local error gives zeros).
+    """
+    err, exponent = replicas.quantize(dy)
+    grad = _loader.load().int_ops_embedding_grad(ops.dequantize(err, exponent), ids, vocab)
+    finer = tf.maximum(exponent - grad.err_exponent, 0)
+    return tf.bitwise.right_shift(grad.dtable, finer), exponent
 
 
 def _vocab(op):
