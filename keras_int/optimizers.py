@@ -119,9 +119,11 @@ class _Distributed:
         if not integer or replicas.count() == 1:
             return super()._all_reduce_sum_gradients(grads_and_vars)
         summed = replicas.sum_exactly([grads_and_vars[i][0] for i in integer])
-        floats = [(None, v) if i in integer else (g, v) for i, (g, v) in enumerate(grads_and_vars)]
-        if any(g is not None for g, _ in floats):
-            grads_and_vars = super()._all_reduce_sum_gradients(floats)
+        floats = [i for i, (g, _) in enumerate(grads_and_vars) if g is not None and i not in integer]
+        if floats:
+            # Only the float pairs: Keras' own sum warns about missing gradients for the rest.
+            for i, pair in zip(floats, super()._all_reduce_sum_gradients([grads_and_vars[i] for i in floats])):
+                grads_and_vars[i] = pair
         for i, total in zip(integer, summed):
             grads_and_vars[i] = (total, grads_and_vars[i][1])
         return grads_and_vars

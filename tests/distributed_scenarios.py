@@ -205,6 +205,25 @@ def backup_and_restore(out, x, y):
     return equal_lists(single, mirrored)
 
 
+def mixed_float_layer(x, y):
+    """A float Dense head on integer layers: its float gradients are summed as Keras sums
+    them (not bit-identical to one device: float sums depend on their order), the integer
+    ones exactly; the replicas must agree and the model train."""
+    with mirrored_strategy().scope():
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((8, 8, 1)), L.IntConv2D(8, 3), L.IntReLU(), L.IntMaxPool2D(2),
+                                  L.IntFlatten(), keras.layers.Dense(10)])
+        model.compile(optimizer=keras_int.optimizers.IntegerSGD(learning_rate=0.05),
+                      loss=keras_int.losses.IntegerCrossEntropy(), metrics=["accuracy"])
+    before = model.get_weights()
+    model.fit(x, y, batch_size=32, epochs=2, verbose=0, shuffle=False)
+    after = model.get_weights()
+    return {"replicas_agree": replicas_agree(model),
+            "float_trained": not np.array_equal(before[-2], after[-2]),
+            "integer_trained": not np.array_equal(before[0], after[0]),
+            "accuracy": model.evaluate(x, y, batch_size=32, verbose=0, return_dict=True)["accuracy"]}
+
+
 def refused_layer():
     """Batch normalization decides its statistics inside its kernel: refused under a strategy, by name."""
     strategy = mirrored_strategy()
@@ -283,7 +302,7 @@ def agreed_quantize_cases():
 def main(out):
     x, y = digits()
     results = {"quantize": agreed_quantize_cases(), "refused": refused_layer(), "audit": audit(),
-               "backup_and_restore_equal": backup_and_restore(out, x, y)}
+               "backup_and_restore_equal": backup_and_restore(out, x, y), "mixed_float": mixed_float_layer(x, y)}
     for name, scenario in SCENARIOS.items():
         results[name] = run_scenario(name, scenario, out, x, y)
     with open(os.path.join(out, "results.json"), "w") as f:
