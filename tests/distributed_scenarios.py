@@ -156,6 +156,9 @@ def run_scenario(name, scenario, out, x, y):
         "replicas_agree": replicas_agree(mirrored),
         "predict_equal": np.array_equal(single.predict(x, batch_size=32, verbose=0),
                                         mirrored.predict(x, batch_size=32, verbose=0)),
+        # A last batch of one row: one replica gets no rows.
+        "predict_one_row_batch_equal": np.array_equal(single.predict(x[:33], batch_size=32, verbose=0),
+                                                      mirrored.predict(x[:33], batch_size=32, verbose=0)),
         # Accuracy counts integers; the displayed loss is float32 (display only), summed
         # over the replicas in another order.
         "accuracy_equal": single_eval["accuracy"] == mirrored_eval["accuracy"],

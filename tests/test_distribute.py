@@ -45,6 +45,7 @@ def test_two_replicas_train_bit_identically_to_one_device(results, scenario):
 def test_predict_and_evaluate_match_one_device(results, scenario):
     result = results[scenario]
     assert result["predict_equal"]
+    assert result["predict_one_row_batch_equal"]  # one replica gets an empty batch
     assert result["accuracy_equal"]
     assert result["loss_close"]  # the displayed loss is float32, summed in another order
 
