@@ -155,9 +155,7 @@ def resource_handle(variable):
     (``strategy.experimental_local_results`` lists the components but not
     which one is on the current device).
     """
-    if isinstance(variable, tf.distribute.DistributedValues) and not tf.distribute.in_cross_replica_context():
-        return variable.handle
-    if isinstance(variable, tf.distribute.DistributedValues):
+    if isinstance(variable, tf.distribute.DistributedValues) and tf.distribute.in_cross_replica_context():
         return variable._get_on_device_or_primary().handle
     return variable.handle
 
@@ -188,4 +186,3 @@ def local_value(value):
     if isinstance(value, tf.distribute.DistributedValues):
         return value.values[0]
     return value
-

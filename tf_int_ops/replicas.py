@@ -32,8 +32,8 @@ from tf_int_ops import _loader, _tf_internal
 from tf_int_ops import _validation as check
 from tf_int_ops import ops
 
-# bit_length(max|acc|) of an empty or all-zero tensor; the stand-in for "no
-# set bit" in the lowest-set-bit statistic (any value above a float's).
+# The lowest-set-bit statistic of a tensor with no normal value: "no set
+# bit", above any float's lowest set bit exponent.
 _NO_BIT = 1 << 30
 _MAGNITUDE_MASK = 0x7FFFFFFF
 _SMALLEST_NORMAL_BITS = 0x00800000

@@ -76,17 +76,6 @@ def quantize_error(dy, width, error_exponent_handles):
     return err, err_exponent
 
 
-def error(op, dy):
-    """The error reaching a layer op's output, as mantissas of the op's width
-    (int8, or int16 for ``T = int16``) and exponent (``quantize_error``)."""
-    return quantize_error(dy, bits(op), _op_args.inputs(op)["error_exponent"])
-
-
-def bias_gradient(op, err):
-    """The ``bias`` inputs' gradients (``bias_gradients`` for the op's N biases)."""
-    return bias_gradients(op.get_attr("N"), err)
-
-
 def bias_gradients(count, err):
     """`count` (0 or 1) bias gradients: the integer sum of the error over all but the
     channel axis (a bias is a weight on a constant input of 1): int32 for int8
@@ -94,6 +83,26 @@ def bias_gradients(count, err):
     if count == 0:
         return []
     return [tf.reduce_sum(tf.cast(err, check.sum_dtype(err.dtype)), axis=tf.range(tf.rank(err) - 1))]
+
+
+def backward(dy, x_q, w, weights_exponent, width, error_exponent_handles, bias_count, backward_products):
+    """The gradients of a layer op with weights, from the mantissas its forward pass kept:
+    ``(dx carrier, weight gradient, [bias gradient]*bias_count)``. The error is
+    quantized (``quantize_error``), multiplied by ``backward_products(x_q, w,
+    err)`` -> (the error accumulator of x, the weight gradient), and the
+    input error requantized; under a strategy every exponent is agreed."""
+    err, err_exponent = quantize_error(dy, width, error_exponent_handles)
+    dx_acc, dw = backward_products(x_q, w, err)
+    return error_to_carrier(dx_acc, err_exponent + weights_exponent, width), dw, bias_gradients(bias_count, err)
+
+
+def op_backward(op, dy, weights_name, backward_products):
+    """``backward`` of a fused layer op (``IntOps>Dense``, ``IntOps>Conv2DLayer``): the
+    weights it used (``<weights>_q``, not a fresh read of the variable, which the
+    optimizer may already have updated), its exponents and width."""
+    inputs, outputs = _op_args.inputs(op), _op_args.outputs(op)
+    return backward(dy, outputs["x_q"], outputs[f"{weights_name}_q"], inputs[f"{weights_name}_exponent"], bits(op),
+                    inputs["error_exponent"], op.get_attr("N"), backward_products)
 
 
 def _aligned_bias_sum(acc, bias, x_exponent):
@@ -161,10 +170,9 @@ def across_replicas(x, variable, bias, weights_exponent, rounding, seed, error_e
         y, y_exponent = replicas.requantize_to_carrier(acc, x_exponent + weights_exponent, rounding, seed, width)
 
         def grad(dy, *unused_exponent_gradient):
-            err, err_exponent = quantize_error(dy, width, error_handles)
-            dx_acc, dw = backward_products(x_q, w, err)
-            dx = error_to_carrier(dx_acc, err_exponent + weights_exponent, width)
-            return [dx, dw] + bias_gradients(len(bias_handle), err)
+            dx, dw, dbias = backward(dy, x_q, w, weights_exponent, width, error_handles, len(bias_handle),
+                                     backward_products)
+            return [dx, dw] + dbias
 
         return (y, y_exponent), grad
 

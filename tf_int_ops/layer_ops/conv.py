@@ -6,7 +6,6 @@ from tf_int_ops import _loader, _tf_internal
 from tf_int_ops import _validation as check
 from tf_int_ops import ops, replicas
 from tf_int_ops.layer_ops import _op_args, _weighted
-from tf_int_ops.layer_ops._carrier import error_to_carrier
 
 
 def conv2d(x, kernel, kernel_exponent, strides=1, padding="SAME", dilations=1,
@@ -48,10 +47,8 @@ def _conv2d_backward_products(x_q, kernel, err, attrs):
 
 @tf.RegisterGradient("IntOps>Conv2DLayer")
 def _conv2d_grad(op, dy, *unused_output_grads):
-    outputs = _op_args.outputs(op)
     attrs = dict(strides=op.get_attr("strides"), padding=op.get_attr("padding").decode(),
                  dilations=op.get_attr("dilations"))
-    err, err_exponent = _weighted.error(op, dy)
-    dx_acc, dkernel = _conv2d_backward_products(outputs["x_q"], outputs["filter_q"], err, attrs)
-    dx = error_to_carrier(dx_acc, err_exponent + _op_args.inputs(op)["filter_exponent"], _weighted.bits(op))
-    return _op_args.gradients(op, x=dx, filter=dkernel, bias=_weighted.bias_gradient(op, err))
+    dx, dfilter, dbias = _weighted.op_backward(
+        op, dy, "filter", lambda x_q, w, err: _conv2d_backward_products(x_q, w, err, attrs))
+    return _op_args.gradients(op, x=dx, filter=dfilter, bias=dbias)

@@ -6,7 +6,6 @@ from tf_int_ops import _loader, _tf_internal
 from tf_int_ops import _validation as check
 from tf_int_ops import ops, replicas
 from tf_int_ops.layer_ops import _op_args, _weighted
-from tf_int_ops.layer_ops._carrier import error_to_carrier
 
 
 def dense(x, kernel, kernel_exponent, rounding="nearest", seed=None, bias=None, error_exponent=None):
@@ -58,10 +57,5 @@ def _dense_backward_products(x_q, kernel, err):
 
 @tf.RegisterGradient("IntOps>Dense")
 def _dense_grad(op, dy, *unused_output_grads):
-    # The weights the forward pass used (kernel_q), not a fresh read of the
-    # variable, which the optimizer may already have updated.
-    outputs = _op_args.outputs(op)
-    err, err_exponent = _weighted.error(op, dy)
-    dx_acc, dkernel = _dense_backward_products(outputs["x_q"], outputs["kernel_q"], err)
-    dx = error_to_carrier(dx_acc, err_exponent + _op_args.inputs(op)["kernel_exponent"], _weighted.bits(op))
-    return _op_args.gradients(op, x=dx, kernel=dkernel, bias=_weighted.bias_gradient(op, err))
+    dx, dkernel, dbias = _weighted.op_backward(op, dy, "kernel", _dense_backward_products)
+    return _op_args.gradients(op, x=dx, kernel=dkernel, bias=dbias)
