@@ -5,7 +5,9 @@ Both logical devices share the machine's cores, so this measures the overhead
 of the replicated step (agreement collectives, the agreed op sequences that
 replace the fused layer ops, the exact gradient sum), not a speed-up.
 
-Usage: python benchmarks/distribute.py [--batch 64] [--steps 20] [--repeats 3]
+Usage: python benchmarks/distribute.py [--model lenet] [--batch 64] [--steps 20] [--repeats 3]
+  --model resnet20 / vit_tiny: batch norm, or layer norm, softmax and GELU,
+  which run on the gathered batch under a strategy.
 """
 
 import argparse
@@ -26,9 +28,9 @@ import keras_int  # noqa: E402
 from keras_int.examples import models  # noqa: E402
 
 
-def build(integer):
+def build(name, integer):
     keras.utils.set_random_seed(0)
-    model = models.build("lenet", (28, 28, 1), 10, integer=integer)
+    model = models.build(name, (28, 28, 1), 10, integer=integer)
     if integer:
         model.compile(optimizer=keras_int.optimizers.IntegerSGD(), loss=keras_int.losses.IntegerCrossEntropy())
     else:
@@ -36,9 +38,9 @@ def build(integer):
     return model
 
 
-def steps_per_second(strategy, integer, x, y, batch, steps, repeats):
+def steps_per_second(strategy, name, integer, x, y, batch, steps, repeats):
     with strategy.scope():
-        model = build(integer)
+        model = build(name, integer)
     model.fit(x[:batch * 2], y[:batch * 2], batch_size=batch, epochs=1, verbose=0)  # trace and warm up
     best = 0.0
     for _ in range(repeats):
@@ -50,6 +52,7 @@ def steps_per_second(strategy, integer, x, y, batch, steps, repeats):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="lenet", choices=("lenet", "vgg_small", "resnet20", "vit_tiny"))
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
@@ -57,15 +60,16 @@ def main():
     rng = np.random.default_rng(0)
     x = rng.random((args.batch * args.steps, 28, 28, 1), dtype=np.float32)
     y = rng.integers(0, 10, args.batch * args.steps)
-    print(f"LeNet, global batch {args.batch}, best of {args.repeats} x {args.steps} steps (steps/s)")
+    print(f"{args.model}, global batch {args.batch}, best of {args.repeats} x {args.steps} steps (steps/s)")
     print("| model | one device | 2 replicas (MirroredStrategy) | ratio |")
     print("|---|---|---|---|")
     # One strategy for both models: two MirroredStrategy objects in one process
     # reuse collective instance keys.
     mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     for integer in (True, False):
-        one = steps_per_second(tf.distribute.get_strategy(), integer, x, y, args.batch, args.steps, args.repeats)
-        two = steps_per_second(mirrored, integer, x, y, args.batch, args.steps, args.repeats)
+        one = steps_per_second(tf.distribute.get_strategy(), args.model, integer, x, y, args.batch, args.steps,
+                               args.repeats)
+        two = steps_per_second(mirrored, args.model, integer, x, y, args.batch, args.steps, args.repeats)
         print(f"| {'integer' if integer else 'float32'} | {one:.1f} | {two:.1f} | {two / one:.2f}x |")
 
 

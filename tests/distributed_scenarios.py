@@ -93,6 +93,30 @@ def sequence_model():
     return keras.Model(ids, L.IntDense(10)(h))
 
 
+def batch_norm_resnet():
+    """Convolutions with batch norm in a residual block, one frozen batch norm
+    (inference mode inside fit: the moving statistics and the frozen backward pass)."""
+    inputs = keras.Input((8, 8, 1))
+    h = L.IntReLU()(L.IntBatchNormalization(momentum=0.9)(L.IntConv2D(8, 3, padding="same")(inputs)))
+    branch = L.IntBatchNormalization(momentum=0.9)(L.IntConv2D(8, 3, padding="same")(h))
+    h = L.IntReLU()(L.IntAdd()([h, branch]))
+    h = L.IntBatchNormalization(trainable=False)(L.IntConv2D(16, 3, strides=2, padding="same")(h))
+    return keras.Model(inputs, L.IntDense(10)(L.IntGlobalAveragePooling2D()(L.IntReLU()(h))))
+
+
+def transformer_block():
+    """A pre-norm transformer block: layer norm, causal multi-head attention (softmax
+    with a mask), a GELU MLP, residual adds, a final layer norm."""
+    ids = keras.Input((12,), dtype="int32")
+    h = L.IntEmbedding(17, 16)(ids)
+    h = L.IntAdd()([h, L.IntPositionEmbedding(12)(h)])
+    a = L.IntLayerNormalization()(h)
+    h = L.IntAdd()([h, L.IntMultiHeadAttention(2, 8)(a, a, use_causal_mask=True)])
+    m = L.IntDense(16)(L.IntGELU()(L.IntDense(32)(L.IntLayerNormalization()(h))))
+    h = L.IntLayerNormalization()(L.IntAdd()([h, m]))
+    return keras.Model(ids, L.IntDense(10)(L.IntGlobalAveragePooling1D()(h)))
+
+
 def digit_sequences(x):
     """Every fifth pixel of the digits (0..16) as 12 token ids."""
     return np.round(x.reshape(len(x), 64)[:, ::5][:, :12] * 16).astype("int32")
@@ -106,6 +130,10 @@ SCENARIOS = {
     "residual_cnn": dict(model=residual_cnn, optimizer=lambda: keras_int.optimizers.IntegerSGD()),
     "sequence_embedding_matmul": dict(model=sequence_model, optimizer=lambda: keras_int.optimizers.IntegerSGD(),
                                       inputs=digit_sequences),
+    "batch_norm_resnet": dict(model=batch_norm_resnet,
+                              optimizer=lambda: keras_int.optimizers.IntegerSGD(momentum=8)),
+    "transformer_block": dict(model=transformer_block, optimizer=lambda: keras_int.optimizers.IntegerAdam(),
+                              inputs=digit_sequences),
     "cnn_dfp16_adam": dict(model=lambda: cnn(bits=16),
                            optimizer=lambda: keras_int.optimizers.IntegerAdam(step_bits=-2),
                            loss=lambda: keras_int.losses.IntegerCrossEntropy(bits=16)),
@@ -227,39 +255,96 @@ def mixed_float_layer(x, y):
             "accuracy": model.evaluate(x, y, batch_size=32, verbose=0, return_dict=True)["accuracy"]}
 
 
-def refused_layer():
-    """Batch normalization decides its statistics inside its kernel: refused under a strategy, by name."""
-    strategy = mirrored_strategy()
-    with strategy.scope():
-        keras.utils.set_random_seed(0)
-        inputs = keras.Input((8, 8, 1))
-        h = L.IntConv2D(4, 3, padding="same")(inputs)
-        h = L.IntBatchNormalization()(h)
-        model = keras.Model(inputs, L.IntDense(10)(L.IntFlatten()(h)))
-        model.compile(optimizer=keras_int.optimizers.IntegerSGD(), loss=keras_int.losses.IntegerCrossEntropy())
-    x, y = digits(64)
-    try:
-        model.fit(x, y, batch_size=32, epochs=1, verbose=0)
-    except Exception as error:  # noqa: BLE001  (the message is what the test checks)
-        return str(error)
-    return None
-
-
 def audit():
     """Float arithmetic feeding the weight updates of a replica's training step
-    (tests/test_integer_audit.py's walk), and whether the step agrees exponents."""
+    (tests/test_integer_audit.py's walk), per model, and whether the CNN's step
+    agrees exponents (the agreed op sequences, not the fused layer ops) and the
+    others run their whole-batch ops on gathered rows."""
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from test_integer_audit import float_arithmetic_feeding_updates
+    from test_integer_audit import _carrier_fork_sums, float_arithmetic_feeding_updates
 
     strategy = mirrored_strategy()
-    with strategy.scope():
-        model = build(SCENARIOS["cnn_master_weights_dropout_overlapping_pool"])
     x, y = digits(16)
-    model.fit(x, y, batch_size=16, epochs=1, verbose=0)  # creates the optimizer's and metrics' variables
-    found, nodes = float_arithmetic_feeding_updates(model, x, y, strategy)
-    ops = {node.op for node in nodes.values()}
-    return {"float_arithmetic": found, "agrees": "IntOps>MatMul" in ops and "IntOps>Conv2D" in ops
-            and "IntOps>Dense" not in ops and "IntOps>Conv2DLayer" not in ops}
+    results = {}
+    for name in ("cnn_master_weights_dropout_overlapping_pool", "batch_norm_resnet", "transformer_block"):
+        scenario = SCENARIOS[name]
+        with strategy.scope():
+            model = build(scenario)
+        inputs = scenario.get("inputs", lambda x: x)(x)
+        model.fit(inputs, y, batch_size=16, epochs=1, verbose=0)  # creates the optimizer's and metrics' variables
+        found, nodes = float_arithmetic_feeding_updates(model, inputs, y, strategy)
+        # README boundary 5: TensorFlow's float sum of the error carriers of a tensor read by two layers.
+        forks = _carrier_fork_sums(found, nodes)
+        results[name] = {"float_arithmetic": sorted(set(found) - set(forks)), "fork_sums": len(forks),
+                         "ops": sorted({node.op for node in nodes.values()})}
+    ops = set(results["cnn_master_weights_dropout_overlapping_pool"]["ops"])
+    results["agrees"] = ("IntOps>MatMul" in ops and "IntOps>Conv2D" in ops and "IntOps>Dense" not in ops
+                         and "IntOps>Conv2DLayer" not in ops)
+    return results
+
+
+def whole_batch_cases():
+    """The whole-batch ops (replicas.on_whole_batch) on rows split unevenly between the
+    replicas (3 + 2, and 0 + 5: one replica empty) against one device: outputs,
+    exponents, input errors and gamma/beta gradients (summed over the replicas)."""
+    strategy = mirrored_strategy()
+    layer_ops = tf_int_ops.layer_ops
+    rng = np.random.default_rng(3)
+    # The replicas' rows differ in scale (inputs and errors), so that local decisions would differ.
+    x = (rng.normal(size=(5, 4, 6)) * np.array([1, 1, 1, 6, 6])[:, None, None]).astype(np.float32)
+    upstream = (rng.integers(-100, 100, size=x.shape) * 2.0**-6
+                * np.array([8, 8, 8, 1, 1])[:, None, None]).astype(np.float32)
+    mask = rng.random(x.shape) > 0.3
+    gamma_value, beta_value = rng.integers(30, 100, 6).astype(np.int8), rng.integers(-500, 500, 6).astype(np.int32)
+    moving = [tf.constant(rng.integers(-2**20, 2**20, 6), tf.int32), tf.constant(-24),
+              tf.constant(rng.integers(2**18, 2**20, 6), tf.int32), tf.constant(-20)]
+    cases = {
+        "gelu": lambda t, m, g, b: layer_ops.gelu(t),
+        "softmax_masked_scaled": lambda t, m, g, b: layer_ops.softmax(t, m, scale=(23170, 16)),
+        "layer_norm": lambda t, m, g, b: layer_ops.layer_norm(t, g, b, -6),
+        "batch_norm": lambda t, m, g, b: tuple(layer_ops.batch_norm(t, g, b, -6)[k] for k in ("y", "y_exponent")),
+        "batch_norm_inference": lambda t, m, g, b: tuple(layer_ops.batch_norm(
+            t, g, b, -6, training=False, moving_mean=moving[0], moving_mean_exponent=moving[1],
+            moving_variance=moving[2], moving_variance_exponent=moving[3])[k] for k in ("y", "y_exponent")),
+    }
+
+    def run(f, t, m, u, gamma, beta):
+        with tf.GradientTape() as tape:
+            tape.watch(t)
+            y, e = f(t, m, gamma, beta)
+            loss = tf.reduce_sum(y * u)
+        grads = tape.gradient(loss, [t, gamma, beta])
+        return [y, e, grads[0]] + [tf.zeros_like(v, tf.int32) if g is None else tf.cast(g, tf.int32)
+                                   for g, v in zip(grads[1:], (gamma, beta))]
+
+    with strategy.scope():
+        gamma, beta = tf.Variable(gamma_value), tf.Variable(beta_value)
+    results = {}
+    for name, f in cases.items():
+        single = [t.numpy() for t in run(f, tf.constant(x), tf.constant(mask), tf.constant(upstream),
+                                         tf.Variable(gamma_value), tf.Variable(beta_value))]
+        for split in ((0, 3, 5), (0, 0, 5)):
+            def step(_):
+                i = tf.distribute.get_replica_context().replica_id_in_sync_group
+                begin, end = tf.constant(split)[i], tf.constant(split)[i + 1]
+                return run(f, tf.constant(x)[begin:end], tf.constant(mask)[begin:end],
+                           tf.constant(upstream)[begin:end], gamma, beta)
+
+            y, e, dx, dgamma, dbeta = (strategy.experimental_local_results(t)
+                                       for t in strategy.run(tf.function(step), args=(0,)))
+            results[f"{name}_{split[1]}_{split[2] - split[1]}"] = bool(
+                np.array_equal(np.concatenate([t.numpy() for t in y]), single[0])
+                and {int(t) for t in e} == {int(single[1])}
+                and np.array_equal(np.concatenate([t.numpy() for t in dx]), single[2])
+                and np.array_equal(sum(t.numpy() for t in dgamma), single[3])
+                and np.array_equal(sum(t.numpy() for t in dbeta), single[4]))
+
+    try:
+        strategy.run(lambda: layer_ops.gelu(tf.ones([4])))
+        results["rank_one_error"] = "no error"
+    except ValueError as error:
+        results["rank_one_error"] = str(error)
+    return results
 
 
 def agreed_quantize_cases():
@@ -304,7 +389,7 @@ def agreed_quantize_cases():
 
 def main(out):
     x, y = digits()
-    results = {"quantize": agreed_quantize_cases(), "refused": refused_layer(), "audit": audit(),
+    results = {"quantize": agreed_quantize_cases(), "whole_batch": whole_batch_cases(), "audit": audit(),
                "backup_and_restore_equal": backup_and_restore(out, x, y), "mixed_float": mixed_float_layer(x, y)}
     for name, scenario in SCENARIOS.items():
         results[name] = run_scenario(name, scenario, out, x, y)
@@ -312,22 +397,27 @@ def main(out):
         json.dump(results, f, indent=1, default=bool)
 
 
+# The scenarios the multi-worker test trains: every agreement mechanism (agreed
+# exponents, sentinels, dropout's global mask; whole-batch batch norm).
+MULTI_WORKER_SCENARIOS = ("cnn_master_weights_dropout_overlapping_pool", "batch_norm_resnet")
+
+
 def multi_worker(out, mode):
-    """The CNN scenario (with a dropout layer) on one device or as one worker: its weights and
-    what it predicts, for the test to compare across processes."""
+    """The multi-worker scenarios on one device or as one worker: their weights and
+    what they predict, for the test to compare across processes."""
     strategy = (keras_int.distribute.MultiWorkerMirroredStrategy() if mode == "worker"
                 else tf.distribute.get_strategy())
-    scenario = {**SCENARIOS["cnn_master_weights_dropout_overlapping_pool"]}
     x, y = digits()
-    with strategy.scope():
-        model = build(scenario)
-    model.fit(x, y, batch_size=32, epochs=2, verbose=0, shuffle=False)
-    weights = model.get_weights() + [v.numpy() for v in model.optimizer.variables]
-    predictions = model.predict(x, batch_size=32, verbose=0)
-    accuracy = model.evaluate(x, y, batch_size=32, verbose=0, return_dict=True)["accuracy"]
-    name = f"worker_{sys.argv[3]}" if mode == "worker" else "single"
-    np.savez(os.path.join(out, f"{name}.npz"), predictions=predictions, accuracy=accuracy,
-             **{f"w{i}": w for i, w in enumerate(weights)})
+    arrays = {}
+    for name in MULTI_WORKER_SCENARIOS:
+        with strategy.scope():
+            model = build(SCENARIOS[name])
+        model.fit(x, y, batch_size=32, epochs=2, verbose=0, shuffle=False)
+        weights = model.get_weights() + [v.numpy() for v in model.optimizer.variables]
+        arrays[f"{name}_predictions"] = model.predict(x, batch_size=32, verbose=0)
+        arrays[f"{name}_accuracy"] = model.evaluate(x, y, batch_size=32, verbose=0, return_dict=True)["accuracy"]
+        arrays.update({f"{name}_w{i}": w for i, w in enumerate(weights)})
+    np.savez(os.path.join(out, f"worker_{sys.argv[3]}.npz" if mode == "worker" else "single.npz"), **arrays)
 
 
 if __name__ == "__main__":

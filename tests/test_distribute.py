@@ -1,7 +1,7 @@
 """Data-parallel training: tf.distribute.MirroredStrategy (two logical CPU devices) and
 keras_int.distribute.MultiWorkerMirroredStrategy (two localhost worker processes),
-bit-identical to one device; replicas identical, checkpoints portable, unagreed
-layers refused.
+bit-identical to one device (batch norm, transformer blocks and DFP16 included);
+replicas identical, checkpoints portable.
 
 The scenarios run in fresh processes (tests/distributed_scenarios.py):
 logical devices and TF_CONFIG must be set before TensorFlow starts.
@@ -18,7 +18,7 @@ import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCENARIOS = ("cnn_sgd_momentum", "cnn_master_weights_dropout_overlapping_pool", "residual_cnn",
-             "sequence_embedding_matmul", "cnn_dfp16_adam")
+             "sequence_embedding_matmul", "batch_norm_resnet", "transformer_block", "cnn_dfp16_adam")
 
 
 @pytest.fixture(scope="module")
@@ -62,21 +62,47 @@ def test_agreed_quantize_and_requantize_equal_one_device(results, case):
     assert results["quantize"][case]
 
 
+@pytest.mark.parametrize("op", ["gelu", "softmax_masked_scaled", "layer_norm", "batch_norm", "batch_norm_inference"])
+@pytest.mark.parametrize("split", ["3_2", "0_5"])
+def test_whole_batch_ops_on_uneven_replicas_equal_one_device(results, op, split):
+    """Outputs, exponents, input errors and the summed gamma/beta gradients of an op run
+    on the gathered batch, with 3 + 2 rows and with one replica empty."""
+    assert results["whole_batch"][f"{op}_{split}"]
+
+
+def test_whole_batch_op_without_a_batch_axis_is_refused(results):
+    assert "gelu: under a tf.distribute strategy the input needs a batch axis" in results["whole_batch"][
+        "rank_one_error"]
+
+
 def test_backup_and_restore_resumes_as_on_one_device(results):
     assert results["backup_and_restore_equal"]
 
 
-def test_layer_deciding_exponents_in_its_kernel_is_refused_by_name(results):
-    message = results["refused"]
-    assert message is not None, "IntBatchNormalization trained under two replicas without an error"
-    assert "batch_norm: not supported yet under a tf.distribute strategy with 2 replicas" in message
+# The forks whose error carriers TensorFlow sums in float (README boundary 5), in
+# both replicas' copies of the step: the residual block's input (read by the add and
+# a convolution); the transformer block's input and its sum after attention (each
+# read by a layer norm and an add), and the normalised input read by query, key and
+# value.
+FORK_SUMS = {"cnn_master_weights_dropout_overlapping_pool": 0, "batch_norm_resnet": 2, "transformer_block": 6}
 
 
-def test_replica_training_step_is_integer(results):
-    """The agreed op sequences (not the fused layer ops) run under the strategy, and
-    nothing but the documented boundaries is float arithmetic (test_integer_audit)."""
-    assert results["audit"]["agrees"]
-    assert results["audit"]["float_arithmetic"] == []
+@pytest.mark.parametrize("model", sorted(FORK_SUMS))
+def test_replica_training_step_is_integer(results, model):
+    """Nothing but the documented boundaries is float arithmetic in a replica's step
+    (test_integer_audit), with the agreed and the whole-batch ops."""
+    assert results["audit"][model]["float_arithmetic"] == []
+    assert results["audit"][model]["fork_sums"] == FORK_SUMS[model]
+
+
+def test_replica_step_runs_the_agreed_sequences_and_whole_batch_ops(results):
+    """Under the strategy the CNN runs its agreed op sequences, not the fused layer ops
+    (which decide exponents inside); batch norm, layer norm, softmax and GELU run
+    their kernels on the gathered batch."""
+    audit = results["audit"]
+    assert audit["agrees"]
+    assert {"IntOps>BatchNorm", "IntOps>BatchNormInference"} <= set(audit["batch_norm_resnet"]["ops"])
+    assert {"IntOps>LayerNorm", "IntOps>Softmax", "IntOps>Gelu"} <= set(audit["transformer_block"]["ops"])
 
 
 def _free_ports(count):
@@ -92,7 +118,8 @@ def _free_ports(count):
 @pytest.fixture(scope="module")
 def multi_worker(tmp_path_factory):
     """Two localhost workers of keras_int.distribute.MultiWorkerMirroredStrategy (TF_CONFIG)
-    and one device, each in its own process, training the same CNN with stock ``fit``."""
+    and one device, each in its own process, training the same models (a CNN with dropout
+    and overlapping pooling; a residual CNN with batch norm) with stock ``fit``."""
     out = tmp_path_factory.mktemp("multi_worker")
     script = os.path.join(HERE, "distributed_scenarios.py")
     ports = ",".join(str(p) for p in _free_ports(2))

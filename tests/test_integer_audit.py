@@ -24,6 +24,7 @@ NOT_ARITHMETIC = {
     "GatherV2", "ExpandDims", "Squeeze", "BroadcastTo", "Tile", "StopGradient", "NoOp", "Transpose",
     "IntOps>Quantize", "IntOps>Dequantize",  # exact power-of-two conversions (carriers)
     "Bitcast",  # a carrier's bit pattern read as int32 (exponent agreement across replicas)
+    "CollectiveGatherV2", "Pad",  # all_gather (and its padding) of a whole-batch op's rows across replicas
 }
 # Keras' loss-reduction gradient: the float 1/batch upstream of the integer loss gradient.
 BOUNDARY_SCOPES = ("gradient_tape/compile_loss/",)
@@ -66,7 +67,7 @@ def float_arithmetic_feeding_updates(model, x, y, strategy=None):
     """Float arithmetic ops on the paths that produce the integer weight updates
     (of one replica's step under `strategy`, a tf.distribute strategy)."""
     nodes = _train_step_graph(model, x, y, strategy)
-    frontier = [n for n in nodes.values() if n.op == "IntOps>SgdUpdate"]
+    frontier = [n for n in nodes.values() if n.op in ("IntOps>SgdUpdate", "IntOps>AdamUpdate")]
     assert frontier, "no integer weight update in the training step"
     seen, found = set(), []
     while frontier:
@@ -208,9 +209,10 @@ def small_text_transformer():
 
 def _carrier_fork_sums(found, nodes):
     """The float AddN ops in `found` whose inputs are all error carriers (an
-    integer gradient's output, passed on unchanged or reshaped): TensorFlow's
-    sum of the errors of a tensor read by several layers."""
-    carriers = ("Identity", "Reshape", "IntOps>RequantizeToCarrier")
+    integer gradient's output, passed on unchanged, reshaped, or as a replica's
+    rows of a whole-batch gradient): TensorFlow's sum of the errors of a tensor
+    read by several layers."""
+    carriers = ("Identity", "Reshape", "StridedSlice", "IntOps>RequantizeToCarrier")
     forks = []
     for entry in found:
         op, name = entry.split(" ", 1)

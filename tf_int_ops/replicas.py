@@ -17,6 +17,12 @@ are two kinds of such decisions in keras-int:
 * the sums over the batch (weight gradients): exact int64 all-reduces
   (``sum_exactly``), with an error where a sum leaves its type.
 
+The ops whose kernels decide from quantities that depend on every row
+(batch norm's statistics; the output and error shifts of layer norm, GELU
+and softmax; a normalisation's gamma-gradient shift) run on the whole
+batch instead (``on_whole_batch``): each replica gathers the batch's rows,
+runs the unchanged single-device kernel and keeps its own rows.
+
 Outside a replica context, or with one replica, every function here is the
 plain single-device computation.
 
@@ -200,22 +206,75 @@ def index():
     return 0 if context is None else context.replica_id_in_sync_group
 
 
-# The layer ops whose exponents are agreed across replicas; the others decide
-# an exponent inside one kernel over the local rows (tf_int_ops.replicas).
-AGREED_OPS = ("dense", "conv2d", "relu", "max_pool2d", "avg_pool2d", "dropout", "add", "matmul", "embedding",
-              "softmax_cross_entropy")
+def gather_rows(tensors):
+    """All replicas' rows (axis 0) of each tensor, concatenated in replica order, and
+    where this replica's rows lie among them: ``(gathered, begin, end)``.
+
+    Replicas may hold different numbers of rows (the last batch of an epoch),
+    none included. bool tensors travel as int32 (collectives have no bool).
+    """
+    context = _context()
+    tensors = [tf.convert_to_tensor(t) for t in tensors]
+    rows = tf.shape(tensors[0])[:1]
+    counts = context.all_gather(rows, axis=0)
+    begin = tf.reduce_sum(counts[:context.replica_id_in_sync_group])
+    gathered = []
+    for t in tensors:
+        if t.dtype == tf.bool:
+            whole = tf.cast(context.all_gather(tf.cast(t, tf.int32), axis=0), tf.bool)
+        else:
+            whole = context.all_gather(t, axis=0)
+        whole.set_shape(tf.TensorShape([None]).concatenate(t.shape[1:]))  # all_gather drops it
+        gathered.append(whole)
+    return gathered, begin, begin + rows[0]
 
 
-def refuse(fn):
-    """Raises ValueError when `fn`, a layer op that decides exponents inside its
-    kernel, runs under a strategy with more than one replica: the replicas would
-    disagree on them and sum gradients at different exponents."""
-    replicas = count()
-    if replicas > 1:
-        raise ValueError(
-            f"{fn}: not supported yet under a tf.distribute strategy with {replicas} replicas: its kernel "
-            "decides exponents over the local rows only, so the replicas would disagree (docs/algorithms.md "
-            f"17). Layer ops that agree across replicas: {', '.join(AGREED_OPS)}")
+def _own_rows(whole, begin, end, rows):
+    """Rows [begin, end) of `whole`, with `rows` rows as far as known statically."""
+    own = whole[begin:end]
+    own.set_shape(tf.TensorShape(rows).concatenate(whole.shape[1:]))
+    return own
+
+
+def on_whole_batch(forward, backward, rows, handles=(), fn="layer op"):
+    """Runs a layer op on all replicas' rows, so that it takes every decision one
+    device takes over the batch, and keeps this replica's rows.
+
+    For the ops whose kernels decide inside (normalisation statistics, the
+    exponents of GELU's and softmax's results and errors, the shifts of a
+    normalisation's gamma gradient): every replica gathers the batch's
+    inputs, runs the unchanged single-device kernel on them, and slices its
+    own rows out; the backward pass gathers the errors the same way. Each
+    replica computes the whole batch's weight gradients; the first replica
+    hands them on and the others zeros, so that ``sum_exactly`` gives them.
+
+    forward(whole_rows, handles) -> (row_outputs, batch_outputs, saved);
+    backward(whole_row_output_grads, saved) -> (whole_row_input_grads (None
+    for a non-differentiable input), handle_grads).
+    Returns this replica's row outputs followed by the batch outputs.
+    """
+    rows = [tf.convert_to_tensor(t) for t in rows]
+    if rows[0].shape.rank is not None and rows[0].shape.rank < 2:
+        raise ValueError(f"{fn}: under a tf.distribute strategy the input needs a batch axis (rank >= 2), got "
+                         f"shape {rows[0].shape}")
+    count_rows, count_handles = len(rows), len(handles)
+
+    @tf.custom_gradient
+    def run(*args):
+        whole, begin, end = gather_rows(args[:count_rows])
+        row_outputs, batch_outputs, saved = forward(whole, args[count_rows:])
+
+        def grad(*output_grads):
+            whole_grads, _, _ = gather_rows(output_grads[:len(row_outputs)])
+            row_grads, handle_grads = backward(whole_grads, saved)
+            first = tf.equal(index(), 0)
+            handle_grads = [None if g is None else tf.where(first, g, tf.zeros_like(g)) for g in handle_grads]
+            row_grads = [None if g is None else _own_rows(g, begin, end, rows[0].shape[:1]) for g in row_grads]
+            return row_grads + handle_grads + [None] * (count_handles - len(handle_grads))
+
+        return [_own_rows(t, begin, end, rows[0].shape[:1]) for t in row_outputs] + list(batch_outputs), grad
+
+    return run(*rows, *handles)
 
 
 def _workers(strategy):

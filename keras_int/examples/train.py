@@ -76,8 +76,7 @@ def _parse(argv):
                              "batch). The integer arithmetic is one device's, bit for bit, when the replicas "
                              "divide every batch and see the same data order (README, 'Scaling out'); this "
                              "example reshuffles every epoch, and Keras reads the distributed data once more "
-                             "to build the model, so its order, and results, differ from --replicas 1. "
-                             "lenet and vgg_small only for now")
+                             "to build the model, so its order, and results, differ from --replicas 1")
     parser.add_argument("--data-dir", default=None, help="TFDS data directory")
     parser.add_argument("--out", default="runs/latest", help="directory for report.json and report.png")
     parser.add_argument("--seed", type=int, default=0)

@@ -38,18 +38,32 @@ def gelu(x, rounding="nearest", seed=None):
     >>> y, e = gelu(tf.constant([-1.0, 0.5, 2.0]))
     """
     fn = "gelu"
-    replicas.refuse("gelu")
     x = check.carrier(x, "x", fn)
     rounding = check.rounding(rounding, fn)
-    out = _loader.load().int_ops_gelu(x, check.seed(seed, rounding, fn), rounding=rounding)
-    return out.y, out.y_exponent
+    seed = check.seed(seed, rounding, fn)
+    raw = _loader.load()
+    if replicas.count() == 1:
+        out = raw.int_ops_gelu(x, seed, rounding=rounding)
+        return out.y, out.y_exponent
+
+    def forward(whole, unused_handles):
+        out = raw.int_ops_gelu(whole[0], seed, rounding=rounding)
+        return [out.y], [out.y_exponent], out._asdict()
+
+    def backward(dy, saved):
+        return [_gelu_backward(dy[0], saved)], []
+
+    y, y_exponent = replicas.on_whole_batch(forward, backward, [x], fn=fn)
+    return y, y_exponent
+
+
+def _gelu_backward(dy, outputs):
+    return _loader.load().int_ops_gelu_grad(dy, outputs["x_q"], outputs["x_exponent"]).dx
 
 
 @tf.RegisterGradient("IntOps>Gelu")
 def _gelu_grad(op, dy, *unused_output_grads):
-    outputs = _op_args.outputs(op)
-    grad = _loader.load().int_ops_gelu_grad(dy, outputs["x_q"], outputs["x_exponent"])
-    return _op_args.gradients(op, x=grad.dx)
+    return _op_args.gradients(op, x=_gelu_backward(dy, _op_args.outputs(op)))
 
 
 # The gradient ops route or scale the error carrier: no second-order gradient.

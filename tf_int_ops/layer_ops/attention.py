@@ -53,19 +53,31 @@ def softmax(x, mask=None, scale=(1, 0), rounding="nearest", seed=None):
     >>> y, e = softmax(tf.constant([[1.0, 2.0, 3.0]]))
     """
     fn = "softmax"
-    replicas.refuse("softmax")
     x = check.carrier(x, "x", fn)
     rounding = check.rounding(rounding, fn)
     multiplier, shift = _scale(scale, fn)
+    seed = check.seed(seed, rounding, fn)
+    attrs = {"scale_multiplier": multiplier, "scale_shift": shift, "rounding": rounding}
     masks = []
     if mask is not None:
         mask = tf.convert_to_tensor(mask)
         if mask.dtype != tf.bool:
             raise ValueError(f"{fn}: mask must be bool, got {mask.dtype.name}")
         masks = [tf.broadcast_to(mask, tf.shape(x))]
-    out = _loader.load().int_ops_softmax(x, masks, check.seed(seed, rounding, fn), scale_multiplier=multiplier,
-                                         scale_shift=shift, rounding=rounding)
-    return out.y, out.y_exponent
+    raw = _loader.load()
+    if replicas.count() == 1:
+        out = raw.int_ops_softmax(x, masks, seed, **attrs)
+        return out.y, out.y_exponent
+
+    def forward(whole, unused_handles):
+        out = raw.int_ops_softmax(whole[0], whole[1:], seed, **attrs)
+        return [out.y], [out.y_exponent], out._asdict()
+
+    def backward(dy, saved):
+        return [_softmax_backward(dy[0], saved, multiplier, shift)] + [None] * len(masks), []
+
+    y, y_exponent = replicas.on_whole_batch(forward, backward, [x] + masks, fn=fn)
+    return y, y_exponent
 
 
 def _scale(scale, fn):
@@ -75,13 +87,15 @@ def _scale(scale, fn):
             check.int_in(scale[1], "scale shift", fn, 0, ops.SOFTMAX_MAX_SHIFT))
 
 
+def _softmax_backward(dy, outputs, multiplier, shift):
+    return _loader.load().int_ops_softmax_grad(dy, outputs["y_q"], outputs["y_exponent"],
+                                               scale_multiplier=multiplier, scale_shift=shift).dx
+
+
 @tf.RegisterGradient("IntOps>Softmax")
 def _softmax_grad(op, dy, *unused_output_grads):
-    outputs = _op_args.outputs(op)
-    grad = _loader.load().int_ops_softmax_grad(
-        dy, outputs["y_q"], outputs["y_exponent"], scale_multiplier=op.get_attr("scale_multiplier"),
-        scale_shift=op.get_attr("scale_shift"))
-    return _op_args.gradients(op, x=grad.dx)
+    dx = _softmax_backward(dy, _op_args.outputs(op), op.get_attr("scale_multiplier"), op.get_attr("scale_shift"))
+    return _op_args.gradients(op, x=dx)
 
 
 def matmul(a, b, transpose_b=False, rounding="nearest", seed=None):

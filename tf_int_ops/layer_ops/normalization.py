@@ -77,7 +77,6 @@ def batch_norm(x, gamma, beta, gamma_exponent, epsilon=1e-3, training=True, movi
     >>> out = batch_norm(tf.constant([[1.0, 2.0], [3.0, 0.5]]), gamma, beta, -6)
     """
     fn = "batch_norm"
-    replicas.refuse("batch_norm")
     x = check.carrier(x, "x", fn)
     if x.shape.rank is not None and x.shape.rank < 2:
         raise ValueError(f"{fn}: x must have rank >= 2, got shape {x.shape}")
@@ -87,24 +86,47 @@ def batch_norm(x, gamma, beta, gamma_exponent, epsilon=1e-3, training=True, movi
     attrs = {**_epsilon_attrs(epsilon, fn), "rounding": rounding}
     gamma_exponent = check.exponent(gamma_exponent, fn, "gamma_exponent")
     seed = check.seed(seed, rounding, fn)
+    error_handles = _weighted.error_exponents(error_exponent, fn)
+    handles = [_tf_internal.resource_handle(gamma_variable), _tf_internal.resource_handle(beta_variable)]
     raw = _loader.load()
     if training:
-        out = raw.int_ops_batch_norm(x, _tf_internal.resource_handle(gamma_variable), _tf_internal.resource_handle(beta_variable), gamma_exponent, seed,
-                                     _weighted.error_exponents(error_exponent, fn), **attrs)
-        return {name: getattr(out, name) for name in ("y", "y_exponent", "batch_mean", "batch_mean_exponent",
-                                                      "batch_variance", "batch_variance_exponent")}
+        batch_names = ("batch_mean", "batch_mean_exponent", "batch_variance", "batch_variance_exponent")
+        if replicas.count() == 1:
+            out = raw.int_ops_batch_norm(x, *handles, gamma_exponent, seed, error_handles, **attrs)
+            return {name: getattr(out, name) for name in ("y", "y_exponent") + batch_names}
+
+        def forward(whole, weights):
+            out = raw.int_ops_batch_norm(whole[0], *weights, gamma_exponent, seed, [], **attrs)
+            return [out.y], [out.y_exponent] + [getattr(out, name) for name in batch_names], out._asdict()
+
+        def backward(dy, saved):
+            dx, dgamma, dbeta = _batch_norm_backward(dy[0], saved, gamma_exponent, error_handles)
+            return [dx], [dgamma, dbeta]
+
+        values = replicas.on_whole_batch(forward, backward, [x], handles, fn)
+        return dict(zip(("y", "y_exponent") + batch_names, values))
     statistics = {"moving_mean": moving_mean, "moving_mean_exponent": moving_mean_exponent,
                   "moving_variance": moving_variance, "moving_variance_exponent": moving_variance_exponent}
     missing = [name for name, value in statistics.items() if value is None]
     if missing:
         raise ValueError(f"{fn}: inference (training=False) needs {missing}")
-    out = raw.int_ops_batch_norm_inference(
-        x, _tf_internal.resource_handle(gamma_variable), _tf_internal.resource_handle(beta_variable), gamma_exponent,
-        check.tensor(moving_mean, tf.int32, "moving_mean", fn),
-        check.tensor(moving_mean_exponent, tf.int32, "moving_mean_exponent", fn),
-        check.tensor(moving_variance, tf.int32, "moving_variance", fn),
-        check.tensor(moving_variance_exponent, tf.int32, "moving_variance_exponent", fn), seed, **attrs)
-    return {"y": out.y, "y_exponent": out.y_exponent}
+    statistics = [check.tensor(moving_mean, tf.int32, "moving_mean", fn),
+                  check.tensor(moving_mean_exponent, tf.int32, "moving_mean_exponent", fn),
+                  check.tensor(moving_variance, tf.int32, "moving_variance", fn),
+                  check.tensor(moving_variance_exponent, tf.int32, "moving_variance_exponent", fn)]
+    if replicas.count() == 1:
+        out = raw.int_ops_batch_norm_inference(x, *handles, gamma_exponent, *statistics, seed, **attrs)
+        return {"y": out.y, "y_exponent": out.y_exponent}
+
+    def inference_forward(whole, weights):
+        out = raw.int_ops_batch_norm_inference(whole[0], *weights, gamma_exponent, *statistics, seed, **attrs)
+        return [out.y], [out.y_exponent], out._asdict()
+
+    def inference_backward(dy, saved):
+        return [_batch_norm_frozen_backward(dy[0], saved, gamma_exponent)], []
+
+    y, y_exponent = replicas.on_whole_batch(inference_forward, inference_backward, [x], handles, fn)
+    return {"y": y, "y_exponent": y_exponent}
 
 
 def layer_norm(x, gamma, beta, gamma_exponent, epsilon=1e-3, rounding="nearest", seed=None, error_exponent=None):
@@ -128,18 +150,32 @@ def layer_norm(x, gamma, beta, gamma_exponent, epsilon=1e-3, rounding="nearest",
     >>> y, e = layer_norm(tf.constant([[1.0, 2.0, 3.0]]), gamma, beta, -6)
     """
     fn = "layer_norm"
-    replicas.refuse("layer_norm")
     x = check.carrier(x, "x", fn)
     if x.shape.rank is not None and x.shape.rank < 1:
         raise ValueError(f"{fn}: x must have rank >= 1, got shape {x.shape}")
     gamma_variable = _weighted.resource_variable(gamma, "gamma", fn, (tf.int8,))
     beta_variable = _weighted.resource_variable(beta, "beta", fn, (tf.int32,))
     rounding = check.rounding(rounding, fn)
-    out = _loader.load().int_ops_layer_norm(
-        x, _tf_internal.resource_handle(gamma_variable), _tf_internal.resource_handle(beta_variable), check.exponent(gamma_exponent, fn, "gamma_exponent"),
-        check.seed(seed, rounding, fn), _weighted.error_exponents(error_exponent, fn),
-        **_epsilon_attrs(epsilon, fn), rounding=rounding)
-    return out.y, out.y_exponent
+    attrs = {**_epsilon_attrs(epsilon, fn), "rounding": rounding}
+    gamma_exponent = check.exponent(gamma_exponent, fn, "gamma_exponent")
+    seed = check.seed(seed, rounding, fn)
+    error_handles = _weighted.error_exponents(error_exponent, fn)
+    handles = [_tf_internal.resource_handle(gamma_variable), _tf_internal.resource_handle(beta_variable)]
+    raw = _loader.load()
+    if replicas.count() == 1:
+        out = raw.int_ops_layer_norm(x, *handles, gamma_exponent, seed, error_handles, **attrs)
+        return out.y, out.y_exponent
+
+    def forward(whole, weights):
+        out = raw.int_ops_layer_norm(whole[0], *weights, gamma_exponent, seed, [], **attrs)
+        return [out.y], [out.y_exponent], out._asdict()
+
+    def backward(dy, saved):
+        dx, dgamma, dbeta = _layer_norm_backward(dy[0], saved, gamma_exponent, error_handles)
+        return [dx], [dgamma, dbeta]
+
+    y, y_exponent = replicas.on_whole_batch(forward, backward, [x], handles, fn)
+    return y, y_exponent
 
 
 def moving_average(moving, moving_exponent, batch, batch_exponent, momentum):
@@ -156,40 +192,58 @@ def moving_average(moving, moving_exponent, batch, batch_exponent, momentum):
         momentum=momentum)
 
 
-@tf.RegisterGradient("IntOps>BatchNorm")
-def _batch_norm_grad(op, dy, *unused_output_grads):
-    # gamma_q is the gamma the forward pass used, not a fresh read of the
-    # variable, which the optimizer may already have updated.
-    outputs, inputs = _op_args.outputs(op), _op_args.inputs(op)
+def _batch_norm_backward(dy, outputs, gamma_exponent, error_handles):
+    """(dx, dgamma, dbeta) from the training forward's outputs (by name).
+
+    gamma_q is the gamma the forward pass used, not a fresh read of the
+    variable, which the optimizer may already have updated."""
     grad = _loader.load().int_ops_batch_norm_grad(
         dy, outputs["x_q"], outputs["x_exponent"], outputs["x_sum"], outputs["inv_sqrt"], outputs["inv_shift"],
-        outputs["gamma_q"], inputs["gamma_exponent"])
-    for variable in inputs["error_exponent"]:
-        tf.raw_ops.AssignVariableOp(resource=variable, value=grad.err_exponent)
-    return _op_args.gradients(op, x=grad.dx, gamma=grad.dgamma, beta=grad.dbeta)
+        outputs["gamma_q"], gamma_exponent)
+    for handle in error_handles:
+        tf.raw_ops.AssignVariableOp(resource=handle, value=grad.err_exponent)
+    return grad.dx, grad.dgamma, grad.dbeta
+
+
+@tf.RegisterGradient("IntOps>BatchNorm")
+def _batch_norm_grad(op, dy, *unused_output_grads):
+    inputs = _op_args.inputs(op)
+    dx, dgamma, dbeta = _batch_norm_backward(dy, _op_args.outputs(op), inputs["gamma_exponent"],
+                                             inputs["error_exponent"])
+    return _op_args.gradients(op, x=dx, gamma=dgamma, beta=dbeta)
+
+
+def _batch_norm_frozen_backward(dy, outputs, gamma_exponent):
+    """dx of a frozen layer (inference mode): the statistics are constants, so the
+    error is dy * gamma / sigma per channel (docs/algorithms.md section 8);
+    gamma, beta and the moving statistics get no gradient in this mode."""
+    return _loader.load().int_ops_batch_norm_frozen_grad(
+        dy, outputs["x_exponent"], outputs["count"], outputs["inv_sqrt"], outputs["inv_shift"],
+        outputs["gamma_q"], gamma_exponent).dx
 
 
 @tf.RegisterGradient("IntOps>BatchNormInference")
 def _batch_norm_inference_grad(op, dy, *unused_output_grads):
-    # A frozen layer (inference mode): the statistics are constants, so the
-    # error is dy * gamma / sigma per channel (docs/algorithms.md section 8);
-    # gamma, beta and the moving statistics get no gradient in this mode.
-    outputs, inputs = _op_args.outputs(op), _op_args.inputs(op)
-    grad = _loader.load().int_ops_batch_norm_frozen_grad(
-        dy, outputs["x_exponent"], outputs["count"], outputs["inv_sqrt"], outputs["inv_shift"],
-        outputs["gamma_q"], inputs["gamma_exponent"])
-    return _op_args.gradients(op, x=grad.dx)
+    dx = _batch_norm_frozen_backward(dy, _op_args.outputs(op), _op_args.inputs(op)["gamma_exponent"])
+    return _op_args.gradients(op, x=dx)
+
+
+def _layer_norm_backward(dy, outputs, gamma_exponent, error_handles):
+    """(dx, dgamma, dbeta) from the forward's outputs (by name)."""
+    grad = _loader.load().int_ops_layer_norm_grad(
+        dy, outputs["x_q"], outputs["x_exponent"], outputs["x_sum"], outputs["inv_sqrt"], outputs["inv_shift"],
+        outputs["gamma_q"], gamma_exponent)
+    for handle in error_handles:
+        tf.raw_ops.AssignVariableOp(resource=handle, value=grad.err_exponent)
+    return grad.dx, grad.dgamma, grad.dbeta
 
 
 @tf.RegisterGradient("IntOps>LayerNorm")
 def _layer_norm_grad(op, dy, *unused_output_grads):
-    outputs, inputs = _op_args.outputs(op), _op_args.inputs(op)
-    grad = _loader.load().int_ops_layer_norm_grad(
-        dy, outputs["x_q"], outputs["x_exponent"], outputs["x_sum"], outputs["inv_sqrt"], outputs["inv_shift"],
-        outputs["gamma_q"], inputs["gamma_exponent"])
-    for variable in inputs["error_exponent"]:
-        tf.raw_ops.AssignVariableOp(resource=variable, value=grad.err_exponent)
-    return _op_args.gradients(op, x=grad.dx, gamma=grad.dgamma, beta=grad.dbeta)
+    inputs = _op_args.inputs(op)
+    dx, dgamma, dbeta = _layer_norm_backward(dy, _op_args.outputs(op), inputs["gamma_exponent"],
+                                             inputs["error_exponent"])
+    return _op_args.gradients(op, x=dx, gamma=dgamma, beta=dbeta)
 
 
 # The backward ops and the integer-only ops take no gradient.
