@@ -298,24 +298,29 @@ def whole_batch_cases():
     gamma_value, beta_value = rng.integers(30, 100, 6).astype(np.int8), rng.integers(-500, 500, 6).astype(np.int32)
     moving = [tf.constant(rng.integers(-2**20, 2**20, 6), tf.int32), tf.constant(-24),
               tf.constant(rng.integers(2**18, 2**20, 6), tf.int32), tf.constant(-20)]
+    # An operand without the batch axis (IntAdd broadcasting it along the batch).
+    shared = (rng.integers(-100, 100, size=x.shape[1:]) * 2.0**-5).astype(np.float32)
     cases = {
-        "gelu": lambda t, m, g, b: layer_ops.gelu(t),
-        "softmax_masked_scaled": lambda t, m, g, b: layer_ops.softmax(t, m, scale=(23170, 16)),
-        "layer_norm": lambda t, m, g, b: layer_ops.layer_norm(t, g, b, -6),
-        "batch_norm": lambda t, m, g, b: tuple(layer_ops.batch_norm(t, g, b, -6)[k] for k in ("y", "y_exponent")),
-        "batch_norm_inference": lambda t, m, g, b: tuple(layer_ops.batch_norm(
+        "gelu": lambda t, m, g, b, s: layer_ops.gelu(t),
+        "softmax_masked_scaled": lambda t, m, g, b, s: layer_ops.softmax(t, m, scale=(23170, 16)),
+        "layer_norm": lambda t, m, g, b, s: layer_ops.layer_norm(t, g, b, -6),
+        "batch_norm": lambda t, m, g, b, s: tuple(layer_ops.batch_norm(t, g, b, -6)[k] for k in ("y", "y_exponent")),
+        "batch_norm_inference": lambda t, m, g, b, s: tuple(layer_ops.batch_norm(
             t, g, b, -6, training=False, moving_mean=moving[0], moving_mean_exponent=moving[1],
             moving_variance=moving[2], moving_variance_exponent=moving[3])[k] for k in ("y", "y_exponent")),
+        "add_batch_broadcast": lambda t, m, g, b, s: (layer_ops.add(s, t), tf.constant(0)),
     }
 
     def run(f, t, m, u, gamma, beta):
+        s = tf.constant(shared)
         with tf.GradientTape() as tape:
-            tape.watch(t)
-            y, e = f(t, m, gamma, beta)
+            tape.watch([t, s])
+            y, e = f(t, m, gamma, beta, s)
             loss = tf.reduce_sum(y * u)
-        grads = tape.gradient(loss, [t, gamma, beta])
+        grads = tape.gradient(loss, [t, gamma, beta, s])
         return [y, e, grads[0]] + [tf.zeros_like(v, tf.int32) if g is None else tf.cast(g, tf.int32)
-                                   for g, v in zip(grads[1:], (gamma, beta))]
+                                   for g, v in zip(grads[1:3], (gamma, beta))] + [
+            tf.zeros_like(s) if grads[3] is None else grads[3]]
 
     with strategy.scope():
         gamma, beta = tf.Variable(gamma_value), tf.Variable(beta_value)
@@ -330,14 +335,15 @@ def whole_batch_cases():
                 return run(f, tf.constant(x)[begin:end], tf.constant(mask)[begin:end],
                            tf.constant(upstream)[begin:end], gamma, beta)
 
-            y, e, dx, dgamma, dbeta = (strategy.experimental_local_results(t)
-                                       for t in strategy.run(tf.function(step), args=(0,)))
+            y, e, dx, dgamma, dbeta, dshared = (strategy.experimental_local_results(t)
+                                                for t in strategy.run(tf.function(step), args=(0,)))
             results[f"{name}_{split[1]}_{split[2] - split[1]}"] = bool(
                 np.array_equal(np.concatenate([t.numpy() for t in y]), single[0])
                 and {int(t) for t in e} == {int(single[1])}
                 and np.array_equal(np.concatenate([t.numpy() for t in dx]), single[2])
                 and np.array_equal(sum(t.numpy() for t in dgamma), single[3])
-                and np.array_equal(sum(t.numpy() for t in dbeta), single[4]))
+                and np.array_equal(sum(t.numpy() for t in dbeta), single[4])
+                and np.array_equal(sum(t.numpy() for t in dshared), single[5]))
 
     try:
         strategy.run(lambda: layer_ops.gelu(tf.ones([4])))

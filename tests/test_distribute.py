@@ -62,11 +62,13 @@ def test_agreed_quantize_and_requantize_equal_one_device(results, case):
     assert results["quantize"][case]
 
 
-@pytest.mark.parametrize("op", ["gelu", "softmax_masked_scaled", "layer_norm", "batch_norm", "batch_norm_inference"])
+@pytest.mark.parametrize("op", ["gelu", "softmax_masked_scaled", "layer_norm", "batch_norm", "batch_norm_inference",
+                                "add_batch_broadcast"])
 @pytest.mark.parametrize("split", ["3_2", "0_5"])
 def test_whole_batch_ops_on_uneven_replicas_equal_one_device(results, op, split):
-    """Outputs, exponents, input errors and the summed gamma/beta gradients of an op run
-    on the gathered batch, with 3 + 2 rows and with one replica empty."""
+    """Outputs, exponents, input errors and the summed gamma/beta gradients (and the
+    error of an operand without the batch axis) of an op run on the gathered batch,
+    with 3 + 2 rows and with one replica empty."""
     assert results["whole_batch"][f"{op}_{split}"]
 
 

@@ -31,6 +31,7 @@ plain single-device computation.
 """
 
 import contextlib
+import threading
 
 import tensorflow as tf
 
@@ -47,8 +48,26 @@ _FRACTION_BITS = 23
 _EXPONENT_BIAS = 127
 
 
+# Set inside the forward and backward functions of on_whole_batch: there each
+# replica computes the whole batch, as one device. Per thread: MirroredStrategy
+# runs (and traces) each replica in a thread of its own.
+_one_device = threading.local()
+
+
+@contextlib.contextmanager
+def _as_one_device():
+    previous = getattr(_one_device, "active", False)
+    _one_device.active = True
+    try:
+        yield
+    finally:
+        _one_device.active = previous
+
+
 def _context():
     """The replica context when it has more than one replica in sync, else None."""
+    if getattr(_one_device, "active", False):
+        return None
     if not tf.distribute.has_strategy() or tf.distribute.in_cross_replica_context():
         return None
     context = tf.distribute.get_replica_context()
@@ -236,45 +255,51 @@ def _own_rows(whole, begin, end, rows):
     return own
 
 
-def on_whole_batch(forward, backward, rows, handles=(), fn="layer op"):
+def on_whole_batch(forward, backward, rows, shared=(), fn="layer op"):
     """Runs a layer op on all replicas' rows, so that it takes every decision one
     device takes over the batch, and keeps this replica's rows.
 
     For the ops whose kernels decide inside (normalisation statistics, the
     exponents of GELU's and softmax's results and errors, the shifts of a
-    normalisation's gamma gradient): every replica gathers the batch's
-    inputs, runs the unchanged single-device kernel on them, and slices its
-    own rows out; the backward pass gathers the errors the same way. Each
-    replica computes the whole batch's weight gradients; the first replica
-    hands them on and the others zeros, so that ``sum_exactly`` gives them.
+    normalisation's gamma gradient) and for sums over the batch (the error of
+    an operand broadcast along it): every replica gathers the batch's rows,
+    runs the single-device computation on them (``forward`` and ``backward``
+    run as on one device: no agreement inside) and slices its own rows out;
+    the backward pass gathers the errors the same way. The ``shared`` inputs
+    (weights' resource handles, operands without a batch axis) are the same
+    on every replica; each replica computes their whole-batch gradients, and
+    the first hands them on while the others hand on zeros, so that a sum
+    over the replicas (``sum_exactly`` for weights) gives them once.
 
-    forward(whole_rows, handles) -> (row_outputs, batch_outputs, saved);
+    forward(whole_rows, shared) -> (row_outputs, batch_outputs, saved);
     backward(whole_row_output_grads, saved) -> (whole_row_input_grads (None
-    for a non-differentiable input), handle_grads).
+    for a non-differentiable input), shared_grads).
     Returns this replica's row outputs followed by the batch outputs.
     """
     rows = [tf.convert_to_tensor(t) for t in rows]
     if rows[0].shape.rank is not None and rows[0].shape.rank < 2:
         raise ValueError(f"{fn}: under a tf.distribute strategy the input needs a batch axis (rank >= 2), got "
                          f"shape {rows[0].shape}")
-    count_rows, count_handles = len(rows), len(handles)
+    count_rows, count_shared = len(rows), len(shared)
 
     @tf.custom_gradient
     def run(*args):
         whole, begin, end = gather_rows(args[:count_rows])
-        row_outputs, batch_outputs, saved = forward(whole, args[count_rows:])
+        with _as_one_device():
+            row_outputs, batch_outputs, saved = forward(whole, args[count_rows:])
 
         def grad(*output_grads):
             whole_grads, _, _ = gather_rows(output_grads[:len(row_outputs)])
-            row_grads, handle_grads = backward(whole_grads, saved)
+            with _as_one_device():
+                row_grads, shared_grads = backward(whole_grads, saved)
             first = tf.equal(index(), 0)
-            handle_grads = [None if g is None else tf.where(first, g, tf.zeros_like(g)) for g in handle_grads]
+            shared_grads = [None if g is None else tf.where(first, g, tf.zeros_like(g)) for g in shared_grads]
             row_grads = [None if g is None else _own_rows(g, begin, end, rows[0].shape[:1]) for g in row_grads]
-            return row_grads + handle_grads + [None] * (count_handles - len(handle_grads))
+            return row_grads + shared_grads + [None] * (count_shared - len(shared_grads))
 
         return [_own_rows(t, begin, end, rows[0].shape[:1]) for t in row_outputs] + list(batch_outputs), grad
 
-    return run(*rows, *handles)
+    return run(*rows, *shared)
 
 
 def _workers(strategy):

@@ -35,19 +35,35 @@ def add(a, b, rounding="nearest", seed=None, bits=8):
     a = check.carrier(a, "a", "add")
     b = check.carrier(b, "b", "add")
     check.bits(bits, "add")
-    if replicas.count() > 1 and (a.shape.rank != b.shape.rank or a.shape[:1] != b.shape[:1]):
-        # Its error would be summed over the batch, which the replicas split:
-        # rounded per replica, not as one device rounds it.
-        raise ValueError(f"add: under a tf.distribute strategy with {replicas.count()} replicas an operand "
-                         f"broadcast along the batch axis is not supported yet, got shapes {a.shape} and {b.shape}")
     try:
         tf.broadcast_static_shape(a.shape, b.shape)
     except ValueError:
         raise ValueError(f"add: a and b must have the same shape or broadcast, got {a.shape} and {b.shape}") from None
+    if replicas.count() > 1:
+        shared = _broadcast_along_batch(a, b)
+        if shared is not None:
+            return _add_batch_broadcast(a, b, shared, rounding, seed, bits)
+    return _add(a, b, rounding, seed, bits)
+
+
+def _broadcast_along_batch(a, b):
+    """0 or 1: the operand broadcast along the batch axis (a lower rank, or a static
+    batch size 1 beside another), else None."""
+    if a.shape.rank is None or b.shape.rank is None:
+        raise ValueError(f"add: under a tf.distribute strategy both operands need a known rank, got shapes "
+                         f"{a.shape} and {b.shape}")
+    for index, (t, other) in enumerate(((a, b), (b, a))):
+        if t.shape.rank < other.shape.rank or (t.shape.rank == other.shape.rank and t.shape[0] == 1
+                                               and other.shape[0] != 1):
+            return index
+    return None
+
+
+def _add(a, b, rounding, seed, bits):
     same = _same_shape(a, b)
 
     @tf.custom_gradient
-    def _add(a, b):
+    def run(a, b):
         qa, ea = replicas.quantize(a, bits=bits)
         qb, eb = replicas.quantize(b, bits=bits)
         if not same:
@@ -56,17 +72,45 @@ def add(a, b, rounding="nearest", seed=None, bits=8):
         y = replicas.aligned_add_to_carrier(qa, ea, qb, eb, rounding, seed)
 
         def grad(dy):
-            # d(a + b)/da = d(a + b)/db = 1: the error carrier passes
-            # unchanged, summed over the axes an operand was broadcast along.
-            if same:
-                return tf.identity(dy), tf.identity(dy)
-            if dy.shape.rank is not None and y.shape.rank is not None and not dy.shape.is_compatible_with(y.shape):
-                raise ValueError(f"add: the error dy has shape {dy.shape}, the sum {y.shape}")
-            with tf.control_dependencies([tf.debugging.assert_equal(
-                    tf.shape(dy), tf.shape(y), message="add: the error dy must have the sum's shape")]):
-                dy = tf.identity(dy)
-            return _reduce_error(dy, tf.shape(a), bits), _reduce_error(dy, tf.shape(b), bits)
+            return _add_gradients(dy, y, a, b, same, bits)
 
         return y, grad
 
-    return _add(a, b)
+    return run(a, b)
+
+
+def _add_gradients(dy, y, a, b, same, bits):
+    """d(a + b)/da = d(a + b)/db = 1: the error carrier passes unchanged,
+    summed over the axes an operand was broadcast along."""
+    if same:
+        return tf.identity(dy), tf.identity(dy)
+    if dy.shape.rank is not None and y.shape.rank is not None and not dy.shape.is_compatible_with(y.shape):
+        raise ValueError(f"add: the error dy has shape {dy.shape}, the sum {y.shape}")
+    with tf.control_dependencies([tf.debugging.assert_equal(
+            tf.shape(dy), tf.shape(y), message="add: the error dy must have the sum's shape")]):
+        dy = tf.identity(dy)
+    return _reduce_error(dy, tf.shape(a), bits), _reduce_error(dy, tf.shape(b), bits)
+
+
+def _add_batch_broadcast(a, b, shared_index, rounding, seed, bits):
+    """``_add`` under a strategy when one operand (``shared_index``) is broadcast
+    along the batch axis: its error is a sum over the batch, which the replicas
+    split, so the add runs on the gathered batch (``replicas.on_whole_batch``;
+    the broadcast operand is the same on every replica)."""
+    batched, shared = (b, a) if shared_index == 0 else (a, b)
+
+    def operands(whole, shared_):
+        return (shared_, whole) if shared_index == 0 else (whole, shared_)
+
+    def forward(whole, shared_):
+        first, second = operands(whole[0], shared_[0])
+        y = _add(first, second, rounding, seed, bits)
+        return [y], [], (first, second, y)
+
+    def backward(dy, saved):
+        first, second, y = saved
+        grads = _add_gradients(dy[0], y, first, second, False, bits)
+        return [grads[1 - shared_index]], [grads[shared_index]]
+
+    (y,) = replicas.on_whole_batch(forward, backward, [batched], [shared], "add")
+    return y
