@@ -13,7 +13,9 @@
 ...               loss=keras_int.losses.IntegerCrossEntropy(), metrics=["accuracy"])
 """
 
-import keras
+import tf_int_ops  # noqa: F401  (first: it loads TensorFlow without its start-up lines)
+
+import keras  # noqa: E402
 
 if keras.backend.backend() != "tensorflow":
     raise ImportError(

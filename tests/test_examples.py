@@ -119,6 +119,22 @@ def test_cli_trains_digits_and_writes_report(tmp_path):
     assert [r["model"] for r in report["results"]] == ["lenet_int8", "lenet_float32"]
     assert all(0 <= r["test_accuracy"] <= 1 and r["images_per_second"] > 0 for r in report["results"])
     assert os.path.getsize(tmp_path / "report.png") > 10000
+    # Quiet: no TensorFlow start-up lines or warnings; the comparison table, then the report's paths.
+    assert result.stderr.strip() == "", result.stderr[-2000:]
+    assert result.stdout.rstrip().splitlines()[-1] == (
+        f"wrote {tmp_path / 'report.json'} and {tmp_path / 'report.png'}")
+
+
+def test_import_is_quiet_unless_asked():
+    """`import keras_int` hides TensorFlow's start-up lines (written before its log
+    levels apply); TF_CPP_MIN_LOG_LEVEL=0 shows them."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    quiet = subprocess.run([sys.executable, "-c", "import keras_int"], capture_output=True, text=True,
+                           timeout=120, env=env)
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
+    loud = subprocess.run([sys.executable, "-c", "import keras_int"], capture_output=True, text=True,
+                          timeout=120, env={**env, "TF_CPP_MIN_LOG_LEVEL": "0"})
+    assert loud.returncode == 0 and "oneDNN" in loud.stderr, loud.stderr
 
 
 def test_cli_trains_16_bit_beside_int8_and_float32(tmp_path):

@@ -9,7 +9,11 @@ are defined once, in cc/core/limits.h, and read from the library on first
 access, so reading one loads it.
 """
 
-from tf_int_ops import _tf_internal
+from tf_int_ops import _quiet
+
+_quiet.import_tensorflow()  # before anything imports TensorFlow: without its start-up lines
+
+from tf_int_ops import _tf_internal  # noqa: E402
 from tf_int_ops import layer_ops
 from tf_int_ops import ops as _ops
 from tf_int_ops.ops import (

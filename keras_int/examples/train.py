@@ -80,6 +80,8 @@ def _parse(argv):
     parser.add_argument("--data-dir", default=None, help="TFDS data directory")
     parser.add_argument("--out", default="runs/latest", help="directory for report.json and report.png")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's log lines and Keras' progress bars (default: one line per epoch)")
     args = parser.parse_args(argv)
     if args.epochs is not None and args.epochs < 1:
         parser.error("--epochs must be >= 1")
@@ -173,9 +175,17 @@ def _compiled(args, integer, info, epochs, options):
     return model, callbacks
 
 
+def _log_level(args):
+    """TensorFlow's start-up and log lines: all with --verbose, else hidden (tf_int_ops._quiet;
+    set before TensorFlow is imported, in this process and the training processes)."""
+    if getattr(args, "verbose", False):
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+    import tf_int_ops  # noqa: F401  (loads TensorFlow, quietly unless verbose)
+
+
 def train_one(args, integer, dataset, bits=8):
     """Trains one model in this process (integer: with `bits`-bit mantissas); returns its results."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    _log_level(args)
     strategy = _strategy(getattr(args, "replicas", 1))
     import keras
 
@@ -194,7 +204,9 @@ def train_one(args, integer, dataset, bits=8):
     replicas = f", {strategy.num_replicas_in_sync} replicas" if strategy.num_replicas_in_sync > 1 else ""
     print(f"\n=== {model.name} on {info['name']}: {epochs} epochs, batch {args.batch_size}{replicas} ===",
           flush=True)
-    history = model.fit(train, epochs=epochs, validation_data=test, callbacks=callbacks, verbose=1)
+    # shuffle=False: the tf.data pipeline shuffles (Keras warns that it ignores shuffle=True).
+    history = model.fit(train, epochs=epochs, validation_data=test, callbacks=callbacks, shuffle=False,
+                        verbose=1 if getattr(args, "verbose", False) else 2)
     times = callbacks[0].times
     steady = times[1:] if len(times) > 1 else times  # the first epoch includes tracing
     test_loss, test_accuracy = model.evaluate(test, verbose=0)
@@ -269,6 +281,7 @@ def _plot(results, path):
 
 def main(argv=None):
     args = _parse(argv)
+    _log_level(args)
     from keras_int.examples import data
 
     # Resolve "auto" (and check the dataset) once, here, with a clear message.

@@ -15,7 +15,7 @@ from keras_int import _checkpoint
 from keras_int.precision import resolve_bits
 from tf_int_ops import _tf_internal
 from tf_int_ops import _validation as check
-from tf_int_ops import replicas
+from tf_int_ops import layer_ops, replicas
 
 PACKAGE = "keras_int"
 
@@ -93,14 +93,24 @@ class QuantizingIntLayer(IntLayer):
         return {**super().get_config(), "bits": self.bits}
 
 
-class WeightedIntLayer(QuantizingIntLayer):
-    """A layer with an int8 (``bits=16``: int16) kernel, quantised once from a float initialiser."""
+# The activations a layer with weights applies to its output itself (Keras'
+# `activation` argument): ReLU keeps the exponent, so it follows the op exactly.
+ACTIVATIONS = (None, "linear", "relu")
 
-    def __init__(self, kernel_initializer="glorot_uniform", use_bias=False, rounding="nearest",
+
+class WeightedIntLayer(QuantizingIntLayer):
+    """A layer with an int8 (``bits=16``: int16) kernel, quantised once from a float initialiser,
+    and an optional ReLU on its output (``activation="relu"``, as Keras' ``Dense(activation=...)``)."""
+
+    def __init__(self, kernel_initializer="glorot_uniform", use_bias=False, activation=None, rounding="nearest",
                  seed=None, bits=None, **kwargs):
         super().__init__(rounding=rounding, seed=seed, bits=bits, **kwargs)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.use_bias = bool(use_bias)
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"{type(self).__name__}: activation must be one of {ACTIVATIONS} (an integer ReLU; "
+                             f"other activations are layers of their own, e.g. IntGELU), got {activation!r}")
+        self.activation = None if activation == "linear" else activation
 
     @property
     def weight_dtype(self):
@@ -132,8 +142,8 @@ class WeightedIntLayer(QuantizingIntLayer):
 
     def _finish(self, y, exponent):
         self.output_exponent.assign(exponent)
-        return y
+        return layer_ops.relu(y) if self.activation == "relu" else y
 
     def get_config(self):
-        return {**super().get_config(), "use_bias": self.use_bias,
+        return {**super().get_config(), "use_bias": self.use_bias, "activation": self.activation,
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer)}

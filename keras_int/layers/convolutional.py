@@ -10,17 +10,18 @@ from tf_int_ops import layer_ops
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class IntConv2D(WeightedIntLayer):
     """2-D convolution (NHWC) with an int8 kernel, any stride, 'same'/'valid' padding,
-    and an optional int32 bias (``use_bias=True``) at the kernel's exponent.
+    an optional int32 bias (``use_bias=True``) at the kernel's exponent, and an
+    optional integer ReLU on the output (``activation="relu"``).
 
     >>> layer = IntConv2D(32, 3, padding="same")
     >>> y = layer(keras.random.uniform((2, 28, 28, 1)))  # shape (2, 28, 28, 32)
     """
 
     def __init__(self, filters, kernel_size, strides=1, padding="valid", dilation_rate=1,
-                 kernel_initializer="glorot_uniform", use_bias=False, rounding="nearest", seed=None,
-                 bits=None, **kwargs):
-        super().__init__(kernel_initializer=kernel_initializer, use_bias=use_bias, rounding=rounding,
-                         seed=seed, bits=bits, **kwargs)
+                 kernel_initializer="glorot_uniform", use_bias=False, activation=None, rounding="nearest",
+                 seed=None, bits=None, **kwargs):
+        super().__init__(kernel_initializer=kernel_initializer, use_bias=use_bias, activation=activation,
+                         rounding=rounding, seed=seed, bits=bits, **kwargs)
         fn = "IntConv2D"
         self.filters = check.positive_int(filters, "filters", fn)
         self.kernel_size = tuple(check.int_pair(kernel_size, "kernel_size", fn))

@@ -16,6 +16,8 @@ class IntDense(WeightedIntLayer):
       kernel_initializer: float initialiser, quantised once to int8.
       use_bias: add an int32 bias kept at the kernel's exponent (NITI has
         none, hence off by default).
+      activation: None (or "linear"), or "relu": an integer ReLU on the
+        output, as ``Dense(activation="relu")``.
       rounding: rounding of the output requantisation ("nearest", as NITI,
         "pseudo_stochastic", "stochastic" or "truncate").
       seed: key of stochastic rounding (an int64; drawn when None).
@@ -28,10 +30,10 @@ class IntDense(WeightedIntLayer):
     >>> layer.kernel.dtype                          # 'int8'
     """
 
-    def __init__(self, units, kernel_initializer="glorot_uniform", use_bias=False, rounding="nearest",
-                 seed=None, bits=None, **kwargs):
-        super().__init__(kernel_initializer=kernel_initializer, use_bias=use_bias, rounding=rounding,
-                         seed=seed, bits=bits, **kwargs)
+    def __init__(self, units, kernel_initializer="glorot_uniform", use_bias=False, activation=None,
+                 rounding="nearest", seed=None, bits=None, **kwargs):
+        super().__init__(kernel_initializer=kernel_initializer, use_bias=use_bias, activation=activation,
+                         rounding=rounding, seed=seed, bits=bits, **kwargs)
         self.units = check.positive_int(units, "units", "IntDense")
 
     def build(self, input_shape):
