@@ -13,6 +13,8 @@ float32 value), for deployment anywhere Keras runs, keras_int not needed.
 >>> float_model = keras_int.to_float(int_model)     # stock layers only
 """
 
+import inspect
+
 import keras
 import numpy as np
 
@@ -22,6 +24,10 @@ from keras_int.layers.normalization import _statistic
 
 # Stock layers that only move data: exact on carriers, kept as they are.
 _DATA_MOVEMENT = (keras.layers.InputLayer, keras.layers.Reshape, keras.layers.Permute, keras.layers.Identity)
+
+
+def _is_keras_int(layer):
+    return type(layer).__module__.startswith("keras_int.")
 
 
 def _name(layer):
@@ -123,9 +129,27 @@ def _integer_layer(layer, bits):
         return L.IntLayerNormalization(epsilon=layer.epsilon, center=layer.center, scale=layer.scale, **common)
     if isinstance(layer, keras.layers.Embedding):
         return L.IntEmbedding(layer.input_dim, layer.output_dim, mask_zero=layer.mask_zero, **common)
+    if isinstance(layer, keras.layers.MultiHeadAttention):
+        config = layer.get_config()
+        if config["attention_axes"] not in (None, (1,), [1]):  # (1,): the sequence axis, set when built
+            raise ValueError(f"integerize: {_name(layer)} attends over axes {config['attention_axes']}; "
+                             "IntMultiHeadAttention over the sequence axis of [batch, steps, dim] only")
+        dropout = config["dropout"]
+        if dropout and dropout != 1 - 2.0 ** -round(-np.log2(1 - dropout)):
+            raise ValueError(f"integerize: {_name(layer)}: dropout {dropout} is not 1 - 2**-k (IntDropout's exact "
+                             "rates). Pass it in keep_float to keep it float")
+        output_shape = config.get("output_shape")
+        return L.IntMultiHeadAttention(config["num_heads"], config["key_dim"], value_dim=config["value_dim"],
+                                       dropout=dropout, use_bias=config["use_bias"], output_shape=output_shape,
+                                       **common)
     if isinstance(layer, _DATA_MOVEMENT):
         return layer.__class__.from_config(layer.get_config())
     return None
+
+
+# IntMultiHeadAttention's projections, in the order of Keras' MultiHeadAttention weights.
+def _projections(layer):
+    return [layer._query_dense, layer._key_dense, layer._value_dense, layer._output_dense]
 
 
 def _last_axis(layer):
@@ -169,6 +193,42 @@ def _set_integer_weights(float_layer, int_layer):
         q, e = _quantized(float_layer.embeddings.numpy())
         int_layer.embeddings.assign(q)
         int_layer.embeddings_exponent.assign(e)
+    elif isinstance(int_layer, L.IntMultiHeadAttention):
+        # Keras' [d, heads, size] (output: [heads, size, d]) kernels are the
+        # integer projections' [d, heads * size] ([heads * size, d]) row-major.
+        weights = iter(float_layer.get_weights())
+        for dense in _projections(int_layer):
+            kernel = next(weights)
+            q, e = _quantized(kernel.reshape(dense.kernel.shape))
+            dense.kernel.assign(q)
+            dense.kernel_exponent.assign(e)
+            if dense.use_bias:
+                dense.bias.assign(_int_bias(next(weights).reshape(-1), e, float_layer))
+
+
+def _call_accepted(layer, *args, **kwargs):
+    """Calls a cloned layer with the call arguments of the layer it replaces, less the
+    keyword arguments its own ``call`` does not take (BatchNormalization's ``mask``)."""
+    parameters = inspect.signature(layer.call).parameters
+    if not any(p.kind == p.VAR_KEYWORD for p in parameters.values()):
+        kwargs = {k: v for k, v in kwargs.items() if k in parameters}
+    return layer(*args, **kwargs)
+
+
+def _clone(model, convert):
+    """keras.models.clone_model with `convert` per layer, uncompiled; functional models'
+    layers are called through _call_accepted (Sequential ones are only listed).
+
+    clone_model compiles the clone as the model was compiled, but a float
+    model's optimizer and loss do not train an integer model, nor the reverse:
+    the model is cloned as if it were not compiled (and left as it was)."""
+    options = {} if isinstance(model, keras.Sequential) else {"call_function": _call_accepted}
+    compiled = model.compiled
+    model.compiled = False
+    try:
+        return keras.models.clone_model(model, clone_function=convert, recursive=True, **options)
+    finally:
+        model.compiled = compiled
 
 
 def _layer_pairs(model, clone):
@@ -189,7 +249,8 @@ def integerize(model, keep_float=(), bits=None):
     Maps Dense, Conv2D (with ``activation`` None, "linear" or "relu"), ReLU,
     Activation("relu"/"gelu"/"linear"), MaxPooling2D, AveragePooling2D,
     GlobalAveragePooling1D/2D, Flatten, Dropout (rates 1 - 2**-k), Add,
-    BatchNormalization, LayerNormalization and Embedding; InputLayer,
+    BatchNormalization, LayerNormalization, Embedding and MultiHeadAttention
+    (dropout 0 or 1 - 2**-k); InputLayer,
     Reshape, Permute and Identity (data movement, exact on carriers) stay
     as they are. Any other layer is an error naming it, unless its name (or
     the layer) is in ``keep_float``: then it stays float (its arithmetic is
@@ -198,7 +259,9 @@ def integerize(model, keep_float=(), bits=None):
     Kernels are quantized to ``bits``-bit mantissas (None: keras_int's
     default); biases become int32 at the kernel's exponent; batch norm's
     gamma, beta and moving statistics their integer forms. The model is
-    returned uncompiled.
+    returned uncompiled: compile it with IntegerSGD (fine-tuning a trained
+    model wants small steps, e.g. ``IntegerSGD(mu=1)``) and
+    IntegerCrossEntropy.
 
     >>> float_model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(8, 3, activation="relu"),
     ...                                 keras.layers.Flatten(), keras.layers.Dense(10)])
@@ -220,7 +283,7 @@ def integerize(model, keep_float=(), bits=None):
                              f"keep_float=['{layer.name}'] to keep it float")
         return converted
 
-    clone = keras.models.clone_model(model, clone_function=convert, recursive=True)
+    clone = _clone(model, convert)
     for original, copy in _layer_pairs(model, clone):
         if copy.name in keep or isinstance(copy, _DATA_MOVEMENT):
             copy.set_weights(original.get_weights())
@@ -265,6 +328,10 @@ def _float_layer(layer):
                                                **common)
     if isinstance(layer, L.IntEmbedding):
         return keras.layers.Embedding(layer.input_dim, layer.output_dim, mask_zero=layer.mask_zero, **common)
+    if isinstance(layer, L.IntMultiHeadAttention):
+        return keras.layers.MultiHeadAttention(layer.num_heads, layer.key_dim, value_dim=layer.value_dim,
+                                               dropout=layer.dropout, use_bias=layer.use_bias,
+                                               output_shape=layer.output_shape_, **common)
     return None
 
 
@@ -293,8 +360,17 @@ def _set_float_weights(int_layer, float_layer):
         float_layer.set_weights(weights)
     elif isinstance(int_layer, L.IntEmbedding):
         float_layer.set_weights([_exact(int_layer.embeddings.numpy(), int_layer.embeddings_exponent.numpy())])
-    else:
-        float_layer.set_weights(int_layer.get_weights())
+    elif isinstance(int_layer, L.IntMultiHeadAttention):
+        weights = []
+        for dense in _projections(int_layer):
+            e = int(dense.kernel_exponent.numpy())
+            weights.append(_exact(dense.kernel.numpy(), e))
+            if dense.use_bias:
+                weights.append(_exact(dense.bias.numpy(), e))
+        float_layer.set_weights([w.reshape(v.shape) for w, v in zip(weights, float_layer.weights)])
+    elif not _is_keras_int(int_layer):
+        float_layer.set_weights(int_layer.get_weights())  # a float layer of the integer model
+    # The other keras_int layers hold only exponents and counters, which a float layer has no use for.
 
 
 def to_float(model):
@@ -307,20 +383,22 @@ def to_float(model):
     Activation("gelu"), ...); float layers kept in the integer model stay.
     Its predictions differ from the integer model's by the integer model's
     activation rounding only (and IntGELU's polynomial, docs/algorithms.md
-    section 11). A layer with no stock counterpart (IntMultiHeadAttention,
-    IntPositionEmbedding, for now) is an error naming it.
+    section 11, and the integer softmax's base-2 table, section 10). A layer
+    with no stock counterpart (IntPositionEmbedding, for now) is an error
+    naming it. The model is returned uncompiled.
 
     >>> plain = to_float(int_model)
     >>> plain.save("model.keras")     # loads with keras.models.load_model, no keras_int needed
     """
     def convert(layer):
-        if isinstance(layer, L.IntMultiHeadAttention) or isinstance(layer, L.IntPositionEmbedding) or (
-                type(layer).__module__.startswith("keras_int.") and _float_layer(layer) is None):
-            raise ValueError(f"to_float: {_name(layer)} has no stock Keras counterpart yet")
         converted = _float_layer(layer)
-        return converted if converted is not None else layer.__class__.from_config(layer.get_config())
+        if converted is not None:
+            return converted
+        if _is_keras_int(layer):
+            raise ValueError(f"to_float: {_name(layer)} has no stock Keras counterpart yet")
+        return layer.__class__.from_config(layer.get_config())
 
-    clone = keras.models.clone_model(model, clone_function=convert, recursive=True)
+    clone = _clone(model, convert)
     for original, copy in _layer_pairs(model, clone):
         _set_float_weights(original, copy)
     return clone
