@@ -26,10 +26,11 @@ if keras.backend.backend() != "tensorflow":
 
 from keras_int import callbacks, layers, losses, optimizers  # noqa: E402
 from keras_int.conversion import integerize, to_float  # noqa: E402
+from keras_int.export import export_tflite  # noqa: E402
 from keras_int.plotting import plot_exponents  # noqa: E402
 from keras_int.precision import default_bits, set_default_bits  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["callbacks", "default_bits", "integerize", "layers", "losses", "optimizers", "plot_exponents",
+__all__ = ["callbacks", "default_bits", "export_tflite", "integerize", "layers", "losses", "optimizers", "plot_exponents",
            "set_default_bits", "to_float"]
