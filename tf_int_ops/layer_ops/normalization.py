@@ -50,6 +50,20 @@ def _epsilon_attrs(epsilon, fn):
     return {"epsilon_mantissa": mantissa, "epsilon_exponent": exponent}
 
 
+def _normalization_args(x, min_rank, gamma, beta, gamma_exponent, epsilon, rounding, seed, error_exponent, fn):
+    """The checked arguments of a normalization op: ``(x, [gamma and beta handles],
+    gamma_exponent, seed, error_exponent handles, attrs)``."""
+    x = check.carrier(x, "x", fn)
+    if x.shape.rank is not None and x.shape.rank < min_rank:
+        raise ValueError(f"{fn}: x must have rank >= {min_rank}, got shape {x.shape}")
+    gamma_variable = _weighted.resource_variable(gamma, "gamma", fn, (tf.int8,))
+    beta_variable = _weighted.resource_variable(beta, "beta", fn, (tf.int32,))
+    rounding = check.rounding(rounding, fn)
+    handles = [_tf_internal.resource_handle(gamma_variable), _tf_internal.resource_handle(beta_variable)]
+    return (x, handles, check.exponent(gamma_exponent, fn, "gamma_exponent"), check.seed(seed, rounding, fn),
+            _weighted.error_exponents(error_exponent, fn), {**_epsilon_attrs(epsilon, fn), "rounding": rounding})
+
+
 def batch_norm(x, gamma, beta, gamma_exponent, epsilon=1e-3, training=True, moving_mean=None,
                moving_mean_exponent=None, moving_variance=None, moving_variance_exponent=None,
                rounding="nearest", seed=None, error_exponent=None):
@@ -77,17 +91,8 @@ def batch_norm(x, gamma, beta, gamma_exponent, epsilon=1e-3, training=True, movi
     >>> out = batch_norm(tf.constant([[1.0, 2.0], [3.0, 0.5]]), gamma, beta, -6)
     """
     fn = "batch_norm"
-    x = check.carrier(x, "x", fn)
-    if x.shape.rank is not None and x.shape.rank < 2:
-        raise ValueError(f"{fn}: x must have rank >= 2, got shape {x.shape}")
-    gamma_variable = _weighted.resource_variable(gamma, "gamma", fn, (tf.int8,))
-    beta_variable = _weighted.resource_variable(beta, "beta", fn, (tf.int32,))
-    rounding = check.rounding(rounding, fn)
-    attrs = {**_epsilon_attrs(epsilon, fn), "rounding": rounding}
-    gamma_exponent = check.exponent(gamma_exponent, fn, "gamma_exponent")
-    seed = check.seed(seed, rounding, fn)
-    error_handles = _weighted.error_exponents(error_exponent, fn)
-    handles = [_tf_internal.resource_handle(gamma_variable), _tf_internal.resource_handle(beta_variable)]
+    x, handles, gamma_exponent, seed, error_handles, attrs = _normalization_args(
+        x, 2, gamma, beta, gamma_exponent, epsilon, rounding, seed, error_exponent, fn)
     raw = _loader.load()
     if training:
         batch_names = ("batch_mean", "batch_mean_exponent", "batch_variance", "batch_variance_exponent")
@@ -150,17 +155,8 @@ def layer_norm(x, gamma, beta, gamma_exponent, epsilon=1e-3, rounding="nearest",
     >>> y, e = layer_norm(tf.constant([[1.0, 2.0, 3.0]]), gamma, beta, -6)
     """
     fn = "layer_norm"
-    x = check.carrier(x, "x", fn)
-    if x.shape.rank is not None and x.shape.rank < 1:
-        raise ValueError(f"{fn}: x must have rank >= 1, got shape {x.shape}")
-    gamma_variable = _weighted.resource_variable(gamma, "gamma", fn, (tf.int8,))
-    beta_variable = _weighted.resource_variable(beta, "beta", fn, (tf.int32,))
-    rounding = check.rounding(rounding, fn)
-    attrs = {**_epsilon_attrs(epsilon, fn), "rounding": rounding}
-    gamma_exponent = check.exponent(gamma_exponent, fn, "gamma_exponent")
-    seed = check.seed(seed, rounding, fn)
-    error_handles = _weighted.error_exponents(error_exponent, fn)
-    handles = [_tf_internal.resource_handle(gamma_variable), _tf_internal.resource_handle(beta_variable)]
+    x, handles, gamma_exponent, seed, error_handles, attrs = _normalization_args(
+        x, 1, gamma, beta, gamma_exponent, epsilon, rounding, seed, error_exponent, fn)
     raw = _loader.load()
     if replicas.count() == 1:
         out = raw.int_ops_layer_norm(x, *handles, gamma_exponent, seed, error_handles, **attrs)
@@ -192,25 +188,41 @@ def moving_average(moving, moving_exponent, batch, batch_exponent, momentum):
         momentum=momentum)
 
 
-def _batch_norm_backward(dy, outputs, gamma_exponent, error_handles):
-    """(dx, dgamma, dbeta) from the training forward's outputs (by name).
+def _normalization_backward(grad_op, dy, outputs, gamma_exponent, error_handles):
+    """(dx, dgamma, dbeta) of a training batch norm or a layer norm (`grad_op`: its
+    gradient op), from the forward's outputs by name; the error's exponent is
+    recorded in `error_handles`.
 
     gamma_q is the gamma the forward pass used, not a fresh read of the
     variable, which the optimizer may already have updated."""
-    grad = _loader.load().int_ops_batch_norm_grad(
-        dy, outputs["x_q"], outputs["x_exponent"], outputs["x_sum"], outputs["inv_sqrt"], outputs["inv_shift"],
-        outputs["gamma_q"], gamma_exponent)
+    grad = grad_op(dy, outputs["x_q"], outputs["x_exponent"], outputs["x_sum"], outputs["inv_sqrt"],
+                   outputs["inv_shift"], outputs["gamma_q"], gamma_exponent)
     for handle in error_handles:
         tf.raw_ops.AssignVariableOp(resource=handle, value=grad.err_exponent)
     return grad.dx, grad.dgamma, grad.dbeta
 
 
-@tf.RegisterGradient("IntOps>BatchNorm")
-def _batch_norm_grad(op, dy, *unused_output_grads):
-    inputs = _op_args.inputs(op)
-    dx, dgamma, dbeta = _batch_norm_backward(dy, _op_args.outputs(op), inputs["gamma_exponent"],
-                                             inputs["error_exponent"])
-    return _op_args.gradients(op, x=dx, gamma=dgamma, beta=dbeta)
+def _batch_norm_backward(dy, outputs, gamma_exponent, error_handles):
+    return _normalization_backward(_loader.load().int_ops_batch_norm_grad, dy, outputs, gamma_exponent,
+                                   error_handles)
+
+
+def _layer_norm_backward(dy, outputs, gamma_exponent, error_handles):
+    return _normalization_backward(_loader.load().int_ops_layer_norm_grad, dy, outputs, gamma_exponent,
+                                   error_handles)
+
+
+def _registered_normalization_grad(backward):
+    """The registered gradient of a normalization op whose backward is `backward`."""
+    def grad(op, dy, *unused_output_grads):
+        inputs = _op_args.inputs(op)
+        dx, dgamma, dbeta = backward(dy, _op_args.outputs(op), inputs["gamma_exponent"], inputs["error_exponent"])
+        return _op_args.gradients(op, x=dx, gamma=dgamma, beta=dbeta)
+    return grad
+
+
+tf.RegisterGradient("IntOps>BatchNorm")(_registered_normalization_grad(_batch_norm_backward))
+tf.RegisterGradient("IntOps>LayerNorm")(_registered_normalization_grad(_layer_norm_backward))
 
 
 def _batch_norm_frozen_backward(dy, outputs, gamma_exponent):
@@ -226,24 +238,6 @@ def _batch_norm_frozen_backward(dy, outputs, gamma_exponent):
 def _batch_norm_inference_grad(op, dy, *unused_output_grads):
     dx = _batch_norm_frozen_backward(dy, _op_args.outputs(op), _op_args.inputs(op)["gamma_exponent"])
     return _op_args.gradients(op, x=dx)
-
-
-def _layer_norm_backward(dy, outputs, gamma_exponent, error_handles):
-    """(dx, dgamma, dbeta) from the forward's outputs (by name)."""
-    grad = _loader.load().int_ops_layer_norm_grad(
-        dy, outputs["x_q"], outputs["x_exponent"], outputs["x_sum"], outputs["inv_sqrt"], outputs["inv_shift"],
-        outputs["gamma_q"], gamma_exponent)
-    for handle in error_handles:
-        tf.raw_ops.AssignVariableOp(resource=handle, value=grad.err_exponent)
-    return grad.dx, grad.dgamma, grad.dbeta
-
-
-@tf.RegisterGradient("IntOps>LayerNorm")
-def _layer_norm_grad(op, dy, *unused_output_grads):
-    inputs = _op_args.inputs(op)
-    dx, dgamma, dbeta = _layer_norm_backward(dy, _op_args.outputs(op), inputs["gamma_exponent"],
-                                             inputs["error_exponent"])
-    return _op_args.gradients(op, x=dx, gamma=dgamma, beta=dbeta)
 
 
 # The backward ops and the integer-only ops take no gradient.
