@@ -16,16 +16,20 @@ BAZEL_CONFIG ?= $(if $(NVCC),--config=cuda,)
 setup: system venv build
 
 # Debian/Ubuntu packages: Bazel (Debian's bazel-bootstrap builds offline), g++,
-# and the fortune-mod cookies in four languages, the real text of the
-# example text classifier (keras_int.examples.data.load_fortunes).
+# the fortune-mod cookies in four languages, the real text of the example
+# text classifier (keras_int.examples.data.load_fortunes), and Fashion-MNIST
+# (dataset-fashion-mnist: keras_int.examples.data.load_fashion_mnist).
 FORTUNES ?= /usr/share/games/fortunes
+FASHION_MNIST ?= /usr/share/datasets/fashion-mnist
 system:
 	@if ! command -v $(BAZEL) >/dev/null 2>&1 || ! command -v g++ >/dev/null 2>&1 \
 	    || ! $(PYTHON) -c "import venv, ensurepip" >/dev/null 2>&1 \
-	    || ! [ -f $(FORTUNES)/fortunes -a -d $(FORTUNES)/de -a -d $(FORTUNES)/es -a -d $(FORTUNES)/it ]; then \
+	    || ! [ -f $(FORTUNES)/fortunes -a -d $(FORTUNES)/de -a -d $(FORTUNES)/es -a -d $(FORTUNES)/it ] \
+	    || ! [ -f $(FASHION_MNIST)/train-images-idx3-ubyte.gz ]; then \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q \
-	    --no-install-recommends bazel-bootstrap g++ python3-venv fortunes fortunes-de fortunes-es fortunes-it; \
+	    --no-install-recommends bazel-bootstrap g++ python3-venv fortunes fortunes-de fortunes-es fortunes-it \
+	    dataset-fashion-mnist; \
 	fi
 
 venv: $(VENV)/.installed

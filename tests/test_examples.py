@@ -43,6 +43,18 @@ def test_digits_pipeline():
     assert float(tf.reduce_max(images)) == 1.0
 
 
+def test_fashion_mnist_pipeline(tmp_path):
+    """Debian's dataset-fashion-mnist: the original split, 6000 / 1000 images per class."""
+    train, test, info = data.load_fashion_mnist(batch_size=128)
+    assert info == {"name": "fashion_mnist", "input_shape": (28, 28, 1), "classes": 10, "train_examples": 60000}
+    images, labels = next(iter(train))
+    assert images.shape == (128, 28, 28, 1) and 0.0 <= float(tf.reduce_min(images)) < float(tf.reduce_max(images))
+    test_labels = np.concatenate([y.numpy() for _, y in test])
+    assert np.array_equal(np.bincount(test_labels), np.full(10, 1000))
+    with pytest.raises(data.DatasetError, match="apt-get install dataset-fashion-mnist"):
+        data.load_fashion_mnist(32, root=str(tmp_path / "missing"))
+
+
 def test_fortunes_pipeline():
     train, test, info = data.load_fortunes(batch_size=32, per_language=200)
     ids, labels = next(iter(train))

@@ -1,13 +1,15 @@
 """Datasets for the example trainings: TFDS (MNIST, CIFAR-10), scikit-learn's digits,
-and the fortune-mod cookies in four languages (text)."""
+Zalando's Fashion-MNIST from Debian's package, and the fortune-mod cookies in four
+languages (text)."""
 
+import gzip
 import os
 import re
 
 import numpy as np
 import tensorflow as tf
 
-DATASETS = ("auto", "mnist", "cifar10", "digits", "fortunes")
+DATASETS = ("auto", "mnist", "cifar10", "digits", "fashion_mnist", "fortunes")
 TEXT_DATASETS = ("fortunes",)
 
 
@@ -70,6 +72,37 @@ def load_digits(batch_size, test_fraction=0.25, seed=0):
     train = _pipeline(make((images[train_idx], digits.target[train_idx])), batch_size, True)
     test = _pipeline(make((images[test_idx], digits.target[test_idx])), batch_size, False)
     info = {"name": "digits", "input_shape": (8, 8, 1), "classes": 10, "train_examples": split}
+    return train, test, info
+
+
+# Debian's dataset-fashion-mnist (MIT, Zalando SE): the original Fashion-MNIST
+# idx files, 60000 training and 10000 test 28x28 images of 10 clothing classes.
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+FASHION_MNIST_PACKAGE = "dataset-fashion-mnist"
+
+
+def _idx(path, header):
+    with gzip.open(path, "rb") as f:
+        return np.frombuffer(f.read(), np.uint8, offset=header)
+
+
+def load_fashion_mnist(batch_size, root=FASHION_MNIST_DIR, seed=0):
+    """Fashion-MNIST from Debian's package (offline, the standard split), as (train, test, info)."""
+    if not os.path.isdir(root):
+        raise DatasetError(f"Fashion-MNIST is not installed at {root}: apt-get install {FASHION_MNIST_PACKAGE} "
+                           "(make setup does)")
+    splits = []
+    for split in ("train", "t10k"):
+        images = _idx(os.path.join(root, f"{split}-images-idx3-ubyte.gz"), 16).reshape(-1, 28, 28, 1)
+        labels = _idx(os.path.join(root, f"{split}-labels-idx1-ubyte.gz"), 8).astype(np.int64)
+        if len(images) != len(labels):
+            raise DatasetError(f"Fashion-MNIST at {root}: {len(images)} {split} images but {len(labels)} labels")
+        splits.append((images, labels))
+    (train_x, train_y), (test_x, test_y) = splits
+    make = tf.data.Dataset.from_tensor_slices
+    train = _pipeline(make((train_x, train_y)), batch_size, True, seed=seed)
+    test = _pipeline(make((test_x, test_y)), batch_size, False)
+    info = {"name": "fashion_mnist", "input_shape": (28, 28, 1), "classes": 10, "train_examples": len(train_x)}
     return train, test, info
 
 
@@ -189,6 +222,8 @@ def load(name, batch_size, data_dir=None, log=print):
         return load_digits(batch_size)
     if name == "fortunes":
         return load_fortunes(batch_size)
+    if name == "fashion_mnist":
+        return load_fashion_mnist(batch_size)
     if name == "auto":
         try:
             if not _mnist_reachable(data_dir):

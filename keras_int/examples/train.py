@@ -17,7 +17,7 @@ import resource
 import sys
 import time
 
-DEFAULT_EPOCHS = {"digits": 20, "mnist": 2, "cifar10": 2, "fortunes": 10}
+DEFAULT_EPOCHS = {"digits": 20, "mnist": 2, "fashion_mnist": 2, "cifar10": 2, "fortunes": 10}
 # IntegerSGD's update bit width mu per model. ResNet-20 (batch norm, BN
 # momentum 0.9 in both twins) on the digits, batch 64, evaluate accuracy
 # after 15-20 epochs, seeds 0/1/2: mu 5: 0.75 (seed 0; 0.63-0.94 from epoch
