@@ -67,6 +67,9 @@ def _quantized(values, bits=8):
 def _integer_layer(layer, bits):
     """The keras_int layer for a float layer (unbuilt), or None when there is none."""
     common = {"name": layer.name}
+    if getattr(getattr(layer, "dtype_policy", None), "quantization_mode", None) is not None:
+        raise ValueError(f"integerize: {_name(layer)} is quantized by Keras ({layer.dtype_policy.name}); "
+                         "integerize takes float layers")
     if isinstance(layer, keras.layers.Dense):
         _check_activation(layer, ("relu",))
         return L.IntDense(layer.units, use_bias=layer.use_bias, activation=_activation_name(layer), bits=bits,
@@ -128,8 +131,10 @@ def _integer_layer(layer, bits):
                              "the last axis only")
         return L.IntLayerNormalization(epsilon=layer.epsilon, center=layer.center, scale=layer.scale, **common)
     if isinstance(layer, keras.layers.Embedding):
-        return L.IntEmbedding(layer.input_dim, layer.output_dim, mask_zero=layer.mask_zero, **common)
+        _check_config(layer, mask_zero=False)
+        return L.IntEmbedding(layer.input_dim, layer.output_dim, **common)
     if isinstance(layer, keras.layers.MultiHeadAttention):
+        _check_config(layer, use_gate=False)
         config = layer.get_config()
         if config["attention_axes"] not in (None, (1,), [1]):  # (1,): the sequence axis, set when built
             raise ValueError(f"integerize: {_name(layer)} attends over axes {config['attention_axes']}; "
@@ -147,9 +152,14 @@ def _integer_layer(layer, bits):
     return None
 
 
-# IntMultiHeadAttention's projections, in the order of Keras' MultiHeadAttention weights.
-def _projections(layer):
-    return [layer._query_dense, layer._key_dense, layer._value_dense, layer._output_dense]
+# IntMultiHeadAttention's projections by the names of Keras' MultiHeadAttention sublayers.
+_PROJECTIONS = {"query": "_query_dense", "key": "_key_dense", "value": "_value_dense",
+                "attention_output": "_output_dense"}
+
+
+def _named_weights(layer):
+    """A Keras MultiHeadAttention's variables by '<sublayer>/<weight>' (query/kernel, ...)."""
+    return {"/".join(v.path.split("/")[-2:]): v for v in layer.weights}
 
 
 def _last_axis(layer):
@@ -196,21 +206,27 @@ def _set_integer_weights(float_layer, int_layer):
     elif isinstance(int_layer, L.IntMultiHeadAttention):
         # Keras' [d, heads, size] (output: [heads, size, d]) kernels are the
         # integer projections' [d, heads * size] ([heads * size, d]) row-major.
-        weights = iter(float_layer.get_weights())
-        for dense in _projections(int_layer):
-            kernel = next(weights)
-            q, e = _quantized(kernel.reshape(dense.kernel.shape))
+        weights = _named_weights(float_layer)
+        for name, attribute in _PROJECTIONS.items():
+            dense = getattr(int_layer, attribute)
+            q, e = _quantized(weights[f"{name}/kernel"].numpy().reshape(dense.kernel.shape))
             dense.kernel.assign(q)
             dense.kernel_exponent.assign(e)
             if dense.use_bias:
-                dense.bias.assign(_int_bias(next(weights).reshape(-1), e, float_layer))
+                dense.bias.assign(_int_bias(weights[f"{name}/bias"].numpy().reshape(-1), e, float_layer))
 
 
 def _call_accepted(layer, *args, **kwargs):
     """Calls a cloned layer with the call arguments of the layer it replaces, less the
-    keyword arguments its own ``call`` does not take (BatchNormalization's ``mask``)."""
+    keyword arguments its own ``call`` does not take (``training``, which Keras passes
+    on by itself; masks only when None: Keras records BatchNormalization's
+    ``mask=None``); a real mask is an error."""
     parameters = inspect.signature(layer.call).parameters
     if not any(p.kind == p.VAR_KEYWORD for p in parameters.values()):
+        dropped = [k for k, v in kwargs.items() if k not in parameters and "mask" in k and v is not None]
+        if dropped:
+            raise ValueError(f"{_name(layer)} is called with {dropped} (a mask from Embedding(mask_zero=True)?), "
+                             "which its counterpart does not take: masks are not converted")
         kwargs = {k: v for k, v in kwargs.items() if k in parameters}
     return layer(*args, **kwargs)
 
@@ -223,10 +239,14 @@ def _clone(model, convert):
     model's optimizer and loss do not train an integer model, nor the reverse:
     the model is cloned as if it were not compiled (and left as it was)."""
     options = {} if isinstance(model, keras.Sequential) else {"call_function": _call_accepted}
+
+    def convert_or_clone(layer):  # a nested model is cloned the same way
+        return _clone(layer, convert) if isinstance(layer, keras.Model) else convert(layer)
+
     compiled = model.compiled
     model.compiled = False
     try:
-        return keras.models.clone_model(model, clone_function=convert, recursive=True, **options)
+        return keras.models.clone_model(model, clone_function=convert_or_clone, **options)
     finally:
         model.compiled = compiled
 
@@ -327,7 +347,10 @@ def _float_layer(layer):
         return keras.layers.LayerNormalization(epsilon=layer.epsilon, center=layer.center, scale=layer.scale,
                                                **common)
     if isinstance(layer, L.IntEmbedding):
-        return keras.layers.Embedding(layer.input_dim, layer.output_dim, mask_zero=layer.mask_zero, **common)
+        if layer.mask_zero:
+            # The integer layers ignore the mask; stock layers would apply it.
+            raise ValueError(f"to_float: {_name(layer)} has mask_zero=True: masks are not converted")
+        return keras.layers.Embedding(layer.input_dim, layer.output_dim, **common)
     if isinstance(layer, L.IntMultiHeadAttention):
         return keras.layers.MultiHeadAttention(layer.num_heads, layer.key_dim, value_dim=layer.value_dim,
                                                dropout=layer.dropout, use_bias=layer.use_bias,
@@ -361,13 +384,13 @@ def _set_float_weights(int_layer, float_layer):
     elif isinstance(int_layer, L.IntEmbedding):
         float_layer.set_weights([_exact(int_layer.embeddings.numpy(), int_layer.embeddings_exponent.numpy())])
     elif isinstance(int_layer, L.IntMultiHeadAttention):
-        weights = []
-        for dense in _projections(int_layer):
+        weights = _named_weights(float_layer)
+        for name, attribute in _PROJECTIONS.items():
+            dense = getattr(int_layer, attribute)
             e = int(dense.kernel_exponent.numpy())
-            weights.append(_exact(dense.kernel.numpy(), e))
-            if dense.use_bias:
-                weights.append(_exact(dense.bias.numpy(), e))
-        float_layer.set_weights([w.reshape(v.shape) for w, v in zip(weights, float_layer.weights)])
+            variables = [(f"{name}/kernel", dense.kernel)] + ([(f"{name}/bias", dense.bias)] if dense.use_bias else [])
+            for key, integer in variables:
+                weights[key].assign(_exact(integer.numpy(), e).reshape(weights[key].shape))
     elif not _is_keras_int(int_layer):
         float_layer.set_weights(int_layer.get_weights())  # a float layer of the integer model
     # The other keras_int layers hold only exponents and counters, which a float layer has no use for.

@@ -37,13 +37,16 @@ def _calibration_batches(representative_data):
         return batches
 
     def batches():
-        count = 0
-        for batch in representative_data:
+        samples = 0
+        for batch in representative_data:  # at most CALIBRATION_SAMPLES samples (a dataset may repeat)
             if isinstance(batch, (tuple, list)):
                 batch = batch[0]
-            count += 1
-            yield [np.asarray(batch, np.float32)]
-        if count == 0:
+            batch = np.asarray(batch, np.float32)
+            samples += len(batch)
+            yield [batch]
+            if samples >= CALIBRATION_SAMPLES:
+                return
+        if samples == 0:
             raise ValueError("export_tflite: representative_data yielded no batch")
     return batches
 
@@ -56,7 +59,7 @@ def export_tflite(model, path, representative_data):
       path: the .tflite file to write.
       representative_data: inputs to calibrate the activation scales on: an
         array (its first 500 samples are used) or an iterable of batches
-        (tf.data.Dataset; the x of (x, y) pairs).
+        (tf.data.Dataset; the x of (x, y) pairs; batches up to 500 samples).
     Returns:
       `path`. The model's input and output are int8 with the scale and zero
       point in the interpreter's input/output details (``quantization``).

@@ -184,6 +184,32 @@ def test_unmapped_layers_are_named_or_kept_float(digits):
         keras_int.integerize(softmax)
 
 
+def test_nested_models_gated_attention_and_masks(digits):
+    (x, y), _ = digits
+    inputs = keras.Input((8, 8, 1))
+    block = keras.Model(inputs, keras.layers.ReLU()(keras.layers.BatchNormalization()(
+        keras.layers.Conv2D(4, 3, padding="same")(inputs))), name="block")
+    nested = keras.Sequential([keras.Input((8, 8, 1)), block, keras.layers.Flatten(), keras.layers.Dense(10)])
+    model = keras_int.integerize(nested)
+    inner = model.layers[0]
+    assert [type(layer).__name__ for layer in inner.layers] == [
+        "InputLayer", "IntConv2D", "IntBatchNormalization", "IntReLU"]
+    np.testing.assert_array_equal(
+        inner.layers[1].kernel.numpy(), tf_int_ops.quantize(block.layers[1].kernel.numpy())[0].numpy())
+    model.compile(keras_int.optimizers.IntegerSGD(), keras_int.losses.IntegerCrossEntropy())
+    model.fit(x[:64], y[:64], epochs=1, verbose=0)
+    assert type(keras_int.to_float(model).layers[0].layers[2]) is keras.layers.BatchNormalization
+    ids = keras.Input((6,), dtype="int32")
+    h = keras.layers.Embedding(20, 16)(ids)
+    gated = keras.Model(ids, keras.layers.MultiHeadAttention(2, 8, use_gate=True, name="gated")(h, h))
+    with pytest.raises(ValueError, match=r"layer 'gated' \(MultiHeadAttention\) has use_gate=True"):
+        keras_int.integerize(gated)
+    masked = keras.Sequential([keras.Input((6,), dtype="int32"), keras.layers.Embedding(20, 8, mask_zero=True,
+                                                                                        name="tokens")])
+    with pytest.raises(ValueError, match=r"layer 'tokens' \(Embedding\) has mask_zero=True"):
+        keras_int.integerize(masked)
+
+
 def test_to_float_names_a_layer_without_a_stock_counterpart():
     ids = keras.Input((6,), dtype="int32")
     h = L.IntEmbedding(20, 8)(ids)

@@ -31,9 +31,18 @@ def _stderr_to_devnull():
 
 def import_tensorflow():
     """Imports TensorFlow with its start-up lines hidden, unless it is loaded already
-    or ``TF_CPP_MIN_LOG_LEVEL`` is 0 (show everything). Errors still raise."""
+    or ``TF_CPP_MIN_LOG_LEVEL`` is 0 (show everything). Errors still raise; where
+    stderr cannot be redirected (no file descriptor 2), the import is plain."""
     if "tensorflow" in sys.modules or os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
         return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # and TensorFlow's later INFO and WARNING lines
-    with _stderr_to_devnull():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # TensorFlow's later INFO lines; warnings still show
+    try:
+        redirect = _stderr_to_devnull()
+        redirect.__enter__()
+    except (AttributeError, OSError, ValueError):  # sys.stderr None or without a descriptor
         import tensorflow  # noqa: F401
+        return
+    try:
+        import tensorflow  # noqa: F401,F811
+    finally:
+        redirect.__exit__(None, None, None)

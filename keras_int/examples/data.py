@@ -93,8 +93,12 @@ def load_fashion_mnist(batch_size, root=FASHION_MNIST_DIR, seed=0):
                            "(make setup does)")
     splits = []
     for split in ("train", "t10k"):
-        images = _idx(os.path.join(root, f"{split}-images-idx3-ubyte.gz"), 16).reshape(-1, 28, 28, 1)
-        labels = _idx(os.path.join(root, f"{split}-labels-idx1-ubyte.gz"), 8).astype(np.int64)
+        try:
+            images = _idx(os.path.join(root, f"{split}-images-idx3-ubyte.gz"), 16).reshape(-1, 28, 28, 1)
+            labels = _idx(os.path.join(root, f"{split}-labels-idx1-ubyte.gz"), 8).astype(np.int64)
+        except (OSError, ValueError) as error:
+            raise DatasetError(f"Fashion-MNIST at {root} is incomplete or damaged ({error}): reinstall "
+                               f"{FASHION_MNIST_PACKAGE}") from error
         if len(images) != len(labels):
             raise DatasetError(f"Fashion-MNIST at {root}: {len(images)} {split} images but {len(labels)} labels")
         splits.append((images, labels))
@@ -222,8 +226,8 @@ def load(name, batch_size, data_dir=None, log=print):
         return load_digits(batch_size)
     if name == "fortunes":
         return load_fortunes(batch_size)
-    if name == "fashion_mnist":
-        return load_fashion_mnist(batch_size)
+    if name == "fashion_mnist":  # --data-dir: a directory with the four idx files
+        return load_fashion_mnist(batch_size, root=data_dir or FASHION_MNIST_DIR)
     if name == "auto":
         try:
             if not _mnist_reachable(data_dir):

@@ -179,11 +179,10 @@ def _compiled(args, integer, info, epochs, options):
 
 
 def _log_level(args):
-    """TensorFlow's start-up and log lines: all with --verbose, else hidden (tf_int_ops._quiet;
-    set before TensorFlow is imported, in this process and the training processes)."""
-    if getattr(args, "verbose", False):
-        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
-    import tf_int_ops  # noqa: F401  (loads TensorFlow, quietly unless verbose)
+    """TensorFlow's log lines: all with --verbose, else errors only. This process has
+    loaded TensorFlow already (quietly: importing keras_int does, tf_int_ops._quiet);
+    the training processes it starts read the level when they import it."""
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0" if getattr(args, "verbose", False) else "2"
 
 
 def train_one(args, integer, dataset, bits=8):
