@@ -21,6 +21,7 @@ import numpy as np
 import tf_int_ops
 from keras_int import layers as L
 from keras_int.layers.normalization import _statistic
+from keras_int.precision import resolve_bits
 
 # Stock layers that only move data: exact on carriers, kept as they are.
 _DATA_MOVEMENT = (keras.layers.InputLayer, keras.layers.Reshape, keras.layers.Permute, keras.layers.Identity)
@@ -48,6 +49,14 @@ def _check_config(layer, **expected):
         if key in config and config[key] != value:
             raise ValueError(f"integerize: {_name(layer)} has {key}={config[key]!r}; its keras_int counterpart "
                              f"supports {key}={value!r} only. Pass it in keep_float to keep it float")
+
+
+def _constructed(layer, cls, *args, **kwargs):
+    """cls(*args, **kwargs), its argument errors (IntDropout's exact rates) naming the float layer."""
+    try:
+        return cls(*args, **kwargs)
+    except ValueError as error:
+        raise ValueError(f"integerize: {_name(layer)}: {error}. Pass it in keep_float to keep it float") from None
 
 
 def _int_bias(bias, exponent, layer):
@@ -111,10 +120,7 @@ def _integer_layer(layer, bits):
     if isinstance(layer, keras.layers.Dropout):
         if layer.rate == 0:
             return keras.layers.Identity(**common)
-        try:
-            return L.IntDropout(layer.rate, bits=bits, **common)
-        except ValueError as error:
-            raise ValueError(f"integerize: {_name(layer)}: {error}. Pass it in keep_float to keep it float") from None
+        return _constructed(layer, L.IntDropout, layer.rate, bits=bits, **common)
     if isinstance(layer, keras.layers.Add):
         return L.IntAdd(bits=bits, **common)
     if isinstance(layer, keras.layers.BatchNormalization):
@@ -139,14 +145,9 @@ def _integer_layer(layer, bits):
         if config["attention_axes"] not in (None, (1,), [1]):  # (1,): the sequence axis, set when built
             raise ValueError(f"integerize: {_name(layer)} attends over axes {config['attention_axes']}; "
                              "IntMultiHeadAttention over the sequence axis of [batch, steps, dim] only")
-        dropout = config["dropout"]
-        if dropout and dropout != 1 - 2.0 ** -round(-np.log2(1 - dropout)):
-            raise ValueError(f"integerize: {_name(layer)}: dropout {dropout} is not 1 - 2**-k (IntDropout's exact "
-                             "rates). Pass it in keep_float to keep it float")
-        output_shape = config.get("output_shape")
-        return L.IntMultiHeadAttention(config["num_heads"], config["key_dim"], value_dim=config["value_dim"],
-                                       dropout=dropout, use_bias=config["use_bias"], output_shape=output_shape,
-                                       **common)
+        return _constructed(layer, L.IntMultiHeadAttention, config["num_heads"], config["key_dim"],
+                            value_dim=config["value_dim"], dropout=config["dropout"], use_bias=config["use_bias"],
+                            output_shape=config.get("output_shape"), **common)
     if isinstance(layer, _DATA_MOVEMENT):
         return layer.__class__.from_config(layer.get_config())
     return None
@@ -177,15 +178,21 @@ def _check_activation(layer, supported):
                          "keep it float")
 
 
+def _set_kernel(int_layer, kernel, bias, float_layer):
+    """An integer layer's kernel and exponent quantized from a float kernel (to its
+    bits), and its int32 bias (None: none) at the kernel's exponent."""
+    q, e = _quantized(kernel, int_layer.bits)
+    int_layer.kernel.assign(q)
+    int_layer.kernel_exponent.assign(e)
+    if bias is not None:
+        int_layer.bias.assign(_int_bias(bias, e, float_layer))
+
+
 def _set_integer_weights(float_layer, int_layer):
     """Quantizes the float layer's weights into the (built) integer layer."""
     if isinstance(int_layer, (L.IntDense, L.IntConv2D)):
-        bits = 16 if int_layer.bits == 16 else 8
-        q, e = _quantized(float_layer.kernel.numpy(), bits)
-        int_layer.kernel.assign(q)
-        int_layer.kernel_exponent.assign(e)
-        if int_layer.use_bias:
-            int_layer.bias.assign(_int_bias(float_layer.bias.numpy(), e, float_layer))
+        _set_kernel(int_layer, float_layer.kernel.numpy(), float_layer.bias.numpy() if int_layer.use_bias else None,
+                    float_layer)
     elif isinstance(int_layer, (L.IntBatchNormalization, L.IntLayerNormalization)):
         shape = int_layer.gamma.shape
         gamma = float_layer.gamma.numpy() if float_layer.scale else np.ones(shape, np.float32)
@@ -209,11 +216,8 @@ def _set_integer_weights(float_layer, int_layer):
         weights = _named_weights(float_layer)
         for name, attribute in _PROJECTIONS.items():
             dense = getattr(int_layer, attribute)
-            q, e = _quantized(weights[f"{name}/kernel"].numpy().reshape(dense.kernel.shape))
-            dense.kernel.assign(q)
-            dense.kernel_exponent.assign(e)
-            if dense.use_bias:
-                dense.bias.assign(_int_bias(weights[f"{name}/bias"].numpy().reshape(-1), e, float_layer))
+            bias = weights[f"{name}/bias"].numpy().reshape(-1) if dense.use_bias else None
+            _set_kernel(dense, weights[f"{name}/kernel"].numpy().reshape(dense.kernel.shape), bias, float_layer)
 
 
 def _call_accepted(layer, *args, **kwargs):
@@ -291,7 +295,6 @@ def integerize(model, keep_float=(), bits=None):
     unknown = keep - {layer.name for layer, _ in _layer_pairs(model, model)}
     if unknown:
         raise ValueError(f"integerize: keep_float names no layer of the model: {sorted(unknown)}")
-    from keras_int.precision import resolve_bits
     bits = resolve_bits(bits, "integerize")
 
     def convert(layer):
@@ -363,13 +366,15 @@ def _exact(q, e):
     return (np.asarray(q, np.float64) * 2.0 ** int(e)).astype(np.float32)
 
 
+def _dequantized_kernel(int_layer):
+    """[kernel] or [kernel, bias] of an integer layer with weights, as exact float32 values."""
+    e = int(int_layer.kernel_exponent.numpy())
+    return [_exact(int_layer.kernel.numpy(), e)] + ([_exact(int_layer.bias.numpy(), e)] if int_layer.use_bias else [])
+
+
 def _set_float_weights(int_layer, float_layer):
     if isinstance(int_layer, (L.IntDense, L.IntConv2D)):
-        e = int(int_layer.kernel_exponent.numpy())
-        weights = [_exact(int_layer.kernel.numpy(), e)]
-        if int_layer.use_bias:
-            weights.append(_exact(int_layer.bias.numpy(), e))
-        float_layer.set_weights(weights)
+        float_layer.set_weights(_dequantized_kernel(int_layer))
     elif isinstance(int_layer, (L.IntBatchNormalization, L.IntLayerNormalization)):
         e = int(int_layer.gamma_exponent.numpy())
         weights = []
@@ -386,11 +391,9 @@ def _set_float_weights(int_layer, float_layer):
     elif isinstance(int_layer, L.IntMultiHeadAttention):
         weights = _named_weights(float_layer)
         for name, attribute in _PROJECTIONS.items():
-            dense = getattr(int_layer, attribute)
-            e = int(dense.kernel_exponent.numpy())
-            variables = [(f"{name}/kernel", dense.kernel)] + ([(f"{name}/bias", dense.bias)] if dense.use_bias else [])
-            for key, integer in variables:
-                weights[key].assign(_exact(integer.numpy(), e).reshape(weights[key].shape))
+            values = _dequantized_kernel(getattr(int_layer, attribute))
+            for key, value in zip((f"{name}/kernel", f"{name}/bias"), values):
+                weights[key].assign(value.reshape(weights[key].shape))
     elif not _is_keras_int(int_layer):
         float_layer.set_weights(int_layer.get_weights())  # a float layer of the integer model
     # The other keras_int layers hold only exponents and counters, which a float layer has no use for.

@@ -16,9 +16,14 @@ import sys
 
 @contextlib.contextmanager
 def _stderr_to_devnull():
-    """File descriptor 2 to /dev/null (C++ writes there, below Python's sys.stderr)."""
-    sys.stderr.flush()
-    saved = os.dup(2)
+    """File descriptor 2 to /dev/null (C++ writes there, below Python's sys.stderr);
+    nothing where there is no descriptor 2 to redirect (sys.stderr None, or closed)."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (AttributeError, OSError, ValueError):
+        yield
+        return
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(devnull, 2)
@@ -31,18 +36,9 @@ def _stderr_to_devnull():
 
 def import_tensorflow():
     """Imports TensorFlow with its start-up lines hidden, unless it is loaded already
-    or ``TF_CPP_MIN_LOG_LEVEL`` is 0 (show everything). Errors still raise; where
-    stderr cannot be redirected (no file descriptor 2), the import is plain."""
+    or ``TF_CPP_MIN_LOG_LEVEL`` is 0 (show everything). Errors still raise."""
     if "tensorflow" in sys.modules or os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # TensorFlow's later INFO lines; warnings still show
-    try:
-        redirect = _stderr_to_devnull()
-        redirect.__enter__()
-    except (AttributeError, OSError, ValueError):  # sys.stderr None or without a descriptor
+    with _stderr_to_devnull():
         import tensorflow  # noqa: F401
-        return
-    try:
-        import tensorflow  # noqa: F401,F811
-    finally:
-        redirect.__exit__(None, None, None)

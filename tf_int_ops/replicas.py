@@ -225,18 +225,17 @@ def index():
     return 0 if context is None else context.replica_id_in_sync_group
 
 
-def gather_rows(tensors):
-    """All replicas' rows (axis 0) of each tensor, concatenated in replica order, and
-    where this replica's rows lie among them: ``(gathered, begin, end)``.
-
-    Replicas may hold different numbers of rows (the last batch of an epoch),
-    none included. bool tensors travel as int32 (collectives have no bool).
-    """
-    context = _context()
-    tensors = [tf.convert_to_tensor(t) for t in tensors]
-    rows = tf.shape(tensors[0])[:1]
-    counts = context.all_gather(rows, axis=0)
+def _row_range(rows, context):
+    """Where this replica's `rows` rows lie among all replicas' (in replica order):
+    ``(begin, end)``; replicas may hold different numbers, none included."""
+    counts = context.all_gather(rows[tf.newaxis], axis=0)
     begin = tf.reduce_sum(counts[:context.replica_id_in_sync_group])
+    return begin, begin + rows
+
+
+def _gather(tensors, context):
+    """All replicas' rows (axis 0) of each tensor, concatenated in replica order.
+    bool tensors travel as int32 (collectives have no bool)."""
     gathered = []
     for t in tensors:
         if t.dtype == tf.bool:
@@ -245,7 +244,7 @@ def gather_rows(tensors):
             whole = context.all_gather(t, axis=0)
         whole.set_shape(tf.TensorShape([None]).concatenate(t.shape[1:]))  # all_gather drops it
         gathered.append(whole)
-    return gathered, begin, begin + rows[0]
+    return gathered
 
 
 def _own_rows(whole, begin, end, rows):
@@ -282,14 +281,17 @@ def on_whole_batch(forward, backward, rows, shared=(), fn="layer op"):
                          f"shape {rows[0].shape}")
     count_rows, count_shared = len(rows), len(shared)
 
+    context = _context()
+
     @tf.custom_gradient
     def run(*args):
-        whole, begin, end = gather_rows(args[:count_rows])
+        begin, end = _row_range(tf.shape(args[0])[0], context)
+        whole = _gather(args[:count_rows], context)
         with _as_one_device():
             row_outputs, batch_outputs, saved = forward(whole, args[count_rows:])
 
         def grad(*output_grads):
-            whole_grads, _, _ = gather_rows(output_grads[:len(row_outputs)])
+            whole_grads = _gather(output_grads[:len(row_outputs)], context)
             with _as_one_device():
                 row_grads, shared_grads = backward(whole_grads, saved)
             first = tf.equal(index(), 0)

@@ -80,7 +80,8 @@ def _parse(argv):
                              "divide every batch and see the same data order (README, 'Scaling out'); this "
                              "example reshuffles every epoch, and Keras reads the distributed data once more "
                              "to build the model, so its order, and results, differ from --replicas 1")
-    parser.add_argument("--data-dir", default=None, help="TFDS data directory")
+    parser.add_argument("--data-dir", default=None,
+                        help="TFDS data directory; for fashion_mnist, a directory with its four idx files")
     parser.add_argument("--out", default="runs/latest", help="directory for report.json and report.png")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--verbose", action="store_true",

@@ -115,10 +115,7 @@ def batch_norm(x, gamma, beta, gamma_exponent, epsilon=1e-3, training=True, movi
     missing = [name for name, value in statistics.items() if value is None]
     if missing:
         raise ValueError(f"{fn}: inference (training=False) needs {missing}")
-    statistics = [check.tensor(moving_mean, tf.int32, "moving_mean", fn),
-                  check.tensor(moving_mean_exponent, tf.int32, "moving_mean_exponent", fn),
-                  check.tensor(moving_variance, tf.int32, "moving_variance", fn),
-                  check.tensor(moving_variance_exponent, tf.int32, "moving_variance_exponent", fn)]
+    statistics = [check.tensor(value, tf.int32, name, fn) for name, value in statistics.items()]
     if replicas.count() == 1:
         out = raw.int_ops_batch_norm_inference(x, *handles, gamma_exponent, *statistics, seed, **attrs)
         return {"y": out.y, "y_exponent": out.y_exponent}
