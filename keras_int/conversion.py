@@ -358,7 +358,22 @@ def _float_layer(layer):
         return keras.layers.MultiHeadAttention(layer.num_heads, layer.key_dim, value_dim=layer.value_dim,
                                                dropout=layer.dropout, use_bias=layer.use_bias,
                                                output_shape=layer.output_shape_, **common)
+    if isinstance(layer, L.IntPositionEmbedding):
+        return _position_table_layer(layer, common)
     return None
+
+
+def _position_table_layer(layer, common):
+    """Keras has no position embedding layer; an EinsumDense with a zero kernel and a
+    [steps, dim] bias is one: x @ 0 + table[:steps] broadcast over the leading axes
+    (exact for finite inputs: 0 * x = 0), and TFLite converts it."""
+    shape = tuple(layer.input.shape)
+    if shape[-2] is None:
+        raise ValueError(f"to_float: {_name(layer)} is called on {shape}: its stock twin (EinsumDense) needs a "
+                         "known number of steps")
+    leading = "abcfghijkl"[:len(shape) - 2]
+    return keras.layers.EinsumDense(f"{leading}sd,de->{leading}se", output_shape=shape[1:], bias_axes="se",
+                                    **common)
 
 
 def _exact(q, e):
@@ -388,6 +403,10 @@ def _set_float_weights(int_layer, float_layer):
         float_layer.set_weights(weights)
     elif isinstance(int_layer, L.IntEmbedding):
         float_layer.set_weights([_exact(int_layer.embeddings.numpy(), int_layer.embeddings_exponent.numpy())])
+    elif isinstance(int_layer, L.IntPositionEmbedding):
+        steps, dim = float_layer.bias.shape
+        table = _exact(int_layer.embeddings.numpy()[:steps], int_layer.embeddings_exponent.numpy())
+        float_layer.set_weights([np.zeros((dim, dim), np.float32), table])
     elif isinstance(int_layer, L.IntMultiHeadAttention):
         weights = _named_weights(float_layer)
         for name, attribute in _PROJECTIONS.items():
@@ -409,9 +428,10 @@ def to_float(model):
     Activation("gelu"), ...); float layers kept in the integer model stay.
     Its predictions differ from the integer model's by the integer model's
     activation rounding only (and IntGELU's polynomial, docs/algorithms.md
-    section 11, and the integer softmax's base-2 table, section 10). A layer
-    with no stock counterpart (IntPositionEmbedding, for now) is an error
-    naming it. The model is returned uncompiled.
+    section 11, and the integer softmax's base-2 table, section 10).
+    IntPositionEmbedding becomes an EinsumDense with a zero kernel whose bias
+    is the position table (Keras has no position embedding layer). The model
+    is returned uncompiled.
 
     >>> plain = to_float(int_model)
     >>> plain.save("model.keras")     # loads with keras.models.load_model, no keras_int needed

@@ -12,6 +12,7 @@ from sklearn.datasets import load_digits
 import keras_int
 import tf_int_ops
 from keras_int import layers as L
+from keras_int.examples import models
 
 
 @pytest.fixture(scope="module")
@@ -154,6 +155,21 @@ def test_transformer_round_trip():
         query.kernel.numpy() * np.float32(2.0 ** int(query.kernel_exponent.numpy())))
 
 
+def test_example_vision_transformer_to_plain_keras_agrees_on_the_digits(digits):
+    """The example ViT (patch convolution, position table, attention, GELU, layer norm)
+    trained in integers, then to_float: its answers are the integer model's up to the
+    activation rounding, GELU's polynomial and the softmax table."""
+    (x, y), (x_test, _) = digits
+    keras.utils.set_random_seed(0)
+    model = models.build("vit_tiny", (8, 8, 1), 10, integer=True)
+    model.compile(keras_int.optimizers.IntegerAdam(), keras_int.losses.IntegerCrossEntropy())
+    model.fit(x, y, epochs=2, batch_size=32, verbose=0)
+    plain = keras_int.to_float(model)
+    assert all(not type(layer).__module__.startswith("keras_int") for layer in plain.layers)
+    agreement = np.mean(plain.predict(x_test, verbose=0).argmax(1) == model.predict(x_test, verbose=0).argmax(1))
+    assert agreement >= 0.95, agreement  # measured 0.982
+
+
 def test_unmapped_layers_are_named_or_kept_float(digits):
     (x, y), _ = digits
     inputs = keras.Input((8, 8, 1))
@@ -210,13 +226,34 @@ def test_nested_models_gated_attention_and_masks(digits):
         keras_int.integerize(masked)
 
 
-def test_to_float_names_a_layer_without_a_stock_counterpart():
+def test_position_embedding_becomes_a_stock_einsum_dense(tmp_path):
+    """IntPositionEmbedding has no Keras layer to map to: to_float gives an EinsumDense
+    with a zero kernel and the dequantized table as its bias, exactly the integer
+    layer's output, and the plain model saves and loads as stock Keras."""
     ids = keras.Input((6,), dtype="int32")
     h = L.IntEmbedding(20, 8)(ids)
-    h = L.IntAdd()([h, L.IntPositionEmbedding(6, name="positions")(h)])
+    h = L.IntAdd()([h, L.IntPositionEmbedding(10, name="positions")(h)])
     model = keras.Model(ids, L.IntDense(3)(L.IntGlobalAveragePooling1D()(h)))
-    with pytest.raises(ValueError, match=r"to_float: layer 'positions' \(IntPositionEmbedding\) has no stock"):
-        keras_int.to_float(model)
+    x = np.random.default_rng(0).integers(0, 20, (16, 6)).astype("int32")
+    model.compile(keras_int.optimizers.IntegerSGD(), keras_int.losses.IntegerCrossEntropy())
+    model.fit(x, np.arange(16) % 3, epochs=2, verbose=0)
+    plain = keras_int.to_float(model)
+    assert type(plain.get_layer("positions")) is keras.layers.EinsumDense
+    positions = model.get_layer("positions")
+    table = positions.embeddings.numpy()[:6] * np.float32(2.0 ** int(positions.embeddings_exponent.numpy()))
+    int_positions = keras.Model(model.input, positions.output).predict(x, verbose=0)
+    float_positions = keras.Model(plain.input, plain.get_layer("positions").output).predict(x, verbose=0)
+    np.testing.assert_array_equal(float_positions, np.broadcast_to(table, (16, 6, 8)))
+    np.testing.assert_array_equal(int_positions, float_positions)
+    assert np.mean(plain.predict(x, verbose=0).argmax(1) == model.predict(x, verbose=0).argmax(1)) >= 0.9
+    plain.save(tmp_path / "positions.keras")
+    np.testing.assert_array_equal(keras.models.load_model(tmp_path / "positions.keras").predict(x, verbose=0),
+                                  plain.predict(x, verbose=0))
+    steps = keras.Input((None, 8))
+    dynamic = keras.Model(steps, L.IntPositionEmbedding(10, name="free")(steps))
+    with pytest.raises(ValueError, match=r"to_float: layer 'free' \(IntPositionEmbedding\) is called on "
+                                         r"\(None, None, 8\).*known number of steps"):
+        keras_int.to_float(dynamic)
 
 
 def test_fused_relu_serialises_and_refuses_other_activations(tmp_path):

@@ -64,3 +64,7 @@ def test_export_refuses_bad_representative_data_and_inputs(tmp_path):
     embedded = keras_int.layers.IntEmbedding(5, 4)(ids)
     with pytest.raises(ValueError, match="one float32 input"):
         keras_int.export_tflite(keras.Model(ids, embedded), tmp_path / "e.tflite", np.zeros((2, 3), np.int32))
+    tokens = keras.Input((3, 4))
+    normed = keras_int.layers.IntLayerNormalization(name="norm")(keras_int.layers.IntDense(4)(tokens))
+    with pytest.raises(ValueError, match=r"layer normalization \(\['norm'\]\) has no fully-integer TFLite form"):
+        keras_int.export_tflite(keras.Model(tokens, normed), tmp_path / "n.tflite", np.zeros((2, 3, 4), np.float32))
