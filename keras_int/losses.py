@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from keras_int.precision import resolve_bits
 from tf_int_ops import layer_ops
+from tf_int_ops.layer_ops.losses import ERROR_EXPONENTS
 
 
 _NAME = "IntegerCrossEntropy"
@@ -78,16 +79,24 @@ class IntegerCrossEntropy(keras.losses.Loss):
     ``SparseCategoricalCrossentropy``; pass ``sparse=False`` for one-hot labels.
     ``bits=16`` (DFP16) reads the logits as int16 mantissas and gives an
     int16 error at exponent -15; None takes ``keras_int.default_bits()``.
+    ``error_exponent="fixed"`` is NITI's int8 error at exponent -7, in which
+    errors below ``2**-8`` are zero; ``"dynamic"`` computes the error with 15
+    fraction bits and requantizes it to 8 bits on its largest magnitude, so a
+    confident batch keeps its small errors (docs/algorithms.md 4).
 
     >>> model.compile(optimizer=keras_int.optimizers.IntegerSGD(),
     ...               loss=keras_int.losses.IntegerCrossEntropy(), metrics=["accuracy"])
     """
 
     def __init__(self, sparse=True, reduction="sum_over_batch_size", name="integer_cross_entropy",
-                 dtype=None, bits=None):
+                 dtype=None, bits=None, error_exponent="fixed"):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.sparse = bool(sparse)
         self.bits = resolve_bits(bits, _NAME)
+        if error_exponent not in ERROR_EXPONENTS:
+            raise ValueError(f"{_NAME}: error_exponent must be one of {ERROR_EXPONENTS}, "
+                             f"got {error_exponent!r}")
+        self.error_exponent = error_exponent
 
     def call(self, y_true, y_pred):
         y_true, y_pred = tf.convert_to_tensor(y_true), tf.convert_to_tensor(y_pred)
@@ -95,7 +104,8 @@ class IntegerCrossEntropy(keras.losses.Loss):
             raise ValueError(f"{_NAME}: y_pred must be logits of shape [batch, classes], got shape "
                              f"{y_pred.shape}")
         labels = _sparse_labels(y_true, y_pred) if self.sparse else _one_hot_labels(y_true, y_pred)
-        return layer_ops.softmax_cross_entropy(labels, y_pred, bits=self.bits)
+        return layer_ops.softmax_cross_entropy(labels, y_pred, bits=self.bits, error_exponent=self.error_exponent)
 
     def get_config(self):
-        return {**super().get_config(), "sparse": self.sparse, "bits": self.bits}
+        return {**super().get_config(), "sparse": self.sparse, "bits": self.bits,
+                "error_exponent": self.error_exponent}

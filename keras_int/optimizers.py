@@ -300,6 +300,20 @@ class IntegerSGD(_Distributed, keras.optimizers.Optimizer):
         return config
 
 
+def _scheduled_values(schedule, name, low, high):
+    """The integer values a step schedule can give: a PiecewiseConstantDecay's own
+    values (checked), or every value of [low, high] for any other schedule."""
+    if schedule is None:
+        return None
+    if not isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
+        raise ValueError(f"IntegerAdam: {name} must be a keras.optimizers.schedules.LearningRateSchedule, "
+                         f"got {schedule!r}")
+    values = getattr(schedule, "values", None)
+    if values is None:
+        return list(range(low, high + 1))
+    return sorted({check.int_in(v, f"{name} value", "IntegerAdam", low, high) for v in values})
+
+
 def _beta_q16(beta, name):
     beta = check.fraction(beta, name, "IntegerAdam")
     q = int(round(beta * 2**16))
@@ -326,6 +340,10 @@ class IntegerAdam(_Distributed, keras.optimizers.Optimizer):
         a weight with a steady gradient by one unit per step; negative values
         take fractions of a unit (pseudo-stochastic rounding), best with
         ``weight_bits=16``.
+      step_bits_schedule: optional ``keras.optimizers.schedules.LearningRateSchedule``
+        (of the step) returning integer ``step_bits``, e.g.
+        ``niti_mu_schedule(total_steps, (0, -1, -2))``: smaller steps late in
+        training, as NITI's mu schedule does for IntegerSGD.
       beta_1, beta_2: as Keras' Adam, kept as ``round(beta * 2**16)``.
       weight_bits: 8, or 16 to keep 16-bit master weights (as IntegerSGD).
       learning_rate: used only for float variables (float layers mixed into
@@ -334,11 +352,15 @@ class IntegerAdam(_Distributed, keras.optimizers.Optimizer):
     >>> model.compile(optimizer=IntegerAdam(step_bits=0), loss=keras_int.losses.IntegerCrossEntropy())
     """
 
-    def __init__(self, step_bits=0, beta_1=0.9, beta_2=0.999, weight_bits=8, learning_rate=0.01,
-                 name="integer_adam", **kwargs):
+    def __init__(self, step_bits=0, step_bits_schedule=None, beta_1=0.9, beta_2=0.999, weight_bits=8,
+                 learning_rate=0.01, name="integer_adam", **kwargs):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
         _refuse_float_transforms(self, "IntegerAdam")
         self.step_bits = check.int_in(step_bits, "step_bits", "IntegerAdam", -8, 8)
+        if isinstance(step_bits_schedule, dict):
+            step_bits_schedule = keras.optimizers.schedules.deserialize(step_bits_schedule)
+        self.step_bits_schedule = step_bits_schedule
+        self._scheduled_step_bits = _scheduled_values(step_bits_schedule, "step_bits_schedule", -8, 8)
         self.beta_1 = float(beta_1)
         self.beta_2 = float(beta_2)
         self._beta_1_q16 = _beta_q16(beta_1, "beta_1")
@@ -375,11 +397,26 @@ class IntegerAdam(_Distributed, keras.optimizers.Optimizer):
         # A 16-bit master weight's unit is 2**-8 of an int8 weight's, and so
         # is a 16-bit layer's (its gradients are int64).
         wide = master is not None or gradient.dtype == tf.int64
-        shift = self.step_bits + (DFP16_EXTRA_STEP_BITS if wide else 0)
+        extra = DFP16_EXTRA_STEP_BITS if wide else 0
         step = tf.cast(self.iterations, tf.int64) + 1
-        new_w, new_m, new_v = tf_int_ops.integer_adam_update(
-            tf.convert_to_tensor(target), gradient, tf.convert_to_tensor(self._first[index]),
-            tf.convert_to_tensor(self._second[index]), step, self._beta_1_q16, self._beta_2_q16, shift)
+
+        def update(step_bits):
+            return lambda: tf_int_ops.integer_adam_update(
+                tf.convert_to_tensor(target), gradient, tf.convert_to_tensor(self._first[index]),
+                tf.convert_to_tensor(self._second[index]), step, self._beta_1_q16, self._beta_2_q16,
+                step_bits + extra)
+
+        if self.step_bits_schedule is None:
+            new_w, new_m, new_v = update(self.step_bits)()
+        else:
+            # The op's shift is an attribute: one branch per value the schedule gives.
+            scheduled = tf.cast(self.step_bits_schedule(self.iterations), tf.int32)
+            tf.debugging.assert_equal(
+                tf.reduce_any(tf.equal(scheduled, self._scheduled_step_bits)), True,
+                message=f"IntegerAdam: step_bits_schedule gave a value outside {self._scheduled_step_bits}")
+            branch = tf.argmax(tf.cast(tf.equal(scheduled, self._scheduled_step_bits), tf.int32),
+                               output_type=tf.int32)
+            new_w, new_m, new_v = tf.switch_case(branch, [update(bits) for bits in self._scheduled_step_bits])
         self._first[index].assign(new_m)
         self._second[index].assign(new_v)
         _assign_integer(variable, master, new_w)
@@ -406,5 +443,7 @@ class IntegerAdam(_Distributed, keras.optimizers.Optimizer):
             store, f"IntegerAdam '{self.name}'", self.variables, self._value_range))
 
     def get_config(self):
-        return {**super().get_config(), "step_bits": self.step_bits, "beta_1": self.beta_1, "beta_2": self.beta_2,
-                "weight_bits": self.weight_bits}
+        return {**super().get_config(), "step_bits": self.step_bits,
+                "step_bits_schedule": None if self.step_bits_schedule is None
+                else keras.optimizers.schedules.serialize(self.step_bits_schedule),
+                "beta_1": self.beta_1, "beta_2": self.beta_2, "weight_bits": self.weight_bits}

@@ -110,3 +110,33 @@ def test_exponent_tracker_reads_grad_bits():
     tracker = keras_int.callbacks.ExponentTracker()
     model.fit(x[:64], y[:64], epochs=1, batch_size=32, verbose=0, callbacks=[tracker])
     assert any(key.endswith("/grad_bits") for key in tracker.read())
+
+
+def test_step_bits_schedule_steps_as_the_reference(rng):
+    """IntegerAdam(step_bits_schedule): step t uses the schedule's value at iteration t - 1,
+    bit for bit as the reference's update with that shift; the schedule saves and loads."""
+    schedule = keras_int.optimizers.niti_mu_schedule(8, (0, -1, -2))  # 0 to iteration 4, -1 to 6, then -2
+    optimizer = keras_int.optimizers.IntegerAdam(step_bits_schedule=schedule)
+    w0 = rng.integers(-100, 101, (5, 7))
+    variable = keras.Variable(w0.astype(np.int8), dtype="int8", trainable=True)
+    w, m, v = w0, np.zeros_like(w0), np.zeros_like(w0)
+    for t in range(1, 9):
+        g = rng.integers(-(2**20), 2**20, (5, 7))
+        optimizer.apply_gradients([(tf.constant(g, tf.int32), variable)])
+        w, m, v = ref.adam_update(w, g, m, v, t, step_shift=(0, -1, -2)[(t - 1 > 4) + (t - 1 > 6)])
+        np.testing.assert_array_equal(variable.numpy(), w, err_msg=f"step {t}")
+    clone = keras_int.optimizers.IntegerAdam.from_config(optimizer.get_config())
+    assert [int(clone.step_bits_schedule(step)) for step in (0, 4, 5, 7)] == [0, 0, -1, -2]
+
+
+def test_step_bits_schedule_bad_values():
+    with pytest.raises(ValueError, match=r"step_bits_schedule value must be an int in \[-8, 8\], got 9"):
+        keras_int.optimizers.IntegerAdam(step_bits_schedule=keras_int.optimizers.niti_mu_schedule(10, (9, 0, 0)))
+    with pytest.raises(ValueError, match="step_bits_schedule must be a keras.optimizers.schedules"):
+        keras_int.optimizers.IntegerAdam(step_bits_schedule=lambda step: 0)
+    # A schedule of another kind may give any value in [-8, 8]; outside is an error when it runs.
+    optimizer = keras_int.optimizers.IntegerAdam(
+        step_bits_schedule=keras.optimizers.schedules.ExponentialDecay(20.0, 10, 0.5))
+    variable = keras.Variable(np.zeros(3, np.int8), dtype="int8", trainable=True)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="step_bits_schedule gave a value outside"):
+        optimizer.apply_gradients([(tf.constant([5, 1, 0], tf.int32), variable)])

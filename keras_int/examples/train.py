@@ -64,6 +64,9 @@ def _parse(argv):
                         "benchmarks/README.md")
     parser.add_argument("--constant-mu", dest="niti_schedule", action="store_false",
                         help="keep mu constant (NITI's update rule without its schedule)")
+    parser.add_argument("--error-exponent", default="fixed", choices=("fixed", "dynamic"),
+                        help="IntegerCrossEntropy's error: fixed (NITI's exponent -7) or dynamic (15 fraction "
+                        "bits requantized on the batch's largest error)")
     parser.add_argument("--optimizer", default=None, choices=("sgd", "adam"),
                         help="sgd: IntegerSGD(mu) vs float32 SGD 0.01 with momentum 0.9; adam: IntegerAdam vs "
                         "float32 AdamW 1e-3. Default: adam for vit_tiny and text_transformer (on the fortune "
@@ -158,8 +161,12 @@ def _compiled(args, integer, info, epochs, options):
     callbacks = [_EpochTimer()]
     adam = getattr(args, "optimizer", "sgd") == "adam"
     if integer and adam:
-        optimizer = keras_int.optimizers.IntegerAdam()
-        loss = keras_int.losses.IntegerCrossEntropy()
+        schedule = None
+        if args.niti_schedule:
+            steps = epochs * -(-info["train_examples"] // args.batch_size)
+            schedule = keras_int.optimizers.niti_mu_schedule(steps, [0, -1, -2])
+        optimizer = keras_int.optimizers.IntegerAdam(step_bits_schedule=schedule)
+        loss = keras_int.losses.IntegerCrossEntropy(error_exponent=getattr(args, "error_exponent", "fixed"))
         tracker = keras_int.callbacks.ExponentTracker()
         callbacks.append(tracker)
     elif integer:
@@ -168,7 +175,7 @@ def _compiled(args, integer, info, epochs, options):
             steps = epochs * -(-info["train_examples"] // args.batch_size)
             schedule = keras_int.optimizers.niti_mu_schedule(steps, [max(1, args.mu - i) for i in range(3)])
         optimizer = keras_int.optimizers.IntegerSGD(mu=args.mu, mu_schedule=schedule)
-        loss = keras_int.losses.IntegerCrossEntropy()
+        loss = keras_int.losses.IntegerCrossEntropy(error_exponent=getattr(args, "error_exponent", "fixed"))
         tracker = keras_int.callbacks.ExponentTracker()
         callbacks.append(tracker)
     else:

@@ -7,7 +7,11 @@ from tf_int_ops import ops, replicas
 from tf_int_ops.layer_ops._carrier import error_to_carrier
 
 
-def softmax_cross_entropy(labels, logits, rounding="pseudo_stochastic", seed=None, bits=8):
+ERROR_EXPONENTS = ("fixed", "dynamic")
+
+
+def softmax_cross_entropy(labels, logits, rounding="pseudo_stochastic", seed=None, bits=8,
+                          error_exponent="fixed"):
     """Per-sample cross-entropy whose gradient is NITI's integer one.
 
     The returned loss values are computed in float32 for display only; they
@@ -22,10 +26,19 @@ def softmax_cross_entropy(labels, logits, rounding="pseudo_stochastic", seed=Non
       logits: float32 carrier ``[batch, classes]``.
       bits: the logits' and the error's mantissa width: 8, or 16 (DFP16:
         int16 logits, an int16 error at exponent -15).
+      error_exponent: "fixed" (NITI: the int8 error at exponent -7, so that
+        errors below 2**-8 are zero), or "dynamic" (docs/algorithms.md 4,
+        "Dynamic error exponent"): the error computed with 15 fraction bits
+        (the 16-bit kernel on the logits widened exactly) and requantized to
+        ``bits`` on its largest magnitude, with ``rounding``. At 16 bits the
+        two are the same.
     """
     fn = "softmax_cross_entropy"
     logits = check.carrier(logits, "logits", fn)
     check.bits(bits, fn)
+    if error_exponent not in ERROR_EXPONENTS:
+        raise ValueError(f"{fn}: error_exponent must be one of {ERROR_EXPONENTS}, got {error_exponent!r}")
+    dynamic = error_exponent == "dynamic" and bits == 8
     labels = check.one_of(labels, (tf.int32, tf.int64), "labels", fn)
 
     @tf.custom_gradient
@@ -34,10 +47,20 @@ def softmax_cross_entropy(labels, logits, rounding="pseudo_stochastic", seed=Non
         display_loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
 
         def grad(upstream):
-            err, err_exponent = ops.int_softmax_cross_entropy_grad(q, e, labels, rounding, seed)
+            if dynamic:  # q * 2**e == (q << 8) * 2**(e - 8): the same softmax, 8 more fraction bits
+                err, err_exponent = ops.int_softmax_cross_entropy_grad(
+                    tf.cast(q, tf.int16) * 256, e - 8, labels, rounding, seed)
+            else:
+                err, err_exponent = ops.int_softmax_cross_entropy_grad(q, e, labels, rounding, seed)
             scale, scale_exponent = replicas.quantize(upstream)
             acc = tf.cast(err, tf.int32) * tf.cast(scale, tf.int32)[:, tf.newaxis]
             # |err * scale| < 2**15 * 2**7: exact in int32 at either width.
+            if dynamic:
+                # A stochastic requantize draws its own words (key + 1), not the kernel's again.
+                requantize_seed = None if rounding != "stochastic" else (
+                    check.seed(seed, rounding, fn) + tf.constant([1, 0], tf.int64))
+                return replicas.requantize_to_carrier(acc, err_exponent + scale_exponent, rounding,
+                                                      requantize_seed, bits)[0]
             return error_to_carrier(acc, err_exponent + scale_exponent, bits)
 
         return display_loss, grad
