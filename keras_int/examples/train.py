@@ -67,6 +67,9 @@ def _parse(argv):
     parser.add_argument("--error-exponent", default="fixed", choices=("fixed", "dynamic"),
                         help="IntegerCrossEntropy's error: fixed (NITI's exponent -7) or dynamic (15 fraction "
                         "bits requantized on the batch's largest error)")
+    parser.add_argument("--weight-bits", type=int, default=8, choices=(8, 16),
+                        help="16: the integer optimizer keeps 16-bit master weights (NITI's 16-bit accumulation; "
+                        "IntegerAdam's steps keep their value, IntegerSGD's mu then counts master units: add 8)")
     parser.add_argument("--optimizer", default=None, choices=("sgd", "adam"),
                         help="sgd: IntegerSGD(mu) vs float32 SGD 0.01 with momentum 0.9; adam: IntegerAdam vs "
                         "float32 AdamW 1e-3. Default: adam for vit_tiny and text_transformer (on the fortune "
@@ -165,7 +168,8 @@ def _compiled(args, integer, info, epochs, options):
         if args.niti_schedule:
             steps = epochs * -(-info["train_examples"] // args.batch_size)
             schedule = keras_int.optimizers.niti_mu_schedule(steps, [0, -1, -2])
-        optimizer = keras_int.optimizers.IntegerAdam(step_bits_schedule=schedule)
+        optimizer = keras_int.optimizers.IntegerAdam(step_bits_schedule=schedule,
+                                                     weight_bits=getattr(args, "weight_bits", 8))
         loss = keras_int.losses.IntegerCrossEntropy(error_exponent=getattr(args, "error_exponent", "fixed"))
         tracker = keras_int.callbacks.ExponentTracker()
         callbacks.append(tracker)
@@ -174,7 +178,8 @@ def _compiled(args, integer, info, epochs, options):
         if args.niti_schedule:
             steps = epochs * -(-info["train_examples"] // args.batch_size)
             schedule = keras_int.optimizers.niti_mu_schedule(steps, [max(1, args.mu - i) for i in range(3)])
-        optimizer = keras_int.optimizers.IntegerSGD(mu=args.mu, mu_schedule=schedule)
+        optimizer = keras_int.optimizers.IntegerSGD(mu=args.mu, mu_schedule=schedule,
+                                                    weight_bits=getattr(args, "weight_bits", 8))
         loss = keras_int.losses.IntegerCrossEntropy(error_exponent=getattr(args, "error_exponent", "fixed"))
         tracker = keras_int.callbacks.ExponentTracker()
         callbacks.append(tracker)
@@ -289,6 +294,17 @@ def _plot(results, path):
     plt.close(fig)
 
 
+def _print_gap_per_epoch(integer, float32):
+    """Test accuracy per epoch of the integer model and its float32 twin, and the gap in
+    points (integer minus float32); returns the gaps."""
+    ours, theirs = integer["history"]["val_accuracy"], float32["history"]["val_accuracy"]
+    gaps = [100 * (a - b) for a, b in zip(ours, theirs)]
+    print(f"\n{'epoch':<8}{integer['model']:>22}{float32['model']:>22}{'gap (points)':>14}")
+    for epoch, (a, b, gap) in enumerate(zip(ours, theirs, gaps), 1):
+        print(f"{epoch:<8}{a:22.4f}{b:22.4f}{gap:+14.2f}")
+    return gaps
+
+
 def main(argv=None):
     args = _parse(argv)
     _log_level(args)
@@ -317,6 +333,8 @@ def main(argv=None):
             row += f"{results[0][key] / results[-1][key]:11.2f}"
         print(row)
     report = {"args": vars(args), "results": results}
+    if args.compare:
+        report["gap_per_epoch"] = _print_gap_per_epoch(results[0], results[-1])
     with open(os.path.join(args.out, "report.json"), "w") as f:
         json.dump(report, f, indent=2)
     _plot(results, os.path.join(args.out, "report.png"))
