@@ -350,6 +350,13 @@ def whole_batch_cases():
         results["rank_one_error"] = "no error"
     except ValueError as error:
         results["rank_one_error"] = str(error)
+    # The agreed dense sequence adds the bias in TensorFlow integer ops: overflow is named there too.
+    w, b = tf.Variable(np.ones((2, 2), np.int8)), tf.Variable(np.full(2, 2**30, np.int32))
+    try:
+        strategy.run(tf.function(lambda: layer_ops.dense(tf.fill([2, 2], 0.5), w, 0, bias=b)))
+        results["bias_overflow_error"] = "no error"
+    except tf.errors.InvalidArgumentError as error:
+        results["bias_overflow_error"] = error.message
     return results
 
 

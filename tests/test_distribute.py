@@ -77,6 +77,10 @@ def test_whole_batch_op_without_a_batch_axis_is_refused(results):
         "rank_one_error"]
 
 
+def test_bias_overflow_under_the_strategy_is_named(results):
+    assert "int32 overflow: accumulator plus bias leaves int32" in results["whole_batch"]["bias_overflow_error"]
+
+
 def test_backup_and_restore_resumes_as_on_one_device(results):
     assert results["backup_and_restore_equal"]
 

@@ -210,13 +210,19 @@ def sum_exactly(tensors):
         part = tf.reshape(total[offset:offset + size], tf.shape(t))
         offset = offset + size
         if t.dtype == tf.int32:
-            fits = tf.debugging.assert_less_equal(
-                tf.reduce_max(tf.abs(tf.concat([tf.reshape(part, [-1]), [0]], 0))), tf.constant(2**31 - 1, tf.int64),
-                message="sum over replicas: an int32 gradient sum leaves int32 (as it would on one device)")
-            with tf.control_dependencies([fits]):
-                part = tf.cast(part, tf.int32)
+            part = int32_exactly(part, "sum over replicas: an int32 gradient sum leaves int32 (as it would on "
+                                       "one device)")
         sums.append(part)
     return sums
+
+
+def int32_exactly(values, message):
+    """int64 `values` as int32, or an error with `message` where one leaves int32."""
+    fits = tf.debugging.assert_less_equal(
+        tf.reduce_max(tf.abs(tf.concat([tf.reshape(values, [-1]), [0]], 0))), tf.constant(2**31 - 1, tf.int64),
+        message=message)
+    with tf.control_dependencies([fits]):
+        return tf.cast(values, tf.int32)
 
 
 def index():

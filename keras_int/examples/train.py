@@ -67,6 +67,9 @@ def _parse(argv):
     parser.add_argument("--error-exponent", default="fixed", choices=("fixed", "dynamic"),
                         help="IntegerCrossEntropy's error: fixed (NITI's exponent -7) or dynamic (15 fraction "
                         "bits requantized on the batch's largest error)")
+    parser.add_argument("--float-decay", action="store_true",
+                        help="the float32 twin's learning rate halves at 50 %% and again at 75 %% of the steps, "
+                        "as the integer schedule halves the step (default: constant, as Keras' defaults)")
     parser.add_argument("--weight-bits", type=int, default=8, choices=(8, 16),
                         help="16: the integer optimizer keeps 16-bit master weights (NITI's 16-bit accumulation; "
                         "IntegerAdam's steps keep their value, IntegerSGD's mu then counts master units: add 8)")
@@ -184,8 +187,12 @@ def _compiled(args, integer, info, epochs, options):
         tracker = keras_int.callbacks.ExponentTracker()
         callbacks.append(tracker)
     else:
-        optimizer = (keras.optimizers.AdamW(learning_rate=1e-3) if adam
-                     else keras.optimizers.SGD(learning_rate=0.01, momentum=0.9))
+        rate = 1e-3 if adam else 0.01
+        if getattr(args, "float_decay", False):  # the integer schedule's halvings, at the same steps
+            steps = epochs * -(-info["train_examples"] // args.batch_size)
+            rate = keras_int.optimizers.niti_mu_schedule(steps, [rate, rate / 2, rate / 4])
+        optimizer = (keras.optimizers.AdamW(learning_rate=rate) if adam
+                     else keras.optimizers.SGD(learning_rate=rate, momentum=0.9))
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
     return model, callbacks

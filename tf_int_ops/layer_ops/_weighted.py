@@ -122,12 +122,8 @@ def _aligned_bias_sum(acc, bias, x_exponent):
     aligned = tf.where(shift >= 0, left, tf.sign(b) * rounded)
     with tf.control_dependencies([too_far]):
         if acc.dtype == tf.int32:
-            total = tf.cast(acc, tf.int64) + aligned
-            fits = tf.debugging.assert_less_equal(
-                tf.reduce_max(tf.abs(tf.concat([tf.reshape(total, [-1]), [0]], 0))),
-                tf.constant(2**31 - 1, tf.int64), message="int32 overflow: accumulator plus bias leaves int32")
-            with tf.control_dependencies([fits]):
-                return tf.cast(total, tf.int32)
+            return replicas.int32_exactly(tf.cast(acc, tf.int64) + aligned,
+                                          "int32 overflow: accumulator plus bias leaves int32")
         total = acc + aligned
         wrapped = tf.reduce_any(tf.bitwise.bitwise_and(tf.bitwise.bitwise_xor(acc, total),
                                                        tf.bitwise.bitwise_xor(aligned, total)) < 0)
