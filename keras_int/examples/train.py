@@ -70,6 +70,9 @@ def _parse(argv):
     parser.add_argument("--float-decay", action="store_true",
                         help="the float32 twin's learning rate halves at 50 %% and again at 75 %% of the steps, "
                         "as the integer schedule halves the step (default: constant, as Keras' defaults)")
+    parser.add_argument("--step-bits", type=int, default=0,
+                        help="IntegerAdam's step_bits (--optimizer adam); the schedule steps down from it "
+                        "(0 -> -1 -> -2 by default)")
     parser.add_argument("--weight-bits", type=int, default=8, choices=(8, 16),
                         help="16: the integer optimizer keeps 16-bit master weights (NITI's 16-bit accumulation; "
                         "IntegerAdam's steps keep their value, IntegerSGD's mu then counts master units: add 8)")
@@ -170,8 +173,8 @@ def _compiled(args, integer, info, epochs, options):
         schedule = None
         if args.niti_schedule:
             steps = epochs * -(-info["train_examples"] // args.batch_size)
-            schedule = keras_int.optimizers.niti_mu_schedule(steps, [0, -1, -2])
-        optimizer = keras_int.optimizers.IntegerAdam(step_bits_schedule=schedule,
+            schedule = keras_int.optimizers.niti_mu_schedule(steps, [args.step_bits - i for i in range(3)])
+        optimizer = keras_int.optimizers.IntegerAdam(step_bits=args.step_bits, step_bits_schedule=schedule,
                                                      weight_bits=getattr(args, "weight_bits", 8))
         loss = keras_int.losses.IntegerCrossEntropy(error_exponent=getattr(args, "error_exponent", "fixed"))
         tracker = keras_int.callbacks.ExponentTracker()
