@@ -204,6 +204,8 @@ def test_cli_trains_the_text_transformer_on_fortunes(tmp_path):
     assert report["args"]["optimizer"] == "adam"
     assert [r["model"] for r in report["results"]] == ["text_transformer_int8", "text_transformer_float32"]
     assert all(r["test_accuracy"] > 0.5 for r in report["results"])  # chance: 0.25
+    # Long model names keep their columns apart (table and per-epoch gap).
+    assert result.stdout.count("text_transformer_int8  text_transformer_float32") == 2, result.stdout
 
 
 def test_cli_rejects_a_bad_dataset_and_data_dir(tmp_path):

@@ -304,14 +304,20 @@ def _plot(results, path):
     plt.close(fig)
 
 
+def _column_width(results):
+    """Wide enough for the longest model name and two spaces (text_transformer_float32 is 24)."""
+    return max(22, max(len(r["model"]) for r in results) + 2)
+
+
 def _print_gap_per_epoch(integer, float32):
     """Test accuracy per epoch of the integer model and its float32 twin, and the gap in
     points (integer minus float32); returns the gaps."""
     ours, theirs = integer["history"]["val_accuracy"], float32["history"]["val_accuracy"]
     gaps = [100 * (a - b) for a, b in zip(ours, theirs)]
-    print(f"\n{'epoch':<8}{integer['model']:>22}{float32['model']:>22}{'gap (points)':>14}")
+    width = _column_width([integer, float32])
+    print(f"\n{'epoch':<8}{integer['model']:>{width}}{float32['model']:>{width}}{'gap (points)':>14}")
     for epoch, (a, b, gap) in enumerate(zip(ours, theirs, gaps), 1):
-        print(f"{epoch:<8}{a:22.4f}{b:22.4f}{gap:+14.2f}")
+        print(f"{epoch:<8}{a:{width}.4f}{b:{width}.4f}{gap:+14.2f}")
     return gaps
 
 
@@ -334,10 +340,11 @@ def main(argv=None):
         results.append(_run_isolated(args, False, dataset))
 
     # The ratio column: the first (integer) model to the float32 twin.
-    print(f"\n{'':<24}" + "".join(f"{r['model']:>22}" for r in results) + ("      ratio" if args.compare else ""))
-    for key, label, fmt in (("test_accuracy", "test accuracy", "{:22.4f}"),
-                            ("images_per_second", "train images/s", "{:22.1f}"),
-                            ("peak_rss_mib", "peak memory (MiB)", "{:22.1f}")):
+    width = _column_width(results)
+    print(f"\n{'':<24}" + "".join(f"{r['model']:>{width}}" for r in results) + ("      ratio" if args.compare else ""))
+    for key, label, fmt in (("test_accuracy", "test accuracy", f"{{:{width}.4f}}"),
+                            ("images_per_second", "train images/s", f"{{:{width}.1f}}"),
+                            ("peak_rss_mib", "peak memory (MiB)", f"{{:{width}.1f}}")):
         row = f"{label:<24}" + "".join(fmt.format(r[key]) for r in results)
         if args.compare:
             row += f"{results[0][key] / results[-1][key]:11.2f}"
