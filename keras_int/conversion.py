@@ -255,15 +255,15 @@ def _clone(model, convert):
         model.compiled = compiled
 
 
+def all_layers(model):
+    """The layers of `model` with nested models' layers in their place (depth first)."""
+    for layer in model.layers:
+        yield from all_layers(layer) if isinstance(layer, keras.Model) else (layer,)
+
+
 def _layer_pairs(model, clone):
     """(original, clone) layer pairs of two models of one topology, nested models included."""
-    pairs = []
-    for original, copy in zip(model.layers, clone.layers):
-        if isinstance(original, keras.Model):
-            pairs += _layer_pairs(original, copy)
-        else:
-            pairs.append((original, copy))
-    return pairs
+    return list(zip(all_layers(model), all_layers(clone)))
 
 
 def integerize(model, keep_float=(), bits=None):
@@ -292,7 +292,7 @@ def integerize(model, keep_float=(), bits=None):
     >>> int_model = integerize(float_model)     # IntConv2D(activation="relu"), IntFlatten, IntDense
     """
     keep = {k if isinstance(k, str) else k.name for k in keep_float}
-    unknown = keep - {layer.name for layer, _ in _layer_pairs(model, model)}
+    unknown = keep - {layer.name for layer in all_layers(model)}
     if unknown:
         raise ValueError(f"integerize: keep_float names no layer of the model: {sorted(unknown)}")
     bits = resolve_bits(bits, "integerize")

@@ -17,7 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_int.conversion import to_float
+from keras_int.conversion import all_layers, to_float
 
 # Samples the converter calibrates on when representative_data is an array
 # (TensorFlow's guidance: a few hundred).
@@ -52,11 +52,6 @@ def _calibration_batches(representative_data):
     return batches
 
 
-def _all_layers(model):
-    for layer in model.layers:
-        yield from _all_layers(layer) if isinstance(layer, keras.Model) else (layer,)
-
-
 def export_tflite(model, path, representative_data):
     """Writes a fully-integer (int8) TFLite model of a trained keras_int model to `path`.
 
@@ -83,7 +78,7 @@ def export_tflite(model, path, representative_data):
         raise ValueError(f"export_tflite: the model must have one float32 input, got "
                          f"{[(t.shape, t.dtype) for t in model.inputs]}")
     plain = to_float(model)
-    layer_norms = [layer.name for layer in _all_layers(plain) if isinstance(layer, keras.layers.LayerNormalization)]
+    layer_norms = [layer.name for layer in all_layers(plain) if isinstance(layer, keras.layers.LayerNormalization)]
     if layer_norms:
         raise ValueError(f"export_tflite: layer normalization ({layer_norms}) has no fully-integer TFLite form "
                          "(its int8 decomposition keeps a float negation and loses accuracy); export the "

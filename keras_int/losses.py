@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from keras_int.precision import resolve_bits
 from tf_int_ops import layer_ops
-from tf_int_ops.layer_ops.losses import ERROR_EXPONENTS
+from tf_int_ops.layer_ops.losses import checked_error_exponent
 
 
 _NAME = "IntegerCrossEntropy"
@@ -93,10 +93,7 @@ class IntegerCrossEntropy(keras.losses.Loss):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.sparse = bool(sparse)
         self.bits = resolve_bits(bits, _NAME)
-        if error_exponent not in ERROR_EXPONENTS:
-            raise ValueError(f"{_NAME}: error_exponent must be one of {ERROR_EXPONENTS}, "
-                             f"got {error_exponent!r}")
-        self.error_exponent = error_exponent
+        self.error_exponent = checked_error_exponent(error_exponent, _NAME)
 
     def call(self, y_true, y_pred):
         y_true, y_pred = tf.convert_to_tensor(y_true), tf.convert_to_tensor(y_pred)

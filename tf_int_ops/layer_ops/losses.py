@@ -4,10 +4,16 @@ import tensorflow as tf
 
 from tf_int_ops import _validation as check
 from tf_int_ops import ops, replicas
-from tf_int_ops.layer_ops._carrier import error_to_carrier
 
 
 ERROR_EXPONENTS = ("fixed", "dynamic")
+
+
+def checked_error_exponent(error_exponent, fn):
+    """`error_exponent` if it names a cross-entropy error exponent rule, else a ValueError."""
+    if error_exponent not in ERROR_EXPONENTS:
+        raise ValueError(f"{fn}: error_exponent must be one of {ERROR_EXPONENTS}, got {error_exponent!r}")
+    return error_exponent
 
 
 def softmax_cross_entropy(labels, logits, rounding="pseudo_stochastic", seed=None, bits=8,
@@ -36,9 +42,7 @@ def softmax_cross_entropy(labels, logits, rounding="pseudo_stochastic", seed=Non
     fn = "softmax_cross_entropy"
     logits = check.carrier(logits, "logits", fn)
     check.bits(bits, fn)
-    if error_exponent not in ERROR_EXPONENTS:
-        raise ValueError(f"{fn}: error_exponent must be one of {ERROR_EXPONENTS}, got {error_exponent!r}")
-    dynamic = error_exponent == "dynamic" and bits == 8
+    dynamic = checked_error_exponent(error_exponent, fn) == "dynamic" and bits == 8
     labels = check.one_of(labels, (tf.int32, tf.int64), "labels", fn)
 
     @tf.custom_gradient
@@ -54,14 +58,18 @@ def softmax_cross_entropy(labels, logits, rounding="pseudo_stochastic", seed=Non
                 err, err_exponent = ops.int_softmax_cross_entropy_grad(q, e, labels, rounding, seed)
             scale, scale_exponent = replicas.quantize(upstream)
             acc = tf.cast(err, tf.int32) * tf.cast(scale, tf.int32)[:, tf.newaxis]
-            # |err * scale| < 2**15 * 2**7: exact in int32 at either width.
+            # |err * scale| < 2**15 * 2**7: exact in int32 at either width. The
+            # fixed exponent's requantize is exact for a power-of-two factor (nearest
+            # then only matters for others); the dynamic one drops 8 or more bits and
+            # rounds as the loss does, a stochastic requantize drawing its own words
+            # (key + 1), not the kernel's again.
+            requantize_rounding, requantize_seed = "nearest", None
             if dynamic:
-                # A stochastic requantize draws its own words (key + 1), not the kernel's again.
-                requantize_seed = None if rounding != "stochastic" else (
-                    check.seed(seed, rounding, fn) + tf.constant([1, 0], tf.int64))
-                return replicas.requantize_to_carrier(acc, err_exponent + scale_exponent, rounding,
-                                                      requantize_seed, bits)[0]
-            return error_to_carrier(acc, err_exponent + scale_exponent, bits)
+                requantize_rounding = rounding
+                if rounding == "stochastic":
+                    requantize_seed = check.seed(seed, rounding, fn) + tf.constant([1, 0], tf.int64)
+            return replicas.requantize_to_carrier(acc, err_exponent + scale_exponent, requantize_rounding,
+                                                  requantize_seed, bits)[0]
 
         return display_loss, grad
 
