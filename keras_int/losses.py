@@ -4,11 +4,13 @@ import keras
 import tensorflow as tf
 
 from keras_int.precision import resolve_bits
+from tf_int_ops import _validation as check
 from tf_int_ops import layer_ops
 from tf_int_ops.layer_ops.losses import checked_error_exponent
 
 
 _NAME = "IntegerCrossEntropy"
+ERROR_ROUNDINGS = ("pseudo_stochastic", "stochastic")
 
 
 def _sparse_labels(y_true, y_pred):
@@ -69,6 +71,20 @@ def _one_hot_labels(y_true, y_pred):
         return tf.argmax(y_true, axis=-1)
 
 
+def batch_fingerprint(labels, logits):
+    """The step word of a stochastic error's key (docs/algorithms.md 4): with w the
+    float32 bits of the logits, row-major, and h(w) = (w & 0xFFFF) ^ ((w >> 16) & 0xFFFF),
+    sum_i h(w_i) * (i mod 65521 + 1) + sum_b labels_b * (b + 1), in int64 (no wrap:
+    each term is below 2**32)."""
+    words = tf.cast(tf.reshape(tf.bitcast(logits, tf.int32), [-1]), tf.int64)
+    halves = tf.bitwise.bitwise_xor(tf.bitwise.bitwise_and(words, 0xFFFF),
+                                    tf.bitwise.bitwise_and(tf.bitwise.right_shift(words, 16), 0xFFFF))
+    weights = tf.math.floormod(tf.range(tf.size(words, out_type=tf.int64), dtype=tf.int64), 65521) + 1
+    labels = tf.cast(labels, tf.int64)
+    return (tf.reduce_sum(halves * weights)
+            + tf.reduce_sum(labels * tf.range(1, tf.size(labels, out_type=tf.int64) + 1, dtype=tf.int64)))
+
+
 @keras.saving.register_keras_serializable(package="keras_int")
 class IntegerCrossEntropy(keras.losses.Loss):
     """Softmax cross-entropy whose gradient is NITI's integer one (docs/algorithms.md 4).
@@ -83,17 +99,24 @@ class IntegerCrossEntropy(keras.losses.Loss):
     errors below ``2**-8`` are zero; ``"dynamic"`` computes the error with 15
     fraction bits and requantizes it to 8 bits on its largest magnitude, so a
     confident batch keeps its small errors (docs/algorithms.md 4).
+    ``rounding`` rounds the error: "pseudo_stochastic" (NITI's, the default)
+    or "stochastic" (Philox bits keyed by ``seed`` and a fingerprint of the
+    batch, since a loss keeps no step counter: docs/algorithms.md 4).
 
     >>> model.compile(optimizer=keras_int.optimizers.IntegerSGD(),
     ...               loss=keras_int.losses.IntegerCrossEntropy(), metrics=["accuracy"])
     """
 
     def __init__(self, sparse=True, reduction="sum_over_batch_size", name="integer_cross_entropy",
-                 dtype=None, bits=None, error_exponent="fixed"):
+                 dtype=None, bits=None, error_exponent="fixed", rounding="pseudo_stochastic", seed=None):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.sparse = bool(sparse)
         self.bits = resolve_bits(bits, _NAME)
         self.error_exponent = checked_error_exponent(error_exponent, _NAME)
+        self.rounding = check.rounding(rounding, _NAME, ERROR_ROUNDINGS)
+        self.seed = check.seed_key(seed, _NAME)
+        if self.rounding == "stochastic" and self.seed is None:
+            raise ValueError(f"{_NAME}: stochastic rounding needs a seed (an int)")
 
     def call(self, y_true, y_pred):
         y_true, y_pred = tf.convert_to_tensor(y_true), tf.convert_to_tensor(y_pred)
@@ -101,8 +124,12 @@ class IntegerCrossEntropy(keras.losses.Loss):
             raise ValueError(f"{_NAME}: y_pred must be logits of shape [batch, classes], got shape "
                              f"{y_pred.shape}")
         labels = _sparse_labels(y_true, y_pred) if self.sparse else _one_hot_labels(y_true, y_pred)
-        return layer_ops.softmax_cross_entropy(labels, y_pred, bits=self.bits, error_exponent=self.error_exponent)
+        seed = None
+        if self.rounding == "stochastic":
+            seed = tf.stack([tf.constant(self.seed, tf.int64), batch_fingerprint(labels, y_pred)])
+        return layer_ops.softmax_cross_entropy(labels, y_pred, rounding=self.rounding, seed=seed, bits=self.bits,
+                                               error_exponent=self.error_exponent)
 
     def get_config(self):
         return {**super().get_config(), "sparse": self.sparse, "bits": self.bits,
-                "error_exponent": self.error_exponent}
+                "error_exponent": self.error_exponent, "rounding": self.rounding, "seed": self.seed}

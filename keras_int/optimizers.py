@@ -19,6 +19,39 @@ def niti_mu_schedule(total_steps, values=(5, 4, 3)):
     return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, list(values))
 
 
+@keras.saving.register_keras_serializable(package="keras_int")
+class DoublingDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """An integer step size (IntegerSGD's mu, IntegerAdam's step_bits) that
+    drops by one each time training doubles in length: ``initial`` for the
+    first ``first_decay_steps`` steps, ``initial - 1`` up to 3x that,
+    ``initial - 2`` up to 7x, ..., never below ``minimum``. A step halving
+    per doubling of the step count is the classic 1/t decay in powers of two;
+    unlike ``niti_mu_schedule`` it needs no run length (docs/algorithms.md 6).
+
+    >>> IntegerSGD(mu_schedule=DoublingDecay(initial=5, first_decay_steps=128, minimum=3))
+    """
+
+    def __init__(self, initial, first_decay_steps, minimum):
+        self.initial = check.int_in(initial, "initial", "DoublingDecay", -30, 30)
+        self.first_decay_steps = check.int_in(first_decay_steps, "first_decay_steps", "DoublingDecay",
+                                              1, 2**40)
+        self.minimum = check.int_in(minimum, "minimum", "DoublingDecay", -30, self.initial)
+        # What IntegerAdam's switch over step_bits reads.
+        self.values = list(range(self.initial, self.minimum - 1, -1))
+        # The steps where the value drops: first_decay_steps * (2**k - 1).
+        self._boundaries = [self.first_decay_steps * (2**k - 1) for k in range(1, len(self.values))]
+
+    def __call__(self, step):
+        step = tf.convert_to_tensor(step)
+        if not self._boundaries:
+            return tf.constant(self.initial, tf.int32)
+        passed = tf.cast(step >= tf.constant(self._boundaries, step.dtype), tf.int32)
+        return self.initial - tf.reduce_sum(passed)
+
+    def get_config(self):
+        return {"initial": self.initial, "first_decay_steps": self.first_decay_steps, "minimum": self.minimum}
+
+
 def _slot_name(variable, slot):
     """``<layer>_<variable>_<slot>`` (as Keras' ``add_variable_from_reference``), so
     that messages tell the slots of two layers' kernels apart."""

@@ -164,6 +164,23 @@ def test_vit_tiny_on_the_digits_reaches_its_float32_twin(tmp_path):
     assert result["epochs"] == 20 and result["test_accuracy"] >= 0.96
 
 
+def test_cli_accuracy_experiment_options(tmp_path):
+    """The issue-18 candidates reach the objects they name: DoublingDecay (mu 5 -> 4 at
+    step 4 -> 3 at step 12 of 21), IntegerSGD momentum, the stochastic error rounding,
+    the kernel initializer, and --drop-remainder (21 full batches of 64 of 1347)."""
+    result = _cli("--dataset", "digits", "--epochs", "1", "--out", str(tmp_path), "--doubling-decay", "4",
+                  "--momentum", "8", "--error-rounding", "stochastic", "--drop-remainder",
+                  "--kernel-initializer", "he_uniform")
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.load(open(tmp_path / "report.json"))
+    args = report["args"]
+    assert (args["doubling_decay"], args["momentum"], args["error_rounding"], args["drop_remainder"],
+            args["kernel_initializer"]) == (4, 8, "stochastic", True, "he_uniform")
+    assert "21/21 - " in result.stdout and "22/22" not in result.stdout
+    (integer,) = report["results"]
+    assert integer["history"]["exp/mu"] == [3.0]
+
+
 def test_import_is_quiet_unless_asked():
     """`import keras_int` hides TensorFlow's start-up lines (written before its log
     levels apply); TF_CPP_MIN_LOG_LEVEL=0 shows them."""

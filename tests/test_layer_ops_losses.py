@@ -76,3 +76,43 @@ def test_error_exponent_must_be_fixed_or_dynamic():
         keras_int.losses.IntegerCrossEntropy(error_exponent=-7)
     loss = keras_int.losses.IntegerCrossEntropy(error_exponent="dynamic")
     assert keras_int.losses.IntegerCrossEntropy.from_config(loss.get_config()).error_exponent == "dynamic"
+
+
+def fingerprint(labels, logits):
+    """docs/algorithms.md 4, the stochastic error's step word."""
+    w = np.ascontiguousarray(logits, np.float32).view(np.uint32).ravel().astype(np.int64)
+    h = (w & 0xFFFF) ^ ((w >> 16) & 0xFFFF)
+    i = np.arange(w.size, dtype=np.int64)
+    b = np.arange(1, len(labels) + 1, dtype=np.int64)
+    return int((h * (i % 65521 + 1)).sum() + (np.asarray(labels, np.int64) * b).sum())
+
+
+@pytest.mark.parametrize("rounding", ["stochastic", "pseudo_stochastic"])
+def test_integer_cross_entropy_rounds_the_error_as_asked(rng, rounding):
+    """IntegerCrossEntropy(rounding=...): the fixed-exponent error of the reference with that
+    rounding (stochastic: keyed by the seed and the batch's fingerprint), bit for bit
+    (batch 8: the 1/8 factor is exact)."""
+    import keras_int
+    logits = tf.constant(_carrier(rng, (8, 10), -3))
+    labels = rng.integers(0, 10, 8)
+    loss = keras_int.losses.IntegerCrossEntropy(rounding=rounding, seed=7)
+    with tf.GradientTape() as tape:
+        tape.watch(logits)
+        value = loss(labels, logits)
+    q, e = ref.quantize(logits.numpy())
+    seed = (7, fingerprint(labels, logits.numpy())) if rounding == "stochastic" else (0, 0)
+    err, err_e = ref.softmax_cross_entropy_grad(q, e, labels, rounding, seed)
+    np.testing.assert_array_equal(tape.gradient(value, logits).numpy(), err * 2.0 ** (err_e - 3))
+    other = {"stochastic": "pseudo_stochastic", "pseudo_stochastic": "stochastic"}[rounding]
+    assert not np.array_equal(err, ref.softmax_cross_entropy_grad(q, e, labels, other, (7, 1))[0])  # it matters
+    clone = keras_int.losses.IntegerCrossEntropy.from_config(loss.get_config())
+    assert (clone.rounding, clone.seed) == (rounding, 7)
+
+
+def test_integer_cross_entropy_refuses_bad_roundings():
+    import keras_int
+    with pytest.raises(ValueError, match=r"IntegerCrossEntropy: rounding must be one of "
+                                         r"\('pseudo_stochastic', 'stochastic'\), got 'nearest'"):
+        keras_int.losses.IntegerCrossEntropy(rounding="nearest")
+    with pytest.raises(ValueError, match="IntegerCrossEntropy: stochastic rounding needs a seed"):
+        keras_int.losses.IntegerCrossEntropy(rounding="stochastic")

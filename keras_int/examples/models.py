@@ -171,11 +171,13 @@ def text_transformer(sequence_length, vocab, classes, integer=True, blocks=1, di
     return keras.Model(inputs, outputs, name=name or f"text_transformer_{_suffix(integer)}")
 
 
-def build(name, input_shape, classes, integer=True, bn_momentum=BN_MOMENTUM, vocab=None):
+def build(name, input_shape, classes, integer=True, bn_momentum=BN_MOMENTUM, vocab=None,
+          kernel_initializer="glorot_uniform"):
     """The integer model (keras_int layers) or its float32 twin (keras.layers).
 
     ``bn_momentum`` is used by the models with batch normalization (resnet20);
-    ``vocab`` by text models (the token ids are in [0, vocab)).
+    ``vocab`` by text models (the token ids are in [0, vocab));
+    ``kernel_initializer`` by the plain CNNs (lenet, vgg_small).
     """
     if name == "resnet20":
         return resnet(input_shape, classes, integer=integer, depth=20, bn_momentum=bn_momentum)
@@ -193,12 +195,13 @@ def build(name, input_shape, classes, integer=True, bn_momentum=BN_MOMENTUM, voc
         raise ValueError(f"{name} needs images, got input shape {input_shape}")
     convs, dense = _blocks(name)
     if integer:
-        conv = lambda f: int_layers.IntConv2D(f, 3, padding="same")  # noqa: E731
+        conv = lambda f: int_layers.IntConv2D(f, 3, padding="same", kernel_initializer=kernel_initializer)  # noqa: E731
         relu, pool, flatten = int_layers.IntReLU, int_layers.IntMaxPool2D, int_layers.IntFlatten
-        fc = int_layers.IntDense
+        fc = lambda units: int_layers.IntDense(units, kernel_initializer=kernel_initializer)  # noqa: E731
     else:
-        conv = lambda f: keras.layers.Conv2D(f, 3, padding="same")  # noqa: E731
-        relu, pool, flatten, fc = keras.layers.ReLU, keras.layers.MaxPool2D, keras.layers.Flatten, keras.layers.Dense
+        conv = lambda f: keras.layers.Conv2D(f, 3, padding="same", kernel_initializer=kernel_initializer)  # noqa: E731
+        relu, pool, flatten = keras.layers.ReLU, keras.layers.MaxPool2D, keras.layers.Flatten
+        fc = lambda units: keras.layers.Dense(units, kernel_initializer=kernel_initializer)  # noqa: E731
     stack = [keras.Input(input_shape)]
     for item in convs:
         stack += [pool(2)] if item == "M" else [conv(item), relu()]

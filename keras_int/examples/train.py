@@ -64,9 +64,20 @@ def _parse(argv):
                         "benchmarks/README.md")
     parser.add_argument("--constant-mu", dest="niti_schedule", action="store_false",
                         help="keep mu constant (NITI's update rule without its schedule)")
+    parser.add_argument("--doubling-decay", type=int, default=None, metavar="STEPS",
+                        help="instead of NITI's schedule: keras_int.optimizers.DoublingDecay (the step one less "
+                        "after STEPS steps and again each time the step count doubles, down to two less)")
     parser.add_argument("--error-exponent", default="fixed", choices=("fixed", "dynamic"),
                         help="IntegerCrossEntropy's error: fixed (NITI's exponent -7) or dynamic (15 fraction "
                         "bits requantized on the batch's largest error)")
+    parser.add_argument("--error-rounding", default="pseudo_stochastic", choices=("pseudo_stochastic", "stochastic"),
+                        help="IntegerCrossEntropy's rounding of the error (stochastic: keyed by --seed and the batch)")
+    parser.add_argument("--momentum", type=int, default=0,
+                        help="IntegerSGD's integer momentum in sixteenths (0: none, NITI's rule)")
+    parser.add_argument("--drop-remainder", action="store_true",
+                        help="drop each epoch's last, partial batch (whose loss scale 1/size is not a power of two)")
+    parser.add_argument("--kernel-initializer", default=None,
+                        help="the integer CNNs' kernel initializer (default: Keras' glorot_uniform), e.g. he_uniform")
     parser.add_argument("--float-decay", action="store_true",
                         help="the float32 twin's learning rate halves at 50 %% and again at 75 %% of the steps, "
                         "as the integer schedule halves the step (default: constant, as Keras' defaults)")
@@ -159,6 +170,28 @@ def _strategy(replicas):
     return tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(replicas)])
 
 
+def _step_schedule(args, steps, values):
+    """The integer optimizer's step schedule over `values` (three): NITI's (the next
+    value at 50 % and 75 % of `steps`), DoublingDecay (one less per doubling of the
+    step count, from the first value down to the last) or none."""
+    import keras_int
+
+    first_decay_steps = getattr(args, "doubling_decay", None)
+    if first_decay_steps:
+        return keras_int.optimizers.DoublingDecay(values[0], first_decay_steps, values[-1])
+    if args.niti_schedule:
+        return keras_int.optimizers.niti_mu_schedule(steps, values)
+    return None
+
+
+def _integer_loss(args):
+    import keras_int
+
+    rounding = getattr(args, "error_rounding", "pseudo_stochastic")
+    return keras_int.losses.IntegerCrossEntropy(error_exponent=getattr(args, "error_exponent", "fixed"),
+                                                rounding=rounding, seed=args.seed if rounding == "stochastic" else None)
+
+
 def _compiled(args, integer, info, epochs, options):
     """The example model compiled for training, and its callbacks."""
     import keras
@@ -169,30 +202,25 @@ def _compiled(args, integer, info, epochs, options):
     model = models.build(args.model, info["input_shape"], info["classes"], integer=integer, **options)
     callbacks = [_EpochTimer()]
     adam = getattr(args, "optimizer", "sgd") == "adam"
+    steps = epochs * -(-info["train_examples"] // args.batch_size)
     if integer and adam:
-        schedule = None
-        if args.niti_schedule:
-            steps = epochs * -(-info["train_examples"] // args.batch_size)
-            schedule = keras_int.optimizers.niti_mu_schedule(steps, [args.step_bits - i for i in range(3)])
+        schedule = _step_schedule(args, steps, [args.step_bits - i for i in range(3)])
         optimizer = keras_int.optimizers.IntegerAdam(step_bits=args.step_bits, step_bits_schedule=schedule,
                                                      weight_bits=getattr(args, "weight_bits", 8))
-        loss = keras_int.losses.IntegerCrossEntropy(error_exponent=getattr(args, "error_exponent", "fixed"))
+        loss = _integer_loss(args)
         tracker = keras_int.callbacks.ExponentTracker()
         callbacks.append(tracker)
     elif integer:
-        schedule = None
-        if args.niti_schedule:
-            steps = epochs * -(-info["train_examples"] // args.batch_size)
-            schedule = keras_int.optimizers.niti_mu_schedule(steps, [max(1, args.mu - i) for i in range(3)])
+        schedule = _step_schedule(args, steps, [max(1, args.mu - i) for i in range(3)])
         optimizer = keras_int.optimizers.IntegerSGD(mu=args.mu, mu_schedule=schedule,
+                                                    momentum=getattr(args, "momentum", 0),
                                                     weight_bits=getattr(args, "weight_bits", 8))
-        loss = keras_int.losses.IntegerCrossEntropy(error_exponent=getattr(args, "error_exponent", "fixed"))
+        loss = _integer_loss(args)
         tracker = keras_int.callbacks.ExponentTracker()
         callbacks.append(tracker)
     else:
         rate = 1e-3 if adam else 0.01
         if getattr(args, "float_decay", False):  # the integer schedule's halvings, at the same steps
-            steps = epochs * -(-info["train_examples"] // args.batch_size)
             rate = keras_int.optimizers.niti_mu_schedule(steps, [rate, rate / 2, rate / 4])
         optimizer = (keras.optimizers.AdamW(learning_rate=rate) if adam
                      else keras.optimizers.SGD(learning_rate=rate, momentum=0.9))
@@ -222,6 +250,11 @@ def train_one(args, integer, dataset, bits=8):
     train, test, info = data.load(dataset, args.batch_size, args.data_dir, log=lambda m: None)
     epochs = args.epochs or DEFAULT_EPOCHS[info["name"]]
     options = {} if getattr(args, "bn_momentum", None) is None else {"bn_momentum": args.bn_momentum}
+    if integer and getattr(args, "kernel_initializer", None):
+        options["kernel_initializer"] = args.kernel_initializer
+    if getattr(args, "drop_remainder", False):
+        train = train.rebatch(args.batch_size, drop_remainder=True)
+        info = {**info, "train_examples": info["train_examples"] // args.batch_size * args.batch_size}
     if "vocab" in info:
         options["vocab"] = info["vocab"]
     with strategy.scope():  # the model, its optimizer and metrics: variables of the strategy
