@@ -185,7 +185,8 @@ class IntegerSGD(_Distributed, keras.optimizers.Optimizer):
     Args:
       mu: update bit width (NITI: 5).
       mu_schedule: optional ``keras.optimizers.schedules.LearningRateSchedule``
-        (of the step) returning integer bit widths, e.g. ``niti_mu_schedule``.
+        (of the step) returning integer bit widths, e.g. ``niti_mu_schedule``
+        (needs the run's length) or ``DoublingDecay`` (does not).
         For a schedule over epochs use ``keras_int.callbacks.MuScheduler``.
       momentum: integer momentum in sixteenths (0 to 16); 0 disables it.
       weight_decay: integer weight decay strength d: ``d * w * 2**(b(g) - 15)``
@@ -375,8 +376,8 @@ class IntegerAdam(_Distributed, keras.optimizers.Optimizer):
         ``weight_bits=16``.
       step_bits_schedule: optional ``keras.optimizers.schedules.LearningRateSchedule``
         (of the step) returning integer ``step_bits``, e.g.
-        ``niti_mu_schedule(total_steps, (0, -1, -2))``: smaller steps late in
-        training, as NITI's mu schedule does for IntegerSGD.
+        ``niti_mu_schedule(total_steps, (0, -1, -2))`` or ``DoublingDecay(0, 128, -2)``:
+        smaller steps late in training, as NITI's mu schedule does for IntegerSGD.
       beta_1, beta_2: as Keras' Adam, kept as ``round(beta * 2**16)``.
       weight_bits: 8, or 16 to keep 16-bit master weights (as IntegerSGD).
       learning_rate: used only for float variables (float layers mixed into
