@@ -78,6 +78,9 @@ def _parse(argv):
                         help="drop each epoch's last, partial batch (whose loss scale 1/size is not a power of two)")
     parser.add_argument("--kernel-initializer", default=None,
                         help="the integer CNNs' kernel initializer (default: Keras' glorot_uniform), e.g. he_uniform")
+    parser.add_argument("--embeddings-initializer", default=None,
+                        help="the text model's token embedding initializer, integer model and float32 twin alike "
+                        "(default: glorot_uniform; uniform is Keras' +-0.05)")
     parser.add_argument("--float-decay", action="store_true",
                         help="the float32 twin's learning rate halves at 50 %% and again at 75 %% of the steps, "
                         "as the integer schedule halves the step (default: constant, as Keras' defaults)")
@@ -252,6 +255,8 @@ def train_one(args, integer, dataset, bits=8):
     options = {} if getattr(args, "bn_momentum", None) is None else {"bn_momentum": args.bn_momentum}
     if integer and getattr(args, "kernel_initializer", None):
         options["kernel_initializer"] = args.kernel_initializer
+    if getattr(args, "embeddings_initializer", None):
+        options["embeddings_initializer"] = args.embeddings_initializer
     if getattr(args, "drop_remainder", False):
         train = train.rebatch(args.batch_size, drop_remainder=True)
         info = {**info, "train_examples": info["train_examples"] // args.batch_size * args.batch_size}

@@ -36,7 +36,12 @@ class IntEmbedding(_Table):
     Args:
       input_dim: vocabulary size (ids in ``[0, input_dim)``; others are an error).
       output_dim: embedding width.
-      embeddings_initializer: float initialiser, quantised once to int8.
+      embeddings_initializer: float initialiser, quantised once to int8. Its
+        largest value fixes the table's exponent for good, so the table can
+        never hold more than about that value (127 units): Keras' "uniform"
+        (+-0.05) caps it at 127 * 2**-11 = 0.062 with steps of 2**-11, where a
+        float table may grow. Pick the scale the trained table needs (the
+        example text model measured both; benchmarks/README.md).
       mask_zero: whether id 0 is padding: the layer then returns a mask
         (``compute_mask``), which attention layers take.
 
