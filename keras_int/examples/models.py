@@ -165,9 +165,9 @@ def text_transformer(sequence_length, vocab, classes, integer=True, blocks=1, di
     The token embedding starts from glorot_uniform in both twins (Keras'
     Embedding default is uniform +-0.05): an int8 table's exponent is fixed
     by its initial values, and +-0.05 capped it at 0.062 with steps of
-    2**-11. On fortunes, 5 seeds, that cost the integer model 0.5 point
-    against its float32 twin; from glorot_uniform (about +-0.25) the gap
-    closed (benchmarks/README.md, "Accuracy gap")."""
+    2**-11. On fortunes, 5 seeds, the gap to the float32 twin was -0.53
+    points from uniform and -0.13 from glorot_uniform (+-0.23 here)
+    (benchmarks/README.md, "Accuracy gap")."""
     layers = _transformer_layers(integer)
     inputs = keras.Input((sequence_length,), dtype="int32")
     h = layers["embedding"](vocab, dim, embeddings_initializer=embeddings_initializer, name="tokens")(inputs)
