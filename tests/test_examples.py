@@ -190,7 +190,9 @@ def test_import_is_quiet_unless_asked():
     assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
     loud = subprocess.run([sys.executable, "-c", "import keras_int"], capture_output=True, text=True,
                           timeout=120, env={**env, "TF_CPP_MIN_LOG_LEVEL": "0"})
-    assert loud.returncode == 0 and "oneDNN" in loud.stderr, loud.stderr
+    # TensorFlow's start-up lines vary with the CPU: the oneDNN notice on AVX-512 machines,
+    # the CPU feature guard's wherever the CPU has instructions the wheel was not built for.
+    assert loud.returncode == 0 and ("oneDNN" in loud.stderr or "cpu_feature_guard" in loud.stderr), loud.stderr
 
 
 def test_cli_trains_16_bit_beside_int8_and_float32(tmp_path):
