@@ -43,8 +43,6 @@ class DoublingDecay(keras.optimizers.schedules.LearningRateSchedule):
 
     def __call__(self, step):
         step = tf.convert_to_tensor(step)
-        if not self._boundaries:
-            return tf.constant(self.initial, tf.int32)
         passed = tf.cast(step >= tf.constant(self._boundaries, step.dtype), tf.int32)
         return self.initial - tf.reduce_sum(passed)
 

@@ -112,10 +112,15 @@ def test_exponent_tracker_reads_grad_bits():
     assert any(key.endswith("/grad_bits") for key in tracker.read())
 
 
-def test_step_bits_schedule_steps_as_the_reference(rng):
+@pytest.mark.parametrize("schedule, shifts", [
+    # 0 to iteration 4, -1 to 6, then -2
+    (keras_int.optimizers.niti_mu_schedule(8, (0, -1, -2)), (0, 0, 0, 0, 0, -1, -1, -2)),
+    # docs/algorithms.md 6: one less from iteration P = 2, again from 3P = 6
+    (keras_int.optimizers.DoublingDecay(0, 2, -2), (0, 0, -1, -1, -1, -1, -2, -2)),
+], ids=["niti", "doubling"])
+def test_step_bits_schedule_steps_as_the_reference(rng, schedule, shifts):
     """IntegerAdam(step_bits_schedule): step t uses the schedule's value at iteration t - 1,
     bit for bit as the reference's update with that shift; the schedule saves and loads."""
-    schedule = keras_int.optimizers.niti_mu_schedule(8, (0, -1, -2))  # 0 to iteration 4, -1 to 6, then -2
     optimizer = keras_int.optimizers.IntegerAdam(step_bits_schedule=schedule)
     w0 = rng.integers(-100, 101, (5, 7))
     variable = keras.Variable(w0.astype(np.int8), dtype="int8", trainable=True)
@@ -123,10 +128,10 @@ def test_step_bits_schedule_steps_as_the_reference(rng):
     for t in range(1, 9):
         g = rng.integers(-(2**20), 2**20, (5, 7))
         optimizer.apply_gradients([(tf.constant(g, tf.int32), variable)])
-        w, m, v = ref.adam_update(w, g, m, v, t, step_shift=(0, -1, -2)[(t - 1 > 4) + (t - 1 > 6)])
+        w, m, v = ref.adam_update(w, g, m, v, t, step_shift=shifts[t - 1])
         np.testing.assert_array_equal(variable.numpy(), w, err_msg=f"step {t}")
     clone = keras_int.optimizers.IntegerAdam.from_config(optimizer.get_config())
-    assert [int(clone.step_bits_schedule(step)) for step in (0, 4, 5, 7)] == [0, 0, -1, -2]
+    assert tuple(int(clone.step_bits_schedule(step)) for step in range(8)) == shifts
 
 
 def test_step_bits_schedule_bad_values():

@@ -210,23 +210,21 @@ def _compiled(args, integer, info, epochs, options):
         schedule = _step_schedule(args, steps, [args.step_bits - i for i in range(3)])
         optimizer = keras_int.optimizers.IntegerAdam(step_bits=args.step_bits, step_bits_schedule=schedule,
                                                      weight_bits=getattr(args, "weight_bits", 8))
-        loss = _integer_loss(args)
-        tracker = keras_int.callbacks.ExponentTracker()
-        callbacks.append(tracker)
     elif integer:
         schedule = _step_schedule(args, steps, [max(1, args.mu - i) for i in range(3)])
         optimizer = keras_int.optimizers.IntegerSGD(mu=args.mu, mu_schedule=schedule,
                                                     momentum=getattr(args, "momentum", 0),
                                                     weight_bits=getattr(args, "weight_bits", 8))
-        loss = _integer_loss(args)
-        tracker = keras_int.callbacks.ExponentTracker()
-        callbacks.append(tracker)
     else:
         rate = 1e-3 if adam else 0.01
         if getattr(args, "float_decay", False):  # the integer schedule's halvings, at the same steps
             rate = keras_int.optimizers.niti_mu_schedule(steps, [rate, rate / 2, rate / 4])
         optimizer = (keras.optimizers.AdamW(learning_rate=rate) if adam
                      else keras.optimizers.SGD(learning_rate=rate, momentum=0.9))
+    if integer:
+        loss = _integer_loss(args)
+        callbacks.append(keras_int.callbacks.ExponentTracker())
+    else:
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
     return model, callbacks
