@@ -90,7 +90,7 @@ def test_int16_weights_dispatch_to_the_int16_kernel():
     graph = call.get_concrete_function(tf.TensorSpec([4, 3], tf.float32)).graph
     op = next(op for op in graph.get_operations() if op.type == "IntOps>Dense")
     assert op.get_attr("T") == tf.int16
-    assert [output.dtype for output in op.outputs][2:] == [tf.int16, tf.int32, tf.int16]
+    assert [output.dtype for output in op.outputs][2:] == [tf.int16, tf.int32, tf.int16, tf.int32]  # ..., mask
     y, _ = layer_ops.dense(np.full((4, 3), 0.5, np.float32), kernel, -7)
     np.testing.assert_array_equal(y.numpy(), np.full((4, 2), 1.5 * 2.0**-7, np.float32))
 
@@ -105,4 +105,4 @@ def test_int8_weights_give_int8_snapshots():
     graph = call.get_concrete_function(tf.TensorSpec([4, 3], tf.float32)).graph
     op = next(op for op in graph.get_operations() if op.type == "IntOps>Dense")
     assert op.get_attr("T") == tf.int8
-    assert [output.dtype for output in op.outputs][2:] == [tf.int8, tf.int32, tf.int8]
+    assert [output.dtype for output in op.outputs][2:] == [tf.int8, tf.int32, tf.int8, tf.int32]  # ..., mask

@@ -10,6 +10,7 @@
 #include "cc/core/carrier_element.h"
 #include "cc/core/host_device.h"
 #include "cc/core/philox.h"
+#include "cc/core/relu.h"
 #include "cc/core/rounding.h"
 
 namespace keras_int {
@@ -159,9 +160,12 @@ namespace {
 // `bits`-bit mantissas (8 or 16), stored as Out: int8_t/int16_t themselves,
 // or (uint32_t) the bit patterns of their float32 carrier (requantize and
 // dequantize in one pass). For int32, out may be acc (see ShiftAndClip).
+// With a relu_mask (carriers only), ReLU follows on each shard while it is
+// in cache: the exponent is still decided on every value, as requantize
+// then a separate ReLU would, and the mask gets one bit per element.
 template <typename Acc, typename Out>
 Status RequantizeInto(const Acc* acc, int64_t n, int acc_exponent, int bits, Rounding rounding, RoundingSeed seed,
-                      Out* out, int* out_exponent, const ParallelFor& parallel_for) {
+                      Out* out, int* out_exponent, const ParallelFor& parallel_for, uint32_t* relu_mask = nullptr) {
   const int32_t limit = (1 << (bits - 1)) - 1;
   KERAS_INT_RETURN_IF_ERROR(
       CheckExponent("requantize: exponent", acc_exponent, kMinAccExponent, kMaxAccExponent));
@@ -171,13 +175,13 @@ Status RequantizeInto(const Acc* acc, int64_t n, int acc_exponent, int bits, Rou
       CheckExponent("requantize: result exponent", exponent, kMinExponent, kMaxExponent));
   *out_exponent = exponent;
   const float scale = PowerOfTwo(exponent);  // only used for float carriers
-  if (shift <= 0) {
-    // Small values are never scaled up.
+  auto shard = [&](int64_t begin, int64_t end) {
+    if (shift <= 0) {
+      // Small values are never scaled up.
 #pragma GCC ivdep
-    for (int64_t i = 0; i < n; ++i) out[i] = Stored<Out>(static_cast<int32_t>(acc[i]), scale);
-    return Status::OK();
-  }
-  parallel_for(n, 4, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) out[i] = Stored<Out>(static_cast<int32_t>(acc[i]), scale);
+      return;
+    }
     switch (rounding) {
       case Rounding::kNearest:
         return ShiftAndClipVector_kNearest(acc, begin, end, shift, limit, scale, out);
@@ -188,7 +192,23 @@ Status RequantizeInto(const Acc* acc, int64_t n, int acc_exponent, int bits, Rou
       case Rounding::kStochastic:
         return ShiftAndClip<Rounding::kStochastic>(acc, begin, end, shift, seed, limit, scale, out);
     }
-  });
+  };
+  if constexpr (std::is_same_v<Out, uint32_t>) {
+    if (relu_mask != nullptr) {
+      // Shards of whole mask words, so that no two threads share a word.
+      parallel_for((n + 31) / 32, 128, [&](int64_t first_word, int64_t end_word) {
+        const int64_t begin = 32 * first_word, end = std::min(n, 32 * end_word);
+        shard(begin, end);
+        ReluCarrierBits(reinterpret_cast<int32_t*>(out) + begin, end - begin, relu_mask + first_word);
+      });
+      return Status::OK();
+    }
+  }
+  if (shift <= 0) {
+    shard(0, n);
+  } else {
+    parallel_for(n, 4, shard);
+  }
   return Status::OK();
 }
 
@@ -214,18 +234,39 @@ Status CheckMantissaBits(int bits) {
   return Status::OK();
 }
 
-Status RequantizeToCarrier(const int32_t* acc, int64_t n, int acc_exponent, Rounding rounding, RoundingSeed seed,
-                           float* out, int* out_exponent, const ParallelFor& parallel_for, int bits) {
+namespace {
+
+// The carrier requantizes (`relu_mask`: with the fused ReLU), int32 or int64.
+template <typename Acc>
+Status ToCarrier(const Acc* acc, int64_t n, int acc_exponent, Rounding rounding, RoundingSeed seed, float* out,
+                 int* out_exponent, uint32_t* relu_mask, const ParallelFor& parallel_for, int bits) {
   KERAS_INT_RETURN_IF_ERROR(CheckMantissaBits(bits));
   return RequantizeInto(acc, n, acc_exponent, bits, rounding, seed, reinterpret_cast<uint32_t*>(out), out_exponent,
-                        parallel_for);
+                        parallel_for, relu_mask);
+}
+
+}  // namespace
+
+Status RequantizeToCarrier(const int32_t* acc, int64_t n, int acc_exponent, Rounding rounding, RoundingSeed seed,
+                           float* out, int* out_exponent, const ParallelFor& parallel_for, int bits) {
+  return ToCarrier(acc, n, acc_exponent, rounding, seed, out, out_exponent, nullptr, parallel_for, bits);
 }
 
 Status RequantizeToCarrier(const int64_t* acc, int64_t n, int acc_exponent, Rounding rounding, RoundingSeed seed,
                            float* out, int* out_exponent, const ParallelFor& parallel_for, int bits) {
-  KERAS_INT_RETURN_IF_ERROR(CheckMantissaBits(bits));
-  return RequantizeInto(acc, n, acc_exponent, bits, rounding, seed, reinterpret_cast<uint32_t*>(out), out_exponent,
-                        parallel_for);
+  return ToCarrier(acc, n, acc_exponent, rounding, seed, out, out_exponent, nullptr, parallel_for, bits);
+}
+
+Status RequantizeReluToCarrier(const int32_t* acc, int64_t n, int acc_exponent, Rounding rounding,
+                               RoundingSeed seed, float* out, int* out_exponent, uint32_t* mask,
+                               const ParallelFor& parallel_for, int bits) {
+  return ToCarrier(acc, n, acc_exponent, rounding, seed, out, out_exponent, mask, parallel_for, bits);
+}
+
+Status RequantizeReluToCarrier(const int64_t* acc, int64_t n, int acc_exponent, Rounding rounding,
+                               RoundingSeed seed, float* out, int* out_exponent, uint32_t* mask,
+                               const ParallelFor& parallel_for, int bits) {
+  return ToCarrier(acc, n, acc_exponent, rounding, seed, out, out_exponent, mask, parallel_for, bits);
 }
 
 Status RoundShiftTensor(const int32_t* in, int64_t n, int shift, Rounding rounding,

@@ -42,6 +42,18 @@ Status RequantizeToCarrier(const int64_t* acc, int64_t n, int acc_exponent, Roun
                            RoundingSeed seed, float* out, int* out_exponent, const ParallelFor& parallel_for,
                            int bits = 8);
 
+// RequantizeToCarrier followed by ReLU (cc/core/relu.h) in the same pass:
+// the exponent is decided on every value (as the two steps apart would),
+// the carrier keeps the positive mantissas, and `mask`
+// (ReluMaskWords(n) words) gets bit i % 32 of word i / 32 set where
+// element i is positive. The epilogue of a layer op with activation="relu".
+Status RequantizeReluToCarrier(const int32_t* acc, int64_t n, int acc_exponent, Rounding rounding,
+                               RoundingSeed seed, float* out, int* out_exponent, uint32_t* mask,
+                               const ParallelFor& parallel_for, int bits = 8);
+Status RequantizeReluToCarrier(const int64_t* acc, int64_t n, int acc_exponent, Rounding rounding,
+                               RoundingSeed seed, float* out, int* out_exponent, uint32_t* mask,
+                               const ParallelFor& parallel_for, int bits = 8);
+
 // Shifts every element right by `shift` with rounding (shift <= 0: copy),
 // clips to [-limit, limit].
 Status RoundShiftTensor(const int32_t* in, int64_t n, int shift, Rounding rounding,

@@ -70,6 +70,8 @@ Status Relu(const float* x, int64_t n, float* y, uint32_t* mask, const ParallelF
   return bad ? Status::Error("relu: input contains NaN or Inf") : Status::OK();
 }
 
+void ReluCarrierBits(int32_t* y, int64_t n, uint32_t* mask) { ReluRange(y, n, y, mask); }
+
 void ReluGrad(const float* dy, const uint32_t* mask, int64_t n, float* dx, const ParallelFor& parallel_for) {
   const int32_t* in = reinterpret_cast<const int32_t*>(dy);
   int32_t* out = reinterpret_cast<int32_t*>(dx);

@@ -20,6 +20,11 @@ constexpr int64_t ReluMaskWords(int64_t n) { return (n + 31) / 32; }
 // x > 0. NaN or Inf is an error. y may be x (in place).
 Status Relu(const float* x, int64_t n, float* y, uint32_t* mask, const ParallelFor& parallel_for = SerialFor);
 
+// ReLU of n requantized carriers (finite by construction), as bit patterns
+// in place, with their mask; `y` starts at a mask-word boundary (element
+// 32 * k, `mask` pointing at word k). The fused epilogue of the layer ops.
+void ReluCarrierBits(int32_t* y, int64_t n, uint32_t* mask);
+
 // dx = dy where the mask bit is set, else +0.0. dx may be dy.
 void ReluGrad(const float* dy, const uint32_t* mask, int64_t n, float* dx,
               const ParallelFor& parallel_for = SerialFor);

@@ -2,7 +2,8 @@
 // by the weights read under their variable's lock, add the optional bias,
 // requantize into the output carrier. Inputs and outputs by their
 // REGISTER_OP names; T (int8 or int16) is the mantissa type of the input
-// and the weights.
+// and the weights. With relu = true the output is ReLU'd in the requantize
+// pass (activation="relu") and `mask` records its positive elements.
 #include <cstdint>
 #include <type_traits>
 
@@ -11,6 +12,7 @@
 #include "cc/kernels/conv_kernels.h"
 #include "cc/kernels/dfp_device.h"
 #include "cc/kernels/gemm_device.h"
+#include "cc/kernels/relu_device.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/resource_mgr.h"
 #include "tensorflow/core/framework/resource_var.h"
@@ -36,6 +38,7 @@ class LayerOpBase : public OpKernel {
   LayerOpBase(OpKernelConstruction* ctx, const char* op, const char* weights)
       : OpKernel(ctx), op_(op), weights_(weights) {
     OP_REQUIRES_OK(ctx, GetRounding(ctx, &rounding_));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("relu", &relu_));
     int num_biases;
     OP_REQUIRES_OK(ctx, ctx->GetAttr("N", &num_biases));
     OP_REQUIRES(ctx, num_biases <= 1,
@@ -159,19 +162,32 @@ class LayerOpBase : public OpKernel {
   }
 
   // Requantizes the accumulator acc (at acc_exponent; for int8 it is y's own
-  // memory) into the carrier y of T's width and the output y_exponent.
+  // memory) into the carrier y of T's width and the output y_exponent, with
+  // the ReLU and its mask in the same pass when the op has relu = true (the
+  // mask is empty otherwise).
   template <typename Acc>
   ::absl::Status EmitOutput(OpKernelContext* ctx, Context& device, const Acc* acc, Tensor* y, int acc_exponent,
                             RoundingSeed seed) {
+    const int64_t n = y->NumElements();
+    Tensor* mask = nullptr;
+    TF_RETURN_IF_ERROR(ctx->allocate_output("mask", TensorShape({relu_ ? ReluMaskWords(n) : 0}), &mask));
     int exponent;
-    TF_RETURN_IF_ERROR(ToTf(RequantizeToCarrier(device, acc, y->NumElements(), acc_exponent, rounding_, seed,
-                                                y->flat<float>().data(), &exponent, 8 * sizeof(T))));
+    float* out = y->flat<float>().data();
+    if (relu_) {
+      TF_RETURN_IF_ERROR(ToTf(RequantizeReluToCarrier(device, acc, n, acc_exponent, rounding_, seed, out, &exponent,
+                                                      reinterpret_cast<uint32_t*>(mask->flat<int32_t>().data()),
+                                                      8 * sizeof(T))));
+    } else {
+      TF_RETURN_IF_ERROR(
+          ToTf(RequantizeToCarrier(device, acc, n, acc_exponent, rounding_, seed, out, &exponent, 8 * sizeof(T))));
+    }
     return SetScalarInt32(ctx, "y_exponent", exponent);
   }
 
   const char* op_;
   const char* weights_;
   Rounding rounding_;
+  bool relu_;
 };
 
 }  // namespace

@@ -18,6 +18,11 @@
 // Error exponent (optional, M = 1): an int32 variable the op does not touch;
 // the registered gradient stores the exponent of the incoming error in it
 // (the one it quantizes the error with anyway), for ExponentTracker.
+//
+// relu (attribute): ReLU on the output in the requantize pass (Keras'
+// activation="relu"); `mask` then has bit i % 32 of word i / 32 set where
+// output i is positive, for the gradient (as IntOps>Relu's), and is empty
+// otherwise.
 #include <string>
 #include <vector>
 
@@ -40,6 +45,21 @@ bool VariableShape(InferenceContext* c, int index, ShapeHandle* shape) {
   *shape = (*data)[0].shape;
   return true;
 }
+
+// The words of a ReLU mask of `values` (one bit per element), where known.
+ShapeHandle ReluMaskOf(InferenceContext* c, ShapeHandle values) {
+  const int64_t n = c->Value(c->NumElements(values));
+  return c->Vector(n == InferenceContext::kUnknownDim ? n : (n + 31) / 32);
+}
+
+// Output `mask` of a layer op: the ReLU mask of output y with relu = true,
+// no words without.
+::absl::Status ReluMaskShape(InferenceContext* c, int y, int mask) {
+  bool relu;
+  TF_RETURN_IF_ERROR(c->GetAttr("relu", &relu));
+  c->set_output(mask, relu ? ReluMaskOf(c, c->output(y)) : c->Vector(0));
+  return ::absl::OkStatus();
+}
 }  // namespace
 
 REGISTER_OP("IntOps>Dense")
@@ -54,10 +74,12 @@ REGISTER_OP("IntOps>Dense")
     .Output("x_q: T")
     .Output("x_exponent: int32")
     .Output("kernel_q: T")
+    .Output("mask: int32")
     .Attr(kMantissaTypeAttr)
     .Attr("N: int >= 0 = 0")
     .Attr("M: int >= 0 = 0")
     .Attr(kRoundingAttr)
+    .Attr("relu: bool = false")
     .SetShapeFn([](InferenceContext* c) {
       ShapeHandle x, kernel;
       TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 2, &x));
@@ -72,9 +94,9 @@ REGISTER_OP("IntOps>Dense")
       c->set_output(2, x);
       c->set_output(3, c->Scalar());
       c->set_output(4, kernel);
-      return ::absl::OkStatus();
+      return ReluMaskShape(c, 0, 5);
     })
-    .Doc("Integer dense layer: y = requantize(quantize(x) @ kernel).");
+    .Doc("Integer dense layer: y = requantize(quantize(x) @ kernel), ReLU'd with relu = true.");
 
 REGISTER_OP("IntOps>Conv2DLayer")
     .Input("x: float")
@@ -88,6 +110,7 @@ REGISTER_OP("IntOps>Conv2DLayer")
     .Output("x_q: T")
     .Output("x_exponent: int32")
     .Output("filter_q: T")
+    .Output("mask: int32")
     .Attr("strides: list(int) = [1, 1]")
     .Attr(kPaddingAttr)
     .Attr("dilations: list(int) = [1, 1]")
@@ -95,6 +118,7 @@ REGISTER_OP("IntOps>Conv2DLayer")
     .Attr("N: int >= 0 = 0")
     .Attr("M: int >= 0 = 0")
     .Attr(kRoundingAttr)
+    .Attr("relu: bool = false")
     .SetShapeFn([](InferenceContext* c) {
       ShapeHandle x, filter;
       TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 4, &x));
@@ -127,9 +151,9 @@ REGISTER_OP("IntOps>Conv2DLayer")
       c->set_output(2, x);
       c->set_output(3, c->Scalar());
       c->set_output(4, filter);
-      return ::absl::OkStatus();
+      return ReluMaskShape(c, 0, 5);
     })
-    .Doc("Integer conv layer: y = requantize(conv2d(quantize(x), filter)).");
+    .Doc("Integer conv layer: y = requantize(conv2d(quantize(x), filter)), ReLU'd with relu = true.");
 
 }  // namespace keras_int
 
@@ -139,11 +163,9 @@ REGISTER_OP("IntOps>Relu")
     .Input("x: float")
     .Output("y: float")
     .Output("mask: int32")
-    .SetShapeFn([](::tensorflow::shape_inference::InferenceContext* c) {
-      using ::tensorflow::shape_inference::InferenceContext;
+    .SetShapeFn([](InferenceContext* c) {
       c->set_output(0, c->input(0));
-      const int64_t n = c->Value(c->NumElements(c->input(0)));
-      c->set_output(1, c->Vector(n == InferenceContext::kUnknownDim ? n : (n + 31) / 32));
+      c->set_output(1, ReluMaskOf(c, c->input(0)));
       return ::absl::OkStatus();
     })
     .Doc("ReLU of a carrier: q * 2**e with q > 0 kept, others 0. For a carrier, q > 0 "

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <limits>
 #include <random>
@@ -19,6 +20,7 @@
 #include "cc/core/layer_norm.h"
 #include "cc/core/norm_rows.h"
 #include "cc/core/pool.h"
+#include "cc/core/relu.h"
 #include "cc/core/sgd.h"
 
 namespace keras_int {
@@ -344,6 +346,67 @@ void TestRequantizeAndQuantize() {
   EXPECT(!Quantize<int8_t>(x.data(), x.size(), q.data(), &e).ok(), "NaN must be reported");
 }
 
+// The layer ops' fused epilogue (RequantizeReluToCarrier) is requantize to a
+// carrier followed by Relu, bit for bit, with the same mask: every mode, int32
+// and int64 accumulators, small (unshifted) and large values, sizes around
+// mask words, serially and in shards of three words (two threads' worth).
+template <typename Acc>
+void CheckRequantizeRelu(const std::vector<Acc>& acc, int acc_exponent, int bits, Rounding mode,
+                         const ParallelFor& parallel_for, const char* what) {
+  const int64_t n = static_cast<int64_t>(acc.size());
+  std::vector<float> want(n), got(n);
+  std::vector<uint32_t> want_mask(ReluMaskWords(n)), got_mask(ReluMaskWords(n), 0xDEADBEEFu);
+  int want_e = 0, got_e = 0;
+  const RoundingSeed seed{7, 9};
+  EXPECT(RequantizeToCarrier(acc.data(), n, acc_exponent, mode, seed, want.data(), &want_e, SerialFor, bits).ok() &&
+             Relu(want.data(), n, want.data(), want_mask.data()).ok(),
+         "%s: unfused", what);
+  EXPECT(RequantizeReluToCarrier(acc.data(), n, acc_exponent, mode, seed, got.data(), &got_e, got_mask.data(),
+                                 parallel_for, bits).ok(),
+         "%s: fused", what);
+  EXPECT(got_e == want_e && std::memcmp(got.data(), want.data(), n * sizeof(float)) == 0 && got_mask == want_mask,
+         "%s: n %ld, mode %d, bits %d", what, (long)n, static_cast<int>(mode), bits);
+}
+
+void TestRequantizeRelu() {
+  const ParallelFor serial = SerialFor;
+  const ParallelFor three_words_each = [](int64_t n, int64_t, const std::function<void(int64_t, int64_t)>& fn) {
+    for (int64_t i = 0; i < n; i += 3) fn(i, std::min(n, i + 3));
+  };
+  const Rounding modes[] = {Rounding::kNearest, Rounding::kPseudoStochastic, Rounding::kStochastic,
+                            Rounding::kTruncate};
+  for (int64_t n : {1, 31, 32, 33, 95, 96, 97, 1000}) {
+    for (int32_t range : {100, 1 << 20}) {  // below 2**7: kept exactly; above: shifted
+      std::uniform_int_distribution<int32_t> d(-range, range);
+      std::vector<int32_t> acc(n);
+      for (auto& v : acc) v = d(rng);
+      std::uniform_int_distribution<int64_t> d64(-(INT64_C(1) << 40), INT64_C(1) << 40);
+      std::vector<int64_t> acc64(n);
+      for (auto& v : acc64) v = d64(rng);
+      for (Rounding mode : modes) {
+        for (const ParallelFor* pf : {&serial, &three_words_each}) {
+          CheckRequantizeRelu(acc, -12, 8, mode, *pf, "int32 -> 8 bits");
+          CheckRequantizeRelu(acc64, -40, 16, mode, *pf, "int64 -> 16 bits");
+        }
+      }
+    }
+  }
+  // In place, as the layer ops call it (the carrier replaces the accumulator).
+  std::vector<int32_t> acc = {5000, -5000, 0, 1 << 12, -1, 3};
+  std::vector<int32_t> in_place = acc;
+  std::vector<float> want(acc.size());
+  std::vector<uint32_t> mask(1), want_mask(1);
+  int e = 0, want_e = 0;
+  EXPECT(RequantizeToCarrier(acc.data(), acc.size(), 0, Rounding::kNearest, RoundingSeed{}, want.data(), &want_e,
+                             SerialFor).ok() && Relu(want.data(), want.size(), want.data(), want_mask.data()).ok(),
+         "in place: unfused");
+  float* out = reinterpret_cast<float*>(in_place.data());
+  EXPECT(RequantizeReluToCarrier(in_place.data(), in_place.size(), 0, Rounding::kNearest, RoundingSeed{}, out, &e,
+                                 mask.data(), SerialFor).ok() &&
+             e == want_e && std::memcmp(out, want.data(), want.size() * sizeof(float)) == 0 && mask == want_mask,
+         "in place: fused");
+}
+
 void TestPoolLossSgdAdd() {
   PoolGeometry g{2, 7, 5, 3, 3, 3, 2, 2, 0, 0, 0, 0};
   EXPECT(ComputePoolGeometry(true, &g).ok(), "pool geometry");
@@ -635,6 +698,7 @@ int main() {
   keras_int::TestConv();
   keras_int::TestDfp16();
   keras_int::TestRequantizeAndQuantize();
+  keras_int::TestRequantizeRelu();
   keras_int::TestPoolLossSgdAdd();
   keras_int::TestNormRowLoops();
   keras_int::TestLayerNormShards();

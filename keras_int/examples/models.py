@@ -204,19 +204,26 @@ def build(name, input_shape, classes, integer=True, bn_momentum=BN_MOMENTUM, voc
     if len(input_shape) != 3:
         raise ValueError(f"{name} needs images, got input shape {input_shape}")
     convs, dense = _blocks(name)
+    # Each convolution and hidden dense layer ReLUs its own output
+    # (activation="relu"): the integer layer op does it in its requantize
+    # pass, as float32's oneDNN fuses it into the convolution.
     if integer:
-        conv = lambda f: int_layers.IntConv2D(f, 3, padding="same", kernel_initializer=kernel_initializer)  # noqa: E731
-        relu, pool, flatten = int_layers.IntReLU, int_layers.IntMaxPool2D, int_layers.IntFlatten
-        fc = lambda units: int_layers.IntDense(units, kernel_initializer=kernel_initializer)  # noqa: E731
+        conv = lambda f: int_layers.IntConv2D(f, 3, padding="same", activation="relu",  # noqa: E731
+                                              kernel_initializer=kernel_initializer)
+        pool, flatten = int_layers.IntMaxPool2D, int_layers.IntFlatten
+        fc = lambda units, activation=None: int_layers.IntDense(  # noqa: E731
+            units, activation=activation, kernel_initializer=kernel_initializer)
     else:
-        conv = lambda f: keras.layers.Conv2D(f, 3, padding="same", kernel_initializer=kernel_initializer)  # noqa: E731
-        relu, pool, flatten = keras.layers.ReLU, keras.layers.MaxPool2D, keras.layers.Flatten
-        fc = lambda units: keras.layers.Dense(units, kernel_initializer=kernel_initializer)  # noqa: E731
+        conv = lambda f: keras.layers.Conv2D(f, 3, padding="same", activation="relu",  # noqa: E731
+                                             kernel_initializer=kernel_initializer)
+        pool, flatten = keras.layers.MaxPool2D, keras.layers.Flatten
+        fc = lambda units, activation=None: keras.layers.Dense(  # noqa: E731
+            units, activation=activation, kernel_initializer=kernel_initializer)
     stack = [keras.Input(input_shape)]
     for item in convs:
-        stack += [pool(2)] if item == "M" else [conv(item), relu()]
+        stack.append(pool(2) if item == "M" else conv(item))
     stack.append(flatten())
     for units in dense:
-        stack += [fc(units), relu()]
+        stack.append(fc(units, "relu"))
     stack.append(fc(classes))
     return keras.Sequential(stack, name=f"{name}_{_suffix(integer)}")

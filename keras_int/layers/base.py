@@ -94,7 +94,8 @@ class QuantizingIntLayer(IntLayer):
 
 
 # The activations a layer with weights applies to its output itself (Keras'
-# `activation` argument): ReLU keeps the exponent, so it follows the op exactly.
+# `activation` argument): ReLU keeps the exponent, so the layer op applies it
+# in its requantize pass (relu=True), exactly as a ReLU after it would.
 ACTIVATIONS = (None, "linear", "relu")
 
 
@@ -140,9 +141,14 @@ class WeightedIntLayer(QuantizingIntLayer):
         """The variable the layer op's gradient records the error's exponent in (training only)."""
         return self.error_exponent if training else None
 
+    @property
+    def _relu(self):
+        """Whether the layer op applies the ReLU in its requantize pass."""
+        return self.activation == "relu"
+
     def _finish(self, y, exponent):
         self.output_exponent.assign(exponent)
-        return layer_ops.relu(y) if self.activation == "relu" else y
+        return y
 
     def get_config(self):
         return {**super().get_config(), "use_bias": self.use_bias, "activation": self.activation,

@@ -37,7 +37,8 @@ class IntConv2D(WeightedIntLayer):
     def call(self, inputs, training=False):
         y, exponent = layer_ops.conv2d(inputs, self.kernel, self.kernel_exponent, self.strides,
                                        self.padding, self.dilation_rate, self.rounding,
-                                       self._rounding_seed(), self.bias, self._error_exponent(training))
+                                       self._rounding_seed(), self.bias, self._error_exponent(training),
+                                       relu=self._relu)
         return self._finish(y, exponent)
 
     def compute_output_shape(self, input_shape):

@@ -43,7 +43,7 @@ class IntDense(WeightedIntLayer):
 
     def call(self, inputs, training=False):
         y, exponent = layer_ops.dense(inputs, self.kernel, self.kernel_exponent, self.rounding,
-                                      self._rounding_seed(), self.bias, self._error_exponent(training))
+                                      self._rounding_seed(), self.bias, self._error_exponent(training), relu=self._relu)
         return self._finish(y, exponent)
 
     def compute_output_shape(self, input_shape):

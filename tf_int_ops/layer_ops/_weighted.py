@@ -9,7 +9,7 @@ weight gradient. The ops' inputs and outputs are read by name
 
 import tensorflow as tf
 
-from tf_int_ops import _tf_internal
+from tf_int_ops import _loader, _tf_internal
 from tf_int_ops import _validation as check
 from tf_int_ops import replicas
 from tf_int_ops.layer_ops import _op_args
@@ -99,8 +99,11 @@ def backward(dy, x_q, w, weights_exponent, width, error_exponent_handles, bias_c
 def op_backward(op, dy, weights_name, backward_products):
     """``backward`` of a fused layer op (``IntOps>Dense``, ``IntOps>Conv2DLayer``): the
     weights it used (``<weights>_q``, not a fresh read of the variable, which the
-    optimizer may already have updated), its exponents and width."""
+    optimizer may already have updated), its exponents and width; with its
+    ReLU (``relu``) the error first passes the ReLU's mask."""
     inputs, outputs = _op_args.inputs(op), _op_args.outputs(op)
+    if op.get_attr("relu"):
+        dy = _loader.load().int_ops_relu_grad(dy, outputs["mask"])
     return backward(dy, outputs["x_q"], outputs[f"{weights_name}_q"], inputs[f"{weights_name}_exponent"], bits(op),
                     inputs["error_exponent"], op.get_attr("N"), backward_products)
 

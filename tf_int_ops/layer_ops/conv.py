@@ -5,16 +5,18 @@ import tensorflow as tf
 from tf_int_ops import _loader, _tf_internal
 from tf_int_ops import _validation as check
 from tf_int_ops import ops, replicas
-from tf_int_ops.layer_ops import _op_args, _weighted
+from tf_int_ops.layer_ops import _op_args, _weighted, activations
 
 
 def conv2d(x, kernel, kernel_exponent, strides=1, padding="SAME", dilations=1,
-           rounding="nearest", seed=None, bias=None, error_exponent=None):
+           rounding="nearest", seed=None, bias=None, error_exponent=None, relu=False):
     """Integer 2-D convolution on an NHWC carrier with an int8 (or int16: DFP16) HWIO kernel variable.
 
     ``bias``: optional int32 variable ``[filters]`` at the kernel's exponent.
     ``error_exponent``: optional scalar int32 variable where the backward
     pass stores the exponent of the error reaching ``y``.
+    ``relu``: ReLU on the output in the requantize pass (the exponent is
+    decided before it, as ``relu(conv2d(...))`` would).
     Returns ``(y, y_exponent)``.
 
     >>> w = tf.Variable(tf.ones([3, 3, 1, 4], tf.int8))
@@ -28,14 +30,15 @@ def conv2d(x, kernel, kernel_exponent, strides=1, padding="SAME", dilations=1,
     attrs = check.conv_attrs(strides, padding, dilations, fn)
     kernel_exponent = check.exponent(kernel_exponent, fn, "kernel_exponent")
     if replicas.count() > 1:
-        return _weighted.across_replicas(
+        y, y_exponent = _weighted.across_replicas(
             x, variable, bias, kernel_exponent, rounding, seed, error_exponent, fn,
             lambda x_q, w: ops.int_conv2d(x_q, w, **attrs),
             lambda x_q, w, err: _conv2d_backward_products(x_q, w, err, attrs))
-    y, y_exponent, _, _, _ = _loader.load().int_ops_conv2d_layer(
+        return (activations.relu(y) if relu else y), y_exponent
+    y, y_exponent, _, _, _, _ = _loader.load().int_ops_conv2d_layer(
         x, _tf_internal.resource_handle(variable), _weighted.biases(bias, fn), kernel_exponent,
         check.seed(seed, rounding, fn), _weighted.error_exponents(error_exponent, fn), T=variable.dtype,
-        rounding=rounding, **attrs)
+        rounding=rounding, relu=relu, **attrs)
     return y, y_exponent
 
 

@@ -5,10 +5,10 @@ import tensorflow as tf
 from tf_int_ops import _loader, _tf_internal
 from tf_int_ops import _validation as check
 from tf_int_ops import ops, replicas
-from tf_int_ops.layer_ops import _op_args, _weighted
+from tf_int_ops.layer_ops import _op_args, _weighted, activations
 
 
-def dense(x, kernel, kernel_exponent, rounding="nearest", seed=None, bias=None, error_exponent=None):
+def dense(x, kernel, kernel_exponent, rounding="nearest", seed=None, bias=None, error_exponent=None, relu=False):
     """Integer dense layer on a carrier: ``requantize(quantize(x) @ kernel + bias)``.
 
     Args:
@@ -22,6 +22,9 @@ def dense(x, kernel, kernel_exponent, rounding="nearest", seed=None, bias=None, 
         weight on a constant input of 1), aligned exactly to the accumulator.
       error_exponent: optional scalar int32 variable; the backward pass
         stores the exponent of the error reaching ``y`` in it.
+      relu: ReLU on the output, in the requantize pass (the exponent is
+        decided before it, as ``relu(dense(...))`` would), and its mask
+        for the gradient.
     Returns:
       ``(y, y_exponent)``: the output carrier ``[..., units]`` and its exponent.
 
@@ -40,11 +43,13 @@ def dense(x, kernel, kernel_exponent, rounding="nearest", seed=None, bias=None, 
         y, y_exponent = _weighted.across_replicas(
             flat, variable, bias, kernel_exponent, rounding, seed, error_exponent, fn,
             ops.int_matmul, _dense_backward_products)
+        if relu:
+            y = activations.relu(y)
     else:
-        y, y_exponent, _, _, _ = _loader.load().int_ops_dense(
+        y, y_exponent, _, _, _, _ = _loader.load().int_ops_dense(
             flat, _tf_internal.resource_handle(variable), _weighted.biases(bias, fn), kernel_exponent,
             check.seed(seed, rounding, fn), _weighted.error_exponents(error_exponent, fn), T=variable.dtype,
-            rounding=rounding)
+            rounding=rounding, relu=relu)
     if x.shape.rank != 2:
         y = tf.reshape(y, tf.concat([tf.shape(x)[:-1], tf.shape(y)[-1:]], 0))
     return y, y_exponent
