@@ -12,8 +12,9 @@ float32. ``--bits 16`` measures the DFP16 models (int16 dense and convolution
 layers, docs/algorithms.md 16) instead of the int8 ones. Peak memory
 is measured per model in a fresh process: the peak of the bytes TensorFlow's
 allocator holds during a training epoch (after a warm-up epoch), above what it
-held before the model was built; see memory_child. Quote ratios: the machine
-is shared.
+held before the model was built; see memory_child ("n/a" where TensorFlow's
+CPU allocator keeps no statistics, as on some AVX2 machines). Quote ratios:
+the machine is shared.
 """
 
 import argparse
@@ -79,7 +80,11 @@ def memory_child(model_name, input_shape, batch, integer, steps, bits=8):
     model, data = _setup(model_name, input_shape, batch, integer, steps, build=False, bits=bits)
     for _ in data:  # fill the cache before the baseline
         pass
-    baseline = tf.config.experimental.get_memory_info("CPU:0")["current"]
+    try:
+        baseline = tf.config.experimental.get_memory_info("CPU:0")["current"]
+    except ValueError:  # this TensorFlow build's CPU allocator keeps no statistics
+        print(json.dumps({"train_mib": None}))
+        return
     model = model()
     model.fit(data, epochs=1, verbose=0)
     tf.config.experimental.reset_memory_stats("CPU:0")
@@ -130,9 +135,12 @@ def main():
                 times.append(time.perf_counter() - start)
         speed = {k: args.steps * batch / min(v[2]) for k, v in runs.items()}
         memory = {k: _memory(model_name, input_shape, batch, k, args.steps, args.bits) for k in (True, False)}
+        if None in memory.values():
+            columns = f" {'n/a':>8} {'n/a':>8} {'n/a':>6}"
+        else:
+            columns = f" {memory[True]:>8.1f} {memory[False]:>8.1f} {memory[True] / memory[False]:>6.2f}"
         print(f"{model_name:<16} {batch:>5} {speed[True]:>10.1f} {speed[False]:>10.1f}"
-              f" {speed[True] / speed[False]:>6.2f} {memory[True]:>8.1f} {memory[False]:>8.1f}"
-              f" {memory[True] / memory[False]:>6.2f}", flush=True)
+              f" {speed[True] / speed[False]:>6.2f}" + columns, flush=True)
 
 
 if __name__ == "__main__":
