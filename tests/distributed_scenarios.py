@@ -59,12 +59,19 @@ def digits(n=256):
     return (data.images[:n, :, :, None] / 16.0).astype("float32"), data.target[:n].astype("int64")
 
 
-def cnn(bits=8, dropout=False, overlapping_pool=False):
+def cnn(bits=8, dropout=False, overlapping_pool=False, fused_relu=False):
+    """fused_relu: the ReLUs as the layers' activation="relu" instead of IntReLU layers."""
     pool = L.IntMaxPool2D(3, strides=2, padding="same", bits=bits) if overlapping_pool else L.IntMaxPool2D(2, bits=bits)
-    layers = [keras.Input((8, 8, 1)), L.IntConv2D(8, 3, use_bias=True, bits=bits), L.IntReLU(), pool, L.IntFlatten()]
+
+    def with_relu(layer_type, *args, **kwargs):
+        if fused_relu:
+            return [layer_type(*args, activation="relu", **kwargs)]
+        return [layer_type(*args, **kwargs), L.IntReLU()]
+
+    layers = [keras.Input((8, 8, 1)), *with_relu(L.IntConv2D, 8, 3, use_bias=True, bits=bits), pool, L.IntFlatten()]
     if dropout:
         layers.append(L.IntDropout(0.5, bits=bits))
-    layers += [L.IntDense(16, bits=bits), L.IntReLU(), L.IntDense(10, use_bias=True, bits=bits)]
+    layers += [*with_relu(L.IntDense, 16, bits=bits), L.IntDense(10, use_bias=True, bits=bits)]
     return keras.Sequential(layers)
 
 
@@ -124,8 +131,8 @@ def digit_sequences(x):
 
 SCENARIOS = {
     "cnn_sgd_momentum": dict(model=lambda: cnn(), optimizer=lambda: keras_int.optimizers.IntegerSGD(momentum=8)),
-    "cnn_master_weights_dropout_overlapping_pool": dict(
-        model=lambda: cnn(dropout=True, overlapping_pool=True),
+    "cnn_fused_relu_master_weights_dropout_overlapping_pool": dict(
+        model=lambda: cnn(dropout=True, overlapping_pool=True, fused_relu=True),
         optimizer=lambda: keras_int.optimizers.IntegerSGD(weight_bits=16)),
     "residual_cnn": dict(model=residual_cnn, optimizer=lambda: keras_int.optimizers.IntegerSGD()),
     "sequence_embedding_matmul": dict(model=sequence_model, optimizer=lambda: keras_int.optimizers.IntegerSGD(),
@@ -266,7 +273,7 @@ def audit():
     strategy = mirrored_strategy()
     x, y = digits(16)
     results = {}
-    for name in ("cnn_master_weights_dropout_overlapping_pool", "batch_norm_resnet", "transformer_block"):
+    for name in ("cnn_fused_relu_master_weights_dropout_overlapping_pool", "batch_norm_resnet", "transformer_block"):
         scenario = SCENARIOS[name]
         with strategy.scope():
             model = build(scenario)
@@ -277,7 +284,7 @@ def audit():
         forks = _carrier_fork_sums(found, nodes)
         results[name] = {"float_arithmetic": sorted(set(found) - set(forks)), "fork_sums": len(forks),
                          "ops": sorted({node.op for node in nodes.values()})}
-    ops = set(results["cnn_master_weights_dropout_overlapping_pool"]["ops"])
+    ops = set(results["cnn_fused_relu_master_weights_dropout_overlapping_pool"]["ops"])
     results["agrees"] = ("IntOps>MatMul" in ops and "IntOps>Conv2D" in ops and "IntOps>Dense" not in ops
                          and "IntOps>Conv2DLayer" not in ops)
     return results
@@ -412,7 +419,7 @@ def main(out):
 
 # The scenarios the multi-worker test trains: every agreement mechanism (agreed
 # exponents, sentinels, dropout's global mask; whole-batch batch norm).
-MULTI_WORKER_SCENARIOS = ("cnn_master_weights_dropout_overlapping_pool", "batch_norm_resnet")
+MULTI_WORKER_SCENARIOS = ("cnn_fused_relu_master_weights_dropout_overlapping_pool", "batch_norm_resnet")
 
 
 def multi_worker(out, mode):

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SCENARIOS = ("cnn_sgd_momentum", "cnn_master_weights_dropout_overlapping_pool", "residual_cnn",
+SCENARIOS = ("cnn_sgd_momentum", "cnn_fused_relu_master_weights_dropout_overlapping_pool", "residual_cnn",
              "sequence_embedding_matmul", "batch_norm_resnet", "transformer_block", "cnn_dfp16_adam")
 
 
@@ -90,7 +90,7 @@ def test_backup_and_restore_resumes_as_on_one_device(results):
 # a convolution); the transformer block's input and its sum after attention (each
 # read by a layer norm and an add), and the normalised input read by query, key and
 # value.
-FORK_SUMS = {"cnn_master_weights_dropout_overlapping_pool": 0, "batch_norm_resnet": 2, "transformer_block": 6}
+FORK_SUMS = {"cnn_fused_relu_master_weights_dropout_overlapping_pool": 0, "batch_norm_resnet": 2, "transformer_block": 6}
 
 
 @pytest.mark.parametrize("model", sorted(FORK_SUMS))
