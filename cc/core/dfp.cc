@@ -196,7 +196,7 @@ Status RequantizeInto(const Acc* acc, int64_t n, int acc_exponent, int bits, Rou
   if constexpr (std::is_same_v<Out, uint32_t>) {
     if (relu_mask != nullptr) {
       // Shards of whole mask words, so that no two threads share a word.
-      parallel_for((n + 31) / 32, 128, [&](int64_t first_word, int64_t end_word) {
+      parallel_for(ReluMaskWords(n), 128, [&](int64_t first_word, int64_t end_word) {
         const int64_t begin = 32 * first_word, end = std::min(n, 32 * end_word);
         shard(begin, end);
         ReluCarrierBits(reinterpret_cast<int32_t*>(out) + begin, end - begin, relu_mask + first_word);

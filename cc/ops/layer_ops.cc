@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "cc/core/relu.h"
 #include "cc/ops/op_attrs.h"
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/common_shape_fns.h"
@@ -49,7 +50,7 @@ bool VariableShape(InferenceContext* c, int index, ShapeHandle* shape) {
 // The words of a ReLU mask of `values` (one bit per element), where known.
 ShapeHandle ReluMaskOf(InferenceContext* c, ShapeHandle values) {
   const int64_t n = c->Value(c->NumElements(values));
-  return c->Vector(n == InferenceContext::kUnknownDim ? n : (n + 31) / 32);
+  return c->Vector(n == InferenceContext::kUnknownDim ? n : ReluMaskWords(n));
 }
 
 // Output `mask` of a layer op: the ReLU mask of output y with relu = true,

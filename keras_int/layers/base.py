@@ -15,7 +15,7 @@ from keras_int import _checkpoint
 from keras_int.precision import resolve_bits
 from tf_int_ops import _tf_internal
 from tf_int_ops import _validation as check
-from tf_int_ops import layer_ops, replicas
+from tf_int_ops import replicas
 
 PACKAGE = "keras_int"
 

@@ -12,7 +12,7 @@ import tensorflow as tf
 from tf_int_ops import _loader, _tf_internal
 from tf_int_ops import _validation as check
 from tf_int_ops import replicas
-from tf_int_ops.layer_ops import _op_args
+from tf_int_ops.layer_ops import _op_args, activations
 from tf_int_ops.layer_ops._carrier import error_to_carrier
 
 
@@ -137,7 +137,7 @@ def _aligned_bias_sum(acc, bias, x_exponent):
 
 
 def across_replicas(x, variable, bias, weights_exponent, rounding, seed, error_exponent, fn,
-                    product, backward_products):
+                    product, backward_products, relu=False):
     """A layer op (quantize, product, bias, requantize) computed so that every
     replica of a tf.distribute strategy takes the exponent decisions one device
     takes over the whole batch (tf_int_ops.replicas), forward and backward.
@@ -149,7 +149,9 @@ def across_replicas(x, variable, bias, weights_exponent, rounding, seed, error_e
     gradient to the variable.
 
     product(x_q, w) -> the int32 (int64) accumulator; backward_products(x_q, w,
-    err) -> (the error accumulator of x, the weight gradient).
+    err) -> (the error accumulator of x, the weight gradient). ``relu``: the
+    layer op's ReLU, here a separate ReLU after the agreed requantize (the
+    same values).
     Returns ``(y, y_exponent)``.
     """
     width = 16 if variable.dtype == tf.int16 else 8
@@ -175,4 +177,5 @@ def across_replicas(x, variable, bias, weights_exponent, rounding, seed, error_e
 
         return (y, y_exponent), grad
 
-    return run(x, _tf_internal.resource_handle(variable), *bias_handles)
+    y, y_exponent = run(x, _tf_internal.resource_handle(variable), *bias_handles)
+    return (activations.relu(y) if relu else y), y_exponent

@@ -5,7 +5,7 @@ import tensorflow as tf
 from tf_int_ops import _loader, _tf_internal
 from tf_int_ops import _validation as check
 from tf_int_ops import ops, replicas
-from tf_int_ops.layer_ops import _op_args, _weighted, activations
+from tf_int_ops.layer_ops import _op_args, _weighted
 
 
 def conv2d(x, kernel, kernel_exponent, strides=1, padding="SAME", dilations=1,
@@ -30,11 +30,10 @@ def conv2d(x, kernel, kernel_exponent, strides=1, padding="SAME", dilations=1,
     attrs = check.conv_attrs(strides, padding, dilations, fn)
     kernel_exponent = check.exponent(kernel_exponent, fn, "kernel_exponent")
     if replicas.count() > 1:
-        y, y_exponent = _weighted.across_replicas(
+        return _weighted.across_replicas(
             x, variable, bias, kernel_exponent, rounding, seed, error_exponent, fn,
             lambda x_q, w: ops.int_conv2d(x_q, w, **attrs),
-            lambda x_q, w, err: _conv2d_backward_products(x_q, w, err, attrs))
-        return (activations.relu(y) if relu else y), y_exponent
+            lambda x_q, w, err: _conv2d_backward_products(x_q, w, err, attrs), relu)
     y, y_exponent, _, _, _, _ = _loader.load().int_ops_conv2d_layer(
         x, _tf_internal.resource_handle(variable), _weighted.biases(bias, fn), kernel_exponent,
         check.seed(seed, rounding, fn), _weighted.error_exponents(error_exponent, fn), T=variable.dtype,

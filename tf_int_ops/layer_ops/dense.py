@@ -5,7 +5,7 @@ import tensorflow as tf
 from tf_int_ops import _loader, _tf_internal
 from tf_int_ops import _validation as check
 from tf_int_ops import ops, replicas
-from tf_int_ops.layer_ops import _op_args, _weighted, activations
+from tf_int_ops.layer_ops import _op_args, _weighted
 
 
 def dense(x, kernel, kernel_exponent, rounding="nearest", seed=None, bias=None, error_exponent=None, relu=False):
@@ -42,9 +42,7 @@ def dense(x, kernel, kernel_exponent, rounding="nearest", seed=None, bias=None, 
     if replicas.count() > 1:
         y, y_exponent = _weighted.across_replicas(
             flat, variable, bias, kernel_exponent, rounding, seed, error_exponent, fn,
-            ops.int_matmul, _dense_backward_products)
-        if relu:
-            y = activations.relu(y)
+            ops.int_matmul, _dense_backward_products, relu)
     else:
         y, y_exponent, _, _, _, _ = _loader.load().int_ops_dense(
             flat, _tf_internal.resource_handle(variable), _weighted.biases(bias, fn), kernel_exponent,
