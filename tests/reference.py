@@ -410,13 +410,13 @@ def _as_rows(q):
     return rows, n, channels
 
 
-def requantize_channels(v, e_c, mode="nearest", seed=None):
-    """int64 values v [..., C] with per-channel exponents e_c [C] -> (int8 q, e).
+def requantize_channels(v, e_c, mode="nearest", seed=None, bits=8):
+    """int64 values v [..., C] with per-channel exponents e_c [C] -> (q, e), q of `bits` (8 or 16) bits.
 
-    P = max over the non-zero elements of bit_length(|v|) + e_c, e = P - 7.
-    A channel with e > e_c is rounded by round_shift(v, e - e_c, mode) and
-    clipped to [-127, 127]; one with e <= e_c is shifted left exactly
-    (v << (e_c - e) < 2**7 there). All zero: (0, 0). In stochastic mode
+    P = max over the non-zero elements of bit_length(|v|) + e_c, e = P -
+    (bits - 1). A channel with e > e_c is rounded by round_shift(v, e - e_c,
+    mode) and clipped to +-(2**(bits-1) - 1); one with e <= e_c is shifted
+    left exactly (v << (e_c - e) < 2**(bits-1) there). All zero: (0, 0). In stochastic mode
     element i (flat, row-major index over the whole [..., C] tensor) uses
     word i of random_words(key, step, size), as section 2's requantize; the
     elements that are shifted left still own their index (nothing consumed).
@@ -430,7 +430,8 @@ def requantize_channels(v, e_c, mode="nearest", seed=None):
             for c in range(channels) if v[..., c].size and np.any(v[..., c])]
     if not tops:
         return np.zeros(v.shape, np.int64), 0
-    e = max(tops) - 7
+    e = max(tops) - (bits - 1)
+    limit = 2**(bits - 1) - 1
     random = random_words(key, step, v.size).reshape(v.shape) if mode == "stochastic" else None
     q = np.zeros(v.shape, np.int64)
     for c in range(channels):
@@ -440,9 +441,9 @@ def requantize_channels(v, e_c, mode="nearest", seed=None):
         s = e - e_c[c]
         if s > 0:
             words = None if random is None else random[..., c]
-            q[..., c] = np.clip(round_shift(column, s, mode, words), -127, 127)
+            q[..., c] = np.clip(round_shift(column, s, mode, words), -limit, limit)
         else:
-            q[..., c] = column << -s   # exact: |column| < 2**(7 + s) here
+            q[..., c] = column << -s   # exact: |column| < 2**(bits - 1 + s) here
     return q, e
 
 
@@ -762,7 +763,7 @@ def layer_norm(q, e_x, gamma, e_g, beta, m_eps, e_eps, rounding="nearest", seed=
             "x_sum": np.array(S1, np.int64), "r": np.array(r_list, np.int64), "k": np.array(k_list, np.int64)}
 
 
-def layer_norm_grad(err, e_err, xhat, e_x, r, k, gamma, e_g):
+def layer_norm_grad(err, e_err, xhat, e_x, r, k, gamma, e_g, dx_bits=8):
     """Backward of section 9 from err (int8 [..., C] at e_err) and the forward's xhat, r, k.
 
     g = err * gamma[c]; per row A = sum(g), B = sum(g * xhat), a =
@@ -770,7 +771,7 @@ def layer_norm_grad(err, e_err, xhat, e_x, r, k, gamma, e_g):
     round_shift(xhat * b, F, nearest), rho = round_shift(C * r, z, nearest)
     with z = max(bit_length(C * r) - 16, 0), v = bracket * rho at e_g - e_x +
     e_err - F + k - 61 + z (per row); dx = requantize_channels over the rows
-    (nearest). Per feature dbeta = sum(err), B_c = sum(err * xhat), dgamma =
+    (nearest) to dx_bits (8 or 16) mantissas. Per feature dbeta = sum(err), B_c = sum(err * xhat), dgamma =
     round_shift(B_c, h, nearest) with h = max(0, max bit_length(|B_c|) - 31).
     Returns (dx_q, dx_exponent, dgamma, dbeta).
     """
@@ -793,7 +794,7 @@ def layer_norm_grad(err, e_err, xhat, e_x, r, k, gamma, e_g):
     if v.size and max(abs(int(x)) for x in v.ravel()) >= 2**63:
         raise OverflowError("layer norm gradient over 63 bits")
     # requantize_channels with the rows as the channels (nearest: no random words).
-    dx_t, dx_e = requantize_channels(v.astype(np.int64).T, e_rows, "nearest") if R else (v.T, 0)
+    dx_t, dx_e = requantize_channels(v.astype(np.int64).T, e_rows, "nearest", bits=dx_bits) if R else (v.T, 0)
     B_c = [int(x) for x in (err_rows * xhat_rows).sum(axis=0)]
     h = max([0] + [_bit_length_abs(b) - 31 for b in B_c])
     dgamma = np.array([max(-INT32_MAX, min(INT32_MAX, int(_shift_nearest(b, h)))) for b in B_c], np.int32)

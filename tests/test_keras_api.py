@@ -24,6 +24,7 @@ LAYERS = [
     (L.IntBatchNormalization(gamma_initializer="glorot_uniform", moving_variance_initializer="zeros"), (6, 3)),
     (L.IntLayerNormalization(epsilon=1e-5, center=False, rounding="stochastic", seed=6), (2, 7, 12)),
     (L.IntLayerNormalization(gamma_initializer="glorot_uniform", beta_initializer="ones"), (5,)),
+    (L.IntLayerNormalization(error_bits=8), (3, 6)),
     (L.IntGELU(rounding="pseudo_stochastic", seed=5), (2, 3, 7)),
     (L.IntGlobalAveragePooling1D(rounding="truncate"), (2, 6, 5)),
     (L.IntPositionEmbedding(9, initializer="uniform", seed=1), (2, 6, 5)),
@@ -47,6 +48,25 @@ def test_int_add_config_and_shape():
     a, b = keras.random.uniform((2, 4), seed=1), keras.random.uniform((2, 4), seed=2)
     assert layer([a, b]).shape == (2, 4)
     assert keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer)).rounding == "truncate"
+
+
+@pytest.mark.parametrize("error_bits", [8, 16])
+def test_layer_norm_passes_back_errors_of_error_bits(error_bits):
+    """IntLayerNormalization's input gradient has error_bits mantissas (one
+    exponent): 16 by default; the op's tests check the values bit for bit."""
+    layer = L.IntLayerNormalization(**({} if error_bits == 16 else {"error_bits": error_bits}))
+    x = tf.constant(np.random.default_rng(0).integers(-127, 128, (6, 16)) * 2.0**-7, tf.float32)
+    dy = tf.constant(np.random.default_rng(1).integers(-127, 128, (6, 16)) * 2.0**-9, tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        loss = tf.reduce_sum(layer(x, training=True) * dy)
+    dx = tape.gradient(loss, x).numpy()
+    e = int(np.ceil(np.log2(np.abs(dx).max()))) - (error_bits - 1)
+    mantissas = dx / 2.0**e
+    assert np.array_equal(mantissas, np.round(mantissas)) and np.abs(mantissas).max() < 2**(error_bits - 1)
+    assert np.abs(mantissas).max() >= 2**(error_bits - 3)  # the width is used, not a coarser grid
+    if error_bits == 16:
+        assert np.any(mantissas % 2**8 != 0)  # not 8-bit values shifted up
 
 
 def test_outputs_are_exact_carriers():
@@ -125,6 +145,7 @@ def tf_int8(w16):
     (lambda: L.IntBatchNormalization(axis=True), "axis must be an int"),
     (lambda: L.IntLayerNormalization(epsilon=-1.0), "epsilon must be a finite number > 0"),
     (lambda: L.IntLayerNormalization(axis=[1, 2]), "axis must be an int"),
+    (lambda: L.IntLayerNormalization(error_bits=12), "error_bits: bits must be 8 or 16, got 12"),
     (lambda: L.IntLayerNormalization(axis=1).build((2, 3, 4)), "only the last axis is supported"),
     (lambda: L.IntLayerNormalization().build((2, None)), "the last dimension must be known"),
 ])

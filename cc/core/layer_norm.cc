@@ -20,6 +20,11 @@ Status CheckLayerNormShape(int64_t rows, int64_t features) {
   return Status::OK();
 }
 
+Status CheckLayerNormGradBits(int dx_bits) {
+  if (dx_bits == 8 || dx_bits == 16) return Status::OK();
+  return Status::Error("layer_norm_grad: dx_bits must be 8 or 16, got " + std::to_string(dx_bits));
+}
+
 Status LayerNormSavedRowError(int64_t features, int64_t row, int64_t x_sum, int64_t inv_sqrt, int32_t inv_shift) {
   return Status::Error("layer_norm_grad: row " + std::to_string(row) + " has x_sum " + std::to_string(x_sum) +
                        ", inv_sqrt " + std::to_string(inv_sqrt) + ", inv_shift " + std::to_string(inv_shift) +
@@ -71,15 +76,16 @@ Status LayerNorm(const int8_t* q, int64_t rows, int64_t features, int x_exponent
   const int acc_exponent = params.gamma_exponent - kNormFractionBits;
   const int position = norm_internal::LargestPosition(largest, [&](int64_t) { return acc_exponent; });
   return norm_internal::EmitRequantized(
-      "layer_norm", rows, features, position, [&](int64_t, int64_t) { return acc_exponent; }, rounding, seed,
+      "layer_norm", rows, features, position, 8, [&](int64_t, int64_t) { return acc_exponent; }, rounding, seed,
       parallel_for, [&](int64_t r, int64_t c) { return acc[r * features + c]; }, y, y_exponent);
 }
 
 Status LayerNormGrad(const int8_t* err, int err_exponent, const int8_t* q, int64_t rows, int64_t features,
                      int x_exponent, const int64_t* x_sum, const int64_t* inv_sqrt, const int32_t* inv_shift,
-                     const int8_t* gamma, int gamma_exponent, float* dx, int* dx_exponent, int32_t* dgamma,
-                     int32_t* dbeta, const ParallelFor& parallel_for) {
+                     const int8_t* gamma, int gamma_exponent, int dx_bits, float* dx, int* dx_exponent,
+                     int32_t* dgamma, int32_t* dbeta, const ParallelFor& parallel_for) {
   KERAS_INT_RETURN_IF_ERROR(CheckLayerNormShape(rows, features));
+  KERAS_INT_RETURN_IF_ERROR(CheckLayerNormGradBits(dx_bits));
   *dx_exponent = 0;
   if (features == 0) return Status::OK();
   for (int64_t r = 0; r < rows; ++r) {
@@ -139,7 +145,7 @@ Status LayerNormGrad(const int8_t* err, int err_exponent, const int8_t* q, int64
   if (rows == 0) return Status::OK();
   const int position = norm_internal::LargestPosition(largest, [&](int64_t r) { return constants[r].exponent; });
   return norm_internal::EmitRequantized(
-      "layer_norm_grad", rows, features, position, [&](int64_t r, int64_t) { return constants[r].exponent; },
+      "layer_norm_grad", rows, features, position, dx_bits, [&](int64_t r, int64_t) { return constants[r].exponent; },
       Rounding::kNearest, RoundingSeed{}, parallel_for, [&](int64_t r, int64_t c) { return values[r * features + c]; },
       dx, dx_exponent);
 }

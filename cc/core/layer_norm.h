@@ -28,18 +28,22 @@ Status LayerNorm(const int8_t* q, int64_t rows, int64_t features, int x_exponent
                  Rounding rounding, RoundingSeed seed, float* y, int* y_exponent, int64_t* x_sum, int64_t* inv_sqrt,
                  int32_t* inv_shift, const ParallelFor& parallel_for = SerialFor);
 
+// "dx_bits must be 8 or 16" unless it is.
+Status CheckLayerNormGradBits(int dx_bits);
+
 // The error for a row whose saved constants no forward pass produces
 // (NormSavedChannelValid over `features` elements fails).
 Status LayerNormSavedRowError(int64_t features, int64_t row, int64_t x_sum, int64_t inv_sqrt, int32_t inv_shift);
 
 // Backward: err (int8 at err_exponent), the forward's q, x_exponent and per
 // row x_sum, inv_sqrt, inv_shift (checked as batch norm's saved channels,
-// with `features` for the rows), gamma -> the error carrier dx (nearest)
-// and its exponent, dgamma and dbeta (int32, [features]).
+// with `features` for the rows), gamma -> the error carrier dx of dx_bits
+// (8 or 16) mantissas (nearest) and its exponent, dgamma and dbeta (int32,
+// [features]).
 Status LayerNormGrad(const int8_t* err, int err_exponent, const int8_t* q, int64_t rows, int64_t features,
                      int x_exponent, const int64_t* x_sum, const int64_t* inv_sqrt, const int32_t* inv_shift,
-                     const int8_t* gamma, int gamma_exponent, float* dx, int* dx_exponent, int32_t* dgamma,
-                     int32_t* dbeta, const ParallelFor& parallel_for = SerialFor);
+                     const int8_t* gamma, int gamma_exponent, int dx_bits, float* dx, int* dx_exponent,
+                     int32_t* dgamma, int32_t* dbeta, const ParallelFor& parallel_for = SerialFor);
 
 }  // namespace keras_int
 

@@ -119,7 +119,7 @@ Status NormalizeAndEmit(const int8_t* q, int64_t rows, int64_t channels, const N
     return Status::OK();
   }
   return norm_internal::EmitRequantized(
-      "batch_norm", rows, channels, position, [&](int64_t, int64_t c) { return exponents[c]; }, rounding, seed,
+      "batch_norm", rows, channels, position, 8, [&](int64_t, int64_t c) { return exponents[c]; }, rounding, seed,
       parallel_for, value, y, y_exponent);
 }
 

@@ -1,6 +1,7 @@
 // requantize_channels' two steps on the CPU (docs/algorithms.md section 8),
 // shared by batch and layer normalization: the result exponent from the
-// largest magnitudes, then every value rounded to int8 with the mode fixed
+// largest magnitudes, then every value rounded to int8 (layer norm's dx:
+// int8 or int16) with the mode fixed
 // at compile time, written as a float32 carrier. Values may have their own
 // exponent per channel (batch norm) or per row (layer norm).
 #ifndef KERAS_INT_CC_CORE_NORM_EMIT_H_
@@ -34,11 +35,12 @@ int LargestPosition(const std::vector<uint64_t>& largest, ExponentOf exponent_of
 }
 
 // The carrier of value(r, c) (at exponent exponent_of(r, c)) over [rows,
-// cols] at the result exponent position - 7 (all zero: 0); `fn` names the
-// op in the exponent-range error. Stochastic rounding draws element i's
-// word at its flat index.
+// cols] as `bits`-bit mantissas (8 or 16) at the result exponent
+// position - (bits - 1) (all zero: 0); `fn` names the op in the
+// exponent-range error. Stochastic rounding draws element i's word at its
+// flat index.
 template <typename ExponentOf, typename Value>
-Status EmitRequantized(const char* fn, int64_t rows, int64_t cols, int position, ExponentOf exponent_of,
+Status EmitRequantized(const char* fn, int64_t rows, int64_t cols, int position, int bits, ExponentOf exponent_of,
                        Rounding rounding, RoundingSeed seed, const ParallelFor& parallel_for, Value value, float* out,
                        int* out_exponent) {
   if (position == kNoValuePosition) {  // all zero
@@ -46,7 +48,8 @@ Status EmitRequantized(const char* fn, int64_t rows, int64_t cols, int position,
     parallel_for(rows * cols, 1, [&](int64_t begin, int64_t end) { std::fill(out + begin, out + end, 0.0f); });
     return Status::OK();
   }
-  const int exponent = position - 7;
+  const int exponent = position - (bits - 1);
+  const int64_t limit = (int64_t{1} << (bits - 1)) - 1;
   KERAS_INT_RETURN_IF_ERROR(
       CheckExponent((std::string(fn) + ": result exponent").c_str(), exponent, kMinExponent, kMaxExponent));
   *out_exponent = exponent;
@@ -59,7 +62,7 @@ Status EmitRequantized(const char* fn, int64_t rows, int64_t cols, int position,
           const int64_t i = r * cols + c;
           const uint32_t random =
               kMode == Rounding::kStochastic ? RandomWordFor(kMode, seed, static_cast<uint64_t>(i)) : 0u;
-          out[i] = static_cast<float>(RequantizeValue(value(r, c), exponent_of(r, c), exponent, kMode, random)) *
+          out[i] = static_cast<float>(RequantizeValue(value(r, c), exponent_of(r, c), exponent, kMode, random, limit)) *
                    scale;
         }
       }

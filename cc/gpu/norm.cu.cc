@@ -412,12 +412,12 @@ __global__ void PositionKernel(Value value, int64_t n, int64_t channels, uint32_
 }
 
 template <typename Value>
-__global__ void EmitKernel(Value value, int64_t n, int64_t channels, int exponent, Rounding rounding,
+__global__ void EmitKernel(Value value, int64_t n, int64_t channels, int exponent, int64_t limit, Rounding rounding,
                            RoundingSeed seed, float scale, float* out) {
   KI_GRID_STRIDE(i, n) {
     const int64_t c = i % channels;
     const int32_t m = RequantizeValue(value(i, c), value.Exponent(i, c), exponent, rounding,
-                                            RandomWordFor(rounding, seed, static_cast<uint64_t>(i)));
+                                      RandomWordFor(rounding, seed, static_cast<uint64_t>(i)), limit);
     out[i] = static_cast<float>(m) * scale;
   }
 }
@@ -440,20 +440,22 @@ Status FindPosition(const Context& ctx, Value value, int64_t n, int64_t channels
   return ReadBack(ctx, words, host);
 }
 
-// The second pass: the carrier at exponent position - 7 (all zero: 0).
+// The second pass: the carrier of `bits`-bit mantissas (8, or 16 for layer
+// norm's dx) at exponent position - (bits - 1) (all zero: 0).
 template <typename Value>
 Status Emit(const Context& ctx, Value value, int64_t n, int64_t channels, uint32_t position_key,
-            Rounding rounding, RoundingSeed seed, float* out, int* out_exponent) {
+            Rounding rounding, RoundingSeed seed, float* out, int* out_exponent, int bits = 8) {
   const int position = FromOrderedKey(position_key);
   if (position == kNoValuePosition) {  // all zero
     *out_exponent = 0;
     return CudaStatus(cudaMemsetAsync(out, 0, static_cast<size_t>(n) * sizeof(float), StreamOf(ctx)), "memset");
   }
-  const int exponent = position - 7;
+  const int exponent = position - (bits - 1);
   KERAS_INT_RETURN_IF_ERROR(CheckExponent("batch_norm: result exponent", exponent, kMinExponent, kMaxExponent));
   *out_exponent = exponent;
-  EmitKernel<Value><<<BlocksFor(n), kThreads, 0, StreamOf(ctx)>>>(value, n, channels, exponent, rounding, seed,
-                                                                  PowerOfTwo(exponent), out);
+  const int64_t limit = (int64_t{1} << (bits - 1)) - 1;
+  EmitKernel<Value><<<BlocksFor(n), kThreads, 0, StreamOf(ctx)>>>(value, n, channels, exponent, limit, rounding,
+                                                                  seed, PowerOfTwo(exponent), out);
   return LaunchStatus("batch_norm");
 }
 
@@ -648,9 +650,10 @@ Status LayerNorm(const Context& ctx, const int8_t* q, int64_t rows, int64_t feat
 
 Status LayerNormGrad(const Context& ctx, const int8_t* err, int err_exponent, const int8_t* q, int64_t rows,
                      int64_t features, int x_exponent, const int64_t* x_sum, const int64_t* inv_sqrt,
-                     const int32_t* inv_shift, const int8_t* gamma, int gamma_exponent, float* dx, int* dx_exponent,
-                     int32_t* dgamma, int32_t* dbeta, void* workspace) {
+                     const int32_t* inv_shift, const int8_t* gamma, int gamma_exponent, int dx_bits, float* dx,
+                     int* dx_exponent, int32_t* dgamma, int32_t* dbeta, void* workspace) {
   KERAS_INT_RETURN_IF_ERROR(CheckLayerNormShape(rows, features));
+  KERAS_INT_RETURN_IF_ERROR(CheckLayerNormGradBits(dx_bits));
   *dx_exponent = 0;
   if (features == 0) return Status::OK();
   const cudaStream_t stream = StreamOf(ctx);
@@ -686,7 +689,7 @@ Status LayerNormGrad(const Context& ctx, const int8_t* err, int err_exponent, co
     KERAS_INT_RETURN_IF_ERROR(ReadChannelConstants(ctx, host.bad_channel, x_sum, inv_sqrt, inv_shift, &bad));
     return LayerNormSavedRowError(features, bad.channel, bad.first, bad.inv_sqrt, bad.inv_shift);
   }
-  return Emit(ctx, value, n, features, host.position, Rounding::kNearest, RoundingSeed{}, dx, dx_exponent);
+  return Emit(ctx, value, n, features, host.position, Rounding::kNearest, RoundingSeed{}, dx, dx_exponent, dx_bits);
 }
 
 }  // namespace gpu

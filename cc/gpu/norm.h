@@ -64,8 +64,8 @@ Status LayerNorm(const Context& ctx, const int8_t* q, int64_t rows, int64_t feat
 // device (LayerNormSavedRowError).
 Status LayerNormGrad(const Context& ctx, const int8_t* err, int err_exponent, const int8_t* q, int64_t rows,
                      int64_t features, int x_exponent, const int64_t* x_sum, const int64_t* inv_sqrt,
-                     const int32_t* inv_shift, const int8_t* gamma, int gamma_exponent, float* dx, int* dx_exponent,
-                     int32_t* dgamma, int32_t* dbeta, void* workspace);
+                     const int32_t* inv_shift, const int8_t* gamma, int gamma_exponent, int dx_bits, float* dx,
+                     int* dx_exponent, int32_t* dgamma, int32_t* dbeta, void* workspace);
 
 }  // namespace gpu
 }  // namespace keras_int

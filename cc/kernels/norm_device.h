@@ -53,10 +53,10 @@ inline Status LayerNorm(CpuContext& device, const int8_t* q, int64_t rows, int64
 }
 inline Status LayerNormGrad(CpuContext& device, const int8_t* err, int err_exponent, const int8_t* q, int64_t rows,
                             int64_t features, int x_exponent, const int64_t* x_sum, const int64_t* inv_sqrt,
-                            const int32_t* inv_shift, const int8_t* gamma, int gamma_exponent, float* dx,
-                            int* dx_exponent, int32_t* dgamma, int32_t* dbeta) {
+                            const int32_t* inv_shift, const int8_t* gamma, int gamma_exponent, int dx_bits,
+                            float* dx, int* dx_exponent, int32_t* dgamma, int32_t* dbeta) {
   return LayerNormGrad(err, err_exponent, q, rows, features, x_exponent, x_sum, inv_sqrt, inv_shift, gamma,
-                       gamma_exponent, dx, dx_exponent, dgamma, dbeta, device.parallel_for());
+                       gamma_exponent, dx_bits, dx, dx_exponent, dgamma, dbeta, device.parallel_for());
 }
 
 #if KERAS_INT_CUDA
@@ -108,12 +108,12 @@ inline Status LayerNorm(GpuContext& device, const int8_t* q, int64_t rows, int64
 }
 inline Status LayerNormGrad(GpuContext& device, const int8_t* err, int err_exponent, const int8_t* q, int64_t rows,
                             int64_t features, int x_exponent, const int64_t* x_sum, const int64_t* inv_sqrt,
-                            const int32_t* inv_shift, const int8_t* gamma, int gamma_exponent, float* dx,
-                            int* dx_exponent, int32_t* dgamma, int32_t* dbeta) {
+                            const int32_t* inv_shift, const int8_t* gamma, int gamma_exponent, int dx_bits,
+                            float* dx, int* dx_exponent, int32_t* dgamma, int32_t* dbeta) {
   void* workspace;
   KERAS_INT_RETURN_IF_ERROR(device.Workspace(gpu::LayerNormWorkspaceBytes(rows, features), &workspace));
   return gpu::LayerNormGrad(device.gpu(), err, err_exponent, q, rows, features, x_exponent, x_sum, inv_sqrt,
-                            inv_shift, gamma, gamma_exponent, dx, dx_exponent, dgamma, dbeta, workspace);
+                            inv_shift, gamma, gamma_exponent, dx_bits, dx, dx_exponent, dgamma, dbeta, workspace);
 }
 #endif  // KERAS_INT_CUDA
 

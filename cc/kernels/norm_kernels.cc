@@ -301,7 +301,13 @@ class NormMovingAverageOp : public OpKernel {
 template <typename Context>
 class LayerNormOp : public NormOpBase {
  public:
-  explicit LayerNormOp(OpKernelConstruction* ctx) : NormOpBase(ctx, "layer_norm") {}
+  // dx_bits is its gradient's (IntOps>LayerNormGrad's); checked here so that
+  // a bad value fails before the backward pass.
+  explicit LayerNormOp(OpKernelConstruction* ctx) : NormOpBase(ctx, "layer_norm") {
+    int dx_bits;
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("dx_bits", &dx_bits));
+    OP_REQUIRES_OK(ctx, ToTf(CheckLayerNormGradBits(dx_bits)));
+  }
   void Compute(OpKernelContext* ctx) override {
     KI_INPUT(ctx, "x", x);
     int64_t rows, features;
@@ -340,7 +346,10 @@ class LayerNormOp : public NormOpBase {
 template <typename Context>
 class LayerNormGradOp : public OpKernel {
  public:
-  explicit LayerNormGradOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+  explicit LayerNormGradOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("dx_bits", &dx_bits_));
+    OP_REQUIRES_OK(ctx, ToTf(CheckLayerNormGradBits(dx_bits_)));
+  }
   void Compute(OpKernelContext* ctx) override {
     KI_INPUT(ctx, "dy", dy);
     KI_INPUT(ctx, "x_q", x_q);
@@ -374,11 +383,14 @@ class LayerNormGradOp : public OpKernel {
                                          x_sum.NumElements(), g.channels, g.x_exponent,
                                          x_sum.flat<int64_t>().data(), inv_sqrt.flat<int64_t>().data(),
                                          inv_shift.flat<int32_t>().data(), gamma.flat<int8_t>().data(),
-                                         g.gamma_exponent, dx->flat<float>().data(), &dx_exponent,
+                                         g.gamma_exponent, dx_bits_, dx->flat<float>().data(), &dx_exponent,
                                          dgamma->flat<int32_t>().data(), dbeta->flat<int32_t>().data()));
     OP_REQUIRES_OK(ctx, SetScalarInt32(ctx, "dx_exponent", dx_exponent));
     OP_REQUIRES_OK(ctx, SetScalarInt32(ctx, "err_exponent", err_exponent));
   }
+
+ private:
+  int dx_bits_;
 };
 
 // gamma and beta are resource handles (host); exponents and seeds host

@@ -88,6 +88,7 @@ REGISTER_OP("IntOps>BatchNormGrad")
     .Output("dgamma: int32")
     .Output("dbeta: int32")
     .Output("err_exponent: int32")
+    .Attr("dx_bits: int = 8")
     .SetShapeFn([](InferenceContext* c) {
       c->set_output(0, c->input(0));
       c->set_output(1, c->Scalar());
@@ -186,6 +187,7 @@ REGISTER_OP("IntOps>LayerNorm")
     .Attr("epsilon_exponent: int")
     .Attr("M: int >= 0 = 0")
     .Attr(kRoundingAttr)
+    .Attr("dx_bits: int = 8")
     .SetShapeFn([](InferenceContext* c) {
       ShapeHandle x;
       TF_RETURN_IF_ERROR(c->WithRankAtLeast(c->input(0), 1, &x));
@@ -202,7 +204,8 @@ REGISTER_OP("IntOps>LayerNorm")
       return ::absl::OkStatus();
     })
     .Doc("Integer layer normalization of each row over the last axis (training and inference alike); returns "
-         "what its gradient needs: x_q and per row the sum, inv_sqrt and inv_shift, and the gamma it used.");
+         "what its gradient needs: x_q and per row the sum, inv_sqrt and inv_shift, and the gamma it used. "
+         "dx_bits (8 or 16) is the mantissa width of the error its registered gradient passes back.");
 
 REGISTER_OP("IntOps>LayerNormGrad")
     .Input("dy: float")
@@ -218,6 +221,7 @@ REGISTER_OP("IntOps>LayerNormGrad")
     .Output("dgamma: int32")
     .Output("dbeta: int32")
     .Output("err_exponent: int32")
+    .Attr("dx_bits: int = 8")
     .SetShapeFn([](InferenceContext* c) {
       c->set_output(0, c->input(0));
       c->set_output(1, c->Scalar());
@@ -227,6 +231,6 @@ REGISTER_OP("IntOps>LayerNormGrad")
       return ::absl::OkStatus();
     })
     .Doc("The integer backward pass of IntOps>LayerNorm: dy is quantized to int8 (err_exponent), dx is an "
-         "error carrier, dgamma and dbeta int32.");
+         "error carrier of dx_bits (8 or 16) mantissas, dgamma and dbeta int32.");
 
 }  // namespace keras_int

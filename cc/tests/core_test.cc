@@ -3,6 +3,7 @@
 // //cc:core_test`): random and edge-case shapes exercise every packing,
 // edge-tile and blocking path of the GEMM and the convolution readers.
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -653,28 +654,55 @@ void TestLayerNormShards() {
     }
     const NormParams params{gamma.data(), beta.data(), -7, 16777, -24};
     struct Out {
-      std::vector<float> y, dx;
+      std::vector<float> y, dx, dx16;
       std::vector<int64_t> x_sum, inv_sqrt;
-      std::vector<int32_t> inv_shift, dgamma, dbeta;
-      int y_exponent = 0, dx_exponent = 0;
+      std::vector<int32_t> inv_shift, dgamma, dbeta, dgamma16, dbeta16;
+      int y_exponent = 0, dx_exponent = 0, dx16_exponent = 0;
     } serial, sharded;
     for (auto* out : {&serial, &sharded}) {
       const ParallelFor& pf = out == &serial ? ParallelFor(SerialFor) : three_rows_each;
       out->y.resize(q.size());
       out->dx.resize(q.size());
+      out->dx16.resize(q.size());
       out->x_sum.resize(rows);
       out->inv_sqrt.resize(rows);
       out->inv_shift.resize(rows);
       out->dgamma.resize(features);
       out->dbeta.resize(features);
+      out->dgamma16.resize(features);
+      out->dbeta16.resize(features);
       EXPECT(LayerNorm(q.data(), rows, features, -6, params, Rounding::kStochastic, RoundingSeed{3, 4},
                        out->y.data(), &out->y_exponent, out->x_sum.data(), out->inv_sqrt.data(),
                        out->inv_shift.data(), pf).ok(), "layer norm %lldx%lld", (long long)rows, (long long)features);
       EXPECT(LayerNormGrad(err.data(), -9, q.data(), rows, features, -6, out->x_sum.data(), out->inv_sqrt.data(),
-                           out->inv_shift.data(), gamma.data(), -7, out->dx.data(), &out->dx_exponent,
+                           out->inv_shift.data(), gamma.data(), -7, 8, out->dx.data(), &out->dx_exponent,
                            out->dgamma.data(), out->dbeta.data(), pf).ok(),
              "layer norm grad %lldx%lld", (long long)rows, (long long)features);
+      EXPECT(LayerNormGrad(err.data(), -9, q.data(), rows, features, -6, out->x_sum.data(), out->inv_sqrt.data(),
+                           out->inv_shift.data(), gamma.data(), -7, 16, out->dx16.data(), &out->dx16_exponent,
+                           out->dgamma16.data(), out->dbeta16.data(), pf).ok(),
+             "layer norm grad, 16-bit dx, %lldx%lld", (long long)rows, (long long)features);
     }
+    // The 16-bit dx: 8 more bits of the same values (the exponent 8 lower
+    // where any is non-zero), each within one 8-bit unit of the 8-bit dx
+    // (both round the same exact value; the 8-bit one may clip to 127); the
+    // parameter gradients do not depend on dx_bits.
+    const bool any = std::any_of(serial.dx.begin(), serial.dx.end(), [](float v) { return v != 0.0f; });
+    EXPECT(!any || serial.dx16_exponent == serial.dx_exponent - 8, "16-bit dx exponent %d, 8-bit %d",
+           serial.dx16_exponent, serial.dx_exponent);
+    int32_t dx16_largest = 0;
+    for (size_t i = 0; i < serial.dx.size(); ++i) {
+      const double unit8 = std::ldexp(1.0, serial.dx_exponent);
+      const double m16 = std::ldexp(serial.dx16[i], -serial.dx16_exponent);
+      EXPECT(m16 == std::round(m16) && std::fabs(m16) <= 32767, "16-bit dx mantissa %g", m16);
+      dx16_largest = std::max(dx16_largest, static_cast<int32_t>(std::fabs(m16)));
+      EXPECT(std::fabs(double{serial.dx16[i]} - serial.dx[i]) <= unit8, "16-bit dx %g vs 8-bit %g",
+             serial.dx16[i], serial.dx[i]);
+    }
+    EXPECT(!any || dx16_largest >= 1 << 14, "16-bit dx largest mantissa %d uses 15 bits", dx16_largest);
+    EXPECT(serial.dgamma16 == serial.dgamma && serial.dbeta16 == serial.dbeta, "layer norm dgamma/dbeta vs dx_bits");
+    EXPECT(serial.dx16 == sharded.dx16 && serial.dx16_exponent == sharded.dx16_exponent,
+           "layer norm grad 16-bit dx sharded = serial (%lldx%lld)", (long long)rows, (long long)features);
     EXPECT(serial.y == sharded.y && serial.y_exponent == sharded.y_exponent && serial.x_sum == sharded.x_sum &&
                serial.inv_sqrt == sharded.inv_sqrt && serial.inv_shift == sharded.inv_shift,
            "layer norm sharded = serial (%lldx%lld)", (long long)rows, (long long)features);

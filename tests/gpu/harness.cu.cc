@@ -565,16 +565,18 @@ int ki_gpu_layer_norm(const int8_t* q, int64_t rows, int64_t features, int x_e, 
 }
 int ki_cpu_layer_norm_grad(const int8_t* err, int err_e, const int8_t* q, int64_t rows, int64_t features, int x_e,
                            const int64_t* x_sum, const int64_t* inv_sqrt, const int32_t* inv_shift,
-                           const int8_t* gamma, int gamma_e, float* dx, int* dx_e, int32_t* dgamma, int32_t* dbeta) {
+                           const int8_t* gamma, int gamma_e, int dx_bits, float* dx, int* dx_e, int32_t* dgamma,
+                           int32_t* dbeta) {
   return Report(keras_int::LayerNormGrad(err, err_e, q, rows, features, x_e, x_sum, inv_sqrt, inv_shift, gamma,
-                                         gamma_e, dx, dx_e, dgamma, dbeta));
+                                         gamma_e, dx_bits, dx, dx_e, dgamma, dbeta));
 }
 int ki_gpu_layer_norm_grad(const int8_t* err, int err_e, const int8_t* q, int64_t rows, int64_t features, int x_e,
                            const int64_t* x_sum, const int64_t* inv_sqrt, const int32_t* inv_shift,
-                           const int8_t* gamma, int gamma_e, float* dx, int* dx_e, int32_t* dgamma, int32_t* dbeta) {
+                           const int8_t* gamma, int gamma_e, int dx_bits, float* dx, int* dx_e, int32_t* dgamma,
+                           int32_t* dbeta) {
   return WithWorkspace(gpu::LayerNormWorkspaceBytes(rows, features), [&](void* ws) {
     return gpu::LayerNormGrad(Gpu(), err, err_e, q, rows, features, x_e, x_sum, inv_sqrt, inv_shift, gamma, gamma_e,
-                              dx, dx_e, dgamma, dbeta, ws);
+                              dx_bits, dx, dx_e, dgamma, dbeta, ws);
   });
 }
 

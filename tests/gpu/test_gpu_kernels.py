@@ -557,11 +557,11 @@ def layer_norm_args(q, x_e, gamma, beta, gamma_e, eps=NORM_EPS, mode="nearest", 
             Out((rows,), np.int64), Out((rows,), np.int64), Out((rows,), np.int32))
 
 
-def layer_norm_grad_args(err, err_e, q, x_e, x_sum, r, k, gamma, gamma_e):
+def layer_norm_grad_args(err, err_e, q, x_e, x_sum, r, k, gamma, gamma_e, dx_bits=8):
     """Arguments of ki_*_layer_norm_grad; outputs: dx, dx_e, dgamma, dbeta."""
     rows, features = err.shape
     return (In(err), I32(err_e), In(q), I64(rows), I64(features), I32(x_e), In(np.asarray(x_sum, np.int64)),
-            In(np.asarray(r, np.int64)), In(np.asarray(k, np.int32)), In(gamma), I32(gamma_e),
+            In(np.asarray(r, np.int64)), In(np.asarray(k, np.int32)), In(gamma), I32(gamma_e), I32(dx_bits),
             Out(err.shape, np.float32), OutInt(), Out((features,), np.int32), Out((features,), np.int32))
 
 
@@ -589,13 +589,15 @@ def test_cpu_side_of_layer_norm_matches_the_reference(lib, rng):
     np.testing.assert_array_equal(r, ref["r"])
     np.testing.assert_array_equal(k, ref["k"])
     err = int8s(rng, q.shape)
-    grad = run_cpu(lib, "layer_norm_grad", *layer_norm_grad_args(err, -11, q, -5, x_sum, r, k, gamma, -9))
-    assert grad.rc == 0, grad.error
-    dx_q, dx_e, dgamma, dbeta = reference.layer_norm_grad(err, -11, ref["xhat"], -5, r, k, gamma, -9)
-    np.testing.assert_array_equal(grad.outputs[0], reference.dequantize(dx_q, dx_e))
-    assert grad.outputs[1] == dx_e
-    np.testing.assert_array_equal(grad.outputs[2], dgamma)
-    np.testing.assert_array_equal(grad.outputs[3], dbeta)
+    for dx_bits in (8, 16):
+        grad = run_cpu(lib, "layer_norm_grad", *layer_norm_grad_args(err, -11, q, -5, x_sum, r, k, gamma, -9,
+                                                                     dx_bits))
+        assert grad.rc == 0, grad.error
+        dx_q, dx_e, dgamma, dbeta = reference.layer_norm_grad(err, -11, ref["xhat"], -5, r, k, gamma, -9, dx_bits)
+        np.testing.assert_array_equal(grad.outputs[0], reference.dequantize(dx_q, dx_e))
+        assert grad.outputs[1] == dx_e
+        np.testing.assert_array_equal(grad.outputs[2], dgamma)
+        np.testing.assert_array_equal(grad.outputs[3], dbeta)
 
 
 # (70000, 3): more rows than the per-row kernel's blocks; (2, 5000): more features than a block's threads.
@@ -613,13 +615,13 @@ def test_layer_norm(gpu, rng, rows, features):
             assert_same(cpu, gpu_result, f"layer norm {rows}x{features} x_e={x_e} {mode}")
             assert cpu.rc == 0, cpu.error
         _, _, x_sum, r, k = cpu.outputs
-        for err_e in (-11, 5):
+        for err_e, dx_bits in ((-11, 8), (5, 8), (-11, 16)):
             err = int8s(rng, q.shape)
             if rows > 2 and features:
                 err[2, :] = 0  # an all-zero row
             assert_same(*run_both(gpu, "layer_norm_grad", *layer_norm_grad_args(err, err_e, q, x_e, x_sum, r, k,
-                                                                                gamma, gamma_e)),
-                        f"layer norm grad {rows}x{features} x_e={x_e} err_e={err_e}")
+                                                                                gamma, gamma_e, dx_bits)),
+                        f"layer norm grad {rows}x{features} x_e={x_e} err_e={err_e} dx_bits={dx_bits}")
 
 
 def test_layer_norm_errors_match(gpu, rng):
@@ -634,6 +636,9 @@ def test_layer_norm_errors_match(gpu, rng):
         cpu, gpu_result = run_both(gpu, "layer_norm_grad", *layer_norm_grad_args(err, -7, q, -7, x_sum, r, k, gamma,
                                                                                  -6))
         assert cpu.rc != 0 and "which no forward pass" in cpu.error and cpu.error == gpu_result.error
+    cpu, gpu_result = run_both(gpu, "layer_norm_grad", *layer_norm_grad_args(err, -7, q, -7, [0, 0, 0], [1, 1, 1],
+                                                                             [0, 0, 0], gamma, -6, dx_bits=12))
+    assert cpu.rc != 0 and "dx_bits must be 8 or 16, got 12" in cpu.error and cpu.error == gpu_result.error
 
 
 # ------------------------------------------------------------ softmax

@@ -131,7 +131,8 @@ def batch_norm(x, gamma, beta, gamma_exponent, epsilon=1e-3, training=True, movi
     return {"y": y, "y_exponent": y_exponent}
 
 
-def layer_norm(x, gamma, beta, gamma_exponent, epsilon=1e-3, rounding="nearest", seed=None, error_exponent=None):
+def layer_norm(x, gamma, beta, gamma_exponent, epsilon=1e-3, rounding="nearest", seed=None, error_exponent=None,
+               error_bits=16):
     """Integer layer normalization of a carrier: each row over its last axis.
 
     The same in training and inference (no moving statistics).
@@ -144,6 +145,9 @@ def layer_norm(x, gamma, beta, gamma_exponent, epsilon=1e-3, rounding="nearest",
       epsilon: a number > 0, or its integer pair ``(m, e)`` (``epsilon_pair``).
       error_exponent: optional scalar int32 variable in which the backward
         pass records the exponent of the error reaching the output.
+      error_bits: 8 or 16, the mantissa width of the error ``dx`` that the
+        gradient passes back (docs/algorithms.md section 9: 16 keeps the
+        error of a token whose row has a large spread).
     Returns:
       ``(y, y_exponent)``: the output carrier and its exponent.
 
@@ -154,6 +158,8 @@ def layer_norm(x, gamma, beta, gamma_exponent, epsilon=1e-3, rounding="nearest",
     fn = "layer_norm"
     x, handles, gamma_exponent, seed, error_handles, attrs = _normalization_args(
         x, 1, gamma, beta, gamma_exponent, epsilon, rounding, seed, error_exponent, fn)
+    check.bits(error_bits, fn + ": error_bits")
+    attrs["dx_bits"] = error_bits
     raw = _loader.load()
     if replicas.count() == 1:
         out = raw.int_ops_layer_norm(x, *handles, gamma_exponent, seed, error_handles, **attrs)
@@ -164,7 +170,7 @@ def layer_norm(x, gamma, beta, gamma_exponent, epsilon=1e-3, rounding="nearest",
         return [out.y], [out.y_exponent], out._asdict()
 
     def backward(dy, saved):
-        dx, dgamma, dbeta = _layer_norm_backward(dy[0], saved, gamma_exponent, error_handles)
+        dx, dgamma, dbeta = _layer_norm_backward(dy[0], saved, gamma_exponent, error_handles, error_bits)
         return [dx], [dgamma, dbeta]
 
     y, y_exponent = replicas.on_whole_batch(forward, backward, [x], handles, fn)
@@ -185,15 +191,15 @@ def moving_average(moving, moving_exponent, batch, batch_exponent, momentum):
         momentum=momentum)
 
 
-def _normalization_backward(grad_op, dy, outputs, gamma_exponent, error_handles):
+def _normalization_backward(grad_op, dy, outputs, gamma_exponent, error_handles, **attrs):
     """(dx, dgamma, dbeta) of a training batch norm or a layer norm (`grad_op`: its
-    gradient op), from the forward's outputs by name; the error's exponent is
-    recorded in `error_handles`.
+    gradient op, with `attrs`), from the forward's outputs by name; the error's
+    exponent is recorded in `error_handles`.
 
     gamma_q is the gamma the forward pass used, not a fresh read of the
     variable, which the optimizer may already have updated."""
     grad = grad_op(dy, outputs["x_q"], outputs["x_exponent"], outputs["x_sum"], outputs["inv_sqrt"],
-                   outputs["inv_shift"], outputs["gamma_q"], gamma_exponent)
+                   outputs["inv_shift"], outputs["gamma_q"], gamma_exponent, **attrs)
     for handle in error_handles:
         tf.raw_ops.AssignVariableOp(resource=handle, value=grad.err_exponent)
     return grad.dx, grad.dgamma, grad.dbeta
@@ -204,22 +210,24 @@ def _batch_norm_backward(dy, outputs, gamma_exponent, error_handles):
                                    error_handles)
 
 
-def _layer_norm_backward(dy, outputs, gamma_exponent, error_handles):
+def _layer_norm_backward(dy, outputs, gamma_exponent, error_handles, dx_bits):
     return _normalization_backward(_loader.load().int_ops_layer_norm_grad, dy, outputs, gamma_exponent,
-                                   error_handles)
+                                   error_handles, dx_bits=dx_bits)
 
 
-def _registered_normalization_grad(backward):
-    """The registered gradient of a normalization op whose backward is `backward`."""
+def _registered_normalization_grad(backward, *attr_names):
+    """The registered gradient of a normalization op whose backward is
+    `backward`, which also takes the op's attributes `attr_names`."""
     def grad(op, dy, *unused_output_grads):
         inputs = _op_args.inputs(op)
-        dx, dgamma, dbeta = backward(dy, _op_args.outputs(op), inputs["gamma_exponent"], inputs["error_exponent"])
+        dx, dgamma, dbeta = backward(dy, _op_args.outputs(op), inputs["gamma_exponent"], inputs["error_exponent"],
+                                     *(op.get_attr(name) for name in attr_names))
         return _op_args.gradients(op, x=dx, gamma=dgamma, beta=dbeta)
     return grad
 
 
 tf.RegisterGradient("IntOps>BatchNorm")(_registered_normalization_grad(_batch_norm_backward))
-tf.RegisterGradient("IntOps>LayerNorm")(_registered_normalization_grad(_layer_norm_backward))
+tf.RegisterGradient("IntOps>LayerNorm")(_registered_normalization_grad(_layer_norm_backward, "dx_bits"))
 
 
 def _batch_norm_frozen_backward(dy, outputs, gamma_exponent):
