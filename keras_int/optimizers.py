@@ -354,6 +354,28 @@ def _beta_q16(beta, name):
     return q
 
 
+_STEP_BITS_OFFSET = "_keras_int_step_bits_offset"
+
+
+def set_step_bits_offset(variable, offset):
+    """Makes IntegerAdam step `variable` by ``2**(step_bits + offset)`` of its units.
+
+    For a layer whose variable's unit is far from the scale of a kernel's
+    (IntLayerNormalization: gamma's int8 unit is 1/64 of its initial 1.0,
+    beta's int32 unit 2**-8 of gamma's), so that one ``step_bits`` moves
+    every weight by a similar value (docs/algorithms.md 14). IntegerSGD
+    does not read it.
+
+    >>> set_step_bits_offset(layer.gamma, -4)
+    """
+    setattr(variable, _STEP_BITS_OFFSET, check.int_in(offset, "offset", "set_step_bits_offset", -8, 8))
+
+
+def step_bits_offset(variable):
+    """The offset ``set_step_bits_offset`` gave `variable` (0 if none)."""
+    return getattr(variable, _STEP_BITS_OFFSET, 0)
+
+
 @keras.saving.register_keras_serializable(package="keras_int")
 class IntegerAdam(_Distributed, keras.optimizers.Optimizer):
     """Adam in integers (docs/algorithms.md 14) for int8 variables (and int32 biases).
@@ -365,7 +387,9 @@ class IntegerAdam(_Distributed, keras.optimizers.Optimizer):
     times ``2**step_bits`` weight units, rounded pseudo-stochastically: a
     per-weight adaptive step where IntegerSGD's is one size per tensor. The
     int16 weights (and int32 biases) of 16-bit layers (``bits=16``) get
-    int64 gradients and a step 8 bits wider: the same value.
+    int64 gradients and a step 8 bits wider: the same value. A variable
+    whose layer set a step offset (``set_step_bits_offset``; layer norm's
+    gamma -4 and beta +4) steps by ``2**(step_bits + offset)`` units.
 
     Args:
       step_bits: log2 of a full step in int8 weight units (-8 to 8): 0 moves
@@ -427,9 +451,12 @@ class IntegerAdam(_Distributed, keras.optimizers.Optimizer):
         master = self._masters[index]
         target = variable if master is None else master
         # A 16-bit master weight's unit is 2**-8 of an int8 weight's, and so
-        # is a 16-bit layer's (its gradients are int64).
+        # is a 16-bit layer's (its gradients are int64). A layer may shift a
+        # variable's steps (STEP_BITS_OFFSET) where its weight unit is far
+        # from the value scale at which a step of a kernel's unit moves it.
         wide = master is not None or gradient.dtype == tf.int64
-        extra = DFP16_EXTRA_STEP_BITS if wide else 0
+        extra = ((DFP16_EXTRA_STEP_BITS if wide else 0)
+                 + step_bits_offset(_tf_internal.optimizer_variable(self, index)))
         step = tf.cast(self.iterations, tf.int64) + 1
 
         def update(step_bits):

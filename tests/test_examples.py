@@ -155,14 +155,15 @@ def test_lenet_on_the_digits_reaches_its_float32_twin(tmp_path):
 def test_vit_tiny_on_the_digits_reaches_its_float32_twin(tmp_path):
     """The accuracy-gap regression guard for the transformers (issue 18): the example's
     default integer ViT (IntegerAdam with the step schedule 0 -> -1 -> -2, layer norms
-    passing back 16-bit errors) after the default 20 epochs on the digits. Measured,
-    seeds 0/1/2: integer 0.960/0.964/0.980 (with 8-bit layer-norm errors
-    0.984/0.973/0.971), float32 twin (AdamW) 0.967/0.960/0.958; with a constant step
-    the integer model ended at 0.951 (seed 0, 8-bit errors)."""
+    passing back 16-bit errors, their gamma and beta stepped at one value scale) after
+    the default 20 epochs on the digits. Measured, seeds 0/1/2: integer
+    0.978/0.973/0.962 (without the step offsets 0.960/0.964/0.980; with 8-bit
+    layer-norm errors too 0.984/0.973/0.971), float32 twin (AdamW) 0.967/0.960/0.958;
+    with a constant step the integer model ended at 0.951 (seed 0, 8-bit errors)."""
     result = _cli("--dataset", "digits", "--model", "vit_tiny", "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr[-2000:]
     (result,) = json.load(open(tmp_path / "report.json"))["results"]
-    assert result["epochs"] == 20 and result["test_accuracy"] >= 0.955
+    assert result["epochs"] == 20 and result["test_accuracy"] >= 0.96
 
 
 def test_cli_accuracy_experiment_options(tmp_path):

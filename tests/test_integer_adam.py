@@ -134,6 +134,42 @@ def test_step_bits_schedule_steps_as_the_reference(rng, schedule, shifts):
     assert tuple(int(clone.step_bits_schedule(step)) for step in range(8)) == shifts
 
 
+@pytest.mark.parametrize("offset", [-4, 3])
+def test_step_bits_offset_shifts_one_variables_steps(rng, offset):
+    """set_step_bits_offset(variable, k): that variable steps as the reference with
+    step_bits + k, bit for bit; another variable in the same update keeps step_bits."""
+    optimizer = keras_int.optimizers.IntegerAdam(step_bits=1)
+    w0 = rng.integers(-100, 101, (2, 4, 6))
+    shifted = keras.Variable(w0[0].astype(np.int8), dtype="int8", trainable=True)
+    plain = keras.Variable(w0[1].astype(np.int8), dtype="int8", trainable=True)
+    keras_int.optimizers.set_step_bits_offset(shifted, offset)
+    assert keras_int.optimizers.step_bits_offset(shifted) == offset
+    state = [(w0[i], np.zeros((4, 6), np.int64), np.zeros((4, 6), np.int64)) for i in (0, 1)]
+    for t in range(1, 5):
+        g = rng.integers(-(2**20), 2**20, (2, 4, 6))
+        optimizer.apply_gradients([(tf.constant(g[0], tf.int32), shifted), (tf.constant(g[1], tf.int32), plain)])
+        state = [ref.adam_update(w, g[i], m, v, t, step_shift=1 + (offset if i == 0 else 0))
+                 for i, (w, m, v) in enumerate(state)]
+        np.testing.assert_array_equal(shifted.numpy(), state[0][0], err_msg=f"step {t}")
+        np.testing.assert_array_equal(plain.numpy(), state[1][0], err_msg=f"step {t}")
+    with pytest.raises(ValueError, match=r"set_step_bits_offset: offset must be an int in \[-8, 8\]"):
+        keras_int.optimizers.set_step_bits_offset(plain, 9)
+
+
+def test_layer_norm_gamma_and_beta_step_at_the_same_value_scale(tmp_path):
+    """IntLayerNormalization gives IntegerAdam gamma's steps -4 and beta's +4
+    (both 2**(e_g - 4) in value), also after saving and loading."""
+    inputs = keras.Input((5, 8))
+    model = keras.Model(inputs, keras_int.layers.IntLayerNormalization()(inputs))
+    path = str(tmp_path / "norm.keras")
+    model.save(path)
+    for m in (model, keras.models.load_model(path)):
+        norm = m.layers[-1]
+        assert keras_int.optimizers.step_bits_offset(norm.gamma) == -4
+        assert keras_int.optimizers.step_bits_offset(norm.beta) == 4
+        assert int(norm.gamma_exponent.numpy()) == -6  # 1.0 = 64 * 2**-6: steps of 2**-10
+
+
 def test_step_bits_schedule_bad_values():
     with pytest.raises(ValueError, match=r"step_bits_schedule value must be an int in \[-8, 8\], got 9"):
         keras_int.optimizers.IntegerAdam(step_bits_schedule=keras_int.optimizers.niti_mu_schedule(10, (9, 0, 0)))

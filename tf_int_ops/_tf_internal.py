@@ -117,6 +117,17 @@ def optimizer_variable_index(optimizer, variable):
     return optimizer._trainable_variables_indices[key]
 
 
+def optimizer_variable(optimizer, index):
+    """The variable at `index` (optimizer_variable_index) as the optimizer was
+    built with it.
+
+    Why: under TensorFlow, Keras hands update_step the backing tf.Variable,
+    not the Keras variable on which a layer set attributes. Public
+    alternative: none.
+    """
+    return optimizer._trainable_variables[index]
+
+
 def gradient_registration(op_type):
     """``"gradient"`` if `op_type` has a registered gradient function, ``"none"`` if it
     is declared gradient-free (``tf.no_gradient``), ``"missing"`` otherwise.

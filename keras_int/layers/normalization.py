@@ -7,6 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 import tf_int_ops
+from keras_int import optimizers
 from keras_int.layers.base import PACKAGE, IntLayer
 from tf_int_ops import _validation as check
 from tf_int_ops import layer_ops
@@ -193,7 +194,9 @@ class IntLayerNormalization(IntLayer):
 
     ``gamma`` is an int8 weight (quantised once from ``gamma_initializer``,
     exponent fixed); ``beta`` is int32 at gamma's exponent minus 8.
-    IntegerSGD updates both.
+    IntegerSGD and IntegerAdam update both; IntegerAdam with step offsets
+    -4 (gamma) and +4 (beta), so that both move by ``2**(e_g - 4)`` in
+    value per full step (``optimizers.set_step_bits_offset``).
 
     Args:
       axis: the normalised axis; only the last axis (-1 or rank - 1).
@@ -232,6 +235,11 @@ class IntLayerNormalization(IntLayer):
 
     def build(self, input_shape):
         _scale_and_offset(self, (_last_axis_features(self, input_shape, 1),))
+        # IntegerAdam steps gamma and beta by 2**(e_g - 4) in value (2**-10
+        # for gamma's 1.0 at -6), not by gamma's int8 unit (2**-6) and
+        # beta's (2**-14): measured, docs/algorithms.md 14.
+        optimizers.set_step_bits_offset(self.gamma, -4)
+        optimizers.set_step_bits_offset(self.beta, 4)
         self.output_exponent = self._exponent("output_exponent")
         self.error_exponent = self._exponent("error_exponent")
         self._build_step_counter()
