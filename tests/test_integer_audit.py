@@ -187,7 +187,7 @@ def layer_norm_mlp():
 
 def test_layer_norm_training_step_is_integer():
     """Layer norm's forward and backward add no float arithmetic; gamma and
-    beta are updated by IntegerSGD; its gradient keeps int8 mantissas only."""
+    beta are updated by IntegerSGD; it keeps only int8 mantissas for its backward pass."""
     (x, y), _ = digits()
     model = compile_integer(layer_norm_mlp())
     found, nodes = float_arithmetic_feeding_updates(model, x[:64], y[:64])
