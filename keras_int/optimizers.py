@@ -455,11 +455,15 @@ class IntegerAdam(_Distributed, keras.optimizers.Optimizer):
         # variable's steps (STEP_BITS_OFFSET) where its weight unit is far
         # from the value scale at which a step of a kernel's unit moves it.
         wide = master is not None or gradient.dtype == tf.int64
-        extra = ((DFP16_EXTRA_STEP_BITS if wide else 0)
-                 + step_bits_offset(_tf_internal.optimizer_variable(self, index)))
+        offset = step_bits_offset(_tf_internal.optimizer_variable(self, index))
+        extra = (DFP16_EXTRA_STEP_BITS if wide else 0) + offset
         step = tf.cast(self.iterations, tf.int64) + 1
 
         def update(step_bits):
+            if not -16 <= step_bits + extra <= 16:
+                raise ValueError(
+                    f"IntegerAdam: step_bits {step_bits} + the step offset {offset} of {variable.name}"
+                    f"{' + 8 (16-bit weights)' if wide else ''} = {step_bits + extra} is outside [-16, 16]")
             return lambda: tf_int_ops.integer_adam_update(
                 tf.convert_to_tensor(target), gradient, tf.convert_to_tensor(self._first[index]),
                 tf.convert_to_tensor(self._second[index]), step, self._beta_1_q16, self._beta_2_q16,

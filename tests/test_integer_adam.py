@@ -156,6 +156,16 @@ def test_step_bits_offset_shifts_one_variables_steps(rng, offset):
         keras_int.optimizers.set_step_bits_offset(plain, 9)
 
 
+def test_step_bits_offset_beyond_the_ops_range_is_named():
+    """step_bits + offset (+ 8 for 16-bit master weights) must stay in [-16, 16]."""
+    optimizer = keras_int.optimizers.IntegerAdam(step_bits=8, weight_bits=16)
+    variable = keras.Variable(np.zeros(3, np.int8), dtype="int8", trainable=True)
+    keras_int.optimizers.set_step_bits_offset(variable, 2)
+    with pytest.raises(ValueError, match=r"step_bits 8 \+ the step offset 2 of .* \+ 8 \(16-bit weights\) = 18 "
+                                         r"is outside \[-16, 16\]"):
+        optimizer.apply_gradients([(tf.constant([5, 1, 0], tf.int32), variable)])
+
+
 def test_layer_norm_gamma_and_beta_step_at_the_same_value_scale(tmp_path):
     """IntLayerNormalization gives IntegerAdam gamma's steps -4 and beta's +4
     (both 2**(e_g - 4) in value), also after saving and loading."""

@@ -25,6 +25,7 @@ KI_HOST_DEVICE int ValuePosition(int64_t v, int exponent) {
 // +-limit (127 for int8, 32767 for int16).
 KI_HOST_DEVICE int32_t RequantizeValue(int64_t v, int e_c, int e, Rounding rounding, uint32_t random,
                                        int64_t limit = 127) {
+  if (v == 0) return 0;  // a zero row's exponent may be anything: no shift by it
   const int s = e - e_c;
   if (s <= 0) return static_cast<int32_t>(v * (int64_t{1} << -s));  // below the limit: exact
   return static_cast<int32_t>(Clip64(RoundShift64(v, s, rounding, random), limit));

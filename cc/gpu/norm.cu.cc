@@ -444,14 +444,16 @@ Status FindPosition(const Context& ctx, Value value, int64_t n, int64_t channels
 // norm's dx) at exponent position - (bits - 1) (all zero: 0).
 template <typename Value>
 Status Emit(const Context& ctx, Value value, int64_t n, int64_t channels, uint32_t position_key,
-            Rounding rounding, RoundingSeed seed, float* out, int* out_exponent, int bits = 8) {
+            Rounding rounding, RoundingSeed seed, float* out, int* out_exponent, int bits = 8,
+            const char* fn = "batch_norm") {
   const int position = FromOrderedKey(position_key);
   if (position == kNoValuePosition) {  // all zero
     *out_exponent = 0;
     return CudaStatus(cudaMemsetAsync(out, 0, static_cast<size_t>(n) * sizeof(float), StreamOf(ctx)), "memset");
   }
   const int exponent = position - (bits - 1);
-  KERAS_INT_RETURN_IF_ERROR(CheckExponent("batch_norm: result exponent", exponent, kMinExponent, kMaxExponent));
+  KERAS_INT_RETURN_IF_ERROR(
+      CheckExponent((std::string(fn) + ": result exponent").c_str(), exponent, kMinExponent, kMaxExponent));
   *out_exponent = exponent;
   const int64_t limit = (int64_t{1} << (bits - 1)) - 1;
   EmitKernel<Value><<<BlocksFor(n), kThreads, 0, StreamOf(ctx)>>>(value, n, channels, exponent, limit, rounding,
@@ -587,7 +589,8 @@ Status BatchNormGrad(const Context& ctx, const int8_t* err, int err_exponent, co
     KERAS_INT_RETURN_IF_ERROR(ReadChannelConstants(ctx, host.bad_channel, x_sum, inv_sqrt, inv_shift, &bad));
     return NormSavedChannelError(rows, bad.channel, bad.first, bad.inv_sqrt, bad.inv_shift);
   }
-  return Emit(ctx, value, n, channels, host.position, Rounding::kNearest, RoundingSeed{}, dx, dx_exponent);
+  return Emit(ctx, value, n, channels, host.position, Rounding::kNearest, RoundingSeed{}, dx, dx_exponent, 8,
+              "batch_norm_grad");
 }
 
 Status BatchNormFrozenGrad(const Context& ctx, const int8_t* err, int err_exponent, int64_t rows, int64_t channels,
@@ -611,7 +614,8 @@ Status BatchNormFrozenGrad(const Context& ctx, const int8_t* err, int err_expone
     KERAS_INT_RETURN_IF_ERROR(ReadChannelConstants(ctx, host.bad_channel, count, inv_sqrt, inv_shift, &bad));
     return NormFrozenChannelError(bad.channel, bad.first, bad.inv_sqrt, bad.inv_shift);
   }
-  return Emit(ctx, value, n, channels, host.position, Rounding::kNearest, RoundingSeed{}, dx, dx_exponent);
+  return Emit(ctx, value, n, channels, host.position, Rounding::kNearest, RoundingSeed{}, dx, dx_exponent, 8,
+              "batch_norm_grad");
 }
 
 size_t LayerNormWorkspaceBytes(int64_t rows, int64_t features) {
@@ -645,7 +649,7 @@ Status LayerNorm(const Context& ctx, const int8_t* q, int64_t rows, int64_t feat
                                 params.gamma_exponent - kNormFractionBits};
   NormWords host;
   KERAS_INT_RETURN_IF_ERROR(FindPosition(ctx, value, n, features, words, &host));
-  return Emit(ctx, value, n, features, host.position, rounding, seed, y, y_exponent);
+  return Emit(ctx, value, n, features, host.position, rounding, seed, y, y_exponent, 8, "layer_norm");
 }
 
 Status LayerNormGrad(const Context& ctx, const int8_t* err, int err_exponent, const int8_t* q, int64_t rows,
@@ -689,7 +693,8 @@ Status LayerNormGrad(const Context& ctx, const int8_t* err, int err_exponent, co
     KERAS_INT_RETURN_IF_ERROR(ReadChannelConstants(ctx, host.bad_channel, x_sum, inv_sqrt, inv_shift, &bad));
     return LayerNormSavedRowError(features, bad.channel, bad.first, bad.inv_sqrt, bad.inv_shift);
   }
-  return Emit(ctx, value, n, features, host.position, Rounding::kNearest, RoundingSeed{}, dx, dx_exponent, dx_bits);
+  return Emit(ctx, value, n, features, host.position, Rounding::kNearest, RoundingSeed{}, dx, dx_exponent, dx_bits,
+              "layer_norm_grad");
 }
 
 }  // namespace gpu

@@ -88,7 +88,6 @@ REGISTER_OP("IntOps>BatchNormGrad")
     .Output("dgamma: int32")
     .Output("dbeta: int32")
     .Output("err_exponent: int32")
-    .Attr("dx_bits: int = 8")
     .SetShapeFn([](InferenceContext* c) {
       c->set_output(0, c->input(0));
       c->set_output(1, c->Scalar());
