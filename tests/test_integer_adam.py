@@ -166,6 +166,24 @@ def test_step_bits_offset_beyond_the_ops_range_is_named():
         optimizer.apply_gradients([(tf.constant([5, 1, 0], tf.int32), variable)])
 
 
+def test_layer_norm_gamma_and_beta_step_with_their_offsets(rng):
+    """IntegerAdam moves a built IntLayerNormalization's gamma and beta as the
+    reference does with step_bits - 4 and step_bits + 4, bit for bit."""
+    norm = keras_int.layers.IntLayerNormalization(beta_initializer="uniform")
+    norm.build((4, 6))
+    optimizer = keras_int.optimizers.IntegerAdam(step_bits=1)
+    state = {name: (getattr(norm, name).numpy().astype(np.int64), np.zeros(6, np.int64), np.zeros(6, np.int64))
+             for name in ("gamma", "beta")}
+    for t in range(1, 4):
+        grads = {name: rng.integers(-(2**20), 2**20, 6) for name in state}
+        optimizer.apply_gradients([(tf.constant(grads[name], tf.int32), getattr(norm, name)) for name in state])
+        for name, shift in (("gamma", 1 - 4), ("beta", 1 + 4)):
+            w, m, v = state[name]
+            state[name] = ref.adam_update(w, grads[name], m, v, t, step_shift=shift,
+                                          bits=8 if name == "gamma" else 32)
+            np.testing.assert_array_equal(getattr(norm, name).numpy(), state[name][0], err_msg=f"{name} step {t}")
+
+
 def test_layer_norm_gamma_and_beta_step_at_the_same_value_scale(tmp_path):
     """IntLayerNormalization gives IntegerAdam gamma's steps -4 and beta's +4
     (both 2**(e_g - 4) in value), also after saving and loading."""
