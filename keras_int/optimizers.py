@@ -463,7 +463,8 @@ class IntegerAdam(_Distributed, keras.optimizers.Optimizer):
             if not -16 <= step_bits + extra <= 16:
                 raise ValueError(
                     f"IntegerAdam: step_bits {step_bits} + the step offset {offset} of {variable.name}"
-                    f"{' + 8 (16-bit weights)' if wide else ''} = {step_bits + extra} is outside [-16, 16]")
+                    f"{f' + {DFP16_EXTRA_STEP_BITS} (16-bit weights)' if wide else ''} = {step_bits + extra} "
+                    "is outside [-16, 16]")
             return lambda: tf_int_ops.integer_adam_update(
                 tf.convert_to_tensor(target), gradient, tf.convert_to_tensor(self._first[index]),
                 tf.convert_to_tensor(self._second[index]), step, self._beta_1_q16, self._beta_2_q16,

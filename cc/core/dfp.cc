@@ -166,7 +166,7 @@ namespace {
 template <typename Acc, typename Out>
 Status RequantizeInto(const Acc* acc, int64_t n, int acc_exponent, int bits, Rounding rounding, RoundingSeed seed,
                       Out* out, int* out_exponent, const ParallelFor& parallel_for, uint32_t* relu_mask = nullptr) {
-  const int32_t limit = (1 << (bits - 1)) - 1;
+  const int32_t limit = static_cast<int32_t>(MantissaLimit(bits));
   KERAS_INT_RETURN_IF_ERROR(
       CheckExponent("requantize: exponent", acc_exponent, kMinAccExponent, kMaxAccExponent));
   const int shift = MaxBitLength(acc, n) - (bits - 1);

@@ -49,7 +49,7 @@ Status EmitRequantized(const char* fn, int64_t rows, int64_t cols, int position,
     return Status::OK();
   }
   const int exponent = position - (bits - 1);
-  const int64_t limit = (int64_t{1} << (bits - 1)) - 1;
+  const int64_t limit = MantissaLimit(bits);
   KERAS_INT_RETURN_IF_ERROR(
       CheckExponent((std::string(fn) + ": result exponent").c_str(), exponent, kMinExponent, kMaxExponent));
   *out_exponent = exponent;

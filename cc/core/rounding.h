@@ -63,6 +63,10 @@ KI_HOST_DEVICE uint64_t Magnitude64(int64_t v) {
   return v < 0 ? static_cast<uint64_t>(0) - static_cast<uint64_t>(v) : static_cast<uint64_t>(v);
 }
 
+// The largest magnitude of a `bits`-bit mantissa (8: 127, 16: 32767),
+// the clip limit of requantize.
+KI_HOST_DEVICE int64_t MantissaLimit(int bits) { return (int64_t{1} << (bits - 1)) - 1; }
+
 KI_HOST_DEVICE int64_t Clip64(int64_t v, int64_t limit) {
   return v > limit ? limit : (v < -limit ? -limit : v);
 }

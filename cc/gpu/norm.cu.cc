@@ -455,10 +455,9 @@ Status Emit(const Context& ctx, Value value, int64_t n, int64_t channels, uint32
   KERAS_INT_RETURN_IF_ERROR(
       CheckExponent((std::string(fn) + ": result exponent").c_str(), exponent, kMinExponent, kMaxExponent));
   *out_exponent = exponent;
-  const int64_t limit = (int64_t{1} << (bits - 1)) - 1;
-  EmitKernel<Value><<<BlocksFor(n), kThreads, 0, StreamOf(ctx)>>>(value, n, channels, exponent, limit, rounding,
-                                                                  seed, PowerOfTwo(exponent), out);
-  return LaunchStatus("batch_norm");
+  EmitKernel<Value><<<BlocksFor(n), kThreads, 0, StreamOf(ctx)>>>(value, n, channels, exponent, MantissaLimit(bits),
+                                                                  rounding, seed, PowerOfTwo(exponent), out);
+  return LaunchStatus(fn);
 }
 
 // A backward pass's per-channel constants of one channel (first: x_sum or
