@@ -97,6 +97,22 @@ KI_SHIFT_AND_CLIP_CLONES(int64_t)
 #undef KI_SHIFT_AND_CLIP_CLONES
 #undef KI_SHIFT_AND_CLIP_CLONE
 
+// ShiftAndClip in the run-time mode: the vectorised loop where there is one.
+template <typename Acc, typename Out>
+void ShiftAndClipWith(Rounding rounding, const Acc* acc, int64_t begin, int64_t end, int s, RoundingSeed seed,
+                      int32_t limit, float scale, Out* out) {
+  switch (rounding) {
+    case Rounding::kNearest:
+      return ShiftAndClipVector_kNearest(acc, begin, end, s, limit, scale, out);
+    case Rounding::kTruncate:
+      return ShiftAndClipVector_kTruncate(acc, begin, end, s, limit, scale, out);
+    case Rounding::kPseudoStochastic:
+      return ShiftAndClipVector_kPseudoStochastic(acc, begin, end, s, limit, scale, out);
+    case Rounding::kStochastic:
+      return ShiftAndClip<Rounding::kStochastic>(acc, begin, end, s, seed, limit, scale, out);
+  }
+}
+
 
 // OR of magnitudes has the same bit length as their maximum.
 KI_VECTOR_CLONES uint32_t MagnitudeOr(const int32_t* __restrict acc, int64_t n) {
@@ -182,16 +198,7 @@ Status RequantizeInto(const Acc* acc, int64_t n, int acc_exponent, int bits, Rou
       for (int64_t i = begin; i < end; ++i) out[i] = Stored<Out>(static_cast<int32_t>(acc[i]), scale);
       return;
     }
-    switch (rounding) {
-      case Rounding::kNearest:
-        return ShiftAndClipVector_kNearest(acc, begin, end, shift, limit, scale, out);
-      case Rounding::kTruncate:
-        return ShiftAndClipVector_kTruncate(acc, begin, end, shift, limit, scale, out);
-      case Rounding::kPseudoStochastic:
-        return ShiftAndClipVector_kPseudoStochastic(acc, begin, end, shift, limit, scale, out);
-      case Rounding::kStochastic:
-        return ShiftAndClip<Rounding::kStochastic>(acc, begin, end, shift, seed, limit, scale, out);
-    }
+    ShiftAndClipWith(rounding, acc, begin, end, shift, seed, limit, scale, out);
   };
   if constexpr (std::is_same_v<Out, uint32_t>) {
     if (relu_mask != nullptr) {
@@ -267,6 +274,12 @@ Status RequantizeReluToCarrier(const int64_t* acc, int64_t n, int acc_exponent, 
                                RoundingSeed seed, float* out, int* out_exponent, uint32_t* mask,
                                const ParallelFor& parallel_for, int bits) {
   return ToCarrier(acc, n, acc_exponent, rounding, seed, out, out_exponent, mask, parallel_for, bits);
+}
+
+void ShiftToCarrier(const int64_t* acc, int64_t begin, int64_t end, int s, int bits, Rounding rounding,
+                    RoundingSeed seed, float scale, float* out) {
+  ShiftAndClipWith(rounding, acc, begin, end, s, seed, static_cast<int32_t>(MantissaLimit(bits)), scale,
+                   reinterpret_cast<uint32_t*>(out));
 }
 
 Status RoundShiftTensor(const int32_t* in, int64_t n, int shift, Rounding rounding,

@@ -54,6 +54,15 @@ Status RequantizeReluToCarrier(const int64_t* acc, int64_t n, int acc_exponent, 
                                RoundingSeed seed, float* out, int* out_exponent, uint32_t* mask,
                                const ParallelFor& parallel_for, int bits = 8);
 
+// requantize's rounding pass alone, for callers that decide the exponent
+// themselves (requantize_channels over rows of one exponent each, cc/core/
+// norm_emit.h): acc[begin, end) shifted right by s (1 <= s <= 63) with
+// `rounding`, clipped to `bits` (8 or 16), written as the float32 carrier
+// mantissa * scale into out[begin, end); element i draws stochastic word i.
+// Vectorised for the deterministic modes, as requantize is.
+void ShiftToCarrier(const int64_t* acc, int64_t begin, int64_t end, int s, int bits, Rounding rounding,
+                    RoundingSeed seed, float scale, float* out);
+
 // Shifts every element right by `shift` with rounding (shift <= 0: copy),
 // clips to [-limit, limit].
 Status RoundShiftTensor(const int32_t* in, int64_t n, int shift, Rounding rounding,

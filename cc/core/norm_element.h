@@ -16,18 +16,18 @@ namespace keras_int {
 
 using NormUint128 = unsigned __int128;
 
-// floor(sqrt(v)) exactly, digit by digit (two bits per step).
+// floor(sqrt(v)) exactly, digit by digit (two bits per step). Each step
+// selects with a mask instead of a branch: whether a digit is 1 is as
+// random as the data, and layer norm takes one root per row.
 KI_HOST_DEVICE uint64_t IntegerSqrt(uint64_t v) {
   uint64_t root = 0;
   uint64_t bit = uint64_t{1} << 62;
   while (bit > v) bit >>= 2;
   while (bit != 0) {
-    if (v >= root + bit) {
-      v -= root + bit;
-      root = (root >> 1) + bit;
-    } else {
-      root >>= 1;
-    }
+    const uint64_t trial = root + bit;
+    const uint64_t take = v >= trial ? ~uint64_t{0} : 0;
+    v -= trial & take;
+    root = (root >> 1) + (bit & take);
     bit >>= 2;
   }
   return root;

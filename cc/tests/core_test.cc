@@ -19,6 +19,7 @@
 #include "cc/core/gemm.h"
 #include "cc/core/gemm16.h"
 #include "cc/core/layer_norm.h"
+#include "cc/core/norm_element.h"
 #include "cc/core/norm_rows.h"
 #include "cc/core/pool.h"
 #include "cc/core/relu.h"
@@ -712,6 +713,98 @@ void TestLayerNormShards() {
   }
 }
 
+// Layer normalization's vectorised row loops (32-bit xhat operands, ORed
+// magnitudes, requantize's rounding pass per row) equal its definition
+// element by element (NormXhat, NormOutput, NormGradValue, RequantizeValue
+// at the largest position) in every rounding mode, for feature counts
+// around the vector widths, and for saved statistics that no forward pass
+// of q produced (x_sum 0, r = 2**31, k = 28 over a row of 127s: from 17
+// features on, b passes 2**31, so the scalar loop takes that row).
+void TestLayerNormRowLoops() {
+  for (const int64_t features : {1, 3, 8, 17, 32, 67}) {
+    const int64_t rows = 9;
+    std::vector<int8_t> q = RandomInt8(rows * features), err = RandomInt8(rows * features);
+    const std::vector<int8_t> gamma = RandomInt8(features);
+    std::vector<int32_t> beta(static_cast<size_t>(features));
+    for (int64_t c = 0; c < features; ++c) beta[c] = static_cast<int32_t>(c * 7919 % 60001) - 30000;
+    const NormParams params{gamma.data(), beta.data(), -7, 16777, -24};
+    std::vector<int64_t> x_sum(rows), inv_sqrt(rows);
+    std::vector<int32_t> inv_shift(rows);
+    for (const Rounding mode :
+         {Rounding::kNearest, Rounding::kTruncate, Rounding::kPseudoStochastic, Rounding::kStochastic}) {
+      const RoundingSeed seed{11, 5};
+      std::vector<float> y(q.size());
+      int y_exponent = 0;
+      EXPECT(LayerNorm(q.data(), rows, features, -6, params, mode, seed, y.data(), &y_exponent, x_sum.data(),
+                       inv_sqrt.data(), inv_shift.data(), SerialFor).ok(), "layer norm %lld", (long long)features);
+      std::vector<int64_t> acc(q.size());
+      int position = kNoValuePosition;
+      for (int64_t r = 0; r < rows; ++r) {
+        int64_t s1 = 0, s2 = 0;
+        for (int64_t c = 0; c < features; ++c) s1 += q[r * features + c], s2 += q[r * features + c] * q[r * features + c];
+        const NormChannel ch = MakeNormChannel(features, s1, features * s2 - s1 * s1, 16777, -24, -6);
+        EXPECT(ch.sum == x_sum[r] && ch.inv_sqrt == inv_sqrt[r] && ch.inv_shift == inv_shift[r], "row constants");
+        for (int64_t c = 0; c < features; ++c) {
+          acc[r * features + c] = NormOutput(NormXhat(q[r * features + c], ch), gamma[c], beta[c]);
+          position = std::max(position, ValuePosition(acc[r * features + c], -7 - kNormFractionBits));
+        }
+      }
+      EXPECT(y_exponent == position - 7, "layer norm exponent %d, definition %d", y_exponent, position - 7);
+      for (size_t i = 0; i < acc.size(); ++i) {
+        const int32_t m = RequantizeValue(acc[i], -7 - kNormFractionBits, y_exponent, mode,
+                                          RandomWordFor(mode, seed, i));
+        EXPECT(y[i] == std::ldexp(static_cast<float>(m), y_exponent), "layer norm y[%zu] = %g, definition %d * 2**%d",
+               i, y[i], m, y_exponent);
+      }
+    }
+    // The last row's saved statistics come from no forward pass of its q.
+    std::fill(q.end() - features, q.end(), int8_t{127});
+    std::fill(err.end() - features, err.end(), int8_t{127});
+    x_sum[rows - 1] = 0;
+    inv_sqrt[rows - 1] = int64_t{1} << 31;
+    inv_shift[rows - 1] = 28;
+    const std::vector<int8_t> high_gamma(static_cast<size_t>(features), int8_t{127});
+    for (const int dx_bits : {8, 16}) {
+      std::vector<float> dx(q.size());
+      std::vector<int32_t> dgamma(features), dbeta(features);
+      int dx_exponent = 0;
+      EXPECT(LayerNormGrad(err.data(), -9, q.data(), rows, features, -6, x_sum.data(), inv_sqrt.data(),
+                           inv_shift.data(), high_gamma.data(), -7, dx_bits, dx.data(), &dx_exponent, dgamma.data(),
+                           dbeta.data(), SerialFor).ok(), "layer norm grad %lld", (long long)features);
+      std::vector<int64_t> values(q.size());
+      std::vector<int> exponents(rows);
+      int position = kNoValuePosition;
+      for (int64_t r = 0; r < rows; ++r) {
+        const NormChannel ch{features, x_sum[r], inv_sqrt[r], inv_shift[r]};
+        int64_t sum_a = 0, sum_b = 0;
+        for (int64_t c = 0; c < features; ++c) {
+          const int64_t g = int64_t{err[r * features + c]} * high_gamma[c];
+          sum_a += g;
+          sum_b += g * NormXhat(q[r * features + c], ch);
+        }
+        const NormGradChannel k = MakeNormGradChannel(sum_a, sum_b, features, inv_sqrt[r], inv_shift[r], 1, -7, -6, -9);
+        if (r == rows - 1 && features >= 17) {
+          EXPECT(Magnitude64(k.b) > 0x7fffffff, "the last row's b %lld fits 32 bits", (long long)k.b);
+        }
+        exponents[r] = k.exponent;
+        for (int64_t c = 0; c < features; ++c) {
+          const int64_t i = r * features + c;
+          values[i] = NormGradValue(int32_t{err[i]} * high_gamma[c], NormXhat(q[i], ch), k.a, k.b, k.gamma_rho);
+          position = std::max(position, ValuePosition(values[i], k.exponent));
+        }
+      }
+      const int exponent = position - (dx_bits - 1);
+      EXPECT(dx_exponent == exponent, "layer norm grad exponent %d, definition %d", dx_exponent, exponent);
+      for (size_t i = 0; i < values.size(); ++i) {
+        const int32_t m = RequantizeValue(values[i], exponents[i / features], exponent, Rounding::kNearest, 0,
+                                          MantissaLimit(dx_bits));
+        EXPECT(dx[i] == std::ldexp(static_cast<float>(m), exponent), "layer norm dx[%zu] = %g, definition %d * 2**%d",
+               i, dx[i], m, exponent);
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace keras_int
 
@@ -730,6 +823,7 @@ int main() {
   keras_int::TestPoolLossSgdAdd();
   keras_int::TestNormRowLoops();
   keras_int::TestLayerNormShards();
+  keras_int::TestLayerNormRowLoops();
   std::printf("core_test: %d checks, %d failed\n", keras_int::checks, keras_int::failures);
   return keras_int::failures == 0 ? 0 : 1;
 }
