@@ -7,7 +7,6 @@
 #include "cc/core/carrier_element.h"
 #include "cc/core/dfp.h"
 #include "cc/core/limits.h"
-#include "cc/core/requantize_element.h"
 #include "cc/core/softmax_element.h"
 
 namespace keras_int {
@@ -34,6 +33,26 @@ Status CheckSoftmaxRow(int64_t n) {
 Status CheckSoftmaxOutputExponent(int exponent) {
   return CheckExponent("softmax_grad: y_exponent (a softmax output's)", exponent, -kSoftmaxProbabilityBits, 0);
 }
+
+namespace {
+
+// SoftmaxProbability (round(p * 2**22 / sum)) for every p of a row, by one
+// multiply with the row's reciprocal instead of one 64-bit division per
+// element. With D = 2 sum and inv = floor((2**64 - 1) / D), q = N * inv >> 64
+// for N = (p << 23) + sum < 2**54 is floor(N / D) or one less (it falls
+// short by less than N * 2 / 2**64 < 1), which the remainder test adds back.
+void RowProbabilities(const int64_t* p, int64_t n, int64_t sum, int32_t* out) {
+  const uint64_t divisor = 2 * static_cast<uint64_t>(sum);
+  const uint64_t reciprocal = ~uint64_t{0} / divisor;
+  for (int64_t i = 0; i < n; ++i) {
+    const uint64_t numerator = (static_cast<uint64_t>(p[i]) << (kSoftmaxProbabilityBits + 1)) + sum;
+    uint64_t q = static_cast<uint64_t>((static_cast<unsigned __int128>(numerator) * reciprocal) >> 64);
+    q += numerator - q * divisor >= divisor;
+    out[i] = static_cast<int32_t>(q);
+  }
+}
+
+}  // namespace
 
 Status SoftmaxProbabilities(const int8_t* q, const uint8_t* mask, int64_t rows, int64_t n, int exponent,
                             const SoftmaxScale& scale, int32_t* probabilities, const ParallelFor& parallel_for) {
@@ -67,7 +86,7 @@ Status SoftmaxProbabilities(const int8_t* q, const uint8_t* mask, int64_t rows, 
         p[i] = keep == nullptr || keep[i] ? numerator[q_max - row[i]] : 0;
         sum += p[i];
       }
-      for (int64_t i = 0; i < n; ++i) out[i] = SoftmaxProbability(p[i], sum);
+      RowProbabilities(p.data(), n, sum, out);
     }
   });
   return Status::OK();
@@ -79,10 +98,11 @@ Status SoftmaxGrad(const int8_t* err, int err_exponent, const int8_t* y, int y_e
   KERAS_INT_RETURN_IF_ERROR(CheckSoftmaxRow(n));
   KERAS_INT_RETURN_IF_ERROR(CheckSoftmaxOutputExponent(y_exponent));
   *dx_exponent = 0;
-  // Per row D = sum(y * err) (|D| < 2**35) and the largest |value|; then
-  // one exponent for all, 2 y_exponent + err_exponent - shift, and the
-  // requantize (nearest).
-  std::vector<int64_t> dot(static_cast<size_t>(rows));
+  // Per row D = sum(y * err) (|D| < 2**35), the values (kept for the
+  // requantize) and their largest magnitude (ORed: the same bit length);
+  // then one exponent for all, 2 y_exponent + err_exponent - shift, and
+  // requantize's own rounding pass (nearest).
+  std::vector<int64_t> values(static_cast<size_t>(rows * n));
   std::vector<uint64_t> largest(static_cast<size_t>(rows));
   parallel_for(rows, n * 8, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
@@ -90,30 +110,32 @@ Status SoftmaxGrad(const int8_t* err, int err_exponent, const int8_t* y, int y_e
       const int8_t* er = err + r * n;
       int64_t d = 0;
       for (int64_t i = 0; i < n; ++i) d += int32_t{yr[i]} * er[i];
-      uint64_t m = 0;
+      int64_t* row_values = values.data() + r * n;
+      uint64_t any = 0;
       for (int64_t i = 0; i < n; ++i) {
-        m = std::max(m, Magnitude64(SoftmaxGradValue(yr[i], er[i], y_exponent, d, scale.multiplier)));
+        row_values[i] = SoftmaxGradValue(yr[i], er[i], y_exponent, d, scale.multiplier);
+        any |= Magnitude64(row_values[i]);
       }
-      dot[r] = d;
-      largest[r] = m;
+      largest[r] = any;
     }
   });
-  const uint64_t top = rows == 0 ? 0 : *std::max_element(largest.begin(), largest.end());
+  uint64_t top = 0;
+  for (const uint64_t m : largest) top |= m;
   const int value_exponent = 2 * y_exponent + err_exponent - scale.shift;
   if (top == 0) {
     parallel_for(rows * n, 1, [&](int64_t begin, int64_t end) { std::fill(dx + begin, dx + end, 0.0f); });
     return Status::OK();
   }
-  const int exponent = BitLength64(top) + value_exponent - 7;
+  const int shift = BitLength64(top) - 7;
+  const int exponent = value_exponent + shift;
   KERAS_INT_RETURN_IF_ERROR(CheckExponent("softmax_grad: result exponent", exponent, kMinExponent, kMaxExponent));
   *dx_exponent = exponent;
   const float unit = PowerOfTwo(exponent);
-  parallel_for(rows, n * 8, [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r) {
-      for (int64_t i = r * n; i < (r + 1) * n; ++i) {
-        const int64_t v = SoftmaxGradValue(y[i], err[i], y_exponent, dot[r], scale.multiplier);
-        dx[i] = static_cast<float>(RequantizeValue(v, value_exponent, exponent, Rounding::kNearest, 0u)) * unit;
-      }
+  parallel_for(rows * n, 4, [&](int64_t begin, int64_t end) {
+    if (shift >= 1) {
+      ShiftToCarrier(values.data(), begin, end, shift, 8, Rounding::kNearest, RoundingSeed{}, unit, dx);
+    } else {  // exact: every |value| < 2**7 (shift <= 0 scales up)
+      for (int64_t i = begin; i < end; ++i) dx[i] = static_cast<float>(values[i] * (int64_t{1} << -shift)) * unit;
     }
   });
   return Status::OK();

@@ -24,6 +24,8 @@
 #include "cc/core/pool.h"
 #include "cc/core/relu.h"
 #include "cc/core/sgd.h"
+#include "cc/core/softmax.h"
+#include "cc/core/softmax_element.h"
 
 namespace keras_int {
 namespace {
@@ -805,6 +807,46 @@ void TestLayerNormRowLoops() {
   }
 }
 
+// The softmax's probabilities (one reciprocal per row instead of a
+// division per element) equal their definition, SoftmaxProbability of
+// each numerator over the row's sum: random rows with and without masks,
+// and a row of 2**21 equal entries, whose sum 2**51 is the largest.
+void TestSoftmaxProbabilities() {
+  std::mt19937 gen(7);
+  for (const auto& [rows, n] : {std::pair<int64_t, int64_t>{3, 1}, {5, 7}, {4, 64}, {2, 1000}, {1, 1 << 21}}) {
+    const bool long_row = n == (1 << 21);
+    std::vector<int8_t> q = long_row ? std::vector<int8_t>(n, int8_t{5}) : RandomInt8(rows * n);
+    std::vector<uint8_t> mask(q.size());
+    for (auto& m : mask) m = long_row || gen() % 4 != 0;
+    for (const bool masked : {false, true}) {
+      for (const auto& [exponent, scale] : {std::pair<int, SoftmaxScale>{-4, {1, 0}}, {-7, {46341, 17}}}) {
+        std::vector<int32_t> probabilities(q.size());
+        EXPECT(SoftmaxProbabilities(q.data(), masked ? mask.data() : nullptr, rows, n, exponent, scale,
+                                    probabilities.data(), SerialFor).ok(), "softmax %lldx%lld", (long long)rows,
+               (long long)n);
+        for (int64_t r = 0; r < rows; ++r) {
+          const auto kept = [&](int64_t i) { return !masked || mask[r * n + i] != 0; };
+          int32_t q_max = -129;
+          for (int64_t i = 0; i < n; ++i) if (kept(i)) q_max = std::max<int32_t>(q_max, q[r * n + i]);
+          std::vector<int64_t> p(n, 0);
+          int64_t sum = 0;
+          for (int64_t i = 0; i < n; ++i) {
+            if (kept(i)) p[i] = SoftmaxNumerator(SoftmaxExpArgument(q_max - q[r * n + i], exponent, scale.multiplier,
+                                                                    scale.shift));
+            sum += p[i];
+          }
+          bool same = true;
+          for (int64_t i = 0; i < n; ++i) {
+            same &= probabilities[r * n + i] == (sum == 0 ? 0 : SoftmaxProbability(p[i], sum));
+          }
+          EXPECT(same, "softmax row %lld of %lldx%lld (sum %lld) differs from its definition", (long long)r,
+                 (long long)rows, (long long)n, (long long)sum);
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace keras_int
 
@@ -824,6 +866,7 @@ int main() {
   keras_int::TestNormRowLoops();
   keras_int::TestLayerNormShards();
   keras_int::TestLayerNormRowLoops();
+  keras_int::TestSoftmaxProbabilities();
   std::printf("core_test: %d checks, %d failed\n", keras_int::checks, keras_int::failures);
   return keras_int::failures == 0 ? 0 : 1;
 }
