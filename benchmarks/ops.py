@@ -5,7 +5,10 @@
 Prints, per problem, the integer GOPS (2 * multiply-accumulates per second)
 and the ratio of integer to float32 throughput; ``--bits 16`` times the
 DFP16 products (int16 operands, exact int64 sums, docs/algorithms.md 16)
-instead of the int8 ones. The two are measured alternately
+instead of the int8 ones. Then (int8 only) the transformer's elementwise
+ops, forward and backward on carriers against Keras' float32 layers: layer
+normalization and the attention softmax, as milliseconds per call and the
+float32 / integer time ratio. The two are measured alternately
 in the same process, so a busy machine slows both; quote the ratios, not the
 absolute numbers.
 """
@@ -20,7 +23,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+import keras  # noqa: E402
+
 import tf_int_ops as ops  # noqa: E402
+from tf_int_ops.layer_ops import attention, normalization  # noqa: E402
 
 
 def _time(fn, repeats):
@@ -43,6 +49,53 @@ def _compare(name, macs, int_fn, float_fn, repeats):
     gops_int, gops_float = 2 * macs / t_int / 1e9, 2 * macs / t_float / 1e9
     print(f"{name:<44} {gops_int:8.1f} {gops_float:8.1f} {gops_int / gops_float:7.2f}")
     return gops_int / gops_float
+
+
+def _compare_time(name, int_fn, float_fn, repeats):
+    """Milliseconds per call of each, alternated, and float32 time / integer time."""
+    t_int, t_float = [], []
+    for _ in range(3):
+        t_int.append(_time(int_fn, repeats))
+        t_float.append(_time(float_fn, repeats))
+    t_int, t_float = min(t_int), min(t_float)
+    print(f"{name:<44} {t_int * 1e3:8.3f} {t_float * 1e3:8.3f} {t_float / t_int:7.2f}")
+    return t_float / t_int
+
+
+def _forward_backward(fn, x, dy, weights=()):
+    """A tf.function of fn(x)'s forward pass and the gradients of sum(fn(x) * dy)."""
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(fn(x) * dy)
+        return tape.gradient(loss, [x, *weights])
+    return lambda: [g.numpy() for g in step() if g is not None]
+
+
+def _elementwise(rng, repeats):
+    """Layer norm and softmax forward + backward, integer carriers vs Keras float32."""
+    print(f"{'forward + backward':<44} {'int ms':>8} {'f32 ms':>8} {'f32/int':>7}")
+    ratios = []
+    for shape in ((64, 64, 32), (64, 49, 32)):  # the text model's and the ViT's token rows
+        x = tf.constant(rng.integers(-127, 128, shape).astype(np.float32) * 2.0 ** -7)
+        dy = tf.constant(rng.integers(-127, 128, shape).astype(np.float32) * 2.0 ** -10)
+        gamma = tf.Variable(tf.fill([shape[-1]], tf.constant(64, tf.int8)))  # 1.0 at exponent -6
+        beta = tf.Variable(tf.zeros([shape[-1]], tf.int32))
+        float_norm = keras.layers.LayerNormalization(epsilon=1e-3)
+        float_norm.build(shape)
+        ratios.append(_compare_time(
+            f"layer norm {'x'.join(map(str, shape))}",
+            _forward_backward(lambda t: normalization.layer_norm(t, gamma, beta, -6)[0], x, dy, [gamma, beta]),
+            _forward_backward(float_norm, x, dy, float_norm.trainable_weights), repeats))
+    for shape in ((64, 4, 64, 64), (64, 4, 49, 49)):  # batch, heads, queries, keys
+        x = tf.constant(rng.integers(-127, 128, shape).astype(np.float32) * 2.0 ** -4)
+        dy = tf.constant(rng.integers(-127, 128, shape).astype(np.float32) * 2.0 ** -12)
+        ratios.append(_compare_time(
+            f"softmax {'x'.join(map(str, shape))}",
+            _forward_backward(lambda t: attention.softmax(t)[0], x, dy),
+            _forward_backward(tf.nn.softmax, x, dy), repeats))
+    return ratios
 
 
 def main():
@@ -90,6 +143,10 @@ def main():
                                    strides=[1, 1, 1, 1], padding="SAME").numpy(), args.repeats))
     geo = float(np.exp(np.mean(np.log(ratios))))
     print(f"{'geometric mean ratio':<44} {'':>8} {'':>8} {geo:7.2f}")
+    if args.bits == 8:
+        elementwise = _elementwise(rng, args.repeats)
+        geo = float(np.exp(np.mean(np.log(elementwise))))
+        print(f"{'geometric mean ratio':<44} {'':>8} {'':>8} {geo:7.2f}")
 
 
 if __name__ == "__main__":
