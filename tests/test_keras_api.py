@@ -13,6 +13,8 @@ L = keras_int.layers
 LAYERS = [
     (L.IntDense(7, rounding="pseudo_stochastic", seed=3), (2, 5)),
     (L.IntDense(3, use_bias=True), (2, 4, 5)),
+    (L.IntDense(2, error_bits=8), (3, 4)),
+    (L.IntConv2D(2, 1, error_bits=16), (1, 3, 3, 2)),
     (L.IntConv2D(4, (3, 2), strides=2, padding="same", dilation_rate=1, seed=1), (2, 7, 6, 3)),
     (L.IntReLU(), (2, 5)),
     (L.IntMaxPool2D(3, strides=2, padding="same"), (2, 7, 6, 3)),
@@ -67,6 +69,29 @@ def test_layer_norm_passes_back_errors_of_error_bits(error_bits):
     assert np.abs(mantissas).max() >= 2**(error_bits - 3)  # the width is used, not a coarser grid
     if error_bits == 16:
         assert np.any(mantissas % 2**8 != 0)  # not 8-bit values shifted up
+
+
+def test_error_bits_defaults_and_attention_projections():
+    """IntDense quantizes its error to 16 bits by default (docs/algorithms.md 5), IntConv2D to 8
+    (NITI's); attention hands its error_bits to its four projections; the width reaches dx."""
+    assert L.IntDense(3).error_bits == 16 and L.IntConv2D(3, 1).error_bits == 8
+    attention = L.IntMultiHeadAttention(2, 4, error_bits=8)
+    x = keras.random.uniform((2, 3, 8), seed=0)
+    attention(x, x)
+    assert {d.error_bits for d in (attention._query_dense, attention._key_dense, attention._value_dense,
+                                   attention._output_dense)} == {8}
+    assert L.IntMultiHeadAttention(2, 4).get_config()["error_bits"] == 16
+    for error_bits in (8, 16):
+        layer = L.IntDense(4, error_bits=error_bits)
+        x = tf.constant(np.random.default_rng(0).integers(-127, 128, (6, 5)) * 2.0**-7, tf.float32)
+        dy = tf.constant(np.random.default_rng(1).integers(-127, 128, (6, 4)) * 2.0**-9, tf.float32)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(layer(x, training=True) * dy)
+        dx, dkernel = tape.gradient(loss, [x, layer.kernel])
+        assert dkernel.dtype == tf.int32
+        e = int(np.frexp(np.abs(dx.numpy()).max())[1]) - (error_bits - 1)
+        assert np.abs(dx.numpy() / 2.0**e).max() >= 2**(error_bits - 3)  # dx has error_bits mantissas
 
 
 def test_outputs_are_exact_carriers():
@@ -146,6 +171,9 @@ def tf_int8(w16):
     (lambda: L.IntLayerNormalization(epsilon=-1.0), "epsilon must be a finite number > 0"),
     (lambda: L.IntLayerNormalization(axis=[1, 2]), "axis must be an int"),
     (lambda: L.IntLayerNormalization(error_bits=12), "error_bits: bits must be 8 or 16, got 12"),
+    (lambda: L.IntDense(3, error_bits=32), "IntDense: error_bits: bits must be 8 or 16, got 32"),
+    (lambda: L.IntConv2D(3, 1, error_bits=0), "IntConv2D: error_bits: bits must be 8 or 16, got 0"),
+    (lambda: L.IntMultiHeadAttention(2, 4, error_bits=24), "IntMultiHeadAttention: error_bits: bits must be 8 or 16"),
     (lambda: L.IntLayerNormalization(axis=1).build((2, 3, 4)), "only the last axis is supported"),
     (lambda: L.IntLayerNormalization().build((2, None)), "the last dimension must be known"),
 ])

@@ -39,6 +39,12 @@ class LayerOpBase : public OpKernel {
       : OpKernel(ctx), op_(op), weights_(weights) {
     OP_REQUIRES_OK(ctx, GetRounding(ctx, &rounding_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("relu", &relu_));
+    // error_bits is the registered gradient's; checked here so that a bad
+    // value fails where the layer is called.
+    int error_bits;
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("error_bits", &error_bits));
+    OP_REQUIRES(ctx, error_bits == 8 || error_bits == 16,
+                ::tensorflow::errors::InvalidArgument(op, ": error_bits must be 8 or 16, got ", error_bits));
     int num_biases;
     OP_REQUIRES_OK(ctx, ctx->GetAttr("N", &num_biases));
     OP_REQUIRES(ctx, num_biases <= 1,

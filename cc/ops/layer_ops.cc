@@ -23,6 +23,10 @@
 // activation="relu"); `mask` then has bit i % 32 of word i / 32 set where
 // output i is positive, for the gradient (as IntOps>Relu's), and is empty
 // otherwise.
+//
+// error_bits (attribute, 8 or 16): the mantissa width at which the
+// registered gradient quantizes the incoming error (docs/algorithms.md 5);
+// the forward pass only checks it. A 16-bit op's errors are 16-bit anyway.
 #include <string>
 #include <vector>
 
@@ -81,6 +85,7 @@ REGISTER_OP("IntOps>Dense")
     .Attr("M: int >= 0 = 0")
     .Attr(kRoundingAttr)
     .Attr("relu: bool = false")
+    .Attr("error_bits: int = 8")
     .SetShapeFn([](InferenceContext* c) {
       ShapeHandle x, kernel;
       TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 2, &x));
@@ -120,6 +125,7 @@ REGISTER_OP("IntOps>Conv2DLayer")
     .Attr("M: int >= 0 = 0")
     .Attr(kRoundingAttr)
     .Attr("relu: bool = false")
+    .Attr("error_bits: int = 8")
     .SetShapeFn([](InferenceContext* c) {
       ShapeHandle x, filter;
       TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 4, &x));

@@ -28,6 +28,8 @@ class IntMultiHeadAttention(IntLayer):
       dropout: on the attention probabilities; 0 or ``1 - 2**-k``
         (IntDropout's exact rates).
       rounding, seed: of every requantisation (see IntDense).
+      error_bits: of the four projections' backward passes (see IntDense;
+        16 by default).
 
     Call: ``layer(query, value, key=None, attention_mask=None,
     return_attention_scores=False, training=None, use_causal_mask=False)``;
@@ -40,9 +42,11 @@ class IntMultiHeadAttention(IntLayer):
     """
 
     def __init__(self, num_heads, key_dim, value_dim=None, dropout=0.0, use_bias=False, output_shape=None,
-                 kernel_initializer="glorot_uniform", rounding="nearest", seed=None, **kwargs):
+                 kernel_initializer="glorot_uniform", rounding="nearest", seed=None, error_bits=16, **kwargs):
         super().__init__(rounding=rounding, seed=seed, **kwargs)
         name = type(self).__name__
+        check.bits(error_bits, name + ": error_bits")
+        self.error_bits = error_bits
         self.num_heads = check.positive_int(num_heads, "num_heads", name)
         self.key_dim = check.positive_int(key_dim, "key_dim", name)
         self.value_dim = self.key_dim if value_dim is None else check.positive_int(value_dim, "value_dim", name)
@@ -65,7 +69,7 @@ class IntMultiHeadAttention(IntLayer):
         # that their rounding draws differ.
         return IntDense(units, kernel_initializer=keras.initializers.get(keras.initializers.serialize(
             self.kernel_initializer)), use_bias=self.use_bias, rounding=self.rounding,
-            seed=(self.seed + index) % (2**31 - 1), name=name)
+            seed=(self.seed + index) % (2**31 - 1), error_bits=self.error_bits, name=name)
 
     def build(self, query_shape, value_shape=None, key_shape=None):
         value_shape = query_shape if value_shape is None else value_shape
@@ -145,5 +149,5 @@ class IntMultiHeadAttention(IntLayer):
     def get_config(self):
         return {**super().get_config(), "num_heads": self.num_heads, "key_dim": self.key_dim,
                 "value_dim": self.value_dim, "dropout": self.dropout, "use_bias": self.use_bias,
-                "output_shape": self.output_shape_,
+                "output_shape": self.output_shape_, "error_bits": self.error_bits,
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer)}

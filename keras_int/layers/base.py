@@ -104,8 +104,12 @@ class WeightedIntLayer(QuantizingIntLayer):
     and an optional ReLU on its output (``activation="relu"``, as Keras' ``Dense(activation=...)``)."""
 
     def __init__(self, kernel_initializer="glorot_uniform", use_bias=False, activation=None, rounding="nearest",
-                 seed=None, bits=None, **kwargs):
+                 seed=None, bits=None, error_bits=8, **kwargs):
         super().__init__(rounding=rounding, seed=seed, bits=bits, **kwargs)
+        check.bits(error_bits, type(self).__name__ + ": error_bits")
+        # The width of the error the gradient quantizes (docs/algorithms.md
+        # 7): 16 keeps the error of rows far below the batch's largest.
+        self.error_bits = error_bits
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.use_bias = bool(use_bias)
         if activation not in ACTIVATIONS:
@@ -152,4 +156,5 @@ class WeightedIntLayer(QuantizingIntLayer):
 
     def get_config(self):
         return {**super().get_config(), "use_bias": self.use_bias, "activation": self.activation,
+                "error_bits": self.error_bits,
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer)}

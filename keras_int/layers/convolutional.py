@@ -12,6 +12,8 @@ class IntConv2D(WeightedIntLayer):
     """2-D convolution (NHWC) with an int8 kernel, any stride, 'same'/'valid' padding,
     an optional int32 bias (``use_bias=True``) at the kernel's exponent, and an
     optional integer ReLU on the output (``activation="relu"``).
+    ``error_bits``: 8 (default, NITI's scheme) or 16, the width of the error
+    the backward pass quantizes (see IntDense).
 
     >>> layer = IntConv2D(32, 3, padding="same")
     >>> y = layer(keras.random.uniform((2, 28, 28, 1)))  # shape (2, 28, 28, 32)
@@ -19,9 +21,9 @@ class IntConv2D(WeightedIntLayer):
 
     def __init__(self, filters, kernel_size, strides=1, padding="valid", dilation_rate=1,
                  kernel_initializer="glorot_uniform", use_bias=False, activation=None, rounding="nearest",
-                 seed=None, bits=None, **kwargs):
+                 seed=None, bits=None, error_bits=8, **kwargs):
         super().__init__(kernel_initializer=kernel_initializer, use_bias=use_bias, activation=activation,
-                         rounding=rounding, seed=seed, bits=bits, **kwargs)
+                         rounding=rounding, seed=seed, bits=bits, error_bits=error_bits, **kwargs)
         fn = "IntConv2D"
         self.filters = check.positive_int(filters, "filters", fn)
         self.kernel_size = tuple(check.int_pair(kernel_size, "kernel_size", fn))
@@ -38,7 +40,7 @@ class IntConv2D(WeightedIntLayer):
         y, exponent = layer_ops.conv2d(inputs, self.kernel, self.kernel_exponent, self.strides,
                                        self.padding, self.dilation_rate, self.rounding,
                                        self._rounding_seed(), self.bias, self._error_exponent(training),
-                                       relu=self._relu)
+                                       relu=self._relu, error_bits=self.error_bits)
         return self._finish(y, exponent)
 
     def compute_output_shape(self, input_shape):

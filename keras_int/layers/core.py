@@ -24,6 +24,13 @@ class IntDense(WeightedIntLayer):
       bits: mantissa width, 8 or 16 (DFP16: int16 kernel, input, output and
         error mantissas, exact int64 sums); None takes
         ``keras_int.default_bits()``.
+      error_bits: 16 (default) or 8, the mantissa width of the error the
+        backward pass quantizes (docs/algorithms.md 5). With one exponent
+        for the whole batch, 8 bits round away the error of rows (tokens)
+        far below the largest; 16 keeps it: int16 products, a 16-bit
+        input error, and kernel and bias gradients summed before their one
+        rounding to the int32 gradients of an 8-bit error. 8 is NITI's
+        scheme (and half the backward's product work).
 
     >>> layer = IntDense(10)
     >>> y = layer(keras.random.uniform((4, 64)))   # float32 carrier, values q * 2**e
@@ -31,9 +38,9 @@ class IntDense(WeightedIntLayer):
     """
 
     def __init__(self, units, kernel_initializer="glorot_uniform", use_bias=False, activation=None,
-                 rounding="nearest", seed=None, bits=None, **kwargs):
+                 rounding="nearest", seed=None, bits=None, error_bits=16, **kwargs):
         super().__init__(kernel_initializer=kernel_initializer, use_bias=use_bias, activation=activation,
-                         rounding=rounding, seed=seed, bits=bits, **kwargs)
+                         rounding=rounding, seed=seed, bits=bits, error_bits=error_bits, **kwargs)
         self.units = check.positive_int(units, "units", "IntDense")
 
     def build(self, input_shape):
@@ -43,7 +50,8 @@ class IntDense(WeightedIntLayer):
 
     def call(self, inputs, training=False):
         y, exponent = layer_ops.dense(inputs, self.kernel, self.kernel_exponent, self.rounding,
-                                      self._rounding_seed(), self.bias, self._error_exponent(training), relu=self._relu)
+                                      self._rounding_seed(), self.bias, self._error_exponent(training), relu=self._relu,
+                                      error_bits=self.error_bits)
         return self._finish(y, exponent)
 
     def compute_output_shape(self, input_shape):

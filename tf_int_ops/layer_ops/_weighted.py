@@ -85,15 +85,45 @@ def bias_gradients(count, err):
     return [tf.reduce_sum(tf.cast(err, check.sum_dtype(err.dtype)), axis=tf.range(tf.rank(err) - 1))]
 
 
-def backward(dy, x_q, w, weights_exponent, width, error_exponent_handles, bias_count, backward_products):
+# The weight gradient from a 16-bit error is 8 bits finer than the one from
+# the 8-bit error of the same dy (quantize puts the largest mantissa at 7
+# or 15 bits): narrowed by this shift, an int8 layer's gradient keeps its
+# int32 type and scale.
+_WIDE_ERROR_EXTRA_BITS = 8
+
+
+def _narrowed(gradient, what):
+    """An int64 gradient of 16-bit errors as the int32 gradient of an int8 layer:
+    round_shift(gradient, 8, nearest) (half away from zero), an error where
+    it leaves int32 (docs/algorithms.md 5)."""
+    half = tf.constant(1 << (_WIDE_ERROR_EXTRA_BITS - 1), tf.int64)
+    magnitude = tf.bitwise.right_shift(tf.abs(gradient) + half, tf.constant(_WIDE_ERROR_EXTRA_BITS, tf.int64))
+    return replicas.int32_exactly(tf.where(gradient < 0, -magnitude, magnitude),
+                                  f"int32 overflow: the {what} gradient of 16-bit errors leaves int32")
+
+
+def backward(dy, x_q, w, weights_exponent, width, error_exponent_handles, bias_count, backward_products,
+             error_bits=None):
     """The gradients of a layer op with weights, from the mantissas its forward pass kept:
     ``(dx carrier, weight gradient, [bias gradient]*bias_count)``. The error is
-    quantized (``quantize_error``), multiplied by ``backward_products(x_q, w,
-    err)`` -> (the error accumulator of x, the weight gradient), and the
-    input error requantized; under a strategy every exponent is agreed."""
-    err, err_exponent = quantize_error(dy, width, error_exponent_handles)
-    dx_acc, dw = backward_products(x_q, w, err)
-    return error_to_carrier(dx_acc, err_exponent + weights_exponent, width), dw, bias_gradients(bias_count, err)
+    quantized (``quantize_error``) to ``error_bits`` (default: the layer's
+    width), multiplied by ``backward_products(x_q, w, err)`` -> (the error
+    accumulator of x, the weight gradient), and the input error requantized;
+    under a strategy every exponent is agreed.
+
+    16-bit errors into an int8 layer (``error_bits=16``, docs/algorithms.md 5):
+    the products run on the int8 mantissas widened to int16 (exact int64
+    sums), ``dx`` is a 16-bit carrier, and the weight and bias gradients,
+    summed over every row before any rounding, are narrowed to the int32
+    gradients an 8-bit error gives."""
+    error_bits = width if error_bits is None else max(width, error_bits)
+    err, err_exponent = quantize_error(dy, error_bits, error_exponent_handles)
+    if error_bits == width:
+        dx_acc, dw = backward_products(x_q, w, err)
+        return error_to_carrier(dx_acc, err_exponent + weights_exponent, width), dw, bias_gradients(bias_count, err)
+    dx_acc, dw = backward_products(tf.cast(x_q, tf.int16), tf.cast(w, tf.int16), err)
+    return (error_to_carrier(dx_acc, err_exponent + weights_exponent, error_bits), _narrowed(dw, "weight"),
+            [_narrowed(b, "bias") for b in bias_gradients(bias_count, err)])
 
 
 def op_backward(op, dy, weights_name, backward_products):
@@ -105,7 +135,7 @@ def op_backward(op, dy, weights_name, backward_products):
     if op.get_attr("relu"):
         dy = _loader.load().int_ops_relu_grad(dy, outputs["mask"])
     return backward(dy, outputs["x_q"], outputs[f"{weights_name}_q"], inputs[f"{weights_name}_exponent"], bits(op),
-                    inputs["error_exponent"], op.get_attr("N"), backward_products)
+                    inputs["error_exponent"], op.get_attr("N"), backward_products, op.get_attr("error_bits"))
 
 
 def _aligned_bias_sum(acc, bias, x_exponent):
@@ -137,7 +167,7 @@ def _aligned_bias_sum(acc, bias, x_exponent):
 
 
 def across_replicas(x, variable, bias, weights_exponent, rounding, seed, error_exponent, fn,
-                    product, backward_products, relu=False):
+                    product, backward_products, relu=False, error_bits=8):
     """A layer op (quantize, product, bias, requantize) computed so that every
     replica of a tf.distribute strategy takes the exponent decisions one device
     takes over the whole batch (tf_int_ops.replicas), forward and backward.
@@ -151,7 +181,7 @@ def across_replicas(x, variable, bias, weights_exponent, rounding, seed, error_e
     product(x_q, w) -> the int32 (int64) accumulator; backward_products(x_q, w,
     err) -> (the error accumulator of x, the weight gradient). ``relu``: the
     layer op's ReLU, here a separate ReLU after the agreed requantize (the
-    same values).
+    same values). ``error_bits``: the width of the error (``backward``).
     Returns ``(y, y_exponent)``.
     """
     width = 16 if variable.dtype == tf.int16 else 8
@@ -172,7 +202,7 @@ def across_replicas(x, variable, bias, weights_exponent, rounding, seed, error_e
 
         def grad(dy, *unused_exponent_gradient):
             dx, dw, dbias = backward(dy, x_q, w, weights_exponent, width, error_handles, len(bias_handle),
-                                     backward_products)
+                                     backward_products, error_bits)
             return [dx, dw] + dbias
 
         return (y, y_exponent), grad

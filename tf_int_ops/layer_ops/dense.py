@@ -8,7 +8,8 @@ from tf_int_ops import ops, replicas
 from tf_int_ops.layer_ops import _op_args, _weighted
 
 
-def dense(x, kernel, kernel_exponent, rounding="nearest", seed=None, bias=None, error_exponent=None, relu=False):
+def dense(x, kernel, kernel_exponent, rounding="nearest", seed=None, bias=None, error_exponent=None, relu=False,
+          error_bits=8):
     """Integer dense layer on a carrier: ``requantize(quantize(x) @ kernel + bias)``.
 
     Args:
@@ -25,6 +26,10 @@ def dense(x, kernel, kernel_exponent, rounding="nearest", seed=None, bias=None, 
       relu: ReLU on the output, in the requantize pass (the exponent is
         decided before it, as ``relu(dense(...))`` would), and its mask
         for the gradient.
+      error_bits: 8 or 16, the mantissa width of the error the gradient
+        quantizes (docs/algorithms.md 5; 16 with an int8 kernel: int16
+        products, a 16-bit ``dx``, the kernel gradient rounded once after
+        its sum). A 16-bit kernel's errors are 16-bit whatever this says.
     Returns:
       ``(y, y_exponent)``: the output carrier ``[..., units]`` and its exponent.
 
@@ -39,15 +44,16 @@ def dense(x, kernel, kernel_exponent, rounding="nearest", seed=None, bias=None, 
         raise ValueError(f"{fn}: x must have rank >= 2, got shape {x.shape}")
     flat = x if x.shape.rank == 2 else tf.reshape(x, [-1, tf.shape(x)[-1]])
     kernel_exponent = check.exponent(kernel_exponent, fn, "kernel_exponent")
+    check.bits(error_bits, fn + ": error_bits")
     if replicas.count() > 1:
         y, y_exponent = _weighted.across_replicas(
             flat, variable, bias, kernel_exponent, rounding, seed, error_exponent, fn,
-            ops.int_matmul, _dense_backward_products, relu)
+            ops.int_matmul, _dense_backward_products, relu, error_bits)
     else:
         y, y_exponent, _, _, _, _ = _loader.load().int_ops_dense(
             flat, _tf_internal.resource_handle(variable), _weighted.biases(bias, fn), kernel_exponent,
             check.seed(seed, rounding, fn), _weighted.error_exponents(error_exponent, fn), T=variable.dtype,
-            rounding=rounding, relu=relu)
+            rounding=rounding, relu=relu, error_bits=error_bits)
     if x.shape.rank != 2:
         y = tf.reshape(y, tf.concat([tf.shape(x)[:-1], tf.shape(y)[-1:]], 0))
     return y, y_exponent
