@@ -122,8 +122,16 @@ def backward(dy, x_q, w, weights_exponent, width, error_exponent_handles, bias_c
         dx_acc, dw = backward_products(x_q, w, err)
         return error_to_carrier(dx_acc, err_exponent + weights_exponent, width), dw, bias_gradients(bias_count, err)
     dx_acc, dw = backward_products(tf.cast(x_q, tf.int16), tf.cast(w, tf.int16), err)
-    return (error_to_carrier(dx_acc, err_exponent + weights_exponent, error_bits), _narrowed(dw, "weight"),
-            [_narrowed(b, "bias") for b in bias_gradients(bias_count, err)])
+    wide = [dw] + bias_gradients(bias_count, err)
+    if replicas.count() > 1:
+        # One rounding of the whole batch's sum, as on one device: the sums
+        # over the replicas first; the first replica hands the rounded total
+        # to the optimizer and the others zeros, so that the optimizer's own
+        # exact sum over the replicas is that total.
+        first = tf.equal(replicas.index(), 0)
+        wide = [tf.where(first, total, tf.zeros_like(total)) for total in replicas.sum_exactly(wide)]
+    return (error_to_carrier(dx_acc, err_exponent + weights_exponent, error_bits), _narrowed(wide[0], "weight"),
+            [_narrowed(b, "bias") for b in wide[1:]])
 
 
 def op_backward(op, dy, weights_name, backward_products):
