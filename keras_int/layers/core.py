@@ -30,7 +30,7 @@ class IntDense(WeightedIntLayer):
         far below the largest; 16 keeps it: int16 products, a 16-bit
         input error, and kernel and bias gradients summed before their one
         rounding to the int32 gradients of an 8-bit error. 8 is NITI's
-        scheme (and half the backward's product work).
+        scheme, and a quarter of the backward products' work.
 
     >>> layer = IntDense(10)
     >>> y = layer(keras.random.uniform((4, 64)))   # float32 carrier, values q * 2**e
