@@ -230,7 +230,8 @@ def test_error_exponent_is_the_exponent_of_the_error_reaching_the_layer(rng, gra
             tape.watch(y)
             loss = loss_fn(labels, y)
         dh, dy, _, _ = tape.gradient(loss, [h, y, conv.kernel, dense.kernel])
-        return tf_int_ops.quantize(dh)[1], tf_int_ops.quantize(dy)[1]
+        # Each at the width its layer quantizes the error to (IntDense: 16, IntConv2D: 8).
+        return (tf_int_ops.quantize(dh, bits=conv.error_bits)[1], tf_int_ops.quantize(dy, bits=dense.error_bits)[1])
 
     want_conv, want_dense = (tf.function(step) if graph else step)()
     assert int(conv.error_exponent.numpy()) == int(want_conv)
