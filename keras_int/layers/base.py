@@ -108,7 +108,7 @@ class WeightedIntLayer(QuantizingIntLayer):
         super().__init__(rounding=rounding, seed=seed, bits=bits, **kwargs)
         check.bits(error_bits, type(self).__name__ + ": error_bits")
         # The width of the error the gradient quantizes (docs/algorithms.md
-        # 7): 16 keeps the error of rows far below the batch's largest.
+        # 5): 16 keeps the error of rows far below the batch's largest.
         self.error_bits = error_bits
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.use_bias = bool(use_bias)

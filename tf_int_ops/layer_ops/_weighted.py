@@ -92,13 +92,20 @@ def bias_gradients(count, err):
 _WIDE_ERROR_EXTRA_BITS = 8
 
 
+def _shift_nearest(values, k):
+    """round_shift(values, k, nearest) on an int64 tensor, k >= 1 (an int64
+    scalar): magnitudes rounded half away from zero, the sign restored
+    (|values| + 2**(k - 1) must fit int64)."""
+    one = tf.constant(1, tf.int64)
+    magnitude = tf.bitwise.right_shift(tf.abs(values) + tf.bitwise.left_shift(one, k - 1), k)
+    return tf.where(values < 0, -magnitude, magnitude)
+
+
 def _narrowed(gradient, what):
     """An int64 gradient of 16-bit errors as the int32 gradient of an int8 layer:
-    round_shift(gradient, 8, nearest) (half away from zero), an error where
-    it leaves int32 (docs/algorithms.md 5)."""
-    half = tf.constant(1 << (_WIDE_ERROR_EXTRA_BITS - 1), tf.int64)
-    magnitude = tf.bitwise.right_shift(tf.abs(gradient) + half, tf.constant(_WIDE_ERROR_EXTRA_BITS, tf.int64))
-    return replicas.int32_exactly(tf.where(gradient < 0, -magnitude, magnitude),
+    round_shift(gradient, 8, nearest), an error where it leaves int32
+    (docs/algorithms.md 5)."""
+    return replicas.int32_exactly(_shift_nearest(gradient, tf.constant(_WIDE_ERROR_EXTRA_BITS, tf.int64)),
                                   f"int32 overflow: the {what} gradient of 16-bit errors leaves int32")
 
 
@@ -156,11 +163,7 @@ def _aligned_bias_sum(acc, bias, x_exponent):
     b = tf.cast(bias, tf.int64)
     left = b * tf.bitwise.left_shift(tf.constant(1, tf.int64), tf.cast(tf.clip_by_value(shift, 0, 31), tf.int64))
     k = tf.cast(tf.clip_by_value(-shift, 1, 63), tf.int64)
-    magnitude = tf.abs(b)
-    rest = tf.bitwise.bitwise_and(magnitude, tf.bitwise.left_shift(tf.constant(1, tf.int64), k) - 1)
-    rounded = tf.bitwise.right_shift(magnitude, k) + tf.cast(
-        rest >= tf.bitwise.left_shift(tf.constant(1, tf.int64), k - 1), tf.int64)  # nearest, half away
-    aligned = tf.where(shift >= 0, left, tf.sign(b) * rounded)
+    aligned = tf.where(shift >= 0, left, _shift_nearest(b, k))  # |b| < 2**31: no overflow
     with tf.control_dependencies([too_far]):
         if acc.dtype == tf.int32:
             return replicas.int32_exactly(tf.cast(acc, tf.int64) + aligned,
