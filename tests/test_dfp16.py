@@ -44,12 +44,41 @@ def test_int16_matmul_overflows_int32_many_times_over_and_stays_exact(rng):
     np.testing.assert_array_equal(out, ref.matmul(x, w))
 
 
-def test_mixed_int8_and_int16_operands_widen_exactly(rng):
-    x8 = rng.integers(-127, 128, (4, 9)).astype(np.int8)
-    w16 = _int16(rng, (9, 5))
-    out = ops.int_matmul(x8, w16)
-    assert out.dtype == tf.int64
-    np.testing.assert_array_equal(out.numpy(), ref.matmul(x8, w16))
+@pytest.mark.parametrize("K", [9, 32, 33, 700])  # the direct shallow loop up to 32, the byte planes beyond
+@pytest.mark.parametrize("narrow", ["x", "w"])
+@pytest.mark.parametrize("extreme", [False, True])
+def test_mixed_int8_and_int16_operands_widen_exactly(rng, K, narrow, extreme):
+    # The GEMM takes an operand within int8 (as a 16-bit error times int8
+    # weights, docs/algorithms.md 5) as one byte plane instead of two.
+    def int8(shape):
+        if extreme:
+            return np.where(rng.random(shape) < 0.5, -128, 127).astype(np.int8)
+        return rng.integers(-128, 128, shape).astype(np.int8)
+    x = int8((40, K)) if narrow == "x" else _int16(rng, (40, K), extreme)
+    w = int8((K, 24)) if narrow == "w" else _int16(rng, (K, 24), extreme)
+    want = ref.matmul(x, w)
+    for a, b in ((x, w), (x.astype(np.int16), w.astype(np.int16))):  # int8 as such, or already widened
+        out = ops.int_matmul(a, b)
+        assert out.dtype == tf.int64
+        np.testing.assert_array_equal(out.numpy(), want)
+    # One value just outside int8 makes the operand wide again.
+    narrowed = (x if narrow == "x" else w).astype(np.int16)
+    narrowed.flat[narrowed.size // 2] = 128
+    x16, w16 = (narrowed, w) if narrow == "x" else (x, narrowed)
+    np.testing.assert_array_equal(ops.int_matmul(x16, w16).numpy(), ref.matmul(x16, w16))
+
+
+def test_int16_convolutions_with_int8_range_operands_are_exact(rng):
+    # A 16-bit error against int8 inputs and weights: every product and
+    # gradient of the convolution with one byte plane for x and w.
+    x = rng.integers(-128, 128, (2, 9, 8, 6)).astype(np.int16)
+    w = rng.integers(-128, 128, (3, 3, 6, 5)).astype(np.int16)
+    dy = _int16(rng, (2, 9, 8, 5))
+    np.testing.assert_array_equal(ops.int_conv2d(x, w, 1, "SAME").numpy(), ref.conv2d(x, w, (1, 1), "SAME"))
+    np.testing.assert_array_equal(ops.int_conv2d_backprop_input(x.shape, w, dy, 1, "SAME").numpy(),
+                                  ref.conv2d_backprop_input(x.shape, w, dy, (1, 1), "SAME"))
+    np.testing.assert_array_equal(ops.int_conv2d_backprop_filter(x, w.shape, dy, 1, "SAME").numpy(),
+                                  ref.conv2d_backprop_filter(x, w.shape, dy, (1, 1), "SAME"))
 
 
 @pytest.mark.parametrize("strides, padding, dilations", [(1, "SAME", 1), (2, "VALID", 1), ((1, 2), "SAME", (2, 1))])

@@ -215,17 +215,26 @@ Status Conv2DBackpropFilter(const Conv2DGeometry& g, const int8_t* x, const int8
 }
 
 // The DFP16 datapath: the same readers over int16 mantissas, the int16 GEMM
-// (gemm16.h) and int64 results; no direct short-row paths.
+// (gemm16.h) and int64 results; no direct short-row paths. An operand that
+// fits int8 (a padded patch reads zeros, which do too) is one byte plane.
+namespace {
+int64_t InputSize(const Conv2DGeometry& g) { return g.batch * g.in_h * g.in_w * g.in_c; }
+int64_t FilterSize(const Conv2DGeometry& g) { return g.k_h * g.k_w * g.in_c * g.out_c; }
+int64_t OutputSize(const Conv2DGeometry& g) { return g.batch * g.out_h * g.out_w * g.out_c; }
+}  // namespace
+
 Status Conv2D(const Conv2DGeometry& g, const int16_t* x, const int16_t* w, int64_t* out,
               const ParallelFor& parallel_for) {
+  const Gemm16Widths widths{!FitsInt8(x, InputSize(g), parallel_for), !FitsInt8(w, FilterSize(g), parallel_for)};
   return Gemm16(g.batch * g.out_h * g.out_w, g.out_c, g.k_h * g.k_w * g.in_c, PatchRows<int16_t>{g, x},
-                StridedMatrix16{w, g.out_c, 1}, out, parallel_for);
+                StridedMatrix16{w, g.out_c, 1}, out, parallel_for, widths);
 }
 
 Status Conv2DBackpropInput(const Conv2DGeometry& g, const int16_t* w, const int16_t* dy, int64_t* dx,
                            const ParallelFor& parallel_for) {
+  const Gemm16Widths widths{!FitsInt8(dy, OutputSize(g), parallel_for), !FitsInt8(w, FilterSize(g), parallel_for)};
   return Gemm16(g.batch * g.in_h * g.in_w, g.in_c, g.k_h * g.k_w * g.out_c, ScatterRows<int16_t>{g, dy},
-                FilterTransposedRows<int16_t>{g, w}, dx, parallel_for);
+                FilterTransposedRows<int16_t>{g, w}, dx, parallel_for, widths);
 }
 
 Status Conv2DBackpropFilter(const Conv2DGeometry& g, const int16_t* x, const int16_t* dy, int64_t* dw,
@@ -234,8 +243,9 @@ Status Conv2DBackpropFilter(const Conv2DGeometry& g, const int16_t* x, const int
   std::vector<int64_t> transposed(g.out_c * taps);
   const int64_t pixels = g.batch * g.out_h * g.out_w;
   const std::vector<int16_t> dy_t = Transposed16(dy, pixels, g.out_c, parallel_for);  // rows read contiguously
+  const Gemm16Widths widths{!FitsInt8(dy, OutputSize(g), parallel_for), !FitsInt8(x, InputSize(g), parallel_for)};
   KERAS_INT_RETURN_IF_ERROR(Gemm16(g.out_c, taps, pixels, StridedMatrix16{dy_t.data(), pixels, 1},
-                                   PatchRows<int16_t>{g, x}, transposed.data(), parallel_for));
+                                   PatchRows<int16_t>{g, x}, transposed.data(), parallel_for, widths));
   for (int64_t o = 0; o < g.out_c; ++o) {
     for (int64_t t = 0; t < taps; ++t) dw[t * g.out_c + o] = transposed[o * taps + t];
   }

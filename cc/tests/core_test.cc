@@ -232,12 +232,16 @@ void TestDfp16() {
                                {1000, 300, 70}, {2100, 130, 5}};  // several row blocks
   for (const auto& s : shapes) {
     const int64_t M = s[0], N = s[1], K = s[2];
-    for (int t = 0; t < 4; ++t) {
+    // t: the transposes (t = 3: all extremes); narrow: which operands fit
+    // int8 (one byte plane in the GEMM), their extremes -128 and 127.
+    for (int t = 0; t < 4; ++t) for (int narrow = 0; narrow < 4; ++narrow) {
       const bool tx = t & 1, tw = t & 2;
-      auto x = RandomInt16(M * K), w = RandomInt16(K * N);
-      if (t == 3) {  // all extremes
-        for (size_t i = 0; i < x.size(); ++i) x[i] = i % 3 ? -32767 : 32767;
-        for (size_t i = 0; i < w.size(); ++i) w[i] = i % 5 ? -32767 : 32767;
+      const int16_t x_max = narrow & 1 ? 127 : 32767, x_min = narrow & 1 ? -128 : -32767;
+      const int16_t w_max = narrow & 2 ? 127 : 32767, w_min = narrow & 2 ? -128 : -32767;
+      auto x = RandomInt16(M * K, x_min, x_max), w = RandomInt16(K * N, w_min, w_max);
+      if (t == 3) {
+        for (size_t i = 0; i < x.size(); ++i) x[i] = i % 3 ? x_min : x_max;
+        for (size_t i = 0; i < w.size(); ++i) w[i] = i % 5 ? w_min : w_max;
       }
       std::vector<int64_t> out(M * N, -1);
       Status status = MatMul(x.data(), w.data(), M, N, K, tx, tw, out.data(), SerialFor);
@@ -250,7 +254,7 @@ void TestDfp16() {
           same &= out[i * N + j] == want;
         }
       }
-      EXPECT(same, "matmul16 %ldx%ldx%ld t=%d", (long)M, (long)N, (long)K, t);
+      EXPECT(same, "matmul16 %ldx%ldx%ld t=%d narrow=%d", (long)M, (long)N, (long)K, t, narrow);
     }
   }
   // 32767**2 * 300000 ~ 2**48: far outside int32, exact in int64.
@@ -262,15 +266,36 @@ void TestDfp16() {
                out[0] == -int64_t{32767} * 32767 * K,
            "matmul16 deep extreme: %ld", (long)out[0]);
   }
+  // One value just outside int8 (128, -129) in an otherwise narrow operand
+  // makes it wide: the one-plane form would wrap it.
+  for (const int16_t outlier : {int16_t{128}, int16_t{-129}, int16_t{127}, int16_t{-128}}) {
+    const int64_t M = 9, N = 7, K = 300;
+    auto x = RandomInt16(M * K, -128, 127), w = RandomInt16(K * N, -128, 127);
+    x[M * K / 2] = outlier, w[K * N - 1] = outlier;
+    std::vector<int64_t> out(M * N);
+    EXPECT(MatMul(x.data(), w.data(), M, N, K, false, false, out.data(), SerialFor).ok(), "matmul16 outlier");
+    bool same = true;
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < N; ++j) {
+        int64_t want = 0;
+        for (int64_t k = 0; k < K; ++k) want += int64_t{x[i * K + k]} * w[k * N + j];
+        same &= out[i * N + j] == want;
+      }
+    EXPECT(same, "matmul16 with one value %d", outlier);
+    EXPECT(FitsInt8(x.data(), M * K, SerialFor) == (outlier >= -128 && outlier <= 127), "FitsInt8 %d", outlier);
+  }
   struct Case { int64_t n, h, w, c, kh, kw, o, sh, sw; bool same; };
   const Case cases[] = {{2, 7, 6, 3, 3, 3, 5, 2, 2, true}, {1, 9, 8, 17, 3, 2, 7, 3, 1, false},
                         {2, 12, 12, 1, 5, 5, 6, 1, 1, false}, {1, 5, 6, 2, 3, 3, 130, 1, 1, true}};
-  for (const Case& c : cases) {
+  for (const Case& c : cases) for (int narrow = 0; narrow < 4; ++narrow) {
     Conv2DGeometry g{c.n, c.h, c.w, c.c, c.kh, c.kw, c.o, c.sh, c.sw, 1, 1, 0, 0, 0, 0};
     EXPECT(ComputeConv2DGeometry(c.same, &g).ok(), "geometry");
-    auto x = RandomInt16(g.batch * g.in_h * g.in_w * g.in_c);
-    auto w = RandomInt16(g.k_h * g.k_w * g.in_c * g.out_c);
-    auto dy = RandomInt16(g.batch * g.out_h * g.out_w * g.out_c);
+    // narrow 1: x and w fit int8 beside a 16-bit dy (a 16-bit error into an
+    // int8 layer); 2: dy fits beside 16-bit x and w; 3: all three fit.
+    const int xw = narrow & 1 ? 128 : 32767, e = narrow & 2 ? 128 : 32767;
+    auto x = RandomInt16(g.batch * g.in_h * g.in_w * g.in_c, -xw, xw - (narrow & 1));
+    auto w = RandomInt16(g.k_h * g.k_w * g.in_c * g.out_c, -xw, xw - (narrow & 1));
+    auto dy = RandomInt16(g.batch * g.out_h * g.out_w * g.out_c, -e, e - (narrow & 2 ? 1 : 0));
     std::vector<int64_t> y(dy.size()), dx(x.size()), dw(w.size());
     EXPECT(Conv2D(g, x.data(), w.data(), y.data(), SerialFor).ok(), "conv16");
     EXPECT(Conv2DBackpropInput(g, w.data(), dy.data(), dx.data(), SerialFor).ok(), "conv16 bwd input");
@@ -293,8 +318,8 @@ void TestDfp16() {
                   want_dw[wi] += int64_t{x[xi]} * dy[yi];
                 }
             }
-    EXPECT(y == want_y && dx == want_dx && dw == want_dw, "conv16 case %ldx%ldx%ldx%ld k%ldx%ld", (long)c.n,
-           (long)c.h, (long)c.w, (long)c.c, (long)c.kh, (long)c.kw);
+    EXPECT(y == want_y && dx == want_dx && dw == want_dw, "conv16 case %ldx%ldx%ldx%ld k%ldx%ld narrow=%d",
+           (long)c.n, (long)c.h, (long)c.w, (long)c.c, (long)c.kh, (long)c.kw, narrow);
   }
   // Requantize from int64: 16-bit results within one unit, exponents from the bit length.
   const Rounding modes[] = {Rounding::kNearest, Rounding::kPseudoStochastic, Rounding::kStochastic,
