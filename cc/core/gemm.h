@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #if defined(__SSE2__) && !defined(__CUDACC__)
@@ -87,22 +88,24 @@ void QuadKernelAvx512Vnni(int64_t k_quads, const uint32_t* a, const uint32_t* b,
 // The quad kernel where the CPU has AVX-512 VNNI, else nullptr.
 QuadKernel SelectedQuadKernel();
 
-// (k, k+1) pair of int8 values as the int32 that holds them as two int16s.
-inline uint32_t PackPair(int8_t lo, int8_t hi) {
-  return static_cast<uint16_t>(int16_t{lo}) | (static_cast<uint32_t>(static_cast<uint16_t>(int16_t{hi})) << 16);
+// (k, k+1) pair of int8 (or int16) values as the int32 that holds them as two int16s.
+inline uint32_t PackPair(int16_t lo, int16_t hi) {
+  return static_cast<uint16_t>(lo) | (static_cast<uint32_t>(static_cast<uint16_t>(hi)) << 16);
 }
 
-template <typename ReaderA>
+// E: the reader's element type, int8_t, or int16_t for gemm16.h's products
+// with one operand within int8 (PairPackingOf<int16_t>).
+template <typename ReaderA, typename E = int8_t>
 void PackA(const ReaderA& a, int64_t i0, int64_t rows, int64_t k0, int64_t kc, int16_t* dst) {
   const int64_t k_pairs = (kc + 1) / 2;
-  alignas(32) int8_t row[kKC + 1];
+  alignas(32) E row[kKC + 1];
   uint32_t* out = reinterpret_cast<uint32_t*>(dst);
   for (int r = 0; r < kMR; ++r) {
     if (r < rows) {
       a.ReadRow(i0 + r, k0, kc, row);
       row[kc] = 0;  // odd depth: the last pair's second half
     } else {
-      std::memset(row, 0, kc + 1);
+      std::memset(row, 0, (kc + 1) * sizeof(E));
     }
     for (int64_t p = 0; p < k_pairs; ++p) out[p * kMR + r] = PackPair(row[2 * p], row[2 * p + 1]);
   }
@@ -132,21 +135,21 @@ inline void PackA(const StridedMatrix& a, int64_t i0, int64_t rows, int64_t k0, 
 // Packs depth pairs [p_begin, p_end) of a kc-deep block of B for all
 // n_panels panels: each row of B is read once, whole (a reader's per-call
 // work, such as locating a pixel, is then paid once per row, not per panel).
-// `rows` holds 2 * n_panels * kNR bytes whose tail past N stays zero;
+// `rows` holds 2 * n_panels * kNR values whose tail past N stays zero;
 // panels are panel_words 32-bit words apart in dst.
-template <typename ReaderB>
+template <typename ReaderB, typename E>
 void PackB(const ReaderB& b, int64_t N, int64_t n_panels, int64_t k0, int64_t kc, int64_t p_begin,
-           int64_t p_end, int8_t* rows, int64_t panel_words, int16_t* dst) {
+           int64_t p_end, E* rows, int64_t panel_words, int16_t* dst) {
   const int64_t width = n_panels * kNR;
-  int8_t* even = rows;
-  int8_t* odd = rows + width;
+  E* even = rows;
+  E* odd = rows + width;
   uint32_t* out = reinterpret_cast<uint32_t*>(dst);
   for (int64_t p = p_begin; p < p_end; ++p) {
     b.ReadRow(k0 + 2 * p, 0, N, even);
     if (2 * p + 1 < kc) {
       b.ReadRow(k0 + 2 * p + 1, 0, N, odd);
     } else {
-      std::memset(odd, 0, N);
+      std::memset(odd, 0, N * sizeof(E));
     }
     for (int64_t panel = 0; panel < n_panels; ++panel) {
       uint32_t* d = out + panel * panel_words + p * kNR;
@@ -305,18 +308,24 @@ inline void PackBQuads(const StridedMatrix& b, int64_t N, int64_t n_panels, int6
 }
 
 // How a kc-deep block is packed and multiplied: kDepth depths per 32-bit
-// word of a packed panel.
-struct PairPacking {
+// word of a packed panel, from readers of Element values.
+template <typename E>
+struct PairPackingOf {
+  using Element = E;
   static constexpr int kDepth = 2;
   static constexpr int kBlockDepth = kKC;
   MicroKernel kernel;
   template <typename ReaderA>
   void PackA(const ReaderA& a, int64_t i0, int64_t rows, int64_t k0, int64_t kc, uint32_t* dst) const {
-    gemm_internal::PackA(a, i0, rows, k0, kc, reinterpret_cast<int16_t*>(dst));
+    if constexpr (std::is_same_v<E, int8_t>) {
+      gemm_internal::PackA(a, i0, rows, k0, kc, reinterpret_cast<int16_t*>(dst));  // with the strided overload
+    } else {
+      gemm_internal::PackA<ReaderA, E>(a, i0, rows, k0, kc, reinterpret_cast<int16_t*>(dst));
+    }
   }
   template <typename ReaderB>
   void PackB(const ReaderB& b, int64_t N, int64_t n_panels, int64_t k0, int64_t kc, int64_t begin,
-             int64_t end, int8_t* rows, int64_t panel_words, uint32_t* dst) const {
+             int64_t end, E* rows, int64_t panel_words, uint32_t* dst) const {
     gemm_internal::PackB(b, N, n_panels, k0, kc, begin, end, rows, panel_words, reinterpret_cast<int16_t*>(dst));
   }
   void Corrections(const uint32_t*, int64_t, int64_t, int64_t, int32_t*) const {}
@@ -327,7 +336,10 @@ struct PairPacking {
   }
 };
 
+using PairPacking = PairPackingOf<int8_t>;
+
 struct QuadPacking {
+  using Element = int8_t;
   static constexpr int kDepth = 4;
   static constexpr int kBlockDepth = kQuadKC;
   QuadKernel kernel;
@@ -386,7 +398,7 @@ void GemmBlocks(const Packing& packing, int64_t M, int64_t N, int64_t k_begin, i
     const int64_t units = (kc + Packing::kDepth - 1) / Packing::kDepth;
     const bool accumulate = k0 > k_begin;
     parallel_for(units, N * 4 * Packing::kDepth, [&](int64_t begin, int64_t end) {
-      std::vector<int8_t> rows(Packing::kDepth * n_panels * kNR, 0);
+      std::vector<typename Packing::Element> rows(Packing::kDepth * n_panels * kNR, 0);
       packing.PackB(b, N, n_panels, k0, kc, begin, end, rows.data(), panel_words, b_packed.data());
     });
     packing.Corrections(b_packed.data(), n_panels, units, panel_words, correction.data());

@@ -233,26 +233,52 @@ inline void AddParts(int64_t* row, int64_t N, bool first_part, const Part& part)
   }
 }
 
-}  // namespace gemm16_internal
+// Where an operand fits int8 and the CPU multiplies int16 pairs (gemm.h's
+// pair kernel, no AVX-512 VNNI), the pairs take the other operand's int16
+// values as they are: no byte planes. |a b| <= 32767 * 128, so int32 sums
+// of up to kMixedPairDepth products are exact (512 * 4194176 < 2**31); the
+// parts are summed in int64, split across threads where the result is
+// small and the depth large (weight gradients), as gemm.h's depth shards.
+constexpr int64_t kMixedPairDepth = gemm_internal::kKC;
+static_assert(kMixedPairDepth * 32767 * 128 <= INT32_MAX, "int32 part of mixed int16 x int8 pairs");
 
-// C (M x N, row-major, int64) = A (M x K) * B (K x N), int16 operands, exact.
 template <typename ReaderA, typename ReaderB>
-Status Gemm16(int64_t M, int64_t N, int64_t K, const ReaderA& a, const ReaderB& b, int64_t* c,
-              const ParallelFor& parallel_for, Gemm16Widths widths = {}) {
-  using namespace gemm16_internal;
-  if (K > kMaxGemm16Depth) {
-    return Status::Error("int16 matmul: depth " + std::to_string(K) + " exceeds " +
-                         std::to_string(kMaxGemm16Depth) + ", beyond which an int64 sum of int16 products can overflow");
+void MixedPairsGemm(int64_t M, int64_t N, int64_t K, const ReaderA& a, const ReaderB& b, int64_t* c,
+                    const ParallelFor& parallel_for) {
+  using namespace gemm_internal;
+  const PairPackingOf<int16_t> packing{SelectedMicroKernel()};
+  const int64_t parts = (K + kMixedPairDepth - 1) / kMixedPairDepth;
+  const int64_t shards = M * N <= kDepthShardMaxOutputs ? std::min(parts, kDepthShards) : 1;
+  // Shard s sums parts [s * parts / shards, (s + 1) * parts / shards) into `total`.
+  const auto sum_parts = [&](int64_t shard, int64_t* total, const ParallelFor& inner) {
+    std::vector<int32_t> part(M * N);
+    for (int64_t p = shard * parts / shards; p < (shard + 1) * parts / shards; ++p) {
+      const int64_t k0 = p * kMixedPairDepth, kc = std::min(kMixedPairDepth, K - k0);
+      GemmBlocks(packing, M, N, 0, kc, DepthOffsetA<ReaderA>{a, k0}, DepthOffsetB<ReaderB>{b, k0}, part.data(), N,
+                 inner);
+      const bool first = p == shard * parts / shards;
+      for (int64_t t = 0; t < M * N; ++t) total[t] = first ? part[t] : total[t] + part[t];
+    }
+  };
+  if (shards == 1) {
+    sum_parts(0, c, parallel_for);
+    return;
   }
-  if (M == 0 || N == 0) return Status::OK();
-  if (K == 0) {
-    std::fill(c, c + M * N, int64_t{0});
-    return Status::OK();
+  std::vector<int64_t> totals(shards * M * N);
+  parallel_for(shards, M * N * K / shards, [&](int64_t begin, int64_t end) {
+    for (int64_t s = begin; s < end; ++s) sum_parts(s, &totals[s * M * N], SerialFor);
+  });
+  for (int64_t t = 0; t < M * N; ++t) {
+    int64_t sum = 0;
+    for (int64_t s = 0; s < shards; ++s) sum += totals[s * M * N + t];
+    c[t] = sum;
   }
-  if (K <= kShallowDepth) {
-    ShallowGemm16(M, N, K, a, b, c, parallel_for, !widths.a_wide || !widths.b_wide);
-    return Status::OK();
-  }
+}
+
+// The byte planes' products (K >= 1), all of A's rows in blocks.
+template <typename ReaderA, typename ReaderB>
+void BytePlanesGemm16(int64_t M, int64_t N, int64_t K, const ReaderA& a, const ReaderB& b, int64_t* c,
+                      const ParallelFor& parallel_for, Gemm16Widths widths) {
   const bool wide_a = widths.a_wide, wide_b = widths.b_wide;
   // A wide value is a~ + 128 (a~ = 256 h + l), a narrow one itself: with
   // c_a, c_b the centrings (128 or 0), sum_k a b = sum_k a~ b~ + c_a sum_k b
@@ -344,6 +370,34 @@ Status Gemm16(int64_t M, int64_t N, int64_t K, const ReaderA& a, const ReaderB& 
         }
       });
     }
+  }
+}
+
+}  // namespace gemm16_internal
+
+// C (M x N, row-major, int64) = A (M x K) * B (K x N), int16 operands, exact.
+// With one operand within int8, int16 pairs where the CPU multiplies pairs;
+// else shallow products directly, deeper ones by the byte planes.
+template <typename ReaderA, typename ReaderB>
+Status Gemm16(int64_t M, int64_t N, int64_t K, const ReaderA& a, const ReaderB& b, int64_t* c,
+              const ParallelFor& parallel_for, Gemm16Widths widths = {}) {
+  using namespace gemm16_internal;
+  if (K > kMaxGemm16Depth) {
+    return Status::Error("int16 matmul: depth " + std::to_string(K) + " exceeds " +
+                         std::to_string(kMaxGemm16Depth) + ", beyond which an int64 sum of int16 products can overflow");
+  }
+  if (M == 0 || N == 0) return Status::OK();
+  if (K == 0) {
+    std::fill(c, c + M * N, int64_t{0});
+    return Status::OK();
+  }
+  const bool one_narrow = !widths.a_wide || !widths.b_wide;
+  if (one_narrow && gemm_internal::SelectedQuadKernel() == nullptr) {
+    MixedPairsGemm(M, N, K, a, b, c, parallel_for);
+  } else if (K <= kShallowDepth) {
+    ShallowGemm16(M, N, K, a, b, c, parallel_for, one_narrow);
+  } else {
+    BytePlanesGemm16(M, N, K, a, b, c, parallel_for, widths);
   }
   return Status::OK();
 }

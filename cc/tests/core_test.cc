@@ -223,6 +223,50 @@ void TestConv() {
   EXPECT(dw[0] == want, "filter gradient over 131769 pixels: %d != %ld", dw[0], (long)want);
 }
 
+// Each of the int16 GEMM's paths on its own, whichever the CPU selects:
+// the byte planes (one plane for an operand within int8), the direct
+// shallow loop, and the int16 pairs with one operand within int8 (int32
+// parts of 512 depths, sharded over the depth for small results).
+void TestGemm16Paths() {
+  using namespace gemm16_internal;
+  const int64_t shapes[][3] = {{1, 1, 1}, {7, 5, 9}, {13, 17, 32}, {9, 33, 33}, {20, 16, 600},
+                               {6, 48, 1100}, {3, 4, 5000}, {130, 70, 40}};
+  for (const auto& s : shapes) {
+    const int64_t M = s[0], N = s[1], K = s[2];
+    for (int narrow = 0; narrow < 4; ++narrow) {
+      for (const bool extreme : {false, true}) {
+        const int16_t a_max = narrow & 1 ? 127 : 32767, a_min = narrow & 1 ? -128 : -32767;
+        const int16_t b_max = narrow & 2 ? 127 : 32767, b_min = narrow & 2 ? -128 : -32767;
+        auto a = RandomInt16(M * K, a_min, a_max), b = RandomInt16(K * N, b_min, b_max);
+        if (extreme) {
+          for (size_t i = 0; i < a.size(); ++i) a[i] = i % 4 ? a_min : a_max;
+          for (size_t i = 0; i < b.size(); ++i) b[i] = i % 3 ? b_min : b_max;
+        }
+        std::vector<int64_t> want(M * N, 0);
+        for (int64_t i = 0; i < M; ++i)
+          for (int64_t k = 0; k < K; ++k)
+            for (int64_t j = 0; j < N; ++j) want[i * N + j] += int64_t{a[i * K + k]} * b[k * N + j];
+        const StridedMatrix16 ra{a.data(), K, 1}, rb{b.data(), N, 1};
+        const Gemm16Widths widths{!(narrow & 1), !(narrow & 2)};
+        std::vector<int64_t> out(M * N, -1);
+        BytePlanesGemm16(M, N, K, ra, rb, out.data(), SerialFor, widths);
+        EXPECT(out == want, "byte planes %ldx%ldx%ld narrow=%d extreme=%d", (long)M, (long)N, (long)K, narrow, extreme);
+        if (K <= kShallowDepth) {
+          std::fill(out.begin(), out.end(), -1);
+          ShallowGemm16(M, N, K, ra, rb, out.data(), SerialFor, narrow != 0);
+          EXPECT(out == want, "shallow %ldx%ldx%ld narrow=%d", (long)M, (long)N, (long)K, narrow);
+        }
+        if (narrow != 0) {
+          std::fill(out.begin(), out.end(), -1);
+          MixedPairsGemm(M, N, K, ra, rb, out.data(), SerialFor);
+          EXPECT(out == want, "int16 pairs %ldx%ldx%ld narrow=%d extreme=%d", (long)M, (long)N, (long)K, narrow,
+                 extreme);
+        }
+      }
+    }
+  }
+}
+
 // The DFP16 GEMM (byte planes on the int8 GEMM) and convolutions against
 // int64 loops: random and all-extreme operands, depths past one exact int32
 // part, transposes, and a product that overflows int32 many times over.
@@ -884,6 +928,7 @@ int main() {
   keras_int::TestQuadKernel();
   keras_int::TestMatMul();
   keras_int::TestConv();
+  keras_int::TestGemm16Paths();
   keras_int::TestDfp16();
   keras_int::TestRequantizeAndQuantize();
   keras_int::TestRequantizeRelu();
