@@ -7,6 +7,7 @@
 
 #include "cc/core/carrier_element.h"
 #include "cc/core/dfp.h"
+#include "cc/core/host_device.h"
 #include "cc/core/norm_element.h"
 #include "cc/core/norm_emit.h"
 #include "cc/core/norm_rows.h"
@@ -14,6 +15,16 @@
 namespace keras_int {
 
 namespace {
+
+// The portable statistics loop (norm_rows.h) built twice, for AVX2 and the
+// baseline, one picked when the library loads: a CPU with AVX2 but not
+// AVX-512 runs it 8 int32 lanes wide. Same bits either way. (The lookup
+// and backward loops gain nothing so: GCC does not vectorise their table
+// reads with AVX2's gathers.)
+KI_VECTOR_CLONES void ScanRowsPortable(const int8_t* q, int64_t begin, int64_t end, int64_t channels,
+                                       int32_t* sums) {
+  norm_internal::ScanRows<0>(q, begin, end, channels, sums);
+}
 
 // Rows per block of the per-channel reductions: blocks are fixed by the
 // shape (not by the thread pool), so the int64 partial sums, added in
@@ -46,7 +57,7 @@ ChannelExtremes ScanChannels(const int8_t* q, int64_t rows, int64_t channels, bo
       std::fill(lo, lo + channels, 127);
       std::fill(hi, hi + channels, -128);
       const int64_t row_end = std::min(rows, (b + 1) * block_rows);
-      (avx512 ? norm_internal::ScanRows<1> : norm_internal::ScanRows<0>)(q, b * block_rows, row_end, channels,
+      (avx512 ? norm_internal::ScanRows<1> : ScanRowsPortable)(q, b * block_rows, row_end, channels,
                                                                           block.data());
       for (int64_t c = 0; c < channels; ++c) {
         const int64_t j = b * channels + c;
