@@ -31,6 +31,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "cc/core/gemm.h"
@@ -275,6 +276,54 @@ void MixedPairsGemm(int64_t M, int64_t N, int64_t K, const ReaderA& a, const Rea
   }
 }
 
+// A's rows as int16 byte planes for the pair kernel: row 2i the high bytes
+// of A's row first + i, row 2i + 1 its low bytes centred, row 2M ones.
+template <typename Reader16>
+struct RowPlanes16 {
+  const Reader16& a;
+  int64_t first;
+  int64_t M;
+  template <typename E>
+  void ReadRow(int64_t i, int64_t k0, int64_t count, E* out) const {
+    static_assert(std::is_same_v<E, int16_t>, "the planes are read as int16 pairs");
+    if (i == 2 * M) {
+      std::fill(out, out + count, int16_t{1});
+      return;
+    }
+    a.ReadRow(first + i / 2, k0, count, out);
+    if (i % 2 == 0) {
+      for (int64_t t = 0; t < count; ++t) out[t] = HighByte(out[t]);
+    } else {
+      for (int64_t t = 0; t < count; ++t) out[t] = LowByteCentred(out[t]);
+    }
+  }
+};
+
+// Both operands 16-bit, on the pair kernel: only A is split into byte
+// planes, whose values (within int8) multiply B's int16 values directly,
+// MixedPairsGemm's products: sum_k a b = 256 (Ah B) + (Al B) + 128 sum_k b,
+// two products instead of the byte planes' four. Rows of A in blocks, so
+// that a block's int64 plane products stay in cache.
+template <typename ReaderA, typename ReaderB>
+void SplitRowsPairsGemm(int64_t M, int64_t N, int64_t K, const ReaderA& a, const ReaderB& b, int64_t* c,
+                        const ParallelFor& parallel_for) {
+  const int64_t block_rows = std::min(M, std::max<int64_t>(96, (int64_t{1} << 17) / N));
+  std::vector<int64_t> planes((2 * block_rows + 1) * N);
+  for (int64_t i0 = 0; i0 < M; i0 += block_rows) {
+    const int64_t R = std::min(block_rows, M - i0);
+    MixedPairsGemm(2 * R + 1, N, K, RowPlanes16<ReaderA>{a, i0, R}, b, planes.data(), parallel_for);
+    const int64_t* ones = &planes[2 * R * N];  // sum_k b per column
+    parallel_for(R, 4 * N, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        const int64_t* high = &planes[2 * i * N];
+        const int64_t* low = high + N;
+        int64_t* row = c + (i0 + i) * N;
+        for (int64_t j = 0; j < N; ++j) row[j] = 256 * high[j] + low[j] + 128 * ones[j];
+      }
+    });
+  }
+}
+
 // The byte planes' products (K >= 1), all of A's rows in blocks.
 template <typename ReaderA, typename ReaderB>
 void BytePlanesGemm16(int64_t M, int64_t N, int64_t K, const ReaderA& a, const ReaderB& b, int64_t* c,
@@ -376,8 +425,10 @@ void BytePlanesGemm16(int64_t M, int64_t N, int64_t K, const ReaderA& a, const R
 }  // namespace gemm16_internal
 
 // C (M x N, row-major, int64) = A (M x K) * B (K x N), int16 operands, exact.
-// With one operand within int8, int16 pairs where the CPU multiplies pairs;
-// else shallow products directly, deeper ones by the byte planes.
+// Where the CPU multiplies int16 pairs (no VNNI): an operand within int8
+// as it is, else A's rows split into two byte planes; with VNNI the byte
+// planes of both (one for an operand within int8). Products at most 32
+// deep directly, unless the pairs take them as they are.
 template <typename ReaderA, typename ReaderB>
 Status Gemm16(int64_t M, int64_t N, int64_t K, const ReaderA& a, const ReaderB& b, int64_t* c,
               const ParallelFor& parallel_for, Gemm16Widths widths = {}) {
@@ -392,10 +443,13 @@ Status Gemm16(int64_t M, int64_t N, int64_t K, const ReaderA& a, const ReaderB& 
     return Status::OK();
   }
   const bool one_narrow = !widths.a_wide || !widths.b_wide;
-  if (one_narrow && gemm_internal::SelectedQuadKernel() == nullptr) {
+  const bool pairs = gemm_internal::SelectedQuadKernel() == nullptr;
+  if (one_narrow && pairs) {
     MixedPairsGemm(M, N, K, a, b, c, parallel_for);
   } else if (K <= kShallowDepth) {
     ShallowGemm16(M, N, K, a, b, c, parallel_for, one_narrow);
+  } else if (pairs) {
+    SplitRowsPairsGemm(M, N, K, a, b, c, parallel_for);
   } else {
     BytePlanesGemm16(M, N, K, a, b, c, parallel_for, widths);
   }

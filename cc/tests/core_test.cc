@@ -225,8 +225,9 @@ void TestConv() {
 
 // Each of the int16 GEMM's paths on its own, whichever the CPU selects:
 // the byte planes (one plane for an operand within int8), the direct
-// shallow loop, and the int16 pairs with one operand within int8 (int32
-// parts of 512 depths, sharded over the depth for small results).
+// shallow loop, A's byte planes against B's int16 values on the pair
+// kernel, and the int16 pairs with one operand within int8 (int32 parts
+// of 512 depths, sharded over the depth for small results).
 void TestGemm16Paths() {
   using namespace gemm16_internal;
   const int64_t shapes[][3] = {{1, 1, 1}, {7, 5, 9}, {13, 17, 32}, {9, 33, 33}, {20, 16, 600},
@@ -256,6 +257,10 @@ void TestGemm16Paths() {
           ShallowGemm16(M, N, K, ra, rb, out.data(), SerialFor, narrow != 0);
           EXPECT(out == want, "shallow %ldx%ldx%ld narrow=%d", (long)M, (long)N, (long)K, narrow);
         }
+        std::fill(out.begin(), out.end(), -1);
+        SplitRowsPairsGemm(M, N, K, ra, rb, out.data(), SerialFor);
+        EXPECT(out == want, "split rows on pairs %ldx%ldx%ld narrow=%d extreme=%d", (long)M, (long)N, (long)K, narrow,
+               extreme);
         if (narrow != 0) {
           std::fill(out.begin(), out.end(), -1);
           MixedPairsGemm(M, N, K, ra, rb, out.data(), SerialFor);
