@@ -31,7 +31,6 @@
 #include <cstring>
 #include <memory>
 #include <string>
-#include <type_traits>
 #include <vector>
 
 #include "cc/core/gemm.h"
@@ -47,7 +46,10 @@ namespace gemm16_internal {
 // What a plane holds of each int16 value.
 enum class Plane { kHigh, kLowCentred, kNarrow };
 
-inline void WritePlane(Plane plane, const int16_t* values, int64_t n, int8_t* out) {
+// E: int8_t for the byte GEMM, int16_t for the pair kernel (every plane
+// value lies within int8 either way).
+template <typename E>
+inline void WritePlane(Plane plane, const int16_t* values, int64_t n, E* out) {
   switch (plane) {
     case Plane::kHigh:
       for (int64_t t = 0; t < n; ++t) out[t] = HighByte(values[t]);
@@ -64,8 +66,8 @@ inline void WritePlane(Plane plane, const int16_t* values, int64_t n, int8_t* ou
 // Reads `count` int16 values at a time in chunks through a stack buffer and
 // writes one plane of them.
 constexpr int64_t kChunk = 256;
-template <typename Read>
-inline void ReadPlane(int64_t count, Plane plane, int8_t* out, const Read& read) {
+template <typename E, typename Read>
+inline void ReadPlane(int64_t count, Plane plane, E* out, const Read& read) {
   int16_t buffer[kChunk];
   for (int64_t t0 = 0; t0 < count; t0 += kChunk) {
     const int64_t n = std::min(kChunk, count - t0);
@@ -77,6 +79,7 @@ inline void ReadPlane(int64_t count, Plane plane, int8_t* out, const Read& read)
 // The M rows of A from `first` as byte rows. Wide (int16 values): 2M + 1
 // rows, row 2i the high bytes of A's row first + i, row 2i + 1 its low
 // bytes, row 2M ones. Narrow (every value fits int8): M rows, the values.
+// Read as int8_t by the byte GEMM, as int16_t by the pair kernel.
 template <typename Reader16>
 struct InterleavedRowPlanes {
   const Reader16& a;
@@ -84,9 +87,10 @@ struct InterleavedRowPlanes {
   int64_t M;
   bool wide;
   int64_t rows() const { return wide ? 2 * M + 1 : M; }
-  void ReadRow(int64_t i, int64_t k0, int64_t count, int8_t* out) const {
+  template <typename E>
+  void ReadRow(int64_t i, int64_t k0, int64_t count, E* out) const {
     if (wide && i == 2 * M) {
-      std::memset(out, 1, count);
+      std::fill(out, out + count, E{1});
       return;
     }
     const Plane plane = !wide ? Plane::kNarrow : i % 2 == 1 ? Plane::kLowCentred : Plane::kHigh;
@@ -276,32 +280,9 @@ void MixedPairsGemm(int64_t M, int64_t N, int64_t K, const ReaderA& a, const Rea
   }
 }
 
-// A's rows as int16 byte planes for the pair kernel: row 2i the high bytes
-// of A's row first + i, row 2i + 1 its low bytes centred, row 2M ones.
-template <typename Reader16>
-struct RowPlanes16 {
-  const Reader16& a;
-  int64_t first;
-  int64_t M;
-  template <typename E>
-  void ReadRow(int64_t i, int64_t k0, int64_t count, E* out) const {
-    static_assert(std::is_same_v<E, int16_t>, "the planes are read as int16 pairs");
-    if (i == 2 * M) {
-      std::fill(out, out + count, int16_t{1});
-      return;
-    }
-    a.ReadRow(first + i / 2, k0, count, out);
-    if (i % 2 == 0) {
-      for (int64_t t = 0; t < count; ++t) out[t] = HighByte(out[t]);
-    } else {
-      for (int64_t t = 0; t < count; ++t) out[t] = LowByteCentred(out[t]);
-    }
-  }
-};
-
 // Both operands 16-bit, on the pair kernel: only A is split into byte
 // planes, whose values (within int8) multiply B's int16 values directly,
-// MixedPairsGemm's products: sum_k a b = 256 (Ah B) + (Al B) + 128 sum_k b,
+// MixedPairsGemm's products: sum_k a b = 256 (Ah B) + (Al~ B) + 128 sum_k b,
 // two products instead of the byte planes' four. Rows of A in blocks, so
 // that a block's int64 plane products stay in cache.
 template <typename ReaderA, typename ReaderB>
@@ -311,7 +292,7 @@ void SplitRowsPairsGemm(int64_t M, int64_t N, int64_t K, const ReaderA& a, const
   std::vector<int64_t> planes((2 * block_rows + 1) * N);
   for (int64_t i0 = 0; i0 < M; i0 += block_rows) {
     const int64_t R = std::min(block_rows, M - i0);
-    MixedPairsGemm(2 * R + 1, N, K, RowPlanes16<ReaderA>{a, i0, R}, b, planes.data(), parallel_for);
+    MixedPairsGemm(2 * R + 1, N, K, InterleavedRowPlanes<ReaderA>{a, i0, R, true}, b, planes.data(), parallel_for);
     const int64_t* ones = &planes[2 * R * N];  // sum_k b per column
     parallel_for(R, 4 * N, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
