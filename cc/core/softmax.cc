@@ -6,7 +6,9 @@
 
 #include "cc/core/carrier_element.h"
 #include "cc/core/dfp.h"
+#include "cc/core/host_device.h"
 #include "cc/core/limits.h"
+#include "cc/core/rounding.h"
 #include "cc/core/softmax_element.h"
 
 namespace keras_int {
@@ -92,31 +94,98 @@ Status SoftmaxProbabilities(const int8_t* q, const uint8_t* mask, int64_t rows, 
   return Status::OK();
 }
 
+namespace {
+
+// D = sum(y * err) of a row (|D| <= n * 2**14 < 2**35): int32 sums of
+// 2**16 products (at most 2**30), added in int64.
+KI_VECTOR_CLONES int64_t RowDot(const int8_t* __restrict y, const int8_t* __restrict err, int64_t n) {
+  int64_t dot = 0;
+  for (int64_t begin = 0; begin < n; begin += int64_t{1} << 16) {
+    const int64_t end = std::min(n, begin + (int64_t{1} << 16));
+    int32_t part = 0;
+    for (int64_t i = begin; i < end; ++i) part += int32_t{y[i]} * err[i];
+    dot += part;
+  }
+  return dot;
+}
+
+// Whether a row's gradient values y (err 2**-y_exponent - D) multiplier
+// fit int32 on the way: |y| <= 128 and |err| <= 128 bound them by
+// 128 multiplier (2**(7 - y_exponent) + |D|).
+bool GradRowFitsInt32(int y_exponent, int64_t dot, int64_t multiplier) {
+  const int64_t bound = 128 * multiplier * ((int64_t{128} << -y_exponent) + (dot < 0 ? -dot : dot));
+  return bound <= int64_t{0x7FFFFFFF};
+}
+
+// The OR of a row's value magnitudes (the same bit length as their
+// maximum), in int32 where GradRowFitsInt32 allows (the loop vectorises).
+KI_VECTOR_CLONES uint32_t GradRowOr32(const int8_t* __restrict y, const int8_t* __restrict err, int64_t n, int up,
+                                      int32_t dot, int32_t multiplier) {
+  uint32_t any = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    any |= Magnitude(int32_t{y[i]} * multiplier * (int32_t{err[i]} * (int32_t{1} << up) - dot));
+  }
+  return any;
+}
+
+uint64_t GradRowOr(const int8_t* y, const int8_t* err, int64_t n, int y_exponent, int64_t dot, int64_t multiplier) {
+  if (GradRowFitsInt32(y_exponent, dot, multiplier)) {
+    return GradRowOr32(y, err, n, -y_exponent, static_cast<int32_t>(dot), static_cast<int32_t>(multiplier));
+  }
+  uint64_t any = 0;
+  for (int64_t i = 0; i < n; ++i) any |= Magnitude64(SoftmaxGradValue(y[i], err[i], y_exponent, dot, multiplier));
+  return any;
+}
+
+// A row's error carrier: each value requantized by 2**s (nearest, 8 bits;
+// s <= 0: every value below 2**7, scaled up exactly) times `unit`.
+KI_VECTOR_CLONES void GradRowEmit32(const int8_t* __restrict y, const int8_t* __restrict err, int64_t n, int up,
+                                    int32_t dot, int32_t multiplier, int s, float unit, float* __restrict dx) {
+  if (s <= 0) {
+    for (int64_t i = 0; i < n; ++i) {
+      const int32_t v = int32_t{y[i]} * multiplier * (int32_t{err[i]} * (int32_t{1} << up) - dot);
+      dx[i] = static_cast<float>(v * (1 << -s)) * unit;
+    }
+    return;
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    const int32_t v = int32_t{y[i]} * multiplier * (int32_t{err[i]} * (int32_t{1} << up) - dot);
+    dx[i] = static_cast<float>(ShiftAndClipElement<Rounding::kNearest>(v, s, 0, 127)) * unit;
+  }
+}
+
+void GradRowEmit(const int8_t* y, const int8_t* err, int64_t n, int y_exponent, int64_t dot, int64_t multiplier,
+                 int s, float unit, float* dx) {
+  if (GradRowFitsInt32(y_exponent, dot, multiplier)) {
+    return GradRowEmit32(y, err, n, -y_exponent, static_cast<int32_t>(dot), static_cast<int32_t>(multiplier), s,
+                         unit, dx);
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t v = SoftmaxGradValue(y[i], err[i], y_exponent, dot, multiplier);
+    const int32_t m = s <= 0 ? static_cast<int32_t>(v * (int64_t{1} << -s))
+                             : ShiftAndClipElement<Rounding::kNearest>(v, s, 0, 127);
+    dx[i] = static_cast<float>(m) * unit;
+  }
+}
+
+}  // namespace
+
 Status SoftmaxGrad(const int8_t* err, int err_exponent, const int8_t* y, int y_exponent, int64_t rows, int64_t n,
                    const SoftmaxScale& scale, float* dx, int* dx_exponent, const ParallelFor& parallel_for) {
   KERAS_INT_RETURN_IF_ERROR(CheckSoftmaxScale(scale));
   KERAS_INT_RETURN_IF_ERROR(CheckSoftmaxRow(n));
   KERAS_INT_RETURN_IF_ERROR(CheckSoftmaxOutputExponent(y_exponent));
   *dx_exponent = 0;
-  // Per row D = sum(y * err) (|D| < 2**35), the values (kept for the
-  // requantize) and their largest magnitude (ORed: the same bit length);
-  // then one exponent for all, 2 y_exponent + err_exponent - shift, and
-  // requantize's own rounding pass (nearest).
-  std::vector<int64_t> values(static_cast<size_t>(rows * n));
+  // Per row D = sum(y * err) and the largest magnitude of the values
+  // y (err 2**-y_exponent - D) multiplier (ORed: the same bit length); then
+  // one exponent for all, 2 y_exponent + err_exponent - shift, and a second
+  // pass that computes the values again and requantizes them (nearest).
+  std::vector<int64_t> dots(static_cast<size_t>(rows));
   std::vector<uint64_t> largest(static_cast<size_t>(rows));
-  parallel_for(rows, n * 8, [&](int64_t begin, int64_t end) {
+  parallel_for(rows, n * 4, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
-      const int8_t* yr = y + r * n;
-      const int8_t* er = err + r * n;
-      int64_t d = 0;
-      for (int64_t i = 0; i < n; ++i) d += int32_t{yr[i]} * er[i];
-      int64_t* row_values = values.data() + r * n;
-      uint64_t any = 0;
-      for (int64_t i = 0; i < n; ++i) {
-        row_values[i] = SoftmaxGradValue(yr[i], er[i], y_exponent, d, scale.multiplier);
-        any |= Magnitude64(row_values[i]);
-      }
-      largest[r] = any;
+      dots[r] = RowDot(y + r * n, err + r * n, n);
+      largest[r] = GradRowOr(y + r * n, err + r * n, n, y_exponent, dots[r], scale.multiplier);
     }
   });
   uint64_t top = 0;
@@ -131,11 +200,9 @@ Status SoftmaxGrad(const int8_t* err, int err_exponent, const int8_t* y, int y_e
   KERAS_INT_RETURN_IF_ERROR(CheckExponent("softmax_grad: result exponent", exponent, kMinExponent, kMaxExponent));
   *dx_exponent = exponent;
   const float unit = PowerOfTwo(exponent);
-  parallel_for(rows * n, 4, [&](int64_t begin, int64_t end) {
-    if (shift >= 1) {
-      ShiftToCarrier(values.data(), begin, end, shift, 8, Rounding::kNearest, RoundingSeed{}, unit, dx);
-    } else {  // exact: every |value| < 2**7 (shift <= 0 scales up)
-      for (int64_t i = begin; i < end; ++i) dx[i] = static_cast<float>(values[i] * (int64_t{1} << -shift)) * unit;
+  parallel_for(rows, n * 4, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      GradRowEmit(y + r * n, err + r * n, n, y_exponent, dots[r], scale.multiplier, shift, unit, dx + r * n);
     }
   });
   return Status::OK();

@@ -921,6 +921,59 @@ void TestSoftmaxProbabilities() {
   }
 }
 
+// The softmax gradient equals its definition: SoftmaxGradValue of every
+// element, one exponent from the largest, requantized (nearest). Rows take
+// an int32 loop where their values provably fit and an int64 one elsewhere;
+// multiplier 64 at y_exponent 0 puts rows of random signs (|D| ~ 2**16) on
+// the first and rows of one sign (|D| up to 2**20) on the second in the same
+// call, and y_exponent -22 / multiplier 65535 puts every row on the second.
+void TestSoftmaxGrad() {
+  for (const auto& [rows, n] : {std::pair<int64_t, int64_t>{1, 1}, {6, 64}, {9, 33}, {3, 1000}}) {
+    for (const auto& [y_exponent, multiplier] :
+         {std::pair<int, int64_t>{0, 64}, {-7, 1}, {-7, 23170}, {-22, 65535}, {-3, 5}}) {
+      std::vector<int8_t> y = RandomInt8(rows * n), err = RandomInt8(rows * n);
+      for (int64_t r = 1; r < rows; r += 2) {  // one sign: the largest |D|
+        for (int64_t i = r * n; i < (r + 1) * n; ++i) {
+          y[i] = static_cast<int8_t>(100 + std::abs(int{y[i]}) % 28);
+          err[i] = static_cast<int8_t>(-100 - std::abs(int{err[i]}) % 29);
+        }
+      }
+      const SoftmaxScale scale{multiplier, 3};
+      std::vector<float> dx(y.size());
+      int dx_exponent = 0;
+      EXPECT(SoftmaxGrad(err.data(), -9, y.data(), y_exponent, rows, n, scale, dx.data(), &dx_exponent).ok(),
+             "softmax_grad %lldx%lld", (long long)rows, (long long)n);
+      std::vector<int64_t> values(y.size());
+      uint64_t top = 0;
+      int narrow_rows = 0;  // rows whose values the bound keeps within int32
+      for (int64_t r = 0; r < rows; ++r) {
+        int64_t dot = 0;
+        for (int64_t i = r * n; i < (r + 1) * n; ++i) dot += int32_t{y[i]} * err[i];
+        narrow_rows += 128 * multiplier * ((int64_t{128} << -y_exponent) + std::abs(dot)) <= 0x7FFFFFFF;
+        for (int64_t i = r * n; i < (r + 1) * n; ++i) {
+          values[i] = SoftmaxGradValue(y[i], err[i], y_exponent, dot, multiplier);
+          top |= Magnitude64(values[i]);
+        }
+      }
+      if (y_exponent == 0 && rows == 6) {
+        EXPECT(narrow_rows > 0 && narrow_rows < rows, "softmax_grad: %d of %lld rows within int32, not a mix",
+               narrow_rows, (long long)rows);
+      }
+      const int shift = BitLength64(top) - 7;
+      const int exponent = 2 * y_exponent - 9 - scale.shift + shift;
+      EXPECT(top == 0 || dx_exponent == exponent, "softmax_grad exponent %d, definition %d", dx_exponent, exponent);
+      bool same = true;
+      for (size_t i = 0; i < values.size(); ++i) {
+        const int64_t m = shift <= 0 ? values[i] * (int64_t{1} << -shift)
+                                     : ShiftAndClipElement<Rounding::kNearest>(values[i], shift, 0, 127);
+        same &= dx[i] == std::ldexp(static_cast<float>(m), exponent);
+      }
+      EXPECT(same, "softmax_grad %lldx%lld at y_exponent %d, multiplier %lld differs from its definition",
+             (long long)rows, (long long)n, y_exponent, (long long)multiplier);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace keras_int
 
@@ -942,6 +995,7 @@ int main() {
   keras_int::TestLayerNormShards();
   keras_int::TestLayerNormRowLoops();
   keras_int::TestSoftmaxProbabilities();
+  keras_int::TestSoftmaxGrad();
   std::printf("core_test: %d checks, %d failed\n", keras_int::checks, keras_int::failures);
   return keras_int::failures == 0 ? 0 : 1;
 }
