@@ -1,6 +1,7 @@
 #include "cc/core/layer_norm.h"
 
 #include <algorithm>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -142,7 +143,8 @@ Status LayerNorm(const int8_t* q, int64_t rows, int64_t features, int x_exponent
   // constants, the accumulators gamma * xhat + beta (kept for the emit) and
   // their largest magnitude for the exponent.
   std::vector<uint64_t> largest(static_cast<size_t>(rows), 0);
-  std::vector<int64_t> acc(static_cast<size_t>(rows * features));
+  // Every element is written before the emit reads it: no zero fill.
+  const std::unique_ptr<int64_t[]> acc(new int64_t[static_cast<size_t>(rows * features)]);
   const int32_t count = static_cast<int32_t>(features);
   parallel_for(rows, features * 6 + 200, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
@@ -156,14 +158,14 @@ Status LayerNorm(const int8_t* q, int64_t rows, int64_t features, int x_exponent
       inv_shift[r] = ch.inv_shift;
       largest[r] = RowOutput(row, features, count, static_cast<int32_t>(ch.sum), static_cast<uint32_t>(ch.inv_sqrt),
                              61 - ch.inv_shift - kNormFractionBits, params.gamma, params.beta,
-                             acc.data() + r * features);
+                             acc.get() + r * features);
     }
   });
   const int acc_exponent = params.gamma_exponent - kNormFractionBits;
   const int position = norm_internal::LargestPosition(largest, [&](int64_t) { return acc_exponent; });
   return norm_internal::EmitRowsRequantized(
       "layer_norm", rows, features, position, 8, [&](int64_t) { return acc_exponent; }, rounding, seed,
-      parallel_for, acc.data(), y, y_exponent);
+      parallel_for, acc.get(), y, y_exponent);
 }
 
 Status LayerNormGrad(const int8_t* err, int err_exponent, const int8_t* q, int64_t rows, int64_t features,
@@ -186,7 +188,8 @@ Status LayerNormGrad(const int8_t* err, int err_exponent, const int8_t* q, int64
   // (exact integer sums in any order).
   std::vector<NormGradChannel> constants(static_cast<size_t>(rows));
   std::vector<uint64_t> largest(static_cast<size_t>(rows), 0);
-  std::vector<int64_t> values(static_cast<size_t>(rows * features));  // kept for the emit
+  // Kept for the emit; every element is written first (no zero fill).
+  const std::unique_ptr<int64_t[]> values(new int64_t[static_cast<size_t>(rows * features)]);
   std::vector<int64_t> sum_err(static_cast<size_t>(features), 0), sum_err_xhat(static_cast<size_t>(features), 0);
   std::mutex mutex;
   const int32_t count = static_cast<int32_t>(features);
@@ -203,7 +206,7 @@ Status LayerNormGrad(const int8_t* err, int err_exponent, const int8_t* q, int64
       const NormGradChannel k = MakeNormGradChannel(sum_a, sum_b, features, inv_sqrt[r], inv_shift[r], 1,
                                                     gamma_exponent, x_exponent, err_exponent);
       constants[r] = k;
-      int64_t* row_values = values.data() + r * features;
+      int64_t* row_values = values.get() + r * features;
       if (k.b == static_cast<int32_t>(k.b)) {
         largest[r] = RowGradValues(e, gamma, xhat.data(), features, k.a, static_cast<int32_t>(k.b), k.gamma_rho,
                                    row_values);
@@ -233,7 +236,7 @@ Status LayerNormGrad(const int8_t* err, int err_exponent, const int8_t* q, int64
   const int position = norm_internal::LargestPosition(largest, [&](int64_t r) { return constants[r].exponent; });
   return norm_internal::EmitRowsRequantized(
       "layer_norm_grad", rows, features, position, dx_bits, [&](int64_t r) { return constants[r].exponent; },
-      Rounding::kNearest, RoundingSeed{}, parallel_for, values.data(), dx, dx_exponent);
+      Rounding::kNearest, RoundingSeed{}, parallel_for, values.get(), dx, dx_exponent);
 }
 
 }  // namespace keras_int
