@@ -18,8 +18,8 @@ namespace keras_int {
 bool ParseRounding(const std::string& name, Rounding* rounding);
 
 // bit_length(max |acc|).
-int MaxBitLength(const int32_t* acc, int64_t n);
-int MaxBitLength(const int64_t* acc, int64_t n);
+int MaxBitLength(const int32_t* acc, int64_t n, const ParallelFor& parallel_for = SerialFor);
+int MaxBitLength(const int64_t* acc, int64_t n, const ParallelFor& parallel_for = SerialFor);
 
 // requantize (spec sections 2 and 16): an int32 (or, for the DFP16 products,
 // int64) accumulator at exponent acc_exponent -> mantissas of T's width in

@@ -35,12 +35,12 @@ inline Status RoundShiftTensor(CpuContext&, const int32_t* in, int64_t n, int sh
                                RoundingSeed seed, int32_t limit, int32_t* out) {
   return RoundShiftTensor(in, n, shift, rounding, seed, limit, out);
 }
-inline Status MaxBitLength(CpuContext&, const int32_t* x, int64_t n, int* bits) {
-  *bits = MaxBitLength(x, n);
+inline Status MaxBitLength(CpuContext& device, const int32_t* x, int64_t n, int* bits) {
+  *bits = MaxBitLength(x, n, device.parallel_for());
   return Status::OK();
 }
-inline Status MaxBitLength(CpuContext&, const int64_t* x, int64_t n, int* bits) {
-  *bits = MaxBitLength(x, n);
+inline Status MaxBitLength(CpuContext& device, const int64_t* x, int64_t n, int* bits) {
+  *bits = MaxBitLength(x, n, device.parallel_for());
   return Status::OK();
 }
 
