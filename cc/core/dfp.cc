@@ -63,37 +63,43 @@ inline Out Stored(int32_t v, float scale) {
 // before it is written and no other element is touched, so there is no
 // dependence between iterations, which ivdep tells the vectoriser in place
 // of restrict.
-template <Rounding kMode, typename Acc, typename Out>
+// `Element` is the type the element arithmetic runs in: Acc, or int32_t for
+// an int64 accumulator whose values all fit int32 (ShiftAndClipElement's
+// int32 and int64 forms agree there, and the int32 one vectorises to
+// twice the lanes).
+template <Rounding kMode, typename Element, typename Acc, typename Out>
 void ShiftAndClip(const Acc* acc, int64_t begin, int64_t end, int s, RoundingSeed seed,
                   int32_t limit, float scale, Out* out) {
 #pragma GCC ivdep
   for (int64_t i = begin; i < end; ++i) {
     const uint32_t random =
         kMode == Rounding::kStochastic ? StochasticWord(seed.key, seed.step, static_cast<uint64_t>(i)) : 0;
-    out[i] = Stored<Out>(ShiftAndClipElement<kMode>(acc[i], s, random, static_cast<uint32_t>(limit)), scale);
+    out[i] = Stored<Out>(
+        ShiftAndClipElement<kMode>(static_cast<Element>(acc[i]), s, random, static_cast<uint32_t>(limit)), scale);
   }
 }
 
 // The deterministic modes, vectorised (stochastic rounding's Philox per
 // element does not vectorise).
 // (int64 accumulators: the DFP16 products, shifts up to 63 - 7.)
-#define KI_SHIFT_AND_CLIP_CLONE(Mode, Acc, Out)                                                      \
-  KI_VECTOR_CLONES void ShiftAndClipVector_##Mode(const Acc* acc, int64_t begin, int64_t end,        \
-                                                  int s, int32_t limit, float scale, Out* out) {     \
-    ShiftAndClip<Rounding::Mode>(acc, begin, end, s, RoundingSeed{}, limit, scale, out);             \
+#define KI_SHIFT_AND_CLIP_CLONE(Name, Mode, Element, Acc, Out)                                      \
+  KI_VECTOR_CLONES void Name##_##Mode(const Acc* acc, int64_t begin, int64_t end, int s, int32_t limit, \
+                                      float scale, Out* out) {                                          \
+    ShiftAndClip<Rounding::Mode, Element>(acc, begin, end, s, RoundingSeed{}, limit, scale, out);       \
   }
-#define KI_SHIFT_AND_CLIP_CLONES(Acc)                     \
-  KI_SHIFT_AND_CLIP_CLONE(kNearest, Acc, int8_t)          \
-  KI_SHIFT_AND_CLIP_CLONE(kNearest, Acc, int16_t)         \
-  KI_SHIFT_AND_CLIP_CLONE(kNearest, Acc, uint32_t)        \
-  KI_SHIFT_AND_CLIP_CLONE(kTruncate, Acc, int8_t)         \
-  KI_SHIFT_AND_CLIP_CLONE(kTruncate, Acc, int16_t)        \
-  KI_SHIFT_AND_CLIP_CLONE(kTruncate, Acc, uint32_t)       \
-  KI_SHIFT_AND_CLIP_CLONE(kPseudoStochastic, Acc, int8_t) \
-  KI_SHIFT_AND_CLIP_CLONE(kPseudoStochastic, Acc, int16_t) \
-  KI_SHIFT_AND_CLIP_CLONE(kPseudoStochastic, Acc, uint32_t)
-KI_SHIFT_AND_CLIP_CLONES(int32_t)
-KI_SHIFT_AND_CLIP_CLONES(int64_t)
+#define KI_SHIFT_AND_CLIP_CLONES(Name, Element, Acc)                     \
+  KI_SHIFT_AND_CLIP_CLONE(Name, kNearest, Element, Acc, int8_t)          \
+  KI_SHIFT_AND_CLIP_CLONE(Name, kNearest, Element, Acc, int16_t)         \
+  KI_SHIFT_AND_CLIP_CLONE(Name, kNearest, Element, Acc, uint32_t)        \
+  KI_SHIFT_AND_CLIP_CLONE(Name, kTruncate, Element, Acc, int8_t)         \
+  KI_SHIFT_AND_CLIP_CLONE(Name, kTruncate, Element, Acc, int16_t)        \
+  KI_SHIFT_AND_CLIP_CLONE(Name, kTruncate, Element, Acc, uint32_t)       \
+  KI_SHIFT_AND_CLIP_CLONE(Name, kPseudoStochastic, Element, Acc, int8_t) \
+  KI_SHIFT_AND_CLIP_CLONE(Name, kPseudoStochastic, Element, Acc, int16_t) \
+  KI_SHIFT_AND_CLIP_CLONE(Name, kPseudoStochastic, Element, Acc, uint32_t)
+KI_SHIFT_AND_CLIP_CLONES(ShiftAndClipVector, int32_t, int32_t)
+KI_SHIFT_AND_CLIP_CLONES(ShiftAndClipVector, int64_t, int64_t)
+KI_SHIFT_AND_CLIP_CLONES(ShiftAndClipNarrowedVector, int32_t, int64_t)
 #undef KI_SHIFT_AND_CLIP_CLONES
 #undef KI_SHIFT_AND_CLIP_CLONE
 
@@ -109,7 +115,23 @@ void ShiftAndClipWith(Rounding rounding, const Acc* acc, int64_t begin, int64_t 
     case Rounding::kPseudoStochastic:
       return ShiftAndClipVector_kPseudoStochastic(acc, begin, end, s, limit, scale, out);
     case Rounding::kStochastic:
-      return ShiftAndClip<Rounding::kStochastic>(acc, begin, end, s, seed, limit, scale, out);
+      return ShiftAndClip<Rounding::kStochastic, Acc>(acc, begin, end, s, seed, limit, scale, out);
+  }
+}
+
+// The same for an int64 accumulator whose values all fit int32.
+template <typename Out>
+void ShiftAndClipNarrowedWith(Rounding rounding, const int64_t* acc, int64_t begin, int64_t end, int s,
+                              RoundingSeed seed, int32_t limit, float scale, Out* out) {
+  switch (rounding) {
+    case Rounding::kNearest:
+      return ShiftAndClipNarrowedVector_kNearest(acc, begin, end, s, limit, scale, out);
+    case Rounding::kTruncate:
+      return ShiftAndClipNarrowedVector_kTruncate(acc, begin, end, s, limit, scale, out);
+    case Rounding::kPseudoStochastic:
+      return ShiftAndClipNarrowedVector_kPseudoStochastic(acc, begin, end, s, limit, scale, out);
+    case Rounding::kStochastic:
+      return ShiftAndClip<Rounding::kStochastic, int32_t>(acc, begin, end, s, seed, limit, scale, out);
   }
 }
 
@@ -214,7 +236,8 @@ Status RequantizeInto(const Acc* acc, int64_t n, int acc_exponent, int bits, Rou
   const int32_t limit = static_cast<int32_t>(MantissaLimit(bits));
   KERAS_INT_RETURN_IF_ERROR(
       CheckExponent("requantize: exponent", acc_exponent, kMinAccExponent, kMaxAccExponent));
-  const int shift = MaxBitLength(acc, n, parallel_for) - (bits - 1);
+  const int bit_length = MaxBitLength(acc, n, parallel_for);
+  const int shift = bit_length - (bits - 1);
   const int exponent = acc_exponent + std::max(shift, 0);
   KERAS_INT_RETURN_IF_ERROR(
       CheckExponent("requantize: result exponent", exponent, kMinExponent, kMaxExponent));
@@ -226,6 +249,9 @@ Status RequantizeInto(const Acc* acc, int64_t n, int acc_exponent, int bits, Rou
 #pragma GCC ivdep
       for (int64_t i = begin; i < end; ++i) out[i] = Stored<Out>(static_cast<int32_t>(acc[i]), scale);
       return;
+    }
+    if constexpr (std::is_same_v<Acc, int64_t>) {
+      if (bit_length <= 31) return ShiftAndClipNarrowedWith(rounding, acc, begin, end, shift, seed, limit, scale, out);
     }
     ShiftAndClipWith(rounding, acc, begin, end, shift, seed, limit, scale, out);
   };

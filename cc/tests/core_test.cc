@@ -395,6 +395,50 @@ void TestDfp16() {
   }
 }
 
+// An int64 accumulator whose largest magnitude fits int32 (bit length 31)
+// is rounded in int32 arithmetic, one of 2**31 (bit length 32) in int64:
+// both give round_shift's definition (RoundShift64, clipped) in every mode,
+// for int8, int16 and carrier outputs, on one thread and in shards of 3.
+void TestRequantizeInt64Widths() {
+  const ParallelFor serial = SerialFor;
+  const ParallelFor threes = [](int64_t n, int64_t, const std::function<void(int64_t, int64_t)>& fn) {
+    for (int64_t i = 0; i < n; i += 3) fn(i, std::min(n, i + 3));
+  };
+  const RoundingSeed seed{5, 6};
+  for (const int64_t top : {INT64_C(0x7FFFFFFF), INT64_C(0x80000000), INT64_C(1) << 20}) {
+    std::uniform_int_distribution<int64_t> d(-top, top);
+    std::vector<int64_t> acc = {top, -top, 0, 1, -1};
+    for (int i = 0; i < 300; ++i) acc.push_back(d(rng));
+    const int64_t n = static_cast<int64_t>(acc.size());
+    const int bit_length = BitLength64(static_cast<uint64_t>(top));
+    for (Rounding mode : {Rounding::kNearest, Rounding::kPseudoStochastic, Rounding::kStochastic,
+                          Rounding::kTruncate}) {
+      for (const ParallelFor* pf : {&serial, &threes}) {
+        for (const int bits : {8, 16}) {
+          const int s = bit_length - (bits - 1);
+          std::vector<int8_t> q8(n);
+          std::vector<int16_t> q16(n);
+          std::vector<float> carrier(n);
+          int e = 0, e_carrier = 0;
+          const bool ran = (bits == 8 ? Requantize<int8_t>(acc.data(), n, -9, mode, seed, q8.data(), &e, *pf)
+                                      : Requantize<int16_t>(acc.data(), n, -9, mode, seed, q16.data(), &e, *pf))
+                               .ok() &&
+                           RequantizeToCarrier(acc.data(), n, -9, mode, seed, carrier.data(), &e_carrier, *pf, bits)
+                               .ok();
+          bool same = ran && e == -9 + s && e_carrier == e;
+          for (int64_t i = 0; i < n && same; ++i) {
+            const int64_t want = Clip64(RoundShift64(acc[i], s, mode, RandomWordFor(mode, seed, i)),
+                                        MantissaLimit(bits));
+            same = (bits == 8 ? q8[i] : q16[i]) == want && carrier[i] == std::ldexp(static_cast<float>(want), e);
+          }
+          EXPECT(same, "int64 requantize of bit length %d to %d bits, mode %d", bit_length, bits,
+                 static_cast<int>(mode));
+        }
+      }
+    }
+  }
+}
+
 void TestRequantizeAndQuantize() {
   const Rounding modes[] = {Rounding::kNearest, Rounding::kPseudoStochastic, Rounding::kStochastic,
                             Rounding::kTruncate};
@@ -989,6 +1033,7 @@ int main() {
   keras_int::TestGemm16Paths();
   keras_int::TestDfp16();
   keras_int::TestRequantizeAndQuantize();
+  keras_int::TestRequantizeInt64Widths();
   keras_int::TestRequantizeRelu();
   keras_int::TestPoolLossSgdAdd();
   keras_int::TestNormRowLoops();
