@@ -207,10 +207,11 @@ Status EmitGradChannels(const int8_t* err, const int8_t* q, int64_t rows, int64_
     }
   }
   const float scale = PowerOfTwo(exponent);
-  const bool avx512 = norm_internal::NormAvx512Available();
+  const auto emit = norm_internal::NormAvx512Available() ? norm_internal::GradEmitRows<1>
+                    : norm_internal::NormAvx2Available()   ? norm_internal::GradEmitRows<2>
+                                                           : norm_internal::GradEmitRows<0>;
   parallel_for(rows, channels * 4, [&](int64_t begin, int64_t end) {
-    (avx512 ? norm_internal::GradEmitRows<1> : norm_internal::GradEmitRows<0>)(
-        err, q, begin, end, channels, unit.data(), term.data(), left.data(), half.data(), right.data(), scale, dx);
+    emit(err, q, begin, end, channels, unit.data(), term.data(), left.data(), half.data(), right.data(), scale, dx);
   });
   return Status::OK();
 }
@@ -222,6 +223,11 @@ namespace norm_internal {
 bool NormAvx512Available() {
   static const bool available = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                                 __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+  return available;
+}
+
+bool NormAvx2Available() {
+  static const bool available = __builtin_cpu_supports("avx2");
   return available;
 }
 

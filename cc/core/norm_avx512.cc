@@ -95,13 +95,7 @@ void GradEmitRows<1>(const int8_t* err, const int8_t* q, int64_t begin, int64_t 
       _mm256_storeu_ps(out + c, _mm256_mul_ps(_mm256_cvtepi32_ps(mantissa), scale_vector));
     }
     for (int64_t c = vector_channels; c < channels; ++c) {
-      const int64_t value = int64_t{e[c]} * unit[c] - term[c * 256 + (m[c] + 128)];
-      const int64_t sign = value >> 63;
-      uint64_t rounded = ((static_cast<uint64_t>((value ^ sign) - sign) << left[c]) + half[c]) >> right[c];
-      rounded = rounded > 127 ? 127 : rounded;
-      const int32_t mantissa =
-          (static_cast<int32_t>(rounded) ^ static_cast<int32_t>(sign)) - static_cast<int32_t>(sign);
-      out[c] = static_cast<float>(mantissa) * scale;
+      out[c] = GradEmitElement(e[c], m[c], unit[c], term + c * 256, left[c], half[c], right[c], scale);
     }
   }
 }

@@ -1,7 +1,8 @@
 // The per-row loops of batch normalization on the CPU (norm.cc): portable
-// loops (kIsa = 0, for the baseline instruction set) and AVX-512 versions
+// loops (kIsa = 0, for the baseline instruction set), AVX-512 versions
 // (kIsa = 1, norm_avx512.cc: 64-bit multiplies, gathers and per-lane
-// shifts); norm.cc picks at run time. Integer arithmetic, lane by lane:
+// shifts) and an AVX2 backward emit (kIsa = 2, norm_avx2.cc); norm.cc
+// picks at run time. Integer arithmetic, lane by lane:
 // both give the same bits (core_test compares them on an AVX-512 machine;
 // the op tests run whichever this CPU picks).
 #ifndef KERAS_INT_CC_CORE_NORM_ROWS_H_
@@ -44,10 +45,23 @@ void LookupRows(const int8_t* __restrict q, int64_t begin, int64_t end, int64_t 
   }
 }
 
-// Rows [begin, end) of the backward output: value = err * unit[c] -
-// term[c * 256 + q + 128], then requantize_channels with nearest as
-// ((|value| << left[c]) + half[c]) >> right[c] clipped to 127, times scale.
-// The sign by arithmetic, not a branch: it is as random as the errors.
+// One element of the backward output: value = err * unit - terms[q + 128]
+// (`terms`: the channel's 256), then requantize_channels with nearest as
+// ((|value| << left) + half) >> right clipped to 127, times scale. The sign
+// by arithmetic, not a branch: it is as random as the errors.
+inline float GradEmitElement(int8_t err, int8_t q, int64_t unit, const int64_t* terms, uint64_t left, uint64_t half,
+                             uint64_t right, float scale) {
+  const int64_t value = int64_t{err} * unit - terms[q + 128];
+  const int64_t sign = value >> 63;  // 0 or -1
+  const uint64_t magnitude = static_cast<uint64_t>((value ^ sign) - sign);
+  uint64_t rounded = ((magnitude << left) + half) >> right;
+  rounded = rounded > 127 ? 127 : rounded;
+  const int32_t mantissa = (static_cast<int32_t>(rounded) ^ static_cast<int32_t>(sign)) - static_cast<int32_t>(sign);
+  return static_cast<float>(mantissa) * scale;
+}
+
+// Rows [begin, end) of the backward output, GradEmitElement per element
+// with the channel's unit[c], term[c * 256 ...], left[c], half[c], right[c].
 template <int kIsa>
 void GradEmitRows(const int8_t* __restrict err, const int8_t* __restrict q, int64_t begin, int64_t end,
                   int64_t channels, const int64_t* __restrict unit, const int64_t* __restrict term,
@@ -58,20 +72,16 @@ void GradEmitRows(const int8_t* __restrict err, const int8_t* __restrict q, int6
     const int8_t* __restrict m = q + r * channels;
     float* __restrict out = dx + r * channels;
     for (int64_t c = 0; c < channels; ++c) {
-      const int64_t value = int64_t{e[c]} * unit[c] - term[c * 256 + (m[c] + 128)];
-      const int64_t sign = value >> 63;  // 0 or -1
-      const uint64_t magnitude = static_cast<uint64_t>((value ^ sign) - sign);
-      uint64_t rounded = ((magnitude << left[c]) + half[c]) >> right[c];
-      rounded = rounded > 127 ? 127 : rounded;
-      const int32_t mantissa =
-          (static_cast<int32_t>(rounded) ^ static_cast<int32_t>(sign)) - static_cast<int32_t>(sign);
-      out[c] = static_cast<float>(mantissa) * scale;
+      out[c] = GradEmitElement(e[c], m[c], unit[c], term + c * 256, left[c], half[c], right[c], scale);
     }
   }
 }
 
-// Whether this CPU runs the kIsa = 1 instantiations (AVX-512 F, BW, DQ, VL).
+// Whether this CPU runs the kIsa = 1 instantiations (AVX-512 F, BW, DQ, VL),
+// and the kIsa = 2 one (AVX2: the backward emit only; GCC vectorises the
+// other loops' portable forms for AVX2 itself where it can).
 bool NormAvx512Available();
+bool NormAvx2Available();
 
 // The AVX-512 versions (norm_avx512.cc, the only file compiled with those
 // flags): explicit specializations, so that no other file instantiates
@@ -82,6 +92,11 @@ template <>
 void LookupRows<1>(const int8_t* q, int64_t begin, int64_t end, int64_t channels, const float* table, float* y);
 template <>
 void GradEmitRows<1>(const int8_t* err, const int8_t* q, int64_t begin, int64_t end, int64_t channels,
+                     const int64_t* unit, const int64_t* term, const uint64_t* left, const uint64_t* half,
+                     const uint64_t* right, float scale, float* dx);
+// The AVX2 version (norm_avx2.cc).
+template <>
+void GradEmitRows<2>(const int8_t* err, const int8_t* q, int64_t begin, int64_t end, int64_t channels,
                      const int64_t* unit, const int64_t* term, const uint64_t* left, const uint64_t* half,
                      const uint64_t* right, float scale, float* dx);
 
