@@ -53,6 +53,7 @@ ISA_FLAGS = {
     "gemm_avx2.cc": ["-mavx2"],
     "gemm_avx512.cc": ["-mavx512f", "-mavx512bw", "-mavx512vnni"],
     "conv_avx512.cc": ["-mavx512f", "-mavx512bw", "-mavx512vnni"],
+    "norm_avx2.cc": ["-mavx2"],
     "norm_avx512.cc": ["-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl"],
 }
 
