@@ -117,13 +117,18 @@ bool GradRowFitsInt32(int y_exponent, int64_t dot, int64_t multiplier) {
   return bound <= int64_t{0x7FFFFFFF};
 }
 
+// SoftmaxGradValue in int32 (up = -y_exponent), for rows GradRowFitsInt32 admits.
+inline int32_t GradValue32(int8_t y, int8_t err, int up, int32_t dot, int32_t multiplier) {
+  return int32_t{y} * multiplier * (int32_t{err} * (int32_t{1} << up) - dot);
+}
+
 // The OR of a row's value magnitudes (the same bit length as their
 // maximum), in int32 where GradRowFitsInt32 allows (the loop vectorises).
 KI_VECTOR_CLONES uint32_t GradRowOr32(const int8_t* __restrict y, const int8_t* __restrict err, int64_t n, int up,
                                       int32_t dot, int32_t multiplier) {
   uint32_t any = 0;
   for (int64_t i = 0; i < n; ++i) {
-    any |= Magnitude(int32_t{y[i]} * multiplier * (int32_t{err[i]} * (int32_t{1} << up) - dot));
+    any |= Magnitude(GradValue32(y[i], err[i], up, dot, multiplier));
   }
   return any;
 }
@@ -143,13 +148,13 @@ KI_VECTOR_CLONES void GradRowEmit32(const int8_t* __restrict y, const int8_t* __
                                     int32_t dot, int32_t multiplier, int s, float unit, float* __restrict dx) {
   if (s <= 0) {
     for (int64_t i = 0; i < n; ++i) {
-      const int32_t v = int32_t{y[i]} * multiplier * (int32_t{err[i]} * (int32_t{1} << up) - dot);
+      const int32_t v = GradValue32(y[i], err[i], up, dot, multiplier);
       dx[i] = static_cast<float>(v * (1 << -s)) * unit;
     }
     return;
   }
   for (int64_t i = 0; i < n; ++i) {
-    const int32_t v = int32_t{y[i]} * multiplier * (int32_t{err[i]} * (int32_t{1} << up) - dot);
+    const int32_t v = GradValue32(y[i], err[i], up, dot, multiplier);
     dx[i] = static_cast<float>(ShiftAndClipElement<Rounding::kNearest>(v, s, 0, 127)) * unit;
   }
 }
