@@ -81,7 +81,8 @@ def test_int16_convolutions_with_int8_range_operands_are_exact(rng):
                                   ref.conv2d_backprop_filter(x, w.shape, dy, (1, 1), "SAME"))
 
 
-@pytest.mark.parametrize("strides, padding, dilations", [(1, "SAME", 1), (2, "VALID", 1), ((1, 2), "SAME", (2, 1))])
+@pytest.mark.parametrize("strides, padding, dilations", [(1, "SAME", 1), (2, "VALID", 1), ((1, 2), "SAME", (2, 1)),
+                                                      (2, "SAME", 2), (3, "SAME", 1)])
 def test_int16_convolutions_are_exact_int64(rng, strides, padding, dilations):
     x = _int16(rng, (2, 9, 8, 3))
     w = _int16(rng, (3, 3, 3, 5))

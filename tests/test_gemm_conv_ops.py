@@ -75,6 +75,12 @@ CONV_CASES = [
     ((2, 12, 12, 32), (3, 3), 20, (1, 1), "SAME", (1, 1)),
     ((1, 4, 4, 3), (4, 4), 2, (1, 1), "SAME", (1, 1)),   # even kernel: asymmetric SAME pad
     ((1, 3, 3, 2), (1, 1), 2, (2, 2), "SAME", (1, 1)),
+    # The input gradient goes by stride phase (the input pixels that share
+    # their taps): stride and dilation on one axis, and strides larger than
+    # the kernel, where some phases receive no tap at all (zeros).
+    ((2, 11, 9, 5), (3, 3), 4, (2, 2), "SAME", (2, 2)),
+    ((1, 7, 7, 3), (1, 1), 2, (3, 3), "SAME", (1, 1)),
+    ((1, 9, 9, 3), (2, 2), 3, (3, 3), "VALID", (1, 1)),
 ]
 
 

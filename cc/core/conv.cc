@@ -7,6 +7,10 @@
 #include "cc/core/gemm.h"
 #include "cc/core/gemm16.h"
 
+#if defined(__SSE2__) && !defined(__CUDACC__)
+#include <emmintrin.h>
+#endif
+
 namespace keras_int {
 
 Status ComputeWindowGeometry(int64_t in, int64_t window, int64_t stride, int64_t dilation,
@@ -57,6 +61,29 @@ inline void SplitIndex(int64_t i, int64_t b, int64_t c, int64_t* first, int64_t*
   }
 }
 
+// n values from src to dst (or zeros, src null), 16 bytes at a time: the
+// readers copy short runs (a pixel's channels, 16-64 bytes in a ResNet), for
+// which a call to memcpy with a variable size costs more than the copy.
+template <typename T>
+inline void CopyRun(T* dst, const T* src, int64_t n) {
+  int64_t bytes = n * static_cast<int64_t>(sizeof(T));
+  char* d = reinterpret_cast<char*>(dst);
+  const char* s = reinterpret_cast<const char*>(src);
+#if defined(__SSE2__) && !defined(__CUDACC__)
+  for (; bytes >= 16; bytes -= 16, d += 16) {
+    const __m128i chunk = s ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(s)) : _mm_setzero_si128();
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(d), chunk);
+    if (s) s += 16;
+  }
+#endif
+  if (bytes == 0) return;
+  if (s) {
+    std::memcpy(d, s, bytes);
+  } else {
+    std::memset(d, 0, bytes);
+  }
+}
+
 // A[pixel, (kh, kw, c)] = x at the tap (kh, kw) of output pixel `pixel`.
 // Without dilation along w, the taps of one filter row are adjacent pixels,
 // so all their channels are one contiguous run of x while they stay inside
@@ -83,10 +110,10 @@ struct PatchRows {
         // Taps [kw, end) lie inside the image; without dilation they are adjacent.
         if (g.dilation_w == 1) taps = std::min(g.k_w, g.in_w - iw0) - kw;
         run = std::min(taps * g.in_c - c, count);
-        std::memcpy(out, x + ((n * g.in_h + ih) * g.in_w + iw) * g.in_c + c, run * sizeof(T));
+        CopyRun(out, x + ((n * g.in_h + ih) * g.in_w + iw) * g.in_c + c, run);
       } else {
         run = std::min(g.in_c - c, count);
-        std::memset(out, 0, run * sizeof(T));
+        CopyRun<T>(out, nullptr, run);
       }
       out += run;
       count -= run;
@@ -98,56 +125,128 @@ struct PatchRows {
   }
 };
 
-// A[(n, h, w), (kh, kw, o)] = dy at the output pixel that tap (kh, kw) of
-// input pixel (h, w) feeds, or 0 where no output pixel does (strides, borders).
+// The backprop-input GEMM by stride phase. Input row h receives error only
+// from taps kh with (h + pad_top - kh * dilation_h) a multiple of stride_h,
+// which depends only on the residue (h + pad_top) % stride_h: input pixels
+// of one residue pair (a phase) share their taps, so each phase is one GEMM
+// over just those taps. A stride of 2 would otherwise multiply by zeros
+// three times in four.
+struct PhaseAxis {
+  int64_t first = 0, count = 0;  // the phase's first input coordinate and how many it has
+  std::vector<int64_t> taps;     // filter coordinates that reach it, last first
+  std::vector<int64_t> offsets;  // output coordinate of tap t at the phase's i-th input: i + offsets[t]
+  bool adjacent = true;          // consecutive taps read consecutive output coordinates
+};
+
+// Taps in descending order, so that with unit stride and dilation they read
+// ascending output pixels: a filter row's taps are then one run of dy.
+PhaseAxis AxisPhase(int64_t residue, int64_t in, int64_t pad, int64_t window, int64_t stride,
+                    int64_t dilation) {
+  PhaseAxis axis;
+  axis.first = ((residue - pad) % stride + stride) % stride;
+  axis.count = axis.first < in ? (in - axis.first + stride - 1) / stride : 0;
+  for (int64_t k = window - 1; k >= 0; --k) {
+    if (k * dilation % stride != residue) continue;
+    const int64_t offset = (axis.first + pad - k * dilation) / stride;  // an exact division
+    if (!axis.offsets.empty() && offset != axis.offsets.back() + 1) axis.adjacent = false;
+    axis.taps.push_back(k);
+    axis.offsets.push_back(offset);
+  }
+  return axis;
+}
+
+// A[(n, i, j), (a, b, o)] = dy at the output pixel that tap (rows.taps[a],
+// cols.taps[b]) of the phase's input pixel (i, j) feeds, or 0 past a border.
 template <typename T>
-struct ScatterRows {
+struct PhaseScatterRows {
   const Conv2DGeometry& g;
   const T* dy;
+  const PhaseAxis& rows;
+  const PhaseAxis& cols;
   void ReadRow(int64_t pixel, int64_t k0, int64_t count, T* out) const {
-    int64_t n, h, w;
-    SplitIndex(pixel, g.in_h, g.in_w, &n, &h, &w);
-    // k0 = 0 (depths up to a packed block) needs no division.
-    int64_t o = 0, kh = 0, kw = 0;
-    if (k0 > 0) SplitIndex(k0, g.k_w, g.out_c, &kh, &kw, &o);
-    const bool unit_strides = g.stride_h == 1 && g.stride_w == 1;  // no divisions per tap
+    int64_t n, i, j;
+    SplitIndex(pixel, rows.count, cols.count, &n, &i, &j);
+    const int64_t taps_w = static_cast<int64_t>(cols.taps.size());
+    int64_t a = 0, b = 0, o = 0;  // k0 = 0 (depths up to a packed block) needs no division
+    if (k0 > 0) SplitIndex(k0, taps_w, g.out_c, &a, &b, &o);
     while (count > 0) {
-      const int64_t th = h + g.pad_top - kh * g.dilation_h;
-      const int64_t tw = w + g.pad_left - kw * g.dilation_w;
-      const int64_t run = std::min(count, g.out_c - o);
-      bool inside;
-      int64_t oh = th, ow = tw;
-      if (unit_strides) {
-        inside = th >= 0 && tw >= 0 && th < g.out_h && tw < g.out_w;
+      const int64_t oh = i + rows.offsets[a], ow = j + cols.offsets[b];
+      int64_t taps = 1;  // taps of this filter row the run covers
+      int64_t run;
+      if (oh >= 0 && oh < g.out_h && ow >= 0 && ow < g.out_w) {
+        // Adjacent taps [b, b + taps) read adjacent pixels while inside the image.
+        if (cols.adjacent) taps = std::min(taps_w - b, g.out_w - ow);
+        run = std::min(taps * g.out_c - o, count);
+        CopyRun(out, dy + ((n * g.out_h + oh) * g.out_w + ow) * g.out_c + o, run);
       } else {
-        oh = th / g.stride_h, ow = tw / g.stride_w;
-        inside = th >= 0 && tw >= 0 && th % g.stride_h == 0 && tw % g.stride_w == 0 && oh < g.out_h &&
-                 ow < g.out_w;
-      }
-      if (inside) {
-        std::memcpy(out, dy + ((n * g.out_h + oh) * g.out_w + ow) * g.out_c + o, run * sizeof(T));
-      } else {
-        std::memset(out, 0, run * sizeof(T));
+        run = std::min(g.out_c - o, count);
+        CopyRun<T>(out, nullptr, run);
       }
       out += run;
       count -= run;
+      // Next: the tap after the run (only used when the run was complete).
       o = 0;
-      if (++kw == g.k_w) kw = 0, ++kh;
+      b += taps;
+      if (b == taps_w) b = 0, ++a;
     }
   }
 };
 
-// B[(kh, kw, o), c] = w[kh, kw, c, o]: the filter with in/out channels swapped.
+// B[(a, b, o), c] = w[rows.taps[a], cols.taps[b], c, o]: the phase's taps of
+// the filter, in/out channels swapped.
 template <typename T>
-struct FilterTransposedRows {
+struct PhaseFilterRows {
   const Conv2DGeometry& g;
   const T* w;
+  const PhaseAxis& rows;
+  const PhaseAxis& cols;
   void ReadRow(int64_t k, int64_t c0, int64_t count, T* out) const {
+    const int64_t taps_w = static_cast<int64_t>(cols.taps.size());
     const int64_t tap = k / g.out_c, o = k % g.out_c;
-    const T* p = w + (tap * g.in_c + c0) * g.out_c + o;
+    const int64_t kh = rows.taps[tap / taps_w], kw = cols.taps[tap % taps_w];
+    const T* p = w + ((kh * g.k_w + kw) * g.in_c + c0) * g.out_c + o;
     for (int64_t t = 0; t < count; ++t) out[t] = p[t * g.out_c];
   }
 };
+
+// dx by phases: gemm(M, N, K, A reader, B reader, out) computes one phase's
+// rows, straight into dx when there is one phase (unit strides), else into
+// a buffer whose rows are then put in place.
+template <typename T, typename Acc, typename PhaseGemm>
+Status BackpropInputByPhase(const Conv2DGeometry& g, const T* w, const T* dy, Acc* dx,
+                            const ParallelFor& parallel_for, const PhaseGemm& gemm) {
+  const bool one_phase = g.stride_h == 1 && g.stride_w == 1;
+  std::vector<Acc> phase_dx;
+  for (int64_t rh = 0; rh < g.stride_h; ++rh) {
+    const PhaseAxis rows = AxisPhase(rh, g.in_h, g.pad_top, g.k_h, g.stride_h, g.dilation_h);
+    for (int64_t rw = 0; rw < g.stride_w; ++rw) {
+      const PhaseAxis cols = AxisPhase(rw, g.in_w, g.pad_left, g.k_w, g.stride_w, g.dilation_w);
+      const int64_t M = g.batch * rows.count * cols.count;
+      if (M == 0) continue;
+      const int64_t K = static_cast<int64_t>(rows.taps.size() * cols.taps.size()) * g.out_c;
+      Acc* out = dx;
+      if (!one_phase && K > 0) {
+        phase_dx.resize(M * g.in_c);
+        out = phase_dx.data();
+      }
+      if (K > 0) {
+        KERAS_INT_RETURN_IF_ERROR(gemm(M, g.in_c, K, PhaseScatterRows<T>{g, dy, rows, cols},
+                                       PhaseFilterRows<T>{g, w, rows, cols}, out));
+      }
+      if (one_phase && K > 0) continue;
+      // The phase's rows into place (zeros where no tap reaches them).
+      parallel_for(M, 4 * g.in_c, [&](int64_t begin, int64_t end) {
+        for (int64_t pixel = begin; pixel < end; ++pixel) {
+          int64_t n, i, j;
+          SplitIndex(pixel, rows.count, cols.count, &n, &i, &j);
+          const int64_t h = rows.first + i * g.stride_h, x = cols.first + j * g.stride_w;
+          CopyRun(dx + ((n * g.in_h + h) * g.in_w + x) * g.in_c, K > 0 ? out + pixel * g.in_c : nullptr, g.in_c);
+        }
+      });
+    }
+  }
+  return Status::OK();
+}
 
 }  // namespace
 
@@ -185,9 +284,10 @@ Status Conv2D(const Conv2DGeometry& g, const int8_t* x, const int8_t* w, int32_t
 
 Status Conv2DBackpropInput(const Conv2DGeometry& g, const int8_t* w, const int8_t* dy,
                            int32_t* dx, const ParallelFor& parallel_for) {
-  const int64_t depth = g.k_h * g.k_w * g.out_c;
-  return Gemm(g.batch * g.in_h * g.in_w, g.in_c, depth, ScatterRows<int8_t>{g, dy},
-              FilterTransposedRows<int8_t>{g, w}, dx, parallel_for);
+  return BackpropInputByPhase(g, w, dy, dx, parallel_for, [&](int64_t M, int64_t N, int64_t K, const auto& a,
+                                                               const auto& b, int32_t* out) {
+    return Gemm(M, N, K, a, b, out, parallel_for);
+  });
 }
 
 Status Conv2DBackpropFilter(const Conv2DGeometry& g, const int8_t* x, const int8_t* dy,
@@ -233,8 +333,10 @@ Status Conv2D(const Conv2DGeometry& g, const int16_t* x, const int16_t* w, int64
 Status Conv2DBackpropInput(const Conv2DGeometry& g, const int16_t* w, const int16_t* dy, int64_t* dx,
                            const ParallelFor& parallel_for) {
   const Gemm16Widths widths{!FitsInt8(dy, OutputSize(g), parallel_for), !FitsInt8(w, FilterSize(g), parallel_for)};
-  return Gemm16(g.batch * g.in_h * g.in_w, g.in_c, g.k_h * g.k_w * g.out_c, ScatterRows<int16_t>{g, dy},
-                FilterTransposedRows<int16_t>{g, w}, dx, parallel_for, widths);
+  return BackpropInputByPhase(g, w, dy, dx, parallel_for, [&](int64_t M, int64_t N, int64_t K, const auto& a,
+                                                               const auto& b, int64_t* out) {
+    return Gemm16(M, N, K, a, b, out, parallel_for, widths);
+  });
 }
 
 Status Conv2DBackpropFilter(const Conv2DGeometry& g, const int16_t* x, const int16_t* dy, int64_t* dw,

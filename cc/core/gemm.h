@@ -93,21 +93,60 @@ inline uint32_t PackPair(int16_t lo, int16_t hi) {
   return static_cast<uint16_t>(lo) | (static_cast<uint32_t>(static_cast<uint16_t>(hi)) << 16);
 }
 
-// E: the reader's element type, int8_t, or int16_t for gemm16.h's products
-// with one operand within int8 (PairPackingOf<int16_t>).
+#if defined(__SSE2__) && !defined(__CUDACC__)
+// Six rows of four 32-bit words each -> the words depth-major: dst[j * kMR
+// + r] = word j of row r, for j < 4 (a 6 x 4 transpose; the packed layout
+// of both pairs and quads).
+inline void StoreWordsTransposed(const __m128i (&r)[kMR], uint32_t* dst) {
+  const __m128i t0 = _mm_unpacklo_epi32(r[0], r[1]), t1 = _mm_unpacklo_epi32(r[2], r[3]);
+  const __m128i t2 = _mm_unpackhi_epi32(r[0], r[1]), t3 = _mm_unpackhi_epi32(r[2], r[3]);
+  const __m128i u = _mm_unpacklo_epi32(r[4], r[5]), v = _mm_unpackhi_epi32(r[4], r[5]);
+  const __m128i first4[4] = {_mm_unpacklo_epi64(t0, t1), _mm_unpackhi_epi64(t0, t1),
+                             _mm_unpacklo_epi64(t2, t3), _mm_unpackhi_epi64(t2, t3)};
+  const __m128i last2[4] = {u, _mm_unpackhi_epi64(u, u), v, _mm_unpackhi_epi64(v, v)};
+  for (int j = 0; j < 4; ++j) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + j * kMR), first4[j]);
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(dst + j * kMR + 4), last2[j]);
+  }
+}
+#endif
+
+// kMR rows of A read through its reader, as packed pairs: out[p * kMR + r]
+// = (A[r, 2p], A[r, 2p + 1]) as two int16s. E: the reader's element type,
+// int8_t, or int16_t for gemm16.h's products with one operand within int8
+// (PairPackingOf<int16_t>).
 template <typename ReaderA, typename E = int8_t>
 void PackA(const ReaderA& a, int64_t i0, int64_t rows, int64_t k0, int64_t kc, int16_t* dst) {
   const int64_t k_pairs = (kc + 1) / 2;
-  alignas(32) E row[kKC + 1];
-  uint32_t* out = reinterpret_cast<uint32_t*>(dst);
+  alignas(32) E block[kMR][kKC + 2];
   for (int r = 0; r < kMR; ++r) {
     if (r < rows) {
-      a.ReadRow(i0 + r, k0, kc, row);
-      row[kc] = 0;  // odd depth: the last pair's second half
+      a.ReadRow(i0 + r, k0, kc, block[r]);
+      block[r][kc] = 0;  // odd depth: the last pair's second half
     } else {
-      std::memset(row, 0, (kc + 1) * sizeof(E));
+      std::memset(block[r], 0, 2 * k_pairs * sizeof(E));
     }
-    for (int64_t p = 0; p < k_pairs; ++p) out[p * kMR + r] = PackPair(row[2 * p], row[2 * p + 1]);
+  }
+  uint32_t* out = reinterpret_cast<uint32_t*>(dst);
+  int64_t p = 0;
+#if defined(__SSE2__) && !defined(__CUDACC__)
+  // Four pairs of the six rows at a time: each row's 8 values as four
+  // int16 pairs (int8 sign-extended), then transposed into place.
+  for (; p + 4 <= k_pairs; p += 4) {
+    __m128i r[kMR];
+    for (int i = 0; i < kMR; ++i) {
+      if constexpr (std::is_same_v<E, int8_t>) {
+        const __m128i bytes = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(block[i] + 2 * p));
+        r[i] = _mm_unpacklo_epi8(bytes, _mm_cmpgt_epi8(_mm_setzero_si128(), bytes));
+      } else {
+        r[i] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block[i] + 2 * p));
+      }
+    }
+    StoreWordsTransposed(r, out + p * kMR);
+  }
+#endif
+  for (; p < k_pairs; ++p) {
+    for (int r = 0; r < kMR; ++r) out[p * kMR + r] = PackPair(block[r][2 * p], block[r][2 * p + 1]);
   }
 }
 
@@ -165,23 +204,14 @@ using QuadRows = int8_t[kMR][kQuadKC + 4];
 inline void QuadsFromRows(const QuadRows& block, int64_t k_quads, uint32_t* dst) {
   int64_t q = 0;
 #if defined(__SSE2__) && !defined(__CUDACC__)
-  // Four quads of the six rows at a time: a 6 x 4 transpose of 32-bit words.
+  // Four quads of the six rows at a time.
   const __m128i flip = _mm_set1_epi32(static_cast<int>(0x80808080u));
   for (; q + 4 <= k_quads; q += 4) {
     __m128i r[kMR];
     for (int i = 0; i < kMR; ++i) {
       r[i] = _mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block[i] + 4 * q)), flip);
     }
-    const __m128i t0 = _mm_unpacklo_epi32(r[0], r[1]), t1 = _mm_unpacklo_epi32(r[2], r[3]);
-    const __m128i t2 = _mm_unpackhi_epi32(r[0], r[1]), t3 = _mm_unpackhi_epi32(r[2], r[3]);
-    const __m128i u = _mm_unpacklo_epi32(r[4], r[5]), v = _mm_unpackhi_epi32(r[4], r[5]);
-    const __m128i first4[4] = {_mm_unpacklo_epi64(t0, t1), _mm_unpackhi_epi64(t0, t1),
-                               _mm_unpacklo_epi64(t2, t3), _mm_unpackhi_epi64(t2, t3)};
-    const __m128i last2[4] = {u, _mm_unpackhi_epi64(u, u), v, _mm_unpackhi_epi64(v, v)};
-    for (int j = 0; j < 4; ++j) {
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + (q + j) * kMR), first4[j]);
-      _mm_storel_epi64(reinterpret_cast<__m128i*>(dst + (q + j) * kMR + 4), last2[j]);
-    }
+    StoreWordsTransposed(r, dst + q * kMR);
   }
 #endif
   for (; q < k_quads; ++q) {

@@ -165,7 +165,12 @@ void TestConv() {
                         {3, 9, 13, 1, 3, 3, 40, 1, 2, 1, 1, true}, {2, 10, 9, 2, 2, 2, 17, 2, 1, 2, 1, false},
                         {1, 12, 11, 1, 4, 4, 5, 1, 1, 1, 1, true}, {2, 5, 6, 4, 2, 2, 33, 1, 1, 1, 1, true},
                         // backprop-input deeper than a packed block (its reader starts mid-row)
-                        {1, 5, 6, 2, 3, 3, 130, 1, 1, 1, 1, true}, {1, 7, 5, 2, 3, 3, 130, 2, 1, 2, 1, false}};
+                        {1, 5, 6, 2, 3, 3, 130, 1, 1, 1, 1, true}, {1, 7, 5, 2, 3, 3, 130, 2, 1, 2, 1, false},
+                        // backprop-input by stride phase: stride and dilation on one axis,
+                        // strides beyond the kernel (phases no tap reaches: zeros), a ResNet
+                        // downsampling layer (even input, SAME: pad_top 0)
+                        {2, 11, 9, 5, 3, 3, 4, 2, 2, 2, 2, true}, {1, 7, 8, 3, 1, 1, 2, 3, 2, 1, 1, true},
+                        {1, 9, 9, 3, 2, 2, 3, 3, 3, 1, 1, false}, {2, 8, 8, 16, 3, 3, 32, 2, 2, 1, 1, true}};
   for (const Case& c : cases) {
     Conv2DGeometry g{c.n, c.h, c.w, c.c, c.kh, c.kw, c.o, c.sh, c.sw, c.dh, c.dw, 0, 0, 0, 0};
     EXPECT(ComputeConv2DGeometry(c.same, &g).ok(), "geometry");
@@ -176,7 +181,7 @@ void TestConv() {
       for (size_t i = 0; i < w.size(); ++i) w[i] = i % 5 ? -128 : 127;
     }
     auto dy = RandomInt8(g.batch * g.out_h * g.out_w * g.out_c);
-    std::vector<int32_t> y(dy.size()), dx(x.size()), dw(w.size());
+    std::vector<int32_t> y(dy.size()), dx(x.size(), 12345), dw(w.size());  // dx: every element must be written
     EXPECT(Conv2D(g, x.data(), w.data(), y.data(), SerialFor).ok(), "conv");
     EXPECT(Conv2DBackpropInput(g, w.data(), dy.data(), dx.data(), SerialFor).ok(), "bwd input");
     EXPECT(Conv2DBackpropFilter(g, x.data(), dy.data(), dw.data(), SerialFor).ok(), "bwd filter");
@@ -335,7 +340,8 @@ void TestDfp16() {
   }
   struct Case { int64_t n, h, w, c, kh, kw, o, sh, sw; bool same; };
   const Case cases[] = {{2, 7, 6, 3, 3, 3, 5, 2, 2, true}, {1, 9, 8, 17, 3, 2, 7, 3, 1, false},
-                        {2, 12, 12, 1, 5, 5, 6, 1, 1, false}, {1, 5, 6, 2, 3, 3, 130, 1, 1, true}};
+                        {2, 12, 12, 1, 5, 5, 6, 1, 1, false}, {1, 5, 6, 2, 3, 3, 130, 1, 1, true},
+                        {1, 7, 8, 3, 1, 1, 2, 3, 2, true}};  // stride phases no tap reaches
   for (const Case& c : cases) for (int narrow = 0; narrow < 4; ++narrow) {
     Conv2DGeometry g{c.n, c.h, c.w, c.c, c.kh, c.kw, c.o, c.sh, c.sw, 1, 1, 0, 0, 0, 0};
     EXPECT(ComputeConv2DGeometry(c.same, &g).ok(), "geometry");
@@ -345,7 +351,7 @@ void TestDfp16() {
     auto x = RandomInt16(g.batch * g.in_h * g.in_w * g.in_c, -xw, xw - (narrow & 1));
     auto w = RandomInt16(g.k_h * g.k_w * g.in_c * g.out_c, -xw, xw - (narrow & 1));
     auto dy = RandomInt16(g.batch * g.out_h * g.out_w * g.out_c, -e, e - (narrow & 2 ? 1 : 0));
-    std::vector<int64_t> y(dy.size()), dx(x.size()), dw(w.size());
+    std::vector<int64_t> y(dy.size()), dx(x.size(), 12345), dw(w.size());  // dx: every element must be written
     EXPECT(Conv2D(g, x.data(), w.data(), y.data(), SerialFor).ok(), "conv16");
     EXPECT(Conv2DBackpropInput(g, w.data(), dy.data(), dx.data(), SerialFor).ok(), "conv16 bwd input");
     EXPECT(Conv2DBackpropFilter(g, x.data(), dy.data(), dw.data(), SerialFor).ok(), "conv16 bwd filter");
