@@ -12,9 +12,11 @@ float32. ``--bits 16`` measures the DFP16 models (int16 dense and convolution
 layers, docs/algorithms.md 16) instead of the int8 ones. Peak memory
 is measured per model in a fresh process: the peak of the bytes TensorFlow's
 allocator holds during a training epoch (after a warm-up epoch), above what it
-held before the model was built; see memory_child ("n/a" where TensorFlow's
-CPU allocator keeps no statistics, as on some AVX2 machines). Quote ratios:
-the machine is shared.
+held before the model was built; see memory_child. Both children run with
+TensorFlow's BFC allocator on the CPU (``TF_CPU_ALLOCATOR_USE_BFC=true``):
+the default CPU allocator keeps no statistics where oneDNN is off (CPUs
+without AVX-512 VNNI, such as the AVX2 EPYC), and one allocator for both
+twins keeps the ratio fair. Quote ratios: the machine is shared.
 """
 
 import argparse
@@ -82,7 +84,7 @@ def memory_child(model_name, input_shape, batch, integer, steps, bits=8):
         pass
     try:
         baseline = tf.config.experimental.get_memory_info("CPU:0")["current"]
-    except ValueError:  # this TensorFlow build's CPU allocator keeps no statistics
+    except ValueError:  # an allocator without statistics (TF_CPU_ALLOCATOR_USE_BFC unset)
         print(json.dumps({"train_mib": None}))
         return
     model = model()
@@ -97,7 +99,8 @@ def _memory(model_name, input_shape, batch, integer, steps, bits):
     code = (f"import sys; sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r}); "
             f"import train_step; train_step.memory_child({model_name!r}, {input_shape!r}, {batch}, "
             f"{integer}, {steps}, {bits})")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    env = dict(os.environ, TF_CPU_ALLOCATOR_USE_BFC="true")  # an allocator that keeps statistics
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])["train_mib"]
 
 

@@ -163,6 +163,27 @@ inline void PackA(const StridedMatrix& a, int64_t i0, int64_t rows, int64_t k0, 
   for (int64_t p = 0; p < k_pairs; ++p) {
     const int8_t* lo = a.data + i0 * a.row_stride + (k0 + 2 * p) * a.col_stride;
     const bool has_hi = 2 * p + 1 < kc;
+#if defined(__SSE2__) && !defined(__CUDACC__)
+    if (a.row_stride == 1 && rows == kMR && has_hi) {
+      // The six rows are adjacent bytes at each depth (dy^T of a filter
+      // gradient): two 6-byte loads interleaved and sign-extended into the
+      // six pair words, instead of 12 single-byte gathers.
+      __m128i depth[2];
+      for (int t = 0; t < 2; ++t) {
+        uint32_t low;  // rows 0-3 and 4-5 as register loads
+        uint16_t high;
+        std::memcpy(&low, lo + t * a.col_stride, 4);
+        std::memcpy(&high, lo + t * a.col_stride + 4, 2);
+        depth[t] = _mm_cvtsi64_si128(static_cast<long long>(low | static_cast<uint64_t>(high) << 32));
+      }
+      const __m128i pairs = _mm_unpacklo_epi8(depth[0], depth[1]);  // rows' (even, odd) bytes
+      const __m128i words = _mm_unpacklo_epi8(pairs, _mm_cmpgt_epi8(_mm_setzero_si128(), pairs));
+      const __m128i last = _mm_unpackhi_epi8(pairs, _mm_cmpgt_epi8(_mm_setzero_si128(), pairs));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + p * kMR), words);
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(out + p * kMR + 4), last);
+      continue;
+    }
+#endif
     for (int r = 0; r < kMR; ++r) {
       out[p * kMR + r] = r < rows ? PackPair(lo[r * a.row_stride],
                                              has_hi ? lo[r * a.row_stride + a.col_stride] : 0)
@@ -192,7 +213,31 @@ void PackB(const ReaderB& b, int64_t N, int64_t n_panels, int64_t k0, int64_t kc
     }
     for (int64_t panel = 0; panel < n_panels; ++panel) {
       uint32_t* d = out + panel * panel_words + p * kNR;
-      for (int j = 0; j < kNR; ++j) d[j] = PackPair(even[panel * kNR + j], odd[panel * kNR + j]);
+      const E* e = even + panel * kNR;
+      const E* o = odd + panel * kNR;
+#if defined(__SSE2__) && !defined(__CUDACC__)
+      // The panel's 16 (even, odd) pairs as int16 pairs: interleaved, int8
+      // sign-extended.
+      __m128i words[4];
+      if constexpr (std::is_same_v<E, int8_t>) {
+        const __m128i ev = _mm_loadu_si128(reinterpret_cast<const __m128i*>(e));
+        const __m128i od = _mm_loadu_si128(reinterpret_cast<const __m128i*>(o));
+        const __m128i lo = _mm_unpacklo_epi8(ev, od), hi = _mm_unpackhi_epi8(ev, od);
+        const __m128i zero = _mm_setzero_si128();
+        const __m128i lo_sign = _mm_cmpgt_epi8(zero, lo), hi_sign = _mm_cmpgt_epi8(zero, hi);
+        words[0] = _mm_unpacklo_epi8(lo, lo_sign), words[1] = _mm_unpackhi_epi8(lo, lo_sign);
+        words[2] = _mm_unpacklo_epi8(hi, hi_sign), words[3] = _mm_unpackhi_epi8(hi, hi_sign);
+      } else {
+        for (int half = 0; half < 2; ++half) {
+          const __m128i ev = _mm_loadu_si128(reinterpret_cast<const __m128i*>(e + 8 * half));
+          const __m128i od = _mm_loadu_si128(reinterpret_cast<const __m128i*>(o + 8 * half));
+          words[2 * half] = _mm_unpacklo_epi16(ev, od), words[2 * half + 1] = _mm_unpackhi_epi16(ev, od);
+        }
+      }
+      for (int q = 0; q < 4; ++q) _mm_storeu_si128(reinterpret_cast<__m128i*>(d + 4 * q), words[q]);
+#else
+      for (int j = 0; j < kNR; ++j) d[j] = PackPair(e[j], o[j]);
+#endif
     }
   }
 }
