@@ -6,6 +6,7 @@
 
 #include "cc/core/gemm.h"
 #include "cc/core/gemm16.h"
+#include "cc/core/index_split.h"
 
 #if defined(__SSE2__) && !defined(__CUDACC__)
 #include <emmintrin.h>
@@ -44,23 +45,6 @@ Status ComputeConv2DGeometry(bool same_padding, Conv2DGeometry* g) {
 
 namespace {
 
-// (i / (b * c), i / c % b, i % c): a row index split into its three
-// coordinates, with 32-bit divisions where they suffice (several times
-// faster than 64-bit ones, and the readers run them once per row).
-inline void SplitIndex(int64_t i, int64_t b, int64_t c, int64_t* first, int64_t* second, int64_t* third) {
-  if (i <= UINT32_MAX && b * c <= UINT32_MAX) {
-    const uint32_t i32 = static_cast<uint32_t>(i), c32 = static_cast<uint32_t>(c);
-    const uint32_t rest = i32 / c32;
-    *third = i32 - rest * c32;
-    *second = rest % static_cast<uint32_t>(b);
-    *first = rest / static_cast<uint32_t>(b);
-  } else {
-    *third = i % c;
-    *second = (i / c) % b;
-    *first = i / (b * c);
-  }
-}
-
 // n values from src to dst (or zeros, src null), 16 bytes at a time: the
 // readers copy short runs (a pixel's channels, 16-64 bytes in a ResNet), for
 // which a call to memcpy with a variable size costs more than the copy.
@@ -94,13 +78,17 @@ template <typename T>
 struct PatchRows {
   const Conv2DGeometry& g;
   const T* x;
+  IndexSplit pixels, depths;
+  PatchRows(const Conv2DGeometry& geometry, const T* input)
+      : g(geometry), x(input), pixels(g.out_h, g.out_w, g.batch * g.out_h * g.out_w),
+        depths(g.k_w, g.in_c, g.k_h * g.k_w * g.in_c) {}
   void ReadRow(int64_t pixel, int64_t k0, int64_t count, T* out) const {
     int64_t n, oh, ow;
-    SplitIndex(pixel, g.out_h, g.out_w, &n, &oh, &ow);
+    pixels(pixel, &n, &oh, &ow);
     const int64_t iw0 = ow * g.stride_w - g.pad_left;  // the input column of tap kw = 0
     const int64_t ih0 = oh * g.stride_h - g.pad_top;
     int64_t c = 0, kh = 0, kw = 0;  // k0 = 0 (depths up to a packed block) needs no division
-    if (k0 > 0) SplitIndex(k0, g.k_w, g.in_c, &kh, &kw, &c);
+    if (k0 > 0) depths(k0, &kh, &kw, &c);
     while (count > 0) {
       const int64_t ih = ih0 + kh * g.dilation_h;
       const int64_t iw = iw0 + kw * g.dilation_w;
@@ -163,12 +151,18 @@ struct PhaseScatterRows {
   const T* dy;
   const PhaseAxis& rows;
   const PhaseAxis& cols;
+  int64_t taps_w;
+  IndexSplit pixels, depths;
+  PhaseScatterRows(const Conv2DGeometry& geometry, const T* error, const PhaseAxis& phase_rows,
+                   const PhaseAxis& phase_cols)
+      : g(geometry), dy(error), rows(phase_rows), cols(phase_cols), taps_w(static_cast<int64_t>(cols.taps.size())),
+        pixels(rows.count, cols.count, g.batch * rows.count * cols.count),
+        depths(taps_w, g.out_c, static_cast<int64_t>(rows.taps.size()) * taps_w * g.out_c) {}
   void ReadRow(int64_t pixel, int64_t k0, int64_t count, T* out) const {
     int64_t n, i, j;
-    SplitIndex(pixel, rows.count, cols.count, &n, &i, &j);
-    const int64_t taps_w = static_cast<int64_t>(cols.taps.size());
+    pixels(pixel, &n, &i, &j);
     int64_t a = 0, b = 0, o = 0;  // k0 = 0 (depths up to a packed block) needs no division
-    if (k0 > 0) SplitIndex(k0, taps_w, g.out_c, &a, &b, &o);
+    if (k0 > 0) depths(k0, &a, &b, &o);
     while (count > 0) {
       const int64_t oh = i + rows.offsets[a], ow = j + cols.offsets[b];
       int64_t taps = 1;  // taps of this filter row the run covers
@@ -235,10 +229,11 @@ Status BackpropInputByPhase(const Conv2DGeometry& g, const T* w, const T* dy, Ac
       }
       if (one_phase && K > 0) continue;
       // The phase's rows into place (zeros where no tap reaches them).
+      const IndexSplit pixels(rows.count, cols.count, M);
       parallel_for(M, 4 * g.in_c, [&](int64_t begin, int64_t end) {
         for (int64_t pixel = begin; pixel < end; ++pixel) {
           int64_t n, i, j;
-          SplitIndex(pixel, rows.count, cols.count, &n, &i, &j);
+          pixels(pixel, &n, &i, &j);
           const int64_t h = rows.first + i * g.stride_h, x = cols.first + j * g.stride_w;
           CopyRun(dx + ((n * g.in_h + h) * g.in_w + x) * g.in_c, K > 0 ? out + pixel * g.in_c : nullptr, g.in_c);
         }

@@ -18,6 +18,7 @@
 #include "cc/core/dfp.h"
 #include "cc/core/gemm.h"
 #include "cc/core/gemm16.h"
+#include "cc/core/index_split.h"
 #include "cc/core/layer_norm.h"
 #include "cc/core/norm_element.h"
 #include "cc/core/norm_rows.h"
@@ -1032,6 +1033,53 @@ void TestSoftmaxGrad() {
   }
 }
 
+// ConstantDivisor against the hardware division: every divisor up to 4096
+// and divisors near powers of two up to 2**31, at numerators near their
+// multiples, random ones and the largest (2**31 - 1); IndexSplit against
+// the plain split, on its fast path and its 64-bit one.
+void TestIndexSplit() {
+  std::vector<uint64_t> divisors;
+  for (uint64_t d = 1; d <= 4096; ++d) divisors.push_back(d);
+  for (int l = 12; l <= 31; ++l) {
+    for (int64_t delta = -3; delta <= 3; ++delta) {
+      const int64_t d = (int64_t{1} << l) + delta;
+      if (d >= 1 && d <= (int64_t{1} << 31)) divisors.push_back(static_cast<uint64_t>(d));
+    }
+  }
+  std::uniform_int_distribution<uint64_t> numerator(0, (uint64_t{1} << 31) - 1);
+  bool same = true;
+  for (const uint64_t d : divisors) {
+    const ConstantDivisor divisor(d);
+    std::vector<uint64_t> ns = {0, 1, d - 1, d, d + 1, (uint64_t{1} << 31) - 1};
+    for (uint64_t k : {uint64_t{2}, uint64_t{3}, ((uint64_t{1} << 31) - 1) / d}) {
+      for (uint64_t n : {k * d - 1, k * d, k * d + 1}) ns.push_back(n);
+    }
+    for (int t = 0; t < 16; ++t) ns.push_back(numerator(rng));
+    for (const uint64_t n : ns) {
+      if (n >= (uint64_t{1} << 31)) continue;
+      if (divisor.Divide(n) != n / d) {
+        same = false;
+        EXPECT(false, "ConstantDivisor(%llu).Divide(%llu) = %llu", (unsigned long long)d, (unsigned long long)n,
+               (unsigned long long)divisor.Divide(n));
+      }
+    }
+  }
+  EXPECT(same, "ConstantDivisor");
+  struct Case { int64_t b, c, count; };
+  for (const Case& c : {Case{7, 5, 1000}, Case{28, 28, 64 * 28 * 28}, Case{1, 1, 10}, Case{3, 1 << 20, int64_t{1} << 31},
+                        Case{5, 3, int64_t{1} << 40}, Case{int64_t{1} << 32, 3, int64_t{1} << 40}}) {
+    const IndexSplit split(c.b, c.c, c.count);
+    std::uniform_int_distribution<int64_t> index(0, c.count - 1);
+    for (int t = 0; t < 2000; ++t) {
+      const int64_t i = t < 3 ? std::vector<int64_t>{0, c.count - 1, c.count / 2}[t] : index(rng);
+      int64_t first, second, third;
+      split(i, &first, &second, &third);
+      EXPECT(first == i / (c.b * c.c) && second == i / c.c % c.b && third == i % c.c,
+             "IndexSplit(%ld, %ld) of %ld", (long)c.b, (long)c.c, (long)i);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace keras_int
 
@@ -1043,6 +1091,7 @@ int main() {
   keras_int::TestMaxPoolCarrierShards();
   keras_int::TestQuadKernel();
   keras_int::TestMatMul();
+  keras_int::TestIndexSplit();
   keras_int::TestConv();
   keras_int::TestGemm16Paths();
   keras_int::TestDfp16();
