@@ -128,11 +128,13 @@ struct PhaseAxis {
 
 // Taps in descending order, so that with unit stride and dilation they read
 // ascending output pixels: a filter row's taps are then one run of dy.
-PhaseAxis AxisPhase(int64_t residue, int64_t in, int64_t pad, int64_t window, int64_t stride,
+// The phase whose first input coordinate is `first` (< stride and < in).
+PhaseAxis AxisPhase(int64_t first, int64_t in, int64_t pad, int64_t window, int64_t stride,
                     int64_t dilation) {
   PhaseAxis axis;
-  axis.first = ((residue - pad) % stride + stride) % stride;
-  axis.count = axis.first < in ? (in - axis.first + stride - 1) / stride : 0;
+  axis.first = first;
+  axis.count = (in - first + stride - 1) / stride;
+  const int64_t residue = (first + pad) % stride;
   for (int64_t k = window - 1; k >= 0; --k) {
     if (k * dilation % stride != residue) continue;
     const int64_t offset = (axis.first + pad - k * dilation) / stride;  // an exact division
@@ -211,10 +213,12 @@ Status BackpropInputByPhase(const Conv2DGeometry& g, const T* w, const T* dy, Ac
                             const ParallelFor& parallel_for, const PhaseGemm& gemm) {
   const bool one_phase = g.stride_h == 1 && g.stride_w == 1;
   std::vector<Acc> phase_dx;
-  for (int64_t rh = 0; rh < g.stride_h; ++rh) {
-    const PhaseAxis rows = AxisPhase(rh, g.in_h, g.pad_top, g.k_h, g.stride_h, g.dilation_h);
-    for (int64_t rw = 0; rw < g.stride_w; ++rw) {
-      const PhaseAxis cols = AxisPhase(rw, g.in_w, g.pad_left, g.k_w, g.stride_w, g.dilation_w);
+  // One phase per first coordinate below min(stride, in): a stride larger
+  // than the input has fewer phases than residues.
+  for (int64_t h0 = 0; h0 < std::min(g.stride_h, g.in_h); ++h0) {
+    const PhaseAxis rows = AxisPhase(h0, g.in_h, g.pad_top, g.k_h, g.stride_h, g.dilation_h);
+    for (int64_t w0 = 0; w0 < std::min(g.stride_w, g.in_w); ++w0) {
+      const PhaseAxis cols = AxisPhase(w0, g.in_w, g.pad_left, g.k_w, g.stride_w, g.dilation_w);
       const int64_t M = g.batch * rows.count * cols.count;
       if (M == 0) continue;
       const int64_t K = static_cast<int64_t>(rows.taps.size() * cols.taps.size()) * g.out_c;

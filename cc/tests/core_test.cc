@@ -171,7 +171,8 @@ void TestConv() {
                         // strides beyond the kernel (phases no tap reaches: zeros), a ResNet
                         // downsampling layer (even input, SAME: pad_top 0)
                         {2, 11, 9, 5, 3, 3, 4, 2, 2, 2, 2, true}, {1, 7, 8, 3, 1, 1, 2, 3, 2, 1, 1, true},
-                        {1, 9, 9, 3, 2, 2, 3, 3, 3, 1, 1, false}, {2, 8, 8, 16, 3, 3, 32, 2, 2, 1, 1, true}};
+                        {1, 9, 9, 3, 2, 2, 3, 3, 3, 1, 1, false}, {2, 8, 8, 16, 3, 3, 32, 2, 2, 1, 1, true},
+                        {1, 4, 6, 3, 3, 3, 2, int64_t{1} << 30, int64_t{1} << 30, 1, 1, true}};  // one phase per pixel, not per residue
   for (const Case& c : cases) {
     Conv2DGeometry g{c.n, c.h, c.w, c.c, c.kh, c.kw, c.o, c.sh, c.sw, c.dh, c.dw, 0, 0, 0, 0};
     EXPECT(ComputeConv2DGeometry(c.same, &g).ok(), "geometry");
